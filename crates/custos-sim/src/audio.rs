@@ -1,0 +1,456 @@
+//! Real audio, generated as a stream: WAV (PCM 16-bit, G.711 µ-law) and Ogg Opus.
+//!
+//! Recordings can be gigabytes, so nothing here holds a whole file: a [`MediaGen`] yields the
+//! file in chunks, and the same generator gives the size and the SHA-256 the ground truth
+//! reports. WAV samples are a tone computed once per second of audio and repeated. Opus has no
+//! encoder here: we repeat one second of real libopus packets (fixtures/, made by
+//! `make-opus-packets.py`) and write the Ogg framing ourselves, so any duration is exact to the
+//! sample (end trimming through the last granule position, RFC 7845 §4).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A media format: both a recording's original codec and a `formatId` it can be transcoded to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Codec {
+    /// RIFF/WAVE, PCM signed 16-bit little-endian.
+    #[serde(rename = "WAV")]
+    Wav,
+    /// RIFF/WAVE, G.711 µ-law 8-bit.
+    #[serde(rename = "WAV_ULAW")]
+    WavUlaw,
+    /// Ogg Opus (RFC 7845), 48 kHz, mono.
+    #[serde(rename = "OGG_OPUS")]
+    OggOpus,
+}
+
+impl Codec {
+    /// Every simulated codec.
+    pub const ALL: [Codec; 3] = [Codec::Wav, Codec::WavUlaw, Codec::OggOpus];
+
+    /// The Genesys `formatId` spelling.
+    pub fn format_id(self) -> &'static str {
+        match self {
+            Codec::Wav => "WAV",
+            Codec::WavUlaw => "WAV_ULAW",
+            Codec::OggOpus => "OGG_OPUS",
+        }
+    }
+
+    /// Parses a `formatId` the simulator can produce.
+    pub fn from_format_id(s: &str) -> Option<Codec> {
+        Codec::ALL.into_iter().find(|c| c.format_id() == s)
+    }
+
+    /// The Content-Type the media is served with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Codec::Wav | Codec::WavUlaw => "audio/wav",
+            Codec::OggOpus => "audio/ogg",
+        }
+    }
+}
+
+/// What one media file is: enough to regenerate it byte for byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MediaSpec {
+    /// Container and codec.
+    pub codec: Codec,
+    /// Samples per second (WAV only; Opus is 48 kHz).
+    pub sample_rate: u32,
+    /// 1 or 2 (WAV only; Opus is mono).
+    pub channels: u16,
+    /// What the audio really lasts, milliseconds.
+    pub duration_ms: u64,
+    /// Tone frequency, Hz.
+    pub tone_hz: u32,
+    /// Seeds the Ogg stream serial number.
+    pub serial: u32,
+}
+
+const CHUNK: usize = 64 * 1024;
+const OPUS_PRE_SKIP: u64 = 312;
+const OPUS_FRAME: u64 = 960; // 20 ms at 48 kHz
+const OPUS_PACKETS_PER_PAGE: u64 = 50;
+static OPUS_PACKETS: &[u8] = include_bytes!("../fixtures/tone-440hz-1s.opuspackets");
+
+impl MediaSpec {
+    fn frames(&self) -> u64 {
+        self.duration_ms * u64::from(self.sample_rate) / 1000
+    }
+
+    fn wav_data_len(&self) -> u64 {
+        let bps = match self.codec {
+            Codec::Wav => 2,
+            _ => 1,
+        };
+        self.frames() * u64::from(self.channels) * bps
+    }
+
+    /// Size of the file in bytes, computed without generating it.
+    pub fn size(&self) -> u64 {
+        match self.codec {
+            Codec::Wav => 44 + self.wav_data_len(),
+            Codec::WavUlaw => {
+                let data = self.wav_data_len();
+                58 + data + (data & 1)
+            }
+            Codec::OggOpus => {
+                let head = 27 + 1 + 19 + 27 + 1 + opus_tags().len() as u64;
+                let packets = opus_packet_count(self.duration_ms);
+                let lens = opus_packets();
+                let mut total = head;
+                let mut p = 0;
+                while p < packets {
+                    let n = (packets - p).min(OPUS_PACKETS_PER_PAGE);
+                    for i in p..p + n {
+                        let len = lens[(i % lens.len() as u64) as usize].len() as u64;
+                        total += len + len / 255 + 1;
+                    }
+                    total += 27;
+                    p += n;
+                }
+                total
+            }
+        }
+    }
+
+    /// A generator of the file's bytes.
+    pub fn generator(&self) -> MediaGen {
+        MediaGen {
+            spec: *self,
+            stage: 0,
+            pos: 0,
+            table: Vec::new(),
+        }
+    }
+
+    /// SHA-256 (lowercase hex) and size, by generating the file once.
+    pub fn digest(&self) -> (String, u64) {
+        let mut h = Sha256::new();
+        let mut n = 0u64;
+        let mut g = self.generator();
+        while let Some(chunk) = g.next_chunk() {
+            n += chunk.len() as u64;
+            h.update(&chunk);
+        }
+        (hex::encode(h.finalize()), n)
+    }
+}
+
+/// Yields a media file in chunks of at most 64 KiB.
+pub struct MediaGen {
+    spec: MediaSpec,
+    stage: u8,
+    pos: u64,
+    table: Vec<u8>,
+}
+
+impl MediaGen {
+    /// The next chunk, or `None` at the end of the file.
+    pub fn next_chunk(&mut self) -> Option<Bytes> {
+        match self.spec.codec {
+            Codec::Wav | Codec::WavUlaw => self.next_wav(),
+            Codec::OggOpus => self.next_ogg(),
+        }
+    }
+
+    fn next_wav(&mut self) -> Option<Bytes> {
+        let s = self.spec;
+        if self.stage == 0 {
+            self.stage = 1;
+            self.table = wav_second(&s);
+            return Some(wav_header(&s));
+        }
+        let total = s.wav_data_len();
+        let padded = if s.codec == Codec::WavUlaw {
+            total + (total & 1)
+        } else {
+            total
+        };
+        if self.pos >= padded {
+            return None;
+        }
+        let n = (padded - self.pos).min(CHUNK as u64) as usize;
+        let mut out = BytesMut::with_capacity(n);
+        let tl = self.table.len() as u64;
+        while out.len() < n {
+            if self.pos >= total {
+                out.put_u8(0); // RIFF pad byte
+                self.pos += 1;
+                continue;
+            }
+            let off = (self.pos % tl) as usize;
+            let take = (self.table.len() - off)
+                .min(n - out.len())
+                .min((total - self.pos) as usize);
+            out.extend_from_slice(&self.table[off..off + take]);
+            self.pos += take as u64;
+        }
+        Some(out.freeze())
+    }
+
+    fn next_ogg(&mut self) -> Option<Bytes> {
+        let serial = self.spec.serial;
+        match self.stage {
+            0 => {
+                self.stage = 1;
+                Some(ogg_page(0x02, 0, serial, 0, &[&opus_head()]))
+            }
+            1 => {
+                self.stage = 2;
+                Some(ogg_page(0x00, 0, serial, 1, &[&opus_tags()]))
+            }
+            _ => {
+                let total = opus_packet_count(self.spec.duration_ms);
+                if self.pos >= total {
+                    return None;
+                }
+                let packets = opus_packets();
+                let n = (total - self.pos).min(OPUS_PACKETS_PER_PAGE);
+                let page: Vec<&[u8]> = (self.pos..self.pos + n)
+                    .map(|i| packets[(i % packets.len() as u64) as usize])
+                    .collect();
+                self.pos += n;
+                let last = self.pos == total;
+                let granule = if last {
+                    OPUS_PRE_SKIP + self.spec.duration_ms * 48
+                } else {
+                    self.pos * OPUS_FRAME
+                };
+                let seq = 2 + (self.pos - 1) / OPUS_PACKETS_PER_PAGE;
+                let flags = if last { 0x04 } else { 0x00 };
+                Some(ogg_page(flags, granule, serial, seq as u32, &page))
+            }
+        }
+    }
+}
+
+fn wav_header(s: &MediaSpec) -> Bytes {
+    let data = s.wav_data_len();
+    let mut h = BytesMut::with_capacity(58);
+    let ch = u32::from(s.channels);
+    match s.codec {
+        Codec::Wav => {
+            h.put_slice(b"RIFF");
+            h.put_u32_le((36 + data) as u32);
+            h.put_slice(b"WAVEfmt ");
+            h.put_u32_le(16);
+            h.put_u16_le(1); // WAVE_FORMAT_PCM
+            h.put_u16_le(s.channels);
+            h.put_u32_le(s.sample_rate);
+            h.put_u32_le(s.sample_rate * ch * 2);
+            h.put_u16_le(s.channels * 2);
+            h.put_u16_le(16);
+        }
+        _ => {
+            let padded = data + (data & 1);
+            h.put_slice(b"RIFF");
+            h.put_u32_le((50 + padded) as u32);
+            h.put_slice(b"WAVEfmt ");
+            h.put_u32_le(18);
+            h.put_u16_le(7); // WAVE_FORMAT_MULAW
+            h.put_u16_le(s.channels);
+            h.put_u32_le(s.sample_rate);
+            h.put_u32_le(s.sample_rate * ch);
+            h.put_u16_le(s.channels);
+            h.put_u16_le(8);
+            h.put_u16_le(0); // cbSize
+            h.put_slice(b"fact");
+            h.put_u32_le(4);
+            h.put_u32_le(s.frames() as u32);
+        }
+    }
+    h.put_slice(b"data");
+    h.put_u32_le(data as u32);
+    h.freeze()
+}
+
+/// One second of sample data: a tone on the left (and a fifth above on the right), with the
+/// last quarter second silent so the audio is not one flat line.
+fn wav_second(s: &MediaSpec) -> Vec<u8> {
+    let sr = s.sample_rate as usize;
+    let mut out = Vec::with_capacity(sr * usize::from(s.channels) * 2);
+    for n in 0..sr {
+        let silent = n >= sr * 3 / 4;
+        for c in 0..s.channels {
+            let f = if c == 0 { s.tone_hz } else { s.tone_hz * 3 / 2 };
+            let v = if silent {
+                0.0
+            } else {
+                0.3 * (2.0 * std::f64::consts::PI * f64::from(f) * n as f64 / sr as f64).sin()
+            };
+            let pcm = (v * 32767.0) as i16;
+            match s.codec {
+                Codec::Wav => out.extend_from_slice(&pcm.to_le_bytes()),
+                _ => out.push(linear_to_ulaw(pcm)),
+            }
+        }
+    }
+    out
+}
+
+/// G.711 µ-law encoding of one 16-bit sample.
+fn linear_to_ulaw(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32635;
+    let mut s = i32::from(sample);
+    let sign = if s < 0 {
+        s = -s;
+        0x80
+    } else {
+        0
+    };
+    s = s.min(CLIP) + BIAS;
+    let mut exponent = 7;
+    let mut mask = 0x4000;
+    while exponent > 0 && s & mask == 0 {
+        exponent -= 1;
+        mask >>= 1;
+    }
+    let mantissa = (s >> (exponent + 3)) & 0x0F;
+    !(sign | (exponent << 4) | mantissa) as u8
+}
+
+fn opus_packet_count(duration_ms: u64) -> u64 {
+    (OPUS_PRE_SKIP + duration_ms * 48).div_ceil(OPUS_FRAME)
+}
+
+fn opus_packets() -> Vec<&'static [u8]> {
+    let mut out = Vec::with_capacity(50);
+    let mut p = 0;
+    while p + 2 <= OPUS_PACKETS.len() {
+        let len = u16::from_le_bytes([OPUS_PACKETS[p], OPUS_PACKETS[p + 1]]) as usize;
+        out.push(&OPUS_PACKETS[p + 2..p + 2 + len]);
+        p += 2 + len;
+    }
+    out
+}
+
+fn opus_head() -> Vec<u8> {
+    let mut h = Vec::with_capacity(19);
+    h.extend_from_slice(b"OpusHead");
+    h.push(1); // version
+    h.push(1); // channels
+    h.extend_from_slice(&(OPUS_PRE_SKIP as u16).to_le_bytes());
+    h.extend_from_slice(&48_000u32.to_le_bytes()); // input sample rate (informational)
+    h.extend_from_slice(&0i16.to_le_bytes()); // output gain
+    h.push(0); // channel mapping family
+    h
+}
+
+fn opus_tags() -> Vec<u8> {
+    let vendor = b"custos-sim";
+    let mut t = Vec::new();
+    t.extend_from_slice(b"OpusTags");
+    t.extend_from_slice(&(vendor.len() as u32).to_le_bytes());
+    t.extend_from_slice(vendor);
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t
+}
+
+fn ogg_page(flags: u8, granule: u64, serial: u32, seq: u32, packets: &[&[u8]]) -> Bytes {
+    let mut lacing = Vec::new();
+    for p in packets {
+        lacing.extend(std::iter::repeat_n(255u8, p.len() / 255));
+        lacing.push((p.len() % 255) as u8);
+    }
+    assert!(lacing.len() <= 255, "too many segments for one Ogg page");
+    let body: usize = packets.iter().map(|p| p.len()).sum();
+    let mut page = BytesMut::with_capacity(27 + lacing.len() + body);
+    page.put_slice(b"OggS");
+    page.put_u8(0);
+    page.put_u8(flags);
+    page.put_u64_le(granule);
+    page.put_u32_le(serial);
+    page.put_u32_le(seq);
+    page.put_u32_le(0); // CRC, filled below
+    page.put_u8(lacing.len() as u8);
+    page.put_slice(&lacing);
+    for p in packets {
+        page.put_slice(p);
+    }
+    let crc = ogg_crc(&page);
+    page[22..26].copy_from_slice(&crc.to_le_bytes());
+    page.freeze()
+}
+
+/// The Ogg CRC-32: polynomial 0x04C11DB7, no reflection, initial value 0.
+fn ogg_crc(data: &[u8]) -> u32 {
+    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = [0u32; 256];
+        for (i, e) in t.iter_mut().enumerate() {
+            let mut r = (i as u32) << 24;
+            for _ in 0..8 {
+                r = if r & 0x8000_0000 != 0 {
+                    (r << 1) ^ 0x04C1_1DB7
+                } else {
+                    r << 1
+                };
+            }
+            *e = r;
+        }
+        t
+    });
+    data.iter().fold(0u32, |crc, &b| {
+        (crc << 8) ^ table[((crc >> 24) as u8 ^ b) as usize]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(codec: Codec, ms: u64, channels: u16) -> MediaSpec {
+        MediaSpec {
+            codec,
+            sample_rate: 8000,
+            channels,
+            duration_ms: ms,
+            tone_hz: 440,
+            serial: 7,
+        }
+    }
+
+    #[test]
+    fn computed_size_equals_generated_size() {
+        for codec in Codec::ALL {
+            for ms in [1, 999, 1000, 1001, 5_000, 61_234] {
+                for ch in [1, 2] {
+                    let s = spec(codec, ms, ch);
+                    assert_eq!(s.size(), s.digest().1, "{codec:?} {ms} ms {ch} ch");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ulaw_matches_g711_reference_points() {
+        assert_eq!(linear_to_ulaw(0), 0xFF);
+        assert_eq!(linear_to_ulaw(-1), 0x7F);
+        assert_eq!(linear_to_ulaw(32767), 0x80);
+        assert_eq!(linear_to_ulaw(-32768), 0x00);
+    }
+
+    #[test]
+    fn ogg_crc_matches_libogg() {
+        // Ogg's CRC is CRC-32/CKSUM without the final inversion, so its check value for
+        // "123456789" is !0x765E7680 (ffprobe and the ogg crate verify every page we write).
+        assert_eq!(ogg_crc(b""), 0);
+        assert_eq!(ogg_crc(b"123456789"), 0x89A1_897F);
+    }
+
+    #[test]
+    fn opus_fixture_has_fifty_packets() {
+        assert_eq!(opus_packets().len(), 50);
+    }
+
+    #[test]
+    fn wav_header_fields() {
+        let h = wav_header(&spec(Codec::Wav, 1000, 2));
+        assert_eq!(&h[0..4], b"RIFF");
+        assert_eq!(u32::from_le_bytes(h[40..44].try_into().unwrap()), 32_000);
+    }
+}

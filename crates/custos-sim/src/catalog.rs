@@ -1,0 +1,485 @@
+//! The simulated org's data: conversations, their participants, and their recordings, all a
+//! pure function of the scenario's seed. The catalog never changes after it is built; what
+//! changes while serving (purges, drift reveals) lives in the server state.
+
+use std::collections::HashMap;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::audio::{Codec, MediaSpec};
+use crate::rng::{Rng, hash_unit};
+use crate::scenario::Scenario;
+
+/// A Genesys recording `fileState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileState {
+    /// Downloadable.
+    Available,
+    /// Restored from archive: downloadable until re-archived.
+    Restored,
+    /// In cold storage; must be restored before download.
+    Archived,
+    /// Gone.
+    Deleted,
+}
+
+impl FileState {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Available => "AVAILABLE",
+            FileState::Restored => "RESTORED",
+            FileState::Archived => "ARCHIVED",
+            FileState::Deleted => "DELETED",
+        }
+    }
+
+    /// Whether media can be fetched.
+    pub fn downloadable(self) -> bool {
+        matches!(self, FileState::Available | FileState::Restored)
+    }
+}
+
+/// One participant of a conversation, with its single voice session.
+#[derive(Clone, Debug)]
+pub struct Participant {
+    /// `participantId`.
+    pub participant_id: String,
+    /// `participantName`.
+    pub name: String,
+    /// `purpose`: customer, acd, agent.
+    pub purpose: &'static str,
+    /// `userId` for agents.
+    pub user_id: Option<String>,
+    /// The session's `sessionId`.
+    pub session_id: String,
+    /// Session `direction`.
+    pub direction: &'static str,
+    /// Session `ani`.
+    pub ani: String,
+    /// Session `dnis`.
+    pub dnis: String,
+    /// Whether an audio recording was started in this session.
+    pub recording: bool,
+    /// Segments: (type, start, end, queueId).
+    pub segments: Vec<Segment>,
+}
+
+/// An analytics segment.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    /// `segmentType`.
+    pub kind: &'static str,
+    /// `segmentStart`.
+    pub start: OffsetDateTime,
+    /// `segmentEnd`.
+    pub end: OffsetDateTime,
+    /// `queueId`, where the segment was in a queue.
+    pub queue_id: Option<String>,
+}
+
+/// A conversation.
+#[derive(Clone, Debug)]
+pub struct Conversation {
+    /// `conversationId`.
+    pub id: String,
+    /// `conversationStart`.
+    pub start: OffsetDateTime,
+    /// `conversationEnd`.
+    pub end: OffsetDateTime,
+    /// `originatingDirection`.
+    pub direction: &'static str,
+    /// `divisionIds[0]`.
+    pub division_id: String,
+    /// The queue it went through.
+    pub queue_id: String,
+    /// Customer, ACD (inbound only) and agent.
+    pub participants: Vec<Participant>,
+    /// Indexes into [`Catalog::recordings`].
+    pub recordings: Vec<usize>,
+    /// With the drift fault: visible only after this many query pages have been served.
+    pub reveal_after: Option<u64>,
+}
+
+/// A recording and everything needed to serve it.
+#[derive(Clone, Debug)]
+pub struct Recording {
+    /// Recording id.
+    pub id: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// Index of its conversation in [`Catalog::conversations`].
+    pub conversation: usize,
+    /// `startTime` as the API states it.
+    pub start: OffsetDateTime,
+    /// `endTime` as the API states it (start + stated duration).
+    pub end: OffsetDateTime,
+    /// Duration the metadata states, ms.
+    pub stated_ms: u64,
+    /// `fileState` in the catalog (a purge fault can delete it later).
+    pub file_state: FileState,
+    /// The original (trunk) codec, served by batch downloads and the search API.
+    pub codec: Codec,
+    /// The media as it really is: its duration is shorter than `stated_ms` under duration-lie.
+    pub media: MediaSpec,
+    /// `sessionId` of the recorded (agent) session.
+    pub session_id: String,
+    /// Faults that hit this recording.
+    pub faults: RecordingFaults,
+}
+
+impl Recording {
+    /// The media of this recording in `codec` (a transcode keeps duration and tone).
+    pub fn media_as(&self, codec: Codec) -> MediaSpec {
+        match codec {
+            // Opus is always 48 kHz mono here (the packets come from one libopus encode).
+            Codec::OggOpus => MediaSpec {
+                codec,
+                sample_rate: 48_000,
+                channels: 1,
+                ..self.media
+            },
+            _ => MediaSpec {
+                codec,
+                ..self.media
+            },
+        }
+    }
+}
+
+/// Which seeded faults hit one recording.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordingFaults {
+    /// Deleted at its first media download.
+    pub purge: bool,
+    /// Downloads cut off halfway.
+    pub truncate: bool,
+    /// Content-Length larger than the body.
+    pub length_over: bool,
+    /// Content-Length smaller than the file.
+    pub length_under: bool,
+    /// Metadata duration longer than the audio.
+    pub duration_lie: bool,
+    /// Transcode takes 10x.
+    pub slow_transcode: bool,
+    /// First media URL issued already expired.
+    pub expired_url: bool,
+}
+
+/// The whole org.
+#[derive(Debug)]
+pub struct Catalog {
+    /// Conversations sorted by (start, id), late (drift) ones included.
+    pub conversations: Vec<Conversation>,
+    /// Every recording, in conversation order.
+    pub recordings: Vec<Recording>,
+    by_conversation: HashMap<String, usize>,
+    by_recording: HashMap<String, usize>,
+}
+
+const FIRST: &[&str] = &[
+    "Ada", "Ben", "Chloe", "Dev", "Elif", "Femi", "Grace", "Hugo", "Ines", "Jon", "Kira", "Luca",
+];
+const QUEUES: &[&str] = &["Sales", "Support", "Billing", "Retention"];
+
+impl Catalog {
+    /// Builds the catalog of `s`.
+    pub fn build(s: &Scenario) -> Catalog {
+        let mut ids = Rng::fork(s.seed, "ids");
+        let users: Vec<(String, String)> = FIRST
+            .iter()
+            .map(|n| (ids.uuid(), format!("{n} Agent")))
+            .collect();
+        let queues: Vec<(String, &str)> = QUEUES.iter().map(|q| (ids.uuid(), *q)).collect();
+        let divisions: Vec<String> = (0..2).map(|_| ids.uuid()).collect();
+
+        let mut r = Rng::fork(s.seed, "conversations");
+        let span_ms = (s.end - s.start).whole_milliseconds() as u64;
+        let total = s.conversations + s.faults.drift;
+        let mut convs = Vec::with_capacity(total);
+        let mut recs_pending = Vec::new();
+        for i in 0..total {
+            let id = r.uuid();
+            let start =
+                s.start + Duration::milliseconds(r.range(0, span_ms.saturating_sub(1)) as i64);
+            let inbound = r.chance(0.7);
+            let direction = if inbound { "inbound" } else { "outbound" };
+            let queue = r.pick(&queues).clone();
+            let user = r.pick(&users).clone();
+            let division_id = r.pick(&divisions).clone();
+            let wait_ms = r.range(2_000, 30_000) as i64;
+            let talk_ms = r.range(
+                u64::from(s.min_recording_s) * 1000,
+                u64::from(s.max_recording_s) * 1000,
+            ) as i64;
+            let connect = start + Duration::milliseconds(wait_ms);
+            let end = connect + Duration::milliseconds(talk_ms);
+            let customer_number = format!("tel:+1555{:07}", r.range(0, 9_999_999));
+            let org_number = format!("tel:+1800555{:04}", r.range(0, 9_999));
+            let (ani, dnis) = if inbound {
+                (customer_number.clone(), org_number.clone())
+            } else {
+                (org_number.clone(), customer_number.clone())
+            };
+            let seg = |kind, a, b, q: Option<&String>| Segment {
+                kind,
+                start: a,
+                end: b,
+                queue_id: q.cloned(),
+            };
+            let mut participants = vec![Participant {
+                participant_id: r.uuid(),
+                name: "Customer".into(),
+                purpose: "customer",
+                user_id: None,
+                session_id: r.uuid(),
+                direction,
+                ani: ani.clone(),
+                dnis: dnis.clone(),
+                recording: false,
+                segments: vec![seg("interact", start, end, None)],
+            }];
+            if inbound {
+                participants.push(Participant {
+                    participant_id: r.uuid(),
+                    name: queue.1.to_string(),
+                    purpose: "acd",
+                    user_id: None,
+                    session_id: r.uuid(),
+                    direction,
+                    ani: ani.clone(),
+                    dnis: dnis.clone(),
+                    recording: false,
+                    segments: vec![seg("interact", start, connect, Some(&queue.0))],
+                });
+            }
+            let nrec = if r.chance(0.1) {
+                0
+            } else {
+                r.range(1, u64::from(s.max_recordings_per_conversation.max(1)))
+            };
+            let nrec = nrec.min(u64::from(s.max_recordings_per_conversation));
+            let agent_session = r.uuid();
+            participants.push(Participant {
+                participant_id: r.uuid(),
+                name: user.1.clone(),
+                purpose: "agent",
+                user_id: Some(user.0.clone()),
+                session_id: agent_session.clone(),
+                direction,
+                ani,
+                dnis,
+                recording: nrec > 0,
+                segments: vec![
+                    seg(
+                        "alert",
+                        connect - Duration::milliseconds(1500),
+                        connect,
+                        Some(&queue.0),
+                    ),
+                    seg("interact", connect, end, Some(&queue.0)),
+                ],
+            });
+            for k in 0..nrec {
+                recs_pending.push((i, k, connect, end, agent_session.clone()));
+            }
+            let reveal_after = (i >= s.conversations).then(|| (i - s.conversations) as u64 + 1);
+            convs.push(Conversation {
+                id,
+                start,
+                end,
+                direction,
+                division_id,
+                queue_id: queue.0.clone(),
+                participants,
+                recordings: Vec::new(),
+                reveal_after,
+            });
+        }
+
+        // Recordings: a second pass so their draws never shift the conversations'.
+        let mut rr = Rng::fork(s.seed, "recordings");
+        let mut recordings = Vec::with_capacity(recs_pending.len());
+        for (ci, k, connect, end, session_id) in recs_pending {
+            let id = rr.uuid();
+            // A second recording of the same conversation covers its second half (a consult leg).
+            let start = if k == 0 {
+                connect
+            } else {
+                connect + (end - connect) / 2
+            };
+            let stated_ms = (end - start).whole_milliseconds() as u64;
+            let state_roll = rr.unit();
+            let file_state = if state_roll < s.deleted_fraction {
+                FileState::Deleted
+            } else if state_roll < s.deleted_fraction + s.archived_fraction {
+                FileState::Archived
+            } else if rr.chance(0.03) {
+                FileState::Restored
+            } else {
+                FileState::Available
+            };
+            let codec = *rr.pick(&s.codecs);
+            let tone_hz = rr.range(300, 1000) as u32;
+            let serial = rr.next_u64() as u32;
+            let f = &s.faults;
+            let hit = |label: &str, p: f64| p > 0.0 && hash_unit(s.seed, label, &id) < p;
+            let faults = RecordingFaults {
+                purge: file_state == FileState::Available && hit("purge", f.purge),
+                truncate: hit("truncate", f.truncate),
+                length_over: hit("length-over", f.length_over),
+                length_under: hit("length-under", f.length_under),
+                duration_lie: hit("duration-lie", f.duration_lie),
+                slow_transcode: hit("slow-transcode", f.slow_transcode),
+                expired_url: hit("expired-urls", f.expired_urls),
+            };
+            // A lying recording holds a third of what its metadata claims (at least 2 s short).
+            let audio_ms = if faults.duration_lie {
+                (stated_ms / 3).min(stated_ms.saturating_sub(2_000)).max(1)
+            } else {
+                stated_ms
+            };
+            let media = MediaSpec {
+                codec,
+                sample_rate: if codec == Codec::OggOpus {
+                    48_000
+                } else {
+                    s.sample_rate
+                },
+                channels: if codec == Codec::OggOpus {
+                    1
+                } else {
+                    s.channels
+                },
+                duration_ms: audio_ms,
+                tone_hz,
+                serial,
+            };
+            convs[ci].recordings.push(recordings.len());
+            recordings.push(Recording {
+                id,
+                conversation_id: convs[ci].id.clone(),
+                conversation: ci,
+                start,
+                end: start + Duration::milliseconds(stated_ms as i64),
+                stated_ms,
+                file_state,
+                codec,
+                media,
+                session_id,
+                faults,
+            });
+        }
+
+        // Sort conversations by (start, id) and re-point the recordings at their new indexes.
+        let mut order: Vec<usize> = (0..convs.len()).collect();
+        order.sort_by(|&a, &b| (convs[a].start, &convs[a].id).cmp(&(convs[b].start, &convs[b].id)));
+        let mut new_index = vec![0; convs.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_index[old] = new;
+        }
+        let mut slots: Vec<Option<Conversation>> = convs.into_iter().map(Some).collect();
+        let conversations: Vec<Conversation> = order
+            .iter()
+            .map(|&o| slots[o].take().expect("each index once"))
+            .collect();
+        for rec in &mut recordings {
+            rec.conversation = new_index[rec.conversation];
+        }
+        let by_conversation = conversations
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+        let by_recording = recordings
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        Catalog {
+            conversations,
+            recordings,
+            by_conversation,
+            by_recording,
+        }
+    }
+
+    /// A conversation's index by id.
+    pub fn conversation(&self, id: &str) -> Option<usize> {
+        self.by_conversation.get(id).copied()
+    }
+
+    /// A recording's index by id.
+    pub fn recording(&self, id: &str) -> Option<usize> {
+        self.by_recording.get(id).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_sorted_and_consistent() {
+        let s = Scenario {
+            conversations: 300,
+            ..Scenario::default()
+        };
+        let a = Catalog::build(&s);
+        let b = Catalog::build(&s);
+        assert_eq!(a.conversations.len(), 300);
+        assert_eq!(
+            a.recordings.iter().map(|r| &r.id).collect::<Vec<_>>(),
+            b.recordings.iter().map(|r| &r.id).collect::<Vec<_>>()
+        );
+        assert!(a.conversations.windows(2).all(|w| w[0].start <= w[1].start));
+        for (i, r) in a.recordings.iter().enumerate() {
+            let c = &a.conversations[r.conversation];
+            assert_eq!(c.id, r.conversation_id);
+            assert!(c.recordings.contains(&i));
+            assert!(r.start >= c.start && r.end <= c.end);
+            assert!(c.start >= s.start && c.start < s.end);
+        }
+        let states: Vec<FileState> = a.recordings.iter().map(|r| r.file_state).collect();
+        for st in [
+            FileState::Available,
+            FileState::Archived,
+            FileState::Deleted,
+        ] {
+            assert!(
+                states.contains(&st),
+                "{st:?} missing from a 300-conversation catalog"
+            );
+        }
+        assert_ne!(
+            Catalog::build(&Scenario { seed: 2, ..s }).recordings[0].id,
+            a.recordings[0].id
+        );
+    }
+
+    #[test]
+    fn duration_lie_shortens_audio_only() {
+        let mut s = Scenario::default();
+        s.faults.duration_lie = 1.0;
+        let c = Catalog::build(&s);
+        for r in &c.recordings {
+            assert!(r.faults.duration_lie);
+            assert!(r.media.duration_ms + 1_000 < r.stated_ms);
+        }
+    }
+
+    #[test]
+    fn drift_adds_hidden_conversations() {
+        let mut s = Scenario::default();
+        s.faults.drift = 4;
+        let c = Catalog::build(&s);
+        assert_eq!(c.conversations.len(), s.conversations + 4);
+        assert_eq!(
+            c.conversations
+                .iter()
+                .filter(|c| c.reveal_after.is_some())
+                .count(),
+            4
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! Ground truth and counters for tests: what every recording really is (SHA-256, size,
+//! duration, codec, state, faults, and the outcome a correct export must give it), and the
+//! simulator's control endpoints under `/sim/`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::Sim;
+use crate::audio::Codec;
+use crate::catalog::FileState;
+use crate::state::Inner;
+use crate::wire::{ok, ts};
+
+/// The truth about one media rendition.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FormatTruth {
+    /// Bytes.
+    pub size_bytes: u64,
+    /// Lowercase hex SHA-256.
+    pub sha256: String,
+}
+
+/// The truth about one recording.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingTruth {
+    /// Recording id.
+    pub id: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// Conversation start (ISO-8601).
+    pub conversation_start: String,
+    /// Recording start as the API states it.
+    pub start_time: String,
+    /// fileState now (a purge fault may have deleted it since the start).
+    pub file_state: String,
+    /// fileState in the catalog, before any fault.
+    pub catalog_file_state: String,
+    /// Original codec (what batch downloads and the search API serve).
+    pub codec: Codec,
+    /// Content-Type of the original.
+    pub content_type: String,
+    /// What the audio really lasts, ms.
+    pub duration_ms: u64,
+    /// What the metadata states, ms.
+    pub stated_duration_ms: u64,
+    /// Size of the original, bytes.
+    pub size_bytes: u64,
+    /// SHA-256 of the original.
+    pub sha256: String,
+    /// Every rendition the transcode endpoint can produce.
+    pub formats: BTreeMap<Codec, FormatTruth>,
+    /// Faults that hit this recording.
+    pub faults: Vec<String>,
+    /// Hidden until revealed by the drift fault.
+    pub late: bool,
+    /// What a correct export records: Exported, Purged, Archived, Corrupted or Failed.
+    pub expected_outcome: String,
+}
+
+/// The truth about the whole catalog.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Truth {
+    /// The scenario's seed.
+    pub seed: u64,
+    /// Conversations in the catalog (late ones included).
+    pub conversations: usize,
+    /// Every recording.
+    pub recordings: Vec<RecordingTruth>,
+}
+
+fn digest(inner: &Inner, rec: usize, codec: Codec) -> FormatTruth {
+    if let Some((sha, size)) = inner.digests.lock().expect("digests").get(&(rec, codec)) {
+        return FormatTruth {
+            size_bytes: *size,
+            sha256: sha.clone(),
+        };
+    }
+    let (sha, size) = inner.catalog.recordings[rec].media_as(codec).digest();
+    inner
+        .digests
+        .lock()
+        .expect("digests")
+        .insert((rec, codec), (sha.clone(), size));
+    FormatTruth {
+        size_bytes: size,
+        sha256: sha,
+    }
+}
+
+pub fn build(inner: &Inner) -> Truth {
+    let fa = inner.scenario.faults.fault_attempts;
+    let recordings = inner
+        .catalog
+        .recordings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let f = r.faults;
+            let mut faults = Vec::new();
+            for (on, name) in [
+                (f.purge, "purge"),
+                (f.truncate, "truncate"),
+                (f.length_over, "length-over"),
+                (f.length_under, "length-under"),
+                (f.duration_lie, "duration-lie"),
+                (f.slow_transcode, "slow-transcode"),
+                (f.expired_url, "expired-urls"),
+            ] {
+                if on {
+                    faults.push(name.to_owned());
+                }
+            }
+            let expected = match r.file_state {
+                FileState::Deleted => "Purged",
+                FileState::Archived => "Archived",
+                _ if f.purge => "Purged",
+                _ if f.duration_lie => "Corrupted",
+                _ if fa == 0 && (f.truncate || f.length_over || f.length_under) => "Failed",
+                _ => "Exported",
+            };
+            let formats: BTreeMap<Codec, FormatTruth> = Codec::ALL
+                .into_iter()
+                .map(|c| (c, digest(inner, i, c)))
+                .collect();
+            let original = formats[&r.codec].clone();
+            let state = inner.file_state(&inner.state(), i);
+            RecordingTruth {
+                id: r.id.clone(),
+                conversation_id: r.conversation_id.clone(),
+                conversation_start: ts(inner.catalog.conversations[r.conversation].start),
+                start_time: ts(r.start),
+                file_state: state.as_str().to_owned(),
+                catalog_file_state: r.file_state.as_str().to_owned(),
+                codec: r.codec,
+                content_type: r.codec.content_type().to_owned(),
+                duration_ms: r.media.duration_ms,
+                stated_duration_ms: r.stated_ms,
+                size_bytes: original.size_bytes,
+                sha256: original.sha256,
+                formats,
+                faults,
+                late: inner.catalog.conversations[r.conversation]
+                    .reveal_after
+                    .is_some(),
+                expected_outcome: expected.to_owned(),
+            }
+        })
+        .collect();
+    Truth {
+        seed: inner.scenario.seed,
+        conversations: inner.catalog.conversations.len(),
+        recordings,
+    }
+}
+
+pub async fn stats_endpoint(State(sim): State<Sim>) -> Response {
+    ok(serde_json::to_value(sim.stats()).expect("stats serialise"))
+}
+
+pub async fn truth_endpoint(State(sim): State<Sim>) -> Response {
+    let truth = tokio::task::spawn_blocking(move || sim.truth())
+        .await
+        .expect("truth task");
+    ok(serde_json::to_value(truth).expect("truth serialises"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockParams {
+    advance_ms: u64,
+}
+
+pub async fn clock_endpoint(State(sim): State<Sim>, Query(p): Query<ClockParams>) -> Response {
+    sim.advance_clock(p.advance_ms);
+    ok(json!({"advancedMs": p.advance_ms, "now": ts(sim.0.clock.utc())}))
+}

@@ -1,0 +1,13 @@
+//! Custos: evidence-grade export of Genesys Cloud CX call recordings for legal eDiscovery.
+//!
+//! This crate is the pipeline library (query → sealed manifest → retrieval → evidence package);
+//! it never prints, parses argv or exits. The stages land one issue at a time; what is here now
+//! is the part every stage shares: where a Genesys org lives.
+//!
+//! ```
+//! let r = custos::region::Region::parse("mypurecloud.ie").unwrap();
+//! assert_eq!(r.api_base(), "https://api.mypurecloud.ie");
+//! assert_eq!(r.login_base(), "https://login.mypurecloud.ie");
+//! ```
+
+pub mod region;

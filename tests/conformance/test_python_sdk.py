@@ -1,0 +1,172 @@
+"""Conformance: Genesys' official Python SDK (PureCloudPlatformClientV2) runs the whole
+recording-export flow against custos-sim and deserialises every response.
+
+The SDK is the closest thing to the real service we can run here: it is generated from
+Genesys' own OpenAPI spec, so a misspelt field, a wrong type or an unknown enum value in the
+simulator shows up as a missing attribute or as the SDK's "outdated_sdk_version" marker.
+"""
+import hashlib
+import time
+import urllib.request
+
+import PureCloudPlatformClientV2 as gc
+import pytest
+from PureCloudPlatformClientV2.rest import ApiException
+
+WEEK = "2023-10-01T00:00:00.000Z/2023-10-08T00:00:00.000Z"
+
+
+def walk(value, path="$"):
+    """Yields (path, leaf) for every leaf of an SDK model's to_dict()."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from walk(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from walk(v, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def assert_known_enums(model):
+    """The SDK maps enum values it does not know to 'outdated_sdk_version'."""
+    bad = [p for p, v in walk(model.to_dict()) if v == "outdated_sdk_version"]
+    assert not bad, f"values the official SDK does not know: {bad}"
+
+
+@pytest.fixture(scope="module")
+def client(sim):
+    api = gc.api_client.ApiClient(host=sim.base)
+    api.get_client_credentials_token("sdk-client", "sdk-secret")
+    assert api.access_token
+    return api
+
+
+def test_bad_credentials_are_refused(sim):
+    api = gc.api_client.ApiClient(host=sim.base)
+    with pytest.raises(Exception):
+        api.get_client_credentials_token("sdk-client", "wrong")
+
+
+def test_full_export_flow_with_the_official_sdk(sim, client):
+    truth = sim.truth()
+    analytics = gc.ConversationsApi(client)
+    recordings = gc.RecordingApi(client)
+
+    # 1. Discover conversations: every page until one comes back without conversations.
+    conversation_ids = []
+    page = 1
+    while True:
+        q = gc.ConversationQuery()
+        q.interval = WEEK
+        q.order = "asc"
+        q.order_by = "conversationStart"
+        q.paging = gc.PagingSpec()
+        q.paging.page_size = 10
+        q.paging.page_number = page
+        resp = analytics.post_analytics_conversations_details_query(q)
+        assert isinstance(resp, gc.AnalyticsConversationQueryResponse)
+        assert resp.total_hits == 30
+        assert_known_enums(resp)
+        if not resp.conversations:
+            break
+        for c in resp.conversations:
+            assert c.conversation_id and c.conversation_start and c.participants
+            for p in c.participants:
+                assert p.purpose in ("customer", "acd", "agent")
+                for s in p.sessions:
+                    assert s.media_type == "voice" and s.segments
+        conversation_ids += [c.conversation_id for c in resp.conversations]
+        page += 1
+    assert len(conversation_ids) == len(set(conversation_ids)) == 30
+
+    # 2. List recordings per conversation.
+    pairs = []
+    for cid in conversation_ids:
+        for m in recordings.get_conversation_recordingmetadata(cid):
+            assert isinstance(m, gc.RecordingMetadata)
+            assert_known_enums(m)
+            pairs.append((cid, m.id, m.file_state))
+    by_id = {r["id"]: r for r in truth["recordings"]}
+    assert {p[1] for p in pairs} == set(by_id)
+    for _, rid, state in pairs:
+        assert state == by_id[rid]["fileState"]
+
+    # 3. Batch requests of at most 100 items, polled until complete.
+    results = []
+    for i in range(0, len(pairs), 100):
+        sub = gc.BatchDownloadJobSubmission()
+        sub.batch_download_request_list = []
+        for cid, rid, _ in pairs[i:i + 100]:
+            item = gc.BatchDownloadRequest()
+            item.conversation_id = cid
+            item.recording_id = rid
+            sub.batch_download_request_list.append(item)
+        job = recordings.post_recording_batchrequests(sub)
+        assert isinstance(job, gc.BatchDownloadJobSubmissionResult) and job.id
+        for _ in range(200):
+            status = recordings.get_recording_batchrequest(job.id)
+            assert isinstance(status, gc.BatchDownloadJobStatusResult)
+            assert_known_enums(status)
+            if status.status == "Completed" and status.result_count == status.expected_result_count:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("batch job never completed")
+        results += status.results
+
+    # 4. Download every resultUrl with no Authorization header; bytes must be the truth.
+    downloaded = 0
+    for res in results:
+        expected = by_id[res.recording_id]
+        if expected["fileState"] in ("ARCHIVED", "DELETED"):
+            assert res.error_msg and not res.result_url
+            continue
+        assert res.content_type == expected["contentType"]
+        with urllib.request.urlopen(res.result_url) as r:
+            data = r.read()
+        assert hashlib.sha256(data).hexdigest() == expected["sha256"], res.recording_id
+        downloaded += 1
+    assert downloaded > 0
+    assert sim.stats()["bearerOnMedia"] == 0
+
+
+def test_single_recording_and_errors_through_the_sdk(sim, client):
+    truth = sim.truth()
+    rec = next(r for r in truth["recordings"] if r["fileState"] == "AVAILABLE")
+    api = gc.RecordingApi(client)
+    r = api.get_conversation_recording(rec["conversationId"], rec["id"], format_id="OGG_OPUS", download=True)
+    assert isinstance(r, gc.Recording)
+    assert_known_enums(r)
+    assert r.output_duration_ms == rec["statedDurationMs"]
+    assert r.output_size_in_bytes == rec["formats"]["OGG_OPUS"]["sizeBytes"]
+    with urllib.request.urlopen(r.media_uris["S"].media_uri) as resp:
+        assert hashlib.sha256(resp.read()).hexdigest() == rec["formats"]["OGG_OPUS"]["sha256"]
+
+    with pytest.raises(ApiException) as e:
+        api.get_conversation_recordingmetadata("no-such-conversation")
+    assert e.value.status == 404
+    assert "conversation.not.found" in e.value.body
+
+    jobs = gc.ConversationsApi(client)
+    q = gc.AsyncConversationQuery()
+    q.interval = WEEK
+    job = jobs.post_analytics_conversations_details_jobs(q)
+    for _ in range(100):
+        st = jobs.get_analytics_conversations_details_job(job.job_id)
+        if st.state == "FULFILLED":
+            break
+        time.sleep(0.05)
+    assert st.state == "FULFILLED"
+    ids, cursor = [], None
+    while True:
+        kw = {"page_size": 7}
+        if cursor:
+            kw["cursor"] = cursor
+        page = jobs.get_analytics_conversations_details_job_results(job.job_id, **kw)
+        assert_known_enums(page)
+        ids += [c.conversation_id for c in page.conversations or []]
+        cursor = page.cursor
+        if not cursor:
+            break
+    assert len(ids) == len(set(ids)) == 30
