@@ -120,14 +120,20 @@ enum Transcode {
     Pending(u64),
 }
 
+/// How long a transcode of `rec` takes (10x under the slow-transcode fault).
+fn transcode_ms(inner: &Inner, rec: usize) -> u64 {
+    let ms = inner.scenario.transcode_ms;
+    if inner.catalog.recordings[rec].faults.slow_transcode {
+        ms * 10
+    } else {
+        ms
+    }
+}
+
 /// Starts (or checks) the transcode of `rec` to `codec`.
 fn transcode(inner: &Inner, st: &mut SimState, rec: usize, codec: Codec) -> Transcode {
-    let r = &inner.catalog.recordings[rec];
     let now = inner.clock.now();
-    let mut ms = inner.scenario.transcode_ms;
-    if r.faults.slow_transcode {
-        ms *= 10;
-    }
+    let ms = transcode_ms(inner, rec);
     let ready = *st
         .transcodes
         .entry((rec, codec))
@@ -166,10 +172,7 @@ fn recording_json(
     merge(&mut v, retention(inner, st, rec));
     match media {
         Some((codec, Transcode::Ready(url))) => {
-            let mut ms = inner.scenario.transcode_ms;
-            if r.faults.slow_transcode {
-                ms *= 10;
-            }
+            let ms = transcode_ms(inner, rec);
             merge(
                 &mut v,
                 json!({

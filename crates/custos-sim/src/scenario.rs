@@ -139,6 +139,17 @@ impl Scenario {
         if !(8_000..=48_000).contains(&self.sample_rate) {
             return Err("sample-rate must be within 8000..=48000".into());
         }
+        // RIFF sizes are 32-bit: a longer WAV would need RF64, which we do not generate.
+        let wav_bytes = u64::from(self.max_recording_s)
+            * u64::from(self.sample_rate)
+            * u64::from(self.channels)
+            * 2;
+        if wav_bytes > u64::from(u32::MAX) - 64 {
+            return Err(format!(
+                "max-recording-s {} at {} Hz x {} channels makes a WAV over 4 GiB, which RIFF cannot describe",
+                self.max_recording_s, self.sample_rate, self.channels
+            ));
+        }
         if self.codecs.is_empty() {
             return Err("codecs must name at least one codec".into());
         }
