@@ -1,8 +1,8 @@
 //! Custos: evidence-grade export of Genesys Cloud CX call recordings for legal eDiscovery.
 //!
 //! This crate is the pipeline library (query → sealed manifest → retrieval → evidence package);
-//! it never prints, parses argv or exits. The stages land one issue at a time; what is here now
-//! is the part every stage shares: where a Genesys org lives.
+//! it never prints, parses argv or exits. The stages land one issue at a time; what is here now:
+//! where a Genesys org lives ([`region`]) and the deterministic query ([`query`]).
 //!
 //! ```
 //! let r = custos::region::Region::parse("mypurecloud.ie").unwrap();
@@ -10,4 +10,5 @@
 //! assert_eq!(r.login_base(), "https://login.mypurecloud.ie");
 //! ```
 
+pub mod query;
 pub mod region;
