@@ -1,12 +1,23 @@
 //! The `custos` command: a thin adapter from argv to one library call each.
 //!
-//! Exit codes: 0 success; 2 usage or configuration error (clap uses 2 as well).
+//! Exit codes (also in `custos --help`):
+//! * 0 — done: every manifest item ended Exported, Purged or Archived;
+//! * 1 — done, but some items ended Failed or Corrupted (see chain_of_custody.csv);
+//! * 2 — bad usage or configuration, found before anything was written;
+//! * 3 — the export stopped (API, network or disk): re-run the same command to resume.
+
+mod export;
+mod progress;
 
 use clap::{Parser, Subcommand};
 
 /// Custos: evidence-grade export of Genesys Cloud call recordings for eDiscovery.
 #[derive(Parser)]
-#[command(name = "custos", version)]
+#[command(
+    name = "custos",
+    version,
+    after_help = "Exit codes: 0 done; 1 done with Failed/Corrupted items; 2 bad usage or configuration; 3 stopped, re-run to resume."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -14,18 +25,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Export the recordings a query selects into a verifiable evidence package (a BagIt bag).
+    Export(Box<export::ExportArgs>),
+    /// Start the embedded simulator, export from it into ./custos-demo (or --out), validate it.
+    Demo(export::DemoArgs),
     /// Run the Genesys Cloud simulator (custos-sim): prints its base URL, serves until Ctrl-C.
-    Sim(custos_sim::cli::SimArgs),
+    Sim(Box<custos_sim::cli::SimArgs>),
 }
 
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Sim(args) => custos_sim::cli::run(args).await,
+    let code = match cli.command {
+        Command::Export(args) => export::run_export(*args).await,
+        Command::Demo(args) => export::run_demo(args).await,
+        Command::Sim(args) => match custos_sim::cli::run(*args).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("custos: error: {e}");
+                2
+            }
+        },
     };
-    if let Err(e) = result {
-        eprintln!("custos: error: {e}");
-        std::process::exit(2);
-    }
+    std::process::exit(code);
 }

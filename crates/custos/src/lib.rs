@@ -10,5 +10,16 @@
 //! assert_eq!(r.login_base(), "https://login.mypurecloud.ie");
 //! ```
 
+pub mod error;
+pub mod fetch;
+pub mod http;
+pub mod model;
+pub mod package;
+pub mod pipeline;
 pub mod query;
 pub mod region;
+pub mod source;
+pub mod state;
+
+pub use error::{Error, Result};
+pub use pipeline::{ExportConfig, Report, Retrieval, SourceKind, export};

@@ -1,0 +1,69 @@
+//! The library's one error type.
+//!
+//! Policy: an `Error` means the export as a whole cannot go on (bad input, no credentials, the
+//! API refusing us, the disk failing). Problems with one recording are never errors: they become
+//! that item's outcome (`Purged`, `Archived`, `Corrupted`, `Failed` with a reason), so one bad
+//! recording never stops an export and nothing is lost silently.
+
+use std::path::PathBuf;
+
+/// Why an export could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The query is not valid.
+    #[error("{0}")]
+    Query(#[from] crate::query::QueryError),
+    /// A setting is wrong; the message says which and what to do.
+    #[error("{0}")]
+    Config(String),
+    /// The output directory cannot be used.
+    #[error("{path}: {message}")]
+    OutputDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Authentication failed.
+    #[error("authentication failed at {url}: {message}")]
+    Auth {
+        /// The token URL.
+        url: String,
+        /// What the login host said.
+        message: String,
+    },
+    /// The API answered something we cannot go on from.
+    #[error("{method} {url} failed: {message}")]
+    Api {
+        /// HTTP method.
+        method: String,
+        /// URL (never with a secret in it).
+        url: String,
+        /// Status and Genesys error code/message, or the transport error.
+        message: String,
+    },
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The job database failed.
+    #[error("job database: {0}")]
+    State(#[from] rusqlite::Error),
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,246 @@
+//! Downloading one media file as evidence: stream to `<name>.part` while hashing, check the
+//! byte count against Content-Length (and the size the API stated, when it stated one), refuse a
+//! body larger than stated, fsync, then rename to the final name, make it read-only, and write a
+//! `sha256sum -c` sidecar. A partial file never carries a final name.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::Error;
+
+/// A completed download, still under its `.part` name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    /// Lowercase hex SHA-256.
+    pub sha256: String,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Content-Type as served (parameters stripped).
+    pub content_type: String,
+}
+
+/// Why a download did not produce a file.
+#[derive(Debug)]
+pub enum FetchError {
+    /// 404/410: gone at the source.
+    NotFound,
+    /// 403 with an expiry message: the URL must be re-requested.
+    Expired,
+    /// 409 from the search API: archived.
+    Archived,
+    /// The transfer broke, or its length disagreed with Content-Length: worth retrying.
+    Incomplete(String),
+    /// 429 from an API-hosted media endpoint: wait (Retry-After) and retry.
+    Throttled(Option<std::time::Duration>),
+    /// The file arrived whole but its size is not what the API stated.
+    SizeMismatch {
+        /// Bytes received.
+        got: u64,
+        /// Bytes the API stated (`outputSizeInBytes`).
+        stated: u64,
+    },
+    /// Any other refusal (the status and body).
+    Refused(String),
+    /// The local disk failed: the export cannot go on.
+    Io(Error),
+}
+
+/// The file extension for a Content-Type: from the type, never assumed.
+pub fn extension(content_type: &str) -> &'static str {
+    match content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "audio/wav" | "audio/x-wav" | "audio/wave" | "audio/vnd.wave" => "wav",
+        "audio/ogg" | "audio/opus" | "application/ogg" => "ogg",
+        "audio/mpeg" | "audio/mp3" => "mp3",
+        "audio/webm" | "video/webm" => "webm",
+        "audio/mp4" | "audio/x-m4a" => "m4a",
+        _ => "bin",
+    }
+}
+
+/// GETs `url` into `part`. `bearer` only for API-hosted media (the search API's `/media`);
+/// pre-signed URLs are fetched with no credentials at all.
+pub async fn fetch(
+    http: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+    part: &Path,
+    stated_size: Option<u64>,
+) -> Result<Fetched, FetchError> {
+    let mut rb = http.get(url);
+    if let Some(t) = bearer {
+        rb = rb.bearer_auth(t);
+    }
+    let mut resp = rb
+        .send()
+        .await
+        .map_err(|e| FetchError::Incomplete(format!("request failed: {e}")))?;
+    let status = resp.status().as_u16();
+    match status {
+        200 => {}
+        404 | 410 => return Err(FetchError::NotFound),
+        409 => return Err(FetchError::Archived),
+        403 => {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(if body.to_ascii_lowercase().contains("expired") {
+                FetchError::Expired
+            } else {
+                FetchError::Refused(format!("403 {}", snippet(&body)))
+            });
+        }
+        429 => {
+            let after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
+            return Err(FetchError::Throttled(
+                after.map(std::time::Duration::from_secs),
+            ));
+        }
+        408 | 500..=599 => return Err(FetchError::Incomplete(format!("HTTP {status}"))),
+        _ => {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(FetchError::Refused(format!("{status} {}", snippet(&body))));
+        }
+    }
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_owned())
+        .unwrap_or_default();
+    let declared = resp.content_length();
+    let limit = declared.or(stated_size);
+    let io = |e: std::io::Error| FetchError::Io(Error::io(part, e));
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(part)
+        .await
+        .map_err(io)?;
+    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut hasher = Sha256::new();
+    let mut n: u64 = 0;
+    loop {
+        let chunk = match resp.chunk().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(FetchError::Incomplete(format!(
+                    "transfer broke after {n} bytes: {e}"
+                )));
+            }
+        };
+        n += chunk.len() as u64;
+        if let Some(max) = limit
+            && n > max
+        {
+            return Err(FetchError::Incomplete(format!(
+                "the body is larger than the {max} bytes stated; refused"
+            )));
+        }
+        hasher.update(&chunk);
+        out.write_all(&chunk).await.map_err(io)?;
+    }
+    out.flush().await.map_err(io)?;
+    out.into_inner().sync_all().await.map_err(io)?;
+    if let Some(d) = declared
+        && d != n
+    {
+        return Err(FetchError::Incomplete(format!(
+            "received {n} bytes of the {d} in Content-Length"
+        )));
+    }
+    if let Some(s) = stated_size
+        && s != n
+    {
+        return Err(FetchError::SizeMismatch { got: n, stated: s });
+    }
+    Ok(Fetched {
+        sha256: hex::encode(hasher.finalize()),
+        bytes: n,
+        content_type,
+    })
+}
+
+fn snippet(s: &str) -> String {
+    s.chars()
+        .take(200)
+        .collect::<String>()
+        .replace(['\n', '\r'], " ")
+}
+
+/// Renames `part` to `dest`, makes it read-only, writes `<dest>.sha256` (two spaces, as
+/// `sha256sum -c` and `shasum -c` both accept), and fsyncs the directory.
+pub fn finalize(part: &Path, dest: &Path, sha256: &str) -> Result<(), Error> {
+    std::fs::rename(part, dest).map_err(|e| Error::io(dest, e))?;
+    let mut perm = std::fs::metadata(dest)
+        .map_err(|e| Error::io(dest, e))?
+        .permissions();
+    perm.set_readonly(true);
+    std::fs::set_permissions(dest, perm).map_err(|e| Error::io(dest, e))?;
+    let name = dest
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    write_durably(&sidecar(dest), format!("{sha256}  {name}\n").as_bytes())?;
+    if let Some(dir) = dest.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// `<file>.sha256`.
+pub fn sidecar(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".sha256");
+    PathBuf::from(s)
+}
+
+/// Writes a file via a temporary name, fsync and rename: readers see the old file or the new
+/// one, never half of one.
+pub fn write_durably(path: &Path, data: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
+/// fsyncs a directory so a rename in it is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_come_from_the_content_type() {
+        assert_eq!(extension("audio/wav"), "wav");
+        assert_eq!(extension("Audio/OGG; codecs=opus"), "ogg");
+        assert_eq!(extension("audio/mpeg"), "mp3");
+        assert_eq!(extension("audio/webm"), "webm");
+        assert_eq!(extension("application/octet-stream"), "bin");
+        assert_eq!(extension(""), "bin");
+    }
+}

@@ -1,0 +1,107 @@
+//! Ids, outcomes and manifest items.
+
+use std::fmt;
+
+/// How a manifest item ended. Every item ends in exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Downloaded, complete, hashed, in the evidence set.
+    Exported,
+    /// Gone at the source: 404, or fileState DELETED.
+    Purged,
+    /// In cold storage at the source: needs a restore before it can be exported.
+    Archived,
+    /// Downloaded, but not what the source says it is (kept in quarantine, outside the
+    /// evidentiary set).
+    Corrupted,
+    /// Could not be exported; the reason says why.
+    Failed,
+}
+
+impl Outcome {
+    /// Every outcome, in report order.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Exported,
+        Outcome::Purged,
+        Outcome::Archived,
+        Outcome::Corrupted,
+        Outcome::Failed,
+    ];
+
+    /// The name used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Exported => "Exported",
+            Outcome::Purged => "Purged",
+            Outcome::Archived => "Archived",
+            Outcome::Corrupted => "Corrupted",
+            Outcome::Failed => "Failed",
+        }
+    }
+
+    /// Parses [`Outcome::as_str`].
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether an id from the API is safe to use as a file name: ASCII letters, digits, `-`, `_`
+/// and `.`, not `.` or `..`, at most 128 characters. Anything else (`../../x`, `a/b`, NUL,
+/// control characters) is refused: the item is `Failed`, and nothing is written for it.
+pub fn safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// One row of the sealed manifest.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Item {
+    /// Conversation id.
+    pub conversation_id: String,
+    /// Recording id.
+    pub recording_id: String,
+    /// fileState when listed.
+    pub listed_state: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_ids_are_refused() {
+        assert!(safe_id("5f4d0c1e-aaaa-4bbb-8ccc-123456789abc"));
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../../x",
+            "a/b",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            "ä",
+            &"x".repeat(129),
+        ] {
+            assert!(!safe_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn outcomes_round_trip() {
+        for o in Outcome::ALL {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+        }
+    }
+}

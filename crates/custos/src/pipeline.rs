@@ -1,0 +1,945 @@
+//! One export, stage by stage: query → sealed manifest → retrieval → package. Each stage writes
+//! its artefact (docs/formats.md) and records itself in the job state, so a re-run after a
+//! crash continues where it stopped and a re-run of a finished export changes nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::fetch::{FetchError, extension, fetch, finalize, sync_dir, write_durably};
+use crate::http::{Api, Credentials};
+use crate::model::{Item, Outcome, safe_id};
+use crate::package::{sha256_file, write_bag};
+use crate::query::{Query, format_ms};
+use crate::source::{genesys_conversations, genesys_recordings, search_recordings, url_path};
+use crate::state::{Done, State};
+
+/// Which API to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// The real Genesys Cloud Platform API.
+    Genesys,
+    /// The design guide's search API.
+    Search,
+}
+
+impl SourceKind {
+    /// The name used in files and flags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Genesys => "genesys",
+            SourceKind::Search => "search",
+        }
+    }
+}
+
+/// How genesys media is fetched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Retrieval {
+    /// Batch download requests (≤100 items), original codec.
+    Batch,
+    /// One transcode per recording in this `formatId`.
+    Transcode(String),
+}
+
+/// Everything an export needs. Build it, then call [`export`].
+#[derive(Clone, Debug)]
+pub struct ExportConfig {
+    /// The query, as the user wrote it.
+    pub query: String,
+    /// The export directory (the bag's root).
+    pub out: PathBuf,
+    /// Matter id (External-Identifier).
+    pub matter: Option<String>,
+    /// Source-Organization for bag-info.
+    pub source_organization: Option<String>,
+    /// Which API.
+    pub source: SourceKind,
+    /// e.g. `https://api.mypurecloud.ie`.
+    pub api_base: String,
+    /// e.g. `https://login.mypurecloud.ie`.
+    pub login_base: String,
+    /// OAuth client credentials.
+    pub credentials: Credentials,
+    /// API requests per minute, shared by every task.
+    pub rate_per_minute: u32,
+    /// Parallel downloads (and parallel listing calls).
+    pub concurrency: usize,
+    /// Genesys retrieval mode.
+    pub retrieval: Retrieval,
+    /// The human running the export, e.g. `Jane Doe <jane@firm.example>`.
+    pub operator: Option<String>,
+    /// Page size for discovery.
+    pub page_size: u32,
+    /// "Now" for the analytics 35-day rule; `None` = the clock.
+    pub now: Option<OffsetDateTime>,
+}
+
+/// Stages, for progress reporting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Recording the query.
+    Query,
+    /// Finding and sealing the work list.
+    Manifest,
+    /// Downloading.
+    Retrieval,
+    /// Writing the custody record and the bag.
+    Package,
+}
+
+/// Progress callbacks (the CLI draws bars; the library never prints).
+pub trait Progress: Send + Sync {
+    /// A stage starts.
+    fn stage(&self, _stage: Stage, _detail: &str) {}
+    /// Items in the manifest (those finished in an earlier run are then reported through `item`).
+    fn total(&self, _items: u64) {}
+    /// One item ended.
+    fn item(&self, _outcome: Outcome, _bytes: u64) {}
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What an export came to.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The export directory.
+    pub out: PathBuf,
+    /// Items per outcome (every outcome present, zeros included).
+    pub counts: BTreeMap<Outcome, u64>,
+    /// Manifest items.
+    pub items: u64,
+    /// Bytes exported.
+    pub bytes: u64,
+    /// SHA-256 of `data/query.json`.
+    pub query_sha256: String,
+    /// SHA-256 of `data/manifest.csv`.
+    pub manifest_sha256: String,
+    /// This run continued an interrupted export.
+    pub resumed: bool,
+    /// The export was already complete: nothing was done.
+    pub already_complete: bool,
+    /// API requests this run sent.
+    pub api_calls: u64,
+    /// Wall time of this run.
+    pub elapsed: Duration,
+}
+
+const TOOL: &str = "custos";
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const COMMIT: &str = env!("CUSTOS_GIT_COMMIT");
+const DOWNLOAD_ATTEMPTS: u32 = 3;
+const URL_ROUNDS: u32 = 3;
+
+fn os_identity() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{host}")
+}
+
+struct Ctx<'a> {
+    cfg: &'a ExportConfig,
+    api: Api,
+    state: State,
+    root: PathBuf,
+    progress: &'a dyn Progress,
+}
+
+/// Runs (or resumes) an export. Invalid input is refused before anything is written.
+pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Report> {
+    let started = std::time::Instant::now();
+    let query = Query::parse(&cfg.query)?;
+    let now = cfg.now.unwrap_or_else(OffsetDateTime::now_utc);
+    if cfg.source == SourceKind::Genesys {
+        query
+            .genesys_requests(now, cfg.page_size)
+            .map_err(Error::Config)?;
+    }
+    if let Retrieval::Transcode(f) = &cfg.retrieval
+        && !["WAV", "WEBM", "WAV_ULAW", "OGG_VORBIS", "OGG_OPUS", "MP3"].contains(&f.as_str())
+    {
+        return Err(Error::Config(format!(
+            "unknown --format {f}; use WAV, WEBM, WAV_ULAW, OGG_VORBIS, OGG_OPUS or MP3"
+        )));
+    }
+    let api = Api::new(
+        &cfg.api_base,
+        &cfg.login_base,
+        cfg.credentials.clone(),
+        cfg.rate_per_minute,
+    )?;
+    let root = cfg.out.clone();
+    let state_path = root.join(".custos").join("state.sqlite");
+    let resuming = state_path.exists();
+    if !resuming
+        && root.exists()
+        && std::fs::read_dir(&root)
+            .map_err(|e| Error::io(&root, e))?
+            .next()
+            .is_some()
+    {
+        return Err(Error::OutputDir {
+            path: root,
+            message: "exists, is not empty and holds no custos export; choose a new directory"
+                .into(),
+        });
+    }
+    // Credentials are proven before the first file is written.
+    api.token(false).await?;
+    for d in [root.join(".custos"), root.join("data")] {
+        std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+    }
+    let state = State::open(&state_path)?;
+    let ctx = Ctx {
+        cfg,
+        api,
+        state,
+        root,
+        progress,
+    };
+    if let Some(prev) = ctx.state.get("query_canonical")?
+        && prev != query.canonical()
+    {
+        return Err(Error::OutputDir {
+            path: ctx.root.clone(),
+            message: format!(
+                "holds an export of a different query ({prev}); choose a new directory"
+            ),
+        });
+    }
+    if ctx.state.get("complete")?.as_deref() == Some("true")
+        && ctx.root.join("tagmanifest-sha256.txt").exists()
+    {
+        return report(&ctx, started, resuming, true);
+    }
+    remove_partials(&ctx.root.join("data"))?;
+
+    progress.stage(Stage::Query, "recording the query");
+    if ctx.state.get("query_sha256")?.is_none() {
+        write_query(&ctx, &query, now)?;
+    }
+    progress.stage(Stage::Manifest, "finding recordings");
+    if ctx.state.get("manifest_sha256")?.is_none() {
+        build_manifest(&ctx, &query, now).await?;
+    }
+    progress.stage(Stage::Retrieval, "downloading");
+    retrieve(&ctx).await?;
+    progress.stage(Stage::Package, "writing the custody record and the bag");
+    package(&ctx)?;
+    ctx.state.set("complete", "true")?;
+    report(&ctx, started, resuming, false)
+}
+
+fn remove_partials(dir: &Path) -> Result<()> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd {
+        let p = e.map_err(|e| Error::io(dir, e))?.path();
+        if p.is_dir() {
+            remove_partials(&p)?;
+        } else if p.extension().is_some_and(|x| x == "part" || x == "tmp") {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_query(ctx: &Ctx<'_>, query: &Query, now: OffsetDateTime) -> Result<()> {
+    let cfg = ctx.cfg;
+    let export_id = uuid::Uuid::new_v4().to_string();
+    let requests: Vec<Value> = match cfg.source {
+        SourceKind::Genesys => query
+            .genesys_requests(now, cfg.page_size)
+            .map_err(Error::Config)?
+            .into_iter()
+            .map(|r| json!({"method": r.method, "url": ctx.api.url(r.path), "body": r.body}))
+            .collect(),
+        SourceKind::Search => vec![json!({
+            "method": "GET",
+            "url": ctx.api.url("/api/v2/search/recordings"),
+            "query": {"q": query.text(), "pageSize": cfg.page_size},
+        })],
+    };
+    let selection = match cfg.source {
+        SourceKind::Genesys => {
+            "every recording of the conversations whose conversationStart lies in the timestamp range and that match the filters"
+        }
+        SourceKind::Search => "the recordings the search API returns for q, every page",
+    };
+    let doc = json!({
+        "format": "custos-query/1",
+        "exportId": export_id,
+        "matter": cfg.matter,
+        "query": query.text(),
+        "canonicalQuery": query.canonical(),
+        "canonicalQuerySha256": query.canonical_sha256(),
+        "source": cfg.source.as_str(),
+        "apiBase": cfg.api_base,
+        "loginBase": cfg.login_base,
+        "retrieval": match &cfg.retrieval { Retrieval::Batch => json!({"mode": "batch"}), Retrieval::Transcode(f) => json!({"mode": "transcode", "formatId": f}) },
+        "selection": selection,
+        "requests": requests,
+        "tool": {"name": TOOL, "version": VERSION, "commit": COMMIT},
+        "exporter": {"oauthClientId": ctx.api.client_id(), "osUser": os_identity(), "operator": cfg.operator},
+        "startedAt": format_ms(OffsetDateTime::now_utc()),
+    });
+    let mut bytes = serde_json::to_vec_pretty(&doc).expect("json");
+    bytes.push(b'\n');
+    let path = ctx.root.join("data/query.json");
+    write_durably(&path, &bytes)?;
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    ctx.state.set("export_id", &export_id)?;
+    ctx.state.set("query_canonical", &query.canonical())?;
+    ctx.state.set("query_sha256", &sha)?;
+    Ok(())
+}
+
+async fn build_manifest(ctx: &Ctx<'_>, query: &Query, now: OffsetDateTime) -> Result<()> {
+    let cfg = ctx.cfg;
+    let found = match cfg.source {
+        SourceKind::Genesys => {
+            let (convs, _) = genesys_conversations(&ctx.api, query, now, cfg.page_size).await?;
+            genesys_recordings(&ctx.api, &convs, cfg.concurrency).await?
+        }
+        SourceKind::Search => {
+            search_recordings(&ctx.api, query.text(), cfg.page_size.min(1000)).await?
+        }
+    };
+    let meta_dir = ctx.root.join("data/metadata");
+    std::fs::create_dir_all(&meta_dir).map_err(|e| Error::io(&meta_dir, e))?;
+    for (rid, raw) in &found.metadata {
+        if safe_id(rid) {
+            write_durably(&meta_dir.join(format!("{rid}.json")), raw.as_bytes())?;
+        }
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "Sequence",
+        "Conversation_ID",
+        "Recording_ID",
+        "Listed_File_State",
+    ])
+    .expect("csv");
+    for (i, it) in found.items.iter().enumerate() {
+        w.write_record([
+            (i + 1).to_string().as_str(),
+            &it.conversation_id,
+            &it.recording_id,
+            &it.listed_state,
+        ])
+        .expect("csv");
+    }
+    let bytes = w.into_inner().expect("csv");
+    let path = ctx.root.join("data/manifest.csv");
+    write_durably(&path, &bytes)?;
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    write_durably(
+        &ctx.root.join("data/manifest.csv.sha256"),
+        format!("{sha}  manifest.csv\n").as_bytes(),
+    )?;
+    ctx.state.seal_manifest(&found.items, &sha)
+}
+
+fn done(outcome: Outcome, reason: impl Into<String>) -> Done {
+    Done {
+        outcome,
+        reason: reason.into(),
+        file: None,
+        sha256: None,
+        bytes: None,
+        content_type: None,
+        downloaded_at: None,
+    }
+}
+
+/// What to do with an item before any media request.
+fn triage(ctx: &Ctx<'_>, it: &Item) -> Option<Done> {
+    if !safe_id(&it.conversation_id) || !safe_id(&it.recording_id) {
+        return Some(done(
+            Outcome::Failed,
+            "unsafe id (only letters, digits, '-', '_' and '.' are allowed); nothing was written for it",
+        ));
+    }
+    match it.listed_state.as_str() {
+        "AVAILABLE" | "RESTORED" => None,
+        "DELETED" => Some(done(Outcome::Purged, "fileState DELETED when listed")),
+        "ARCHIVED" | "RESTORING"
+            if ctx.cfg.source == SourceKind::Genesys || it.listed_state == "ARCHIVED" =>
+        {
+            Some(done(
+                Outcome::Archived,
+                format!(
+                    "fileState {} when listed; restore it before export",
+                    it.listed_state
+                ),
+            ))
+        }
+        other => Some(done(
+            Outcome::Failed,
+            format!("fileState {other} when listed: no media to download"),
+        )),
+    }
+}
+
+fn record(ctx: &Ctx<'_>, it: &Item, d: &Done) -> Result<()> {
+    ctx.state.finish(it, d)?;
+    ctx.progress.item(d.outcome, d.bytes.unwrap_or(0));
+    Ok(())
+}
+
+async fn retrieve(ctx: &Ctx<'_>) -> Result<()> {
+    let finished = ctx.state.finished()?;
+    let items = ctx.state.items()?;
+    ctx.progress.total(items.len() as u64);
+    let mut todo = Vec::new();
+    for it in items {
+        if let Some(d) = finished.get(&(it.conversation_id.clone(), it.recording_id.clone())) {
+            ctx.progress.item(d.outcome, d.bytes.unwrap_or(0));
+            continue;
+        }
+        todo.push(it);
+    }
+    let mut downloadable = Vec::new();
+    for it in todo {
+        match triage(ctx, &it) {
+            Some(d) => record(ctx, &it, &d)?,
+            None => downloadable.push(it),
+        }
+    }
+    match (ctx.cfg.source, &ctx.cfg.retrieval) {
+        (SourceKind::Genesys, Retrieval::Batch) => {
+            for chunk in downloadable.chunks(100) {
+                batch_chunk(ctx, chunk).await?;
+            }
+            Ok(())
+        }
+        (SourceKind::Genesys, Retrieval::Transcode(format)) => {
+            let format = Arc::new(format.clone());
+            let results: Vec<Result<()>> = futures_util::stream::iter(downloadable)
+                .map(|it| {
+                    let format = format.clone();
+                    async move {
+                        let d = transcode_item(ctx, &it, &format).await?;
+                        record(ctx, &it, &d)
+                    }
+                })
+                .buffer_unordered(ctx.cfg.concurrency.max(1))
+                .collect()
+                .await;
+            results.into_iter().collect()
+        }
+        (SourceKind::Search, _) => {
+            let results: Vec<Result<()>> = futures_util::stream::iter(downloadable)
+                .map(|it| async move {
+                    let d = search_item(ctx, &it).await?;
+                    record(ctx, &it, &d)
+                })
+                .buffer_unordered(ctx.cfg.concurrency.max(1))
+                .collect()
+                .await;
+            results.into_iter().collect()
+        }
+    }
+}
+
+/// Result of trying one URL.
+enum Got {
+    Done(Done),
+    /// The URL expired: get a new one.
+    Expired,
+}
+
+/// Downloads `url` for `it` with bounded retries and stores the file, or says why not.
+async fn download(
+    ctx: &Ctx<'_>,
+    it: &Item,
+    url: &str,
+    bearer: Option<&str>,
+    stated_size: Option<u64>,
+) -> Result<Got> {
+    let dir = ctx.root.join("data/recordings").join(&it.conversation_id);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let part = dir.join(format!("{}.part", it.recording_id));
+    let mut last = String::new();
+    let mut mismatches = 0;
+    let mut throttled = 0;
+    let mut attempt = 0;
+    while attempt < DOWNLOAD_ATTEMPTS {
+        attempt += 1;
+        if bearer.is_some() {
+            // API-hosted media counts against the API budget.
+            ctx.api.limiter.acquire().await;
+        }
+        let r = fetch(&ctx.api.http, url, bearer, &part, stated_size).await;
+        let outcome = match r {
+            Ok(f) => {
+                let name = format!("{}.{}", it.recording_id, extension(&f.content_type));
+                let dest = dir.join(&name);
+                finalize(&part, &dest, &f.sha256)?;
+                let rel = format!("data/recordings/{}/{name}", it.conversation_id);
+                let reason = if extension(&f.content_type) == "bin" {
+                    format!("unrecognised Content-Type '{}'", f.content_type)
+                } else {
+                    String::new()
+                };
+                return Ok(Got::Done(Done {
+                    outcome: Outcome::Exported,
+                    reason,
+                    file: Some(rel),
+                    sha256: Some(f.sha256),
+                    bytes: Some(f.bytes),
+                    content_type: Some(f.content_type),
+                    downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
+                }));
+            }
+            Err(FetchError::NotFound) => Some(done(
+                Outcome::Purged,
+                "404 at download: deleted at the source after listing",
+            )),
+            Err(FetchError::Archived) => Some(done(
+                Outcome::Archived,
+                "409 at download: archived; restore it before export",
+            )),
+            Err(FetchError::Expired) => {
+                let _ = std::fs::remove_file(&part);
+                return Ok(Got::Expired);
+            }
+            Err(FetchError::Refused(why)) => {
+                Some(done(Outcome::Failed, format!("download refused: {why}")))
+            }
+            Err(FetchError::Io(e)) => return Err(e),
+            Err(FetchError::Incomplete(why)) => {
+                last = why;
+                None
+            }
+            Err(FetchError::Throttled(after)) => {
+                // Rate limiting is not a failed attempt: the whole client waits, then tries again.
+                throttled += 1;
+                if throttled > 50 {
+                    Some(done(
+                        Outcome::Failed,
+                        "media download throttled (429) more than 50 times",
+                    ))
+                } else {
+                    ctx.api
+                        .limiter
+                        .pause(after.unwrap_or(Duration::from_secs(1)))
+                        .await;
+                    attempt -= 1;
+                    continue;
+                }
+            }
+            Err(FetchError::SizeMismatch { got, stated }) => {
+                mismatches += 1;
+                last = format!("received {got} bytes; the API states outputSizeInBytes {stated}");
+                if mismatches >= 2 {
+                    // Consistent, complete, and not what the source says: keep it, out of the evidence set.
+                    return quarantine(ctx, it, &part, &last).map(Got::Done);
+                }
+                None
+            }
+        };
+        let _ = std::fs::remove_file(&part);
+        if let Some(d) = outcome {
+            return Ok(Got::Done(d));
+        }
+        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+    }
+    Ok(Got::Done(done(
+        Outcome::Failed,
+        format!("download failed {DOWNLOAD_ATTEMPTS} times; last: {last}"),
+    )))
+}
+
+fn quarantine(ctx: &Ctx<'_>, it: &Item, part: &Path, why: &str) -> Result<Done> {
+    let dir = ctx.root.join("data/quarantine").join(&it.conversation_id);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let dest = dir.join(format!("{}.bin", it.recording_id));
+    let (sha, bytes) = sha256_file(part)?;
+    finalize(part, &dest, &sha)?;
+    Ok(Done {
+        outcome: Outcome::Corrupted,
+        reason: why.to_owned(),
+        file: Some(format!(
+            "data/quarantine/{}/{}.bin",
+            it.conversation_id, it.recording_id
+        )),
+        sha256: Some(sha),
+        bytes: Some(bytes),
+        content_type: None,
+        downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
+    })
+}
+
+async fn batch_chunk(ctx: &Ctx<'_>, chunk: &[Item]) -> Result<()> {
+    let mut pending: Vec<Item> = chunk.to_vec();
+    for round in 1..=URL_ROUNDS {
+        if pending.is_empty() {
+            break;
+        }
+        let list: Vec<Value> = pending
+            .iter()
+            .map(|it| json!({"conversationId": it.conversation_id, "recordingId": it.recording_id}))
+            .collect();
+        let path = "/api/v2/recording/batchrequests";
+        let sub = ctx
+            .api
+            .send_ok(
+                Method::POST,
+                path,
+                Some(&json!({"batchDownloadRequestList": list})),
+            )
+            .await?
+            .json(&Method::POST, &ctx.api.url(path))?;
+        let job = sub["id"]
+            .as_str()
+            .ok_or_else(|| Error::Api {
+                method: "POST".into(),
+                url: ctx.api.url(path),
+                message: "no job id".into(),
+            })?
+            .to_owned();
+        let status_path = format!("{path}/{}", url_path(&job));
+        let mut wait = Duration::from_millis(200);
+        let status = loop {
+            let v = ctx
+                .api
+                .send_ok(Method::GET, &status_path, None)
+                .await?
+                .json(&Method::GET, &ctx.api.url(&status_path))?;
+            let complete = v["status"] == "Completed"
+                || (v["expectedResultCount"].as_u64().is_some()
+                    && v["resultCount"] == v["expectedResultCount"]);
+            if complete {
+                break v;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        };
+        let mut by_rec: BTreeMap<String, Value> = BTreeMap::new();
+        for r in status["results"].as_array().into_iter().flatten() {
+            if let Some(rid) = r["recordingId"].as_str() {
+                by_rec.insert(rid.to_owned(), r.clone());
+            }
+        }
+        let results: Vec<Result<Option<Item>>> =
+            futures_util::stream::iter(pending.iter().cloned())
+                .map(|it| {
+                    let res = by_rec.get(&it.recording_id).cloned();
+                    async move {
+                        let d = match res {
+                            None => done(
+                                Outcome::Failed,
+                                "the batch job returned no result for this recording",
+                            ),
+                            Some(r) => match (r["resultUrl"].as_str(), r["errorMsg"].as_str()) {
+                                (Some(url), _) => {
+                                    match download(ctx, &it, url, None, None).await? {
+                                        Got::Done(d) => d,
+                                        Got::Expired if round < URL_ROUNDS => return Ok(Some(it)),
+                                        Got::Expired => done(
+                                            Outcome::Failed,
+                                            format!("media URL expired {URL_ROUNDS} times"),
+                                        ),
+                                    }
+                                }
+                                (None, Some(msg)) => classify_error_msg(msg),
+                                (None, None) => done(
+                                    Outcome::Failed,
+                                    "batch result has neither resultUrl nor errorMsg",
+                                ),
+                            },
+                        };
+                        record(ctx, &it, &d)?;
+                        Ok(None)
+                    }
+                })
+                .buffer_unordered(ctx.cfg.concurrency.max(1))
+                .collect()
+                .await;
+        pending = results
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+    }
+    Ok(())
+}
+
+/// Maps a batch `errorMsg` to an outcome (Genesys does not document the texts; see docs).
+fn classify_error_msg(msg: &str) -> Done {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("archiv") {
+        done(Outcome::Archived, format!("batch errorMsg: {msg}"))
+    } else if m.contains("deleted") || m.contains("not found") || m.contains("purged") {
+        done(Outcome::Purged, format!("batch errorMsg: {msg}"))
+    } else {
+        done(Outcome::Failed, format!("batch errorMsg: {msg}"))
+    }
+}
+
+async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Result<Done> {
+    let path = format!(
+        "/api/v2/conversations/{}/recordings/{}?formatId={format}&download=true",
+        url_path(&it.conversation_id),
+        url_path(&it.recording_id)
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30 * 60);
+    let mut rounds = 0;
+    loop {
+        let r = ctx.api.send(Method::GET, &path, None).await?;
+        match r.status.as_u16() {
+            404 => {
+                return Ok(done(
+                    Outcome::Purged,
+                    format!("404 from the API: {}", r.describe()),
+                ));
+            }
+            202 => {
+                if tokio::time::Instant::now() > deadline {
+                    return Ok(done(Outcome::Failed, "still transcoding after 30 minutes"));
+                }
+                let est = serde_json::from_slice::<Value>(&r.body)
+                    .ok()
+                    .and_then(|v| v["estimatedTranscodeTimeMs"].as_u64())
+                    .unwrap_or(2000);
+                tokio::time::sleep(Duration::from_millis(est.clamp(250, 10_000))).await;
+            }
+            200 => {
+                let v = r.json(&Method::GET, &ctx.api.url(&path))?;
+                let state = v["fileState"].as_str().unwrap_or("");
+                if state == "ARCHIVED" {
+                    return Ok(done(
+                        Outcome::Archived,
+                        "fileState ARCHIVED; restore it before export",
+                    ));
+                }
+                let uri = v["mediaUris"]["S"]["mediaUri"].as_str().or_else(|| {
+                    v["mediaUris"]
+                        .as_object()
+                        .and_then(|m| m.values().find_map(|x| x["mediaUri"].as_str()))
+                });
+                let Some(uri) = uri else {
+                    return Ok(done(
+                        Outcome::Failed,
+                        format!("no media URI (fileState {state})"),
+                    ));
+                };
+                let stated = v["outputSizeInBytes"].as_u64().filter(|n| *n > 0);
+                match download(ctx, it, uri, None, stated).await? {
+                    Got::Done(d) => return Ok(d),
+                    Got::Expired => {
+                        rounds += 1;
+                        if rounds >= URL_ROUNDS {
+                            return Ok(done(
+                                Outcome::Failed,
+                                format!("media URL expired {URL_ROUNDS} times"),
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {
+                return Ok(done(
+                    Outcome::Failed,
+                    format!("recording request failed: {}", r.describe()),
+                ));
+            }
+        }
+    }
+}
+
+async fn search_item(ctx: &Ctx<'_>, it: &Item) -> Result<Done> {
+    let meta_path = format!("/api/v2/recordings/{}", url_path(&it.recording_id));
+    let r = ctx.api.send(Method::GET, &meta_path, None).await?;
+    match r.status.as_u16() {
+        200 => {
+            let p = ctx
+                .root
+                .join("data/metadata")
+                .join(format!("{}.json", it.recording_id));
+            if let Some(d) = p.parent() {
+                std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+            }
+            write_durably(&p, &r.body)?;
+        }
+        404 => {
+            return Ok(done(
+                Outcome::Purged,
+                "404 for the recording's metadata: deleted at the source",
+            ));
+        }
+        _ => {
+            return Ok(done(
+                Outcome::Failed,
+                format!("metadata request failed: {}", r.describe()),
+            ));
+        }
+    }
+    let token = ctx.api.token(false).await?;
+    let url = ctx.api.url(&format!("{meta_path}/media"));
+    match download(ctx, it, &url, Some(&token), None).await? {
+        Got::Done(d) => Ok(d),
+        Got::Expired => Ok(done(Outcome::Failed, "403 for API-hosted media")),
+    }
+}
+
+/// Removes the empty conversation directories that items without a file left behind (done
+/// here, single-threaded, rather than racing parallel downloads into the same directory).
+fn remove_empty_dirs(dir: &Path) -> Result<()> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd {
+        let p = e.map_err(|e| Error::io(dir, e))?.path();
+        if p.is_dir() {
+            remove_empty_dirs(&p)?;
+        }
+    }
+    if std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .next()
+        .is_none()
+    {
+        std::fs::remove_dir(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
+fn package(ctx: &Ctx<'_>) -> Result<()> {
+    let cfg = ctx.cfg;
+    remove_empty_dirs(&ctx.root.join("data/recordings"))?;
+    remove_empty_dirs(&ctx.root.join("data/quarantine"))?;
+    let finished = ctx.state.finished()?;
+    let items = ctx.state.items()?;
+    let query_text = cfg.query.as_str();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "Recording_ID",
+        "File_Name",
+        "SHA256_Hash",
+        "Download_Timestamp",
+        "Query_String_Used",
+        "Exporter_User_ID",
+        "Outcome",
+        "Bytes",
+        "Content_Type",
+        "Conversation_ID",
+        "Reason",
+    ])
+    .expect("csv");
+    let mut counts: BTreeMap<Outcome, u64> = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
+    let mut known = BTreeMap::new();
+    for it in &items {
+        let d = finished
+            .get(&(it.conversation_id.clone(), it.recording_id.clone()))
+            .cloned()
+            .unwrap_or_else(|| done(Outcome::Failed, "no outcome recorded"));
+        *counts.entry(d.outcome).or_default() += 1;
+        if let (Some(f), Some(s), Some(b)) = (&d.file, &d.sha256, d.bytes) {
+            known.insert(f.clone(), (s.clone(), b));
+        }
+        let bytes = d.bytes.map(|b| b.to_string()).unwrap_or_default();
+        w.write_record([
+            it.recording_id.as_str(),
+            d.file.as_deref().unwrap_or(""),
+            d.sha256.as_deref().unwrap_or(""),
+            d.downloaded_at.as_deref().unwrap_or(""),
+            query_text,
+            ctx.api.client_id(),
+            d.outcome.as_str(),
+            &bytes,
+            d.content_type.as_deref().unwrap_or(""),
+            it.conversation_id.as_str(),
+            d.reason.as_str(),
+        ])
+        .expect("csv");
+    }
+    write_durably(
+        &ctx.root.join("data/chain_of_custody.csv"),
+        &w.into_inner().expect("csv"),
+    )?;
+    let summary = json!({
+        "items": items.len(),
+        "outcomes": counts.iter().map(|(o, n)| (o.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "purged": counts[&Outcome::Purged],
+        "exportedBytes": finished.values().filter(|d| d.outcome == Outcome::Exported).filter_map(|d| d.bytes).sum::<u64>(),
+        "querySha256": ctx.state.get("query_sha256")?,
+        "manifestSha256": ctx.state.get("manifest_sha256")?,
+    });
+    let mut s = serde_json::to_vec_pretty(&summary).expect("json");
+    s.push(b'\n');
+    write_durably(&ctx.root.join("data/summary.json"), &s)?;
+    let mut info: Vec<(&str, String)> = Vec::new();
+    if let Some(org) = &cfg.source_organization {
+        info.push(("Source-Organization", org.clone()));
+    }
+    let export_id = ctx.state.get("export_id")?.unwrap_or_default();
+    info.push((
+        "External-Identifier",
+        cfg.matter.clone().unwrap_or_else(|| export_id.clone()),
+    ));
+    info.push(("Bag-Software-Agent", format!("{TOOL} {VERSION} ({COMMIT})")));
+    info.push(("Export-Tool", TOOL.into()));
+    info.push(("Export-Tool-Version", VERSION.into()));
+    info.push(("Export-Tool-Commit", COMMIT.into()));
+    info.push(("Export-Id", export_id));
+    info.push(("Export-Source", cfg.source.as_str().into()));
+    info.push(("Genesys-API-Base", cfg.api_base.clone()));
+    info.push((
+        "Query-SHA256",
+        ctx.state.get("query_sha256")?.unwrap_or_default(),
+    ));
+    info.push((
+        "Manifest-SHA256",
+        ctx.state.get("manifest_sha256")?.unwrap_or_default(),
+    ));
+    let today = OffsetDateTime::now_utc().date();
+    write_bag(&ctx.root, &known, &info, &today.to_string())?;
+    sync_dir(&ctx.root)
+}
+
+fn report(
+    ctx: &Ctx<'_>,
+    started: std::time::Instant,
+    resumed: bool,
+    already: bool,
+) -> Result<Report> {
+    let finished = ctx.state.finished()?;
+    let mut counts: BTreeMap<Outcome, u64> = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
+    for d in finished.values() {
+        *counts.entry(d.outcome).or_default() += 1;
+    }
+    Ok(Report {
+        out: ctx.root.clone(),
+        counts,
+        items: ctx.state.items()?.len() as u64,
+        bytes: finished
+            .values()
+            .filter(|d| d.outcome == Outcome::Exported)
+            .filter_map(|d| d.bytes)
+            .sum(),
+        query_sha256: ctx.state.get("query_sha256")?.unwrap_or_default(),
+        manifest_sha256: ctx.state.get("manifest_sha256")?.unwrap_or_default(),
+        resumed,
+        already_complete: already,
+        api_calls: ctx.api.calls(),
+        elapsed: started.elapsed(),
+    })
+}

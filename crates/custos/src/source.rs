@@ -1,0 +1,276 @@
+//! The two source APIs: finding the recordings a query selects (the manifest's rows, with each
+//! recording's metadata JSON exactly as received) and getting a download URL for each.
+//!
+//! `genesys` is the real Platform API: analytics details queries or jobs, then
+//! `recordingmetadata` per conversation. `search` is the design guide's search API.
+//! Wire JSON is read field by field from `serde_json::Value`, tolerant of fields we do not know.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt};
+use reqwest::Method;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::{Error, Result};
+use crate::http::Api;
+use crate::model::Item;
+use crate::query::{DETAILS_JOBS, DETAILS_QUERY, Query};
+
+/// What discovery found: the manifest rows, and each recording's metadata bytes as received.
+pub struct Discovery {
+    /// Rows, sorted and unique.
+    pub items: Vec<Item>,
+    /// Recording id → its JSON exactly as the API returned it (genesys: the element of the
+    /// recordingmetadata array, byte for byte).
+    pub metadata: BTreeMap<String, String>,
+    /// Every page and request made, for the record.
+    pub pages: u64,
+}
+
+const SYNC_RECORD_CAP: u64 = 10_000;
+
+/// Finds the conversations of `query` (those that started in its range) through the analytics API.
+pub async fn genesys_conversations(
+    api: &Api,
+    query: &Query,
+    now: OffsetDateTime,
+    page_size: u32,
+) -> Result<(BTreeSet<String>, u64)> {
+    let range = query
+        .time_range()
+        .ok_or_else(|| Error::Config("the genesys source needs a timestamp range".into()))?;
+    let mut found = BTreeSet::new();
+    let mut pages = 0;
+    let keep = |c: &Value, found: &mut BTreeSet<String>| {
+        let start = c["conversationStart"]
+            .as_str()
+            .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
+        if let (Some(id), Some(start)) = (c["conversationId"].as_str(), start)
+            && range.contains(start)
+        {
+            found.insert(id.to_owned());
+        }
+    };
+    let requests = query
+        .genesys_requests(now, page_size)
+        .map_err(Error::Config)?;
+    for req in requests {
+        let mut job_body = None;
+        if req.path == DETAILS_QUERY {
+            for page in 1u64.. {
+                let mut body = req.body.clone();
+                body["paging"]["pageNumber"] = json!(page);
+                let v = api
+                    .send_ok(Method::POST, DETAILS_QUERY, Some(&body))
+                    .await?
+                    .json(&Method::POST, &api.url(DETAILS_QUERY))?;
+                pages += 1;
+                if v["totalHits"].as_u64().unwrap_or(0) > SYNC_RECORD_CAP {
+                    // The synchronous query cannot reach past 10,000 records: use a job for this window.
+                    let mut b = req.body.clone();
+                    b.as_object_mut().expect("object").remove("paging");
+                    job_body = Some(b);
+                    break;
+                }
+                let Some(convs) = v["conversations"].as_array().filter(|c| !c.is_empty()) else {
+                    break;
+                };
+                convs.iter().for_each(|c| keep(c, &mut found));
+            }
+        } else {
+            job_body = Some(req.body.clone());
+        }
+        if let Some(body) = job_body {
+            pages += run_job(api, &body, &mut |c| keep(c, &mut found)).await?;
+        }
+    }
+    Ok((found, pages))
+}
+
+async fn run_job(api: &Api, body: &Value, each: &mut dyn FnMut(&Value)) -> Result<u64> {
+    let url = api.url(DETAILS_JOBS);
+    let v = api
+        .send_ok(Method::POST, DETAILS_JOBS, Some(body))
+        .await?
+        .json(&Method::POST, &url)?;
+    let job = v["jobId"]
+        .as_str()
+        .ok_or_else(|| Error::Api {
+            method: "POST".into(),
+            url: url.clone(),
+            message: "no jobId in the answer".into(),
+        })?
+        .to_owned();
+    let status_path = format!("{DETAILS_JOBS}/{job}");
+    let mut wait = Duration::from_millis(250);
+    loop {
+        let st = api
+            .send_ok(Method::GET, &status_path, None)
+            .await?
+            .json(&Method::GET, &api.url(&status_path))?;
+        match st["state"].as_str().unwrap_or("") {
+            "FULFILLED" => break,
+            "QUEUED" | "PENDING" => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            other => {
+                return Err(Error::Api {
+                    method: "GET".into(),
+                    url: api.url(&status_path),
+                    message: format!(
+                        "analytics job {job} ended {other}: {}",
+                        st["errorMessage"].as_str().unwrap_or("")
+                    ),
+                });
+            }
+        }
+    }
+    let mut pages = 1;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("{status_path}/results?pageSize=1000");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&{}", url_encode("cursor", c)));
+        }
+        let v = api
+            .send_ok(Method::GET, &path, None)
+            .await?
+            .json(&Method::GET, &api.url(&path))?;
+        pages += 1;
+        v["conversations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .for_each(&mut *each);
+        match v["cursor"].as_str() {
+            Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
+            _ => return Ok(pages),
+        }
+    }
+}
+
+fn url_encode(k: &str, v: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(k, v)
+        .finish()
+}
+
+/// Lists the recordings of each conversation (`recordingmetadata`), `concurrency` at a time.
+pub async fn genesys_recordings(
+    api: &Api,
+    conversations: &BTreeSet<String>,
+    concurrency: usize,
+) -> Result<Discovery> {
+    let lists: Vec<(String, Option<Vec<Box<RawValue>>>)> =
+        futures_util::stream::iter(conversations.iter().cloned())
+            .map(|cid| async move {
+                let path = format!("/api/v2/conversations/{}/recordingmetadata", url_path(&cid));
+                let r = api.send(Method::GET, &path, None).await?;
+                if r.status == reqwest::StatusCode::NOT_FOUND {
+                    return Ok((cid, None)); // the conversation is gone; it has no rows
+                }
+                if !r.status.is_success() {
+                    return Err(Error::Api {
+                        method: "GET".into(),
+                        url: api.url(&path),
+                        message: r.describe(),
+                    });
+                }
+                let list: Vec<Box<RawValue>> =
+                    serde_json::from_slice(&r.body).map_err(|e| Error::Api {
+                        method: "GET".into(),
+                        url: api.url(&path),
+                        message: format!("not a list of RecordingMetadata: {e}"),
+                    })?;
+                Ok((cid, Some(list)))
+            })
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await?;
+    let mut items = Vec::new();
+    let mut metadata = BTreeMap::new();
+    let pages = lists.len() as u64;
+    for (cid, list) in lists {
+        for raw in list.unwrap_or_default() {
+            let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+            let Some(rid) = v["id"].as_str() else {
+                continue;
+            };
+            items.push(Item {
+                conversation_id: cid.clone(),
+                recording_id: rid.to_owned(),
+                listed_state: v["fileState"].as_str().unwrap_or("UNKNOWN").to_owned(),
+            });
+            metadata.insert(rid.to_owned(), raw.get().to_owned());
+        }
+    }
+    items.sort();
+    items.dedup_by(|a, b| {
+        a.conversation_id == b.conversation_id && a.recording_id == b.recording_id
+    });
+    Ok(Discovery {
+        items,
+        metadata,
+        pages,
+    })
+}
+
+/// Percent-encodes an id for a URL path segment (ids are checked before files are named, but a
+/// hostile id must not change which URL we call either).
+pub fn url_path(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// Pages through the search API (`q` = the query as given).
+pub async fn search_recordings(api: &Api, query_text: &str, page_size: u32) -> Result<Discovery> {
+    let mut path = format!(
+        "/api/v2/search/recordings?{}&pageSize={page_size}",
+        url_encode("q", query_text)
+    );
+    let mut items = Vec::new();
+    let mut pages = 0;
+    loop {
+        let v = api
+            .send_ok(Method::GET, &path, None)
+            .await?
+            .json(&Method::GET, &api.url(&path))?;
+        pages += 1;
+        for e in v["elements"].as_array().into_iter().flatten() {
+            if let (Some(rid), Some(cid)) = (e["id"].as_str(), e["conversationId"].as_str()) {
+                items.push(Item {
+                    conversation_id: cid.to_owned(),
+                    recording_id: rid.to_owned(),
+                    listed_state: e["fileState"].as_str().unwrap_or("AVAILABLE").to_owned(),
+                });
+            }
+        }
+        match v["nextPageUri"].as_str() {
+            // Only follow links on the same API, never to another host.
+            Some(next) if next.starts_with("/api/v2/search/recordings?") => path = next.to_owned(),
+            Some(next) => {
+                return Err(Error::Api {
+                    method: "GET".into(),
+                    url: api.url(&path),
+                    message: format!("refusing to follow nextPageUri '{next}' off the search API"),
+                });
+            }
+            None => break,
+        }
+    }
+    items.sort();
+    items.dedup_by(|a, b| {
+        a.conversation_id == b.conversation_id && a.recording_id == b.recording_id
+    });
+    Ok(Discovery {
+        items,
+        metadata: BTreeMap::new(),
+        pages,
+    })
+}

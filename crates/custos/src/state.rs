@@ -1,0 +1,212 @@
+//! Durable job state (SQLite), so that re-running an interrupted export continues it.
+//!
+//! It lives in `<out>/.custos/state.sqlite`, outside the bag's payload. WAL mode with
+//! `synchronous=FULL`: an outcome recorded here survives a crash or SIGKILL. What it holds: the
+//! sealed query and manifest hashes, and per manifest item its outcome and file facts. The
+//! files themselves are written before their outcome is recorded, so after a crash an item is
+//! either recorded with its final file in place, or not recorded and retried.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::Result;
+use crate::model::{Item, Outcome};
+
+/// What is known about one finished item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Done {
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Why (for everything but Exported), or a note.
+    pub reason: String,
+    /// Path under the bag root, if a file was kept.
+    pub file: Option<String>,
+    /// SHA-256 of the file.
+    pub sha256: Option<String>,
+    /// Bytes of the file.
+    pub bytes: Option<u64>,
+    /// Content-Type it was served with.
+    pub content_type: Option<String>,
+    /// When it was downloaded (RFC 3339, UTC, `Z`).
+    pub downloaded_at: Option<String>,
+}
+
+/// The job database.
+pub struct State {
+    db: Mutex<Connection>,
+}
+
+impl State {
+    /// Opens (creating if needed) the state of the export in `dir`.
+    pub fn open(path: &Path) -> Result<State> {
+        let db = Connection::open(path)?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS items (
+                 seq INTEGER PRIMARY KEY,
+                 conversation_id TEXT NOT NULL,
+                 recording_id TEXT NOT NULL,
+                 listed_state TEXT NOT NULL,
+                 outcome TEXT,
+                 reason TEXT,
+                 file TEXT,
+                 sha256 TEXT,
+                 bytes INTEGER,
+                 content_type TEXT,
+                 downloaded_at TEXT,
+                 UNIQUE (conversation_id, recording_id));",
+        )?;
+        Ok(State { db: Mutex::new(db) })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().expect("state lock")
+    }
+
+    /// A meta value.
+    pub fn get(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .db()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets a meta value.
+    pub fn set(&self, key: &str, value: &str) -> Result<()> {
+        self.db().execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", [key, value])?;
+        Ok(())
+    }
+
+    /// Stores the sealed manifest and marks it sealed, in one transaction.
+    pub fn seal_manifest(&self, items: &[Item], manifest_sha256: &str) -> Result<()> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        tx.execute("DELETE FROM items", [])?;
+        {
+            let mut ins = tx.prepare("INSERT INTO items (seq, conversation_id, recording_id, listed_state) VALUES (?1, ?2, ?3, ?4)")?;
+            for (i, it) in items.iter().enumerate() {
+                ins.execute(params![
+                    i as i64 + 1,
+                    it.conversation_id,
+                    it.recording_id,
+                    it.listed_state
+                ])?;
+            }
+        }
+        tx.execute("INSERT INTO meta (key, value) VALUES ('manifest_sha256', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1", [manifest_sha256])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The sealed manifest, in order.
+    pub fn items(&self) -> Result<Vec<Item>> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT conversation_id, recording_id, listed_state FROM items ORDER BY seq",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(Item {
+                conversation_id: r.get(0)?,
+                recording_id: r.get(1)?,
+                listed_state: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records an item's outcome (durably, before returning).
+    pub fn finish(&self, item: &Item, done: &Done) -> Result<()> {
+        self.db().execute(
+            "UPDATE items SET outcome = ?3, reason = ?4, file = ?5, sha256 = ?6, bytes = ?7, content_type = ?8, downloaded_at = ?9
+             WHERE conversation_id = ?1 AND recording_id = ?2",
+            params![
+                item.conversation_id,
+                item.recording_id,
+                done.outcome.as_str(),
+                done.reason,
+                done.file,
+                done.sha256,
+                done.bytes.map(|b| b as i64),
+                done.content_type,
+                done.downloaded_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every finished item, by (conversation, recording).
+    pub fn finished(&self) -> Result<BTreeMap<(String, String), Done>> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT conversation_id, recording_id, outcome, reason, file, sha256, bytes, content_type, downloaded_at FROM items WHERE outcome IS NOT NULL",
+        )?;
+        let rows = st.query_map([], |r| {
+            let outcome: String = r.get(2)?;
+            Ok((
+                (r.get(0)?, r.get(1)?),
+                Done {
+                    outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Failed),
+                    reason: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                    file: r.get(4)?,
+                    sha256: r.get(5)?,
+                    bytes: r.get::<_, Option<i64>>(6)?.map(|b| b as u64),
+                    content_type: r.get(7)?,
+                    downloaded_at: r.get(8)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_and_outcomes_survive_reopening() {
+        let dir = std::env::temp_dir().join(format!("custos-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.sqlite");
+        let items = vec![
+            Item {
+                conversation_id: "c1".into(),
+                recording_id: "r1".into(),
+                listed_state: "AVAILABLE".into(),
+            },
+            Item {
+                conversation_id: "c1".into(),
+                recording_id: "r2".into(),
+                listed_state: "DELETED".into(),
+            },
+        ];
+        {
+            let s = State::open(&path).unwrap();
+            s.set("query_sha256", "abc").unwrap();
+            s.seal_manifest(&items, "def").unwrap();
+            let done = Done {
+                outcome: Outcome::Purged,
+                reason: "fileState DELETED".into(),
+                file: None,
+                sha256: None,
+                bytes: None,
+                content_type: None,
+                downloaded_at: None,
+            };
+            s.finish(&items[1], &done).unwrap();
+        }
+        let s = State::open(&path).unwrap();
+        assert_eq!(s.get("query_sha256").unwrap().as_deref(), Some("abc"));
+        assert_eq!(s.get("manifest_sha256").unwrap().as_deref(), Some("def"));
+        assert_eq!(s.items().unwrap(), items);
+        let f = s.finished().unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[&("c1".into(), "r2".into())].outcome, Outcome::Purged);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
