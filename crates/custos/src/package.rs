@@ -108,45 +108,6 @@ pub struct PayloadSummary {
     pub bytes: u64,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writes_a_bag_with_oxum_and_sorted_manifests() {
-        let root = std::env::temp_dir().join(format!("custos-bag-{}", std::process::id()));
-        std::fs::create_dir_all(root.join("data/b")).unwrap();
-        std::fs::write(root.join("data/b/x.txt"), "hello").unwrap();
-        std::fs::write(root.join("data/a.txt"), "hi").unwrap();
-        let s = write_bag(
-            &root,
-            &BTreeMap::new(),
-            &[("External-Identifier", "M-1\nForged: yes".into())],
-            "2026-11-26",
-        )
-        .unwrap();
-        assert_eq!(s, PayloadSummary { files: 2, bytes: 7 });
-        let m = std::fs::read_to_string(root.join("manifest-sha256.txt")).unwrap();
-        let lines: Vec<&str> = m.lines().collect();
-        assert!(lines[0].ends_with("  data/a.txt") && lines[1].ends_with("  data/b/x.txt"));
-        assert!(
-            lines[1]
-                .starts_with("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
-        );
-        let info = std::fs::read_to_string(root.join("bag-info.txt")).unwrap();
-        assert!(info.contains("Payload-Oxum: 7.2\n"));
-        assert!(info.contains("External-Identifier: M-1 Forged: yes\n"));
-        assert_eq!(
-            std::fs::read_to_string(root.join("tagmanifest-sha256.txt"))
-                .unwrap()
-                .lines()
-                .count(),
-            3
-        );
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-}
-
 /// Checks a bag as `bagit.py --validate` would: every line of `manifest-sha256.txt` and
 /// `tagmanifest-sha256.txt` matches its file, every payload file is listed, and Payload-Oxum
 /// holds. Returns the number of payload files. (The full `custos verify` is stricter.)
@@ -204,4 +165,43 @@ pub fn exported_hashes(root: &Path) -> std::result::Result<BTreeMap<String, Stri
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_a_bag_with_oxum_and_sorted_manifests() {
+        let root = std::env::temp_dir().join(format!("custos-bag-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("data/b")).unwrap();
+        std::fs::write(root.join("data/b/x.txt"), "hello").unwrap();
+        std::fs::write(root.join("data/a.txt"), "hi").unwrap();
+        let s = write_bag(
+            &root,
+            &BTreeMap::new(),
+            &[("External-Identifier", "M-1\nForged: yes".into())],
+            "2026-11-26",
+        )
+        .unwrap();
+        assert_eq!(s, PayloadSummary { files: 2, bytes: 7 });
+        let m = std::fs::read_to_string(root.join("manifest-sha256.txt")).unwrap();
+        let lines: Vec<&str> = m.lines().collect();
+        assert!(lines[0].ends_with("  data/a.txt") && lines[1].ends_with("  data/b/x.txt"));
+        assert!(
+            lines[1]
+                .starts_with("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+        );
+        let info = std::fs::read_to_string(root.join("bag-info.txt")).unwrap();
+        assert!(info.contains("Payload-Oxum: 7.2\n"));
+        assert!(info.contains("External-Identifier: M-1 Forged: yes\n"));
+        assert_eq!(
+            std::fs::read_to_string(root.join("tagmanifest-sha256.txt"))
+                .unwrap()
+                .lines()
+                .count(),
+            3
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
