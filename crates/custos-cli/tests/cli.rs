@@ -1,0 +1,363 @@
+//! The `custos` binary end to end: clear refusals before anything is written, SIGKILL mid-
+//! download then resume, and the evidence package checked by tools we did not write.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use custos_sim::{Scenario, Sim};
+
+const BIN: &str = env!("CARGO_BIN_EXE_custos");
+const QUERY: &str = "timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}";
+
+struct Env {
+    sim: Sim,
+    base: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(s: Scenario) -> Env {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let sim = Sim::new(s).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(
+        sim.clone()
+            .serve(listener, async { rx.await.unwrap_or(()) }),
+    );
+    Env {
+        sim,
+        base,
+        _stop: tx,
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("custos-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn export_cmd(env: &Env, out: &Path, extra: &[&str]) -> Command {
+    export_query(env, QUERY, out, extra)
+}
+
+fn export_query(env: &Env, query: &str, out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args([
+        "export",
+        "--query",
+        query,
+        "--out",
+        out.to_str().unwrap(),
+        "--api-base",
+        &env.base,
+        "--rate",
+        "6000",
+        "--matter",
+        "M-1",
+    ])
+    .args(extra)
+    .env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
+    .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret")
+    .env_remove("GENESYSCLOUD_REGION")
+    .stdin(Stdio::null());
+    c
+}
+
+async fn run(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn rows(out: &Path) -> BTreeSet<(String, String, String)> {
+    let mut r = csv::Reader::from_path(out.join("data/chain_of_custody.csv")).unwrap();
+    r.records()
+        .map(|x| x.unwrap())
+        .map(|x| (x[0].to_owned(), x[2].to_owned(), x[6].to_owned()))
+        .collect()
+}
+
+fn parts(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            n += parts(&p);
+        } else if p.extension().is_some_and(|x| x == "part") {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn recordings(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            n += recordings(&p);
+        } else if p.extension().is_some_and(|x| x == "wav" || x == "ogg") {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn scenario() -> Scenario {
+    Scenario {
+        conversations: 40,
+        api_rate: 6_000,
+        batch_ms_per_item: 1,
+        async_job_ms: 100,
+        ..Scenario::default()
+    }
+}
+
+#[tokio::test]
+async fn bad_input_exits_2_with_a_clear_error_and_writes_nothing() {
+    let env = start(scenario()).await;
+    let out = tmp("bad");
+    for (query, needle) in [
+        (
+            "timestamp:[2023-10-01T00:00:00Z TO",
+            "invalid query at column",
+        ),
+        ("colour:red", "unknown field 'colour'"),
+    ] {
+        let o = run(export_query(&env, query, &out, &[])).await;
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{err}");
+        assert!(!out.exists());
+    }
+    // A bad region (no --api-base).
+    let o = run({
+        let mut c = Command::new(BIN);
+        c.args([
+            "export",
+            "--query",
+            QUERY,
+            "--out",
+            out.to_str().unwrap(),
+            "--region",
+            "mypurecloud.moon",
+        ])
+        .env("GENESYSCLOUD_OAUTHCLIENT_ID", "x")
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "y");
+        c
+    })
+    .await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("unknown Genesys Cloud region 'mypurecloud.moon'")
+    );
+    // Missing credentials.
+    let mut c = export_cmd(&env, &out, &[]);
+    c.env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
+        .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET");
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("no credentials: set GENESYSCLOUD_OAUTHCLIENT_ID")
+    );
+    // Wrong secret: refused at login, and the secret is never echoed.
+    let mut c = export_cmd(&env, &out, &[]);
+    c.env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "s3cr3t-wrong");
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("authentication failed") && !err.contains("s3cr3t-wrong"),
+        "{err}"
+    );
+    // A world-readable credentials file is refused.
+    let creds = tmp("creds.toml");
+    std::fs::write(
+        &creds,
+        "client-id = \"custos-sim-client\"\nclient-secret = \"custos-sim-secret\"\n",
+    )
+    .unwrap();
+    let mut c = export_cmd(&env, &out, &["--credentials", creds.to_str().unwrap()]);
+    c.env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
+        .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let o = run(c).await;
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("chmod 600"));
+    }
+    assert!(!out.exists());
+    std::fs::remove_file(&creds).unwrap();
+}
+
+#[tokio::test]
+async fn sigkill_mid_download_then_resume_gives_the_same_package() {
+    // Slow media (about 1 s per recording) so the kill lands mid-download.
+    let slow = Scenario {
+        bandwidth: 300_000,
+        max_recording_s: 20,
+        ..scenario()
+    };
+    let env = start(slow.clone()).await;
+    let out = tmp("killed");
+    let mut child = export_cmd(&env, &out, &["--concurrency", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recordings(&out.join("data/recordings")) < 3 {
+        assert!(Instant::now() < deadline, "the export never got going");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !out.join("tagmanifest-sha256.txt").exists(),
+        "killed before the package was sealed"
+    );
+
+    let o = run(export_cmd(&env, &out, &["--concurrency", "4", "--json"])).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["resumed"], true);
+    assert_eq!(parts(&out), 0, "no .part survives");
+
+    // An uninterrupted export of the same catalog, for comparison.
+    let reference = start(Scenario {
+        bandwidth: 0,
+        ..slow
+    })
+    .await;
+    let clean = tmp("clean");
+    let o = run(export_cmd(&reference, &clean, &["--concurrency", "4"])).await;
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(rows(&out), rows(&clean));
+    assert_eq!(
+        std::fs::read(out.join("data/manifest.csv")).unwrap(),
+        std::fs::read(clean.join("data/manifest.csv")).unwrap()
+    );
+    assert_eq!(env.sim.stats().bearer_on_media, 0);
+    custos::package::validate_bag(&out).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(&clean).unwrap();
+}
+
+/// bagit-python, GNU `sha256sum -c` and perl `shasum -c` accept the package (installed by .ci/run).
+#[tokio::test]
+async fn third_party_tools_accept_the_package() {
+    let env = start(scenario()).await;
+    let out = tmp("verifiers");
+    let o = run(export_cmd(&env, &out, &[])).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = Command::new("bagit.py")
+        .args(["--validate", out.to_str().unwrap()])
+        .output()
+        .expect("bagit.py (pip install bagit)");
+    assert!(
+        v.status.success(),
+        "bagit.py: {}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    let mut dirs = 0;
+    for conv in std::fs::read_dir(out.join("data/recordings")).unwrap() {
+        let dir = conv.unwrap().path();
+        let sidecars: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".sha256"))
+            .collect();
+        assert!(!sidecars.is_empty());
+        let s = Command::new("sha256sum")
+            .arg("-c")
+            .arg("--strict")
+            .args(&sidecars)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            s.status.success(),
+            "sha256sum -c in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&s.stdout)
+        );
+        let s = Command::new("shasum")
+            .args(["-a", "256", "-c"])
+            .args(&sidecars)
+            .current_dir(&dir)
+            .output()
+            .expect("perl shasum");
+        assert!(
+            s.status.success(),
+            "shasum -c in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&s.stdout)
+        );
+        dirs += 1;
+    }
+    assert!(dirs > 10);
+    let s = Command::new("sha256sum")
+        .args(["-c", "manifest.csv.sha256"])
+        .current_dir(out.join("data"))
+        .output()
+        .unwrap();
+    assert!(s.status.success());
+    // A flipped byte is caught by all of them.
+    let victim = std::fs::read_dir(out.join("data/recordings"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let file = std::fs::read_dir(&victim)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x != "sha256"))
+        .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[100] ^= 1;
+    let mut perm = std::fs::metadata(&file).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&file, perm).unwrap();
+    std::fs::write(&file, bytes).unwrap();
+    assert!(
+        !Command::new("bagit.py")
+            .args(["--validate", out.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    assert!(
+        !Command::new("sha256sum")
+            .arg("-c")
+            .arg(format!(
+                "{}.sha256",
+                file.file_name().unwrap().to_str().unwrap()
+            ))
+            .current_dir(&victim)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
