@@ -32,6 +32,8 @@ pub struct Discovery {
 }
 
 const SYNC_RECORD_CAP: u64 = 10_000;
+/// Most passes over a window (or the search) while results are still moving.
+const MAX_PASSES: usize = 5;
 
 /// Finds the conversations of `query` (those that started in its range) through the analytics API.
 pub async fn genesys_conversations(
@@ -61,25 +63,44 @@ pub async fn genesys_conversations(
     for req in requests {
         let mut job_body = None;
         if req.path == DETAILS_QUERY {
-            for page in 1u64.. {
-                let mut body = req.body.clone();
-                body["paging"]["pageNumber"] = json!(page);
-                let v = api
-                    .send_ok(Method::POST, DETAILS_QUERY, Some(&body))
-                    .await?
-                    .json(&Method::POST, &api.url(DETAILS_QUERY))?;
-                pages += 1;
-                if v["totalHits"].as_u64().unwrap_or(0) > SYNC_RECORD_CAP {
-                    // The synchronous query cannot reach past 10,000 records: use a job for this window.
-                    let mut b = req.body.clone();
-                    b.as_object_mut().expect("object").remove("paging");
-                    job_body = Some(b);
+            // Conversations can appear while we page (totalHits grows, pages shift): repeat the
+            // window until one whole pass saw a steady totalHits and we hold at least that many
+            // ids. Duplicates across pages fall out in the set.
+            let mut seen: BTreeSet<String> = BTreeSet::new();
+            'passes: for _pass in 0..MAX_PASSES {
+                let mut totals = Vec::new();
+                for page in 1u64.. {
+                    let mut body = req.body.clone();
+                    body["paging"]["pageNumber"] = json!(page);
+                    let v = api
+                        .send_ok(Method::POST, DETAILS_QUERY, Some(&body))
+                        .await?
+                        .json(&Method::POST, &api.url(DETAILS_QUERY))?;
+                    pages += 1;
+                    let total = v["totalHits"].as_u64().unwrap_or(0);
+                    if total > SYNC_RECORD_CAP {
+                        // The synchronous query cannot reach past 10,000 records: use a job for this window.
+                        let mut b = req.body.clone();
+                        b.as_object_mut().expect("object").remove("paging");
+                        job_body = Some(b);
+                        break 'passes;
+                    }
+                    totals.push(total);
+                    let Some(convs) = v["conversations"].as_array().filter(|c| !c.is_empty())
+                    else {
+                        break;
+                    };
+                    for c in convs {
+                        if let Some(id) = c["conversationId"].as_str() {
+                            seen.insert(id.to_owned());
+                        }
+                        keep(c, &mut found);
+                    }
+                }
+                let steady = totals.windows(2).all(|w| w[0] == w[1]);
+                if steady && seen.len() as u64 >= totals.last().copied().unwrap_or(0) {
                     break;
                 }
-                let Some(convs) = v["conversations"].as_array().filter(|c| !c.is_empty()) else {
-                    break;
-                };
-                convs.iter().for_each(|c| keep(c, &mut found));
             }
         } else {
             job_body = Some(req.body.clone());
@@ -230,44 +251,58 @@ pub fn url_path(id: &str) -> String {
 
 /// Pages through the search API (`q` = the query as given).
 pub async fn search_recordings(api: &Api, query_text: &str, page_size: u32) -> Result<Discovery> {
-    let mut path = format!(
+    let first = format!(
         "/api/v2/search/recordings?{}&pageSize={page_size}",
         url_encode("q", query_text)
     );
     let mut items = Vec::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut pages = 0;
-    loop {
-        let v = api
-            .send_ok(Method::GET, &path, None)
-            .await?
-            .json(&Method::GET, &api.url(&path))?;
-        pages += 1;
-        for e in v["elements"].as_array().into_iter().flatten() {
-            if let (Some(rid), Some(cid)) = (e["id"].as_str(), e["conversationId"].as_str()) {
-                items.push(Item {
-                    conversation_id: cid.to_owned(),
-                    recording_id: rid.to_owned(),
-                    listed_state: e["fileState"].as_str().unwrap_or("AVAILABLE").to_owned(),
-                });
+    // The search API gives no total: repeat the search until a whole pass finds nothing new,
+    // so recordings that appear while we page are not lost.
+    for _pass in 0..MAX_PASSES {
+        let mut new_ids = 0;
+        let mut path = first.clone();
+        loop {
+            let v = api
+                .send_ok(Method::GET, &path, None)
+                .await?
+                .json(&Method::GET, &api.url(&path))?;
+            pages += 1;
+            for e in v["elements"].as_array().into_iter().flatten() {
+                if let (Some(rid), Some(cid)) = (e["id"].as_str(), e["conversationId"].as_str())
+                    && seen.insert(rid.to_owned())
+                {
+                    new_ids += 1;
+                    items.push(Item {
+                        conversation_id: cid.to_owned(),
+                        recording_id: rid.to_owned(),
+                        listed_state: e["fileState"].as_str().unwrap_or("AVAILABLE").to_owned(),
+                    });
+                }
+            }
+            match v["nextPageUri"].as_str() {
+                // Only follow links on the same API, never to another host.
+                Some(next) if next.starts_with("/api/v2/search/recordings?") => {
+                    path = next.to_owned()
+                }
+                Some(next) => {
+                    return Err(Error::Api {
+                        method: "GET".into(),
+                        url: api.url(&path),
+                        message: format!(
+                            "refusing to follow nextPageUri '{next}' off the search API"
+                        ),
+                    });
+                }
+                None => break,
             }
         }
-        match v["nextPageUri"].as_str() {
-            // Only follow links on the same API, never to another host.
-            Some(next) if next.starts_with("/api/v2/search/recordings?") => path = next.to_owned(),
-            Some(next) => {
-                return Err(Error::Api {
-                    method: "GET".into(),
-                    url: api.url(&path),
-                    message: format!("refusing to follow nextPageUri '{next}' off the search API"),
-                });
-            }
-            None => break,
+        if new_ids == 0 {
+            break;
         }
     }
     items.sort();
-    items.dedup_by(|a, b| {
-        a.conversation_id == b.conversation_id && a.recording_id == b.recording_id
-    });
     Ok(Discovery {
         items,
         metadata: BTreeMap::new(),

@@ -285,3 +285,33 @@ async fn bad_input_is_refused_before_anything_is_written() {
     );
     assert!(!out.exists());
 }
+
+#[tokio::test]
+async fn conversations_appearing_while_paging_are_neither_lost_nor_duplicated() {
+    for source in [SourceKind::Genesys, SourceKind::Search] {
+        let mut s = scenario();
+        s.faults.apply_list("drift=6,duplicates,purge=0").unwrap();
+        let env = start(s).await;
+        let out = out_dir(&format!("drift-{}", source.as_str()));
+        let mut cfg = config(&env, out.clone(), source, Retrieval::Batch);
+        cfg.page_size = 10;
+        // Within the simulator's 35 days, so genesys pages the synchronous query.
+        cfg.now = Some(time::macros::datetime!(2023-10-09 00:00 UTC));
+        custos::export(&cfg, &NoProgress).await.unwrap();
+        if source == SourceKind::Genesys {
+            let q: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(out.join("data/query.json")).unwrap())
+                    .unwrap();
+            assert!(
+                q["requests"][0]["url"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("/details/query")
+            );
+        }
+        assert!(env.sim.truth().recordings.iter().any(|r| r.late));
+        check_against_truth(&env, &out, None);
+        assert_eq!(env.sim.stats().drift_revealed, 6);
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
