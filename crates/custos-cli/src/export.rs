@@ -45,6 +45,10 @@ pub struct ExportArgs {
     /// The query, e.g. 'timestamp:[2023-10-01T00:00:00Z TO 2023-10-02T00:00:00Z} AND userId:"…"' (docs/query.md).
     #[arg(long)]
     pub query: Option<String>,
+    /// Export these ids instead of a query: one per line, `conversationId` or
+    /// `conversationId,recordingId` (genesys), `recordingId` (search); `#` comments.
+    #[arg(long, value_name = "FILE", conflicts_with = "query")]
+    pub ids: Option<PathBuf>,
     /// The export directory (a BagIt bag). Re-run the same command to resume.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -160,11 +164,16 @@ pub fn resolve(args: &ExportArgs) -> Result<ExportConfig, String> {
         }
         None => FileConfig::default(),
     };
-    let query = args
-        .query
-        .clone()
-        .or(file.query)
-        .ok_or("--query is required (docs/query.md)")?;
+    let ids_file = args.ids.clone();
+    let query = match ids_file {
+        Some(_) => None,
+        None => Some(
+            args.query
+                .clone()
+                .or(file.query)
+                .ok_or("--query (docs/query.md) or --ids FILE is required")?,
+        ),
+    };
     let out = args
         .out
         .clone()
@@ -235,6 +244,7 @@ pub fn resolve(args: &ExportArgs) -> Result<ExportConfig, String> {
     }
     Ok(ExportConfig {
         query,
+        ids_file,
         out,
         matter: args.matter.clone().or(file.matter),
         source_organization: args
@@ -390,7 +400,8 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
         sim.truth().recordings.len()
     );
     let cfg = ExportConfig {
-        query: "timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}".into(),
+        query: Some("timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}".into()),
+        ids_file: None,
         out: args.out.clone(),
         matter: Some("DEMO-0001".into()),
         source_organization: Some("Custos demo".into()),
@@ -445,4 +456,51 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
     }
     let _ = stop.send(());
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_config_file_which_beats_defaults() {
+        let dir = std::env::temp_dir().join(format!("custos-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let creds = dir.join("creds.toml");
+        std::fs::write(&creds, "client-id = \"file-id\"\nclient-secret = \"file-secret\"\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let config = dir.join("custos.toml");
+        std::fs::write(
+            &config,
+            format!("rate = 100\nconcurrency = 7\nmatter = \"FROM-FILE\"\nregion = \"mypurecloud.ie\"\nretrieval = \"transcode\"\ncredentials = {:?}\n", creds),
+        )
+        .unwrap();
+        let args = ExportArgs {
+            query: Some("timestamp:[2024-01-01T00:00:00Z TO 2024-01-02T00:00:00Z}".into()),
+            out: Some(dir.join("out")),
+            rate: Some(200),
+            config: Some(config.clone()),
+            ..Default::default()
+        };
+        let cfg = resolve(&args).unwrap();
+        assert_eq!(cfg.rate_per_minute, 200, "flag beats file");
+        assert_eq!(cfg.concurrency, 7, "file beats default");
+        assert_eq!(cfg.matter.as_deref(), Some("FROM-FILE"));
+        assert_eq!(cfg.retrieval, Retrieval::Transcode("WAV".into()), "default format");
+        if env("GENESYSCLOUD_REGION").is_none() {
+            assert_eq!(cfg.api_base, "https://api.mypurecloud.ie");
+            assert_eq!(cfg.login_base, "https://login.mypurecloud.ie");
+        }
+        if env("GENESYSCLOUD_OAUTHCLIENT_ID").is_none() {
+            assert_eq!(cfg.credentials.client_id, "file-id");
+        }
+        // Unknown keys in the config file are refused, not ignored.
+        std::fs::write(&config, "rat = 100\n").unwrap();
+        assert!(resolve(&args).unwrap_err().contains("unknown field"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -13,6 +13,7 @@
 pub mod error;
 pub mod fetch;
 pub mod http;
+pub mod ids;
 pub mod model;
 pub mod package;
 pub mod pipeline;

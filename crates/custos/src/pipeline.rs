@@ -15,10 +15,14 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::fetch::{FetchError, extension, fetch, finalize, sync_dir, write_durably};
 use crate::http::{Api, Credentials};
+use crate::ids::IdList;
 use crate::model::{Item, Outcome, safe_id};
 use crate::package::{sha256_file, write_bag};
 use crate::query::{Query, format_ms};
-use crate::source::{genesys_conversations, genesys_recordings, search_recordings, url_path};
+use crate::source::{
+    NOT_FOUND, genesys_conversations, genesys_recordings, search_by_ids, search_recordings,
+    url_path,
+};
 use crate::state::{Done, State};
 
 /// Which API to read.
@@ -52,8 +56,10 @@ pub enum Retrieval {
 /// Everything an export needs. Build it, then call [`export`].
 #[derive(Clone, Debug)]
 pub struct ExportConfig {
-    /// The query, as the user wrote it.
-    pub query: String,
+    /// The query, as the user wrote it (or `None` with `ids_file`).
+    pub query: Option<String>,
+    /// A file of ids to export instead of a query (crate::ids).
+    pub ids_file: Option<PathBuf>,
     /// The export directory (the bag's root).
     pub out: PathBuf,
     /// Matter id (External-Identifier).
@@ -151,6 +157,29 @@ fn os_identity() -> String {
     format!("{user}@{host}")
 }
 
+/// What selects the recordings: a query, or a list of ids.
+enum Input {
+    Query(Query),
+    Ids(IdList),
+}
+
+impl Input {
+    fn canonical(&self) -> String {
+        match self {
+            Input::Query(q) => q.canonical(),
+            Input::Ids(l) => l.canonical(),
+        }
+    }
+
+    /// What the custody record's Query_String_Used holds.
+    fn used(&self) -> String {
+        match self {
+            Input::Query(q) => q.text().to_owned(),
+            Input::Ids(l) => format!("ids-file:{} sha256:{}", l.file.display(), l.file_sha256),
+        }
+    }
+}
+
 struct Ctx<'a> {
     cfg: &'a ExportConfig,
     api: Api,
@@ -162,9 +191,17 @@ struct Ctx<'a> {
 /// Runs (or resumes) an export. Invalid input is refused before anything is written.
 pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Report> {
     let started = std::time::Instant::now();
-    let query = Query::parse(&cfg.query)?;
+    let input = match (&cfg.query, &cfg.ids_file) {
+        (Some(q), None) => Input::Query(Query::parse(q)?),
+        (None, Some(f)) => Input::Ids(IdList::read(f, cfg.source == SourceKind::Genesys)?),
+        _ => {
+            return Err(Error::Config(
+                "give exactly one of --query and --ids".into(),
+            ));
+        }
+    };
     let now = cfg.now.unwrap_or_else(OffsetDateTime::now_utc);
-    if cfg.source == SourceKind::Genesys {
+    if let (Input::Query(query), SourceKind::Genesys) = (&input, cfg.source) {
         query
             .genesys_requests(now, cfg.page_size)
             .map_err(Error::Config)?;
@@ -212,7 +249,7 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
         progress,
     };
     if let Some(prev) = ctx.state.get("query_canonical")?
-        && prev != query.canonical()
+        && prev != input.canonical()
     {
         return Err(Error::OutputDir {
             path: ctx.root.clone(),
@@ -230,11 +267,11 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
 
     progress.stage(Stage::Query, "recording the query");
     if ctx.state.get("query_sha256")?.is_none() {
-        write_query(&ctx, &query, now)?;
+        write_query(&ctx, &input, now)?;
     }
     progress.stage(Stage::Manifest, "finding recordings");
     if ctx.state.get("manifest_sha256")?.is_none() {
-        build_manifest(&ctx, &query, now).await?;
+        build_manifest(&ctx, &input, now).await?;
     }
     progress.stage(Stage::Retrieval, "downloading");
     retrieve(&ctx).await?;
@@ -259,35 +296,62 @@ fn remove_partials(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_query(ctx: &Ctx<'_>, query: &Query, now: OffsetDateTime) -> Result<()> {
+fn write_query(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Result<()> {
     let cfg = ctx.cfg;
     let export_id = uuid::Uuid::new_v4().to_string();
-    let requests: Vec<Value> = match cfg.source {
-        SourceKind::Genesys => query
-            .genesys_requests(now, cfg.page_size)
-            .map_err(Error::Config)?
-            .into_iter()
-            .map(|r| json!({"method": r.method, "url": ctx.api.url(r.path), "body": r.body}))
-            .collect(),
-        SourceKind::Search => vec![json!({
-            "method": "GET",
-            "url": ctx.api.url("/api/v2/search/recordings"),
-            "query": {"q": query.text(), "pageSize": cfg.page_size},
-        })],
+    let (requests, selection): (Vec<Value>, &str) = match (input, cfg.source) {
+        (Input::Query(query), SourceKind::Genesys) => (
+            query
+                .genesys_requests(now, cfg.page_size)
+                .map_err(Error::Config)?
+                .into_iter()
+                .map(|r| json!({"method": r.method, "url": ctx.api.url(r.path), "body": r.body}))
+                .collect(),
+            "every recording of the conversations whose conversationStart lies in the timestamp range and that match the filters",
+        ),
+        (Input::Query(query), SourceKind::Search) => (
+            vec![json!({"method": "GET", "url": ctx.api.url("/api/v2/search/recordings"), "query": {"q": query.text(), "pageSize": cfg.page_size}})],
+            "the recordings the search API returns for q, every page",
+        ),
+        (Input::Ids(list), SourceKind::Genesys) => (
+            list.entries
+                .iter()
+                .map(|e| &e.first)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|c| json!({"method": "GET", "url": ctx.api.url(&format!("/api/v2/conversations/{}/recordingmetadata", url_path(c)))}))
+                .collect(),
+            "the listed conversations' recordings (all of them, or the one named on the line)",
+        ),
+        (Input::Ids(list), SourceKind::Search) => (
+            list.entries.iter().map(|e| json!({"method": "GET", "url": ctx.api.url(&format!("/api/v2/recordings/{}", url_path(&e.first)))})).collect(),
+            "the listed recordings",
+        ),
     };
-    let selection = match cfg.source {
-        SourceKind::Genesys => {
-            "every recording of the conversations whose conversationStart lies in the timestamp range and that match the filters"
-        }
-        SourceKind::Search => "the recordings the search API returns for q, every page",
+    let (query_text, canonical, canonical_sha, ids) = match input {
+        Input::Query(q) => (
+            json!(q.text()),
+            q.canonical(),
+            q.canonical_sha256(),
+            Value::Null,
+        ),
+        Input::Ids(l) => (
+            Value::Null,
+            l.canonical(),
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                l.canonical().as_bytes(),
+            )),
+            json!({"file": l.file, "fileSha256": l.file_sha256, "entries": l.entries.iter().map(|e| match &e.second { Some(r) => format!("{},{r}", e.first), None => e.first.clone() }).collect::<Vec<_>>()}),
+        ),
     };
     let doc = json!({
         "format": "custos-query/1",
         "exportId": export_id,
         "matter": cfg.matter,
-        "query": query.text(),
-        "canonicalQuery": query.canonical(),
-        "canonicalQuerySha256": query.canonical_sha256(),
+        "query": query_text,
+        "ids": ids,
+        "canonicalQuery": canonical,
+        "canonicalQuerySha256": canonical_sha,
         "source": cfg.source.as_str(),
         "apiBase": cfg.api_base,
         "loginBase": cfg.login_base,
@@ -304,20 +368,71 @@ fn write_query(ctx: &Ctx<'_>, query: &Query, now: OffsetDateTime) -> Result<()> 
     write_durably(&path, &bytes)?;
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     ctx.state.set("export_id", &export_id)?;
-    ctx.state.set("query_canonical", &query.canonical())?;
+    ctx.state.set("query_canonical", &input.canonical())?;
+    ctx.state.set("query_used", &input.used())?;
     ctx.state.set("query_sha256", &sha)?;
     Ok(())
 }
 
-async fn build_manifest(ctx: &Ctx<'_>, query: &Query, now: OffsetDateTime) -> Result<()> {
+async fn build_manifest(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Result<()> {
     let cfg = ctx.cfg;
-    let found = match cfg.source {
-        SourceKind::Genesys => {
+    let found = match (input, cfg.source) {
+        (Input::Query(query), SourceKind::Genesys) => {
             let (convs, _) = genesys_conversations(&ctx.api, query, now, cfg.page_size).await?;
             genesys_recordings(&ctx.api, &convs, cfg.concurrency).await?
         }
-        SourceKind::Search => {
+        (Input::Query(query), SourceKind::Search) => {
             search_recordings(&ctx.api, query.text(), cfg.page_size.min(1000)).await?
+        }
+        (Input::Ids(list), SourceKind::Genesys) => {
+            let convs = list.entries.iter().map(|e| e.first.clone()).collect();
+            let mut found = genesys_recordings(&ctx.api, &convs, cfg.concurrency).await?;
+            // Keep what was asked for; account for every id the source does not know.
+            let whole: std::collections::BTreeSet<&str> = list
+                .entries
+                .iter()
+                .filter(|e| e.second.is_none())
+                .map(|e| e.first.as_str())
+                .collect();
+            let named: std::collections::BTreeSet<(&str, &str)> = list
+                .entries
+                .iter()
+                .filter_map(|e| e.second.as_deref().map(|r| (e.first.as_str(), r)))
+                .collect();
+            found.items.retain(|it| {
+                whole.contains(it.conversation_id.as_str())
+                    || named.contains(&(it.conversation_id.as_str(), it.recording_id.as_str()))
+            });
+            let listed: std::collections::BTreeSet<(String, String)> = found
+                .items
+                .iter()
+                .map(|i| (i.conversation_id.clone(), i.recording_id.clone()))
+                .collect();
+            for (c, r) in &named {
+                if !listed.contains(&(c.to_string(), r.to_string())) {
+                    found.items.push(Item {
+                        conversation_id: c.to_string(),
+                        recording_id: r.to_string(),
+                        listed_state: NOT_FOUND.into(),
+                    });
+                }
+            }
+            for c in &found.missing_conversations {
+                if whole.contains(c.as_str()) {
+                    found.items.push(Item {
+                        conversation_id: c.clone(),
+                        recording_id: String::new(),
+                        listed_state: NOT_FOUND.into(),
+                    });
+                }
+            }
+            found.items.sort();
+            found.items.dedup();
+            found
+        }
+        (Input::Ids(list), SourceKind::Search) => {
+            let ids: Vec<String> = list.entries.iter().map(|e| e.first.clone()).collect();
+            search_by_ids(&ctx.api, &ids, cfg.concurrency).await?
         }
     };
     let meta_dir = ctx.root.join("data/metadata");
@@ -369,6 +484,12 @@ fn done(outcome: Outcome, reason: impl Into<String>) -> Done {
 
 /// What to do with an item before any media request.
 fn triage(ctx: &Ctx<'_>, it: &Item) -> Option<Done> {
+    if it.listed_state == NOT_FOUND {
+        return Some(done(
+            Outcome::Purged,
+            "requested id not found at the source (404)",
+        ));
+    }
     if !safe_id(&it.conversation_id) || !safe_id(&it.recording_id) {
         return Some(done(
             Outcome::Failed,
@@ -828,7 +949,8 @@ fn package(ctx: &Ctx<'_>) -> Result<()> {
     remove_empty_dirs(&ctx.root.join("data/quarantine"))?;
     let finished = ctx.state.finished()?;
     let items = ctx.state.items()?;
-    let query_text = cfg.query.as_str();
+    let query_used = ctx.state.get("query_used")?.unwrap_or_default();
+    let query_text = query_used.as_str();
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "Recording_ID",

@@ -29,6 +29,8 @@ pub struct Discovery {
     pub metadata: BTreeMap<String, String>,
     /// Every page and request made, for the record.
     pub pages: u64,
+    /// Conversations that answered 404 to `recordingmetadata`.
+    pub missing_conversations: BTreeSet<String>,
 }
 
 const SYNC_RECORD_CAP: u64 = 10_000;
@@ -215,9 +217,14 @@ pub async fn genesys_recordings(
             .await?;
     let mut items = Vec::new();
     let mut metadata = BTreeMap::new();
+    let mut missing_conversations = BTreeSet::new();
     let pages = lists.len() as u64;
     for (cid, list) in lists {
-        for raw in list.unwrap_or_default() {
+        let Some(list) = list else {
+            missing_conversations.insert(cid);
+            continue;
+        };
+        for raw in list {
             let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
             let Some(rid) = v["id"].as_str() else {
                 continue;
@@ -238,6 +245,7 @@ pub async fn genesys_recordings(
         items,
         metadata,
         pages,
+        missing_conversations,
     })
 }
 
@@ -307,5 +315,60 @@ pub async fn search_recordings(api: &Api, query_text: &str, page_size: u32) -> R
         items,
         metadata: BTreeMap::new(),
         pages,
+        missing_conversations: BTreeSet::new(),
     })
 }
+
+/// The search source with `--ids`: each recording's metadata (`GET /api/v2/recordings/{id}`).
+/// An id the API does not know becomes a `NOT_FOUND` row, so it is accounted for.
+pub async fn search_by_ids(api: &Api, ids: &[String], concurrency: usize) -> Result<Discovery> {
+    let got: Vec<(String, Option<bytes::Bytes>)> = futures_util::stream::iter(ids.iter().cloned())
+        .map(|rid| async move {
+            let path = format!("/api/v2/recordings/{}", url_path(&rid));
+            let r = api.send(Method::GET, &path, None).await?;
+            match r.status.as_u16() {
+                200 => Ok((rid, Some(r.body))),
+                404 => Ok((rid, None)),
+                _ => Err(Error::Api {
+                    method: "GET".into(),
+                    url: api.url(&path),
+                    message: r.describe(),
+                }),
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    let mut items = Vec::new();
+    let mut metadata = BTreeMap::new();
+    for (rid, body) in got {
+        match body {
+            Some(b) => {
+                let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+                let cid = v["conversationId"].as_str().unwrap_or("").to_owned();
+                items.push(Item {
+                    conversation_id: cid,
+                    recording_id: rid.clone(),
+                    listed_state: v["fileState"].as_str().unwrap_or("AVAILABLE").to_owned(),
+                });
+                metadata.insert(rid, String::from_utf8_lossy(&b).into_owned());
+            }
+            None => items.push(Item {
+                conversation_id: String::new(),
+                recording_id: rid,
+                listed_state: NOT_FOUND.into(),
+            }),
+        }
+    }
+    items.sort();
+    let pages = items.len() as u64;
+    Ok(Discovery {
+        items,
+        metadata,
+        pages,
+        missing_conversations: BTreeSet::new(),
+    })
+}
+
+/// The listed state of a requested id the source does not know.
+pub const NOT_FOUND: &str = "NOT_FOUND";

@@ -55,7 +55,8 @@ fn out_dir(name: &str) -> PathBuf {
 fn config(env: &Env, out: PathBuf, source: SourceKind, retrieval: Retrieval) -> ExportConfig {
     let c = &env.sim.scenario().clients[0];
     ExportConfig {
-        query: "timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}".into(),
+        query: Some("timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}".into()),
+        ids_file: None,
         out,
         matter: Some("M-42".into()),
         source_organization: None,
@@ -255,7 +256,7 @@ async fn bad_input_is_refused_before_anything_is_written() {
         ("colour:red", "unknown field"),
         ("ani:x", "needs a timestamp range"),
     ] {
-        cfg.query = query.into();
+        cfg.query = Some(query.into());
         let e = custos::export(&cfg, &NoProgress)
             .await
             .unwrap_err()
@@ -263,7 +264,7 @@ async fn bad_input_is_refused_before_anything_is_written() {
         assert!(e.contains(needle), "{query}: {e}");
         assert!(!out.exists());
     }
-    cfg.query = "timestamp:[2023-10-01T00:00:00Z TO 2023-10-02T00:00:00Z}".into();
+    cfg.query = Some("timestamp:[2023-10-01T00:00:00Z TO 2023-10-02T00:00:00Z}".into());
     cfg.credentials.client_secret = "wrong".into();
     let e = custos::export(&cfg, &NoProgress)
         .await
@@ -313,5 +314,78 @@ async fn conversations_appearing_while_paging_are_neither_lost_nor_duplicated() 
         check_against_truth(&env, &out, None);
         assert_eq!(env.sim.stats().drift_revealed, 6);
         std::fs::remove_dir_all(&out).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn ids_files_export_exactly_the_listed_recordings_and_account_for_unknown_ids() {
+    for source in [SourceKind::Genesys, SourceKind::Search] {
+        let env = start(Scenario {
+            faults: Default::default(),
+            ..scenario()
+        })
+        .await;
+        let truth = env.sim.truth();
+        let avail: Vec<_> = truth
+            .recordings
+            .iter()
+            .filter(|r| r.file_state == "AVAILABLE")
+            .collect();
+        let out = out_dir(&format!("ids-{}", source.as_str()));
+        let ids = out_dir(&format!("ids-{}.txt", source.as_str()));
+        let (text, expected): (String, Vec<&str>) = match source {
+            SourceKind::Genesys => {
+                // A whole conversation, one named recording, and two ids the org does not know.
+                let whole = &avail[0].conversation_id;
+                let all: Vec<&str> = truth
+                    .recordings
+                    .iter()
+                    .filter(|r| &r.conversation_id == whole)
+                    .map(|r| r.id.as_str())
+                    .collect();
+                let text = format!(
+                    "# matter 42\n{whole}\n{},{}\nno-such-conversation\n{whole},no-such-recording\n",
+                    avail[5].conversation_id, avail[5].id
+                );
+                (
+                    text,
+                    all.into_iter().chain([avail[5].id.as_str()]).collect(),
+                )
+            }
+            SourceKind::Search => (
+                format!("{}\n{}\nno-such-recording\n", avail[0].id, avail[5].id),
+                vec![avail[0].id.as_str(), avail[5].id.as_str()],
+            ),
+        };
+        std::fs::write(&ids, text).unwrap();
+        let mut cfg = config(&env, out.clone(), source, Retrieval::Batch);
+        cfg.query = None;
+        cfg.ids_file = Some(ids.clone());
+        let r = custos::export(&cfg, &NoProgress).await.unwrap();
+        let unknown = if source == SourceKind::Genesys { 2 } else { 1 };
+        assert_eq!(
+            r.counts[&Outcome::Exported],
+            expected.len() as u64,
+            "{source:?}"
+        );
+        assert_eq!(
+            r.counts[&Outcome::Purged],
+            unknown,
+            "unknown ids are accounted for as Purged"
+        );
+        let exported = custos::package::exported_hashes(&out).unwrap();
+        for id in &expected {
+            let t = truth.recordings.iter().find(|r| &r.id == id).unwrap();
+            assert_eq!(exported[*id], t.sha256);
+        }
+        let q: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("data/query.json")).unwrap()).unwrap();
+        assert!(q["query"].is_null());
+        assert_eq!(q["ids"]["fileSha256"].as_str().unwrap().len(), 64);
+        let csv = std::fs::read_to_string(out.join("data/chain_of_custody.csv")).unwrap();
+        assert!(csv.contains("ids-file:"));
+        custos::package::validate_bag(&out).unwrap();
+        std::fs::remove_dir_all(&out).unwrap();
+        std::fs::remove_file(&ids).unwrap();
     }
 }
