@@ -467,7 +467,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("custos-resolve-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let creds = dir.join("creds.toml");
-        std::fs::write(&creds, "client-id = \"file-id\"\nclient-secret = \"file-secret\"\n").unwrap();
+        std::fs::write(
+            &creds,
+            "client-id = \"file-id\"\nclient-secret = \"file-secret\"\n",
+        )
+        .unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -490,7 +494,11 @@ mod tests {
         assert_eq!(cfg.rate_per_minute, 200, "flag beats file");
         assert_eq!(cfg.concurrency, 7, "file beats default");
         assert_eq!(cfg.matter.as_deref(), Some("FROM-FILE"));
-        assert_eq!(cfg.retrieval, Retrieval::Transcode("WAV".into()), "default format");
+        assert_eq!(
+            cfg.retrieval,
+            Retrieval::Transcode("WAV".into()),
+            "default format"
+        );
         if env("GENESYSCLOUD_REGION").is_none() {
             assert_eq!(cfg.api_base, "https://api.mypurecloud.ie");
             assert_eq!(cfg.login_base, "https://login.mypurecloud.ie");
