@@ -361,3 +361,40 @@ async fn third_party_tools_accept_the_package() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// The README's run command: the demo exports, validates, and shows every kind of outcome.
+#[test]
+fn demo_runs_and_validates() {
+    let out = tmp("demo");
+    let o = Command::new(BIN)
+        .args(["demo", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("Validated:"), "{stdout}");
+    let outcomes = custos::package::outcomes(&out).unwrap();
+    for kind in ["Exported", "Purged", "Archived", "Corrupted"] {
+        assert!(
+            outcomes.values().any(|o| o == kind),
+            "no {kind} item in the demo"
+        );
+    }
+    // Run again: already complete, nothing changes.
+    let before = std::fs::read(out.join("tagmanifest-sha256.txt")).unwrap();
+    let o = Command::new(BIN)
+        .args(["demo", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("already complete"));
+    assert_eq!(
+        std::fs::read(out.join("tagmanifest-sha256.txt")).unwrap(),
+        before
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -122,6 +122,8 @@ pub fn build(inner: &Inner) -> Truth {
                 FileState::Archived => "Archived",
                 _ if f.purge => "Purged",
                 _ if f.duration_lie => "Corrupted",
+                // Served short every time, yet consistently: complete bytes that are not the recording.
+                _ if fa == 0 && f.length_under && !(f.truncate || f.length_over) => "Corrupted",
                 _ if fa == 0 && (f.truncate || f.length_over || f.length_under) => "Failed",
                 _ => "Exported",
             };

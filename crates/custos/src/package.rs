@@ -167,6 +167,21 @@ pub fn exported_hashes(root: &Path) -> std::result::Result<BTreeMap<String, Stri
     Ok(out)
 }
 
+/// Recording id → outcome of every row of `data/chain_of_custody.csv`.
+pub fn outcomes(root: &Path) -> std::result::Result<BTreeMap<String, String>, String> {
+    let path = root.join("data/chain_of_custody.csv");
+    let mut r = csv::Reader::from_path(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for row in r.records() {
+        let row = row.map_err(|e| format!("{}: {e}", path.display()))?;
+        out.insert(
+            row.get(0).unwrap_or("").to_owned(),
+            row.get(6).unwrap_or("").to_owned(),
+        );
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
