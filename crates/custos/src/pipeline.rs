@@ -258,6 +258,25 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
             ),
         });
     }
+    // The source and the API's host (the region), not its port: a local simulator restarts on
+    // another port, a real org never moves.
+    let host = url::Url::parse(&cfg.api_base)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let origin = format!("{} at {host}", cfg.source.as_str());
+    match ctx.state.get("origin")? {
+        Some(prev) if prev != origin => {
+            return Err(Error::OutputDir {
+                path: ctx.root.clone(),
+                message: format!(
+                    "holds an export from {prev}, not {origin}; choose a new directory"
+                ),
+            });
+        }
+        Some(_) => {}
+        None => ctx.state.set("origin", &origin)?,
+    }
     if ctx.state.get("complete")?.as_deref() == Some("true")
         && ctx.root.join("tagmanifest-sha256.txt").exists()
     {
@@ -593,6 +612,9 @@ async fn download(
     bearer: Option<&str>,
     stated_size: Option<u64>,
 ) -> Result<Got> {
+    if let Err(e) = crate::http::check_base_url("media URL", url) {
+        return Ok(Got::Done(done(Outcome::Failed, format!("refused: {e}"))));
+    }
     let dir = ctx.root.join("data/recordings").join(&it.conversation_id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let part = dir.join(format!("{}.part", it.recording_id));

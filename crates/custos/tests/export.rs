@@ -389,3 +389,49 @@ async fn ids_files_export_exactly_the_listed_recordings_and_account_for_unknown_
         std::fs::remove_file(&ids).unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_directory_is_never_reused_for_another_query_or_source() {
+    let env = start(scenario()).await;
+    let out = out_dir("reuse");
+    let cfg = config(&env, out.clone(), SourceKind::Genesys, Retrieval::Batch);
+    custos::export(&cfg, &NoProgress).await.unwrap();
+    let mut other = cfg.clone();
+    other.query = Some("timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-02T00:00:00.000Z}".into());
+    assert!(
+        custos::export(&other, &NoProgress)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("different query")
+    );
+    let mut other = cfg.clone();
+    other.source = SourceKind::Search;
+    assert!(
+        custos::export(&other, &NoProgress)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("holds an export from genesys")
+    );
+    // A non-empty directory that is not an export is refused too.
+    let stranger = out_dir("stranger");
+    std::fs::create_dir_all(&stranger).unwrap();
+    std::fs::write(stranger.join("notes.txt"), "mine").unwrap();
+    let mut other = cfg.clone();
+    other.out = stranger.clone();
+    assert!(
+        custos::export(&other, &NoProgress)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("not empty")
+    );
+    assert_eq!(
+        std::fs::read_dir(&stranger).unwrap().count(),
+        1,
+        "nothing was written into it"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(&stranger).unwrap();
+}
