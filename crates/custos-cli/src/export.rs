@@ -392,19 +392,14 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
             return 2;
         }
     };
-    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-        Ok(l) => l,
+    let running = match sim.clone().spawn().await {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("custos: error: cannot listen on 127.0.0.1: {e}");
             return 3;
         }
     };
-    let base = format!("http://{}", listener.local_addr().expect("bound"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(
-        sim.clone()
-            .serve(listener, async { stopped.await.unwrap_or(()) }),
-    );
+    let base = running.base_url.clone();
     out!(
         "Simulator: {base} (a Genesys Cloud org of {} recordings)",
         sim.truth().recordings.len()
@@ -472,18 +467,15 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
                     "Check it yourself: bagit.py --validate {0}  ·  cd {0}/data/recordings/<conversation> && sha256sum -c *.sha256",
                     args.out.display()
                 );
-                let _ = stop.send(());
                 // Corrupted items are part of the demo: the export did what it should.
                 return 0;
             }
             Err(e) => {
                 eprintln!("custos: demo validation failed: {e}");
-                let _ = stop.send(());
                 return 1;
             }
         }
     }
-    let _ = stop.send(());
     code
 }
 

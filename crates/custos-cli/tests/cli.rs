@@ -11,26 +11,10 @@ use custos_sim::{Scenario, Sim};
 const BIN: &str = env!("CARGO_BIN_EXE_custos");
 const QUERY: &str = "timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}";
 
-struct Env {
-    sim: Sim,
-    base: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
+type Env = custos_sim::Running;
 
 async fn start(s: Scenario) -> Env {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let sim = Sim::new(s).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(
-        sim.clone()
-            .serve(listener, async { rx.await.unwrap_or(()) }),
-    );
-    Env {
-        sim,
-        base,
-        _stop: tx,
-    }
+    Sim::new(s).unwrap().spawn().await.unwrap()
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -52,7 +36,7 @@ fn export_query(env: &Env, query: &str, out: &Path, extra: &[&str]) -> Command {
         "--out",
         out.to_str().unwrap(),
         "--api-base",
-        &env.base,
+        &env.base_url,
         "--rate",
         "6000",
         "--matter",

@@ -81,6 +81,22 @@ impl Sim {
         .await
     }
 
+    /// Serves on 127.0.0.1 (a free port) in the background until the returned handle is
+    /// dropped: what tests and `custos demo` use.
+    pub async fn spawn(self) -> std::io::Result<Running> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(self.clone().serve(listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Running {
+            sim: self,
+            base_url,
+            stop: Some(stop),
+        })
+    }
+
     /// What the simulator has served so far.
     pub fn stats(&self) -> Stats {
         self.0.stats.lock().expect("stats lock").clone()
@@ -167,6 +183,23 @@ impl Sim {
             // Genesys' documented request.bytes.max.
             .layer(axum::extract::DefaultBodyLimit::max(512_000))
             .with_state(self.clone())
+    }
+}
+
+/// A simulator serving in the background (see [`Sim::spawn`]); it stops when dropped.
+pub struct Running {
+    /// The simulator (stats, truth, clock).
+    pub sim: Sim,
+    /// `http://127.0.0.1:<port>`: both the API and the login base.
+    pub base_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 

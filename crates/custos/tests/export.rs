@@ -10,26 +10,10 @@ use custos::model::Outcome;
 use custos::pipeline::{ExportConfig, NoProgress, Retrieval, SourceKind};
 use custos_sim::{Scenario, Sim};
 
-struct Env {
-    sim: Sim,
-    base: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
+type Env = custos_sim::Running;
 
 async fn start(scenario: Scenario) -> Env {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let sim = Sim::new(scenario).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(
-        sim.clone()
-            .serve(listener, async { rx.await.unwrap_or(()) }),
-    );
-    Env {
-        sim,
-        base,
-        _stop: tx,
-    }
+    Sim::new(scenario).unwrap().spawn().await.unwrap()
 }
 
 fn scenario() -> Scenario {
@@ -61,8 +45,8 @@ fn config(env: &Env, out: PathBuf, source: SourceKind, retrieval: Retrieval) -> 
         matter: Some("M-42".into()),
         source_organization: None,
         source,
-        api_base: env.base.clone(),
-        login_base: env.base.clone(),
+        api_base: env.base_url.clone(),
+        login_base: env.base_url.clone(),
         credentials: Credentials {
             client_id: c.id.clone(),
             client_secret: c.secret.clone(),

@@ -10,11 +10,9 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 
 struct Env {
-    sim: Sim,
-    base: String,
+    running: custos_sim::Running,
     http: reqwest::Client,
     token: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn start() -> Env {
@@ -27,16 +25,8 @@ async fn start() -> Env {
         }],
         ..Scenario::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let sim = Sim::new(scenario).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let s2 = sim.clone();
-    tokio::spawn(async move {
-        s2.serve(listener, async { rx.await.unwrap_or(()) })
-            .await
-            .unwrap()
-    });
+    let running = Sim::new(scenario).unwrap().spawn().await.unwrap();
+    let base = running.base_url.clone();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let v: Value = http
         .post(format!("{base}/oauth/token"))
@@ -51,11 +41,9 @@ async fn start() -> Env {
         .unwrap();
     let token = v["access_token"].as_str().unwrap().to_owned();
     Env {
-        sim,
-        base,
+        running,
         http,
         token,
-        _stop: tx,
     }
 }
 
@@ -63,7 +51,7 @@ impl Env {
     async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let r = self
             .http
-            .post(format!("{}{path}", self.base))
+            .post(format!("{}{path}", self.running.base_url))
             .bearer_auth(&self.token)
             .json(body)
             .send()
@@ -74,7 +62,7 @@ impl Env {
     async fn get(&self, path: &str) -> Value {
         let r = self
             .http
-            .get(format!("{}{path}", self.base))
+            .get(format!("{}{path}", self.running.base_url))
             .bearer_auth(&self.token)
             .send()
             .await
@@ -116,7 +104,7 @@ async fn run(env: &Env, q: &Query, now: time::OffsetDateTime) -> BTreeSet<String
                 let (status, v) = env.post(DETAILS_JOBS, &req.body).await;
                 assert_eq!(status, 202, "{v}");
                 let job = v["jobId"].as_str().unwrap().to_owned();
-                env.sim.advance_clock(1_000);
+                env.running.sim.advance_clock(1_000);
                 assert_eq!(
                     env.get(&format!("{DETAILS_JOBS}/{job}")).await["state"],
                     "FULFILLED"
@@ -176,7 +164,7 @@ async fn sync_windows_with_the_time_filter_find_exactly_the_range() {
     );
     let found = run(&env, &q, now).await;
     // Every conversation with a recording that started in range is found (truth lists recordings).
-    let expected = truth_in_range(&env.sim, &q);
+    let expected = truth_in_range(&env.running.sim, &q);
     assert!(!expected.is_empty());
     assert!(
         expected.is_subset(&found),
@@ -188,7 +176,7 @@ async fn sync_windows_with_the_time_filter_find_exactly_the_range() {
 #[tokio::test]
 async fn old_ranges_go_through_a_job_and_filters_are_understood() {
     let env = start().await;
-    let first = &env.sim.truth().recordings[0];
+    let first = &env.running.sim.truth().recordings[0];
     let q = Query::parse(&format!(
         "timestamp:[2023-10-01T00:00:00Z TO 2023-10-08T00:00:00Z}} AND conversationId:(\"{}\" OR nope)",
         first.conversation_id

@@ -8,7 +8,7 @@ pub struct TestSim {
     pub sim: Sim,
     pub base: String,
     pub http: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _running: custos_sim::Running,
 }
 
 /// A small, fast scenario: instant transcodes and jobs unless a test asks otherwise.
@@ -34,24 +34,13 @@ pub fn scenario() -> Scenario {
 }
 
 pub async fn start(s: Scenario) -> TestSim {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let sim = Sim::new(s).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let s2 = sim.clone();
-    tokio::spawn(async move {
-        s2.serve(listener, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
+    let running = Sim::new(s).unwrap().spawn().await.unwrap();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     TestSim {
-        sim,
-        base,
+        sim: running.sim.clone(),
+        base: running.base_url.clone(),
         http,
-        _stop: tx,
+        _running: running,
     }
 }
 
