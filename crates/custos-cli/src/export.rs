@@ -85,6 +85,9 @@ pub struct ExportArgs {
     /// Source-Organization for bag-info.txt.
     #[arg(long)]
     pub source_organization: Option<String>,
+    /// Sign the bag with this minisign secret key (made by `custos keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
     /// TOML config file with any of these options (kebab-case keys).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -113,6 +116,7 @@ struct FileConfig {
     operator: Option<String>,
     source_organization: Option<String>,
     credentials: Option<PathBuf>,
+    sign_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -259,6 +263,7 @@ pub fn resolve(args: &ExportArgs) -> Result<ExportConfig, String> {
         concurrency,
         retrieval,
         operator: args.operator.clone().or(file.operator),
+        sign_key: args.sign_key.clone().or(file.sign_key),
         page_size: 100,
         now: None,
     })
@@ -274,7 +279,7 @@ fn print_report(r: &Report, json: bool) {
         let v = serde_json::json!({
             "out": r.out, "items": r.items, "outcomes": counts, "purged": r.counts[&Outcome::Purged], "bytes": r.bytes,
             "querySha256": r.query_sha256, "manifestSha256": r.manifest_sha256, "resumed": r.resumed,
-            "alreadyComplete": r.already_complete, "apiCalls": r.api_calls, "seconds": r.elapsed.as_secs_f64(),
+            "alreadyComplete": r.already_complete, "custodyLogHead": r.custody_log_head, "signature": r.signature, "apiCalls": r.api_calls, "seconds": r.elapsed.as_secs_f64(),
         });
         out!("{}", serde_json::to_string_pretty(&v).expect("json"));
         return;
@@ -308,6 +313,10 @@ fn print_report(r: &Report, json: bool) {
         "  custody record         {}",
         r.out.join("data/chain_of_custody.csv").display()
     );
+    out!("  custody log head       {}", r.custody_log_head);
+    if let Some(sig) = &r.signature {
+        out!("  signature              {}", sig.display());
+    }
 }
 
 fn exit_code(r: &Report) -> i32 {
@@ -361,6 +370,9 @@ pub struct DemoArgs {
     /// Where to write the demo export.
     #[arg(long, default_value = "custos-demo")]
     pub out: PathBuf,
+    /// Sign the bag with this minisign secret key (made by `custos keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
 }
 
 /// Runs `custos demo`: the embedded simulator, a full export, and a check of the result.
@@ -421,6 +433,7 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
         concurrency: 4,
         retrieval: Retrieval::Transcode("WAV".into()),
         operator: Some("custos demo".into()),
+        sign_key: args.sign_key.clone(),
         page_size: 100,
         now: None,
     };

@@ -29,6 +29,12 @@ enum Command {
     Export(Box<export::ExportArgs>),
     /// Start the embedded simulator, export from it into ./custos-demo (or --out), validate it.
     Demo(export::DemoArgs),
+    /// Make a signing key pair: the secret key at --out (mode 0600), the public key at --out.pub.
+    Keygen {
+        /// Path of the secret key.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Run the Genesys Cloud simulator (custos-sim): prints its base URL, serves until Ctrl-C.
     Sim(Box<custos_sim::cli::SimArgs>),
 }
@@ -39,6 +45,20 @@ async fn main() {
     let code = match cli.command {
         Command::Export(args) => export::run_export(*args).await,
         Command::Demo(args) => export::run_demo(args).await,
+        Command::Keygen { out } => match custos::sign::keygen(&out) {
+            Ok(public) => {
+                println!(
+                    "secret key: {} (keep it secret)\npublic key: {} (give it to whoever verifies)",
+                    out.display(),
+                    public.display()
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("custos: error: {e}");
+                2
+            }
+        },
         Command::Sim(args) => match custos_sim::cli::run(*args).await {
             Ok(()) => 0,
             Err(e) => {

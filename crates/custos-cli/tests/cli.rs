@@ -218,6 +218,15 @@ async fn sigkill_mid_download_then_resume_gives_the_same_package() {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["resumed"], true);
     assert_eq!(parts(&out), 0, "no .part survives");
+    // The custody log survived the kill and its chain continues across both runs.
+    let chain = custos::custody::check_chain(&out.join("data/custody_log.jsonl")).unwrap();
+    assert_eq!(chain.torn_bytes, 0);
+    let runs = custos::custody::read_events(&out.join("data/custody_log.jsonl"))
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "export-run")
+        .count();
+    assert_eq!(runs, 2);
 
     // An uninterrupted export of the same catalog, for comparison.
     let reference = start(Scenario {
@@ -381,4 +390,81 @@ fn demo_runs_and_validates() {
         before
     );
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// `custos keygen`, `--sign-key`, and the real `minisign -V` (installed by .ci/run).
+#[tokio::test]
+async fn signed_exports_verify_with_minisign() {
+    let env = start(scenario()).await;
+    let out = tmp("signed");
+    let key = tmp("key");
+    let o = Command::new(BIN)
+        .args(["keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let public = PathBuf::from(format!("{}.pub", key.display()));
+    let o = run(export_cmd(
+        &env,
+        &out,
+        &["--sign-key", key.to_str().unwrap(), "--json"],
+    ))
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let head = report["custodyLogHead"].as_str().unwrap().to_owned();
+    let verify = |dir: &Path| {
+        Command::new("minisign")
+            .args([
+                "-V",
+                "-p",
+                public.to_str().unwrap(),
+                "-m",
+                "tagmanifest-sha256.txt",
+                "-x",
+                "tagmanifest-sha256.txt.minisig",
+            ])
+            .current_dir(dir)
+            .output()
+            .expect("minisign (apt install minisign)")
+    };
+    let v = verify(&out);
+    let said = String::from_utf8_lossy(&v.stdout).to_string();
+    assert!(
+        v.status.success(),
+        "minisign -V: {said} {}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert!(
+        said.contains(&format!("custody-log-head:{head}")) && said.contains("matter:M-1"),
+        "{said}"
+    );
+    // The signature sits outside the tag manifest: the bag still validates with it present.
+    assert!(
+        Command::new("bagit.py")
+            .args(["--validate", out.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    // Change what it signs: minisign refuses.
+    let tm = out.join("tagmanifest-sha256.txt");
+    let text = std::fs::read_to_string(&tm).unwrap();
+    std::fs::write(&tm, text.replacen('0', "1", 1)).unwrap();
+    assert!(!verify(&out).status.success());
+    // An existing key is never overwritten.
+    let o = Command::new(BIN)
+        .args(["keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    std::fs::remove_file(&public).unwrap();
 }

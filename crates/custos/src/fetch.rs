@@ -47,6 +47,24 @@ pub enum FetchError {
     Io(Error),
 }
 
+impl FetchError {
+    /// One line for the custody log.
+    pub fn describe(&self) -> String {
+        match self {
+            FetchError::NotFound => "404 not found".into(),
+            FetchError::Expired => "403 URL expired".into(),
+            FetchError::Archived => "409 archived".into(),
+            FetchError::Incomplete(w) => format!("incomplete: {w}"),
+            FetchError::Throttled(after) => format!("429 throttled (Retry-After {after:?})"),
+            FetchError::SizeMismatch { got, stated } => {
+                format!("{got} bytes; the API states {stated}")
+            }
+            FetchError::Refused(w) => format!("refused: {w}"),
+            FetchError::Io(e) => format!("local I/O error: {e}"),
+        }
+    }
+}
+
 /// The file extension for a Content-Type: from the type, never assumed.
 pub fn extension(content_type: &str) -> &'static str {
     match content_type
@@ -82,7 +100,7 @@ pub async fn fetch(
     let mut resp = rb
         .send()
         .await
-        .map_err(|e| FetchError::Incomplete(format!("request failed: {e}")))?;
+        .map_err(|e| FetchError::Incomplete(format!("request failed: {}", e.without_url())))?;
     let status = resp.status().as_u16();
     match status {
         200 => {}
@@ -136,8 +154,10 @@ pub async fn fetch(
             Ok(Some(c)) => c,
             Ok(None) => break,
             Err(e) => {
+                // Never the URL: a pre-signed URL's query is a credential.
                 return Err(FetchError::Incomplete(format!(
-                    "transfer broke after {n} bytes: {e}"
+                    "transfer broke after {n} bytes: {}",
+                    e.without_url()
                 )));
             }
         };

@@ -247,6 +247,7 @@ pub struct Api {
     /// The shared rate budget.
     pub limiter: Limiter,
     calls: std::sync::atomic::AtomicU64,
+    log: std::sync::OnceLock<std::sync::Arc<crate::custody::CustodyLog>>,
 }
 
 impl Api {
@@ -276,7 +277,20 @@ impl Api {
             token: Mutex::new(None),
             limiter: Limiter::new(per_minute),
             calls: std::sync::atomic::AtomicU64::new(0),
+            log: std::sync::OnceLock::new(),
         })
+    }
+
+    /// From now on, every API response (and token request) is recorded in `log`.
+    pub fn set_log(&self, log: std::sync::Arc<crate::custody::CustodyLog>) {
+        let _ = self.log.set(log);
+    }
+
+    fn record(&self, event: &str, fields: Value) -> Result<()> {
+        if let Some(log) = self.log.get() {
+            log.append(event, fields)?;
+        }
+        Ok(())
     }
 
     /// API requests sent so far (attempts included).
@@ -327,6 +341,7 @@ impl Api {
         })?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
+        self.record("token", serde_json::json!({"method": "POST", "url": url, "status": status.as_u16(), "grant": "client_credentials"}))?;
         if !status.is_success() {
             let why = body["error_description"]
                 .as_str()
@@ -391,12 +406,29 @@ impl Api {
                         Err(e) => Err(e),
                     }
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.without_url().to_string()),
             };
             let what = match &result {
                 Ok(r) => Attempt::Status(r.status.as_u16(), retry_after(&r.headers)),
                 Err(_) => Attempt::Transport,
             };
+            let header = |r: &ApiResponse, h: &str| {
+                r.headers
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            match &result {
+                Ok(r) => self.record(
+                    "http",
+                    serde_json::json!({
+                        "method": method.as_str(), "url": crate::custody::redact_url(&url), "attempt": attempt,
+                        "status": r.status.as_u16(), "contentLength": r.body.len(), "contentType": header(r, "content-type"),
+                        "correlationId": header(r, "inin-correlation-id"), "bodySha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&r.body)),
+                    }),
+                )?,
+                Err(e) => self.record("http", serde_json::json!({"method": method.as_str(), "url": crate::custody::redact_url(&url), "attempt": attempt, "error": e}))?,
+            }
             if let Ok(r) = &result {
                 if r.status == StatusCode::UNAUTHORIZED && !reauthed {
                     reauthed = true;

@@ -10,6 +10,7 @@
 //! assert_eq!(r.login_base(), "https://login.mypurecloud.ie");
 //! ```
 
+pub mod custody;
 pub mod error;
 pub mod fetch;
 pub mod http;
@@ -19,6 +20,7 @@ pub mod package;
 pub mod pipeline;
 pub mod query;
 pub mod region;
+pub mod sign;
 pub mod source;
 pub mod state;
 

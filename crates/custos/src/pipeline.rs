@@ -12,6 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use crate::custody::{CustodyLog, redact_url};
 use crate::error::{Error, Result};
 use crate::fetch::{FetchError, extension, fetch, finalize, sync_dir, write_durably};
 use crate::http::{Api, Credentials};
@@ -82,6 +83,8 @@ pub struct ExportConfig {
     pub retrieval: Retrieval,
     /// The human running the export, e.g. `Jane Doe <jane@firm.example>`.
     pub operator: Option<String>,
+    /// A minisign secret key: sign the bag's tag manifest with it.
+    pub sign_key: Option<PathBuf>,
     /// Page size for discovery.
     pub page_size: u32,
     /// "Now" for the analytics 35-day rule; `None` = the clock.
@@ -136,6 +139,10 @@ pub struct Report {
     pub already_complete: bool,
     /// API requests this run sent.
     pub api_calls: u64,
+    /// SHA-256 of the custody log's last line.
+    pub custody_log_head: String,
+    /// The detached signature, when the bag was signed.
+    pub signature: Option<PathBuf>,
     /// Wall time of this run.
     pub elapsed: Duration,
 }
@@ -186,6 +193,18 @@ struct Ctx<'a> {
     state: State,
     root: PathBuf,
     progress: &'a dyn Progress,
+    /// Opened once we know the export is not already sealed (appending to a sealed bag's log
+    /// would break it).
+    log: std::sync::OnceLock<Arc<CustodyLog>>,
+}
+
+impl Ctx<'_> {
+    fn log(&self, event: &str, fields: Value) -> Result<String> {
+        self.log
+            .get()
+            .expect("custody log is open during the stages")
+            .append(event, fields)
+    }
 }
 
 /// Runs (or resumes) an export. Invalid input is refused before anything is written.
@@ -213,6 +232,11 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
             "unknown --format {f}; use WAV, WEBM, WAV_ULAW, OGG_VORBIS, OGG_OPUS or MP3"
         )));
     }
+    let sign_key = cfg
+        .sign_key
+        .as_deref()
+        .map(crate::sign::load_secret_key)
+        .transpose()?;
     let api = Api::new(
         &cfg.api_base,
         &cfg.login_base,
@@ -247,6 +271,7 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
         state,
         root,
         progress,
+        log: std::sync::OnceLock::new(),
     };
     if let Some(prev) = ctx.state.get("query_canonical")?
         && prev != input.canonical()
@@ -283,6 +308,15 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
         return report(&ctx, started, resuming, true);
     }
     remove_partials(&ctx.root.join("data"))?;
+    let actor = json!({"oauthClientId": ctx.api.client_id(), "osUser": os_identity(), "operator": cfg.operator});
+    let log = Arc::new(CustodyLog::open(
+        &ctx.root.join("data/custody_log.jsonl"),
+        actor,
+        json!({"name": TOOL, "version": VERSION, "commit": COMMIT}),
+    )?);
+    ctx.api.set_log(log.clone());
+    let _ = ctx.log.set(log);
+    ctx.log("export-run", json!({"resumed": resuming, "source": cfg.source.as_str(), "apiBase": cfg.api_base, "loginBase": cfg.login_base, "matter": cfg.matter}))?;
 
     progress.stage(Stage::Query, "recording the query");
     if ctx.state.get("query_sha256")?.is_none() {
@@ -295,7 +329,7 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
     progress.stage(Stage::Retrieval, "downloading");
     retrieve(&ctx).await?;
     progress.stage(Stage::Package, "writing the custody record and the bag");
-    package(&ctx)?;
+    package(&ctx, sign_key.as_ref())?;
     ctx.state.set("complete", "true")?;
     report(&ctx, started, resuming, false)
 }
@@ -390,6 +424,10 @@ fn write_query(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Result<()> 
     ctx.state.set("query_canonical", &input.canonical())?;
     ctx.state.set("query_used", &input.used())?;
     ctx.state.set("query_sha256", &sha)?;
+    ctx.log(
+        "query-recorded",
+        json!({"file": "data/query.json", "sha256": sha, "canonicalQuery": input.canonical()}),
+    )?;
     Ok(())
 }
 
@@ -486,7 +524,12 @@ async fn build_manifest(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Re
         &ctx.root.join("data/manifest.csv.sha256"),
         format!("{sha}  manifest.csv\n").as_bytes(),
     )?;
-    ctx.state.seal_manifest(&found.items, &sha)
+    ctx.state.seal_manifest(&found.items, &sha)?;
+    ctx.log(
+        "manifest-sealed",
+        json!({"file": "data/manifest.csv", "sha256": sha, "items": found.items.len()}),
+    )?;
+    Ok(())
 }
 
 fn done(outcome: Outcome, reason: impl Into<String>) -> Done {
@@ -537,6 +580,11 @@ fn triage(ctx: &Ctx<'_>, it: &Item) -> Option<Done> {
 }
 
 fn record(ctx: &Ctx<'_>, it: &Item, d: &Done) -> Result<()> {
+    ctx.log(
+        "outcome",
+        json!({"conversationId": it.conversation_id, "recordingId": it.recording_id, "outcome": d.outcome.as_str(), "reason": d.reason,
+               "file": d.file, "sha256": d.sha256, "bytes": d.bytes, "contentType": d.content_type}),
+    )?;
     ctx.state.finish(it, d)?;
     ctx.progress.item(d.outcome, d.bytes.unwrap_or(0));
     Ok(())
@@ -629,6 +677,21 @@ async fn download(
             ctx.api.limiter.acquire().await;
         }
         let r = fetch(&ctx.api.http, url, bearer, &part, stated_size).await;
+        let (result, facts) = match &r {
+            Ok(f) => (
+                "complete".to_owned(),
+                json!({"bytes": f.bytes, "sha256": f.sha256, "contentType": f.content_type}),
+            ),
+            Err(e) => (e.describe(), json!({})),
+        };
+        let mut fields = json!({
+            "conversationId": it.conversation_id, "recordingId": it.recording_id, "url": redact_url(url),
+            "attempt": attempt, "bearerSent": bearer.is_some(), "result": result,
+        });
+        if let (Value::Object(m), Value::Object(f)) = (&mut fields, facts) {
+            m.extend(f);
+        }
+        ctx.log("download-attempt", fields)?;
         let outcome = match r {
             Ok(f) => {
                 let name = format!("{}.{}", it.recording_id, extension(&f.content_type));
@@ -965,7 +1028,7 @@ fn remove_empty_dirs(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn package(ctx: &Ctx<'_>) -> Result<()> {
+fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> {
     let cfg = ctx.cfg;
     remove_empty_dirs(&ctx.root.join("data/recordings"))?;
     remove_empty_dirs(&ctx.root.join("data/quarantine"))?;
@@ -1054,8 +1117,34 @@ fn package(ctx: &Ctx<'_>) -> Result<()> {
         "Manifest-SHA256",
         ctx.state.get("manifest_sha256")?.unwrap_or_default(),
     ));
+    // The last event inside the payload: after it the bag seals the log.
+    let coc = sha256_file(&ctx.root.join("data/chain_of_custody.csv"))?.0;
+    let head = ctx.log(
+        "package-sealing",
+        json!({"items": items.len(), "outcomes": counts.iter().map(|(o, n)| (o.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
+               "chainOfCustodySha256": coc}),
+    )?;
+    ctx.state.set("custody_log_head", &head)?;
+    info.push(("Custody-Log-Head", head.clone()));
     let today = OffsetDateTime::now_utc().date();
     write_bag(&ctx.root, &known, &info, &today.to_string())?;
+    let sig = ctx.root.join("tagmanifest-sha256.txt.minisig");
+    match sign_key {
+        Some(sk) => {
+            let comment = format!(
+                "custos matter:{} export:{} custody-log-head:{head} tool:{VERSION}",
+                cfg.matter
+                    .as_deref()
+                    .unwrap_or("-")
+                    .replace(char::is_whitespace, "_"),
+                ctx.state.get("export_id")?.unwrap_or_default()
+            );
+            crate::sign::sign_bag(&ctx.root, sk, &comment)?;
+        }
+        // A stale signature from an earlier run would no longer match: never leave one behind.
+        None if sig.exists() => std::fs::remove_file(&sig).map_err(|e| Error::io(&sig, e))?,
+        None => {}
+    }
     sync_dir(&ctx.root)
 }
 
@@ -1084,6 +1173,8 @@ fn report(
         resumed,
         already_complete: already,
         api_calls: ctx.api.calls(),
+        custody_log_head: ctx.state.get("custody_log_head")?.unwrap_or_default(),
+        signature: Some(ctx.root.join("tagmanifest-sha256.txt.minisig")).filter(|p| p.exists()),
         elapsed: started.elapsed(),
     })
 }

@@ -56,6 +56,7 @@ fn config(env: &Env, out: PathBuf, source: SourceKind, retrieval: Retrieval) -> 
         concurrency: 4,
         retrieval,
         operator: Some("Test Operator <t@example.invalid>".into()),
+        sign_key: None,
         page_size: 25,
         now: None,
     }
@@ -109,7 +110,45 @@ fn check_against_truth(
     assert_eq!(seen.len(), truth.recordings.len());
     assert_eq!(env.sim.stats().bearer_on_media, 0);
     custos::package::validate_bag(out).unwrap();
+    check_custody_log(out, seen.len());
     counts
+}
+
+/// The custody log chains, names every stage and outcome, ends with the sealing event whose
+/// hash bag-info records, and holds no secret.
+fn check_custody_log(out: &std::path::Path, items: usize) {
+    let path = out.join("data/custody_log.jsonl");
+    let check = custos::custody::check_chain(&path).unwrap();
+    assert_eq!(check.torn_bytes, 0);
+    let events = custos::custody::read_events(&path).unwrap();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for k in [
+        "export-run",
+        "query-recorded",
+        "manifest-sealed",
+        "http",
+        "outcome",
+    ] {
+        assert!(kinds.contains(&k), "no {k} event");
+    }
+    assert_eq!(*kinds.last().unwrap(), "package-sealing");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "outcome").count(),
+        items,
+        "one outcome event per item"
+    );
+    let info = std::fs::read_to_string(out.join("bag-info.txt")).unwrap();
+    assert!(info.contains(&format!("Custody-Log-Head: {}", check.head)));
+    let text = std::fs::read_to_string(&path).unwrap();
+    for secret in ["custos-sim-secret", "signature=", "Bearer", "access_token"] {
+        assert!(!text.contains(secret), "the custody log contains {secret}");
+    }
+    assert!(events.iter().all(
+        |e| e["actor"]["oauthClientId"] == "custos-sim-client" && e["tool"]["name"] == "custos"
+    ));
 }
 
 #[tokio::test]

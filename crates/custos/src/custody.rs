@@ -1,0 +1,269 @@
+//! The custody log, `data/custody_log.jsonl`: one JSON object per line, appended and fsynced as
+//! things happen, each line carrying the SHA-256 of the line before it, so that removing,
+//! reordering or editing any line breaks the chain from there on.
+//!
+//! Every line has `seq`, `time` (UTC, ms), `event`, `actor`, `tool` and `prev`; events add their
+//! own fields (docs/formats.md lists them). After a crash the last line may be torn: on reopening
+//! it is cut off (and the cut recorded), and the chain continues from the last whole line.
+//!
+//! The log is payload: the bag seals it, and the signature's trusted comment names its head (the
+//! hash of its last line). What happens after sealing (the signature itself) cannot be logged
+//! inside what it signs; the signature records it.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::query::format_ms;
+
+/// The hash of "no previous line".
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+struct Inner {
+    file: std::fs::File,
+    seq: u64,
+    prev: String,
+}
+
+/// An open custody log.
+pub struct CustodyLog {
+    path: PathBuf,
+    actor: Value,
+    tool: Value,
+    inner: Mutex<Inner>,
+}
+
+/// What checking a log found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChainCheck {
+    /// Whole, chained lines.
+    pub lines: u64,
+    /// SHA-256 of the last whole line (the head), or [`GENESIS`].
+    pub head: String,
+    /// Bytes after the last whole line (a torn write), if any.
+    pub torn_bytes: u64,
+}
+
+/// SHA-256 of a line's bytes (without its newline).
+pub fn line_hash(line: &[u8]) -> String {
+    hex::encode(Sha256::digest(line))
+}
+
+/// Walks a log and checks its chain. An error names the first line that does not chain.
+pub fn check_chain(path: &Path) -> std::result::Result<ChainCheck, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut prev = GENESIS.to_owned();
+    let mut lines = 0u64;
+    let mut pos = 0usize;
+    while let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') {
+        let line = &bytes[pos..pos + nl];
+        let n = lines + 1;
+        let v: Value =
+            serde_json::from_slice(line).map_err(|e| format!("line {n}: not JSON ({e})"))?;
+        if v["prev"].as_str() != Some(prev.as_str()) {
+            return Err(format!(
+                "line {n}: prev does not match the hash of line {} (a line was changed, removed or moved)",
+                n - 1
+            ));
+        }
+        if v["seq"].as_u64() != Some(n) {
+            return Err(format!(
+                "line {n}: seq is {} (lines were removed or reordered)",
+                v["seq"]
+            ));
+        }
+        prev = line_hash(line);
+        lines = n;
+        pos += nl + 1;
+    }
+    Ok(ChainCheck {
+        lines,
+        head: prev,
+        torn_bytes: (bytes.len() - pos) as u64,
+    })
+}
+
+impl CustodyLog {
+    /// Opens (creating, or continuing after a crash) the log at `path`.
+    pub fn open(path: &Path, actor: Value, tool: Value) -> Result<CustodyLog> {
+        let mut torn = 0;
+        let (seq, prev) = if path.exists() {
+            let check = check_chain(path).map_err(|e| {
+                Error::Config(format!(
+                    "the custody log is damaged, refusing to continue it: {e}"
+                ))
+            })?;
+            if check.torn_bytes > 0 {
+                // A write cut short by a crash: drop the partial line, and say so below.
+                let len = std::fs::metadata(path)
+                    .map_err(|e| Error::io(path, e))?
+                    .len();
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Error::io(path, e))?;
+                f.set_len(len - check.torn_bytes)
+                    .map_err(|e| Error::io(path, e))?;
+                f.sync_all().map_err(|e| Error::io(path, e))?;
+                torn = check.torn_bytes;
+            }
+            (check.lines, check.head)
+        } else {
+            (0, GENESIS.to_owned())
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let log = CustodyLog {
+            path: path.to_owned(),
+            actor,
+            tool,
+            inner: Mutex::new(Inner { file, seq, prev }),
+        };
+        if torn > 0 {
+            log.append(
+                "log-repaired",
+                json!({"droppedBytes": torn, "note": "a line torn by a crash was removed"}),
+            )?;
+        }
+        Ok(log)
+    }
+
+    /// Appends one event (fields merged into the line) and fsyncs it. Returns the line's hash.
+    pub fn append(&self, event: &str, fields: Value) -> Result<String> {
+        let mut inner = self.inner.lock().expect("custody log lock");
+        let seq = inner.seq + 1;
+        let mut line = Map::new();
+        line.insert("seq".into(), json!(seq));
+        line.insert(
+            "time".into(),
+            json!(format_ms(time::OffsetDateTime::now_utc())),
+        );
+        line.insert("event".into(), json!(event));
+        line.insert("actor".into(), self.actor.clone());
+        line.insert("tool".into(), self.tool.clone());
+        if let Value::Object(m) = fields {
+            for (k, v) in m {
+                if !v.is_null() {
+                    line.insert(k, v);
+                }
+            }
+        }
+        line.insert("prev".into(), json!(inner.prev));
+        let bytes = serde_json::to_vec(&Value::Object(line)).expect("json");
+        let mut with_nl = bytes.clone();
+        with_nl.push(b'\n');
+        inner
+            .file
+            .write_all(&with_nl)
+            .map_err(|e| Error::io(&self.path, e))?;
+        inner
+            .file
+            .sync_data()
+            .map_err(|e| Error::io(&self.path, e))?;
+        let hash = line_hash(&bytes);
+        inner.seq = seq;
+        inner.prev = hash.clone();
+        Ok(hash)
+    }
+
+    /// The hash of the last line.
+    pub fn head(&self) -> String {
+        self.inner.lock().expect("custody log lock").prev.clone()
+    }
+}
+
+/// A URL with its query string and userinfo removed (pre-signed URLs carry their signature in
+/// the query; none of it belongs in a log).
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => url.split('?').next().unwrap_or("").to_owned(),
+    }
+}
+
+/// Lines of a log, parsed (for tests and verification).
+pub fn read_events(path: &Path) -> Result<Vec<Value>> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(f).lines() {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        out.push(serde_json::from_str(&line).unwrap_or(Value::Null));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let p =
+            std::env::temp_dir().join(format!("custos-log-{name}-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    #[test]
+    fn chain_detects_edits_removals_and_reorders() {
+        let p = tmp("chain");
+        let log =
+            CustodyLog::open(&p, json!({"oauthClientId": "c"}), json!({"name": "custos"})).unwrap();
+        for i in 0..4 {
+            log.append("test", json!({"i": i})).unwrap();
+        }
+        let ok = check_chain(&p).unwrap();
+        assert_eq!((ok.lines, ok.torn_bytes), (4, 0));
+        assert_eq!(ok.head, log.head());
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let edited = text.replacen("\"i\":2", "\"i\":7", 1);
+        let removed = [lines[0], lines[1], lines[3]].join("\n") + "\n";
+        let swapped = [lines[0], lines[2], lines[1], lines[3]].join("\n") + "\n";
+        for (bad, at) in [(edited, "line 4"), (removed, "line 3"), (swapped, "line 2")] {
+            std::fs::write(&p, bad).unwrap();
+            assert!(check_chain(&p).unwrap_err().starts_with(at));
+        }
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_the_chain_continues() {
+        let p = tmp("torn");
+        {
+            let log = CustodyLog::open(&p, json!({}), json!({})).unwrap();
+            log.append("a", json!({})).unwrap();
+            log.append("b", json!({})).unwrap();
+        }
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"seq\":3,\"time\":\"20").unwrap();
+        assert_eq!(check_chain(&p).unwrap().torn_bytes, 19);
+        let log = CustodyLog::open(&p, json!({}), json!({})).unwrap();
+        log.append("c", json!({})).unwrap();
+        let check = check_chain(&p).unwrap();
+        assert_eq!((check.lines, check.torn_bytes), (4, 0));
+        let events = read_events(&p).unwrap();
+        assert_eq!(events[2]["event"], "log-repaired");
+        assert_eq!(events[3]["event"], "c");
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn urls_lose_their_secrets() {
+        assert_eq!(
+            redact_url("https://u:p@host/a/b?Signature=x&Expires=1"),
+            "https://host/a/b"
+        );
+    }
+}
