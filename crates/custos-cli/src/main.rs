@@ -1,6 +1,7 @@
 //! The `custos` command: a thin adapter from argv to one library call each.
 //!
-//! Exit codes (also in `custos --help`):
+//! Exit codes of `export` and `demo` (also in `custos --help`; `verify`: 0 clean, 1 findings,
+//! 2 could not run):
 //! * 0 — done: every manifest item ended Exported, Purged or Archived;
 //! * 1 — done, but some items ended Failed or Corrupted (see chain_of_custody.csv);
 //! * 2 — bad usage or configuration, found before anything was written;
@@ -29,6 +30,22 @@ enum Command {
     Export(Box<export::ExportArgs>),
     /// Start the embedded simulator, export from it into ./custos-demo (or --out), validate it.
     Demo(export::DemoArgs),
+    /// Verify an export: bag, checksums, custody record, custody log, signature (exit 0 clean,
+    /// 1 findings, 2 could not run).
+    Verify {
+        /// The export directory.
+        dir: std::path::PathBuf,
+        /// The signer's minisign public key (custos keygen's .pub file).
+        #[arg(long, value_name = "FILE")]
+        pubkey: Option<std::path::PathBuf>,
+        /// Hash only this fraction of the recordings (e.g. 0.05), for very large exports; the
+        /// rest are checked for presence and size. Every other file is always hashed.
+        #[arg(long, default_value_t = 1.0)]
+        sample: f64,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a signing key pair: the secret key at --out (mode 0600), the public key at --out.pub.
     Keygen {
         /// Path of the secret key.
@@ -39,12 +56,70 @@ enum Command {
     Sim(Box<custos_sim::cli::SimArgs>),
 }
 
+fn verify(
+    dir: &std::path::Path,
+    pubkey: Option<std::path::PathBuf>,
+    sample: f64,
+    json: bool,
+) -> i32 {
+    use std::io::Write;
+    if !(sample > 0.0 && sample <= 1.0) {
+        eprintln!("custos: error: --sample must be within (0, 1]");
+        return 2;
+    }
+    let opts = custos::verify::VerifyOptions {
+        pubkey,
+        sample,
+        ..Default::default()
+    };
+    let report = match custos::verify::verify(dir, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("custos: error: {e}");
+            return 2;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&report).expect("json")
+        );
+    } else {
+        for f in &report.findings {
+            let _ = writeln!(
+                out,
+                "FINDING {}: {}: {}\n  what to do: {}",
+                f.kind, f.r#where, f.what, f.action
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{}: {} items, {} files ({:.1} MB) hashed, signature {}, {} finding(s)",
+            dir.display(),
+            report.items,
+            report.files_hashed,
+            report.bytes_hashed as f64 / 1e6,
+            report.signature,
+            report.findings.len()
+        );
+    }
+    if report.findings.is_empty() { 0 } else { 1 }
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Export(args) => export::run_export(*args).await,
         Command::Demo(args) => export::run_demo(args).await,
+        Command::Verify {
+            dir,
+            pubkey,
+            sample,
+            json,
+        } => verify(&dir, pubkey, sample, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {
             Ok(public) => {
                 println!(

@@ -468,3 +468,306 @@ async fn signed_exports_verify_with_minisign() {
     std::fs::remove_file(&key).unwrap();
     std::fs::remove_file(&public).unwrap();
 }
+
+fn copy_export(src: &Path, name: &str) -> PathBuf {
+    let dst = tmp(name);
+    assert!(
+        Command::new("cp")
+            .args(["-a", src.to_str().unwrap(), dst.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        Command::new("chmod")
+            .args(["-R", "u+w", dst.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    dst
+}
+
+fn first_recording(root: &Path) -> PathBuf {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for conv in std::fs::read_dir(root.join("data/recordings")).unwrap() {
+        for f in std::fs::read_dir(conv.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|x| x != "sha256") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files.remove(0)
+}
+
+fn edit_line(path: &Path, n: usize, f: impl Fn(&str) -> String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let out: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == n { f(l) } else { l.to_owned() })
+        .collect();
+    std::fs::write(path, out.join("\n") + "\n").unwrap();
+}
+
+/// Every kind of tampering is reported by `custos verify`; bagit.py agrees where it can see it.
+#[tokio::test]
+async fn verify_reports_every_kind_of_tampering() {
+    let env = start(scenario()).await;
+    let base = tmp("tamper-base");
+    let key = tmp("tamper-key");
+    let other_key = tmp("tamper-other-key");
+    for k in [&key, &other_key] {
+        assert!(
+            Command::new(BIN)
+                .args(["keygen", "--out", k.to_str().unwrap()])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        );
+    }
+    let o = run(export_cmd(
+        &env,
+        &base,
+        &["--sign-key", key.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0));
+    let public = format!("{}.pub", key.display());
+    let verify = |dir: &Path| -> (i32, Vec<String>) {
+        let o = Command::new(BIN)
+            .args([
+                "verify",
+                dir.to_str().unwrap(),
+                "--pubkey",
+                &public,
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
+        (
+            o.status.code().unwrap(),
+            v["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["kind"].as_str().unwrap().to_owned())
+                .collect(),
+        )
+    };
+    let bagit_ok = |dir: &Path| {
+        Command::new("bagit.py")
+            .args(["--validate", dir.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert_eq!(
+        verify(&base),
+        (0, vec![]),
+        "an untouched export has no findings"
+    );
+    assert!(bagit_ok(&base));
+
+    type Tamper = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Tamper, &str, bool)> = vec![
+        (
+            "flip-byte",
+            Box::new(|d| {
+                let f = first_recording(d);
+                let mut b = std::fs::read(&f).unwrap();
+                b[200] ^= 0x01;
+                std::fs::write(&f, b).unwrap();
+            }),
+            "payload-hash-mismatch",
+            true,
+        ),
+        (
+            "delete-recording",
+            Box::new(|d| std::fs::remove_file(first_recording(d)).unwrap()),
+            "row-without-file",
+            true,
+        ),
+        (
+            "add-file",
+            Box::new(|d| {
+                let f = first_recording(d);
+                std::fs::write(f.with_file_name("planted.wav"), b"RIFF").unwrap();
+            }),
+            "file-without-row",
+            true,
+        ),
+        (
+            "swap-recordings",
+            Box::new(|d| {
+                let a = first_recording(d);
+                let mut all: Vec<PathBuf> =
+                    std::fs::read_dir(a.parent().unwrap().parent().unwrap())
+                        .unwrap()
+                        .flat_map(|c| std::fs::read_dir(c.unwrap().path()).unwrap())
+                        .map(|e| e.unwrap().path())
+                        .filter(|p| p.extension().is_some_and(|x| x != "sha256"))
+                        .collect();
+                all.sort();
+                let b = all.last().unwrap().clone();
+                let (x, y) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+                std::fs::write(&a, y).unwrap();
+                std::fs::write(&b, x).unwrap();
+            }),
+            "payload-hash-mismatch",
+            true,
+        ),
+        (
+            "edit-csv-row",
+            Box::new(|d| {
+                edit_line(&d.join("data/chain_of_custody.csv"), 3, |l| {
+                    l.replacen("Exported", "Purged", 1)
+                        .replacen("Archived", "Exported", 1)
+                })
+            }),
+            "payload-hash-mismatch",
+            true,
+        ),
+        (
+            "edit-metadata",
+            Box::new(|d| {
+                let m = std::fs::read_dir(d.join("data/metadata"))
+                    .unwrap()
+                    .next()
+                    .unwrap()
+                    .unwrap()
+                    .path();
+                let t = std::fs::read_to_string(&m).unwrap();
+                std::fs::write(
+                    &m,
+                    t.replacen("AVAILABLE", "DELETED", 1)
+                        .replacen("ARCHIVED", "AVAILABLE", 1),
+                )
+                .unwrap();
+            }),
+            "payload-hash-mismatch",
+            true,
+        ),
+        (
+            "edit-log-line",
+            Box::new(|d| {
+                edit_line(&d.join("data/custody_log.jsonl"), 5, |l| {
+                    l.replacen("\"attempt\":1", "\"attempt\":9", 1).replacen(
+                        "\"seq\":6",
+                        "\"seq\":6 ",
+                        1,
+                    )
+                })
+            }),
+            "log-chain-broken",
+            true,
+        ),
+        (
+            "delete-log-line",
+            Box::new(|d| {
+                let p = d.join("data/custody_log.jsonl");
+                let t = std::fs::read_to_string(&p).unwrap();
+                let lines: Vec<&str> = t.lines().collect();
+                std::fs::write(&p, [&lines[..4], &lines[5..]].concat().join("\n") + "\n").unwrap();
+            }),
+            "log-chain-broken",
+            true,
+        ),
+        (
+            "reorder-log-lines",
+            Box::new(|d| {
+                let p = d.join("data/custody_log.jsonl");
+                let t = std::fs::read_to_string(&p).unwrap();
+                let mut lines: Vec<&str> = t.lines().collect();
+                lines.swap(3, 4);
+                std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+            }),
+            "log-chain-broken",
+            true,
+        ),
+        (
+            "truncate-log",
+            Box::new(|d| {
+                let p = d.join("data/custody_log.jsonl");
+                let t = std::fs::read_to_string(&p).unwrap();
+                let lines: Vec<&str> = t.lines().collect();
+                std::fs::write(&p, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+            }),
+            "log-head-mismatch",
+            true,
+        ),
+        (
+            "edit-bag-info",
+            Box::new(|d| {
+                let p = d.join("bag-info.txt");
+                let t = std::fs::read_to_string(&p).unwrap();
+                std::fs::write(
+                    &p,
+                    t.replace("External-Identifier: M-1", "External-Identifier: M-2"),
+                )
+                .unwrap();
+            }),
+            "tag-hash-mismatch",
+            true,
+        ),
+        (
+            "replace-signature",
+            Box::new({
+                let other = other_key.clone();
+                move |d: &Path| {
+                    let sk = custos::sign::load_secret_key(&other).unwrap();
+                    custos::sign::sign_bag(d, &sk, "custos matter:M-1").unwrap();
+                }
+            }),
+            "signature-invalid",
+            false,
+        ),
+        (
+            "corrupt-signature",
+            Box::new(|d| {
+                let p = d.join("tagmanifest-sha256.txt.minisig");
+                let t = std::fs::read_to_string(&p).unwrap();
+                let mut lines: Vec<String> = t.lines().map(str::to_owned).collect();
+                // A character inside the Ed25519 signature bytes (not the base64 padding bits).
+                let mut sig: Vec<char> = lines[1].chars().collect();
+                sig[40] = if sig[40] == 'A' { 'B' } else { 'A' };
+                lines[1] = sig.into_iter().collect();
+                std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+            }),
+            "signature-invalid",
+            false,
+        ),
+        (
+            "remove-signature",
+            Box::new(|d| std::fs::remove_file(d.join("tagmanifest-sha256.txt.minisig")).unwrap()),
+            "unsigned",
+            false,
+        ),
+    ];
+    assert!(cases.len() >= 12);
+    for (name, tamper, expect, bagit_sees) in cases {
+        let d = copy_export(&base, &format!("tamper-{name}"));
+        tamper(&d);
+        let (code, kinds) = verify(&d);
+        assert_eq!(code, 1, "{name}: verify must report it");
+        assert!(
+            kinds.iter().any(|k| k == expect),
+            "{name}: expected {expect}, got {kinds:?}"
+        );
+        if bagit_sees {
+            assert!(!bagit_ok(&d), "{name}: bagit.py should reject it too");
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+    for k in [&key, &other_key] {
+        std::fs::remove_file(k).unwrap();
+        std::fs::remove_file(format!("{}.pub", k.display())).unwrap();
+    }
+}

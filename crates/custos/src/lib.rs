@@ -23,6 +23,7 @@ pub mod region;
 pub mod sign;
 pub mod source;
 pub mod state;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use pipeline::{ExportConfig, Report, Retrieval, SourceKind, export};
