@@ -312,6 +312,28 @@ async fn third_party_tools_accept_the_package() {
         .output()
         .unwrap();
     assert!(s.status.success());
+    let hashdeep = |dir: &Path| {
+        Command::new("hashdeep")
+            .args([
+                "-c",
+                "sha256",
+                "-r",
+                "-l",
+                "-a",
+                "-k",
+                "hashdeep-sha256.txt",
+                "data",
+            ])
+            .current_dir(dir)
+            .output()
+            .expect("hashdeep (apt install hashdeep)")
+    };
+    let h = hashdeep(&out);
+    assert!(
+        h.status.success(),
+        "hashdeep audit: {}",
+        String::from_utf8_lossy(&h.stdout)
+    );
     // A flipped byte is caught by all of them.
     let victim = std::fs::read_dir(out.join("data/recordings"))
         .unwrap()
@@ -338,6 +360,10 @@ async fn third_party_tools_accept_the_package() {
             .unwrap()
             .status
             .success()
+    );
+    assert!(
+        !hashdeep(&out).status.success(),
+        "hashdeep audit must fail on a changed file"
     );
     assert!(
         !Command::new("sha256sum")

@@ -63,6 +63,12 @@ pub fn write_bag(
     bagging_date: &str,
 ) -> Result<PayloadSummary> {
     let mut manifest = String::new();
+    // The same list for hashdeep: audit from the bag root with
+    // `hashdeep -c sha256 -r -l -a -k hashdeep-sha256.txt data`.
+    let mut hashdeep = format!(
+        "%%%% HASHDEEP-1.0\n%%%% size,sha256,filename\n## Written by custos {}; audit from the bag root with:\n## $ hashdeep -c sha256 -r -l -a -k hashdeep-sha256.txt data\n## \n",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut bytes = 0u64;
     let files = payload_files(root)?;
     for (rel, abs) in &files {
@@ -72,6 +78,7 @@ pub fn write_bag(
         };
         bytes += n;
         manifest.push_str(&format!("{sha}  {rel}\n"));
+        hashdeep.push_str(&format!("{n},{sha},{rel}\n"));
     }
     write_durably(
         &root.join("bagit.txt"),
@@ -87,8 +94,14 @@ pub fn write_bag(
     }
     write_durably(&root.join("bag-info.txt"), bag_info.as_bytes())?;
     write_durably(&root.join("manifest-sha256.txt"), manifest.as_bytes())?;
+    write_durably(&root.join("hashdeep-sha256.txt"), hashdeep.as_bytes())?;
     let mut tags = String::new();
-    for name in ["bag-info.txt", "bagit.txt", "manifest-sha256.txt"] {
+    for name in [
+        "bag-info.txt",
+        "bagit.txt",
+        "hashdeep-sha256.txt",
+        "manifest-sha256.txt",
+    ] {
         let (sha, _) = sha256_file(&root.join(name))?;
         tags.push_str(&format!("{sha}  {name}\n"));
     }
@@ -215,8 +228,13 @@ mod tests {
                 .unwrap()
                 .lines()
                 .count(),
-            3
+            4
         );
+        let known = std::fs::read_to_string(root.join("hashdeep-sha256.txt")).unwrap();
+        assert!(known.starts_with("%%%% HASHDEEP-1.0\n%%%% size,sha256,filename\n"));
+        assert!(known.contains(
+            "\n5,2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824,data/b/x.txt\n"
+        ));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
