@@ -1,34 +1,36 @@
-//! Progress bars on a terminal; nothing when stderr is not one (pipes, CI) or with --json.
+//! Progress on a terminal: a spinner with the stage while the work list is being found, then a
+//! bar (items, bytes, rate, ETA) during retrieval; nothing when stderr is not a terminal (pipes,
+//! CI) or with --json.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use custos::model::Outcome;
 use custos::pipeline::{Progress, Stage};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Draws the retrieval bar (items, bytes, rate, ETA) and stage lines.
+/// Draws the stage spinner and the retrieval bar.
 pub struct Bars {
     bar: ProgressBar,
-    bytes: std::sync::atomic::AtomicU64,
+    bytes: AtomicU64,
 }
 
 impl Bars {
     /// Bars if stderr is a terminal and `quiet` is off.
     pub fn new(quiet: bool) -> Bars {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         if quiet || !std::io::stderr().is_terminal() {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>10} [{bar:30}] {pos}/{len} items  {msg}  {per_sec}  ETA {eta}",
-            )
-            .expect("template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{spinner} {prefix:>10} {msg}  {elapsed}")
+                .expect("template"),
         );
+        bar.enable_steady_tick(Duration::from_millis(120));
         Bars {
             bar,
-            bytes: std::sync::atomic::AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
         }
     }
 
@@ -45,15 +47,20 @@ impl Progress for Bars {
     }
 
     fn total(&self, items: u64) {
-        self.bar.inc_length(items);
+        self.bar.set_length(items);
+        self.bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>10} [{bar:30}] {pos}/{len} items  {msg}  {elapsed} elapsed  ETA {eta}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        self.bar.set_message("0.0 MB");
     }
 
     fn item(&self, outcome: Outcome, bytes: u64) {
         if outcome == Outcome::Exported {
-            let total = self
-                .bytes
-                .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed)
-                + bytes;
+            let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
             self.bar
                 .set_message(format!("{:.1} MB", total as f64 / 1e6));
         }
