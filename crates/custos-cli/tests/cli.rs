@@ -528,6 +528,18 @@ fn first_recording(root: &Path) -> PathBuf {
     files.remove(0)
 }
 
+/// Rewrites the custody log's lines through `f`.
+fn with_log_lines(root: &Path, f: impl Fn(&mut Vec<String>)) {
+    let p = root.join("data/custody_log.jsonl");
+    let mut lines: Vec<String> = std::fs::read_to_string(&p)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    f(&mut lines);
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+}
+
 fn edit_line(path: &Path, n: usize, f: impl Fn(&str) -> String) {
     let text = std::fs::read_to_string(path).unwrap();
     let out: Vec<String> = text
@@ -696,35 +708,19 @@ async fn verify_reports_every_kind_of_tampering() {
         ),
         (
             "delete-log-line",
-            Box::new(|d| {
-                let p = d.join("data/custody_log.jsonl");
-                let t = std::fs::read_to_string(&p).unwrap();
-                let lines: Vec<&str> = t.lines().collect();
-                std::fs::write(&p, [&lines[..4], &lines[5..]].concat().join("\n") + "\n").unwrap();
-            }),
+            Box::new(|d| with_log_lines(d, |l| drop(l.remove(4)))),
             "log-chain-broken",
             true,
         ),
         (
             "reorder-log-lines",
-            Box::new(|d| {
-                let p = d.join("data/custody_log.jsonl");
-                let t = std::fs::read_to_string(&p).unwrap();
-                let mut lines: Vec<&str> = t.lines().collect();
-                lines.swap(3, 4);
-                std::fs::write(&p, lines.join("\n") + "\n").unwrap();
-            }),
+            Box::new(|d| with_log_lines(d, |l| l.swap(3, 4))),
             "log-chain-broken",
             true,
         ),
         (
             "truncate-log",
-            Box::new(|d| {
-                let p = d.join("data/custody_log.jsonl");
-                let t = std::fs::read_to_string(&p).unwrap();
-                let lines: Vec<&str> = t.lines().collect();
-                std::fs::write(&p, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
-            }),
+            Box::new(|d| with_log_lines(d, |l| drop(l.pop()))),
             "log-head-mismatch",
             true,
         ),
