@@ -611,6 +611,19 @@ async fn verify_reports_every_kind_of_tampering() {
         (0, vec![]),
         "an untouched export has no findings"
     );
+    // --sample hashes fewer files, still checks every file's presence and size.
+    let hashed = |extra: &[&str]| {
+        let o = Command::new(BIN)
+            .args(["verify", base.to_str().unwrap(), "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["filesHashed"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(hashed(&["--sample", "0.1"]) < hashed(&[]));
     assert!(bagit_ok(&base));
 
     type Tamper = Box<dyn Fn(&Path)>;
