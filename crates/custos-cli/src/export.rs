@@ -279,7 +279,7 @@ fn print_report(r: &Report, json: bool) {
         let v = serde_json::json!({
             "out": r.out, "items": r.items, "outcomes": counts, "purged": r.counts[&Outcome::Purged], "bytes": r.bytes,
             "querySha256": r.query_sha256, "manifestSha256": r.manifest_sha256, "resumed": r.resumed,
-            "alreadyComplete": r.already_complete, "custodyLogHead": r.custody_log_head, "signature": r.signature, "apiCalls": r.api_calls, "seconds": r.elapsed.as_secs_f64(),
+            "alreadyComplete": r.already_complete, "custodyLogHead": r.custody_log_head, "rateLimitWaitSeconds": r.rate_limit_wait.as_secs_f64(), "signature": r.signature, "apiCalls": r.api_calls, "seconds": r.elapsed.as_secs_f64(),
         });
         out!("{}", serde_json::to_string_pretty(&v).expect("json"));
         return;
@@ -314,6 +314,12 @@ fn print_report(r: &Report, json: bool) {
         r.out.join("data/chain_of_custody.csv").display()
     );
     out!("  custody log head       {}", r.custody_log_head);
+    if !r.rate_limit_wait.is_zero() {
+        out!(
+            "  waited for rate limits {:.1} s (as the API asked: Retry-After / inin-ratelimit-reset)",
+            r.rate_limit_wait.as_secs_f64()
+        );
+    }
     if let Some(sig) = &r.signature {
         out!("  signature              {}", sig.display());
     }

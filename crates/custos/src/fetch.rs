@@ -19,6 +19,8 @@ pub struct Fetched {
     pub bytes: u64,
     /// Content-Type as served (parameters stripped).
     pub content_type: String,
+    /// The server's rate window is used up (API-hosted media): hold every task this long.
+    pub window_pause: Option<std::time::Duration>,
 }
 
 /// Why a download did not produce a file.
@@ -137,6 +139,7 @@ pub async fn fetch(
         .map(|v| v.split(';').next().unwrap_or("").trim().to_owned())
         .unwrap_or_default();
     let declared = resp.content_length();
+    let window_pause = crate::http::window_pause(resp.headers());
     let limit = declared.or(stated_size);
     let io = |e: std::io::Error| FetchError::Io(Error::io(part, e));
     let file = tokio::fs::OpenOptions::new()
@@ -190,6 +193,7 @@ pub async fn fetch(
         sha256: hex::encode(hasher.finalize()),
         bytes: n,
         content_type,
+        window_pause,
     })
 }
 

@@ -128,6 +128,19 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
+/// How long to hold every task when the server says this token's window is used up
+/// (`inin-ratelimit-count` has reached `inin-ratelimit-allowed`): until `inin-ratelimit-reset`.
+/// Waiting then avoids the 429 the next request would get.
+pub fn window_pause(h: &HeaderMap) -> Option<Duration> {
+    let num = |name: &str| h.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+    let (allowed, count, reset) = (
+        num("inin-ratelimit-allowed")?,
+        num("inin-ratelimit-count")?,
+        num("inin-ratelimit-reset")?,
+    );
+    (allowed > 0 && count >= allowed).then(|| Duration::from_secs(reset.max(1)))
+}
+
 /// A cheap jitter source (not for cryptography).
 fn jitter() -> f64 {
     let n = std::time::SystemTime::now()
@@ -143,6 +156,8 @@ pub struct Limiter {
     interval: Duration,
     next: Mutex<Instant>,
     paused_until: Mutex<Option<Instant>>,
+    /// Milliseconds of pause ordered by the server (429 Retry-After, exhausted windows).
+    waited_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Limiter {
@@ -152,6 +167,7 @@ impl Limiter {
             interval: Duration::from_secs_f64(60.0 / f64::from(per_minute.max(1))),
             next: Mutex::new(Instant::now()),
             paused_until: Mutex::new(None),
+            waited_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -175,11 +191,23 @@ impl Limiter {
         }
     }
 
+    /// Total pause the server ordered so far.
+    pub fn waited(&self) -> Duration {
+        Duration::from_millis(self.waited_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Pauses every task for `d` (a 429's Retry-After).
     pub async fn pause(&self, d: Duration) {
-        let until = Instant::now() + d;
+        let now = Instant::now();
+        let until = now + d;
         let mut p = self.paused_until.lock().await;
-        if p.is_none_or(|cur| cur < until) {
+        let current = p.filter(|cur| *cur > now).unwrap_or(now);
+        if until > current {
+            // Count only the extension, so overlapping pauses from parallel tasks add up once.
+            self.waited_ms.fetch_add(
+                (until - current).as_millis() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             *p = Some(until);
         }
     }
@@ -424,7 +452,7 @@ impl Api {
                     serde_json::json!({
                         "method": method.as_str(), "url": crate::custody::redact_url(&url), "attempt": attempt,
                         "status": r.status.as_u16(), "contentLength": r.body.len(), "contentType": header(r, "content-type"),
-                        "correlationId": header(r, "inin-correlation-id"), "bodySha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&r.body)),
+                        "correlationId": header(r, "inin-correlation-id"), "retryAfter": header(r, "retry-after"), "bodySha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&r.body)),
                     }),
                 )?,
                 Err(e) => self.record("http", serde_json::json!({"method": method.as_str(), "url": crate::custody::redact_url(&url), "attempt": attempt, "error": e}))?,
@@ -437,6 +465,8 @@ impl Api {
                 }
                 if r.status == StatusCode::TOO_MANY_REQUESTS {
                     let d = retry_after(&r.headers).unwrap_or(Duration::from_secs(2));
+                    self.limiter.pause(d).await;
+                } else if let Some(d) = window_pause(&r.headers) {
                     self.limiter.pause(d).await;
                 }
             }
@@ -559,6 +589,28 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 
+    #[test]
+    fn an_exhausted_window_pauses_until_its_reset() {
+        let h = |allowed: &str, count: &str, reset: &str| {
+            let mut m = HeaderMap::new();
+            m.insert("inin-ratelimit-allowed", allowed.parse().unwrap());
+            m.insert("inin-ratelimit-count", count.parse().unwrap());
+            m.insert("inin-ratelimit-reset", reset.parse().unwrap());
+            m
+        };
+        assert_eq!(window_pause(&h("300", "299", "12")), None);
+        assert_eq!(
+            window_pause(&h("300", "300", "12")),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            window_pause(&h("300", "301", "0")),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(window_pause(&h("x", "300", "12")), None);
+        assert_eq!(window_pause(&HeaderMap::new()), None);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn limiter_spaces_requests_and_pauses_everyone() {
         let l = Limiter::new(600); // one per 100 ms
@@ -568,6 +620,8 @@ mod tests {
         }
         assert_eq!(Instant::now() - t0, Duration::from_millis(400));
         l.pause(Duration::from_secs(5)).await;
+        l.pause(Duration::from_secs(3)).await; // within the first: adds nothing
+        assert_eq!(l.waited(), Duration::from_secs(5));
         l.acquire().await;
         assert!(Instant::now() - t0 >= Duration::from_millis(5400));
     }

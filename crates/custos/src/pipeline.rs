@@ -141,6 +141,9 @@ pub struct Report {
     pub api_calls: u64,
     /// SHA-256 of the custody log's last line.
     pub custody_log_head: String,
+    /// Time every task spent paused because the server said so (429 Retry-After, exhausted
+    /// rate windows): long waits are honoured, and reported here rather than hidden.
+    pub rate_limit_wait: Duration,
     /// The detached signature, when the bag was signed.
     pub signature: Option<PathBuf>,
     /// Wall time of this run.
@@ -694,6 +697,9 @@ async fn download(
         ctx.log("download-attempt", fields)?;
         let outcome = match r {
             Ok(f) => {
+                if let (Some(_), Some(d)) = (bearer, f.window_pause) {
+                    ctx.api.limiter.pause(d).await;
+                }
                 let name = format!("{}.{}", it.recording_id, extension(&f.content_type));
                 let dest = dir.join(&name);
                 finalize(&part, &dest, &f.sha256)?;
@@ -1174,6 +1180,7 @@ fn report(
         already_complete: already,
         api_calls: ctx.api.calls(),
         custody_log_head: ctx.state.get("custody_log_head")?.unwrap_or_default(),
+        rate_limit_wait: ctx.api.limiter.waited(),
         signature: Some(ctx.root.join("tagmanifest-sha256.txt.minisig")).filter(|p| p.exists()),
         elapsed: started.elapsed(),
     })

@@ -89,6 +89,12 @@ async fn run_case(name: &str, faults: &str, retrieval: Retrieval) {
     assert!(v.findings.is_empty(), "{name}: {:?}", v.findings);
     let stats = running.sim.stats();
     assert_eq!(stats.bearer_on_media, 0, "{name}");
+    if stats.storm_429 > 0 {
+        assert!(
+            !report.rate_limit_wait.is_zero(),
+            "{name}: storm waits are reported"
+        );
+    }
     assert!(
         stats.rate_limited * 100 <= stats.api_requests.max(1),
         "{name}: {} of {} requests were 429s",
@@ -149,4 +155,46 @@ async fn each_fault_alone_and_all_together() {
     for (name, faults, retrieval) in cases {
         run_case(name, faults, retrieval).await;
     }
+}
+
+/// With the client's rate set far above the server's (search API: 5 requests per second), the
+/// exporter still gets no 429: it reads `inin-ratelimit-*` and waits for the window to reset.
+#[tokio::test]
+async fn exhausted_rate_windows_are_waited_out_before_a_429() {
+    let s = Scenario {
+        conversations: 6,
+        max_recording_s: 6,
+        search_rate: 5,
+        ..Scenario::default()
+    };
+    let running = Sim::new(s).unwrap().spawn().await.unwrap();
+    let out = out_dir("windows");
+    let c = &running.sim.scenario().clients[0];
+    let cfg = ExportConfig {
+        query: Some("timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}".into()),
+        ids_file: None,
+        out: out.clone(),
+        matter: None,
+        source_organization: None,
+        source: SourceKind::Search,
+        api_base: running.base_url.clone(),
+        login_base: running.base_url.clone(),
+        credentials: Credentials {
+            client_id: c.id.clone(),
+            client_secret: c.secret.clone(),
+        },
+        rate_per_minute: 60_000,
+        concurrency: 1,
+        retrieval: Retrieval::Batch,
+        operator: None,
+        sign_key: None,
+        page_size: 100,
+        now: None,
+    };
+    let report = custos::export(&cfg, &NoProgress).await.unwrap();
+    let stats = running.sim.stats();
+    assert_eq!(stats.rate_limited, 0, "{stats:?}");
+    assert!(!report.rate_limit_wait.is_zero());
+    assert!(report.items > 5);
+    std::fs::remove_dir_all(&out).unwrap();
 }
