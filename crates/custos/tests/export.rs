@@ -3,12 +3,13 @@
 //! token reaches a media URL, the bag validates, and a re-run changes nothing.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use custos::http::Credentials;
 use custos::model::Outcome;
-use custos::pipeline::{ExportConfig, NoProgress, Retrieval, SourceKind};
+use custos::pipeline::{NoProgress, Retrieval, SourceKind};
 use custos_sim::{Scenario, Sim};
+
+mod common;
+use common::{config, out_dir};
 
 type Env = custos_sim::Running;
 
@@ -28,38 +29,6 @@ fn scenario() -> Scenario {
     };
     s.faults.purge = 0.1;
     s
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("custos-export-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn config(env: &Env, out: PathBuf, source: SourceKind, retrieval: Retrieval) -> ExportConfig {
-    let c = &env.sim.scenario().clients[0];
-    ExportConfig {
-        query: Some("timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}".into()),
-        ids_file: None,
-        out,
-        matter: Some("M-42".into()),
-        source_organization: None,
-        source,
-        api_base: env.base_url.clone(),
-        login_base: env.base_url.clone(),
-        credentials: Credentials {
-            client_id: c.id.clone(),
-            client_secret: c.secret.clone(),
-        },
-        // Exactly the simulator's limits (api-rate 6000/min here; search 100/s = 6000/min).
-        rate_per_minute: 6_000,
-        concurrency: 4,
-        retrieval,
-        operator: Some("Test Operator <t@example.invalid>".into()),
-        sign_key: None,
-        page_size: 25,
-        now: None,
-    }
 }
 
 /// Checks the export in `out` against the simulator's truth; `format` picks the rendition.

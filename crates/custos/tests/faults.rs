@@ -6,17 +6,11 @@
 //! Not in the matrix yet: `duration-lie` (and `length-under` in batch mode), which only a
 //! duration check can catch (the media module, issue 6).
 
-use std::path::PathBuf;
-
-use custos::http::Credentials;
-use custos::pipeline::{ExportConfig, NoProgress, Retrieval, SourceKind};
+use custos::pipeline::{NoProgress, Retrieval, SourceKind};
 use custos_sim::{Scenario, Sim};
 
-fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("custos-faults-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+mod common;
+use common::{config, out_dir};
 
 async fn run_case(name: &str, faults: &str, retrieval: Retrieval) {
     let mut s = Scenario {
@@ -31,29 +25,15 @@ async fn run_case(name: &str, faults: &str, retrieval: Retrieval) {
     s.faults.apply_list(faults).unwrap();
     let running = Sim::new(s).unwrap().spawn().await.unwrap();
     let out = out_dir(name);
-    let c = &running.sim.scenario().clients[0];
-    let cfg = ExportConfig {
-        query: Some("timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}".into()),
-        ids_file: None,
-        out: out.clone(),
-        matter: None,
-        source_organization: None,
-        source: SourceKind::Genesys,
-        api_base: running.base_url.clone(),
-        login_base: running.base_url.clone(),
-        credentials: Credentials {
-            client_id: c.id.clone(),
-            client_secret: c.secret.clone(),
-        },
-        rate_per_minute: 6_000,
-        concurrency: 4,
-        retrieval: retrieval.clone(),
-        operator: None,
-        sign_key: None,
-        page_size: 10,
-        // Inside the simulator's 35 days: the synchronous query, so drift and duplicates bite.
-        now: Some(time::macros::datetime!(2023-10-09 00:00 UTC)),
-    };
+    let mut cfg = config(
+        &running,
+        out.clone(),
+        SourceKind::Genesys,
+        retrieval.clone(),
+    );
+    cfg.page_size = 10;
+    // Inside the simulator's 35 days: the synchronous query, so drift and duplicates bite.
+    cfg.now = Some(time::macros::datetime!(2023-10-09 00:00 UTC));
     let report = custos::export(&cfg, &NoProgress)
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -169,28 +149,10 @@ async fn exhausted_rate_windows_are_waited_out_before_a_429() {
     };
     let running = Sim::new(s).unwrap().spawn().await.unwrap();
     let out = out_dir("windows");
-    let c = &running.sim.scenario().clients[0];
-    let cfg = ExportConfig {
-        query: Some("timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}".into()),
-        ids_file: None,
-        out: out.clone(),
-        matter: None,
-        source_organization: None,
-        source: SourceKind::Search,
-        api_base: running.base_url.clone(),
-        login_base: running.base_url.clone(),
-        credentials: Credentials {
-            client_id: c.id.clone(),
-            client_secret: c.secret.clone(),
-        },
-        rate_per_minute: 60_000,
-        concurrency: 1,
-        retrieval: Retrieval::Batch,
-        operator: None,
-        sign_key: None,
-        page_size: 100,
-        now: None,
-    };
+    let mut cfg = config(&running, out.clone(), SourceKind::Search, Retrieval::Batch);
+    cfg.rate_per_minute = 60_000;
+    cfg.concurrency = 1;
+    cfg.page_size = 100;
     let report = custos::export(&cfg, &NoProgress).await.unwrap();
     let stats = running.sim.stats();
     assert_eq!(stats.rate_limited, 0, "{stats:?}");

@@ -1,0 +1,48 @@
+//! Shared by the `custos` crate's integration tests: an export of the simulator's whole first
+//! week, at exactly the simulator's rate limit.
+
+use std::path::PathBuf;
+
+use custos::http::Credentials;
+use custos::pipeline::{ExportConfig, Retrieval, SourceKind};
+
+/// The week every simulator catalog starts with.
+pub const WEEK: &str = "timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}";
+
+/// A fresh (removed if present) output directory under the temp dir.
+pub fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("custos-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// An export of [`WEEK`] from `sim` into `out`, 6000 requests/min, 4 downloads at a time.
+pub fn config(
+    sim: &custos_sim::Running,
+    out: PathBuf,
+    source: SourceKind,
+    retrieval: Retrieval,
+) -> ExportConfig {
+    let c = &sim.sim.scenario().clients[0];
+    ExportConfig {
+        query: Some(WEEK.into()),
+        ids_file: None,
+        out,
+        matter: Some("M-42".into()),
+        source_organization: None,
+        source,
+        api_base: sim.base_url.clone(),
+        login_base: sim.base_url.clone(),
+        credentials: Credentials {
+            client_id: c.id.clone(),
+            client_secret: c.secret.clone(),
+        },
+        rate_per_minute: 6_000,
+        concurrency: 4,
+        retrieval,
+        operator: Some("Test Operator <t@example.invalid>".into()),
+        sign_key: None,
+        page_size: 25,
+        now: None,
+    }
+}
