@@ -92,12 +92,23 @@ pub async fn metadata_list(State(sim): State<Sim>, Path(cid): Path<String>) -> R
         Err(e) => return e,
     };
     let st = inner.state();
-    let list: Vec<Value> = inner.catalog.conversations[conv]
+    let mut list: Vec<Value> = inner.catalog.conversations[conv]
         .recordings
         .iter()
         .map(|&r| metadata_json(inner, &st, r))
         .collect();
+    if inner.scenario.faults.hostile_ids && conv == 0 {
+        list.extend(hostile_metadata(&inner.catalog.conversations[0].id));
+    }
     ok(Value::Array(list))
+}
+
+/// The hostile-ids fault's extra listing entries: AVAILABLE, with ids unsafe as file names.
+pub fn hostile_metadata(conversation_id: &str) -> Vec<Value> {
+    crate::scenario::HOSTILE_IDS
+        .iter()
+        .map(|id| json!({"id": id, "conversationId": conversation_id, "media": "audio", "mediaSubtype": "Trunk", "fileState": "AVAILABLE"}))
+        .collect()
 }
 
 pub async fn metadata_one(

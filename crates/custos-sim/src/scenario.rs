@@ -222,6 +222,10 @@ pub struct Faults {
     pub slow_transcode: f64,
     /// Fraction of recordings whose first media URL is issued already expired.
     pub expired_urls: f64,
+    /// The first conversation's `recordingmetadata` also lists
+    /// recordings whose ids are hostile as file names (`../../x`, `a/b`, `a\b`, NUL, control
+    /// characters). They have no media; an exporter must refuse them without writing anything.
+    pub hostile_ids: bool,
 }
 
 impl Default for Faults {
@@ -243,9 +247,13 @@ impl Default for Faults {
             duplicates: false,
             slow_transcode: 0.0,
             expired_urls: 0.0,
+            hostile_ids: false,
         }
     }
 }
+
+/// Recording ids a file system must never see as names (served by the hostile-ids fault).
+pub const HOSTILE_IDS: &[&str] = &["../../x", "a/b", "a\\b", "nul\u{0}id", "bell\u{7}id", ".."];
 
 /// Names accepted by `--faults`, with the intensity `all` (or a bare name) switches on.
 pub const FAULT_NAMES: &[(&str, &str)] = &[
@@ -263,6 +271,7 @@ pub const FAULT_NAMES: &[(&str, &str)] = &[
     ("duplicates", "true"),
     ("slow-transcode", "0.1"),
     ("expired-urls", "0.05"),
+    ("hostile-ids", "true"),
 ];
 
 impl Faults {
@@ -320,6 +329,11 @@ impl Faults {
             }
             "slow-transcode" => self.slow_transcode = frac(value)?,
             "expired-urls" => self.expired_urls = frac(value)?,
+            "hostile-ids" => {
+                self.hostile_ids = value
+                    .parse()
+                    .map_err(|_| format!("fault hostile-ids: '{value}' is not true/false"))?
+            }
             other => return Err(unknown_fault(other)),
         }
         Ok(())
@@ -364,7 +378,7 @@ mod tests {
         assert!(f.purge > 0.0 && f.truncate > 0.0 && f.length_over > 0.0 && f.length_under > 0.0);
         assert!(f.duration_lie > 0.0 && f.server_errors > 0.0 && f.storm_every > 0);
         assert!(f.token_expiry_after > 0 && f.drift > 0 && f.duplicates);
-        assert!(f.slow_transcode > 0.0 && f.expired_urls > 0.0);
+        assert!(f.slow_transcode > 0.0 && f.expired_urls > 0.0 && f.hostile_ids);
     }
 
     #[test]

@@ -160,3 +160,54 @@ async fn exhausted_rate_windows_are_waited_out_before_a_429() {
     assert!(report.items > 5);
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// Ids that are hostile as file names, served by the API itself, end `Failed` with the reason;
+/// nothing is written for them, inside or outside the package, and the package still verifies.
+#[tokio::test]
+async fn hostile_ids_from_the_api_are_failed_and_write_nothing() {
+    let mut s = Scenario {
+        conversations: 10,
+        max_recording_s: 6,
+        api_rate: 6_000,
+        batch_ms_per_item: 1,
+        async_job_ms: 50,
+        ..Scenario::default()
+    };
+    s.faults.apply_list("hostile-ids").unwrap();
+    let running = Sim::new(s).unwrap().spawn().await.unwrap();
+    let out = out_dir("hostile").join("export");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let cfg = config(&running, out.clone(), SourceKind::Genesys, Retrieval::Batch);
+    custos::export(&cfg, &NoProgress).await.unwrap();
+    let outcomes = custos::package::outcomes(&out).unwrap();
+    for id in custos_sim::scenario::HOSTILE_IDS {
+        assert_eq!(
+            outcomes.get(*id).map(String::as_str),
+            Some("Failed"),
+            "{id:?}"
+        );
+    }
+    let csv = std::fs::read_to_string(out.join("data/chain_of_custody.csv")).unwrap();
+    assert!(csv.contains("unsafe id"));
+    // Nothing escaped: the export's parent holds only the export, and no file is named after a hostile id.
+    let siblings: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(siblings, vec![std::ffi::OsString::from("export")]);
+    for f in custos::package::payload_files(&out).unwrap() {
+        assert!(
+            !f.0.contains("..") && !f.0.ends_with("/x") && !f.0.contains('\\'),
+            "{}",
+            f.0
+        );
+    }
+    // The real recordings are untouched by the hostile neighbours, and the package verifies.
+    for t in running.sim.truth().recordings {
+        assert_eq!(outcomes.get(&t.id), Some(&t.expected_outcome));
+    }
+    let v = custos::verify::verify(&out, &Default::default()).unwrap();
+    assert!(v.findings.is_empty(), "{:?}", v.findings);
+    assert!(custos::custody::check_chain(&out.join("data/custody_log.jsonl")).is_ok());
+    std::fs::remove_dir_all(out.parent().unwrap()).unwrap();
+}

@@ -391,3 +391,51 @@ async fn all_faults_at_once_is_a_valid_scenario() {
     );
     assert!(truth.recordings.iter().any(|r| !r.faults.is_empty()));
 }
+
+#[tokio::test]
+async fn hostile_ids_are_listed_on_the_first_conversation_only() {
+    let t = start(with_faults("hostile-ids")).await;
+    let tok = t.token().await;
+    let v = t
+        .post(
+            &tok,
+            "/api/v2/analytics/conversations/details/query",
+            json!({"interval": WEEK, "paging": {"pageSize": 2, "pageNumber": 1}}),
+        )
+        .await;
+    let convs: Value = v.json().await.unwrap();
+    let ids: Vec<String> = convs["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["conversationId"].as_str().unwrap().to_owned())
+        .collect();
+    let first = t
+        .get_json(
+            &tok,
+            &format!("/api/v2/conversations/{}/recordingmetadata", ids[0]),
+        )
+        .await;
+    let listed: Vec<&str> = first
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    for id in custos_sim::scenario::HOSTILE_IDS {
+        assert!(listed.contains(id), "{id:?} not listed");
+    }
+    let second = t
+        .get_json(
+            &tok,
+            &format!("/api/v2/conversations/{}/recordingmetadata", ids[1]),
+        )
+        .await;
+    assert!(
+        second
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| !custos_sim::scenario::HOSTILE_IDS.contains(&m["id"].as_str().unwrap()))
+    );
+}
