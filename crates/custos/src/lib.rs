@@ -20,6 +20,7 @@ pub mod package;
 pub mod pipeline;
 pub mod query;
 pub mod region;
+mod retrieve;
 pub mod sign;
 pub mod source;
 pub mod state;

@@ -27,8 +27,7 @@ pub struct Discovery {
     /// Recording id → its JSON exactly as the API returned it (genesys: the element of the
     /// recordingmetadata array, byte for byte).
     pub metadata: BTreeMap<String, String>,
-    /// Every page and request made, for the record.
-    pub pages: u64,
+
     /// Conversations that answered 404 to `recordingmetadata`.
     pub missing_conversations: BTreeSet<String>,
 }
@@ -43,12 +42,11 @@ pub async fn genesys_conversations(
     query: &Query,
     now: OffsetDateTime,
     page_size: u32,
-) -> Result<(BTreeSet<String>, u64)> {
+) -> Result<BTreeSet<String>> {
     let range = query
         .time_range()
         .ok_or_else(|| Error::Config("the genesys source needs a timestamp range".into()))?;
     let mut found = BTreeSet::new();
-    let mut pages = 0;
     let keep = |c: &Value, found: &mut BTreeSet<String>| {
         let start = c["conversationStart"]
             .as_str()
@@ -78,7 +76,6 @@ pub async fn genesys_conversations(
                         .send_ok(Method::POST, DETAILS_QUERY, Some(&body))
                         .await?
                         .json(&Method::POST, &api.url(DETAILS_QUERY))?;
-                    pages += 1;
                     let total = v["totalHits"].as_u64().unwrap_or(0);
                     if total > SYNC_RECORD_CAP {
                         // The synchronous query cannot reach past 10,000 records: use a job for this window.
@@ -108,13 +105,13 @@ pub async fn genesys_conversations(
             job_body = Some(req.body.clone());
         }
         if let Some(body) = job_body {
-            pages += run_job(api, &body, &mut |c| keep(c, &mut found)).await?;
+            run_job(api, &body, &mut |c| keep(c, &mut found)).await?;
         }
     }
-    Ok((found, pages))
+    Ok(found)
 }
 
-async fn run_job(api: &Api, body: &Value, each: &mut dyn FnMut(&Value)) -> Result<u64> {
+async fn run_job(api: &Api, body: &Value, each: &mut dyn FnMut(&Value)) -> Result<()> {
     let url = api.url(DETAILS_JOBS);
     let v = api
         .send_ok(Method::POST, DETAILS_JOBS, Some(body))
@@ -153,7 +150,6 @@ async fn run_job(api: &Api, body: &Value, each: &mut dyn FnMut(&Value)) -> Resul
             }
         }
     }
-    let mut pages = 1;
     let mut cursor: Option<String> = None;
     loop {
         let mut path = format!("{status_path}/results?pageSize=1000");
@@ -164,7 +160,6 @@ async fn run_job(api: &Api, body: &Value, each: &mut dyn FnMut(&Value)) -> Resul
             .send_ok(Method::GET, &path, None)
             .await?
             .json(&Method::GET, &api.url(&path))?;
-        pages += 1;
         v["conversations"]
             .as_array()
             .into_iter()
@@ -172,7 +167,7 @@ async fn run_job(api: &Api, body: &Value, each: &mut dyn FnMut(&Value)) -> Resul
             .for_each(&mut *each);
         match v["cursor"].as_str() {
             Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
-            _ => return Ok(pages),
+            _ => return Ok(()),
         }
     }
 }
@@ -218,7 +213,6 @@ pub async fn genesys_recordings(
     let mut items = Vec::new();
     let mut metadata = BTreeMap::new();
     let mut missing_conversations = BTreeSet::new();
-    let pages = lists.len() as u64;
     for (cid, list) in lists {
         let Some(list) = list else {
             missing_conversations.insert(cid);
@@ -244,7 +238,6 @@ pub async fn genesys_recordings(
     Ok(Discovery {
         items,
         metadata,
-        pages,
         missing_conversations,
     })
 }
@@ -265,7 +258,6 @@ pub async fn search_recordings(api: &Api, query_text: &str, page_size: u32) -> R
     );
     let mut items = Vec::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
-    let mut pages = 0;
     // The search API gives no total: repeat the search until a whole pass finds nothing new,
     // so recordings that appear while we page are not lost.
     for _pass in 0..MAX_PASSES {
@@ -276,7 +268,6 @@ pub async fn search_recordings(api: &Api, query_text: &str, page_size: u32) -> R
                 .send_ok(Method::GET, &path, None)
                 .await?
                 .json(&Method::GET, &api.url(&path))?;
-            pages += 1;
             for e in v["elements"].as_array().into_iter().flatten() {
                 if let (Some(rid), Some(cid)) = (e["id"].as_str(), e["conversationId"].as_str())
                     && seen.insert(rid.to_owned())
@@ -314,7 +305,6 @@ pub async fn search_recordings(api: &Api, query_text: &str, page_size: u32) -> R
     Ok(Discovery {
         items,
         metadata: BTreeMap::new(),
-        pages,
         missing_conversations: BTreeSet::new(),
     })
 }
@@ -361,11 +351,9 @@ pub async fn search_by_ids(api: &Api, ids: &[String], concurrency: usize) -> Res
         }
     }
     items.sort();
-    let pages = items.len() as u64;
     Ok(Discovery {
         items,
         metadata,
-        pages,
         missing_conversations: BTreeSet::new(),
     })
 }

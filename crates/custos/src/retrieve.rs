@@ -1,0 +1,504 @@
+//! Stage 3, retrieval: every unfinished manifest item ends in exactly one outcome. Items the
+//! listing already settles (deleted, archived, unsafe ids, ids the source does not know) are
+//! decided without a request; the rest are fetched through batch requests, per-recording
+//! transcodes, or the search API's `/media`, each download bounded in attempts and recorded in
+//! the custody log and the job state.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::custody::redact_url;
+use crate::error::{Error, Result};
+use crate::fetch::{FetchError, extension, fetch, finalize, write_durably};
+use crate::model::{Item, Outcome, safe_id};
+use crate::package::sha256_file;
+use crate::pipeline::{Ctx, Retrieval, SourceKind};
+use crate::query::format_ms;
+use crate::source::{NOT_FOUND, url_path};
+use crate::state::Done;
+
+const DOWNLOAD_ATTEMPTS: u32 = 3;
+const URL_ROUNDS: u32 = 3;
+
+/// An outcome without a file.
+pub(crate) fn done(outcome: Outcome, reason: impl Into<String>) -> Done {
+    Done {
+        outcome,
+        reason: reason.into(),
+        file: None,
+        sha256: None,
+        bytes: None,
+        content_type: None,
+        downloaded_at: None,
+    }
+}
+
+/// What to do with an item before any media request.
+fn triage(it: &Item) -> Option<Done> {
+    if it.listed_state == NOT_FOUND {
+        return Some(done(
+            Outcome::Purged,
+            "requested id not found at the source (404)",
+        ));
+    }
+    if !safe_id(&it.conversation_id) || !safe_id(&it.recording_id) {
+        return Some(done(
+            Outcome::Failed,
+            "unsafe id (only letters, digits, '-', '_' and '.' are allowed); nothing was written for it",
+        ));
+    }
+    match it.listed_state.as_str() {
+        "AVAILABLE" | "RESTORED" => None,
+        "DELETED" => Some(done(Outcome::Purged, "fileState DELETED when listed")),
+        "ARCHIVED" => Some(done(
+            Outcome::Archived,
+            "fileState ARCHIVED when listed; restore it, then export it again",
+        )),
+        "RESTORING" => Some(done(
+            Outcome::Archived,
+            "fileState RESTORING when listed: a restore is under way; export it again once RESTORED",
+        )),
+        other => Some(done(
+            Outcome::Failed,
+            format!("fileState {other} when listed: no media to download"),
+        )),
+    }
+}
+
+fn record(ctx: &Ctx<'_>, it: &Item, d: &Done) -> Result<()> {
+    ctx.log(
+        "outcome",
+        json!({"conversationId": it.conversation_id, "recordingId": it.recording_id, "outcome": d.outcome.as_str(), "reason": d.reason,
+               "file": d.file, "sha256": d.sha256, "bytes": d.bytes, "contentType": d.content_type}),
+    )?;
+    ctx.state.finish(it, d)?;
+    ctx.progress.item(d.outcome, d.bytes.unwrap_or(0));
+    Ok(())
+}
+
+/// Retrieves every item that has no outcome yet.
+pub(crate) async fn retrieve(ctx: &Ctx<'_>) -> Result<()> {
+    let finished = ctx.state.finished()?;
+    let items = ctx.state.items()?;
+    ctx.progress.total(items.len() as u64);
+    let mut todo = Vec::new();
+    for it in items {
+        if let Some(d) = finished.get(&(it.conversation_id.clone(), it.recording_id.clone())) {
+            ctx.progress.item(d.outcome, d.bytes.unwrap_or(0));
+            continue;
+        }
+        todo.push(it);
+    }
+    let mut downloadable = Vec::new();
+    for it in todo {
+        match triage(&it) {
+            Some(d) => record(ctx, &it, &d)?,
+            None => downloadable.push(it),
+        }
+    }
+    match (ctx.cfg.source, &ctx.cfg.retrieval) {
+        (SourceKind::Genesys, Retrieval::Batch) => {
+            for chunk in downloadable.chunks(100) {
+                batch_chunk(ctx, chunk).await?;
+            }
+            Ok(())
+        }
+        (SourceKind::Genesys, Retrieval::Transcode(format)) => {
+            let format = Arc::new(format.clone());
+            let results: Vec<Result<()>> = futures_util::stream::iter(downloadable)
+                .map(|it| {
+                    let format = format.clone();
+                    async move {
+                        let d = transcode_item(ctx, &it, &format).await?;
+                        record(ctx, &it, &d)
+                    }
+                })
+                .buffer_unordered(ctx.cfg.concurrency.max(1))
+                .collect()
+                .await;
+            results.into_iter().collect()
+        }
+        (SourceKind::Search, _) => {
+            let results: Vec<Result<()>> = futures_util::stream::iter(downloadable)
+                .map(|it| async move {
+                    let d = search_item(ctx, &it).await?;
+                    record(ctx, &it, &d)
+                })
+                .buffer_unordered(ctx.cfg.concurrency.max(1))
+                .collect()
+                .await;
+            results.into_iter().collect()
+        }
+    }
+}
+
+/// Result of trying one URL.
+enum Got {
+    Done(Done),
+    /// The URL expired: get a new one.
+    Expired,
+}
+
+/// Downloads `url` for `it` with bounded retries and stores the file, or says why not.
+async fn download(
+    ctx: &Ctx<'_>,
+    it: &Item,
+    url: &str,
+    bearer: Option<&str>,
+    stated_size: Option<u64>,
+) -> Result<Got> {
+    if let Err(e) = crate::http::check_base_url("media URL", url) {
+        return Ok(Got::Done(done(Outcome::Failed, format!("refused: {e}"))));
+    }
+    let dir = ctx.root.join("data/recordings").join(&it.conversation_id);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let part = dir.join(format!("{}.part", it.recording_id));
+    let mut last = String::new();
+    let mut mismatches = 0;
+    let mut throttled = 0;
+    let mut attempt = 0;
+    while attempt < DOWNLOAD_ATTEMPTS {
+        attempt += 1;
+        if bearer.is_some() {
+            // API-hosted media counts against the API budget.
+            ctx.api.limiter.acquire().await;
+        }
+        let r = fetch(&ctx.api.http, url, bearer, &part, stated_size).await;
+        let (result, facts) = match &r {
+            Ok(f) => (
+                "complete".to_owned(),
+                json!({"bytes": f.bytes, "sha256": f.sha256, "contentType": f.content_type}),
+            ),
+            Err(e) => (e.describe(), json!({})),
+        };
+        let mut fields = json!({
+            "conversationId": it.conversation_id, "recordingId": it.recording_id, "url": redact_url(url),
+            "attempt": attempt, "bearerSent": bearer.is_some(), "result": result,
+        });
+        if let (Value::Object(m), Value::Object(f)) = (&mut fields, facts) {
+            m.extend(f);
+        }
+        ctx.log("download-attempt", fields)?;
+        let outcome = match r {
+            Ok(f) => {
+                if let (Some(_), Some(d)) = (bearer, f.window_pause) {
+                    ctx.api.limiter.pause(d).await;
+                }
+                let name = format!("{}.{}", it.recording_id, extension(&f.content_type));
+                let dest = dir.join(&name);
+                finalize(&part, &dest, &f.sha256)?;
+                let rel = format!("data/recordings/{}/{name}", it.conversation_id);
+                let reason = if extension(&f.content_type) == "bin" {
+                    format!("unrecognised Content-Type '{}'", f.content_type)
+                } else {
+                    String::new()
+                };
+                return Ok(Got::Done(Done {
+                    outcome: Outcome::Exported,
+                    reason,
+                    file: Some(rel),
+                    sha256: Some(f.sha256),
+                    bytes: Some(f.bytes),
+                    content_type: Some(f.content_type),
+                    downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
+                }));
+            }
+            Err(FetchError::NotFound) => Some(done(
+                Outcome::Purged,
+                "404 at download: deleted at the source after listing",
+            )),
+            Err(FetchError::Archived) => Some(done(
+                Outcome::Archived,
+                "409 at download: archived; restore it before export",
+            )),
+            Err(FetchError::Expired) => {
+                let _ = std::fs::remove_file(&part);
+                return Ok(Got::Expired);
+            }
+            Err(FetchError::Refused(why)) => {
+                Some(done(Outcome::Failed, format!("download refused: {why}")))
+            }
+            Err(FetchError::Io(e)) => return Err(e),
+            Err(FetchError::Incomplete(why)) => {
+                last = why;
+                None
+            }
+            Err(FetchError::Throttled(after)) => {
+                // Rate limiting is not a failed attempt: the whole client waits, then tries again.
+                throttled += 1;
+                if throttled > 50 {
+                    Some(done(
+                        Outcome::Failed,
+                        "media download throttled (429) more than 50 times",
+                    ))
+                } else {
+                    ctx.api
+                        .limiter
+                        .pause(after.unwrap_or(Duration::from_secs(1)))
+                        .await;
+                    attempt -= 1;
+                    continue;
+                }
+            }
+            Err(FetchError::SizeMismatch { got, stated }) => {
+                mismatches += 1;
+                last = format!("received {got} bytes; the API states outputSizeInBytes {stated}");
+                if mismatches >= 2 {
+                    // Consistent, complete, and not what the source says: keep it, out of the evidence set.
+                    return quarantine(ctx, it, &part, &last).map(Got::Done);
+                }
+                None
+            }
+        };
+        let _ = std::fs::remove_file(&part);
+        if let Some(d) = outcome {
+            return Ok(Got::Done(d));
+        }
+        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+    }
+    Ok(Got::Done(done(
+        Outcome::Failed,
+        format!("download failed {DOWNLOAD_ATTEMPTS} times; last: {last}"),
+    )))
+}
+
+fn quarantine(ctx: &Ctx<'_>, it: &Item, part: &Path, why: &str) -> Result<Done> {
+    let dir = ctx.root.join("data/quarantine").join(&it.conversation_id);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let dest = dir.join(format!("{}.bin", it.recording_id));
+    let (sha, bytes) = sha256_file(part)?;
+    finalize(part, &dest, &sha)?;
+    Ok(Done {
+        outcome: Outcome::Corrupted,
+        reason: why.to_owned(),
+        file: Some(format!(
+            "data/quarantine/{}/{}.bin",
+            it.conversation_id, it.recording_id
+        )),
+        sha256: Some(sha),
+        bytes: Some(bytes),
+        content_type: None,
+        downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
+    })
+}
+
+async fn batch_chunk(ctx: &Ctx<'_>, chunk: &[Item]) -> Result<()> {
+    let mut pending: Vec<Item> = chunk.to_vec();
+    for round in 1..=URL_ROUNDS {
+        if pending.is_empty() {
+            break;
+        }
+        let list: Vec<Value> = pending
+            .iter()
+            .map(|it| json!({"conversationId": it.conversation_id, "recordingId": it.recording_id}))
+            .collect();
+        let path = "/api/v2/recording/batchrequests";
+        let sub = ctx
+            .api
+            .send_ok(
+                Method::POST,
+                path,
+                Some(&json!({"batchDownloadRequestList": list})),
+            )
+            .await?
+            .json(&Method::POST, &ctx.api.url(path))?;
+        let job = sub["id"]
+            .as_str()
+            .ok_or_else(|| Error::Api {
+                method: "POST".into(),
+                url: ctx.api.url(path),
+                message: "no job id".into(),
+            })?
+            .to_owned();
+        let status_path = format!("{path}/{}", url_path(&job));
+        let mut wait = Duration::from_millis(200);
+        let status = loop {
+            let v = ctx
+                .api
+                .send_ok(Method::GET, &status_path, None)
+                .await?
+                .json(&Method::GET, &ctx.api.url(&status_path))?;
+            let complete = v["status"] == "Completed"
+                || (v["expectedResultCount"].as_u64().is_some()
+                    && v["resultCount"] == v["expectedResultCount"]);
+            if complete {
+                break v;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        };
+        let mut by_rec: BTreeMap<String, Value> = BTreeMap::new();
+        for r in status["results"].as_array().into_iter().flatten() {
+            if let Some(rid) = r["recordingId"].as_str() {
+                by_rec.insert(rid.to_owned(), r.clone());
+            }
+        }
+        let results: Vec<Result<Option<Item>>> =
+            futures_util::stream::iter(pending.iter().cloned())
+                .map(|it| {
+                    let res = by_rec.get(&it.recording_id).cloned();
+                    async move {
+                        let d = match res {
+                            None => done(
+                                Outcome::Failed,
+                                "the batch job returned no result for this recording",
+                            ),
+                            Some(r) => match (r["resultUrl"].as_str(), r["errorMsg"].as_str()) {
+                                (Some(url), _) => {
+                                    match download(ctx, &it, url, None, None).await? {
+                                        Got::Done(d) => d,
+                                        Got::Expired if round < URL_ROUNDS => return Ok(Some(it)),
+                                        Got::Expired => done(
+                                            Outcome::Failed,
+                                            format!("media URL expired {URL_ROUNDS} times"),
+                                        ),
+                                    }
+                                }
+                                (None, Some(msg)) => classify_error_msg(msg),
+                                (None, None) => done(
+                                    Outcome::Failed,
+                                    "batch result has neither resultUrl nor errorMsg",
+                                ),
+                            },
+                        };
+                        record(ctx, &it, &d)?;
+                        Ok(None)
+                    }
+                })
+                .buffer_unordered(ctx.cfg.concurrency.max(1))
+                .collect()
+                .await;
+        pending = results
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+    }
+    Ok(())
+}
+
+/// Maps a batch `errorMsg` to an outcome (Genesys does not document the texts; see docs).
+fn classify_error_msg(msg: &str) -> Done {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("archiv") {
+        done(Outcome::Archived, format!("batch errorMsg: {msg}"))
+    } else if m.contains("deleted") || m.contains("not found") || m.contains("purged") {
+        done(Outcome::Purged, format!("batch errorMsg: {msg}"))
+    } else {
+        done(Outcome::Failed, format!("batch errorMsg: {msg}"))
+    }
+}
+
+async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Result<Done> {
+    let path = format!(
+        "/api/v2/conversations/{}/recordings/{}?formatId={format}&download=true",
+        url_path(&it.conversation_id),
+        url_path(&it.recording_id)
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30 * 60);
+    let mut rounds = 0;
+    loop {
+        let r = ctx.api.send(Method::GET, &path, None).await?;
+        match r.status.as_u16() {
+            404 => {
+                return Ok(done(
+                    Outcome::Purged,
+                    format!("404 from the API: {}", r.describe()),
+                ));
+            }
+            202 => {
+                if tokio::time::Instant::now() > deadline {
+                    return Ok(done(Outcome::Failed, "still transcoding after 30 minutes"));
+                }
+                let est = serde_json::from_slice::<Value>(&r.body)
+                    .ok()
+                    .and_then(|v| v["estimatedTranscodeTimeMs"].as_u64())
+                    .unwrap_or(2000);
+                tokio::time::sleep(Duration::from_millis(est.clamp(250, 10_000))).await;
+            }
+            200 => {
+                let v = r.json(&Method::GET, &ctx.api.url(&path))?;
+                let state = v["fileState"].as_str().unwrap_or("");
+                if state == "ARCHIVED" {
+                    return Ok(done(
+                        Outcome::Archived,
+                        "fileState ARCHIVED; restore it before export",
+                    ));
+                }
+                let uri = v["mediaUris"]["S"]["mediaUri"].as_str().or_else(|| {
+                    v["mediaUris"]
+                        .as_object()
+                        .and_then(|m| m.values().find_map(|x| x["mediaUri"].as_str()))
+                });
+                let Some(uri) = uri else {
+                    return Ok(done(
+                        Outcome::Failed,
+                        format!("no media URI (fileState {state})"),
+                    ));
+                };
+                let stated = v["outputSizeInBytes"].as_u64().filter(|n| *n > 0);
+                match download(ctx, it, uri, None, stated).await? {
+                    Got::Done(d) => return Ok(d),
+                    Got::Expired => {
+                        rounds += 1;
+                        if rounds >= URL_ROUNDS {
+                            return Ok(done(
+                                Outcome::Failed,
+                                format!("media URL expired {URL_ROUNDS} times"),
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {
+                return Ok(done(
+                    Outcome::Failed,
+                    format!("recording request failed: {}", r.describe()),
+                ));
+            }
+        }
+    }
+}
+
+async fn search_item(ctx: &Ctx<'_>, it: &Item) -> Result<Done> {
+    let meta_path = format!("/api/v2/recordings/{}", url_path(&it.recording_id));
+    let r = ctx.api.send(Method::GET, &meta_path, None).await?;
+    match r.status.as_u16() {
+        200 => {
+            let p = ctx
+                .root
+                .join("data/metadata")
+                .join(format!("{}.json", it.recording_id));
+            if let Some(d) = p.parent() {
+                std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+            }
+            write_durably(&p, &r.body)?;
+        }
+        404 => {
+            return Ok(done(
+                Outcome::Purged,
+                "404 for the recording's metadata: deleted at the source",
+            ));
+        }
+        _ => {
+            return Ok(done(
+                Outcome::Failed,
+                format!("metadata request failed: {}", r.describe()),
+            ));
+        }
+    }
+    let token = ctx.api.token(false).await?;
+    let url = ctx.api.url(&format!("{meta_path}/media"));
+    match download(ctx, it, &url, Some(&token), None).await? {
+        Got::Done(d) => Ok(d),
+        Got::Expired => Ok(done(Outcome::Failed, "403 for API-hosted media")),
+    }
+}
