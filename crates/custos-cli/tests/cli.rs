@@ -8,19 +8,13 @@ use std::time::{Duration, Instant};
 
 use custos_sim::{Scenario, Sim};
 
-const BIN: &str = env!("CARGO_BIN_EXE_custos");
-const QUERY: &str = "timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}";
+mod common;
+use common::{BIN, QUERY, tmp};
 
 type Env = custos_sim::Running;
 
 async fn start(s: Scenario) -> Env {
     Sim::new(s).unwrap().spawn().await.unwrap()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("custos-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
 }
 
 fn export_cmd(env: &Env, out: &Path, extra: &[&str]) -> Command {

@@ -7,20 +7,14 @@
 //! Kill points are chosen from outside, by watching the custody log grow (its line count is a
 //! faithful clock of the export's progress), so the product carries no test hooks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use custos_sim::{Scenario, Sim};
 
-const BIN: &str = env!("CARGO_BIN_EXE_custos");
-const QUERY: &str = "timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}";
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("custos-crash-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+mod common;
+use common::{BIN, QUERY, tmp};
 
 fn export(base: &str, out: &Path) -> Command {
     let mut c = Command::new(BIN);
