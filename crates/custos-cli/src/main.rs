@@ -46,6 +46,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print each media file's container, codec, channels, sample rate and duration, and any
+    /// damage found (exit 0 all sound, 1 some damaged or unreadable, 2 could not run). The same
+    /// reader the export uses to decide Corrupted.
+    Probe {
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// One JSON object per file, one per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a signing key pair: the secret key at --out (mode 0600), the public key at --out.pub.
     Keygen {
         /// Path of the secret key.
@@ -108,6 +119,41 @@ fn verify(
     if report.findings.is_empty() { 0 } else { 1 }
 }
 
+fn probe(files: &[std::path::PathBuf], json: bool) -> i32 {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut code = 0;
+    for f in files {
+        let r = custos::media::probe_file(f);
+        if json {
+            let mut v = match &r {
+                Ok(info) => info.to_json(),
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            };
+            v["file"] = serde_json::json!(f.display().to_string());
+            let _ = writeln!(out, "{v}");
+        } else {
+            match &r {
+                Ok(info) => {
+                    let _ = writeln!(out, "{}: {info}", f.display());
+                    for p in &info.problems {
+                        let _ = writeln!(out, "  PROBLEM: {p}");
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "{}: ERROR: {e}", f.display());
+                }
+            }
+        }
+        match r {
+            Ok(info) if info.problems.is_empty() => {}
+            Err(custos::media::MediaError::Io(_)) => code = 2,
+            _ => code = code.max(1),
+        }
+    }
+    code
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -120,6 +166,7 @@ async fn main() {
             sample,
             json,
         } => verify(&dir, pubkey, sample, json),
+        Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {
             Ok(public) => {
                 println!(

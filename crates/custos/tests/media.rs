@@ -1,0 +1,433 @@
+//! The media reader against real files made by ffmpeg (installed by `.ci/run`), checked against
+//! a decode-based reference (ffmpeg decoding every sample) and against ffprobe, plus damaged,
+//! hostile and huge inputs.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use custos::media::{MediaError, probe, probe_file};
+use proptest::prelude::*;
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg must be installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What a decoder really outputs: every sample decoded (resampled to 48 kHz mono, which keeps
+/// the count), in seconds. ffmpeg applies the gapless trims and pre-skip a player would.
+fn decoded_seconds(f: &Path) -> f64 {
+    let mut child = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(f)
+        .args(["-f", "s16le", "-ac", "1", "-ar", "48000", "-"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ffmpeg");
+    let mut n = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut out = child.stdout.take().unwrap();
+    loop {
+        match out.read(&mut buf).unwrap() {
+            0 => break,
+            k => n += k as u64,
+        }
+    }
+    child.wait().unwrap();
+    n as f64 / 2.0 / 48_000.0
+}
+
+fn ffprobe_seconds(f: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(f)
+        .output()
+        .expect("ffprobe must be installed (.ci/run installs it)");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe gave no duration for {}", f.display()))
+}
+
+/// Every format Genesys delivers, as (name, extension, ffmpeg output options).
+const FORMATS: &[(&str, &str, &[&str])] = &[
+    ("wav-s16", "wav", &["-c:a", "pcm_s16le"]),
+    ("wav-ulaw", "wav", &["-c:a", "pcm_mulaw"]),
+    ("wav-alaw", "wav", &["-c:a", "pcm_alaw"]),
+    ("rf64", "wav", &["-c:a", "pcm_s16le", "-rf64", "always"]),
+    ("mp3-cbr", "mp3", &["-c:a", "libmp3lame", "-b:a", "32k"]),
+    ("mp3-vbr", "mp3", &["-c:a", "libmp3lame", "-q:a", "6"]),
+    (
+        "mp3-noxing",
+        "mp3",
+        &["-c:a", "libmp3lame", "-b:a", "32k", "-write_xing", "0"],
+    ),
+    ("ogg-opus", "ogg", &["-c:a", "libopus", "-b:a", "16k"]),
+    ("ogg-vorbis", "ogg", &["-c:a", "libvorbis"]),
+    ("webm-opus", "webm", &["-c:a", "libopus", "-b:a", "16k"]),
+    ("webm-vorbis", "webm", &["-c:a", "libvorbis"]),
+];
+
+/// Signals: (duration s, sample rate, channels, tone or silence).
+const SIGNALS: &[(f64, u32, u32, bool)] = &[
+    (0.3, 8_000, 1, true),
+    (5.0, 16_000, 2, false),
+    (5.0, 48_000, 1, true),
+];
+
+fn make(dir: &Path, fmt: &(&str, &str, &[&str]), sig: (f64, u32, u32, bool)) -> PathBuf {
+    let (d, rate, ch, tone) = sig;
+    let name = format!(
+        "{}-{d}s-{rate}-{ch}ch-{}.{}",
+        fmt.0,
+        if tone { "tone" } else { "silence" },
+        fmt.1
+    );
+    let path = dir.join(name);
+    let src = if tone {
+        format!("sine=f=440:d={d}:r={rate}")
+    } else {
+        format!("anullsrc=r={rate}:cl=mono:d={d}")
+    };
+    let mut args: Vec<&str> = vec!["-f", "lavfi", "-i", &src];
+    let chs = ch.to_string();
+    args.extend(["-ac", &chs]);
+    args.extend(fmt.2.iter().copied());
+    let p = path.to_str().unwrap().to_owned();
+    args.push(&p);
+    ffmpeg(&args);
+    path
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("custos-media-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Files made once for the tests that only read them.
+fn corpus() -> &'static Vec<PathBuf> {
+    static C: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    C.get_or_init(|| {
+        let dir = tmp("corpus");
+        let jobs: Vec<_> = FORMATS
+            .iter()
+            .flat_map(|f| SIGNALS.iter().map(move |s| (f, *s)))
+            .collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = jobs
+                .chunks(jobs.len().div_ceil(2))
+                .map(|chunk| {
+                    let dir = &dir;
+                    s.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|(f, sig)| make(dir, f, *sig))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        })
+    })
+}
+
+#[test]
+fn every_format_agrees_with_decoding_within_50_ms_and_with_ffprobe() {
+    let mut report = Vec::new();
+    for f in corpus() {
+        let info = probe_file(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(
+            info.problems.is_empty(),
+            "{}: {:?}",
+            f.display(),
+            info.problems
+        );
+        let ours = info.seconds();
+        let decoded = decoded_seconds(f);
+        let probed = ffprobe_seconds(f);
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        report.push(format!(
+            "{name}: ours {ours:.4} decoded {decoded:.4} ffprobe {probed:.4}"
+        ));
+        assert!(
+            (ours - decoded).abs() <= 0.05,
+            "{name}: {ours} s, decoding gives {decoded} s"
+        );
+        // ffprobe reports the container's view: MP3 without gapless trims (up to ~0.26 s
+        // longer, see the reference notes), Opus with its pre-skip (~7 ms).
+        let tol = if name.starts_with("mp3") { 0.3 } else { 0.05 };
+        assert!(
+            (ours - probed).abs() <= tol,
+            "{name}: {ours} s, ffprobe {probed} s"
+        );
+        // And the basics match what the file was made with.
+        let want_ch: u32 = if name.contains("-2ch-") { 2 } else { 1 };
+        assert_eq!(info.channels, want_ch, "{name}");
+    }
+    eprintln!("{}", report.join("\n"));
+    assert_eq!(report.len(), FORMATS.len() * SIGNALS.len());
+}
+
+#[test]
+fn one_hour_files_at_low_bitrate() {
+    let dir = tmp("hour");
+    let jobs: [(&str, &str, &[&str]); 3] = [
+        (
+            "sine=f=440:d=3600:r=8000",
+            "hour-ulaw.wav",
+            &["-c:a", "pcm_mulaw"],
+        ),
+        (
+            "sine=f=440:d=3600:r=8000",
+            "hour.mp3",
+            &["-c:a", "libmp3lame", "-b:a", "8k"],
+        ),
+        (
+            "anullsrc=r=8000:cl=mono:d=3600",
+            "hour.ogg",
+            &[
+                "-c:a",
+                "libopus",
+                "-b:a",
+                "6k",
+                "-compression_level",
+                "0",
+                "-frame_duration",
+                "60",
+            ],
+        ),
+    ];
+    std::thread::scope(|s| {
+        for (src, name, opts) in jobs {
+            let dir = &dir;
+            s.spawn(move || {
+                let p = dir.join(name);
+                let mut args = vec!["-f", "lavfi", "-i", src];
+                args.extend(opts.iter().copied());
+                let ps = p.to_str().unwrap().to_owned();
+                args.push(&ps);
+                ffmpeg(&args);
+                let info = probe_file(&p).unwrap();
+                assert!(info.problems.is_empty(), "{name}: {:?}", info.problems);
+                let decoded = decoded_seconds(&p);
+                assert!(
+                    (info.seconds() - decoded).abs() <= 0.05
+                        && (info.seconds() - 3600.0).abs() <= 0.05,
+                    "{name}: {} s, decoding gives {decoded} s",
+                    info.seconds()
+                );
+            });
+        }
+    });
+}
+
+#[test]
+fn truncated_files_are_problems_and_still_agree_with_decoding() {
+    let dir = tmp("cut");
+    for f in corpus()
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("-5s-48000-"))
+    {
+        let bytes = std::fs::read(f).unwrap();
+        let cut = dir.join(f.file_name().unwrap());
+        std::fs::write(&cut, &bytes[..bytes.len() * 6 / 10]).unwrap();
+        let name = cut.file_name().unwrap().to_string_lossy().into_owned();
+        match probe_file(&cut) {
+            Ok(info) => {
+                assert!(
+                    info.problems.iter().any(|p| p.contains("truncated")),
+                    "{name}: no problem found in a file cut to 60 %: {info}"
+                );
+                let decoded = decoded_seconds(&cut);
+                assert!(
+                    (info.seconds() - decoded).abs() <= 0.05,
+                    "{name}: {} s, decoding gives {decoded} s",
+                    info.seconds()
+                );
+            }
+            // A WebM cut before the elements its SeekHead points at cannot be opened at all.
+            Err(e) => assert!(
+                name.starts_with("webm") && e.to_string().contains("truncated"),
+                "{name}: {e}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_wav_whose_header_lies_is_read_as_what_it_holds() {
+    let dir = tmp("lie");
+    let p = dir.join("lie.wav");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=2:r=8000",
+        "-c:a",
+        "pcm_s16le",
+        p.to_str().unwrap(),
+    ]);
+    let mut b = std::fs::read(&p).unwrap();
+    // The data chunk claims 5 minutes; the file holds 2 seconds.
+    let at = b.windows(4).position(|w| w == b"data").unwrap();
+    b[at + 4..at + 8].copy_from_slice(&(300u32 * 16_000).to_le_bytes());
+    std::fs::write(&p, &b).unwrap();
+    let info = probe_file(&p).unwrap();
+    assert!(
+        info.problems[0].contains("300.000 s"),
+        "{:?}",
+        info.problems
+    );
+    assert!(
+        (info.seconds() - decoded_seconds(&p)).abs() <= 0.05,
+        "{info}"
+    );
+}
+
+#[test]
+fn garbage_is_an_error_with_a_reason() {
+    let dir = tmp("garbage");
+    let cases: [(&str, Vec<u8>); 5] = [
+        ("empty.wav", Vec::new()),
+        (
+            "html.mp3",
+            b"<html><body>502 Bad Gateway</body></html>".to_vec(),
+        ),
+        ("zeros.ogg", vec![0; 4096]),
+        ("json.wav", br#"{"errors":[{"message":"oops"}]}"#.to_vec()),
+        (
+            "noise.bin",
+            (0..50_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let p = dir.join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let e = probe_file(&p).expect_err(name);
+        assert!(!e.to_string().is_empty());
+        assert!(!matches!(e, MediaError::Io(_)), "{name}: {e}");
+    }
+}
+
+/// Counts the bytes a reader hands out.
+struct Counting<R> {
+    inner: R,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+impl<R: std::io::Seek> std::io::Seek for Counting<R> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+#[test]
+fn a_2_gb_wav_is_read_from_its_header_alone() {
+    let dir = tmp("big");
+    let p = dir.join("big.wav");
+    let data: u64 = 2 * 1024 * 1024 * 1024 - 64;
+    let mut head = Vec::new();
+    head.extend_from_slice(b"RIFF");
+    head.extend_from_slice(&((data + 36) as u32).to_le_bytes());
+    head.extend_from_slice(b"WAVEfmt ");
+    head.extend_from_slice(&16u32.to_le_bytes());
+    for v in [1u16, 2] {
+        head.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [48_000u32, 192_000] {
+        head.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [4u16, 16] {
+        head.extend_from_slice(&v.to_le_bytes());
+    }
+    head.extend_from_slice(b"data");
+    head.extend_from_slice(&(data as u32).to_le_bytes());
+    let f = std::fs::File::create(&p).unwrap();
+    std::io::Write::write_all(&mut &f, &head).unwrap();
+    f.set_len(44 + data).unwrap(); // sparse: 2 GB that take no disk
+    let read = std::rc::Rc::new(std::cell::Cell::new(0));
+    let info = probe(Counting {
+        inner: std::fs::File::open(&p).unwrap(),
+        read: read.clone(),
+    })
+    .unwrap();
+    assert!(info.problems.is_empty(), "{:?}", info.problems);
+    assert_eq!(info.duration.as_secs(), data / 192_000);
+    // One buffered read of the header, whatever the file's size.
+    assert!(read.get() <= 64 * 1024, "{} bytes read", read.get());
+    std::fs::remove_file(&p).unwrap();
+}
+
+/// Small real files of every container, for mutation.
+fn seeds() -> &'static Vec<Vec<u8>> {
+    static S: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    S.get_or_init(|| {
+        corpus()
+            .iter()
+            .filter(|f| f.to_string_lossy().contains("-0.3s-"))
+            .map(|f| std::fs::read(f).unwrap())
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Mutated real files (bytes flipped, cut, spliced) never panic and never hang: each gives
+    /// facts or an error.
+    #[test]
+    fn mutated_files_never_panic(
+        seed in 0usize..64,
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..16),
+        cut in proptest::option::of(any::<prop::sample::Index>()),
+        splice in proptest::option::of((any::<prop::sample::Index>(), any::<prop::sample::Index>())),
+    ) {
+        let seeds = seeds();
+        let mut b = seeds[seed % seeds.len()].clone();
+        for (i, v) in flips {
+            let at = i.index(b.len());
+            b[at] = v;
+        }
+        if let Some((a, c)) = splice {
+            let (a, c) = (a.index(b.len()), c.index(b.len()));
+            let (lo, hi) = (a.min(c), a.max(c));
+            b.drain(lo..hi);
+        }
+        if let Some(c) = cut {
+            b.truncate(c.index(b.len() + 1));
+        }
+        let _ = probe(std::io::Cursor::new(b));
+    }
+}
