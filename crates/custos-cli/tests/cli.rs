@@ -800,3 +800,89 @@ async fn verify_reports_every_kind_of_tampering() {
         std::fs::remove_file(format!("{}.pub", k.display())).unwrap();
     }
 }
+
+/// `custos probe` prints what the export reads from a file, as text or JSON lines, and says by
+/// its exit code whether every file was sound.
+#[test]
+fn probe_reports_files_and_damage() {
+    let dir = tmp("probe");
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = dir.join("call.wav");
+    let ogg = dir.join("call.ogg");
+    for (out, codec) in [(&wav, "pcm_mulaw"), (&ogg, "libopus")] {
+        let ok = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=f=440:d=2.5:r=8000",
+                "-c:a",
+                codec,
+            ])
+            .arg(out)
+            .status()
+            .expect("ffmpeg must be installed (.ci/run installs it)");
+        assert!(ok.success());
+    }
+    let cut = dir.join("cut.ogg");
+    let b = std::fs::read(&ogg).unwrap();
+    std::fs::write(&cut, &b[..b.len() / 2]).unwrap();
+    let html = dir.join("proxy.wav");
+    std::fs::write(&html, "<html>502 Bad Gateway</html>").unwrap();
+
+    let o = std::process::Command::new(BIN)
+        .arg("probe")
+        .args([&wav, &ogg])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("wav, pcm_mulaw, 1 ch, 8000 Hz, 2.500 s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ogg, opus, 1 ch, 48000 Hz, 2.500 s"),
+        "{text}"
+    );
+
+    let o = std::process::Command::new(BIN)
+        .args(["probe", "--json"])
+        .args([&wav, &cut, &html])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["durationSeconds"], 2.5);
+    assert_eq!(lines[0]["problems"], serde_json::json!([]));
+    assert!(
+        lines[1]["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("truncated"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a recognised audio file")
+    );
+
+    let o = std::process::Command::new(BIN)
+        .args(["probe"])
+        .arg(dir.join("missing.wav"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -121,6 +121,7 @@ pub fn build(inner: &Inner) -> Truth {
                 FileState::Deleted => "Purged",
                 FileState::Archived => "Archived",
                 _ if f.purge => "Purged",
+                // Caught where the API states a duration (transcode, search API); batch results state none.
                 _ if f.duration_lie => "Corrupted",
                 // Served short every time, yet consistently: complete bytes that are not the recording.
                 _ if fa == 0 && f.length_under && !(f.truncate || f.length_over) => "Corrupted",

@@ -43,6 +43,14 @@ pub enum FetchError {
         /// Bytes the API stated (`outputSizeInBytes`).
         stated: u64,
     },
+    /// The file arrived whole but is not evidence: unreadable as audio, damaged, or of another
+    /// duration than the API states (crate::media).
+    NotEvidence {
+        /// Why, with both durations where there are two.
+        why: String,
+        /// The duration read from the file, ms, if one could be read.
+        media_ms: Option<u64>,
+    },
     /// Any other refusal (the status and body).
     Refused(String),
     /// The local disk failed: the export cannot go on.
@@ -61,6 +69,7 @@ impl FetchError {
             FetchError::SizeMismatch { got, stated } => {
                 format!("{got} bytes; the API states {stated}")
             }
+            FetchError::NotEvidence { why, .. } => why.clone(),
             FetchError::Refused(w) => format!("refused: {w}"),
             FetchError::Io(e) => format!("local I/O error: {e}"),
         }

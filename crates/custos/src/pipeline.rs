@@ -87,6 +87,8 @@ pub struct ExportConfig {
     pub page_size: u32,
     /// "Now" for the analytics 35-day rule; `None` = the clock.
     pub now: Option<OffsetDateTime>,
+    /// How far a file's duration may differ from the API's before it is `Corrupted`.
+    pub duration_tolerance: std::time::Duration,
 }
 
 /// Stages, for progress reporting.
@@ -576,6 +578,8 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
         "Content_Type",
         "Conversation_ID",
         "Reason",
+        "Media_Duration_S",
+        "Stated_Duration_S",
     ])
     .expect("csv");
     let mut counts: BTreeMap<Outcome, u64> = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
@@ -590,6 +594,11 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
             known.insert(f.clone(), (s.clone(), b));
         }
         let bytes = d.bytes.map(|b| b.to_string()).unwrap_or_default();
+        let secs = |ms: Option<u64>| {
+            ms.map(|ms| format!("{:.3}", ms as f64 / 1000.0))
+                .unwrap_or_default()
+        };
+        let (media_s, stated_s) = (secs(d.media_ms), secs(d.stated_ms));
         w.write_record([
             it.recording_id.as_str(),
             d.file.as_deref().unwrap_or(""),
@@ -602,6 +611,8 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
             d.content_type.as_deref().unwrap_or(""),
             it.conversation_id.as_str(),
             d.reason.as_str(),
+            &media_s,
+            &stated_s,
         ])
         .expect("csv");
     }
@@ -636,6 +647,10 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
     info.push(("Export-Id", export_id));
     info.push(("Export-Source", cfg.source.as_str().into()));
     info.push(("Genesys-API-Base", cfg.api_base.clone()));
+    info.push((
+        "Duration-Tolerance-Seconds",
+        format!("{}", cfg.duration_tolerance.as_secs_f64()),
+    ));
     info.push((
         "Query-SHA256",
         ctx.state.get("query_sha256")?.unwrap_or_default(),

@@ -37,7 +37,76 @@ pub(crate) fn done(outcome: Outcome, reason: impl Into<String>) -> Done {
         bytes: None,
         content_type: None,
         downloaded_at: None,
+        media_ms: None,
+        stated_ms: None,
     }
+}
+
+/// What the source stated about a recording's media, to check the file against.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stated {
+    /// Bytes (`outputSizeInBytes`).
+    pub size: Option<u64>,
+    /// Duration, ms (`outputDurationMs`, `durationMs`, or end − start).
+    pub duration_ms: Option<u64>,
+}
+
+impl Stated {
+    /// The duration a JSON object states: `ms_key`, else `end_key − start_key` (RFC 3339).
+    fn duration(v: &Value, ms_key: &str, start_key: &str, end_key: &str) -> Option<u64> {
+        if let Some(ms) = v[ms_key].as_u64() {
+            return Some(ms);
+        }
+        let t = |k: &str| {
+            v[k].as_str().and_then(|s| {
+                OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+            })
+        };
+        let (a, b) = (t(start_key)?, t(end_key)?);
+        u64::try_from((b - a).whole_milliseconds()).ok()
+    }
+}
+
+/// Reads the downloaded file's container and judges it against what the API stated: the
+/// measured duration (ms) if one could be read, and why it is not evidence, if it is not.
+async fn judge(
+    ctx: &Ctx<'_>,
+    part: &Path,
+    stated: Stated,
+) -> (Option<crate::media::MediaInfo>, Result<(), String>) {
+    let p = part.to_path_buf();
+    let probed = tokio::task::spawn_blocking(move || crate::media::probe_file(&p))
+        .await
+        .unwrap_or_else(|e| {
+            Err(crate::media::MediaError::Invalid(format!(
+                "probe failed: {e}"
+            )))
+        });
+    let info = match probed {
+        Ok(i) => i,
+        Err(e) => return (None, Err(format!("not readable as audio: {e}"))),
+    };
+    let verdict = if !info.problems.is_empty() {
+        Err(format!("damaged media: {}", info.problems.join("; ")))
+    } else if info.duration.is_zero() {
+        Err("no audio: the file's duration is 0 s".to_owned())
+    } else if let Some(ms) = stated.duration_ms {
+        let said = Duration::from_millis(ms);
+        let diff = info.duration.abs_diff(said);
+        if diff > ctx.cfg.duration_tolerance {
+            Err(format!(
+                "duration mismatch: the file holds {:.3} s, the API states {:.3} s (tolerance {} s)",
+                info.seconds(),
+                said.as_secs_f64(),
+                ctx.cfg.duration_tolerance.as_secs_f64()
+            ))
+        } else {
+            Ok(())
+        }
+    } else {
+        Ok(())
+    };
+    (Some(info), verdict)
 }
 
 /// What to do with an item before any media request.
@@ -152,7 +221,7 @@ async fn download(
     it: &Item,
     url: &str,
     bearer: Option<&str>,
-    stated_size: Option<u64>,
+    stated: Stated,
 ) -> Result<Got> {
     if let Err(e) = crate::http::check_base_url("media URL", url) {
         return Ok(Got::Done(done(Outcome::Failed, format!("refused: {e}"))));
@@ -161,6 +230,7 @@ async fn download(
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let part = dir.join(format!("{}.part", it.recording_id));
     let mut last = String::new();
+    let mut media_json = Value::Null;
     let mut mismatches = 0;
     let mut throttled = 0;
     let mut attempt = 0;
@@ -170,7 +240,22 @@ async fn download(
             // API-hosted media counts against the API budget.
             ctx.api.limiter.acquire().await;
         }
-        let r = fetch(&ctx.api.http, url, bearer, &part, stated_size).await;
+        let mut r = fetch(&ctx.api.http, url, bearer, &part, stated.size).await;
+        // A complete file is read as media and judged against what the API stated.
+        let mut media = None;
+        if r.is_ok() {
+            let (info, verdict) = judge(ctx, &part, stated).await;
+            media = info.as_ref().map(|i| i.duration.as_millis() as u64);
+            if let Err(why) = verdict {
+                r = Err(FetchError::NotEvidence {
+                    why,
+                    media_ms: media,
+                });
+            }
+            if let Some(i) = info {
+                media_json = i.to_json();
+            }
+        }
         let (result, facts) = match &r {
             Ok(f) => (
                 "complete".to_owned(),
@@ -181,6 +266,7 @@ async fn download(
         let mut fields = json!({
             "conversationId": it.conversation_id, "recordingId": it.recording_id, "url": redact_url(url),
             "attempt": attempt, "bearerSent": bearer.is_some(), "result": result,
+            "media": std::mem::take(&mut media_json), "statedDurationMs": stated.duration_ms,
         });
         if let (Value::Object(m), Value::Object(f)) = (&mut fields, facts) {
             m.extend(f);
@@ -208,6 +294,8 @@ async fn download(
                     bytes: Some(f.bytes),
                     content_type: Some(f.content_type),
                     downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
+                    media_ms: media,
+                    stated_ms: stated.duration_ms,
                 }));
             }
             Err(FetchError::NotFound) => Some(done(
@@ -247,12 +335,22 @@ async fn download(
                     continue;
                 }
             }
-            Err(FetchError::SizeMismatch { got, stated }) => {
+            Err(FetchError::SizeMismatch { got, stated: size }) => {
                 mismatches += 1;
-                last = format!("received {got} bytes; the API states outputSizeInBytes {stated}");
+                last = format!("received {got} bytes; the API states outputSizeInBytes {size}");
                 if mismatches >= 2 {
                     // Consistent, complete, and not what the source says: keep it, out of the evidence set.
-                    return quarantine(ctx, it, &part, &last).map(Got::Done);
+                    return quarantine(ctx, it, &part, &last, None, stated).map(Got::Done);
+                }
+                None
+            }
+            Err(FetchError::NotEvidence { why, media_ms }) => {
+                // Downloaded whole, but damaged or not the recording the API describes. Once
+                // more, in case it was damaged on the way; the same again is kept, quarantined.
+                mismatches += 1;
+                last = why;
+                if mismatches >= 2 {
+                    return quarantine(ctx, it, &part, &last, media_ms, stated).map(Got::Done);
                 }
                 None
             }
@@ -269,7 +367,14 @@ async fn download(
     )))
 }
 
-fn quarantine(ctx: &Ctx<'_>, it: &Item, part: &Path, why: &str) -> Result<Done> {
+fn quarantine(
+    ctx: &Ctx<'_>,
+    it: &Item,
+    part: &Path,
+    why: &str,
+    media_ms: Option<u64>,
+    stated: Stated,
+) -> Result<Done> {
     let dir = ctx.root.join("data/quarantine").join(&it.conversation_id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let dest = dir.join(format!("{}.bin", it.recording_id));
@@ -286,6 +391,8 @@ fn quarantine(ctx: &Ctx<'_>, it: &Item, part: &Path, why: &str) -> Result<Done> 
         bytes: Some(bytes),
         content_type: None,
         downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
+        media_ms,
+        stated_ms: stated.duration_ms,
     })
 }
 
@@ -352,7 +459,8 @@ async fn batch_chunk(ctx: &Ctx<'_>, chunk: &[Item]) -> Result<()> {
                             ),
                             Some(r) => match (r["resultUrl"].as_str(), r["errorMsg"].as_str()) {
                                 (Some(url), _) => {
-                                    match download(ctx, &it, url, None, None).await? {
+                                    // Batch results state neither size nor duration.
+                                    match download(ctx, &it, url, None, Stated::default()).await? {
                                         Got::Done(d) => d,
                                         Got::Expired if round < URL_ROUNDS => return Ok(Some(it)),
                                         Got::Expired => done(
@@ -444,7 +552,10 @@ async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Result<Done> 
                         format!("no media URI (fileState {state})"),
                     ));
                 };
-                let stated = v["outputSizeInBytes"].as_u64().filter(|n| *n > 0);
+                let stated = Stated {
+                    size: v["outputSizeInBytes"].as_u64().filter(|n| *n > 0),
+                    duration_ms: Stated::duration(&v, "outputDurationMs", "startTime", "endTime"),
+                };
                 match download(ctx, it, uri, None, stated).await? {
                     Got::Done(d) => return Ok(d),
                     Got::Expired => {
@@ -471,8 +582,13 @@ async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Result<Done> 
 async fn search_item(ctx: &Ctx<'_>, it: &Item) -> Result<Done> {
     let meta_path = format!("/api/v2/recordings/{}", url_path(&it.recording_id));
     let r = ctx.api.send(Method::GET, &meta_path, None).await?;
+    let mut stated = Stated::default();
     match r.status.as_u16() {
         200 => {
+            if let Ok(v) = serde_json::from_slice::<Value>(&r.body) {
+                stated.duration_ms =
+                    Stated::duration(&v, "durationMs", "startTimestamp", "endTimestamp");
+            }
             let p = ctx
                 .root
                 .join("data/metadata")
@@ -497,7 +613,7 @@ async fn search_item(ctx: &Ctx<'_>, it: &Item) -> Result<Done> {
     }
     let token = ctx.api.token(false).await?;
     let url = ctx.api.url(&format!("{meta_path}/media"));
-    match download(ctx, it, &url, Some(&token), None).await? {
+    match download(ctx, it, &url, Some(&token), stated).await? {
         Got::Done(d) => Ok(d),
         Got::Expired => Ok(done(Outcome::Failed, "403 for API-hosted media")),
     }

@@ -32,6 +32,10 @@ pub struct Done {
     pub content_type: Option<String>,
     /// When it was downloaded (RFC 3339, UTC, `Z`).
     pub downloaded_at: Option<String>,
+    /// The file's playable duration as read from its container (crate::media), ms.
+    pub media_ms: Option<u64>,
+    /// The duration the API stated for the recording, ms (none in batch retrieval).
+    pub stated_ms: Option<u64>,
 }
 
 /// The job database.
@@ -61,6 +65,17 @@ impl State {
                  downloaded_at TEXT,
                  UNIQUE (conversation_id, recording_id));",
         )?;
+        // Columns added after the first release of the table: add them to older job databases.
+        for col in ["media_ms", "stated_ms"] {
+            let has: bool = db.query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('items') WHERE name = ?1",
+                [col],
+                |r| r.get(0),
+            )?;
+            if !has {
+                db.execute_batch(&format!("ALTER TABLE items ADD COLUMN {col} INTEGER"))?;
+            }
+        }
         Ok(State { db: Mutex::new(db) })
     }
 
@@ -122,7 +137,8 @@ impl State {
     /// Records an item's outcome (durably, before returning).
     pub fn finish(&self, item: &Item, done: &Done) -> Result<()> {
         self.db().execute(
-            "UPDATE items SET outcome = ?3, reason = ?4, file = ?5, sha256 = ?6, bytes = ?7, content_type = ?8, downloaded_at = ?9
+            "UPDATE items SET outcome = ?3, reason = ?4, file = ?5, sha256 = ?6, bytes = ?7, content_type = ?8, downloaded_at = ?9,
+                 media_ms = ?10, stated_ms = ?11
              WHERE conversation_id = ?1 AND recording_id = ?2",
             params![
                 item.conversation_id,
@@ -133,7 +149,9 @@ impl State {
                 done.sha256,
                 done.bytes.map(|b| b as i64),
                 done.content_type,
-                done.downloaded_at
+                done.downloaded_at,
+                done.media_ms.map(|b| b as i64),
+                done.stated_ms.map(|b| b as i64)
             ],
         )?;
         Ok(())
@@ -143,7 +161,7 @@ impl State {
     pub fn finished(&self) -> Result<BTreeMap<(String, String), Done>> {
         let db = self.db();
         let mut st = db.prepare(
-            "SELECT conversation_id, recording_id, outcome, reason, file, sha256, bytes, content_type, downloaded_at FROM items WHERE outcome IS NOT NULL",
+            "SELECT conversation_id, recording_id, outcome, reason, file, sha256, bytes, content_type, downloaded_at, media_ms, stated_ms FROM items WHERE outcome IS NOT NULL",
         )?;
         let rows = st.query_map([], |r| {
             let outcome: String = r.get(2)?;
@@ -157,6 +175,8 @@ impl State {
                     bytes: r.get::<_, Option<i64>>(6)?.map(|b| b as u64),
                     content_type: r.get(7)?,
                     downloaded_at: r.get(8)?,
+                    media_ms: r.get::<_, Option<i64>>(9)?.map(|b| b as u64),
+                    stated_ms: r.get::<_, Option<i64>>(10)?.map(|b| b as u64),
                 },
             ))
         })?;
@@ -197,6 +217,8 @@ mod tests {
                 bytes: None,
                 content_type: None,
                 downloaded_at: None,
+                media_ms: None,
+                stated_ms: None,
             };
             s.finish(&items[1], &done).unwrap();
         }

@@ -3,8 +3,9 @@
 //! lost, nothing falsely Exported, no partial file), no bearer token on a media URL, and — with
 //! the client's rate set to the simulator's true limit — at most 1 % of requests refused 429.
 //!
-//! Not in the matrix yet: `duration-lie` (and `length-under` in batch mode), which only a
-//! duration check can catch (the media module, issue 6).
+//! `duration-lie` runs where the API states a duration (transcode retrieval, the search API):
+//! batch results state none, so there a file that is whole but shorter than the call cannot be
+//! told from a true one (docs/reliability.md).
 
 use custos::pipeline::{NoProgress, Retrieval, SourceKind};
 use custos_sim::{Scenario, Sim};
@@ -12,7 +13,7 @@ use custos_sim::{Scenario, Sim};
 mod common;
 use common::{config, out_dir};
 
-async fn run_case(name: &str, faults: &str, retrieval: Retrieval) {
+async fn run_case(name: &str, faults: &str, source: SourceKind, retrieval: Retrieval) {
     let mut s = Scenario {
         conversations: 40,
         max_recording_s: 15,
@@ -25,12 +26,7 @@ async fn run_case(name: &str, faults: &str, retrieval: Retrieval) {
     s.faults.apply_list(faults).unwrap();
     let running = Sim::new(s).unwrap().spawn().await.unwrap();
     let out = out_dir(name);
-    let mut cfg = config(
-        &running,
-        out.clone(),
-        SourceKind::Genesys,
-        retrieval.clone(),
-    );
+    let mut cfg = config(&running, out.clone(), source, retrieval.clone());
     cfg.page_size = 10;
     // Inside the simulator's 35 days: the synchronous query, so drift and duplicates bite.
     cfg.now = Some(time::macros::datetime!(2023-10-09 00:00 UTC));
@@ -53,9 +49,11 @@ async fn run_case(name: &str, faults: &str, retrieval: Retrieval) {
             t.id
         );
         if t.expected_outcome == "Exported" {
-            let want = match &retrieval {
-                Retrieval::Batch => &t.sha256,
-                Retrieval::Transcode(_) => &t.formats[&custos_sim::audio::Codec::Wav].sha256,
+            let want = match (source, &retrieval) {
+                (SourceKind::Genesys, Retrieval::Transcode(_)) => {
+                    &t.formats[&custos_sim::audio::Codec::Wav].sha256
+                }
+                _ => &t.sha256,
             };
             assert_eq!(
                 hashes.get(&t.id),
@@ -63,6 +61,34 @@ async fn run_case(name: &str, faults: &str, retrieval: Retrieval) {
                 "{name}: {} is not the true recording",
                 t.id
             );
+        }
+    }
+    // Every duration read from a whole file is the audio's true one; a lying recording says why.
+    let mut rows = csv::Reader::from_path(out.join("data/chain_of_custody.csv")).unwrap();
+    let by_id: std::collections::BTreeMap<_, _> = truth
+        .recordings
+        .iter()
+        .map(|t| (t.id.as_str(), t))
+        .collect();
+    for row in rows.deserialize::<std::collections::BTreeMap<String, String>>() {
+        let row = row.unwrap();
+        let t = by_id[row["Recording_ID"].as_str()];
+        // (A file cut short is read as what it holds; it is Corrupted for the damage.)
+        let whole = row["Outcome"] == "Exported" || t.faults.iter().all(|f| f == "duration-lie");
+        if let (true, Ok(s)) = (whole, row["Media_Duration_S"].parse::<f64>()) {
+            assert!(
+                (s - t.duration_ms as f64 / 1000.0).abs() <= 0.05,
+                "{name}: {} read as {s} s, truly {} ms",
+                t.id,
+                t.duration_ms
+            );
+        }
+        if t.faults.iter().any(|f| f == "duration-lie") && row["Outcome"] == "Corrupted" {
+            assert!(
+                row["Reason"].contains("duration mismatch") && !row["Stated_Duration_S"].is_empty(),
+                "{name}: {row:?}"
+            );
+            assert!(row["File_Name"].starts_with("data/quarantine/"), "{row:?}");
         }
     }
     let v = custos::verify::verify(&out, &Default::default()).unwrap();
@@ -82,7 +108,7 @@ async fn run_case(name: &str, faults: &str, retrieval: Retrieval) {
         stats.api_requests
     );
     eprintln!(
-        "{name:>16}: {} items, {} API calls, injected: 5xx {} storm-429 {} media {:?} expired {} purged {} drift {}; window 429s {}",
+        "{name:>16}: {} items, {} API calls, injected: 5xx {} storm-429 {} media {:?} expired {} purged {} drift {}; window 429s {}; outcomes {:?}",
         report.items,
         stats.api_requests,
         stats.injected_5xx,
@@ -91,7 +117,8 @@ async fn run_case(name: &str, faults: &str, retrieval: Retrieval) {
         stats.expired_url_hits,
         stats.purged,
         stats.drift_revealed,
-        stats.rate_limited
+        stats.rate_limited,
+        report.counts
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
@@ -99,41 +126,69 @@ async fn run_case(name: &str, faults: &str, retrieval: Retrieval) {
 #[tokio::test]
 async fn each_fault_alone_and_all_together() {
     let wav = || Retrieval::Transcode("WAV".into());
-    let cases: Vec<(&str, &str, Retrieval)> = vec![
-        ("none", "", Retrieval::Batch),
-        ("purge", "purge=0.2", Retrieval::Batch),
-        ("truncate", "truncate=0.3", Retrieval::Batch),
+    use SourceKind::{Genesys, Search};
+    let cases: Vec<(&str, &str, SourceKind, Retrieval)> = vec![
+        ("none", "", Genesys, Retrieval::Batch),
+        ("purge", "purge=0.2", Genesys, Retrieval::Batch),
+        ("truncate", "truncate=0.3", Genesys, Retrieval::Batch),
         (
             "truncate-always",
             "truncate=0.2,fault-attempts=0",
+            Genesys,
             Retrieval::Batch,
         ),
-        ("length-over", "length-over=0.3", Retrieval::Batch),
-        ("length-under", "length-under=0.3,fault-attempts=0", wav()),
-        ("5xx", "5xx=0.1", Retrieval::Batch),
+        ("length-over", "length-over=0.3", Genesys, Retrieval::Batch),
+        (
+            "length-under",
+            "length-under=0.3,fault-attempts=0",
+            Genesys,
+            wav(),
+        ),
+        ("5xx", "5xx=0.1", Genesys, Retrieval::Batch),
         (
             "429-storm",
             "429-storm=40,storm-retry-after=1",
+            Genesys,
             Retrieval::Batch,
         ),
-        ("token-expiry", "token-expiry=25", Retrieval::Batch),
-        ("drift", "drift=5", Retrieval::Batch),
-        ("duplicates", "duplicates", Retrieval::Batch),
-        ("slow-transcode", "slow-transcode=0.3", wav()),
-        ("expired-urls", "expired-urls=0.3", Retrieval::Batch),
+        ("token-expiry", "token-expiry=25", Genesys, Retrieval::Batch),
+        ("drift", "drift=5", Genesys, Retrieval::Batch),
+        ("duplicates", "duplicates", Genesys, Retrieval::Batch),
+        (
+            "length-under-b",
+            "length-under=0.3,fault-attempts=0",
+            Genesys,
+            Retrieval::Batch,
+        ),
+        ("duration-lie", "duration-lie=0.3", Genesys, wav()),
+        (
+            "duration-lie-s",
+            "duration-lie=0.3",
+            Search,
+            Retrieval::Batch,
+        ),
+        ("slow-transcode", "slow-transcode=0.3", Genesys, wav()),
+        (
+            "expired-urls",
+            "expired-urls=0.3",
+            Genesys,
+            Retrieval::Batch,
+        ),
         (
             "all-batch",
-            "purge=0.1,truncate=0.1,length-over=0.1,5xx=0.05,429-storm=60,storm-retry-after=1,token-expiry=40,drift=4,duplicates,expired-urls=0.1",
+            "purge=0.1,truncate=0.1,length-over=0.1,length-under=0.1,5xx=0.05,429-storm=60,storm-retry-after=1,token-expiry=40,drift=4,duplicates,expired-urls=0.1",
+            Genesys,
             Retrieval::Batch,
         ),
         (
             "all-transcode",
-            "purge=0.1,truncate=0.1,length-over=0.1,length-under=0.1,5xx=0.05,429-storm=60,storm-retry-after=1,token-expiry=40,drift=4,duplicates,slow-transcode=0.1,expired-urls=0.1",
+            "purge=0.1,truncate=0.1,length-over=0.1,length-under=0.1,duration-lie=0.1,5xx=0.05,429-storm=60,storm-retry-after=1,token-expiry=40,drift=4,duplicates,slow-transcode=0.1,expired-urls=0.1",
+            Genesys,
             wav(),
         ),
     ];
-    for (name, faults, retrieval) in cases {
-        run_case(name, faults, retrieval).await;
+    for (name, faults, source, retrieval) in cases {
+        run_case(name, faults, source, retrieval).await;
     }
 }
 

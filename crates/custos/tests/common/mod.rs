@@ -44,5 +44,6 @@ pub fn config(
         sign_key: None,
         page_size: 25,
         now: None,
+        duration_tolerance: std::time::Duration::from_secs(1),
     }
 }
