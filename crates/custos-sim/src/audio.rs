@@ -1,11 +1,15 @@
-//! Real audio, generated as a stream: WAV (PCM 16-bit, G.711 µ-law) and Ogg Opus.
+//! Real audio, generated as a stream: WAV (PCM 16-bit, G.711 µ-law), Ogg Opus, WebM Opus and
+//! MP3.
 //!
 //! Recordings can be gigabytes, so nothing here holds a whole file: a [`MediaGen`] yields the
 //! file in chunks, and the same generator gives the size and the SHA-256 the ground truth
 //! reports. WAV samples are a tone computed once per second of audio and repeated. Opus has no
 //! encoder here: we repeat one second of real libopus packets (fixtures/, made by
-//! `make-opus-packets.py`) and write the Ogg framing ourselves, so any duration is exact to the
-//! sample (end trimming through the last granule position, RFC 7845 §4).
+//! `make-opus-packets.py`) and write the Ogg or Matroska framing ourselves, so any duration is
+//! exact to the sample (end trimming through the last granule position, RFC 7845 §4, or the
+//! last block's DiscardPadding in WebM). MP3 repeats 30 real LAME frames (fixtures/, made by
+//! `make-mp3-frames.sh`; 16 kHz mono, 36 ms each), so its duration is the stated one rounded
+//! up to a whole frame.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -23,11 +27,23 @@ pub enum Codec {
     /// Ogg Opus (RFC 7845), 48 kHz, mono.
     #[serde(rename = "OGG_OPUS")]
     OggOpus,
+    /// WebM (Matroska) Opus, 48 kHz, mono: the API's default `formatId`.
+    #[serde(rename = "WEBM")]
+    Webm,
+    /// MPEG-2 layer III, 16 kHz, mono, 32 kbit/s CBR.
+    #[serde(rename = "MP3")]
+    Mp3,
 }
 
 impl Codec {
     /// Every simulated codec.
-    pub const ALL: [Codec; 3] = [Codec::Wav, Codec::WavUlaw, Codec::OggOpus];
+    pub const ALL: [Codec; 5] = [
+        Codec::Wav,
+        Codec::WavUlaw,
+        Codec::OggOpus,
+        Codec::Webm,
+        Codec::Mp3,
+    ];
 
     /// The Genesys `formatId` spelling.
     pub fn format_id(self) -> &'static str {
@@ -35,6 +51,8 @@ impl Codec {
             Codec::Wav => "WAV",
             Codec::WavUlaw => "WAV_ULAW",
             Codec::OggOpus => "OGG_OPUS",
+            Codec::Webm => "WEBM",
+            Codec::Mp3 => "MP3",
         }
     }
 
@@ -48,6 +66,17 @@ impl Codec {
         match self {
             Codec::Wav | Codec::WavUlaw => "audio/wav",
             Codec::OggOpus => "audio/ogg",
+            Codec::Webm => "audio/webm",
+            Codec::Mp3 => "audio/mpeg",
+        }
+    }
+
+    /// The (sample rate, channels) this codec forces, if it does (`None`: the recording's own).
+    pub fn fixed_format(self) -> Option<(u32, u16)> {
+        match self {
+            Codec::OggOpus | Codec::Webm => Some((48_000, 1)),
+            Codec::Mp3 => Some((MP3_RATE, 1)),
+            Codec::Wav | Codec::WavUlaw => None,
         }
     }
 }
@@ -74,6 +103,12 @@ const OPUS_PRE_SKIP: u64 = 312;
 const OPUS_FRAME: u64 = 960; // 20 ms at 48 kHz
 const OPUS_PACKETS_PER_PAGE: u64 = 50;
 static OPUS_PACKETS: &[u8] = include_bytes!("../fixtures/tone-440hz-1s.opuspackets");
+static MP3_FRAMES: &[u8] = include_bytes!("../fixtures/tone-440hz-16k-32k.mp3frames");
+const MP3_RATE: u32 = 16_000;
+const MP3_FRAME_SAMPLES: u64 = 576;
+const MP3_FRAME_BYTES: u64 = 144;
+/// WebM clusters hold one second: one pass over the Opus fixture's 50 packets.
+const WEBM_CLUSTER_PACKETS: u64 = 50;
 
 impl MediaSpec {
     fn frames(&self) -> u64 {
@@ -113,6 +148,17 @@ impl MediaSpec {
                 }
                 total
             }
+            Codec::Webm => {
+                let total = opus_packet_count(self.duration_ms);
+                let clusters = total.div_ceil(WEBM_CLUSTER_PACKETS);
+                let mut size = webm_header(self).len() as u64;
+                if clusters > 1 {
+                    size += (clusters - 1) * webm_cluster_len(0, WEBM_CLUSTER_PACKETS, false);
+                }
+                let first = (clusters - 1) * WEBM_CLUSTER_PACKETS;
+                size + webm_cluster_len(first, total - first, true)
+            }
+            Codec::Mp3 => mp3_frame_count(self.duration_ms) * MP3_FRAME_BYTES,
         }
     }
 
@@ -153,7 +199,47 @@ impl MediaGen {
         match self.spec.codec {
             Codec::Wav | Codec::WavUlaw => self.next_wav(),
             Codec::OggOpus => self.next_ogg(),
+            Codec::Webm => self.next_webm(),
+            Codec::Mp3 => self.next_mp3(),
         }
+    }
+
+    fn next_mp3(&mut self) -> Option<Bytes> {
+        let total = mp3_frame_count(self.spec.duration_ms);
+        if self.pos >= total {
+            return None;
+        }
+        let per_chunk = CHUNK as u64 / MP3_FRAME_BYTES;
+        let n = (total - self.pos).min(per_chunk);
+        let frames = MP3_FRAMES.len() as u64 / MP3_FRAME_BYTES;
+        let mut out = BytesMut::with_capacity((n * MP3_FRAME_BYTES) as usize);
+        for i in self.pos..self.pos + n {
+            let at = ((i % frames) * MP3_FRAME_BYTES) as usize;
+            out.put_slice(&MP3_FRAMES[at..at + MP3_FRAME_BYTES as usize]);
+        }
+        self.pos += n;
+        Some(out.freeze())
+    }
+
+    fn next_webm(&mut self) -> Option<Bytes> {
+        if self.stage == 0 {
+            self.stage = 1;
+            return Some(webm_header(&self.spec));
+        }
+        let total = opus_packet_count(self.spec.duration_ms);
+        if self.pos >= total {
+            return None;
+        }
+        let n = (total - self.pos).min(WEBM_CLUSTER_PACKETS);
+        let last = self.pos + n == total;
+        let trim = if last {
+            total * OPUS_FRAME - OPUS_PRE_SKIP - self.spec.duration_ms * 48
+        } else {
+            0
+        };
+        let c = webm_cluster(self.pos, n, last.then_some(trim));
+        self.pos += n;
+        Some(c)
     }
 
     fn next_wav(&mut self) -> Option<Bytes> {
@@ -311,6 +397,140 @@ fn linear_to_ulaw(sample: i16) -> u8 {
     }
     let mantissa = (s >> (exponent + 3)) & 0x0F;
     !(sign | (exponent << 4) | mantissa) as u8
+}
+
+fn mp3_frame_count(duration_ms: u64) -> u64 {
+    (duration_ms * u64::from(MP3_RATE) / 1000).div_ceil(MP3_FRAME_SAMPLES)
+}
+
+/// An EBML element with an 8-byte size field (valid for any size; keeps sizes easy to compute).
+fn ebml(out: &mut BytesMut, id: &[u8], payload: &[u8]) {
+    out.put_slice(id);
+    out.put_u8(0x01);
+    out.put_slice(&(payload.len() as u64).to_be_bytes()[1..]);
+    out.put_slice(payload);
+}
+
+fn ebml_uint(out: &mut BytesMut, id: &[u8], v: u64) {
+    ebml(out, id, &v.to_be_bytes());
+}
+
+fn ebml_float(out: &mut BytesMut, id: &[u8], v: f64) {
+    ebml(out, id, &v.to_be_bytes());
+}
+
+/// Element overhead with an 8-byte size: the id plus 8.
+const fn ebml_len(id_len: u64, payload: u64) -> u64 {
+    id_len + 8 + payload
+}
+
+const CLUSTER_ID: [u8; 4] = [0x1F, 0x43, 0xB6, 0x75];
+
+/// EBML header, Segment header (its size covers the whole rest of the file), Info and Tracks.
+fn webm_header(s: &MediaSpec) -> Bytes {
+    let mut h = BytesMut::new();
+    let mut e = BytesMut::new();
+    ebml_uint(&mut e, &[0x42, 0x86], 1); // EBMLVersion
+    ebml_uint(&mut e, &[0x42, 0xF7], 1); // EBMLReadVersion
+    ebml_uint(&mut e, &[0x42, 0xF2], 4); // EBMLMaxIDLength
+    ebml_uint(&mut e, &[0x42, 0xF3], 8); // EBMLMaxSizeLength
+    ebml(&mut e, &[0x42, 0x82], b"webm"); // DocType
+    ebml_uint(&mut e, &[0x42, 0x87], 4); // DocTypeVersion
+    ebml_uint(&mut e, &[0x42, 0x85], 2); // DocTypeReadVersion
+    ebml(&mut h, &[0x1A, 0x45, 0xDF, 0xA3], &e);
+
+    let mut body = BytesMut::new();
+    let mut info = BytesMut::new();
+    ebml_uint(&mut info, &[0x2A, 0xD7, 0xB1], 1_000_000); // TimestampScale: 1 ms
+    // Duration (ms) includes the codec delay, as libavformat writes it.
+    ebml_float(
+        &mut info,
+        &[0x44, 0x89],
+        s.duration_ms as f64 + OPUS_PRE_SKIP as f64 / 48.0,
+    );
+    ebml(&mut info, &[0x4D, 0x80], b"custos-sim"); // MuxingApp
+    ebml(&mut info, &[0x57, 0x41], b"custos-sim"); // WritingApp
+    ebml(&mut body, &[0x15, 0x49, 0xA9, 0x66], &info);
+    let mut audio = BytesMut::new();
+    ebml_float(&mut audio, &[0xB5], 48_000.0); // SamplingFrequency
+    ebml_uint(&mut audio, &[0x9F], 1); // Channels
+    let mut track = BytesMut::new();
+    ebml_uint(&mut track, &[0xD7], 1); // TrackNumber
+    ebml_uint(&mut track, &[0x73, 0xC5], u64::from(s.serial) + 1); // TrackUID
+    ebml_uint(&mut track, &[0x83], 2); // TrackType: audio
+    ebml(&mut track, &[0x86], b"A_OPUS"); // CodecID
+    ebml(&mut track, &[0x63, 0xA2], &opus_head()); // CodecPrivate
+    ebml_uint(
+        &mut track,
+        &[0x56, 0xAA],
+        OPUS_PRE_SKIP * 1_000_000_000 / 48_000,
+    ); // CodecDelay, ns
+    ebml_uint(&mut track, &[0x56, 0xBB], 80_000_000); // SeekPreRoll, ns
+    ebml(&mut track, &[0xE1], &audio);
+    let mut tracks = BytesMut::new();
+    ebml(&mut tracks, &[0xAE], &track);
+    ebml(&mut body, &[0x16, 0x54, 0xAE, 0x6B], &tracks);
+
+    let total = opus_packet_count(s.duration_ms);
+    let clusters = total.div_ceil(WEBM_CLUSTER_PACKETS);
+    let first_last = (clusters - 1) * WEBM_CLUSTER_PACKETS;
+    let segment = body.len() as u64
+        + (clusters - 1) * webm_cluster_len(0, WEBM_CLUSTER_PACKETS, false)
+        + webm_cluster_len(first_last, total - first_last, true);
+    h.put_slice(&[0x18, 0x53, 0x80, 0x67]); // Segment
+    h.put_u8(0x01);
+    h.put_slice(&segment.to_be_bytes()[1..]);
+    h.put_slice(&body);
+    h.freeze()
+}
+
+/// Bytes of the cluster holding packets `first .. first + n` (the last block with its padding).
+fn webm_cluster_len(first: u64, n: u64, last: bool) -> u64 {
+    let packets = opus_packets();
+    let mut payload = ebml_len(1, 8); // Timestamp
+    for i in first..first + n {
+        let len = packets[(i % packets.len() as u64) as usize].len() as u64;
+        payload += if last && i + 1 == first + n {
+            // BlockGroup { Block, DiscardPadding }
+            ebml_len(1, ebml_len(1, 4 + len) + ebml_len(2, 8))
+        } else {
+            ebml_len(1, 4 + len) // SimpleBlock
+        };
+    }
+    ebml_len(4, payload)
+}
+
+/// The cluster holding packets `first .. first + n`; `discard` = samples to trim from the last.
+fn webm_cluster(first: u64, n: u64, discard: Option<u64>) -> Bytes {
+    let packets = opus_packets();
+    let mut c = BytesMut::new();
+    let start_ms = first * 20;
+    ebml_uint(&mut c, &[0xE7], start_ms); // Timestamp
+    for i in first..first + n {
+        let p = packets[(i % packets.len() as u64) as usize];
+        let mut block = BytesMut::with_capacity(4 + p.len());
+        block.put_u8(0x81); // track 1
+        block.put_i16((i * 20 - start_ms) as i16); // relative timestamp, ms
+        match discard {
+            Some(trim) if i + 1 == first + n => {
+                block.put_u8(0x00);
+                block.put_slice(p);
+                let mut group = BytesMut::new();
+                ebml(&mut group, &[0xA1], &block); // Block
+                // DiscardPadding, ns: the samples past the end of the audio.
+                ebml_uint(&mut group, &[0x75, 0xA2], trim * 1_000_000_000 / 48_000);
+                ebml(&mut c, &[0xA0], &group);
+            }
+            _ => {
+                block.put_u8(0x80); // keyframe
+                block.put_slice(p);
+                ebml(&mut c, &[0xA3], &block); // SimpleBlock
+            }
+        }
+    }
+    let mut out = BytesMut::with_capacity(12 + c.len());
+    ebml(&mut out, &CLUSTER_ID, &c);
+    out.freeze()
 }
 
 fn opus_packet_count(duration_ms: u64) -> u64 {

@@ -131,15 +131,15 @@ pub struct Recording {
 impl Recording {
     /// The media of this recording in `codec` (a transcode keeps duration and tone).
     pub fn media_as(&self, codec: Codec) -> MediaSpec {
-        match codec {
-            // Opus is always 48 kHz mono here (the packets come from one libopus encode).
-            Codec::OggOpus => MediaSpec {
+        // Opus and MP3 have a fixed rate and layout here (their audio comes from one encode).
+        match codec.fixed_format() {
+            Some((sample_rate, channels)) => MediaSpec {
                 codec,
-                sample_rate: 48_000,
-                channels: 1,
+                sample_rate,
+                channels,
                 ..self.media
             },
-            _ => MediaSpec {
+            None => MediaSpec {
                 codec,
                 ..self.media
             },
@@ -339,18 +339,12 @@ impl Catalog {
             } else {
                 stated_ms
             };
+            let (sample_rate, channels) =
+                codec.fixed_format().unwrap_or((s.sample_rate, s.channels));
             let media = MediaSpec {
                 codec,
-                sample_rate: if codec == Codec::OggOpus {
-                    48_000
-                } else {
-                    s.sample_rate
-                },
-                channels: if codec == Codec::OggOpus {
-                    1
-                } else {
-                    s.channels
-                },
+                sample_rate,
+                channels,
                 duration_ms: audio_ms,
                 tone_hz,
                 serial,

@@ -17,8 +17,9 @@ fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
 }
 
 fn parse_codec(s: &str) -> Result<Codec, String> {
-    Codec::from_format_id(s)
-        .ok_or_else(|| format!("'{s}' is not a simulated codec (WAV, WAV_ULAW, OGG_OPUS)"))
+    Codec::from_format_id(s).ok_or_else(|| {
+        format!("'{s}' is not a simulated codec (WAV, WAV_ULAW, OGG_OPUS, WEBM, MP3)")
+    })
 }
 
 /// Options of the simulator. Every scenario-file field has a flag; flags win.

@@ -216,7 +216,7 @@ fn parse_format(inner: &Inner, f: Option<&str>) -> Result<Option<Codec>, Respons
         s => Codec::from_format_id(s).map(Some).ok_or_else(|| {
             let known = ["WAV", "WEBM", "WAV_ULAW", "OGG_VORBIS", "OGG_OPUS", "MP3", "NONE"];
             let msg = if known.contains(&s) {
-                format!("custos-sim does not produce formatId {s}; request WAV, WAV_ULAW, OGG_OPUS or NONE")
+                format!("custos-sim does not produce formatId {s}; request WAV, WAV_ULAW, OGG_OPUS, WEBM, MP3 or NONE")
             } else {
                 format!("Invalid formatId '{s}'; allowed: {}", known.join(", "))
             };

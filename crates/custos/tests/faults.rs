@@ -50,8 +50,8 @@ async fn run_case(name: &str, faults: &str, source: SourceKind, retrieval: Retri
         );
         if t.expected_outcome == "Exported" {
             let want = match (source, &retrieval) {
-                (SourceKind::Genesys, Retrieval::Transcode(_)) => {
-                    &t.formats[&custos_sim::audio::Codec::Wav].sha256
+                (SourceKind::Genesys, Retrieval::Transcode(f)) => {
+                    &t.formats[&custos_sim::audio::Codec::from_format_id(f).unwrap()].sha256
                 }
                 _ => &t.sha256,
             };
@@ -161,6 +161,18 @@ async fn each_fault_alone_and_all_together() {
             Retrieval::Batch,
         ),
         ("duration-lie", "duration-lie=0.3", Genesys, wav()),
+        (
+            "duration-lie-webm",
+            "duration-lie=0.3",
+            Genesys,
+            Retrieval::Transcode("WEBM".into()),
+        ),
+        (
+            "duration-lie-mp3",
+            "duration-lie=0.3",
+            Genesys,
+            Retrieval::Transcode("MP3".into()),
+        ),
         (
             "duration-lie-s",
             "duration-lie=0.3",
