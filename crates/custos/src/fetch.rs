@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::Error;
+use crate::http::{Attempt, Transport};
 
 /// A completed download, still under its `.part` name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +33,14 @@ pub enum FetchError {
     Expired,
     /// 409 from the search API: archived.
     Archived,
-    /// The transfer broke, or its length disagreed with Content-Length: worth retrying.
-    Incomplete(String),
+    /// The transfer broke, or its length disagreed with Content-Length, or the server failed
+    /// (408, 5xx): `Policy::decide` says whether to try again.
+    Incomplete {
+        /// What happened, for the custody log.
+        why: String,
+        /// The failure, for the retry decision.
+        what: crate::http::Attempt,
+    },
     /// 429 from an API-hosted media endpoint: wait (Retry-After) and retry.
     Throttled(Option<std::time::Duration>),
     /// The file arrived whole but its size is not what the API stated.
@@ -64,7 +71,7 @@ impl FetchError {
             FetchError::NotFound => "404 not found".into(),
             FetchError::Expired => "403 URL expired".into(),
             FetchError::Archived => "409 archived".into(),
-            FetchError::Incomplete(w) => format!("incomplete: {w}"),
+            FetchError::Incomplete { why, .. } => format!("incomplete: {why}"),
             FetchError::Throttled(after) => format!("429 throttled (Retry-After {after:?})"),
             FetchError::SizeMismatch { got, stated } => {
                 format!("{got} bytes; the API states {stated}")
@@ -108,10 +115,13 @@ pub async fn fetch(
     if let Some(t) = bearer {
         rb = rb.bearer_auth(t);
     }
-    let mut resp = rb
-        .send()
-        .await
-        .map_err(|e| FetchError::Incomplete(format!("request failed: {}", e.without_url())))?;
+    let mut resp = rb.send().await.map_err(|e| {
+        let what = Attempt::Transport(Transport::of(&e));
+        FetchError::Incomplete {
+            why: format!("request failed: {}", e.without_url()),
+            what,
+        }
+    })?;
     let status = resp.status().as_u16();
     match status {
         200 => {}
@@ -135,7 +145,12 @@ pub async fn fetch(
                 after.map(std::time::Duration::from_secs),
             ));
         }
-        408 | 500..=599 => return Err(FetchError::Incomplete(format!("HTTP {status}"))),
+        408 | 500..=599 => {
+            return Err(FetchError::Incomplete {
+                why: format!("HTTP {status}"),
+                what: Attempt::Status(status, None),
+            });
+        }
         _ => {
             let body = resp.text().await.unwrap_or_default();
             return Err(FetchError::Refused(format!("{status} {}", snippet(&body))));
@@ -167,19 +182,21 @@ pub async fn fetch(
             Ok(None) => break,
             Err(e) => {
                 // Never the URL: a pre-signed URL's query is a credential.
-                return Err(FetchError::Incomplete(format!(
-                    "transfer broke after {n} bytes: {}",
-                    e.without_url()
-                )));
+                let what = Attempt::Transport(Transport::of(&e));
+                return Err(FetchError::Incomplete {
+                    why: format!("transfer broke after {n} bytes: {}", e.without_url()),
+                    what,
+                });
             }
         };
         n += chunk.len() as u64;
         if let Some(max) = limit
             && n > max
         {
-            return Err(FetchError::Incomplete(format!(
-                "the body is larger than the {max} bytes stated; refused"
-            )));
+            return Err(FetchError::Incomplete {
+                why: format!("the body is larger than the {max} bytes stated; refused"),
+                what: Attempt::Transport(Transport::Long),
+            });
         }
         hasher.update(&chunk);
         out.write_all(&chunk).await.map_err(io)?;
@@ -189,9 +206,10 @@ pub async fn fetch(
     if let Some(d) = declared
         && d != n
     {
-        return Err(FetchError::Incomplete(format!(
-            "received {n} bytes of the {d} in Content-Length"
-        )));
+        return Err(FetchError::Incomplete {
+            why: format!("received {n} bytes of the {d} in Content-Length"),
+            what: Attempt::Transport(Transport::Short),
+        });
     }
     if let Some(s) = stated_size
         && s != n

@@ -64,13 +64,94 @@ pub fn check_base_url(what: &str, url: &str) -> Result<()> {
     }
 }
 
+/// How a connection failed, as far as retrying is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Refused or unreachable (nobody listening, no route).
+    Connect,
+    /// The name did not resolve.
+    Dns,
+    /// No answer in time.
+    Timeout,
+    /// Reset, aborted, closed mid-exchange.
+    Reset,
+    /// Fewer body bytes than Content-Length said (a cut transfer).
+    Short,
+    /// More body bytes than Content-Length or the API said: cut off and refused.
+    Long,
+    /// TLS failed: a bad certificate or protocol. Retrying would not help, and may hide an attack.
+    Tls,
+    /// Anything else the client reports (a bad redirect, an unbuildable request).
+    Other,
+}
+
+impl Transport {
+    /// Classifies an I/O error kind found in a failure's source chain.
+    pub fn from_io(kind: std::io::ErrorKind) -> Transport {
+        use std::io::ErrorKind as K;
+        match kind {
+            K::ConnectionRefused
+            | K::AddrNotAvailable
+            | K::NetworkUnreachable
+            | K::HostUnreachable
+            | K::NetworkDown => Transport::Connect,
+            K::TimedOut | K::WouldBlock => Transport::Timeout,
+            K::ConnectionReset
+            | K::ConnectionAborted
+            | K::BrokenPipe
+            | K::NotConnected
+            | K::Interrupted => Transport::Reset,
+            K::UnexpectedEof => Transport::Short,
+            // rustls reports certificate and protocol failures as InvalidData.
+            K::InvalidData => Transport::Tls,
+            _ => Transport::Other,
+        }
+    }
+
+    /// Classifies a reqwest failure by walking its sources.
+    pub fn of(e: &reqwest::Error) -> Transport {
+        // Its sources only: reqwest's own message carries the URL, which says nothing here.
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            let text = s.to_string().to_ascii_lowercase();
+            if text.contains("certificate") || text.contains("tls") {
+                return Transport::Tls;
+            }
+            if text.contains("dns error") || text.contains("failed to lookup") {
+                return Transport::Dns;
+            }
+            // An io::Error may wrap another (rustls's InvalidData inside hyper's Other); its
+            // `source()` skips the wrapped one, so unwrap by hand.
+            let mut io = s.downcast_ref::<std::io::Error>();
+            while let Some(e) = io {
+                let t = Transport::from_io(e.kind());
+                if t != Transport::Other {
+                    return t;
+                }
+                io = e.get_ref().and_then(|i| i.downcast_ref::<std::io::Error>());
+            }
+            src = s.source();
+        }
+        if e.is_timeout() {
+            Transport::Timeout
+        } else if e.is_connect() {
+            Transport::Connect
+        } else if e.is_body() || e.is_request() {
+            // hyper's "connection closed before message completed" and its kin.
+            Transport::Reset
+        } else {
+            Transport::Other
+        }
+    }
+}
+
 /// What one attempt came to, as far as retrying is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attempt {
     /// An HTTP status, with the Retry-After it carried, if any.
     Status(u16, Option<Duration>),
-    /// The connection failed or broke (reset, refused, timed out, truncated body).
-    Transport,
+    /// The connection failed or broke.
+    Transport(Transport),
 }
 
 /// What to do after an attempt.
@@ -84,35 +165,67 @@ pub enum Decision {
     GiveUp,
 }
 
-/// Attempts before giving up on retryable failures.
-pub const MAX_ATTEMPTS: u32 = 8;
+/// How many attempts, and the backoff's floor and ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Attempts before giving up on retryable failures.
+    pub max_attempts: u32,
+    /// The first backoff, and the least any backoff is.
+    pub base: Duration,
+    /// The most any backoff is (a Retry-After is honoured whatever its length).
+    pub cap: Duration,
+}
 
-/// The one place that decides retry-or-give-up. `attempt` counts from 1.
-///
-/// Retried: 429 (after Retry-After, else backoff), 408, 5xx except 501 and 505, and transport
-/// failures, with exponential backoff (0.5 s doubling to 30 s) and jitter. Everything else —
-/// success, 3xx, the other 4xx — is accepted for the caller to handle (401 is handled by
-/// re-authenticating, 404 becomes `Purged`, and so on).
-pub fn decide(what: Attempt, attempt: u32, jitter: f64) -> Decision {
-    let retryable = match what {
-        Attempt::Transport => true,
-        Attempt::Status(s, _) => {
-            s == 429 || s == 408 || (500..600).contains(&s) && s != 501 && s != 505
+/// API requests: 8 attempts, backoff from 0.5 s up to 30 s.
+pub const API: Policy = Policy {
+    max_attempts: 8,
+    base: Duration::from_millis(500),
+    cap: Duration::from_secs(30),
+};
+
+/// Media downloads: 3 attempts, backoff from 0.2 s up to 5 s (a failed download costs a whole
+/// transfer; a recording that fails 3 times is `Failed`, never `Exported`).
+pub const MEDIA: Policy = Policy {
+    max_attempts: 3,
+    base: Duration::from_millis(200),
+    cap: Duration::from_secs(5),
+};
+
+/// Attempts before giving up on a retryable API failure.
+pub const MAX_ATTEMPTS: u32 = API.max_attempts;
+
+impl Policy {
+    /// The one place that decides retry-or-give-up, for API calls and media downloads alike.
+    /// `attempt` counts from 1; `prev` is the last backoff (zero before the first); `jitter` is
+    /// uniform in [0, 1].
+    ///
+    /// Retried: 429 (after Retry-After, else backoff), 408, 5xx except 501 and 505, and
+    /// transport failures except TLS and client-side errors. Backoff is exponential with
+    /// decorrelated jitter (AWS Architecture Blog, "Exponential Backoff and Jitter"): a uniform
+    /// draw in [base, 3 × previous], capped. Everything else — success, 3xx, the other 4xx — is
+    /// accepted for the caller to handle (401 is handled by re-authenticating, 404 becomes
+    /// `Purged`, and so on).
+    pub fn decide(&self, what: Attempt, attempt: u32, prev: Duration, jitter: f64) -> Decision {
+        let retryable = match what {
+            Attempt::Transport(t) => !matches!(t, Transport::Tls | Transport::Other),
+            Attempt::Status(s, _) => {
+                s == 429 || s == 408 || (500..600).contains(&s) && s != 501 && s != 505
+            }
+        };
+        if !retryable {
+            return Decision::Accept;
         }
-    };
-    if !retryable {
-        return Decision::Accept;
+        if attempt >= self.max_attempts {
+            return Decision::GiveUp;
+        }
+        if let Attempt::Status(_, Some(after)) = what {
+            return Decision::Retry(after);
+        }
+        let base = self.base.as_secs_f64();
+        let hi = (prev.as_secs_f64() * 3.0).max(base);
+        let d = base + (hi - base) * jitter.clamp(0.0, 1.0);
+        Decision::Retry(Duration::from_secs_f64(d.min(self.cap.as_secs_f64())))
     }
-    if attempt >= MAX_ATTEMPTS {
-        return Decision::GiveUp;
-    }
-    if let Attempt::Status(_, Some(after)) = what {
-        return Decision::Retry(after);
-    }
-    let base = 0.5 * 2f64.powi(attempt.saturating_sub(1).min(6) as i32);
-    Decision::Retry(Duration::from_secs_f64(
-        base.min(30.0) * (0.5 + jitter.clamp(0.0, 1.0) / 2.0),
-    ))
 }
 
 fn retry_after(h: &HeaderMap) -> Option<Duration> {
@@ -142,7 +255,7 @@ pub fn window_pause(h: &HeaderMap) -> Option<Duration> {
 }
 
 /// A cheap jitter source (not for cryptography).
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -344,6 +457,7 @@ impl Api {
         }
         let url = format!("{}/oauth/token", self.login_base);
         let mut attempt = 0;
+        let mut backoff = Duration::ZERO;
         let resp = loop {
             attempt += 1;
             let r = self
@@ -355,11 +469,14 @@ impl Api {
                 .await;
             let what = match &r {
                 Ok(r) => Attempt::Status(r.status().as_u16(), retry_after(r.headers())),
-                Err(_) => Attempt::Transport,
+                Err(e) => Attempt::Transport(Transport::of(e)),
             };
-            match decide(what, attempt, jitter()) {
+            match API.decide(what, attempt, backoff, jitter()) {
                 Decision::Accept => break r,
-                Decision::Retry(d) => tokio::time::sleep(d).await,
+                Decision::Retry(d) => {
+                    backoff = d;
+                    tokio::time::sleep(d).await
+                }
                 Decision::GiveUp => break r,
             }
         };
@@ -410,6 +527,7 @@ impl Api {
     ) -> Result<ApiResponse> {
         let url = self.url(path);
         let mut attempt = 0;
+        let mut backoff = Duration::ZERO;
         let mut reauthed = false;
         loop {
             attempt += 1;
@@ -434,11 +552,11 @@ impl Api {
                         Err(e) => Err(e),
                     }
                 }
-                Err(e) => Err(e.without_url().to_string()),
+                Err(e) => Err((Transport::of(&e), e.without_url().to_string())),
             };
             let what = match &result {
                 Ok(r) => Attempt::Status(r.status.as_u16(), retry_after(&r.headers)),
-                Err(_) => Attempt::Transport,
+                Err((t, _)) => Attempt::Transport(*t),
             };
             let header = |r: &ApiResponse, h: &str| {
                 r.headers
@@ -455,7 +573,7 @@ impl Api {
                         "correlationId": header(r, "inin-correlation-id"), "retryAfter": header(r, "retry-after"), "bodySha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&r.body)),
                     }),
                 )?,
-                Err(e) => self.record("http", serde_json::json!({"method": method.as_str(), "url": crate::custody::redact_url(&url), "attempt": attempt, "error": e}))?,
+                Err((t, e)) => self.record("http", serde_json::json!({"method": method.as_str(), "url": crate::custody::redact_url(&url), "attempt": attempt, "error": e, "errorClass": format!("{t:?}")}))?,
             }
             if let Ok(r) = &result {
                 if r.status == StatusCode::UNAUTHORIZED && !reauthed {
@@ -470,15 +588,16 @@ impl Api {
                     self.limiter.pause(d).await;
                 }
             }
-            match decide(what, attempt, jitter()) {
+            match API.decide(what, attempt, backoff, jitter()) {
                 Decision::Accept => {}
                 Decision::Retry(d) => {
+                    backoff = d;
                     tokio::time::sleep(d).await;
                     continue;
                 }
                 Decision::GiveUp => {}
             }
-            return result.map_err(|e| Error::Api {
+            return result.map_err(|(_, e)| Error::Api {
                 method: method.to_string(),
                 url,
                 message: e,
@@ -505,15 +624,29 @@ impl Api {
     }
 }
 
-/// Reads a body, refusing one larger than `cap`.
-async fn read_limited(mut r: reqwest::Response, cap: usize) -> std::result::Result<Bytes, String> {
+/// Reads a body, refusing one larger than `cap` (not worth retrying: a server that sends one
+/// will send it again).
+async fn read_limited(
+    mut r: reqwest::Response,
+    cap: usize,
+) -> std::result::Result<Bytes, (Transport, String)> {
+    let too_big = || {
+        (
+            Transport::Other,
+            format!("the answer is larger than {cap} bytes"),
+        )
+    };
     if r.content_length().is_some_and(|n| n as usize > cap) {
-        return Err(format!("the answer is larger than {cap} bytes"));
+        return Err(too_big());
     }
     let mut buf = bytes::BytesMut::new();
-    while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = r
+        .chunk()
+        .await
+        .map_err(|e| (Transport::of(&e), e.without_url().to_string()))?
+    {
         if buf.len() + chunk.len() > cap {
-            return Err(format!("the answer is larger than {cap} bytes"));
+            return Err(too_big());
         }
         buf.extend_from_slice(&chunk);
     }
@@ -524,43 +657,158 @@ async fn read_limited(mut r: reqwest::Response, cap: usize) -> std::result::Resu
 mod tests {
     use super::*;
 
+    fn retryable_status(s: u16) -> bool {
+        s == 429 || s == 408 || (500..600).contains(&s) && s != 501 && s != 505
+    }
+
     #[test]
     fn decide_pins_every_status() {
-        for s in 100..600u16 {
-            let d = decide(Attempt::Status(s, None), 1, 0.5);
-            let retry = s == 429 || s == 408 || (500..600).contains(&s) && s != 501 && s != 505;
-            assert_eq!(matches!(d, Decision::Retry(_)), retry, "status {s}");
-            assert_eq!(d == Decision::Accept, !retry, "status {s}");
-            assert_eq!(
-                decide(Attempt::Status(s, None), MAX_ATTEMPTS, 0.5) == Decision::GiveUp,
-                retry,
-                "status {s} at the last attempt"
-            );
+        for p in [API, MEDIA] {
+            for s in 100..600u16 {
+                let d = p.decide(Attempt::Status(s, None), 1, Duration::ZERO, 0.5);
+                let retry = retryable_status(s);
+                assert_eq!(matches!(d, Decision::Retry(_)), retry, "status {s}");
+                assert_eq!(d == Decision::Accept, !retry, "status {s}");
+                assert_eq!(
+                    p.decide(
+                        Attempt::Status(s, None),
+                        p.max_attempts,
+                        Duration::ZERO,
+                        0.5
+                    ) == Decision::GiveUp,
+                    retry,
+                    "status {s} at the last attempt"
+                );
+            }
         }
-        assert!(matches!(
-            decide(Attempt::Transport, 1, 0.0),
-            Decision::Retry(_)
-        ));
-        assert_eq!(
-            decide(Attempt::Transport, MAX_ATTEMPTS, 0.0),
-            Decision::GiveUp
-        );
         // Retry-After wins, however long: it is honoured, not turned into a failure.
         assert_eq!(
-            decide(
+            API.decide(
                 Attempt::Status(429, Some(Duration::from_secs(3600))),
                 2,
+                Duration::ZERO,
                 0.0
             ),
             Decision::Retry(Duration::from_secs(3600))
         );
-        // Backoff grows and is capped.
-        let d = |n| match decide(Attempt::Transport, n, 1.0) {
-            Decision::Retry(d) => d,
-            other => panic!("{other:?}"),
-        };
-        assert!(d(1) < d(2) && d(2) < d(3));
-        assert!(d(7) <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn decide_pins_every_transport_failure() {
+        use Transport::*;
+        for (t, retry) in [
+            (Connect, true),
+            (Dns, true),
+            (Timeout, true),
+            (Reset, true),
+            (Short, true),
+            (Long, true),
+            (Tls, false),
+            (Other, false),
+        ] {
+            for p in [API, MEDIA] {
+                let d = p.decide(Attempt::Transport(t), 1, Duration::ZERO, 0.5);
+                assert_eq!(matches!(d, Decision::Retry(_)), retry, "{t:?}");
+                assert_eq!(d == Decision::Accept, !retry, "{t:?}");
+                let last = p.decide(Attempt::Transport(t), p.max_attempts, Duration::ZERO, 0.5);
+                assert_eq!(last == Decision::GiveUp, retry, "{t:?} at the last attempt");
+            }
+        }
+    }
+
+    #[test]
+    fn io_error_kinds_map_to_transport_classes() {
+        use std::io::ErrorKind as K;
+        for (k, t) in [
+            (K::ConnectionRefused, Transport::Connect),
+            (K::HostUnreachable, Transport::Connect),
+            (K::NetworkUnreachable, Transport::Connect),
+            (K::AddrNotAvailable, Transport::Connect),
+            (K::TimedOut, Transport::Timeout),
+            (K::ConnectionReset, Transport::Reset),
+            (K::ConnectionAborted, Transport::Reset),
+            (K::BrokenPipe, Transport::Reset),
+            (K::NotConnected, Transport::Reset),
+            (K::UnexpectedEof, Transport::Short),
+            (K::InvalidData, Transport::Tls),
+            (K::PermissionDenied, Transport::Other),
+            (K::InvalidInput, Transport::Other),
+        ] {
+            assert_eq!(Transport::from_io(k), t, "{k:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn real_failures_are_classified() {
+        let http = reqwest::Client::new();
+        // Nobody listening: refused.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let e = http
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(Transport::of(&e), Transport::Connect, "{e:?}");
+        // TLS spoken to a plain-TCP peer that answers with garbage: TLS, not retried.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                use tokio::io::AsyncWriteExt;
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\n\r\nnot tls")
+                    .await;
+            }
+        });
+        let tls = reqwest::Client::builder().use_rustls_tls().build().unwrap();
+        let e = tls
+            .get(format!("https://{addr}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(Transport::of(&e), Transport::Tls, "{e:?}");
+        // A peer that accepts and hangs up at once: reset mid-exchange.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                drop(s);
+            }
+        });
+        let e = http
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(Transport::of(&e), Transport::Reset, "{e:?}");
+    }
+
+    #[test]
+    fn backoff_is_decorrelated_jitter_within_base_and_cap() {
+        for p in [API, MEDIA] {
+            let mut prev = Duration::ZERO;
+            for attempt in 1..p.max_attempts {
+                for j in [0.0, 0.3, 1.0] {
+                    let Decision::Retry(d) =
+                        p.decide(Attempt::Transport(Transport::Reset), attempt, prev, j)
+                    else {
+                        panic!()
+                    };
+                    assert!(d >= p.base && d <= p.cap, "{d:?}");
+                    assert!(d <= (prev * 3).max(p.base), "{d:?} after {prev:?}");
+                }
+                // The largest draw grows threefold each time, until the cap.
+                let Decision::Retry(d) =
+                    p.decide(Attempt::Transport(Transport::Reset), attempt, prev, 1.0)
+                else {
+                    panic!()
+                };
+                assert_eq!(d, (prev * 3).max(p.base).min(p.cap));
+                prev = d;
+            }
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use crate::custody::redact_url;
 use crate::error::{Error, Result};
 use crate::fetch::{FetchError, extension, fetch, finalize, write_durably};
+use crate::http::{Decision, MEDIA, jitter};
 use crate::model::{Item, Outcome, safe_id};
 use crate::package::sha256_file;
 use crate::pipeline::{Ctx, Retrieval, SourceKind};
@@ -24,7 +25,6 @@ use crate::query::format_ms;
 use crate::source::{NOT_FOUND, url_path};
 use crate::state::Done;
 
-const DOWNLOAD_ATTEMPTS: u32 = 3;
 const URL_ROUNDS: u32 = 3;
 
 /// An outcome without a file.
@@ -234,7 +234,8 @@ async fn download(
     let mut mismatches = 0;
     let mut throttled = 0;
     let mut attempt = 0;
-    while attempt < DOWNLOAD_ATTEMPTS {
+    let mut backoff = Duration::ZERO;
+    while attempt < MEDIA.max_attempts {
         attempt += 1;
         if bearer.is_some() {
             // API-hosted media counts against the API budget.
@@ -314,9 +315,22 @@ async fn download(
                 Some(done(Outcome::Failed, format!("download refused: {why}")))
             }
             Err(FetchError::Io(e)) => return Err(e),
-            Err(FetchError::Incomplete(why)) => {
+            Err(FetchError::Incomplete { why, what }) => {
                 last = why;
-                None
+                match MEDIA.decide(what, attempt, backoff, jitter()) {
+                    Decision::Retry(d) => {
+                        backoff = d;
+                        None
+                    }
+                    // Not worth another try (a TLS failure, a client error).
+                    Decision::Accept => {
+                        Some(done(Outcome::Failed, format!("download failed: {last}")))
+                    }
+                    Decision::GiveUp => Some(done(
+                        Outcome::Failed,
+                        format!("download failed {attempt} times; last: {last}"),
+                    )),
+                }
             }
             Err(FetchError::Throttled(after)) => {
                 // Rate limiting is not a failed attempt: the whole client waits, then tries again.
@@ -359,11 +373,11 @@ async fn download(
         if let Some(d) = outcome {
             return Ok(Got::Done(d));
         }
-        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+        tokio::time::sleep(backoff.max(MEDIA.base)).await;
     }
     Ok(Got::Done(done(
         Outcome::Failed,
-        format!("download failed {DOWNLOAD_ATTEMPTS} times; last: {last}"),
+        format!("download failed {} times; last: {last}", MEDIA.max_attempts),
     )))
 }
 
