@@ -374,6 +374,12 @@ async fn run(cfg: &ExportConfig, json: bool) -> i32 {
                 | custos::Error::Config(_)
                 | custos::Error::OutputDir { .. }
                 | custos::Error::Auth { .. } => 2,
+                ref e if e.is_disk_full() => {
+                    eprintln!(
+                        "custos: the disk is full: nothing already exported is lost; free some space (or move the export to a larger disk) and re-run the same command to resume it"
+                    );
+                    3
+                }
                 _ => {
                     eprintln!("custos: the export stopped; re-run the same command to resume it");
                     3

@@ -167,3 +167,111 @@ async fn sigkill_at_21_points_then_resume_verifies_clean() {
     }
     assert!(killed >= 20, "only {killed} of 21 runs were killed mid-way");
 }
+
+/// A tmpfs of `size` at `dir`, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(dir).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !o.status.success() {
+            return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let o = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The disk fills up mid-export: a clear error and exit 3; once there is space again, the same
+/// command resumes and the package is complete and verifies.
+#[tokio::test]
+async fn a_full_disk_stops_clearly_and_resumes_once_space_returns() {
+    let scenario = Scenario {
+        conversations: 20,
+        api_rate: 6_000,
+        min_recording_s: 20,
+        max_recording_s: 40,
+        batch_ms_per_item: 2,
+        async_job_ms: 100,
+        codecs: vec![custos_sim::audio::Codec::Wav],
+        ..Scenario::default()
+    };
+    let running = Sim::new(scenario).unwrap().spawn().await.unwrap();
+    let base = running.base_url.clone();
+    let truth = running.sim.truth();
+    let total: u64 = truth.recordings.iter().map(|t| t.size_bytes).sum();
+    assert!(
+        total > 8 << 20,
+        "the catalog must not fit the small disk: {total} bytes"
+    );
+
+    let root = tmp("diskfull");
+    // Mounting needs CAP_SYS_ADMIN, which the CI machine (root) has; say so loudly if not.
+    let disk = match Tmpfs::mount(&root.join("mnt"), "4m") {
+        Ok(d) => d,
+        Err(e) if e.contains("permission") || e.contains("not permitted") => {
+            eprintln!("SKIPPED: cannot mount a tmpfs here ({e}); the full-disk test did not run");
+            return;
+        }
+        Err(e) => panic!("mount: {e}"),
+    };
+    let out = root.join("mnt/export");
+    let mut c = export(&base, &out);
+    let o = tokio::task::spawn_blocking(move || c.stderr(Stdio::piped()).output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("No space left on device") && err.contains("the disk is full"),
+        "{err}"
+    );
+
+    disk.resize("256m");
+    let mut c = export(&base, &out);
+    let o = tokio::task::spawn_blocking(move || c.stderr(Stdio::piped()).output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(parts(&out), 0, "a .part survived");
+    let v = Command::new(BIN)
+        .args(["verify", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    let outcomes = custos::package::outcomes(&out).unwrap();
+    let hashes = custos::package::exported_hashes(&out).unwrap();
+    assert_eq!(outcomes.len(), truth.recordings.len());
+    for t in &truth.recordings {
+        assert_eq!(outcomes.get(&t.id), Some(&t.expected_outcome), "{}", t.id);
+        if t.expected_outcome == "Exported" {
+            assert_eq!(hashes.get(&t.id), Some(&t.sha256), "{}", t.id);
+        }
+    }
+    drop(disk);
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -63,6 +63,22 @@ impl Error {
             source,
         }
     }
+
+    /// The disk (or the user's quota) is full: freeing space and re-running resumes the export.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => {
+                matches!(
+                    source.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) || matches!(source.raw_os_error(), Some(28 | 122)) // ENOSPC, EDQUOT
+            }
+            Error::State(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Shorthand.
