@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use custos::http::Credentials;
 use custos::pipeline::{ExportConfig, NoProgress, Retrieval, SourceKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 mod common;
-use common::{WEEK, out_dir};
+use common::{config_at, out_dir};
 
 /// What the server answers to every request but the token's.
 #[derive(Clone)]
@@ -127,28 +126,17 @@ async fn serve(l: TcpListener, reply: Reply, api_hits: Arc<AtomicUsize>) {
 }
 
 fn config(base: &str, out: std::path::PathBuf) -> ExportConfig {
-    ExportConfig {
-        query: Some(WEEK.into()),
-        ids_file: None,
+    let mut c = config_at(
+        base,
+        "id",
+        "secret",
         out,
-        matter: None,
-        source_organization: None,
-        source: SourceKind::Genesys,
-        api_base: base.to_owned(),
-        login_base: base.to_owned(),
-        credentials: Credentials {
-            client_id: "id".into(),
-            client_secret: "secret".into(),
-        },
-        rate_per_minute: 6_000,
-        concurrency: 2,
-        retrieval: Retrieval::Batch,
-        operator: None,
-        sign_key: None,
-        page_size: 25,
-        now: Some(time::macros::datetime!(2023-10-09 00:00 UTC)),
-        duration_tolerance: std::time::Duration::from_secs(1),
-    }
+        SourceKind::Genesys,
+        Retrieval::Batch,
+    );
+    // Inside the analytics 35 days: the synchronous query is the first API call.
+    c.now = Some(time::macros::datetime!(2023-10-09 00:00 UTC));
+    c
 }
 
 /// Runs an export against a server that answers `reply`; returns the error it stopped with.

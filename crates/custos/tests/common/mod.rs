@@ -17,6 +17,7 @@ pub fn out_dir(name: &str) -> PathBuf {
 }
 
 /// An export of [`WEEK`] from `sim` into `out`, 6000 requests/min, 4 downloads at a time.
+#[allow(dead_code)] // not every test binary uses every helper
 pub fn config(
     sim: &custos_sim::Running,
     out: PathBuf,
@@ -24,6 +25,19 @@ pub fn config(
     retrieval: Retrieval,
 ) -> ExportConfig {
     let c = &sim.sim.scenario().clients[0];
+    config_at(&sim.base_url, &c.id, &c.secret, out, source, retrieval)
+}
+
+/// The same export from any server at `base` (API and login on one host).
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn config_at(
+    base: &str,
+    id: &str,
+    secret: &str,
+    out: PathBuf,
+    source: SourceKind,
+    retrieval: Retrieval,
+) -> ExportConfig {
     ExportConfig {
         query: Some(WEEK.into()),
         ids_file: None,
@@ -31,11 +45,11 @@ pub fn config(
         matter: Some("M-42".into()),
         source_organization: None,
         source,
-        api_base: sim.base_url.clone(),
-        login_base: sim.base_url.clone(),
+        api_base: base.to_owned(),
+        login_base: base.to_owned(),
         credentials: Credentials {
-            client_id: c.id.clone(),
-            client_secret: c.secret.clone(),
+            client_id: id.to_owned(),
+            client_secret: secret.to_owned(),
         },
         rate_per_minute: 6_000,
         concurrency: 4,
