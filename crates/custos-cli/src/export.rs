@@ -276,7 +276,12 @@ pub fn resolve(args: &ExportArgs) -> Result<ExportConfig, String> {
         retrieval,
         operator: args.operator.clone().or(file.operator),
         sign_key: args.sign_key.clone().or(file.sign_key),
-        page_size: 100,
+        // The guide's search API pages up to 1000; analytics details pages stay at 100.
+        page_size: if source == SourceKind::Search {
+            1000
+        } else {
+            100
+        },
         now: None,
         duration_tolerance: std::time::Duration::from_secs_f64(tolerance),
     })

@@ -20,8 +20,8 @@ pub struct Fetched {
     pub bytes: u64,
     /// Content-Type as served (parameters stripped).
     pub content_type: String,
-    /// The server's rate window is used up (API-hosted media): hold every task this long.
-    pub window_pause: Option<std::time::Duration>,
+    /// The server's rate window (API-hosted media answers with one).
+    pub window: Option<crate::http::RateWindow>,
 }
 
 /// Why a download did not produce a file.
@@ -110,11 +110,14 @@ pub async fn fetch(
     bearer: Option<&str>,
     part: &Path,
     stated_size: Option<u64>,
+    ticket: Option<u64>,
 ) -> Result<Fetched, FetchError> {
     let mut rb = http.get(url);
     if let Some(t) = bearer {
         rb = rb.bearer_auth(t);
     }
+    let sent = tokio::time::Instant::now();
+    let ticket = ticket.unwrap_or(0);
     let mut resp = rb.send().await.map_err(|e| {
         let what = Attempt::Transport(Transport::of(&e));
         FetchError::Incomplete {
@@ -163,7 +166,7 @@ pub async fn fetch(
         .map(|v| v.split(';').next().unwrap_or("").trim().to_owned())
         .unwrap_or_default();
     let declared = resp.content_length();
-    let window_pause = crate::http::window_pause(resp.headers());
+    let window = crate::http::RateWindow::from_headers(resp.headers(), sent, ticket);
     let limit = declared.or(stated_size);
     let io = |e: std::io::Error| FetchError::Io(Error::io(part, e));
     let file = tokio::fs::OpenOptions::new()
@@ -220,7 +223,7 @@ pub async fn fetch(
         sha256: hex::encode(hasher.finalize()),
         bytes: n,
         content_type,
-        window_pause,
+        window,
     })
 }
 

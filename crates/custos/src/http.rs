@@ -241,17 +241,39 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
-/// How long to hold every task when the server says this token's window is used up
-/// (`inin-ratelimit-count` has reached `inin-ratelimit-allowed`): until `inin-ratelimit-reset`.
-/// Waiting then avoids the 429 the next request would get.
-pub fn window_pause(h: &HeaderMap) -> Option<Duration> {
-    let num = |name: &str| h.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
-    let (allowed, count, reset) = (
-        num("inin-ratelimit-allowed")?,
-        num("inin-ratelimit-count")?,
-        num("inin-ratelimit-reset")?,
-    );
-    (allowed > 0 && count >= allowed).then(|| Duration::from_secs(reset.max(1)))
+/// What `inin-ratelimit-allowed/count/reset` said about this token's rate window, for the
+/// request with this ticket (from [`Limiter::acquire`]), sent at `sent`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateWindow {
+    /// Requests the window allows.
+    pub allowed: u64,
+    /// Requests counted in it so far, this one included.
+    pub count: u64,
+    /// Until it resets, rounded up to whole seconds by the server (at least 1 s here).
+    pub reset: Duration,
+    /// When the request was sent.
+    pub sent: Instant,
+    /// The request's ticket.
+    pub ticket: u64,
+}
+
+impl RateWindow {
+    /// Reads the headers; `None` if any is missing or malformed.
+    pub fn from_headers(h: &HeaderMap, sent: Instant, ticket: u64) -> Option<RateWindow> {
+        let num = |name: &str| h.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+        Some(RateWindow {
+            allowed: num("inin-ratelimit-allowed")?,
+            count: num("inin-ratelimit-count")?,
+            reset: Duration::from_secs(num("inin-ratelimit-reset")?.max(1)),
+            sent,
+            ticket,
+        })
+    }
+
+    /// The window is used up: the next request would be refused.
+    pub fn exhausted(&self) -> bool {
+        self.allowed > 0 && self.count >= self.allowed
+    }
 }
 
 /// A cheap jitter source (not for cryptography).
@@ -263,35 +285,118 @@ pub(crate) fn jitter() -> f64 {
     f64::from(n % 1000) / 1000.0
 }
 
-/// One rate budget shared by every task: evenly spaced slots at `per_minute`, and a pause for
-/// everyone after a 429.
+/// The share of the configured rate the limiter uses (see [`Limiter::new`]).
+pub const SAFETY: f64 = 0.99;
+
+/// One rate budget shared by every task: evenly spaced slots at the configured rate (GCRA with
+/// no burst), a pause for everyone after a 429, and the server's own window, read from
+/// `inin-ratelimit-*`, spent down by every request sent since the newest answer.
 pub struct Limiter {
     interval: Duration,
     next: Mutex<Instant>,
     paused_until: Mutex<Option<Instant>>,
-    /// Milliseconds of pause ordered by the server (429 Retry-After, exhausted windows).
+    window: std::sync::Mutex<WindowState>,
+    /// The first answer has come back (until then, one request at a time: nothing is known
+    /// about the server's window yet).
+    answered: std::sync::atomic::AtomicBool,
+    first_answer: tokio::sync::Notify,
+    /// Milliseconds of pause ordered by the server (429 Retry-After, used-up windows).
     waited_ms: std::sync::atomic::AtomicU64,
 }
 
+#[derive(Default)]
+struct WindowState {
+    /// Tickets issued so far.
+    issued: u64,
+    /// The current window's start and length, as observed (the answer that counted 1).
+    opened: Option<(Instant, Duration)>,
+    /// The newest answer: its request's ticket, what was left of the window then, and by when
+    /// the window resets at the latest.
+    newest: Option<(u64, u64, Instant)>,
+    /// The window size last seen.
+    allowed: Option<u64>,
+}
+
 impl Limiter {
-    /// A limiter at `per_minute` requests per minute.
+    /// A limiter at `per_minute` requests per minute, less a 1 % safety margin: set to a
+    /// server's exact limit, evenly spaced requests would otherwise now and then put one request
+    /// too many into a fixed window (timer jitter), and each such 429 costs a whole Retry-After.
     pub fn new(per_minute: u32) -> Limiter {
         Limiter {
-            interval: Duration::from_secs_f64(60.0 / f64::from(per_minute.max(1))),
+            interval: Duration::from_secs_f64(60.0 / (f64::from(per_minute.max(1)) * SAFETY)),
             next: Mutex::new(Instant::now()),
             paused_until: Mutex::new(None),
+            window: std::sync::Mutex::new(WindowState::default()),
+            answered: std::sync::atomic::AtomicBool::new(false),
+            first_answer: tokio::sync::Notify::new(),
             waited_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    /// Waits for this task's slot.
-    pub async fn acquire(&self) {
+    /// Waits for this task's slot; returns the request's ticket, for [`Limiter::observe`].
+    pub async fn acquire(&self) -> u64 {
+        use std::sync::atomic::Ordering::SeqCst;
         loop {
             let pause = *self.paused_until.lock().await;
             if let Some(until) = pause.filter(|u| *u > Instant::now()) {
                 tokio::time::sleep_until(until).await;
                 continue;
             }
+            // Until the first answer, one request at a time (but never stuck on a lost one).
+            let notified = self.first_answer.notified();
+            enum Next {
+                Go(u64),
+                AwaitFirstAnswer,
+                Hold(Instant),
+            }
+            let next = {
+                let mut st = self.window.lock().expect("window lock");
+                let now = Instant::now();
+                match st.newest {
+                    _ if st.issued >= 1 && !self.answered.load(SeqCst) => Next::AwaitFirstAnswer,
+                    // The server's window: requests sent since the newest answer spend what it
+                    // left; when nothing is left, everyone waits for the next window.
+                    Some((ticket, left, reset_by)) if st.issued - ticket >= left => {
+                        let until = match st.opened {
+                            Some((start, len)) if start + len > now && start + len <= reset_by => {
+                                let margin = (len / 100)
+                                    .clamp(Duration::from_millis(5), Duration::from_millis(500));
+                                start + len + margin
+                            }
+                            _ => reset_by,
+                        };
+                        // After the wait, a fresh window as big as the last one was.
+                        st.newest = Some((
+                            st.issued,
+                            st.allowed.unwrap_or(u64::MAX),
+                            until + Duration::from_secs(3600),
+                        ));
+                        st.opened = None;
+                        Next::Hold(until)
+                    }
+                    _ => {
+                        st.issued += 1;
+                        Next::Go(st.issued)
+                    }
+                }
+            };
+            let ticket = match next {
+                Next::Go(t) => t,
+                Next::AwaitFirstAnswer => {
+                    if tokio::time::timeout(Duration::from_secs(5), notified)
+                        .await
+                        .is_err()
+                    {
+                        self.answered.store(true, SeqCst);
+                    }
+                    continue;
+                }
+                Next::Hold(until) => {
+                    self.pause(until.saturating_duration_since(Instant::now()))
+                        .await;
+                    continue;
+                }
+            };
             let slot = {
                 let mut next = self.next.lock().await;
                 let now = Instant::now();
@@ -300,7 +405,39 @@ impl Limiter {
                 slot
             };
             tokio::time::sleep_until(slot).await;
-            return;
+            return ticket;
+        }
+    }
+
+    /// Every answer to a ticketed request comes back here, with its rate window if it had one.
+    /// A window is spent down by the requests sent after the one answered; when it is used up,
+    /// every task waits for the next: until the observed window's end (its start, from the
+    /// answer that counted 1, plus its length) and a 1 % margin — exact to the request's send
+    /// time rather than to the whole second the reset header is rounded to (a 1-second window
+    /// would otherwise lose up to half its throughput) — or, without an observed start, until
+    /// the reset.
+    pub fn observe(&self, w: Option<RateWindow>) {
+        if let Some(w) = w {
+            let mut st = self.window.lock().expect("window lock");
+            if w.count == 1 {
+                st.opened = Some((w.sent, w.reset));
+            }
+            st.allowed = Some(w.allowed);
+            // Only a newer answer counts (answers arrive out of order; those from before a
+            // window turned over say nothing about the new one).
+            if st.newest.is_none_or(|(t, ..)| w.ticket > t) {
+                st.newest = Some((
+                    w.ticket,
+                    w.allowed.saturating_sub(w.count),
+                    Instant::now() + w.reset,
+                ));
+            }
+        }
+        if !self
+            .answered
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.first_answer.notify_waiters();
         }
     }
 
@@ -495,9 +632,14 @@ impl Api {
     }
 
     /// A valid access token, fetched or refreshed (a minute before expiry) as needed.
-    pub async fn token(&self, force: bool) -> Result<String> {
+    /// `refused`: a token the API just answered 401 to; it is replaced, unless another task has
+    /// replaced it already (parallel 401s share one new token instead of each fetching one).
+    pub async fn token(&self, refused: Option<&str>) -> Result<String> {
         let mut guard = self.token.lock().await;
-        if !force && let Some(t) = guard.as_ref().filter(|t| t.refresh_at > Instant::now()) {
+        if let Some(t) = guard
+            .as_ref()
+            .filter(|t| t.refresh_at > Instant::now() && Some(t.value.as_str()) != refused)
+        {
             return Ok(t.value.clone());
         }
         let url = format!("{}/oauth/token", self.login_base);
@@ -576,14 +718,15 @@ impl Api {
         let mut reauthed = false;
         loop {
             attempt += 1;
-            let token = self.token(false).await?;
-            self.limiter.acquire().await;
+            let token = self.token(None).await?;
+            let ticket = self.limiter.acquire().await;
             self.calls
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut rb = self.http.request(method.clone(), &url).bearer_auth(&token);
             if let Some(b) = body {
                 rb = rb.json(b);
             }
+            let sent = Instant::now();
             let result = match rb.send().await {
                 Ok(r) => {
                     let status = r.status();
@@ -599,6 +742,12 @@ impl Api {
                 }
                 Err(e) => Err((Transport::of(&e), e.without_url().to_string())),
             };
+            self.limiter.observe(
+                result
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| RateWindow::from_headers(&r.headers, sent, ticket)),
+            );
             let what = match &result {
                 Ok(r) => Attempt::Status(r.status.as_u16(), retry_after(&r.headers)),
                 Err((t, _)) => Attempt::Transport(*t),
@@ -623,13 +772,11 @@ impl Api {
             if let Ok(r) = &result {
                 if r.status == StatusCode::UNAUTHORIZED && !reauthed {
                     reauthed = true;
-                    self.token(true).await?;
+                    self.token(Some(&token)).await?;
                     continue;
                 }
                 if r.status == StatusCode::TOO_MANY_REQUESTS {
                     let d = retry_after(&r.headers).unwrap_or(Duration::from_secs(2));
-                    self.limiter.pause(d).await;
-                } else if let Some(d) = window_pause(&r.headers) {
                     self.limiter.pause(d).await;
                 }
             }
@@ -882,36 +1029,104 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 
+    fn headers(allowed: &str, count: &str, reset: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert("inin-ratelimit-allowed", allowed.parse().unwrap());
+        m.insert("inin-ratelimit-count", count.parse().unwrap());
+        m.insert("inin-ratelimit-reset", reset.parse().unwrap());
+        m
+    }
+
     #[test]
-    fn an_exhausted_window_pauses_until_its_reset() {
-        let h = |allowed: &str, count: &str, reset: &str| {
-            let mut m = HeaderMap::new();
-            m.insert("inin-ratelimit-allowed", allowed.parse().unwrap());
-            m.insert("inin-ratelimit-count", count.parse().unwrap());
-            m.insert("inin-ratelimit-reset", reset.parse().unwrap());
-            m
+    fn rate_windows_are_read_from_the_headers() {
+        let t = Instant::now();
+        let w = RateWindow::from_headers(&headers("300", "299", "12"), t, 1).unwrap();
+        assert_eq!(
+            (w.allowed, w.count, w.reset),
+            (300, 299, Duration::from_secs(12))
+        );
+        assert!(!w.exhausted());
+        assert!(
+            RateWindow::from_headers(&headers("300", "300", "12"), t, 1)
+                .unwrap()
+                .exhausted()
+        );
+        let w = RateWindow::from_headers(&headers("300", "301", "0"), t, 1).unwrap();
+        assert!(w.exhausted() && w.reset == Duration::from_secs(1));
+        assert_eq!(
+            RateWindow::from_headers(&headers("x", "300", "12"), t, 1),
+            None
+        );
+        assert_eq!(RateWindow::from_headers(&HeaderMap::new(), t, 1), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_is_spent_down_and_waited_out_to_its_observed_end() {
+        let l = Limiter::new(60_000);
+        let t0 = Instant::now();
+        let w = |ticket, count, reset, sent| {
+            Some(RateWindow {
+                allowed: 5,
+                count,
+                reset: Duration::from_secs(reset),
+                sent,
+                ticket,
+            })
         };
-        assert_eq!(window_pause(&h("300", "299", "12")), None);
-        assert_eq!(
-            window_pause(&h("300", "300", "12")),
-            Some(Duration::from_secs(12))
-        );
-        assert_eq!(
-            window_pause(&h("300", "301", "0")),
-            Some(Duration::from_secs(1))
-        );
-        assert_eq!(window_pause(&h("x", "300", "12")), None);
-        assert_eq!(window_pause(&HeaderMap::new()), None);
+        // The first request goes alone; its answer opens the window (count 1 of 5, 1 s).
+        let first = l.acquire().await;
+        l.observe(w(first, 1, 1, t0));
+        // Four more fit, answered or not: no waiting beyond the 1 ms spacing.
+        for _ in 0..4 {
+            l.acquire().await;
+        }
+        assert!(Instant::now() - t0 < Duration::from_millis(10));
+        // The sixth would be one too many: it waits for the window's end + 1 % (10 ms).
+        let sixth = l.acquire().await;
+        assert_eq!(Instant::now() - t0, Duration::from_millis(1010));
+        assert_eq!(sixth, 6);
+        // A late answer from the old window does not stop the new one.
+        l.observe(w(5, 5, 1, t0));
+        let t1 = Instant::now();
+        l.acquire().await;
+        assert!(Instant::now() - t1 < Duration::from_millis(5));
+        let waited = l.waited();
+        assert!(waited > Duration::from_millis(1000) && waited <= Duration::from_millis(1010));
+
+        // A window we did not see open: its reset is waited out in full.
+        let l = Limiter::new(60_000);
+        let t = l.acquire().await;
+        let t2 = Instant::now();
+        l.observe(w(t, 5, 7, t2));
+        l.acquire().await;
+        assert!(Instant::now() - t2 >= Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn until_the_first_answer_one_request_at_a_time() {
+        let l = std::sync::Arc::new(Limiter::new(60_000));
+        let first = l.acquire().await;
+        let l2 = l.clone();
+        let second = tokio::spawn(async move { l2.acquire().await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "a second request before any answer");
+        l.observe(None); // an answer without rate headers still lets the rest go
+        assert_eq!(second.await.unwrap(), first + 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn limiter_spaces_requests_and_pauses_everyone() {
-        let l = Limiter::new(600); // one per 100 ms
+        let l = Limiter::new(600); // 99 % of it: one per 101.01 ms
         let t0 = Instant::now();
         for _ in 0..5 {
             l.acquire().await;
+            l.observe(None);
         }
-        assert_eq!(Instant::now() - t0, Duration::from_millis(400));
+        let spent = Instant::now() - t0;
+        assert!(
+            spent >= Duration::from_millis(404) && spent <= Duration::from_millis(408),
+            "{spent:?}"
+        );
         l.pause(Duration::from_secs(5)).await;
         l.pause(Duration::from_secs(3)).await; // within the first: adds nothing
         assert_eq!(l.waited(), Duration::from_secs(5));

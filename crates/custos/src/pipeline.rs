@@ -195,6 +195,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) state: State,
     pub(crate) root: PathBuf,
     pub(crate) progress: &'a dyn Progress,
+    /// Media downloads at a time (`concurrency`): their own cap, apart from the API budget.
+    pub(crate) downloads: tokio::sync::Semaphore,
     /// Opened once we know the export is not already sealed (appending to a sealed bag's log
     /// would break it).
     log: std::sync::OnceLock<Arc<CustodyLog>>,
@@ -263,7 +265,7 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
         });
     }
     // Credentials are proven before the first file is written.
-    api.token(false).await?;
+    api.token(None).await?;
     for d in [root.join(".custos"), root.join("data")] {
         std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     }
@@ -274,6 +276,7 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
         state,
         root,
         progress,
+        downloads: tokio::sync::Semaphore::new(cfg.concurrency.max(1)),
         log: std::sync::OnceLock::new(),
     };
     if let Some(prev) = ctx.state.get("query_canonical")?

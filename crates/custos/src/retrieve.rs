@@ -152,6 +152,14 @@ fn record(ctx: &Ctx<'_>, it: &Item, d: &Done) -> Result<()> {
     Ok(())
 }
 
+/// Items worked on at a time in transcode and search retrieval. Most of an item's life is spent
+/// waiting for the API (latency, transcoding), not downloading, so many more are in flight than
+/// download slots: the API budget, not the task count, should be what limits the rate. Downloads
+/// keep their own cap (`Ctx::downloads`).
+fn in_flight(ctx: &Ctx<'_>) -> usize {
+    (ctx.cfg.concurrency.max(1) * 8).min(256)
+}
+
 /// Retrieves every item that has no outcome yet.
 pub(crate) async fn retrieve(ctx: &Ctx<'_>) -> Result<()> {
     let finished = ctx.state.finished()?;
@@ -174,10 +182,14 @@ pub(crate) async fn retrieve(ctx: &Ctx<'_>) -> Result<()> {
     }
     match (ctx.cfg.source, &ctx.cfg.retrieval) {
         (SourceKind::Genesys, Retrieval::Batch) => {
-            for chunk in downloadable.chunks(100) {
-                batch_chunk(ctx, chunk).await?;
-            }
-            Ok(())
+            // Two batch jobs at a time: the next is submitted and polled while the current one's
+            // files download, so the API work never waits for the downloads to finish.
+            let results: Vec<Result<()>> = futures_util::stream::iter(downloadable.chunks(100))
+                .map(|chunk| batch_chunk(ctx, chunk))
+                .buffer_unordered(2)
+                .collect()
+                .await;
+            results.into_iter().collect()
         }
         (SourceKind::Genesys, Retrieval::Transcode(format)) => {
             let format = Arc::new(format.clone());
@@ -189,7 +201,7 @@ pub(crate) async fn retrieve(ctx: &Ctx<'_>) -> Result<()> {
                         record(ctx, &it, &d)
                     }
                 })
-                .buffer_unordered(ctx.cfg.concurrency.max(1))
+                .buffer_unordered(in_flight(ctx))
                 .collect()
                 .await;
             results.into_iter().collect()
@@ -200,7 +212,7 @@ pub(crate) async fn retrieve(ctx: &Ctx<'_>) -> Result<()> {
                     let d = search_item(ctx, &it).await?;
                     record(ctx, &it, &d)
                 })
-                .buffer_unordered(ctx.cfg.concurrency.max(1))
+                .buffer_unordered(in_flight(ctx))
                 .collect()
                 .await;
             results.into_iter().collect()
@@ -237,11 +249,21 @@ async fn download(
     let mut backoff = Duration::ZERO;
     while attempt < MEDIA.max_attempts {
         attempt += 1;
-        if bearer.is_some() {
+        let mut r = {
+            let _slot = ctx.downloads.acquire().await.expect("semaphore open");
             // API-hosted media counts against the API budget.
-            ctx.api.limiter.acquire().await;
-        }
-        let mut r = fetch(&ctx.api.http, url, bearer, &part, stated.size).await;
+            let ticket = match bearer {
+                Some(_) => Some(ctx.api.limiter.acquire().await),
+                None => None,
+            };
+            let r = fetch(&ctx.api.http, url, bearer, &part, stated.size, ticket).await;
+            if ticket.is_some() {
+                ctx.api
+                    .limiter
+                    .observe(r.as_ref().ok().and_then(|f| f.window));
+            }
+            r
+        };
         // A complete file is read as media and judged against what the API stated.
         let mut media = None;
         if r.is_ok() {
@@ -275,9 +297,6 @@ async fn download(
         ctx.log("download-attempt", fields)?;
         let outcome = match r {
             Ok(f) => {
-                if let (Some(_), Some(d)) = (bearer, f.window_pause) {
-                    ctx.api.limiter.pause(d).await;
-                }
                 let name = format!("{}.{}", it.recording_id, extension(&f.content_type));
                 let dest = dir.join(&name);
                 finalize(&part, &dest, &f.sha256)?;
@@ -625,7 +644,7 @@ async fn search_item(ctx: &Ctx<'_>, it: &Item) -> Result<Done> {
             ));
         }
     }
-    let token = ctx.api.token(false).await?;
+    let token = ctx.api.token(None).await?;
     let url = ctx.api.url(&format!("{meta_path}/media"));
     match download(ctx, it, &url, Some(&token), stated).await? {
         Got::Done(d) => Ok(d),

@@ -35,6 +35,8 @@ pub struct Discovery {
 const SYNC_RECORD_CAP: u64 = 10_000;
 /// Most passes over a window (or the search) while results are still moving.
 const MAX_PASSES: usize = 5;
+/// Analytics pages requested at a time once page 1 has told how many there are.
+const PAGES_AT_ONCE: usize = 8;
 
 /// Finds the conversations of `query` (those that started in its range) through the analytics API.
 pub async fn genesys_conversations(
@@ -67,15 +69,40 @@ pub async fn genesys_conversations(
             // window until one whole pass saw a steady totalHits and we hold at least that many
             // ids. Duplicates across pages fall out in the set.
             let mut seen: BTreeSet<String> = BTreeSet::new();
+            let fetch_page = |page: u64| {
+                let mut body = req.body.clone();
+                body["paging"]["pageNumber"] = json!(page);
+                async move {
+                    api.send_ok(Method::POST, DETAILS_QUERY, Some(&body))
+                        .await?
+                        .json(&Method::POST, &api.url(DETAILS_QUERY))
+                }
+            };
             'passes: for _pass in 0..MAX_PASSES {
                 let mut totals = Vec::new();
-                for page in 1u64.. {
-                    let mut body = req.body.clone();
-                    body["paging"]["pageNumber"] = json!(page);
-                    let v = api
-                        .send_ok(Method::POST, DETAILS_QUERY, Some(&body))
-                        .await?
-                        .json(&Method::POST, &api.url(DETAILS_QUERY))?;
+                // Page 1 tells how many pages there are; the rest (and one more, in case the
+                // window grew) are fetched several at a time, in order; then, only if the extra
+                // page was not empty, one by one until an empty page.
+                let first = fetch_page(1).await?;
+                let known = first["totalHits"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    .div_ceil(u64::from(page_size.max(1)));
+                let rest: Vec<Result<Value>> = futures_util::stream::iter(2..=known + 1)
+                    .map(fetch_page)
+                    .buffered(PAGES_AT_ONCE)
+                    .collect()
+                    .await;
+                let mut pages = std::iter::once(Ok(first)).chain(rest);
+                let mut next = known + 2;
+                loop {
+                    let v = match pages.next() {
+                        Some(v) => v?,
+                        None => {
+                            next += 1;
+                            fetch_page(next - 1).await?
+                        }
+                    };
                     let total = v["totalHits"].as_u64().unwrap_or(0);
                     if total > SYNC_RECORD_CAP {
                         // The synchronous query cannot reach past 10,000 records: use a job for this window.
