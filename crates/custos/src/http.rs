@@ -315,6 +315,8 @@ struct WindowState {
     newest: Option<(u64, u64, Instant)>,
     /// The window size last seen.
     allowed: Option<u64>,
+    /// The reset last seen (a window's length, at most).
+    reset_len: Duration,
 }
 
 impl Limiter {
@@ -334,6 +336,8 @@ impl Limiter {
     }
 
     /// Waits for this task's slot; returns the request's ticket, for [`Limiter::observe`].
+    /// The window budget is checked when the slot comes, just before the request is sent, so
+    /// tickets count requests sent, not requests queued.
     pub async fn acquire(&self) -> u64 {
         use std::sync::atomic::Ordering::SeqCst;
         loop {
@@ -344,16 +348,46 @@ impl Limiter {
             }
             // Until the first answer, one request at a time (but never stuck on a lost one).
             let notified = self.first_answer.notified();
-            enum Next {
-                Go(u64),
-                AwaitFirstAnswer,
-                Hold(Instant),
+            if self.window.lock().expect("window lock").issued >= 1 && !self.answered.load(SeqCst) {
+                if tokio::time::timeout(Duration::from_secs(5), notified)
+                    .await
+                    .is_err()
+                {
+                    self.answered.store(true, SeqCst);
+                }
+                continue;
             }
-            let next = {
+            let slot = {
+                let mut next = self.next.lock().await;
+                let now = Instant::now();
+                let slot = (*next).max(now);
+                *next = slot + self.interval;
+                slot
+            };
+            tokio::time::sleep_until(slot).await;
+            if self
+                .paused_until
+                .lock()
+                .await
+                .is_some_and(|u| u > Instant::now())
+            {
+                continue; // a pause began while we waited for the slot
+            }
+            let hold = {
                 let mut st = self.window.lock().expect("window lock");
                 let now = Instant::now();
+                let window_over = st.opened.is_some_and(|(start, len)| start + len <= now);
                 match st.newest {
-                    _ if st.issued >= 1 && !self.answered.load(SeqCst) => Next::AwaitFirstAnswer,
+                    _ if st.issued >= 1 && !self.answered.load(SeqCst) => Some(now),
+                    // The observed window is over: what its answers said is spent no longer.
+                    Some((ticket, left, _)) if st.issued - ticket >= left && window_over => {
+                        let (issued, allowed, len) =
+                            (st.issued, st.allowed.unwrap_or(u64::MAX), st.reset_len);
+                        st.newest = Some((issued, allowed, now + len));
+                        st.opened = None;
+                        st.issued += 1;
+                        return st.issued;
+                    }
                     // The server's window: requests sent since the newest answer spend what it
                     // left; when nothing is left, everyone waits for the next window.
                     Some((ticket, left, reset_by)) if st.issued - ticket >= left => {
@@ -369,43 +403,21 @@ impl Limiter {
                         st.newest = Some((
                             st.issued,
                             st.allowed.unwrap_or(u64::MAX),
-                            until + Duration::from_secs(3600),
+                            until + st.reset_len,
                         ));
                         st.opened = None;
-                        Next::Hold(until)
+                        Some(until)
                     }
                     _ => {
                         st.issued += 1;
-                        Next::Go(st.issued)
+                        return st.issued;
                     }
                 }
             };
-            let ticket = match next {
-                Next::Go(t) => t,
-                Next::AwaitFirstAnswer => {
-                    if tokio::time::timeout(Duration::from_secs(5), notified)
-                        .await
-                        .is_err()
-                    {
-                        self.answered.store(true, SeqCst);
-                    }
-                    continue;
-                }
-                Next::Hold(until) => {
-                    self.pause(until.saturating_duration_since(Instant::now()))
-                        .await;
-                    continue;
-                }
-            };
-            let slot = {
-                let mut next = self.next.lock().await;
-                let now = Instant::now();
-                let slot = (*next).max(now);
-                *next = slot + self.interval;
-                slot
-            };
-            tokio::time::sleep_until(slot).await;
-            return ticket;
+            if let Some(until) = hold {
+                self.pause(until.saturating_duration_since(Instant::now()))
+                    .await;
+            }
         }
     }
 
@@ -423,6 +435,7 @@ impl Limiter {
                 st.opened = Some((w.sent, w.reset));
             }
             st.allowed = Some(w.allowed);
+            st.reset_len = w.reset;
             // Only a newer answer counts (answers arrive out of order; those from before a
             // window turned over say nothing about the new one).
             if st.newest.is_none_or(|(t, ..)| w.ticket > t) {
