@@ -728,7 +728,8 @@ impl Api {
         let url = self.url(path);
         let mut attempt = 0;
         let mut backoff = Duration::ZERO;
-        let mut reauthed = false;
+        let mut refused: Option<String> = None;
+        let mut reauths = 0;
         loop {
             attempt += 1;
             let token = self.token(None).await?;
@@ -783,8 +784,15 @@ impl Api {
                 Err((t, e)) => self.record("http", serde_json::json!({"method": method.as_str(), "url": crate::custody::redact_url(&url), "attempt": attempt, "error": e, "errorClass": format!("{t:?}")}))?,
             }
             if let Ok(r) = &result {
-                if r.status == StatusCode::UNAUTHORIZED && !reauthed {
-                    reauthed = true;
+                // A 401 gets a new token (shared with any task refused the same one) and one
+                // more try; at most 3 times per request, since a token can also expire during
+                // a long retry. A refused token is never sent again.
+                if r.status == StatusCode::UNAUTHORIZED
+                    && refused.as_deref() != Some(token.as_str())
+                    && reauths < 3
+                {
+                    reauths += 1;
+                    refused = Some(token.clone());
                     self.token(Some(&token)).await?;
                     continue;
                 }

@@ -251,13 +251,7 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
     let root = cfg.out.clone();
     let state_path = root.join(".custos").join("state.sqlite");
     let resuming = state_path.exists();
-    if !resuming
-        && root.exists()
-        && std::fs::read_dir(&root)
-            .map_err(|e| Error::io(&root, e))?
-            .next()
-            .is_some()
-    {
+    if !resuming && root.exists() && !empty_or_our_skeleton(&root)? {
         return Err(Error::OutputDir {
             path: root,
             message: "exists, is not empty and holds no custos export; choose a new directory"
@@ -536,6 +530,25 @@ async fn build_manifest(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Re
         json!({"file": "data/manifest.csv", "sha256": sha, "items": found.items.len()}),
     )?;
     Ok(())
+}
+
+/// True if `root` is empty, or holds only the empty `.custos/` and `data/` an export creates
+/// before its job database (a run killed at that instant must be resumable).
+fn empty_or_our_skeleton(root: &Path) -> Result<bool> {
+    for e in std::fs::read_dir(root).map_err(|e| Error::io(root, e))? {
+        let e = e.map_err(|e| Error::io(root, e))?;
+        let ours = e.file_name() == ".custos" || e.file_name() == "data";
+        if !ours
+            || !e.path().is_dir()
+            || std::fs::read_dir(e.path())
+                .map_err(|err| Error::io(e.path(), err))?
+                .next()
+                .is_some()
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Removes the empty conversation directories that items without a file left behind (done

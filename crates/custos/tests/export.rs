@@ -427,3 +427,23 @@ async fn a_directory_is_never_reused_for_another_query_or_source() {
     std::fs::remove_dir_all(&out).unwrap();
     std::fs::remove_dir_all(&stranger).unwrap();
 }
+
+/// An export killed after making its directories but before its job database existed left an
+/// empty skeleton: the same command resumes into it. Anything else in the way is still refused.
+#[tokio::test]
+async fn an_empty_skeleton_from_a_killed_run_is_resumed_not_refused() {
+    let env = start(scenario()).await;
+    let out = out_dir("skeleton");
+    std::fs::create_dir_all(out.join(".custos")).unwrap();
+    std::fs::create_dir_all(out.join("data")).unwrap();
+    let cfg = config(&env, out.clone(), SourceKind::Genesys, Retrieval::Batch);
+    custos::export(&cfg, &NoProgress).await.unwrap();
+    check_against_truth(&env, &out, None);
+    std::fs::remove_dir_all(&out).unwrap();
+
+    std::fs::create_dir_all(out.join("data")).unwrap();
+    std::fs::write(out.join("data/someone-elses.txt"), "x").unwrap();
+    let e = custos::export(&cfg, &NoProgress).await.unwrap_err();
+    assert!(e.to_string().contains("is not empty"), "{e}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
