@@ -36,6 +36,35 @@ pub fn payload_files(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
+/// Walks the payload (`data/`) in a fixed order — each directory's entries sorted by name —
+/// calling `f(path under the root, path)` for every file, without listing the whole tree first.
+pub fn walk_payload(root: &Path, f: &mut dyn FnMut(&str, &Path) -> Result<()>) -> Result<()> {
+    fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(&str, &Path) -> Result<()>) -> Result<()> {
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let ft = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
+            entries.push((entry.file_name(), ft));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, ft) in entries {
+            let path = dir.join(&name);
+            if ft.is_dir() {
+                walk(root, &path, f)?;
+            } else if ft.is_file() {
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                f(&rel, &path)?;
+            }
+        }
+        Ok(())
+    }
+    walk(root, &root.join("data"), f)
+}
+
 /// SHA-256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -53,48 +82,71 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     Ok((hex::encode(h.finalize()), n))
 }
 
+/// The SHA-256 and size already known for a payload file (path under the bag root), if any.
+pub type Known<'a> = &'a dyn Fn(&str) -> Result<Option<(String, u64)>>;
+
 /// Writes the bag's tag files. `known` gives hashes already computed (the recordings, hashed
 /// as they were downloaded) by relative path; every other payload file is hashed here.
-/// `info` is the bag-info labels after Payload-Oxum and Bagging-Date, in order.
+/// `info` is the bag-info labels after Payload-Oxum and Bagging-Date, in order. The manifests
+/// are written as the payload is walked (each directory sorted by name), never held whole.
 pub fn write_bag(
     root: &Path,
-    known: &BTreeMap<String, (String, u64)>,
+    known: Known<'_>,
     info: &[(&str, String)],
     bagging_date: &str,
 ) -> Result<PayloadSummary> {
-    let mut manifest = String::new();
+    use std::io::Write;
+    // Both lists are written as the payload is walked, never held whole.
+    let open = |name: &str| -> Result<(PathBuf, std::io::BufWriter<std::fs::File>)> {
+        let tmp = root.join(format!("{name}.tmp"));
+        let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok((tmp, std::io::BufWriter::new(f)))
+    };
+    let (manifest_tmp, mut manifest) = open("manifest-sha256.txt")?;
     // The same list for hashdeep: audit from the bag root with
     // `hashdeep -c sha256 -r -l -a -k hashdeep-sha256.txt data`.
-    let mut hashdeep = format!(
+    let (hashdeep_tmp, mut hashdeep) = open("hashdeep-sha256.txt")?;
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| Error::io(&p, e)
+    };
+    write!(
+        hashdeep,
         "%%%% HASHDEEP-1.0\n%%%% size,sha256,filename\n## Written by custos {}; audit from the bag root with:\n## $ hashdeep -c sha256 -r -l -a -k hashdeep-sha256.txt data\n## \n",
         env!("CARGO_PKG_VERSION")
-    );
+    )
+    .map_err(io(&hashdeep_tmp))?;
     let mut bytes = 0u64;
-    let files = payload_files(root)?;
-    for (rel, abs) in &files {
-        let (sha, n) = match known.get(rel) {
-            Some(k) => k.clone(),
+    let mut files = 0u64;
+    walk_payload(root, &mut |rel, abs| {
+        let (sha, n) = match known(rel)? {
+            Some(k) => k,
             None => sha256_file(abs)?,
         };
         bytes += n;
-        manifest.push_str(&format!("{sha}  {rel}\n"));
-        hashdeep.push_str(&format!("{n},{sha},{rel}\n"));
+        files += 1;
+        writeln!(manifest, "{sha}  {rel}").map_err(io(&manifest_tmp))?;
+        writeln!(hashdeep, "{n},{sha},{rel}").map_err(io(&hashdeep_tmp))?;
+        Ok(())
+    })?;
+    for (tmp, w, name) in [
+        (&manifest_tmp, manifest, "manifest-sha256.txt"),
+        (&hashdeep_tmp, hashdeep, "hashdeep-sha256.txt"),
+    ] {
+        let f = w.into_inner().map_err(|e| Error::io(tmp, e.into_error()))?;
+        f.sync_all().map_err(io(tmp))?;
+        std::fs::rename(tmp, root.join(name)).map_err(io(tmp))?;
     }
     write_durably(
         &root.join("bagit.txt"),
         b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n",
     )?;
-    let mut bag_info = format!(
-        "Bagging-Date: {bagging_date}\nPayload-Oxum: {bytes}.{}\n",
-        files.len()
-    );
+    let mut bag_info = format!("Bagging-Date: {bagging_date}\nPayload-Oxum: {bytes}.{files}\n");
     for (k, v) in info {
         // Values are single lines: a newline would forge another label.
         bag_info.push_str(&format!("{k}: {}\n", v.replace(['\r', '\n'], " ")));
     }
     write_durably(&root.join("bag-info.txt"), bag_info.as_bytes())?;
-    write_durably(&root.join("manifest-sha256.txt"), manifest.as_bytes())?;
-    write_durably(&root.join("hashdeep-sha256.txt"), hashdeep.as_bytes())?;
     let mut tags = String::new();
     for name in [
         "bag-info.txt",
@@ -106,10 +158,7 @@ pub fn write_bag(
         tags.push_str(&format!("{sha}  {name}\n"));
     }
     write_durably(&root.join("tagmanifest-sha256.txt"), tags.as_bytes())?;
-    Ok(PayloadSummary {
-        files: files.len() as u64,
-        bytes,
-    })
+    Ok(PayloadSummary { files, bytes })
 }
 
 /// What the payload holds.
@@ -207,7 +256,7 @@ mod tests {
         std::fs::write(root.join("data/a.txt"), "hi").unwrap();
         let s = write_bag(
             &root,
-            &BTreeMap::new(),
+            &|_| Ok(None),
             &[("External-Identifier", "M-1\nForged: yes".into())],
             "2026-11-26",
         )

@@ -433,17 +433,19 @@ fn write_query(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Result<()> 
 
 async fn build_manifest(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Result<()> {
     let cfg = ctx.cfg;
+    // Listed metadata waits here, outside the payload, until the manifest says what is kept.
+    let staging = ctx.root.join(".custos/metadata-staging");
     let found = match (input, cfg.source) {
         (Input::Query(query), SourceKind::Genesys) => {
             let convs = genesys_conversations(&ctx.api, query, now, cfg.page_size).await?;
-            genesys_recordings(&ctx.api, &convs, cfg.concurrency).await?
+            genesys_recordings(&ctx.api, &convs, cfg.concurrency, &staging).await?
         }
         (Input::Query(query), SourceKind::Search) => {
             search_recordings(&ctx.api, query.text(), cfg.page_size.min(1000)).await?
         }
         (Input::Ids(list), SourceKind::Genesys) => {
             let convs = list.entries.iter().map(|e| e.first.clone()).collect();
-            let mut found = genesys_recordings(&ctx.api, &convs, cfg.concurrency).await?;
+            let mut found = genesys_recordings(&ctx.api, &convs, cfg.concurrency, &staging).await?;
             // Keep what was asked for; account for every id the source does not know.
             let whole: std::collections::BTreeSet<&str> = list
                 .entries
@@ -498,6 +500,17 @@ async fn build_manifest(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Re
         if safe_id(rid) {
             write_durably(&meta_dir.join(format!("{rid}.json")), raw.as_bytes())?;
         }
+    }
+    if staging.exists() {
+        for it in &found.items {
+            let from = staging.join(format!("{}.json", it.recording_id));
+            if safe_id(&it.recording_id) && from.exists() {
+                let to = meta_dir.join(format!("{}.json", it.recording_id));
+                std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
+            }
+        }
+        sync_dir(&meta_dir)?;
+        std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
     }
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
@@ -577,11 +590,14 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
     let cfg = ctx.cfg;
     remove_empty_dirs(&ctx.root.join("data/recordings"))?;
     remove_empty_dirs(&ctx.root.join("data/quarantine"))?;
-    let finished = ctx.state.finished()?;
-    let items = ctx.state.items()?;
     let query_used = ctx.state.get("query_used")?.unwrap_or_default();
     let query_text = query_used.as_str();
-    let mut w = csv::Writer::from_writer(Vec::new());
+    // Written row by row from the job database, never held whole.
+    let coc_path = ctx.root.join("data/chain_of_custody.csv");
+    let coc_tmp = ctx.root.join("data/chain_of_custody.csv.tmp");
+    let file = std::fs::File::create(&coc_tmp).map_err(|e| Error::io(&coc_tmp, e))?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    let csv_err = |e: csv::Error| Error::io(&coc_tmp, std::io::Error::other(e));
     w.write_record([
         "Recording_ID",
         "File_Name",
@@ -597,17 +613,15 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
         "Media_Duration_S",
         "Stated_Duration_S",
     ])
-    .expect("csv");
+    .map_err(csv_err)?;
     let mut counts: BTreeMap<Outcome, u64> = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
-    let mut known = BTreeMap::new();
-    for it in &items {
-        let d = finished
-            .get(&(it.conversation_id.clone(), it.recording_id.clone()))
-            .cloned()
-            .unwrap_or_else(|| crate::retrieve::done(Outcome::Failed, "no outcome recorded"));
+    let (mut items, mut exported_bytes) = (0u64, 0u64);
+    ctx.state.for_each(|it, d| {
+        let d = d.unwrap_or_else(|| crate::retrieve::done(Outcome::Failed, "no outcome recorded"));
+        items += 1;
         *counts.entry(d.outcome).or_default() += 1;
-        if let (Some(f), Some(s), Some(b)) = (&d.file, &d.sha256, d.bytes) {
-            known.insert(f.clone(), (s.clone(), b));
+        if d.outcome == Outcome::Exported {
+            exported_bytes += d.bytes.unwrap_or(0);
         }
         let bytes = d.bytes.map(|b| b.to_string()).unwrap_or_default();
         let secs = |ms: Option<u64>| {
@@ -630,17 +644,20 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
             &media_s,
             &stated_s,
         ])
-        .expect("csv");
-    }
-    write_durably(
-        &ctx.root.join("data/chain_of_custody.csv"),
-        &w.into_inner().expect("csv"),
-    )?;
+        .map_err(csv_err)
+    })?;
+    let file = w
+        .into_inner()
+        .map_err(|e| Error::io(&coc_tmp, std::io::Error::other(e.to_string())))?
+        .into_inner()
+        .map_err(|e| Error::io(&coc_tmp, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io(&coc_tmp, e))?;
+    std::fs::rename(&coc_tmp, &coc_path).map_err(|e| Error::io(&coc_path, e))?;
     let summary = json!({
-        "items": items.len(),
+        "items": items,
         "outcomes": counts.iter().map(|(o, n)| (o.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "purged": counts[&Outcome::Purged],
-        "exportedBytes": finished.values().filter(|d| d.outcome == Outcome::Exported).filter_map(|d| d.bytes).sum::<u64>(),
+        "exportedBytes": exported_bytes,
         "querySha256": ctx.state.get("query_sha256")?,
         "manifestSha256": ctx.state.get("manifest_sha256")?,
     });
@@ -679,13 +696,19 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
     let coc = sha256_file(&ctx.root.join("data/chain_of_custody.csv"))?.0;
     let head = ctx.log(
         "package-sealing",
-        json!({"items": items.len(), "outcomes": counts.iter().map(|(o, n)| (o.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        json!({"items": items, "outcomes": counts.iter().map(|(o, n)| (o.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
                "chainOfCustodySha256": coc}),
     )?;
     ctx.state.set("custody_log_head", &head)?;
     info.push(("Custody-Log-Head", head.clone()));
     let today = OffsetDateTime::now_utc().date();
-    write_bag(&ctx.root, &known, &info, &today.to_string())?;
+    // Hashes recorded at download are not recomputed; every other payload file is hashed.
+    write_bag(
+        &ctx.root,
+        &|rel| ctx.state.file_hash(rel),
+        &info,
+        &today.to_string(),
+    )?;
     let sig = ctx.root.join("tagmanifest-sha256.txt.minisig");
     match sign_key {
         Some(sk) => {

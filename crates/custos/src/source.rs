@@ -206,41 +206,43 @@ fn url_encode(k: &str, v: &str) -> String {
 }
 
 /// Lists the recordings of each conversation (`recordingmetadata`), `concurrency` at a time.
+/// Each recording's JSON is written to `staging/<recordingId>.json` as its listing arrives
+/// (ids unsafe as file names are skipped), so a listing of 100,000 recordings is never held in
+/// memory; the manifest step moves the ones it keeps into the bag.
 pub async fn genesys_recordings(
     api: &Api,
     conversations: &BTreeSet<String>,
     concurrency: usize,
+    staging: &std::path::Path,
 ) -> Result<Discovery> {
-    let lists: Vec<(String, Option<Vec<Box<RawValue>>>)> =
-        futures_util::stream::iter(conversations.iter().cloned())
-            .map(|cid| async move {
-                let path = format!("/api/v2/conversations/{}/recordingmetadata", url_path(&cid));
-                let r = api.send(Method::GET, &path, None).await?;
-                if r.status == reqwest::StatusCode::NOT_FOUND {
-                    return Ok((cid, None)); // the conversation is gone; it has no rows
-                }
-                if !r.status.is_success() {
-                    return Err(Error::Api {
-                        method: "GET".into(),
-                        url: api.url(&path),
-                        message: r.describe(),
-                    });
-                }
-                let list: Vec<Box<RawValue>> =
-                    serde_json::from_slice(&r.body).map_err(|e| Error::Api {
-                        method: "GET".into(),
-                        url: api.url(&path),
-                        message: format!("not a list of RecordingMetadata: {e}"),
-                    })?;
-                Ok((cid, Some(list)))
-            })
-            .buffer_unordered(concurrency.max(1))
-            .try_collect()
-            .await?;
+    std::fs::create_dir_all(staging).map_err(|e| Error::io(staging, e))?;
+    let mut lists = futures_util::stream::iter(conversations.iter().cloned())
+        .map(|cid| async move {
+            let path = format!("/api/v2/conversations/{}/recordingmetadata", url_path(&cid));
+            let r = api.send(Method::GET, &path, None).await?;
+            if r.status == reqwest::StatusCode::NOT_FOUND {
+                return Ok((cid, None)); // the conversation is gone; it has no rows
+            }
+            if !r.status.is_success() {
+                return Err(Error::Api {
+                    method: "GET".into(),
+                    url: api.url(&path),
+                    message: r.describe(),
+                });
+            }
+            let list: Vec<Box<RawValue>> =
+                serde_json::from_slice(&r.body).map_err(|e| Error::Api {
+                    method: "GET".into(),
+                    url: api.url(&path),
+                    message: format!("not a list of RecordingMetadata: {e}"),
+                })?;
+            Ok::<_, Error>((cid, Some(list)))
+        })
+        .buffer_unordered(concurrency.max(1));
     let mut items = Vec::new();
-    let mut metadata = BTreeMap::new();
     let mut missing_conversations = BTreeSet::new();
-    for (cid, list) in lists {
+    while let Some(listed) = lists.next().await {
+        let (cid, list) = listed?;
         let Some(list) = list else {
             missing_conversations.insert(cid);
             continue;
@@ -250,12 +252,17 @@ pub async fn genesys_recordings(
             let Some(rid) = v["id"].as_str() else {
                 continue;
             };
+            if crate::model::safe_id(rid) {
+                crate::fetch::write_durably(
+                    &staging.join(format!("{rid}.json")),
+                    raw.get().as_bytes(),
+                )?;
+            }
             items.push(Item {
                 conversation_id: cid.clone(),
                 recording_id: rid.to_owned(),
                 listed_state: v["fileState"].as_str().unwrap_or("UNKNOWN").to_owned(),
             });
-            metadata.insert(rid.to_owned(), raw.get().to_owned());
         }
     }
     items.sort();
@@ -264,7 +271,7 @@ pub async fn genesys_recordings(
     });
     Ok(Discovery {
         items,
-        metadata,
+        metadata: BTreeMap::new(),
         missing_conversations,
     })
 }

@@ -65,6 +65,7 @@ impl State {
                  downloaded_at TEXT,
                  UNIQUE (conversation_id, recording_id));",
         )?;
+        db.execute_batch("CREATE INDEX IF NOT EXISTS items_file ON items (file);")?;
         // Columns added after the first release of the table: add them to older job databases.
         for col in ["media_ms", "stated_ms"] {
             let has: bool = db.query_row(
@@ -155,6 +156,52 @@ impl State {
             ],
         )?;
         Ok(())
+    }
+
+    /// Every manifest item in order with its outcome, if it has one, one at a time (an export
+    /// of 100,000 recordings is never held in memory whole).
+    pub fn for_each(&self, mut f: impl FnMut(Item, Option<Done>) -> Result<()>) -> Result<()> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT conversation_id, recording_id, listed_state, outcome, reason, file, sha256, bytes, content_type, downloaded_at, media_ms, stated_ms FROM items ORDER BY seq",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let item = Item {
+                conversation_id: r.get(0)?,
+                recording_id: r.get(1)?,
+                listed_state: r.get(2)?,
+            };
+            let done = match r.get::<_, Option<String>>(3)? {
+                None => None,
+                Some(o) => Some(Done {
+                    outcome: Outcome::parse(&o).unwrap_or(Outcome::Failed),
+                    reason: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    file: r.get(5)?,
+                    sha256: r.get(6)?,
+                    bytes: r.get::<_, Option<i64>>(7)?.map(|b| b as u64),
+                    content_type: r.get(8)?,
+                    downloaded_at: r.get(9)?,
+                    media_ms: r.get::<_, Option<i64>>(10)?.map(|b| b as u64),
+                    stated_ms: r.get::<_, Option<i64>>(11)?.map(|b| b as u64),
+                }),
+            };
+            f(item, done)?;
+        }
+        Ok(())
+    }
+
+    /// The SHA-256 and size recorded for a kept file (path under the bag root).
+    pub fn file_hash(&self, file: &str) -> Result<Option<(String, u64)>> {
+        let db = self.db();
+        let mut st = db.prepare_cached(
+            "SELECT sha256, bytes FROM items WHERE file = ?1 AND sha256 IS NOT NULL AND bytes IS NOT NULL",
+        )?;
+        let mut rows = st.query([file])?;
+        Ok(match rows.next()? {
+            Some(r) => Some((r.get(0)?, r.get::<_, i64>(1)? as u64)),
+            None => None,
+        })
     }
 
     /// Every finished item, by (conversation, recording).
