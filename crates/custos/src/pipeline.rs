@@ -735,20 +735,23 @@ fn report(
     resumed: bool,
     already: bool,
 ) -> Result<Report> {
-    let finished = ctx.state.finished()?;
     let mut counts: BTreeMap<Outcome, u64> = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
-    for d in finished.values() {
-        *counts.entry(d.outcome).or_default() += 1;
-    }
+    let (mut items, mut bytes) = (0u64, 0u64);
+    ctx.state.for_each(|_, d| {
+        items += 1;
+        if let Some(d) = d {
+            *counts.entry(d.outcome).or_default() += 1;
+            if d.outcome == Outcome::Exported {
+                bytes += d.bytes.unwrap_or(0);
+            }
+        }
+        Ok(())
+    })?;
     Ok(Report {
         out: ctx.root.clone(),
         counts,
-        items: ctx.state.items()?.len() as u64,
-        bytes: finished
-            .values()
-            .filter(|d| d.outcome == Outcome::Exported)
-            .filter_map(|d| d.bytes)
-            .sum(),
+        items,
+        bytes,
         query_sha256: ctx.state.get("query_sha256")?.unwrap_or_default(),
         manifest_sha256: ctx.state.get("manifest_sha256")?.unwrap_or_default(),
         resumed,

@@ -162,16 +162,19 @@ fn in_flight(ctx: &Ctx<'_>) -> usize {
 
 /// Retrieves every item that has no outcome yet.
 pub(crate) async fn retrieve(ctx: &Ctx<'_>) -> Result<()> {
-    let finished = ctx.state.finished()?;
-    let items = ctx.state.items()?;
-    ctx.progress.total(items.len() as u64);
+    // Only the unfinished items are held (a resumed export of 100,000 holds only what is left).
     let mut todo = Vec::new();
-    for it in items {
-        if let Some(d) = finished.get(&(it.conversation_id.clone(), it.recording_id.clone())) {
-            ctx.progress.item(d.outcome, d.bytes.unwrap_or(0));
-            continue;
+    let mut done_before = Vec::new();
+    ctx.state.for_each(|it, d| {
+        match d {
+            Some(d) => done_before.push((d.outcome, d.bytes.unwrap_or(0))),
+            None => todo.push(it),
         }
-        todo.push(it);
+        Ok(())
+    })?;
+    ctx.progress.total((todo.len() + done_before.len()) as u64);
+    for (outcome, bytes) in done_before {
+        ctx.progress.item(outcome, bytes);
     }
     let mut downloadable = Vec::new();
     for it in todo {
