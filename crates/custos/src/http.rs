@@ -429,7 +429,9 @@ impl Limiter {
     /// would otherwise lose up to half its throughput) — or, without an observed start, until
     /// the reset.
     pub fn observe(&self, w: Option<RateWindow>) {
-        if let Some(w) = w {
+        // A window that allows nothing says nothing usable (a broken server): ignore it rather
+        // than wait for ever; its 429s still pause everyone.
+        if let Some(w) = w.filter(|w| w.allowed > 0) {
             let mut st = self.window.lock().expect("window lock");
             if w.count == 1 {
                 st.opened = Some((w.sent, w.reset));
@@ -1121,6 +1123,23 @@ mod tests {
         l.observe(w(t, 5, 7, t2));
         l.acquire().await;
         assert!(Instant::now() - t2 >= Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_allowing_nothing_is_ignored() {
+        let l = Limiter::new(60_000);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            let t = l.acquire().await;
+            l.observe(Some(RateWindow {
+                allowed: 0,
+                count: 0,
+                reset: Duration::from_secs(60),
+                sent: Instant::now(),
+                ticket: t,
+            }));
+        }
+        assert!(Instant::now() - t0 < Duration::from_millis(10));
     }
 
     #[tokio::test(start_paused = true)]
