@@ -11,28 +11,14 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::fetch::write_durably;
 
-/// Every regular file under `root/data`, as (path relative to `root` with `/`, absolute path).
+/// Every regular file under `root/data`, as (path relative to `root` with `/`, absolute path),
+/// in [`walk_payload`]'s order.
 pub fn payload_files(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
-    let mut stack = vec![root.join("data")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            let entry = entry.map_err(|e| Error::io(&dir, e))?;
-            let path = entry.path();
-            let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
-            if ft.is_dir() {
-                stack.push(path);
-            } else if ft.is_file() {
-                let rel = path
-                    .strip_prefix(root)
-                    .expect("under root")
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                out.push((rel, path));
-            }
-        }
-    }
-    out.sort();
+    walk_payload(root, &mut |rel, abs| {
+        out.push((rel.to_owned(), abs.to_path_buf()));
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -195,7 +181,8 @@ pub fn validate_bag(root: &Path) -> std::result::Result<u64, String> {
     let listed = check(&read("manifest-sha256.txt")?, "manifest-sha256.txt")?;
     check(&read("tagmanifest-sha256.txt")?, "tagmanifest-sha256.txt")?;
     let files = payload_files(root).map_err(|e| e.to_string())?;
-    let on_disk: Vec<String> = files.iter().map(|(r, _)| r.clone()).collect();
+    let mut on_disk: Vec<String> = files.iter().map(|(r, _)| r.clone()).collect();
+    on_disk.sort();
     let mut sorted = listed.clone();
     sorted.sort();
     if sorted != on_disk {

@@ -6,7 +6,6 @@
 //! files themselves are written before their outcome is recorded, so after a crash an item is
 //! either recorded with its final file in place, or not recorded and retried.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -119,22 +118,6 @@ impl State {
         Ok(())
     }
 
-    /// The sealed manifest, in order.
-    pub fn items(&self) -> Result<Vec<Item>> {
-        let db = self.db();
-        let mut st = db.prepare(
-            "SELECT conversation_id, recording_id, listed_state FROM items ORDER BY seq",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(Item {
-                conversation_id: r.get(0)?,
-                recording_id: r.get(1)?,
-                listed_state: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
     /// Records an item's outcome (durably, before returning).
     pub fn finish(&self, item: &Item, done: &Done) -> Result<()> {
         self.db().execute(
@@ -203,32 +186,6 @@ impl State {
             None => None,
         })
     }
-
-    /// Every finished item, by (conversation, recording).
-    pub fn finished(&self) -> Result<BTreeMap<(String, String), Done>> {
-        let db = self.db();
-        let mut st = db.prepare(
-            "SELECT conversation_id, recording_id, outcome, reason, file, sha256, bytes, content_type, downloaded_at, media_ms, stated_ms FROM items WHERE outcome IS NOT NULL",
-        )?;
-        let rows = st.query_map([], |r| {
-            let outcome: String = r.get(2)?;
-            Ok((
-                (r.get(0)?, r.get(1)?),
-                Done {
-                    outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Failed),
-                    reason: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                    file: r.get(4)?,
-                    sha256: r.get(5)?,
-                    bytes: r.get::<_, Option<i64>>(6)?.map(|b| b as u64),
-                    content_type: r.get(7)?,
-                    downloaded_at: r.get(8)?,
-                    media_ms: r.get::<_, Option<i64>>(9)?.map(|b| b as u64),
-                    stated_ms: r.get::<_, Option<i64>>(10)?.map(|b| b as u64),
-                },
-            ))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
 }
 
 #[cfg(test)]
@@ -272,10 +229,19 @@ mod tests {
         let s = State::open(&path).unwrap();
         assert_eq!(s.get("query_sha256").unwrap().as_deref(), Some("abc"));
         assert_eq!(s.get("manifest_sha256").unwrap().as_deref(), Some("def"));
-        assert_eq!(s.items().unwrap(), items);
-        let f = s.finished().unwrap();
-        assert_eq!(f.len(), 1);
-        assert_eq!(f[&("c1".into(), "r2".into())].outcome, Outcome::Purged);
+        let mut rows = Vec::new();
+        s.for_each(|it, d| {
+            rows.push((it, d.map(|d| d.outcome)));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (items[0].clone(), None),
+                (items[1].clone(), Some(Outcome::Purged))
+            ]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
