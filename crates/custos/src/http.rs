@@ -191,9 +191,6 @@ pub const MEDIA: Policy = Policy {
     cap: Duration::from_secs(5),
 };
 
-/// Attempts before giving up on a retryable API failure.
-pub const MAX_ATTEMPTS: u32 = API.max_attempts;
-
 impl Policy {
     /// The one place that decides retry-or-give-up, for API calls and media downloads alike.
     /// `attempt` counts from 1; `prev` is the last backoff (zero before the first); `jitter` is
