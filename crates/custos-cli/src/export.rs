@@ -101,6 +101,12 @@ pub struct ExportArgs {
     /// Print the report as JSON on stdout (no progress bars).
     #[arg(long)]
     pub json: bool,
+    /// When the export is sealed, upload it here (s3://BUCKET/PREFIX or
+    /// azure://ACCOUNT/CONTAINER/PREFIX), as `custos upload` does with the options below.
+    #[arg(long, value_name = "URL")]
+    pub upload: Option<String>,
+    #[command(flatten)]
+    pub store: crate::upload::StoreArgs,
 }
 
 #[derive(Deserialize, Default)]
@@ -360,7 +366,32 @@ pub async fn run_export(args: ExportArgs) -> i32 {
             return 2;
         }
     };
-    run(&cfg, args.json).await
+    if let Some(url) = &args.upload {
+        // Check the upload settings before the export runs, not hours later.
+        let checked = custos_store::target::Target::parse(url).and_then(|t| {
+            crate::upload::options(&t, &args.store, cfg.sign_key.clone(), cfg.operator.clone())
+        });
+        if let Err(e) = checked {
+            eprintln!("custos: error: {e}");
+            return 2;
+        }
+    }
+    let code = run(&cfg, args.json).await;
+    match &args.upload {
+        Some(url) if code <= 1 => {
+            let up = crate::upload::upload(
+                &cfg.out,
+                url,
+                &args.store,
+                cfg.sign_key.clone(),
+                cfg.operator.clone(),
+                args.json,
+            )
+            .await;
+            code.max(up)
+        }
+        _ => code,
+    }
 }
 
 async fn run(cfg: &ExportConfig, json: bool) -> i32 {

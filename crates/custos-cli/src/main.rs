@@ -1,7 +1,7 @@
 //! The `custos` command: a thin adapter from argv to one library call each.
 //!
 //! Exit codes of `export` and `demo` (also in `custos --help`; `verify`: 0 clean, 1 findings,
-//! 2 could not run):
+//! 2 could not run; `upload`: 0 stored, 1 objects not stored, 2 settings, 3 stopped):
 //! * 0 — done: every manifest item ended Exported, Purged or Archived;
 //! * 1 — done, but some items ended Failed or Corrupted (see chain_of_custody.csv);
 //! * 2 — bad usage or configuration, found before anything was written;
@@ -9,6 +9,7 @@
 
 mod export;
 mod progress;
+mod upload;
 
 use clap::{Parser, Subcommand};
 
@@ -30,8 +31,13 @@ enum Command {
     Export(Box<export::ExportArgs>),
     /// Start the embedded simulator, export from it into ./custos-demo (or --out), validate it.
     Demo(export::DemoArgs),
-    /// Verify an export: bag, checksums, custody record, custody log, signature (exit 0 clean,
-    /// 1 findings, 2 could not run).
+    /// Upload a sealed export to write-once storage (S3 Object Lock, Azure immutability), have
+    /// the store check every object against the bag's SHA-256, read each back, and keep a
+    /// receipt in DIR/receipts/ (exit 0 stored, 1 objects not stored, 2 settings, 3 stopped:
+    /// re-run to resume).
+    Upload(Box<upload::UploadArgs>),
+    /// Verify an export: bag, checksums, custody record, custody log, signature; with --remote,
+    /// also what the store holds (exit 0 clean, 1 findings, 2 could not run).
     Verify {
         /// The export directory.
         dir: std::path::PathBuf,
@@ -45,6 +51,12 @@ enum Command {
         /// Print the findings as JSON.
         #[arg(long)]
         json: bool,
+        /// Also compare the objects at this s3:// or azure:// URL with the bag and the upload
+        /// receipt (sizes, stored checksums, versions, retention, nothing extra).
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        #[command(flatten)]
+        client: upload::ClientArgs,
     },
     /// Print each media file's container, codec, channels, sample rate and duration, and any
     /// damage found (exit 0 all sound, 1 some damaged or unreadable, 2 could not run). The same
@@ -67,11 +79,12 @@ enum Command {
     Sim(Box<custos_sim::cli::SimArgs>),
 }
 
-fn verify(
+async fn verify(
     dir: &std::path::Path,
     pubkey: Option<std::path::PathBuf>,
     sample: f64,
     json: bool,
+    remote: Option<(String, upload::ClientArgs)>,
 ) -> i32 {
     use std::io::Write;
     if !(sample > 0.0 && sample <= 1.0) {
@@ -83,20 +96,33 @@ fn verify(
         sample,
         ..Default::default()
     };
-    let report = match custos::verify::verify(dir, &opts) {
+    let mut report = match custos::verify::verify(dir, &opts) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("custos: error: {e}");
             return 2;
         }
     };
+    let remote = match remote {
+        Some((url, client)) => match upload::verify_remote(dir, &url, &client).await {
+            Ok(r) => {
+                report.findings.extend(r.findings.iter().cloned());
+                Some(r)
+            }
+            Err(e) => {
+                eprintln!("custos: error: the remote check could not run: {e}");
+                return 2;
+            }
+        },
+        None => None,
+    };
     let mut out = std::io::stdout().lock();
     if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&report).expect("json")
-        );
+        let mut v = serde_json::to_value(&report).expect("json");
+        if let Some(r) = &remote {
+            v["remote"] = serde_json::json!({"target": r.target, "objects": r.objects, "protected": r.protected, "receipt": r.receipt});
+        }
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
         for f in &report.findings {
             let _ = writeln!(
@@ -115,6 +141,13 @@ fn verify(
             report.signature,
             report.findings.len()
         );
+        if let Some(r) = &remote {
+            let _ = writeln!(
+                out,
+                "{}: {} objects compared, {} under retention or legal hold now, receipt {}",
+                r.target, r.objects, r.protected, r.receipt
+            );
+        }
     }
     if report.findings.is_empty() { 0 } else { 1 }
 }
@@ -160,12 +193,15 @@ async fn main() {
     let code = match cli.command {
         Command::Export(args) => export::run_export(*args).await,
         Command::Demo(args) => export::run_demo(args).await,
+        Command::Upload(args) => upload::run_upload(*args).await,
         Command::Verify {
             dir,
             pubkey,
             sample,
             json,
-        } => verify(&dir, pubkey, sample, json),
+            remote,
+            client,
+        } => verify(&dir, pubkey, sample, json, remote.map(|r| (r, client))).await,
         Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {
             Ok(public) => {

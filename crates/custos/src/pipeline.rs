@@ -154,7 +154,13 @@ const TOOL: &str = "custos";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const COMMIT: &str = env!("CUSTOS_GIT_COMMIT");
 
-fn os_identity() -> String {
+/// `{name, version, commit}` of this build, as the custody log records it.
+pub fn tool() -> serde_json::Value {
+    json!({"name": TOOL, "version": VERSION, "commit": COMMIT})
+}
+
+/// `user@host` of whoever runs the tool (never a secret).
+pub fn os_identity() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
@@ -312,7 +318,7 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
     let log = Arc::new(CustodyLog::open(
         &ctx.root.join("data/custody_log.jsonl"),
         actor,
-        json!({"name": TOOL, "version": VERSION, "commit": COMMIT}),
+        tool(),
     )?);
     ctx.api.set_log(log.clone());
     let _ = ctx.log.set(log);

@@ -78,17 +78,31 @@ pub fn load_secret_key(path: &Path) -> Result<minisign::SecretKey> {
 
 /// Signs `root/tagmanifest-sha256.txt` into `root/tagmanifest-sha256.txt.minisig`.
 pub fn sign_bag(root: &Path, sk: &minisign::SecretKey, trusted_comment: &str) -> Result<PathBuf> {
-    let target = root.join("tagmanifest-sha256.txt");
-    let data = std::fs::File::open(&target).map_err(|e| Error::io(&target, e))?;
+    sign_file(
+        &root.join("tagmanifest-sha256.txt"),
+        sk,
+        trusted_comment,
+        "custos signature of tagmanifest-sha256.txt",
+    )
+}
+
+/// Signs `target` into `target.minisig` (minisign format: `minisign -Vm target -p key.pub`).
+pub fn sign_file(
+    target: &Path,
+    sk: &minisign::SecretKey,
+    trusted_comment: &str,
+    untrusted_comment: &str,
+) -> Result<PathBuf> {
+    let data = std::fs::File::open(target).map_err(|e| Error::io(target, e))?;
     let sig = minisign::sign(
         None,
         sk,
         data,
         Some(trusted_comment),
-        Some("custos signature of tagmanifest-sha256.txt"),
+        Some(untrusted_comment),
     )
     .map_err(|e| Error::Config(format!("signing failed: {e}")))?;
-    let out = root.join("tagmanifest-sha256.txt.minisig");
+    let out = PathBuf::from(format!("{}.minisig", target.display()));
     crate::fetch::write_durably(&out, sig.into_string().as_bytes())?;
     Ok(out)
 }

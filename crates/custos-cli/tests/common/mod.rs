@@ -6,6 +6,7 @@ use std::path::PathBuf;
 pub const BIN: &str = env!("CARGO_BIN_EXE_custos");
 
 /// The week every simulator catalog starts with.
+#[allow(dead_code)] // not every test binary runs a query
 pub const QUERY: &str = "timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}";
 
 /// A fresh (removed if present) path under the temp dir.

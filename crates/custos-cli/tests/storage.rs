@@ -1,0 +1,784 @@
+//! `custos upload` and `custos verify --remote` against real local stores started here on
+//! 127.0.0.1: moto's S3 server (Object Lock, versioning, legal hold, SSE echo), s3s-fs (which
+//! checks `x-amz-checksum-sha256` and SigV4) and Azurite (Shared Key, Content-MD5, block lists).
+//! What custos stored is read back with the vendors' own SDKs (tests/storage_helper.py): every
+//! object downloaded and hashed outside custos. `.ci/run` installs all of it.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use custos_sim::{Scenario, Sim};
+use serde_json::Value;
+
+mod common;
+use common::{BIN, QUERY, tmp};
+
+const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/storage_helper.py");
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A local server, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The path of a tool the tests need; a clear failure (not a skip) when it is not installed.
+fn tool(name: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> =
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: run .ci/run, which installs the storage test servers")
+        })
+}
+
+fn start(bin: &str, args: &[String], port: u16, log: &Path) -> Server {
+    let out = std::fs::File::create(log).unwrap();
+    let child = Command::new(tool(bin))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{bin} did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+    }
+}
+
+fn moto(dir: &Path) -> Server {
+    let port = free_port();
+    let args = ["-H", "127.0.0.1", "-p", &port.to_string()].map(String::from);
+    start("moto_server", &args, port, &dir.join("moto.log"))
+}
+
+fn s3s_fs(dir: &Path, buckets: &[&str]) -> Server {
+    let root = dir.join("s3s-fs");
+    for b in buckets {
+        std::fs::create_dir_all(root.join(b)).unwrap();
+    }
+    let port = free_port();
+    let args = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--access-key",
+        "test",
+        "--secret-key",
+        "testtest",
+        root.to_str().unwrap(),
+    ]
+    .map(String::from);
+    start("s3s-fs", &args, port, &dir.join("s3s-fs.log"))
+}
+
+fn azurite(dir: &Path) -> Server {
+    let port = free_port();
+    let args = [
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        &port.to_string(),
+        "--location",
+        dir.join("azurite").to_str().unwrap(),
+        "--disableTelemetry",
+        "--skipApiVersionCheck",
+    ]
+    .map(String::from);
+    start("azurite-blob", &args, port, &dir.join("azurite.log"))
+}
+
+fn azurite_conn(s: &Server) -> String {
+    format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
+        s.port
+    )
+}
+
+fn helper(args: &[&str]) -> Value {
+    let out = Command::new("python3")
+        .arg(HELPER)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "storage_helper.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A small signed export from a fresh simulator.
+async fn export(dir: &Path, key: Option<&Path>) -> PathBuf {
+    let sim = Sim::new(Scenario {
+        conversations: 10,
+        min_recording_s: 2,
+        max_recording_s: 8,
+        ..Default::default()
+    })
+    .unwrap()
+    .spawn()
+    .await
+    .unwrap();
+    let out = dir.join("export");
+    let mut c = Command::new(BIN);
+    c.args([
+        "export",
+        "--query",
+        QUERY,
+        "--out",
+        out.to_str().unwrap(),
+        "--api-base",
+        &sim.base_url,
+        "--rate",
+        "6000",
+        "--matter",
+        "M-7",
+    ])
+    .env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
+    .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret")
+    .stdin(Stdio::null());
+    if let Some(k) = key {
+        c.args(["--sign-key", k.to_str().unwrap()]);
+    }
+    let o = run(c).await;
+    assert!(
+        o.status.code() == Some(0),
+        "export: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+fn custos(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "testtest")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AZURE_STORAGE_CONNECTION_STRING")
+        .stdin(Stdio::null());
+    c
+}
+
+async fn run(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Every file of the bag an upload sends → its SHA-256 (from the manifests; the tag manifest
+/// and signature hashed here).
+fn bag_files(root: &Path) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for name in ["manifest-sha256.txt", "tagmanifest-sha256.txt"] {
+        for line in std::fs::read_to_string(root.join(name)).unwrap().lines() {
+            let (sha, rel) = line.split_once("  ").unwrap();
+            m.insert(rel.to_owned(), sha.to_owned());
+        }
+    }
+    for rel in ["tagmanifest-sha256.txt", "tagmanifest-sha256.txt.minisig"] {
+        if root.join(rel).exists() {
+            m.insert(
+                rel.to_owned(),
+                custos::package::sha256_file(&root.join(rel)).unwrap().0,
+            );
+        }
+    }
+    m
+}
+
+fn receipt(root: &Path) -> (PathBuf, Vec<Value>) {
+    let dir = root.join("receipts");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let p = files.pop().unwrap();
+    custos::custody::check_chain(&p).unwrap();
+    let events = custos::custody::read_events(&p).unwrap();
+    (p, events)
+}
+
+fn events<'a>(ev: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    ev.iter().filter(|e| e["event"] == kind).collect()
+}
+
+fn b64(hex_sha: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(hex::decode(hex_sha).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_compliance_lock_on_moto_holds_every_object_and_the_receipt_is_signed() {
+    let dir = tmp("s3-moto-lock");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("k.key");
+    assert!(
+        Command::new(BIN)
+            .args(["keygen", "--out", key.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let root = export(&dir, Some(&key)).await;
+    let files = bag_files(&root);
+    let s3 = moto(&dir);
+    helper(&["s3-bucket", &s3.url, "evidence", "--lock", "--encryption"]);
+    let url = "s3://evidence/matter-7/export-1";
+    let args = [
+        "upload",
+        root.to_str().unwrap(),
+        url,
+        "--endpoint",
+        &s3.url,
+        "--lock-mode",
+        "compliance",
+        "--retain-days",
+        "1",
+        "--legal-hold",
+        "--sse",
+        "aws:kms",
+        "--kms-key-id",
+        "key-1",
+        "--require-worm",
+        "--sign-key",
+        key.to_str().unwrap(),
+        "--operator",
+        "Jane Doe",
+    ];
+    let o = run(custos(&args)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // The receipt: chained to this export, one object-stored per file, complete, signed.
+    let (rpath, ev) = receipt(&root);
+    let started = &ev[0];
+    assert_eq!(started["event"], "upload-started");
+    assert_eq!(
+        started["tagManifestSha256"],
+        files["tagmanifest-sha256.txt"]
+    );
+    let info = std::fs::read_to_string(root.join("bag-info.txt")).unwrap();
+    assert!(info.contains(&format!(
+        "Custody-Log-Head: {}",
+        started["custodyLogHead"].as_str().unwrap()
+    )));
+    assert_eq!(started["actor"]["operator"], "Jane Doe");
+    let stored = events(&ev, "object-stored");
+    assert_eq!(stored.len(), files.len());
+    for e in &stored {
+        let rel = e["path"].as_str().unwrap();
+        assert_eq!(e["sha256"], files[rel], "{rel}");
+        assert_eq!(e["readBack"]["lockMode"], "COMPLIANCE");
+        assert_eq!(e["readBack"]["legalHold"], true);
+        assert!(e["write"]["versionId"].is_string() && e["write"]["requestId"].is_string());
+    }
+    assert_eq!(ev.last().unwrap()["event"], "upload-complete");
+    let v = Command::new("minisign")
+        .args([
+            "-Vm",
+            rpath.to_str().unwrap(),
+            "-p",
+            &format!("{}.pub", key.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let head = custos::custody::check_chain(&rpath).unwrap().head;
+    assert!(String::from_utf8_lossy(&v.stdout).contains(&format!("receipt-head:{head}")));
+
+    // What moto holds, read with boto3 and hashed here: one version per file, the bytes sealed,
+    // locked, held, encrypted with the key asked for.
+    let objs = helper(&["s3-objects", &s3.url, "evidence", "matter-7/export-1/"]);
+    let objs = objs.as_array().unwrap();
+    assert_eq!(objs.len(), files.len(), "one version per file");
+    for o in objs {
+        let rel = o["key"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("matter-7/export-1/")
+            .unwrap();
+        assert_eq!(o["sha256"], files[rel], "{rel}");
+        assert_eq!(o["checksumSha256"], b64(&files[rel]), "{rel}");
+        assert_eq!(o["lockMode"], "COMPLIANCE");
+        assert_eq!(o["legalHold"], "ON");
+        assert_eq!(o["sse"], "aws:kms");
+        assert_eq!(o["kmsKeyId"], "key-1");
+    }
+    // COMPLIANCE: nobody deletes a version, with or without the governance bypass.
+    let victim = objs
+        .iter()
+        .find(|o| o["key"].as_str().unwrap().ends_with(".wav"))
+        .unwrap();
+    for extra in [None, Some("--bypass")] {
+        let mut a = vec![
+            "s3-delete",
+            &s3.url,
+            "evidence",
+            victim["key"].as_str().unwrap(),
+            victim["versionId"].as_str().unwrap(),
+        ];
+        a.extend(extra);
+        assert_eq!(helper(&a), "AccessDenied");
+    }
+
+    let o = run(custos(&[
+        "verify",
+        root.to_str().unwrap(),
+        "--remote",
+        url,
+        "--endpoint",
+        &s3.url,
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!(
+        "{} objects compared, {} under retention",
+        files.len(),
+        files.len()
+    )));
+
+    // A re-run sends nothing.
+    let o = run(custos(&args)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("from earlier runs {}", files.len())),
+        "{}",
+        text(&o)
+    );
+    // A crash after objects were stored but before they were receipted: the receipt lost its
+    // last lines. The re-run finds them stored (conditional create refused), reads them back
+    // and receipts them as already present; still one version per file.
+    let lines: Vec<String> = std::fs::read_to_string(&rpath)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    std::fs::write(&rpath, lines[..10].join("\n") + "\n").unwrap();
+    let o = run(custos(&args)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("already there {}", files.len() - 8)),
+        "{}",
+        text(&o)
+    );
+    let (_, ev) = receipt(&root);
+    assert_eq!(events(&ev, "object-stored").len(), files.len());
+    let objs = helper(&["s3-objects", &s3.url, "evidence", "matter-7/export-1/"]);
+    assert_eq!(
+        objs.as_array().unwrap().len(),
+        files.len(),
+        "nothing uploaded twice"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_without_object_lock_is_refused_with_require_worm_and_verify_remote_finds_changes()
+{
+    let dir = tmp("s3-moto-plain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let s3 = moto(&dir);
+    helper(&["s3-bucket", &s3.url, "plain"]);
+    // --require-worm: refused before anything is written, and the bag is untouched.
+    let sim_dir = dir.join("one");
+    std::fs::create_dir_all(&sim_dir).unwrap();
+    let root = export(&sim_dir, None).await;
+    let url = "s3://plain/m7";
+    let o = run(custos(&[
+        "upload",
+        root.to_str().unwrap(),
+        url,
+        "--endpoint",
+        &s3.url,
+        "--require-worm",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not write-once storage"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("object-lock"),
+        "{}",
+        text(&o)
+    );
+    assert!(!root.join("receipts").exists());
+    assert_eq!(
+        helper(&["s3-objects", &s3.url, "plain", ""]),
+        serde_json::json!([])
+    );
+
+    // `export --upload` in one go, without --require-worm: uploads, and says what is missing.
+    let root = dir.join("two");
+    let sim = Sim::new(Scenario {
+        conversations: 6,
+        max_recording_s: 6,
+        ..Default::default()
+    })
+    .unwrap()
+    .spawn()
+    .await
+    .unwrap();
+    let mut c = custos(&[
+        "export",
+        "--query",
+        QUERY,
+        "--out",
+        root.to_str().unwrap(),
+        "--api-base",
+        &sim.base_url,
+        "--rate",
+        "6000",
+        "--upload",
+        url,
+        "--endpoint",
+        &s3.url,
+    ]);
+    c.env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret");
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("object-lock") && out.contains("WARNING"),
+        "{out}"
+    );
+    let files = bag_files(&root);
+    assert_eq!(
+        helper(&["s3-objects", &s3.url, "plain", "m7/"])
+            .as_array()
+            .unwrap()
+            .len(),
+        files.len()
+    );
+
+    // Without a lock anyone with write access can replace an object or add one: verify --remote
+    // says which.
+    let wav = files.keys().find(|k| k.ends_with(".wav")).unwrap();
+    helper(&[
+        "s3-put",
+        &s3.url,
+        "plain",
+        &format!("m7/{wav}"),
+        "not the recording",
+    ]);
+    helper(&[
+        "s3-put",
+        &s3.url,
+        "plain",
+        "m7/data/extra.txt",
+        "added later",
+    ]);
+    let o = run(custos(&[
+        "verify",
+        root.to_str().unwrap(),
+        "--remote",
+        url,
+        "--endpoint",
+        &s3.url,
+        "--json",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let found: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_owned(),
+                f["where"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("remote-mismatch".to_owned(), format!("m7/{wav}")),
+            (
+                "remote-unexpected".to_owned(),
+                "m7/data/extra.txt".to_owned()
+            ),
+        ]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3s_fs_refuses_a_file_changed_after_sealing_with_bad_digest_and_the_rerun_finishes() {
+    let dir = tmp("s3s-fs-digest");
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = export(&dir, None).await;
+    let files = bag_files(&root);
+    let s3 = s3s_fs(&dir, &["evidence"]);
+    let url = "s3://evidence/m7";
+
+    // SigV4 is checked: a wrong secret stops before anything is written.
+    let mut c = custos(&["upload", root.to_str().unwrap(), url, "--endpoint", &s3.url]);
+    c.env("AWS_SECRET_ACCESS_KEY", "wrong");
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("SignatureDoesNotMatch"),
+        "{}",
+        text(&o)
+    );
+    assert!(!root.join("receipts").exists());
+
+    // One recording changed after sealing (same size): custos sends the sealed SHA-256, s3s-fs
+    // recomputes it over the bytes it receives and refuses them.
+    let wav = files.keys().find(|k| k.ends_with(".wav")).unwrap().clone();
+    let path = root.join(&wav);
+    let original = std::fs::read(&path).unwrap();
+    let mut changed = original.clone();
+    changed[100] ^= 0x55;
+    let mut perm = std::fs::metadata(&path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&path, perm).unwrap();
+    std::fs::write(&path, &changed).unwrap();
+    let o = run(custos(&[
+        "upload",
+        root.to_str().unwrap(),
+        url,
+        "--endpoint",
+        &s3.url,
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!(
+            "NOT STORED {wav}: refused by the store: BadDigest"
+        )),
+        "{}",
+        text(&o)
+    );
+    let (_, ev) = receipt(&root);
+    let refused = events(&ev, "object-refused");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        (
+            refused[0]["path"].as_str().unwrap(),
+            refused[0]["code"].as_str().unwrap()
+        ),
+        (wav.as_str(), "BadDigest")
+    );
+    let stored: Vec<&str> = events(&ev, "object-stored")
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stored.len(),
+        files.len() - 2,
+        "all but the changed file and the seal"
+    );
+    assert!(
+        !stored.contains(&"tagmanifest-sha256.txt"),
+        "the seal of an incomplete copy is never stored"
+    );
+
+    // The file restored. s3s-fs (unlike S3) kept the bytes it refused; custos finds an object
+    // with other content at the key and does not overwrite it.
+    std::fs::write(&path, &original).unwrap();
+    let kept = dir.join("s3s-fs/evidence/m7").join(&wav);
+    assert_eq!(std::fs::read(&kept).unwrap(), changed);
+    let o = run(custos(&[
+        "upload",
+        root.to_str().unwrap(),
+        url,
+        "--endpoint",
+        &s3.url,
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!(
+            "NOT STORED {wav}: another object is already stored"
+        )),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read(&kept).unwrap(), changed, "not overwritten");
+    // With the leftover removed, the re-run sends just what is missing.
+    std::fs::remove_file(&kept).unwrap();
+    let o = run(custos(&[
+        "upload",
+        root.to_str().unwrap(),
+        url,
+        "--endpoint",
+        &s3.url,
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!(
+            "stored 2  already there 0  from earlier runs {}",
+            files.len() - 2
+        )),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read(&kept).unwrap(), original);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_on_azurite_md5_checked_blocks_no_overwrite_and_remote_verify() {
+    let dir = tmp("azurite");
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = export(&dir, None).await;
+    let files = bag_files(&root);
+    let az = azurite(&dir);
+    let conn = azurite_conn(&az);
+    helper(&["az-container", &conn, "evidence"]);
+    // Files above 60 kB go up as 16 KiB blocks, the rest with one Put Blob.
+    let args = [
+        "upload",
+        root.to_str().unwrap(),
+        "azure://devstoreaccount1/evidence/m7",
+        "--multipart-threshold",
+        "60000",
+        "--part-size",
+        "16384",
+    ];
+    let mut c = custos(&args);
+    c.env("AZURE_STORAGE_CONNECTION_STRING", &conn);
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (_, ev) = receipt(&root);
+    let stored = events(&ev, "object-stored");
+    assert_eq!(stored.len(), files.len());
+    assert!(
+        stored.iter().any(|e| e["write"]["multipart"] == true),
+        "some blobs went up as blocks"
+    );
+    assert!(
+        stored.iter().any(|e| e["write"]["multipart"].is_null()),
+        "some with one Put Blob"
+    );
+    let blobs = helper(&["az-blobs", &conn, "evidence", "m7/"]);
+    let blobs = blobs.as_array().unwrap();
+    assert_eq!(blobs.len(), files.len());
+    for b in blobs {
+        let rel = b["name"].as_str().unwrap().strip_prefix("m7/").unwrap();
+        assert_eq!(b["sha256"], files[rel], "{rel}");
+        assert_eq!(b["metaSha256"], files[rel], "{rel}");
+        assert_eq!(b["md5"], b["md5OfBytes"], "{rel}");
+    }
+    // Re-run: nothing sent.
+    let mut c = custos(&args);
+    c.env("AZURE_STORAGE_CONNECTION_STRING", &conn);
+    let o = run(c).await;
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("from earlier runs {}", files.len())),
+        "{}",
+        text(&o)
+    );
+
+    // Never overwrite: a blob already at a key is reported, and left as it was.
+    helper(&[
+        "az-put",
+        &conn,
+        "evidence",
+        "m8/data/manifest.csv",
+        "someone else's",
+    ]);
+    let mut c = custos(&[
+        "upload",
+        root.to_str().unwrap(),
+        "azure://devstoreaccount1/evidence/m8",
+    ]);
+    c.env("AZURE_STORAGE_CONNECTION_STRING", &conn);
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("NOT STORED data/manifest.csv: another object is already stored"),
+        "{}",
+        text(&o)
+    );
+    let m8 = helper(&["az-blobs", &conn, "evidence", "m8/data/manifest.csv"]);
+    assert_eq!(
+        m8[0]["sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"someone else's"))
+    );
+
+    let mut c = custos(&[
+        "verify",
+        root.to_str().unwrap(),
+        "--remote",
+        "azure://devstoreaccount1/evidence/m7",
+    ]);
+    c.env("AZURE_STORAGE_CONNECTION_STRING", &conn);
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Credentials are checked before anything is written.
+    let mut c = custos(&[
+        "upload",
+        root.to_str().unwrap(),
+        "azure://devstoreaccount1/evidence/m9",
+    ]);
+    c.env(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        conn.replace(AZURITE_KEY, "d3Jvbmc="),
+    );
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

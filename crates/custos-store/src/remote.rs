@@ -1,0 +1,181 @@
+//! `custos verify DIR --remote URL`: what the store holds, compared with the bag's manifests and
+//! the upload receipt: every file present with its size and the store's own checksum equal to
+//! the sealed SHA-256, the version the receipt names still the current one, retention and legal
+//! hold still in force, and nothing else under the prefix.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use custos::verify::Finding;
+use serde_json::Value;
+
+use crate::plan::plan;
+use crate::store::{Store, StoreOptions};
+use crate::target::Target;
+use crate::upload::receipt_path;
+
+/// What the remote check found.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteReport {
+    /// The destination.
+    pub target: String,
+    /// Objects compared.
+    pub objects: u64,
+    /// Objects whose retention or legal hold is in force now.
+    pub protected: u64,
+    /// Whether a receipt for this target was found (and its chain held).
+    pub receipt: String,
+    /// Problems.
+    pub findings: Vec<Finding>,
+}
+
+fn finding(kind: &'static str, r#where: String, what: String, action: &'static str) -> Finding {
+    Finding {
+        kind,
+        r#where,
+        what,
+        action,
+    }
+}
+
+/// Compares the objects at `target` with the export at `root`. `Err` when the comparison
+/// cannot run (no export, no credentials, the store unreachable).
+pub async fn verify_remote(
+    root: &Path,
+    target: &Target,
+    opts: &StoreOptions,
+) -> Result<RemoteReport, String> {
+    let plan = plan(root)?;
+    let store = Store::connect(target, opts).await?;
+    let mut findings = Vec::new();
+
+    // The receipt: its chain, its tie to this export, what each object was when written.
+    let rpath = receipt_path(root, target);
+    let mut receipted: BTreeMap<String, Value> = BTreeMap::new();
+    let receipt = if rpath.exists() {
+        match custos::custody::check_chain(&rpath) {
+            Err(e) => {
+                findings.push(finding(
+                    "receipt-chain-broken",
+                    rpath.display().to_string(),
+                    e,
+                    "the receipt was edited; restore it from a known-good copy",
+                ));
+                "broken".to_owned()
+            }
+            Ok(_) => {
+                let events = custos::custody::read_events(&rpath).map_err(|e| e.to_string())?;
+                let started = events.iter().find(|e| e["event"] == "upload-started");
+                if started.map(|s| &s["tagManifestSha256"])
+                    != Some(&Value::from(plan.tag_manifest_sha256.clone()))
+                {
+                    findings.push(finding(
+                        "receipt-other-export",
+                        rpath.display().to_string(),
+                        "the receipt does not name this export's tag manifest".into(),
+                        "the receipt belongs to another export or the export changed after upload",
+                    ));
+                }
+                for e in events.iter().filter(|e| e["event"] == "object-stored") {
+                    if let Some(p) = e["path"].as_str() {
+                        receipted.insert(p.to_owned(), e["readBack"].clone());
+                    }
+                }
+                "verified-chain".to_owned()
+            }
+        }
+    } else {
+        "absent".to_owned()
+    };
+
+    let now = time::OffsetDateTime::now_utc();
+    let mut protected = 0;
+    let expected: BTreeSet<String> = plan.items.iter().map(|i| target.key(&i.rel)).collect();
+    for item in &plan.items {
+        let key = target.key(&item.rel);
+        let back = match store.head(&key).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                findings.push(finding(
+                    "remote-missing",
+                    key,
+                    format!("{} is not in the store", item.rel),
+                    "upload again (custos upload resumes); if it was stored before, someone deleted it: check the store's access logs",
+                ));
+                continue;
+            }
+            Err(e) => return Err(format!("{key}: {e}")),
+        };
+        let mut problems = Vec::new();
+        if back.size != Some(item.size) {
+            problems.push(format!("size {:?}, the file has {}", back.size, item.size));
+        }
+        match (&back.sha256, &back.sha256_metadata) {
+            (Some(h), _) if h != &item.sha256 => problems.push(format!(
+                "the store's SHA-256 is {h}, the bag sealed {}",
+                item.sha256
+            )),
+            (None, Some(h)) if h != &item.sha256 => problems.push(format!(
+                "the SHA-256 in its metadata is {h}, the bag sealed {}",
+                item.sha256
+            )),
+            (None, None) => problems.push("the store holds no SHA-256 for it".into()),
+            _ => {}
+        }
+        if let Some(r) = receipted.get(&item.rel) {
+            for (field, got) in [
+                ("versionId", back.version_id.as_deref()),
+                ("md5", back.md5.as_deref()),
+                ("crc64nvme", back.crc64nvme.as_deref()),
+            ] {
+                if let Some(want) = r[field].as_str()
+                    && Some(want) != got
+                {
+                    problems.push(format!("{field} is {got:?}, the receipt recorded {want}"));
+                }
+            }
+            if r["legalHold"] == Value::Bool(true) && back.legal_hold != Some(true) {
+                problems.push("the legal hold the receipt recorded is off".into());
+            }
+        } else if receipt != "absent" {
+            problems.push("the receipt does not record this object as stored".into());
+        }
+        let until = back.retain_until.as_deref().and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        });
+        if until.is_some_and(|u| u > now) || back.legal_hold == Some(true) {
+            protected += 1;
+        }
+        if !problems.is_empty() {
+            findings.push(finding(
+                "remote-mismatch",
+                key,
+                problems.join("; "),
+                "the stored object is not what was sealed; check the store's version history and access logs",
+            ));
+        }
+    }
+    let receipts_prefix = target.key("receipts/");
+    for key in store
+        .list(&target.prefix())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        if !expected.contains(&key) && !key.starts_with(&receipts_prefix) {
+            findings.push(finding(
+                "remote-unexpected",
+                key,
+                "an object under the export's prefix that the bag does not list".into(),
+                "it is not part of the evidence; find out who wrote it (access logs)",
+            ));
+        }
+    }
+    Ok(RemoteReport {
+        target: target.to_string(),
+        objects: plan.items.len() as u64,
+        protected,
+        receipt,
+        findings,
+    })
+}

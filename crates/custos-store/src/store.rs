@@ -1,0 +1,286 @@
+//! What both stores (S3, Azure Blob) offer an upload: a pre-flight look at the destination, a
+//! write-once put, and a read-back of what is stored.
+
+use serde::Serialize;
+
+use crate::plan::Item;
+use crate::target::{Protection, Target};
+
+/// What a store says it holds for one object (all as the store reported it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stored {
+    /// The object key / blob name.
+    pub key: String,
+    /// The version the write created (S3 VersionId, Azure x-ms-version-id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// The request id of the write (x-amz-request-id, x-ms-request-id), to find it in
+    /// CloudTrail / Azure Monitor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The store's own full-object SHA-256 (hex), which it checked on receipt (S3
+    /// `x-amz-checksum-sha256`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The SHA-256 we put in the object's metadata (hex; not checked by the store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256_metadata: Option<String>,
+    /// The store's full-object CRC-64/NVME (base64), for S3 multipart objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
+    /// The store's Content-MD5 (base64), which Azure checked on receipt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    /// `FULL_OBJECT` or `COMPOSITE` (S3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
+    /// Object Lock mode / immutability policy mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_mode: Option<String>,
+    /// Retain-until (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_until: Option<String>,
+    /// Legal hold on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<bool>,
+    /// `AES256`, `aws:kms` (S3) or `true` (Azure x-ms-server-encrypted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
+    /// The KMS key (S3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// The encryption scope (Azure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_scope: Option<String>,
+    /// The ETag (never evidence: not an MD5 for KMS or multipart objects).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Written as one multipart upload / block list.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub multipart: bool,
+}
+
+/// Why a put did not store the object.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// An object already has this key (the conditional create was refused); nothing was written.
+    #[error("an object already exists at this key")]
+    Exists,
+    /// The store refused this object (e.g. `BadDigest`: the bytes did not match our SHA-256).
+    #[error("{status} {code}: {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The store's error code.
+        code: String,
+        /// The store's message.
+        message: String,
+    },
+    /// The upload cannot go on (network, credentials, no such bucket): stop; a re-run resumes.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// One pre-flight check of the destination.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    /// What was checked (`versioning`, `object-lock`, `default-encryption`, …).
+    pub name: &'static str,
+    /// `Some(true)` holds, `Some(false)` does not, `None` could not be read (e.g. no permission).
+    pub ok: Option<bool>,
+    /// Needed for write-once storage (`--require-worm` refuses when it does not hold).
+    pub required: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+/// An S3 or Azure Blob destination.
+pub enum Store {
+    /// Amazon S3 or an S3-compatible store.
+    S3(crate::s3::S3Store),
+    /// Azure Blob Storage.
+    Azure(Box<crate::azure::AzureStore>),
+}
+
+/// Settings of the client side.
+#[derive(Clone, Debug, Default)]
+pub struct StoreOptions {
+    /// Endpoint URL (S3-compatible stores, Azurite); else the standard one.
+    pub endpoint: Option<String>,
+    /// AWS region (else the AWS default chain; `us-east-1` with a custom endpoint).
+    pub region: Option<String>,
+    /// Objects larger than this go up in parts (S3 multipart with a full-object CRC-64/NVME,
+    /// Azure block lists). Default: 5 GiB (S3's single-PUT limit).
+    pub multipart_threshold: Option<u64>,
+    /// Part size; default grows with the object so it fits 10,000 parts.
+    pub part_size: Option<u64>,
+}
+
+/// S3's single-PUT limit.
+pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 5 * 1024 * 1024 * 1024;
+
+/// The part size for an object of `size` bytes: at least `min`, and few enough parts (≤ 10,000).
+pub fn part_size(size: u64, min: u64) -> u64 {
+    const MAX_PARTS: u64 = 10_000;
+    min.max(size.div_ceil(MAX_PARTS))
+}
+
+impl Store {
+    /// Connects to `target` with the standard credential chain of its cloud.
+    pub async fn connect(target: &Target, opts: &StoreOptions) -> Result<Store, String> {
+        Ok(match target {
+            Target::S3 { bucket, .. } => {
+                Store::S3(crate::s3::S3Store::connect(bucket, opts).await?)
+            }
+            Target::Azure {
+                account, container, ..
+            } => Store::Azure(Box::new(crate::azure::AzureStore::connect(
+                account, container, opts,
+            )?)),
+        })
+    }
+
+    /// Looks at the destination: write-once, encrypted, logged? `Err` when it cannot be reached
+    /// at all (credentials refused, no such bucket or container, network).
+    pub async fn preflight(&self) -> Result<Vec<Check>, String> {
+        match self {
+            Store::S3(s) => s.preflight().await,
+            Store::Azure(a) => a.preflight().await,
+        }
+    }
+
+    /// Writes `item` at `key`, never over an existing object.
+    pub async fn put(&self, item: &Item, key: &str, p: &Protection) -> Result<Stored, PutError> {
+        match self {
+            Store::S3(s) => s.put(item, key, p).await,
+            Store::Azure(a) => a.put(item, key, p).await,
+        }
+    }
+
+    /// Reads back what is stored at `key` (`None`: nothing there).
+    pub async fn head(&self, key: &str) -> Result<Option<Stored>, PutError> {
+        match self {
+            Store::S3(s) => s.head(key).await,
+            Store::Azure(a) => a.head(key).await,
+        }
+    }
+
+    /// Every key under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, PutError> {
+        match self {
+            Store::S3(s) => s.list(prefix).await,
+            Store::Azure(a) => a.list(prefix).await,
+        }
+    }
+}
+
+/// Compares what the store holds with what was sent and asked for. Returns the problems.
+/// `earlier_write`: the object was written by an earlier run (whose retain-until date was its
+/// own): its retention must be in force, not as long as this run's.
+pub fn check_stored(
+    item: &Item,
+    p: &Protection,
+    s: &Stored,
+    now: time::OffsetDateTime,
+    earlier_write: bool,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if s.size != Some(item.size) {
+        problems.push(format!(
+            "size is {:?}, the file has {} bytes",
+            s.size, item.size
+        ));
+    }
+    // The hash the store itself checked: S3's SHA-256; for S3 multipart its CRC-64 (compared by
+    // the caller, which knows it), with our SHA-256 in metadata; Azure's MD5 (compared by the
+    // caller) with our SHA-256 in metadata.
+    match (&s.sha256, &s.sha256_metadata) {
+        (Some(h), _) if h != &item.sha256 => problems.push(format!(
+            "the store's SHA-256 is {h}, the bag sealed {}",
+            item.sha256
+        )),
+        (Some(_), _) => {}
+        (None, Some(h)) if h != &item.sha256 => problems.push(format!(
+            "the SHA-256 in the object's metadata is {h}, the bag sealed {}",
+            item.sha256
+        )),
+        (None, Some(_)) => {}
+        (None, None) => problems.push("the store reports no SHA-256 for the object".into()),
+    }
+    if let Some(mode) = p.lock_mode {
+        let held = s.lock_mode.as_deref().is_some_and(|m| {
+            m.eq_ignore_ascii_case(mode.as_s3()) || m.eq_ignore_ascii_case(mode.as_azure())
+        });
+        if !held {
+            problems.push(format!(
+                "lock mode is {:?}, asked for {}",
+                s.lock_mode,
+                mode.as_s3()
+            ));
+        }
+    }
+    if let Some(until) = p.retain_until.filter(|_| !earlier_write) {
+        let got = s.retain_until.as_deref().and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        });
+        match got {
+            Some(g) if g >= until - time::Duration::seconds(1) => {}
+            _ => problems.push(format!(
+                "retained until {:?}, asked for {}",
+                s.retain_until,
+                crate::rfc3339(until)
+            )),
+        }
+    } else if let Some(t) = s.retain_until.as_deref().and_then(|t| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    }) && t < now
+    {
+        problems.push(format!("its retention ended at {}", crate::rfc3339(t)));
+    }
+    match &p.encryption {
+        crate::target::Encryption::BucketDefault => {}
+        crate::target::Encryption::Aes256 => {
+            if s.encryption.as_deref() != Some("AES256") {
+                problems.push(format!(
+                    "encryption is {:?}, asked for AES256",
+                    s.encryption
+                ));
+            }
+        }
+        crate::target::Encryption::Kms(want) => {
+            if s.encryption.as_deref() != Some("aws:kms") {
+                problems.push(format!(
+                    "encryption is {:?}, asked for aws:kms",
+                    s.encryption
+                ));
+            } else if let Some(w) = want
+                && !kms_matches(w, s.kms_key_id.as_deref())
+            {
+                problems.push(format!("the KMS key is {:?}, asked for {w}", s.kms_key_id));
+            }
+        }
+    }
+    if let Some(scope) = &p.encryption_scope
+        && s.encryption_scope.as_deref() != Some(scope.as_str())
+    {
+        problems.push(format!(
+            "encryption scope is {:?}, asked for {scope}",
+            s.encryption_scope
+        ));
+    }
+    if p.legal_hold && s.legal_hold != Some(true) {
+        problems.push("legal hold is not on".into());
+    }
+    problems
+}
+
+/// Whether the key S3 reports (an ARN) is the one asked for (an id, ARN, or alias — an alias
+/// cannot be resolved without KMS permissions, so any key passes for it).
+pub fn kms_matches(want: &str, got: Option<&str>) -> bool {
+    let Some(got) = got else { return false };
+    got == want || got.ends_with(&format!("/{want}")) || want.starts_with("alias/")
+}

@@ -1,0 +1,480 @@
+//! `custos upload`: a sealed export into write-once storage, with a receipt.
+//!
+//! The receipt, `receipts/upload-<store>-<place>-<hash>.jsonl` beside the bag, is a hash-chained
+//! log in the custody log's format (`seq`, `time`, `event`, `actor`, `tool`, `prev`). Its first
+//! line (`upload-started`) names the export's custody log head and the SHA-256 of the tag
+//! manifest, which pins every file of the bag: the receipt is chained to the export without
+//! changing a byte the bag seals (`receipts/` is not in the tag manifest, as BagIt allows). Then
+//! one line per object: `object-stored` (what the store said on write and on read-back),
+//! `object-refused`, `object-conflict` or `object-unverified`; and `upload-complete` when every
+//! object is stored and verified. With a key, `<receipt>.minisig` signs it.
+//!
+//! A re-run continues the same receipt: objects already receipted are not sent again; one stored
+//! but not yet receipted (a crash between the two) is found by its conditional create being
+//! refused, read back, and receipted as `alreadyPresent` if it holds the same bytes.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use custos::custody::CustodyLog;
+
+use crate::plan::{Item, Plan, plan};
+use crate::store::{Check, PutError, Store, StoreOptions, Stored, check_stored};
+use crate::target::{Encryption, Protection, Target};
+
+/// Everything `custos upload` is told.
+#[derive(Clone, Debug)]
+pub struct UploadOptions {
+    /// How to protect every object.
+    pub protection: Protection,
+    /// Client settings.
+    pub store: StoreOptions,
+    /// Objects in flight at once.
+    pub concurrency: usize,
+    /// Sign the receipt with this minisign secret key.
+    pub sign_key: Option<PathBuf>,
+    /// Who is uploading (recorded in the receipt).
+    pub operator: Option<String>,
+}
+
+/// What an upload did.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadReport {
+    /// The destination.
+    pub target: String,
+    /// The receipt file.
+    pub receipt: PathBuf,
+    /// The receipt's signature, if signed.
+    pub signature: Option<PathBuf>,
+    /// Objects in the export.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Stored and verified in this run.
+    pub stored: u64,
+    /// Found already stored (same bytes) where this run would have written.
+    pub already_present: u64,
+    /// Receipted by an earlier run, so not sent.
+    pub skipped: u64,
+    /// Not stored: path and why.
+    pub failed: Vec<(String, String)>,
+    /// The pre-flight checks.
+    pub preflight: Vec<Check>,
+    /// Every object is stored and verified.
+    pub complete: bool,
+}
+
+/// Why an upload did not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// Bad settings or a bag that cannot be uploaded; nothing was sent.
+    #[error("{0}")]
+    Config(String),
+    /// `--require-worm` and the destination is not write-once; nothing was sent.
+    #[error("the destination is not write-once storage: {0}")]
+    NotWorm(String),
+    /// Stopped part-way (network, credentials, the receipt's disk); re-run to resume.
+    #[error("{0}")]
+    Stopped(String),
+}
+
+impl From<custos::Error> for UploadError {
+    fn from(e: custos::Error) -> Self {
+        UploadError::Stopped(e.to_string())
+    }
+}
+
+fn protection_json(p: &Protection) -> Value {
+    let (sse, kms) = match &p.encryption {
+        Encryption::BucketDefault => ("bucket-default", None),
+        Encryption::Aes256 => ("AES256", None),
+        Encryption::Kms(k) => ("aws:kms", k.clone()),
+    };
+    json!({
+        "lockMode": p.lock_mode,
+        "retainUntil": p.retain_until.map(crate::rfc3339),
+        "legalHold": p.legal_hold,
+        "encryption": sse,
+        "kmsKeyId": kms,
+        "encryptionScope": p.encryption_scope,
+        "requireWorm": p.require_worm,
+    })
+}
+
+enum Outcome {
+    Stored {
+        stored: Stored,
+        back: Stored,
+    },
+    Present {
+        back: Stored,
+    },
+    Unverified {
+        stored: Option<Stored>,
+        back: Option<Stored>,
+        problems: Vec<String>,
+    },
+    Conflict {
+        back: Stored,
+    },
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+/// Problems with what `back` (a read-back) holds for `item`, beyond [`check_stored`]: the
+/// store-specific checksums.
+fn store_checks(item: &Item, p: &Protection, back: &Stored, sent: Option<&Stored>) -> Vec<String> {
+    let mut problems = check_stored(
+        item,
+        p,
+        back,
+        time::OffsetDateTime::now_utc(),
+        sent.is_none(),
+    );
+    // A multipart object's CRC-64 (S3) / a blob's MD5 (Azure) must be what we sent.
+    if let Some(s) = sent {
+        if s.crc64nvme.is_some() && back.crc64nvme != s.crc64nvme {
+            problems.push(format!(
+                "the store's CRC-64/NVME is {:?}, we sent {:?}",
+                back.crc64nvme, s.crc64nvme
+            ));
+        }
+        if s.md5.is_some() && back.md5 != s.md5 {
+            problems.push(format!(
+                "the store's Content-MD5 is {:?}, we sent {:?}",
+                back.md5, s.md5
+            ));
+        }
+        if s.version_id.is_some() && back.version_id != s.version_id {
+            problems.push(format!(
+                "the read-back is version {:?}, the write made {:?}",
+                back.version_id, s.version_id
+            ));
+        }
+    }
+    problems
+}
+
+async fn one(store: &Store, item: &Item, key: &str, p: &Protection) -> Result<Outcome, String> {
+    let fatal = |e: PutError| match e {
+        PutError::Fatal(m) => m,
+        other => other.to_string(),
+    };
+    match store.put(item, key, p).await {
+        Ok(stored) => {
+            let back = store.head(key).await.map_err(fatal)?;
+            let Some(back) = back else {
+                return Ok(Outcome::Unverified {
+                    stored: Some(stored),
+                    back: None,
+                    problems: vec!["the object is not there when read back".into()],
+                });
+            };
+            let problems = store_checks(item, p, &back, Some(&stored));
+            Ok(if problems.is_empty() {
+                Outcome::Stored { stored, back }
+            } else {
+                Outcome::Unverified {
+                    stored: Some(stored),
+                    back: Some(back),
+                    problems,
+                }
+            })
+        }
+        Err(PutError::Exists) => {
+            let back = store.head(key).await.map_err(fatal)?;
+            let Some(back) = back else {
+                return Err(format!(
+                    "{key}: the store refused to create it as it exists, yet it cannot be read back"
+                ));
+            };
+            let same = back.size == Some(item.size)
+                && (back.sha256.as_deref() == Some(&item.sha256)
+                    || back.sha256.is_none()
+                        && back.sha256_metadata.as_deref() == Some(&item.sha256));
+            if !same {
+                return Ok(Outcome::Conflict { back });
+            }
+            let problems = store_checks(item, p, &back, None);
+            Ok(if problems.is_empty() {
+                Outcome::Present { back }
+            } else {
+                Outcome::Unverified {
+                    stored: None,
+                    back: Some(back),
+                    problems,
+                }
+            })
+        }
+        Err(PutError::Refused {
+            status,
+            code,
+            message,
+        }) => Ok(Outcome::Refused {
+            status,
+            code,
+            message,
+        }),
+        Err(PutError::Fatal(m)) => Err(m),
+    }
+}
+
+/// Path of the receipt for `target` in the export at `root`.
+pub fn receipt_path(root: &Path, target: &Target) -> PathBuf {
+    root.join("receipts").join(target.receipt_name())
+}
+
+/// Uploads the sealed export at `root` to `target`. `progress(done_bytes, total_bytes)` is
+/// called as objects finish.
+pub async fn upload(
+    root: &Path,
+    target: &Target,
+    opts: &UploadOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<UploadReport, UploadError> {
+    opts.protection
+        .validate(time::OffsetDateTime::now_utc())
+        .map_err(UploadError::Config)?;
+    let sk = match &opts.sign_key {
+        Some(k) => {
+            Some(custos::sign::load_secret_key(k).map_err(|e| UploadError::Config(e.to_string()))?)
+        }
+        None => None,
+    };
+    let plan: Plan = plan(root).map_err(UploadError::Config)?;
+    let store = Store::connect(target, &opts.store)
+        .await
+        .map_err(UploadError::Config)?;
+    let preflight = store
+        .preflight()
+        .await
+        .map_err(|e| UploadError::Config(format!("cannot use the destination: {e}")))?;
+    let missing: Vec<String> = preflight
+        .iter()
+        .filter(|c| c.required && c.ok != Some(true))
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    if opts.protection.require_worm && !missing.is_empty() {
+        return Err(UploadError::NotWorm(missing.join("; ")));
+    }
+
+    let path = receipt_path(root, target);
+    let dir = path.parent().expect("receipts dir");
+    std::fs::create_dir_all(dir)
+        .map_err(|e| UploadError::Stopped(format!("{}: {e}", dir.display())))?;
+    let existed = path.exists();
+    let log = CustodyLog::open(
+        &path,
+        json!({"osUser": custos::pipeline::os_identity(), "operator": opts.operator}),
+        custos::pipeline::tool(),
+    )?;
+    let events = custos::custody::read_events(&path)?;
+    let started = events.iter().find(|e| e["event"] == "upload-started");
+    match started {
+        Some(s) if s["tagManifestSha256"] != json!(plan.tag_manifest_sha256) => {
+            return Err(UploadError::Config(format!(
+                "{}: this receipt began for a tag manifest with SHA-256 {}, the export's is now {}: the export changed since its upload began; refusing to mix them",
+                path.display(),
+                s["tagManifestSha256"],
+                plan.tag_manifest_sha256
+            )));
+        }
+        Some(_) => {}
+        None => {
+            log.append(
+                "upload-started",
+                json!({
+                    "target": target.to_string(),
+                    "endpoint": opts.store.endpoint,
+                    "exportId": plan.export_id,
+                    "matter": plan.matter,
+                    "custodyLogHead": plan.custody_log_head,
+                    "tagManifestSha256": plan.tag_manifest_sha256,
+                    "payloadOxum": plan.payload_oxum,
+                    "objects": plan.items.len(),
+                    "bytes": plan.bytes(),
+                    "protection": protection_json(&opts.protection),
+                }),
+            )?;
+        }
+    }
+    let done: BTreeSet<String> = events
+        .iter()
+        .filter(|e| e["event"] == "object-stored")
+        .filter_map(|e| e["path"].as_str().map(str::to_owned))
+        .collect();
+    let already_complete = events
+        .last()
+        .is_some_and(|e| e["event"] == "upload-complete")
+        && plan.items.iter().all(|i| done.contains(&i.rel));
+    let mut report = UploadReport {
+        target: target.to_string(),
+        receipt: path.clone(),
+        signature: None,
+        objects: plan.items.len() as u64,
+        bytes: plan.bytes(),
+        stored: 0,
+        already_present: 0,
+        skipped: 0,
+        failed: Vec::new(),
+        preflight: preflight.clone(),
+        complete: false,
+    };
+    if already_complete {
+        report.skipped = report.objects;
+        report.complete = true;
+        return Ok(report);
+    }
+    if existed && started.is_some() {
+        log.append(
+            "upload-resumed",
+            json!({"alreadyStored": done.len(), "protection": protection_json(&opts.protection)}),
+        )?;
+    }
+    log.append("preflight", json!({"checks": preflight}))?;
+
+    let todo: Vec<&Item> = plan
+        .items
+        .iter()
+        .filter(|i| !done.contains(&i.rel))
+        .collect();
+    report.skipped = report.objects - todo.len() as u64;
+    let total = plan.bytes();
+    let mut done_bytes: u64 = plan
+        .items
+        .iter()
+        .filter(|i| done.contains(&i.rel))
+        .map(|i| i.size)
+        .sum();
+    progress(done_bytes, total);
+    // Payload first, tag files after, in plan order; the tag manifest and its signature only once
+    // everything they pin is stored.
+    let (body, seal): (Vec<&Item>, Vec<&Item>) = todo
+        .into_iter()
+        .partition(|i| !i.rel.starts_with("tagmanifest-sha256.txt"));
+    for batch in [body, seal] {
+        let store = &store;
+        let p = &opts.protection;
+        let mut results = futures_util::stream::iter(batch.into_iter().map(|item| async move {
+            let key = target.key(&item.rel);
+            let r = one(store, item, &key, p).await;
+            (item, key, r)
+        }))
+        .buffer_unordered(opts.concurrency.max(1));
+        while let Some((item, key, r)) = results.next().await {
+            let base = json!({"path": item.rel, "key": key, "sha256": item.sha256, "bytes": item.size, "hashSource": item.source});
+            let merge = |extra: Value| {
+                let mut v = base.clone();
+                if let (Value::Object(m), Value::Object(x)) = (&mut v, extra) {
+                    m.extend(x);
+                }
+                v
+            };
+            match r {
+                Ok(Outcome::Stored { stored, back }) => {
+                    log.append(
+                        "object-stored",
+                        merge(json!({"write": stored, "readBack": back})),
+                    )?;
+                    report.stored += 1;
+                }
+                Ok(Outcome::Present { back }) => {
+                    log.append(
+                        "object-stored",
+                        merge(json!({"alreadyPresent": true, "readBack": back, "note": "an earlier run stored it before receipting it; its bytes match"})),
+                    )?;
+                    report.already_present += 1;
+                }
+                Ok(Outcome::Unverified {
+                    stored,
+                    back,
+                    problems,
+                }) => {
+                    log.append(
+                        "object-unverified",
+                        merge(json!({"write": stored, "readBack": back, "problems": problems})),
+                    )?;
+                    report.failed.push((item.rel.clone(), problems.join("; ")));
+                }
+                Ok(Outcome::Conflict { back }) => {
+                    let why = format!(
+                        "another object is already stored at {key} (SHA-256 {}); nothing was overwritten",
+                        back.sha256
+                            .as_deref()
+                            .or(back.sha256_metadata.as_deref())
+                            .unwrap_or("unknown")
+                    );
+                    log.append(
+                        "object-conflict",
+                        merge(json!({"readBack": back, "reason": why})),
+                    )?;
+                    report.failed.push((item.rel.clone(), why));
+                }
+                Ok(Outcome::Refused {
+                    status,
+                    code,
+                    message,
+                }) => {
+                    log.append(
+                        "object-refused",
+                        merge(json!({"status": status, "code": code, "message": message})),
+                    )?;
+                    report.failed.push((
+                        item.rel.clone(),
+                        format!("refused by the store: {code}: {message}"),
+                    ));
+                }
+                Err(m) => {
+                    log.append("upload-stopped", json!({"reason": m, "at": item.rel}))?;
+                    return Err(UploadError::Stopped(format!(
+                        "{}: {m}; re-run the same command to resume (receipt {})",
+                        item.rel,
+                        path.display()
+                    )));
+                }
+            }
+            done_bytes += item.size;
+            progress(done_bytes, total);
+        }
+        if !report.failed.is_empty() {
+            // Never store the seal of a copy that is not whole.
+            break;
+        }
+    }
+    report.complete = report.failed.is_empty();
+    if report.complete {
+        log.append(
+            "upload-complete",
+            json!({"objects": report.objects, "bytes": report.bytes, "tagManifestSha256": plan.tag_manifest_sha256}),
+        )?;
+    } else {
+        log.append(
+            "upload-incomplete",
+            json!({"failed": report.failed.len(), "note": "fix the cause and re-run; stored objects are not sent again"}),
+        )?;
+    }
+    if let Some(sk) = &sk {
+        let comment = format!(
+            "custos upload receipt target:{} export:{} tagmanifest-sha256:{} receipt-head:{} complete:{}",
+            target,
+            plan.export_id,
+            plan.tag_manifest_sha256,
+            log.head(),
+            report.complete
+        );
+        report.signature = Some(custos::sign::sign_file(
+            &path,
+            sk,
+            &comment,
+            "custos signature of an upload receipt",
+        )?);
+    }
+    Ok(report)
+}
