@@ -219,6 +219,9 @@ fn print(r: &UploadReport, json: bool) {
     if let Some(s) = &r.signature {
         out!("  receipt signature      {}", s.display());
     }
+    for k in &r.receipt_copies {
+        out!("  stored beside it as    {k}");
+    }
     out!(
         "  {}",
         if r.complete {
@@ -253,10 +256,31 @@ pub async fn upload(
             return 2;
         }
     };
-    match custos_store::upload::upload(dir, &target, &opts, &|_, _| {}).await {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    if json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "uploading {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .expect("template"),
+    );
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let result = custos_store::upload::upload(dir, &target, &opts, &progress).await;
+    bar.finish_and_clear();
+    match result {
         Ok(r) => {
             print(&r, json);
-            if r.complete { 0 } else { 1 }
+            if r.complete && r.failed.is_empty() {
+                0
+            } else {
+                1
+            }
         }
         Err(e @ (UploadError::Config(_) | UploadError::NotWorm(_))) => {
             eprintln!("custos: error: {e}");

@@ -8,8 +8,7 @@
 //! Blob and on block lists, Entra ID client-credential tokens.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -19,10 +18,10 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use md5::Digest as _;
-use serde_json::Value;
 
 mod common;
-use common::{BIN, tmp};
+use common::store::{custos, receipt, run, text};
+use common::tmp;
 
 /// One request as received.
 #[derive(Clone, Debug)]
@@ -449,47 +448,6 @@ fn payload(seed: u8, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn custos(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "testtest")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AZURE_STORAGE_CONNECTION_STRING")
-        .env_remove("AZURE_STORAGE_KEY")
-        .env_remove("AZURE_STORAGE_SAS_TOKEN")
-        .stdin(Stdio::null());
-    c
-}
-
-async fn run(mut c: Command) -> Output {
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n{}\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn receipt(root: &Path) -> Vec<Value> {
-    let dir = root.join("receipts");
-    let p: PathBuf = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
-    custos::custody::check_chain(&p).unwrap();
-    custos::custody::read_events(&p).unwrap()
-}
-
 const MIB: usize = 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -536,10 +494,17 @@ async fn s3_every_put_carries_the_sealed_sha256_lock_and_kms_and_big_files_go_as
         .collect();
     assert_eq!(
         puts.len(),
-        6,
-        "a.wav, b.json and the four tag files in single PUTs"
+        7,
+        "a.wav, b.json, the four tag files, then the receipt, in single PUTs"
     );
-    for r in &puts {
+    assert!(
+        puts.last()
+            .unwrap()
+            .path
+            .contains("/receipts/upload-s3-evidence-")
+    );
+    let puts = &puts[..6];
+    for r in puts {
         assert_eq!(
             r.h("x-amz-checksum-sha256"),
             Some(sha_b64(&r.body).as_str()),
@@ -606,7 +571,7 @@ async fn s3_every_put_carries_the_sealed_sha256_lock_and_kms_and_big_files_go_as
         big.as_slice()
     );
 
-    let ev = receipt(&root);
+    let (_, ev) = receipt(&root);
     let big_ev = ev.iter().find(|e| e["path"] == "data/big.wav").unwrap();
     assert_eq!(big_ev["event"], "object-stored");
     assert_eq!(big_ev["readBack"]["crc64nvme"], crc(&big));
@@ -631,6 +596,11 @@ async fn s3_every_put_carries_the_sealed_sha256_lock_and_kms_and_big_files_go_as
         .map(String::from)
         .collect();
     std::fs::write(&rpath, lines[..3].join("\n") + "\n").unwrap();
+    // The receipt is stored only when an upload completes: a crash before that leaves none.
+    st.lock()
+        .unwrap()
+        .objects
+        .retain(|k, _| !k.starts_with("m9/receipts/"));
     let mut shorter = args.to_vec();
     shorter[8] = "2098-01-01";
     let o = run(custos(&shorter)).await;
@@ -644,7 +614,11 @@ async fn s3_every_put_carries_the_sealed_sha256_lock_and_kms_and_big_files_go_as
         !log.iter()
             .any(|r| r.query.contains("retention") || r.query.contains("legal-hold"))
     );
-    assert_eq!(st.lock().unwrap().objects.len(), 7);
+    assert_eq!(
+        st.lock().unwrap().objects.len(),
+        8,
+        "seven files and the receipt"
+    );
     assert!(
         log.iter()
             .filter(|r| r.method == "PUT")
@@ -676,7 +650,7 @@ async fn a_kms_key_s3_refuses_stops_the_upload_with_its_code() {
         text(&o)
     );
     assert!(st.lock().unwrap().objects.is_empty());
-    let ev = receipt(&root);
+    let (_, ev) = receipt(&root);
     assert_eq!(ev.last().unwrap()["event"], "upload-stopped");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -730,8 +704,8 @@ async fn azure_put_blob_and_block_lists_carry_md5_immutability_legal_hold_and_sc
             .collect();
         assert_eq!(
             writes.len(),
-            6,
-            "a.wav, big.wav's block list, four tag files"
+            7,
+            "a.wav, big.wav's block list, four tag files, the receipt"
         );
         for r in &writes {
             assert_eq!(r.h("if-none-match"), Some("*"), "{}", r.path);
@@ -768,7 +742,7 @@ async fn azure_put_blob_and_block_lists_carry_md5_immutability_legal_hold_and_sc
         );
         assert!(f.log.iter().all(|r| r.method != "DELETE"));
     }
-    let ev = receipt(&root);
+    let (_, ev) = receipt(&root);
     let a = ev.iter().find(|e| e["path"] == "data/a.wav").unwrap();
     assert_eq!(a["readBack"]["lockMode"], "Locked");
     assert_eq!(a["readBack"]["retainUntil"], "2099-01-31T00:00:00Z");

@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use custos_sim::{Scenario, Sim};
 use serde_json::Value;
 
 mod common;
+use common::store::{custos, receipt, run, text};
 use common::{BIN, QUERY, tmp};
 
 const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/storage_helper.py");
@@ -188,35 +189,6 @@ async fn export(dir: &Path, key: Option<&Path>) -> PathBuf {
     out
 }
 
-fn custos(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "testtest")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AZURE_STORAGE_CONNECTION_STRING")
-        .stdin(Stdio::null());
-    c
-}
-
-async fn run(mut c: Command) -> Output {
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Every file of the bag an upload sends → its SHA-256 (from the manifests; the tag manifest
 /// and signature hashed here).
 fn bag_files(root: &Path) -> BTreeMap<String, String> {
@@ -236,20 +208,6 @@ fn bag_files(root: &Path) -> BTreeMap<String, String> {
         }
     }
     m
-}
-
-fn receipt(root: &Path) -> (PathBuf, Vec<Value>) {
-    let dir = root.join("receipts");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    let p = files.pop().unwrap();
-    custos::custody::check_chain(&p).unwrap();
-    let events = custos::custody::read_events(&p).unwrap();
-    (p, events)
 }
 
 fn events<'a>(ev: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -340,18 +298,35 @@ async fn s3_compliance_lock_on_moto_holds_every_object_and_the_receipt_is_signed
     assert!(String::from_utf8_lossy(&v.stdout).contains(&format!("receipt-head:{head}")));
 
     // What moto holds, read with boto3 and hashed here: one version per file, the bytes sealed,
-    // locked, held, encrypted with the key asked for.
+    // locked, held, encrypted with the key asked for; and the receipt and its signature beside
+    // them, the same bytes as the local ones, under the same lock.
     let objs = helper(&["s3-objects", &s3.url, "evidence", "matter-7/export-1/"]);
     let objs = objs.as_array().unwrap();
-    assert_eq!(objs.len(), files.len(), "one version per file");
+    assert_eq!(
+        objs.len(),
+        files.len() + 2,
+        "one version per file, receipt, signature"
+    );
+    let receipt_rel = rpath
+        .strip_prefix(&root)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let sig_rel = format!("{receipt_rel}.minisig");
     for o in objs {
         let rel = o["key"]
             .as_str()
             .unwrap()
             .strip_prefix("matter-7/export-1/")
             .unwrap();
-        assert_eq!(o["sha256"], files[rel], "{rel}");
-        assert_eq!(o["checksumSha256"], b64(&files[rel]), "{rel}");
+        let sealed = if rel == receipt_rel || rel == sig_rel {
+            custos::package::sha256_file(&root.join(rel)).unwrap().0
+        } else {
+            files[rel].clone()
+        };
+        assert_eq!(o["sha256"], sealed, "{rel}");
+        assert_eq!(o["checksumSha256"], b64(&sealed), "{rel}");
         assert_eq!(o["lockMode"], "COMPLIANCE");
         assert_eq!(o["legalHold"], "ON");
         assert_eq!(o["sse"], "aws:kms");
@@ -398,30 +373,88 @@ async fn s3_compliance_lock_on_moto_holds_every_object_and_the_receipt_is_signed
         "{}",
         text(&o)
     );
-    // A crash after objects were stored but before they were receipted: the receipt lost its
-    // last lines. The re-run finds them stored (conditional create refused), reads them back
-    // and receipts them as already present; still one version per file.
+    let n = helper(&["s3-objects", &s3.url, "evidence", "matter-7/export-1/"]);
+    assert_eq!(
+        n.as_array().unwrap().len(),
+        files.len() + 2,
+        "nothing sent twice"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_between_storing_and_receipting_is_recovered_without_a_second_version() {
+    let dir = tmp("s3-moto-crash");
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = export(&dir, None).await;
+    let files = bag_files(&root);
+    let s3 = moto(&dir);
+    helper(&["s3-bucket", &s3.url, "evidence", "--lock", "--encryption"]);
+    let args = [
+        "upload",
+        root.to_str().unwrap(),
+        "s3://evidence/m7",
+        "--endpoint",
+        &s3.url,
+        "--lock-mode",
+        "governance",
+        "--retain-days",
+        "1",
+    ];
+    let o = run(custos(&args)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The state a crash leaves when objects were stored but their lines never reached the
+    // receipt: the receipt cut after 10 lines, and (as the receipt is stored only once the
+    // upload completes) no receipt in the store — GOVERNANCE lets a bypass remove it, without
+    // the bypass it is refused.
+    let (rpath, _) = receipt(&root);
     let lines: Vec<String> = std::fs::read_to_string(&rpath)
         .unwrap()
         .lines()
         .map(String::from)
         .collect();
     std::fs::write(&rpath, lines[..10].join("\n") + "\n").unwrap();
+    let receipt_key = format!(
+        "m7/{}",
+        rpath.strip_prefix(&root).unwrap().to_str().unwrap()
+    );
+    let copy = helper(&["s3-objects", &s3.url, "evidence", &receipt_key]);
+    let version = copy[0]["versionId"].as_str().unwrap().to_owned();
+    let del = ["s3-delete", &s3.url, "evidence", &receipt_key, &version];
+    assert_eq!(helper(&del), "AccessDenied");
+    assert_eq!(helper(&[&del[..], &["--bypass"]].concat()), "deleted");
+
+    // The re-run finds the objects stored (conditional create refused), reads them back, and
+    // receipts them as already present; one version per file; the receipt stored anew.
     let o = run(custos(&args)).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains(&format!("already there {}", files.len() - 8)),
+        String::from_utf8_lossy(&o.stdout).contains(&format!(
+            "stored 0  already there {}  from earlier runs 8",
+            files.len() - 8
+        )),
         "{}",
         text(&o)
     );
     let (_, ev) = receipt(&root);
     assert_eq!(events(&ev, "object-stored").len(), files.len());
-    let objs = helper(&["s3-objects", &s3.url, "evidence", "matter-7/export-1/"]);
+    assert_eq!(ev.last().unwrap()["event"], "upload-complete");
+    let objs = helper(&["s3-objects", &s3.url, "evidence", "m7/"]);
     assert_eq!(
         objs.as_array().unwrap().len(),
-        files.len(),
+        files.len() + 1,
         "nothing uploaded twice"
     );
+    let o = run(custos(&[
+        "verify",
+        root.to_str().unwrap(),
+        "--remote",
+        "s3://evidence/m7",
+        "--endpoint",
+        &s3.url,
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -504,11 +537,17 @@ async fn a_bucket_without_object_lock_is_refused_with_require_worm_and_verify_re
             .as_array()
             .unwrap()
             .len(),
-        files.len()
+        files.len() + 1,
+        "the files and the receipt"
+    );
+    let (rpath, _) = receipt(&root);
+    let receipt_key = format!(
+        "m7/{}",
+        rpath.strip_prefix(&root).unwrap().to_str().unwrap()
     );
 
-    // Without a lock anyone with write access can replace an object or add one: verify --remote
-    // says which.
+    // Without a lock anyone with write access can replace an object, the stored receipt, or add
+    // an object: verify --remote says which.
     let wav = files.keys().find(|k| k.ends_with(".wav")).unwrap();
     helper(&[
         "s3-put",
@@ -524,6 +563,7 @@ async fn a_bucket_without_object_lock_is_refused_with_require_worm_and_verify_re
         "m7/data/extra.txt",
         "added later",
     ]);
+    helper(&["s3-put", &s3.url, "plain", &receipt_key, "{}"]);
     let o = run(custos(&[
         "verify",
         root.to_str().unwrap(),
@@ -551,6 +591,7 @@ async fn a_bucket_without_object_lock_is_refused_with_require_worm_and_verify_re
         found,
         vec![
             ("remote-mismatch".to_owned(), format!("m7/{wav}")),
+            ("remote-receipt-mismatch".to_owned(), receipt_key.clone()),
             (
                 "remote-unexpected".to_owned(),
                 "m7/data/extra.txt".to_owned()
@@ -714,9 +755,12 @@ async fn azure_on_azurite_md5_checked_blocks_no_overwrite_and_remote_verify() {
     );
     let blobs = helper(&["az-blobs", &conn, "evidence", "m7/"]);
     let blobs = blobs.as_array().unwrap();
-    assert_eq!(blobs.len(), files.len());
+    assert_eq!(blobs.len(), files.len() + 1, "the files and the receipt");
     for b in blobs {
         let rel = b["name"].as_str().unwrap().strip_prefix("m7/").unwrap();
+        if rel.starts_with("receipts/") {
+            continue;
+        }
         assert_eq!(b["sha256"], files[rel], "{rel}");
         assert_eq!(b["metaSha256"], files[rel], "{rel}");
         assert_eq!(b["md5"], b["md5OfBytes"], "{rel}");

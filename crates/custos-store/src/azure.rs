@@ -649,13 +649,7 @@ impl AzureStore {
             retain_until: header(h, "x-ms-immutability-policy-until-date")
                 .and_then(|d| parse_rfc1123(&d)),
             legal_hold: header(h, "x-ms-legal-hold").map(|v| v == "true"),
-            encryption: header(h, "x-ms-server-encrypted").map(|v| {
-                if v == "true" {
-                    "server-encrypted".into()
-                } else {
-                    v
-                }
-            }),
+            encryption: encrypted(h, "x-ms-server-encrypted"),
             encryption_scope: header(h, "x-ms-encryption-scope"),
             etag: header(h, "etag"),
             ..Default::default()
@@ -707,6 +701,17 @@ fn no_body() -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<reqwest::B
 
 fn header(h: &HeaderMap, n: &str) -> Option<String> {
     h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// `x-ms-server-encrypted: true` → `server-encrypted`.
+fn encrypted(h: &HeaderMap, n: &str) -> Option<String> {
+    header(h, n).map(|v| {
+        if v == "true" {
+            "server-encrypted".into()
+        } else {
+            v
+        }
+    })
 }
 
 fn redact(u: &url::Url) -> String {
@@ -766,13 +771,7 @@ async fn written(resp: reqwest::Response, key: &str) -> Result<Stored, PutError>
         version_id: header(h, "x-ms-version-id"),
         request_id: header(h, "x-ms-request-id"),
         md5: header(h, "content-md5"),
-        encryption: header(h, "x-ms-request-server-encrypted").map(|v| {
-            if v == "true" {
-                "server-encrypted".into()
-            } else {
-                v
-            }
-        }),
+        encryption: encrypted(h, "x-ms-request-server-encrypted"),
         encryption_scope: header(h, "x-ms-encryption-scope"),
         etag: header(h, "etag"),
         ..Default::default()

@@ -4,7 +4,7 @@
 //! hold still in force, and nothing else under the prefix.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use custos::verify::Finding;
 use serde_json::Value;
@@ -53,6 +53,7 @@ pub async fn verify_remote(
     // The receipt: its chain, its tie to this export, what each object was when written.
     let rpath = receipt_path(root, target);
     let mut receipted: BTreeMap<String, Value> = BTreeMap::new();
+    let mut receipt_complete = false;
     let receipt = if rpath.exists() {
         match custos::custody::check_chain(&rpath) {
             Err(e) => {
@@ -77,6 +78,9 @@ pub async fn verify_remote(
                         "the receipt belongs to another export or the export changed after upload",
                     ));
                 }
+                receipt_complete = events
+                    .last()
+                    .is_some_and(|e| e["event"] == "upload-complete");
                 for e in events.iter().filter(|e| e["event"] == "object-stored") {
                     if let Some(p) = e["path"].as_str() {
                         receipted.insert(p.to_owned(), e["readBack"].clone());
@@ -156,13 +160,52 @@ pub async fn verify_remote(
             ));
         }
     }
-    let receipts_prefix = target.key("receipts/");
+    // The receipt's copy in the store (made when the upload completed) is the local receipt.
+    if receipt == "verified-chain" && receipt_complete {
+        for local in [
+            Some(rpath.clone()),
+            Some(PathBuf::from(format!("{}.minisig", rpath.display()))),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.exists())
+        {
+            let rel = local
+                .strip_prefix(root)
+                .map(|r| r.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            let key = target.key(&rel);
+            let (sha, size) = custos::package::sha256_file(&local).map_err(|e| e.to_string())?;
+            match store.head(&key).await.map_err(|e| format!("{key}: {e}"))? {
+                None => findings.push(finding(
+                    "remote-receipt-missing",
+                    key,
+                    format!("the completed upload's {rel} is not in the store"),
+                    "re-run custos upload: it stores the receipt beside the export",
+                )),
+                Some(b)
+                    if b.size != Some(size)
+                        || b.sha256.as_ref().or(b.sha256_metadata.as_ref()) != Some(&sha) =>
+                {
+                    findings.push(finding(
+                        "remote-receipt-mismatch",
+                        key,
+                        format!("the stored {rel} differs from the local one (SHA-256 {sha})"),
+                        "one of the two receipts was changed; compare them and check their signatures",
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let receipt_key = target.key(&format!("receipts/{}", target.receipt_name()));
+    let receipt_keys = [receipt_key.clone(), format!("{receipt_key}.minisig")];
     for key in store
         .list(&target.prefix())
         .await
         .map_err(|e| e.to_string())?
     {
-        if !expected.contains(&key) && !key.starts_with(&receipts_prefix) {
+        if !expected.contains(&key) && !receipt_keys.contains(&key) {
             findings.push(finding(
                 "remote-unexpected",
                 key,

@@ -25,6 +25,29 @@ use crate::plan::Item;
 use crate::store::{Check, PutError, StoreOptions, Stored, part_size};
 use crate::target::{Encryption, LockMode, Protection};
 
+/// Adds SSE and Object Lock headers to a PutObject or CreateMultipartUpload builder (two types
+/// with the same setters).
+macro_rules! protect {
+    ($req:expr, $p:expr) => {{
+        let mut req = match &$p.encryption {
+            Encryption::BucketDefault => $req,
+            Encryption::Aes256 => $req.server_side_encryption(ServerSideEncryption::Aes256),
+            Encryption::Kms(k) => $req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(k.clone()),
+        };
+        if let (Some(mode), Some(until)) = ($p.lock_mode, $p.retain_until) {
+            req = req
+                .object_lock_mode(lock_mode(mode))
+                .object_lock_retain_until_date(DateTime::from_secs(until.unix_timestamp()));
+        }
+        if $p.legal_hold {
+            req = req.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On);
+        }
+        req
+    }};
+}
+
 /// A bucket.
 pub struct S3Store {
     client: Client,
@@ -401,21 +424,7 @@ impl S3Store {
             .checksum_sha256(hex_to_b64(&item.sha256)?)
             .metadata("sha256", &item.sha256)
             .if_none_match("*");
-        req = match &p.encryption {
-            Encryption::BucketDefault => req,
-            Encryption::Aes256 => req.server_side_encryption(ServerSideEncryption::Aes256),
-            Encryption::Kms(k) => req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(k.clone()),
-        };
-        if let (Some(mode), Some(until)) = (p.lock_mode, p.retain_until) {
-            req = req
-                .object_lock_mode(lock_mode(mode))
-                .object_lock_retain_until_date(DateTime::from_secs(until.unix_timestamp()));
-        }
-        if p.legal_hold {
-            req = req.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On);
-        }
+        req = protect!(req, p);
         let out = req.send().await.map_err(|e| {
             let st = status_of(&e);
             put_error(e, st)
@@ -468,21 +477,7 @@ impl S3Store {
             .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
             .checksum_type(ChecksumType::FullObject)
             .metadata("sha256", &item.sha256);
-        req = match &p.encryption {
-            Encryption::BucketDefault => req,
-            Encryption::Aes256 => req.server_side_encryption(ServerSideEncryption::Aes256),
-            Encryption::Kms(k) => req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(k.clone()),
-        };
-        if let (Some(mode), Some(until)) = (p.lock_mode, p.retain_until) {
-            req = req
-                .object_lock_mode(lock_mode(mode))
-                .object_lock_retain_until_date(DateTime::from_secs(until.unix_timestamp()));
-        }
-        if p.legal_hold {
-            req = req.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On);
-        }
+        req = protect!(req, p);
         let created = req.send().await.map_err(|e| {
             let st = status_of(&e);
             put_error(e, st)

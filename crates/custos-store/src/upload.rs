@@ -66,6 +66,8 @@ pub struct UploadReport {
     pub preflight: Vec<Check>,
     /// Every object is stored and verified.
     pub complete: bool,
+    /// Keys of the receipt (and its signature) stored beside the export once it is complete.
+    pub receipt_copies: Vec<String>,
 }
 
 /// Why an upload did not run to its end.
@@ -326,10 +328,14 @@ pub async fn upload(
         failed: Vec::new(),
         preflight: preflight.clone(),
         complete: false,
+        receipt_copies: Vec::new(),
     };
     if already_complete {
         report.skipped = report.objects;
         report.complete = true;
+        let sig = PathBuf::from(format!("{}.minisig", path.display()));
+        report.signature = sig.exists().then_some(sig);
+        copy_receipt(&store, target, root, &opts.protection, &mut report).await;
         return Ok(report);
     }
     if existed && started.is_some() {
@@ -476,5 +482,55 @@ pub async fn upload(
             "custos signature of an upload receipt",
         )?);
     }
+    if report.complete {
+        copy_receipt(&store, target, root, &opts.protection, &mut report).await;
+    }
     Ok(report)
+}
+
+/// Stores the receipt (final once the upload is complete: a completed receipt is never appended
+/// to) and its signature beside the export, under the same protection, so that whoever holds
+/// the store holds the record of how it was filled. Failures are listed in `report.failed`.
+async fn copy_receipt(
+    store: &Store,
+    target: &Target,
+    root: &Path,
+    p: &Protection,
+    report: &mut UploadReport,
+) {
+    let files = [Some(report.receipt.clone()), report.signature.clone()];
+    for path in files.into_iter().flatten() {
+        let rel = match path.strip_prefix(root) {
+            Ok(r) => r.to_string_lossy().replace('\\', "/"),
+            Err(_) => continue,
+        };
+        let (sha256, size) = match custos::package::sha256_file(&path) {
+            Ok(x) => x,
+            Err(e) => {
+                report.failed.push((rel, e.to_string()));
+                continue;
+            }
+        };
+        let item = Item {
+            rel: rel.clone(),
+            path,
+            size,
+            sha256,
+            source: "computed",
+        };
+        let key = target.key(&rel);
+        match one(store, &item, &key, p).await {
+            Ok(Outcome::Stored { .. } | Outcome::Present { .. }) => report.receipt_copies.push(key),
+            Ok(Outcome::Conflict { .. }) => report
+                .failed
+                .push((rel, format!("another receipt is already stored at {key}"))),
+            Ok(Outcome::Unverified { problems, .. }) => {
+                report.failed.push((rel, problems.join("; ")))
+            }
+            Ok(Outcome::Refused { code, message, .. }) => report
+                .failed
+                .push((rel, format!("refused by the store: {code}: {message}"))),
+            Err(m) => report.failed.push((rel, m)),
+        }
+    }
 }

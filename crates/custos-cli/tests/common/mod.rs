@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+pub mod store;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_custos");
 
