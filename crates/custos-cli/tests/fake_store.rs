@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -64,6 +65,8 @@ struct Fake {
     blocks: BTreeMap<String, Bytes>,
     tokens: u32,
     next: u64,
+    /// Milliseconds each object write takes (a slow store, to kill an upload mid-way).
+    put_delay_ms: u64,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -141,6 +144,10 @@ async fn handle(
             .collect(),
         body,
     };
+    let delay = st.lock().unwrap().put_delay_ms;
+    if delay > 0 && req.method == "PUT" {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     let mut f = st.lock().unwrap();
     f.log.push(req.clone());
     f.next += 1;
@@ -771,5 +778,91 @@ async fn azure_put_blob_and_block_lists_carry_md5_immutability_legal_hold_and_sc
         "{}",
         text(&o)
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_killed_mid_way_resumes_to_a_complete_receipt_and_stores_each_object_once() {
+    let dir = tmp("fake-kill");
+    let root = dir.join("bag");
+    let files: Vec<(String, Vec<u8>)> = (0..30u8)
+        .map(|i| (format!("data/r{i:02}.wav"), payload(i, 3000 + i as usize)))
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    make_bag(&root, &refs);
+    let (url, st) = serve().await;
+    st.lock().unwrap().put_delay_ms = 100;
+    let args = [
+        "upload",
+        root.to_str().unwrap(),
+        "s3://evidence/m9",
+        "--endpoint",
+        &url,
+        "--upload-concurrency",
+        "2",
+    ];
+    let mut child = custos(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it (SIGKILL: no clean-up) once ten objects are receipted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let lines = std::fs::read_dir(root.join("receipts"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+            .map(|t| t.matches("\"object-stored\"").count())
+            .unwrap_or(0);
+        if lines >= 10 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never got going"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (_, before) = receipt(&root);
+    assert!(
+        before.iter().all(|e| e["event"] != "upload-complete"),
+        "killed mid-way"
+    );
+    let stored_before = st.lock().unwrap().objects.len();
+    assert!(
+        stored_before < 34,
+        "{stored_before} objects stored before the kill"
+    );
+
+    st.lock().unwrap().put_delay_ms = 0;
+    let o = run(custos(&args)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (_, ev) = receipt(&root);
+    assert_eq!(ev.last().unwrap()["event"], "upload-complete");
+    let stored: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["event"] == "object-stored")
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<&str> = stored.iter().copied().collect();
+    assert_eq!(
+        (stored.len(), unique.len()),
+        (34, 34),
+        "each object receipted once"
+    );
+    let f = st.lock().unwrap();
+    assert_eq!(f.objects.len(), 35, "34 files and the receipt");
+    // Every write was a conditional create: one that met an object stored before the kill was
+    // refused, never an overwrite.
+    assert!(
+        f.log
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .all(|r| r.h("if-none-match") == Some("*"))
+    );
+    drop(f);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -379,6 +379,27 @@ async fn s3_compliance_lock_on_moto_holds_every_object_and_the_receipt_is_signed
         files.len() + 2,
         "nothing sent twice"
     );
+
+    // `custos verify` checks the receipt too: its signature, and its chain once edited.
+    let pubkey = format!("{}.pub", key.display());
+    let verify = [
+        "verify",
+        root.to_str().unwrap(),
+        "--pubkey",
+        pubkey.as_str(),
+    ];
+    let o = run(custos(&verify)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let edited = std::fs::read_to_string(&rpath).unwrap().replacen(
+        "\"legalHold\":true",
+        "\"legalHold\":false",
+        1,
+    );
+    std::fs::write(&rpath, edited).unwrap();
+    let o = run(custos(&verify)).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("FINDING receipt-chain-broken"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -812,6 +833,20 @@ async fn azure_on_azurite_md5_checked_blocks_no_overwrite_and_remote_verify() {
     c.env("AZURE_STORAGE_CONNECTION_STRING", &conn);
     let o = run(c).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // A container SAS (no account key) works too.
+    let sas = helper(&["az-sas", &conn, "evidence"]);
+    let mut c = custos(&[
+        "upload",
+        root.to_str().unwrap(),
+        "azure://devstoreaccount1/evidence/m-sas",
+        "--endpoint",
+        &format!("http://127.0.0.1:{}/devstoreaccount1", az.port),
+    ]);
+    c.env("AZURE_STORAGE_SAS_TOKEN", sas.as_str().unwrap());
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let sas_blobs = helper(&["az-blobs", &conn, "evidence", "m-sas/"]);
+    assert_eq!(sas_blobs.as_array().unwrap().len(), files.len() + 1);
     // Credentials are checked before anything is written.
     let mut c = custos(&[
         "upload",

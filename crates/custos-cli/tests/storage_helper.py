@@ -100,6 +100,19 @@ def main(argv):
                 }
             )
         return out
+    if cmd == "az-sas":
+        import datetime
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        conn, container = args
+        svc = az(conn)
+        return generate_container_sas(
+            svc.account_name,
+            container,
+            account_key=svc.credential.account_key,
+            permission=ContainerSasPermissions(read=True, add=True, create=True, write=True, list=True),
+            expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1),
+        )
     if cmd == "az-put":
         conn, container, name, text = args
         az(conn).get_container_client(container).upload_blob(name, text.encode())

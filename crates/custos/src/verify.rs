@@ -3,7 +3,8 @@
 //! custody record against the manifest and the files (every item in exactly one outcome, no file
 //! without a row, no row without its file), the custody log's chain and head, the seals in
 //! bag-info, the signature, and for every exported file a three-way comparison: the hash at
-//! acquisition (custody log), the hash in the manifests, the hash recomputed now.
+//! acquisition (custody log), the hash in the manifests, the hash recomputed now. Upload
+//! receipts (`receipts/*.jsonl`, custos-store): chained, naming this bag's tag manifest, signed.
 //!
 //! Problems are **findings** (data: what, where, what to do), never early returns; only an
 //! export that cannot be read at all is an error.
@@ -569,6 +570,49 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, String>
             }
         },
     };
+    // 7. Upload receipts (custos upload): each chained, tied to this bag, signed if a key is given.
+    let tag_sha = sha256_file(&root.join("tagmanifest-sha256.txt"))
+        .map(|(h, _)| h)
+        .unwrap_or_default();
+    for receipt in receipts(root) {
+        let rel = receipt
+            .strip_prefix(root)
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Err(e) = check_chain(&receipt) {
+            push(
+                &mut f,
+                "receipt-chain-broken",
+                rel,
+                e,
+                "the upload receipt was edited; restore it from the copy stored beside the export",
+            );
+            continue;
+        }
+        let events = read_events(&receipt).unwrap_or_default();
+        let started = events.iter().find(|e| e["event"] == "upload-started");
+        if started.and_then(|e| e["tagManifestSha256"].as_str()) != Some(tag_sha.as_str()) {
+            push(
+                &mut f,
+                "receipt-other-export",
+                rel.clone(),
+                "the receipt does not name this bag's tag manifest".into(),
+                "the receipt belongs to another export, or the bag changed after upload",
+            );
+        }
+        let sig = PathBuf::from(format!("{}.minisig", receipt.display()));
+        if let (true, Some(pk)) = (sig.exists(), &opts.pubkey)
+            && let Err(e) = check_file_signature(&receipt, &sig, pk)
+        {
+            push(
+                &mut f,
+                "receipt-signature-invalid",
+                rel,
+                e,
+                "the receipt or its signature was changed after signing, or the key is not the signer's",
+            );
+        }
+    }
     Ok(VerifyReport {
         findings: f,
         files_hashed,
@@ -578,16 +622,37 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, String>
     })
 }
 
-fn check_signature(root: &Path, pubkey: &Path, head: Option<&str>) -> Result<(), String> {
+/// `receipts/*.jsonl` of the export, by name.
+fn receipts(root: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root.join("receipts"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Checks `sig` over `file` with `pubkey`; returns the signature's trusted comment.
+fn check_file_signature(file: &Path, sig: &Path, pubkey: &Path) -> Result<String, String> {
     let pk = minisign::PublicKey::from_file(pubkey)
         .map_err(|e| format!("public key {}: {e}", pubkey.display()))?;
-    let sig = minisign::SignatureBox::from_file(root.join("tagmanifest-sha256.txt.minisig"))
+    let sig = minisign::SignatureBox::from_file(sig)
         .map_err(|e| format!("cannot read the signature: {e}"))?;
-    let data =
-        std::fs::File::open(root.join("tagmanifest-sha256.txt")).map_err(|e| e.to_string())?;
+    let data = std::fs::File::open(file).map_err(|e| e.to_string())?;
     minisign::verify(&pk, &sig, data, true, false, false)
         .map_err(|e| format!("does not verify: {e}"))?;
-    let comment = sig.trusted_comment().map_err(|e| e.to_string())?;
+    sig.trusted_comment().map_err(|e| e.to_string())
+}
+
+fn check_signature(root: &Path, pubkey: &Path, head: Option<&str>) -> Result<(), String> {
+    let comment = check_file_signature(
+        &root.join("tagmanifest-sha256.txt"),
+        &root.join("tagmanifest-sha256.txt.minisig"),
+        pubkey,
+    )?;
     if let Some(h) = head
         && !comment.contains(&format!("custody-log-head:{h}"))
     {
