@@ -556,13 +556,15 @@ async fn s3_every_put_carries_the_sealed_sha256_lock_and_kms_and_big_files_go_as
         create.h("x-amz-meta-sha256"),
         Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&big)).as_str())
     );
-    let parts: Vec<&Req> = log
+    let mut parts: Vec<(u32, usize)> = log
         .iter()
         .filter(|r| r.method == "PUT" && r.query.contains("uploadId"))
+        .map(|r| (r.q("partNumber").unwrap().parse().unwrap(), r.body.len()))
         .collect();
+    parts.sort();
     assert_eq!(
-        parts.iter().map(|r| r.body.len()).collect::<Vec<_>>(),
-        vec![5 * MIB, 5 * MIB, 2 * MIB + 12345]
+        parts,
+        vec![(1, 5 * MIB), (2, 5 * MIB), (3, 2 * MIB + 12345)]
     );
     let complete = log
         .iter()

@@ -56,8 +56,11 @@ pub struct S3Store {
     part_size: Option<u64>,
 }
 
-/// The smallest S3 part (except the last).
+/// The smallest part we send (S3's own minimum is 5 MiB, except the last).
 const MIN_PART: u64 = 64 * 1024 * 1024;
+
+/// Parts of one multipart upload sent at once.
+const PARTS_IN_FLIGHT: usize = 4;
 
 fn describe<E: ProvideErrorMetadata + std::error::Error>(
     e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
@@ -515,43 +518,51 @@ impl S3Store {
         full_crc: &str,
         part_crcs: &[String],
     ) -> Result<Stored, PutError> {
-        let mut done = Vec::with_capacity(part_crcs.len());
-        for (i, crc) in part_crcs.iter().enumerate() {
-            let offset = i as u64 * part;
-            let len = part.min(item.size - offset);
-            let body = ByteStream::read_from()
-                .path(&item.path)
-                .offset(offset)
-                .length(Length::Exact(len))
-                .build()
-                .await
-                .map_err(|e| PutError::Fatal(format!("{}: {e}", item.path.display())))?;
-            let n = i as i32 + 1;
-            let out = self
-                .client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(n)
-                .content_length(len as i64)
-                .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
-                .checksum_crc64_nvme(crc)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| {
-                    let st = status_of(&e);
-                    put_error(e, st)
-                })?;
-            done.push(
-                CompletedPart::builder()
+        // Parts go up PARTS_IN_FLIGHT at a time, each streamed from its range of the file.
+        use futures_util::StreamExt;
+        let mut done: Vec<CompletedPart> = futures_util::stream::iter(part_crcs.iter().enumerate())
+            .map(|(i, crc)| async move {
+                let offset = i as u64 * part;
+                let len = part.min(item.size - offset);
+                let body = ByteStream::read_from()
+                    .path(&item.path)
+                    .offset(offset)
+                    .length(Length::Exact(len))
+                    .build()
+                    .await
+                    .map_err(|e| PutError::Fatal(format!("{}: {e}", item.path.display())))?;
+                let n = i as i32 + 1;
+                let out = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
                     .part_number(n)
-                    .set_e_tag(out.e_tag().map(str::to_owned))
+                    .content_length(len as i64)
+                    .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
                     .checksum_crc64_nvme(crc)
-                    .build(),
-            );
-        }
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        let st = status_of(&e);
+                        put_error(e, st)
+                    })?;
+                Ok::<_, PutError>(
+                    CompletedPart::builder()
+                        .part_number(n)
+                        .set_e_tag(out.e_tag().map(str::to_owned))
+                        .checksum_crc64_nvme(crc)
+                        .build(),
+                )
+            })
+            .buffer_unordered(PARTS_IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        done.sort_by_key(|p| p.part_number());
         let out = self
             .client
             .complete_multipart_upload()

@@ -284,3 +284,121 @@ pub fn kms_matches(want: &str, got: Option<&str>) -> bool {
     let Some(got) = got else { return false };
     got == want || got.ends_with(&format!("/{want}")) || want.starts_with("alias/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::{Encryption, LockMode};
+
+    fn item() -> Item {
+        Item {
+            rel: "data/a.wav".into(),
+            path: "a.wav".into(),
+            size: 10,
+            sha256: "ab".repeat(32),
+            source: "manifest-sha256.txt",
+        }
+    }
+
+    fn stored() -> Stored {
+        Stored {
+            key: "m/data/a.wav".into(),
+            size: Some(10),
+            sha256: Some("ab".repeat(32)),
+            lock_mode: Some("COMPLIANCE".into()),
+            retain_until: Some("2099-01-31T00:00:00Z".into()),
+            legal_hold: Some(true),
+            encryption: Some("aws:kms".into()),
+            kms_key_id: Some("arn:aws:kms:eu-west-1:111122223333:key/k-1".into()),
+            ..Default::default()
+        }
+    }
+
+    fn asked() -> Protection {
+        Protection {
+            lock_mode: Some(LockMode::Compliance),
+            retain_until: Some(time::macros::datetime!(2099-01-31 00:00 UTC)),
+            legal_hold: true,
+            encryption: Encryption::Kms(Some("k-1".into())),
+            encryption_scope: None,
+            require_worm: false,
+        }
+    }
+
+    #[test]
+    fn what_is_stored_must_be_what_was_sent_and_asked_for() {
+        let now = time::OffsetDateTime::now_utc();
+        assert_eq!(
+            check_stored(&item(), &asked(), &stored(), now, false),
+            Vec::<String>::new()
+        );
+        type Change = Box<dyn Fn(&mut Stored)>;
+        let cases: Vec<(&str, Change)> = vec![
+            ("size", Box::new(|s| s.size = Some(9))),
+            ("SHA-256", Box::new(|s| s.sha256 = Some("cd".repeat(32)))),
+            ("no SHA-256", Box::new(|s| s.sha256 = None)),
+            (
+                "lock mode",
+                Box::new(|s| s.lock_mode = Some("GOVERNANCE".into())),
+            ),
+            (
+                "retained until",
+                Box::new(|s| s.retain_until = Some("2098-01-01T00:00:00Z".into())),
+            ),
+            ("legal hold", Box::new(|s| s.legal_hold = Some(false))),
+            (
+                "encryption",
+                Box::new(|s| s.encryption = Some("AES256".into())),
+            ),
+            (
+                "KMS key",
+                Box::new(|s| s.kms_key_id = Some("arn:aws:kms:eu-west-1:1:key/k-2".into())),
+            ),
+        ];
+        for (what, change) in cases {
+            let mut s = stored();
+            change(&mut s);
+            let problems = check_stored(&item(), &asked(), &s, now, false);
+            assert_eq!(problems.len(), 1, "{what}: {problems:?}");
+        }
+        // Azure reports the policy mode as Locked/Unlocked and keeps our SHA-256 in metadata.
+        let mut az = stored();
+        az.lock_mode = Some("locked".into());
+        az.sha256 = None;
+        az.sha256_metadata = Some("ab".repeat(32));
+        az.encryption = Some("aws:kms".into());
+        assert!(check_stored(&item(), &asked(), &az, now, false).is_empty());
+        // An object an earlier run wrote keeps that run's date: in force is enough …
+        let mut earlier = stored();
+        earlier.retain_until = Some("2098-01-01T00:00:00Z".into());
+        assert!(check_stored(&item(), &asked(), &earlier, now, true).is_empty());
+        // … but not a retention that has ended.
+        earlier.retain_until = Some("2001-01-01T00:00:00Z".into());
+        assert_eq!(
+            check_stored(&item(), &asked(), &earlier, now, true).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn kms_keys_match_by_id_arn_or_alias() {
+        let arn = Some("arn:aws:kms:eu-west-1:111122223333:key/k-1");
+        assert!(kms_matches("k-1", arn));
+        assert!(kms_matches(
+            "arn:aws:kms:eu-west-1:111122223333:key/k-1",
+            arn
+        ));
+        assert!(kms_matches("alias/evidence", arn));
+        assert!(!kms_matches("k-2", arn));
+        assert!(!kms_matches("k-1", None));
+    }
+
+    #[test]
+    fn parts_fit_ten_thousand() {
+        assert_eq!(part_size(1, 64), 64);
+        assert_eq!(
+            part_size(5 * 1024 * 1024 * 1024 * 1024, 64 * 1024 * 1024),
+            549_755_814
+        );
+    }
+}
