@@ -284,6 +284,12 @@ async fn s3_compliance_lock_on_moto_holds_every_object_and_the_receipt_is_signed
         assert!(e["write"]["versionId"].is_string() && e["write"]["requestId"].is_string());
     }
     assert_eq!(ev.last().unwrap()["event"], "upload-complete");
+    // The receipt lives beside the bag, outside what it seals: bagit-python still validates it.
+    let b = Command::new("bagit.py")
+        .args(["--validate", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
     let v = Command::new("minisign")
         .args([
             "-Vm",
@@ -833,6 +839,43 @@ async fn azure_on_azurite_md5_checked_blocks_no_overwrite_and_remote_verify() {
     c.env("AZURE_STORAGE_CONNECTION_STRING", &conn);
     let o = run(c).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // A file changed after sealing: custos hashes each file for its Content-MD5 and refuses to
+    // send one whose SHA-256 is not the sealed one (Azure does not check metadata).
+    let wav = files.keys().find(|k| k.ends_with(".wav")).unwrap().clone();
+    let path = root.join(&wav);
+    let original = std::fs::read(&path).unwrap();
+    let mut changed = original.clone();
+    changed[200] ^= 0x11;
+    let mut perm = std::fs::metadata(&path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&path, perm).unwrap();
+    std::fs::write(&path, &changed).unwrap();
+    let mut c = custos(&[
+        "upload",
+        root.to_str().unwrap(),
+        "azure://devstoreaccount1/evidence/m-changed",
+    ]);
+    c.env("AZURE_STORAGE_CONNECTION_STRING", &conn);
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains(&format!("NOT STORED {wav}: not sent (LocalDigestMismatch)")),
+        "{}",
+        text(&o)
+    );
+    let sent = helper(&["az-blobs", &conn, "evidence", "m-changed/"]);
+    assert!(
+        !sent
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["name"] == format!("m-changed/{wav}")),
+        "nothing of the changed file was stored"
+    );
+    std::fs::write(&path, &original).unwrap();
+
     // A container SAS (no account key) works too.
     let sas = helper(&["az-sas", &conn, "evidence"]);
     let mut c = custos(&[

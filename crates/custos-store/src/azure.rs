@@ -784,7 +784,7 @@ fn local_check(item: &Item, sha: &str) -> Result<(), PutError> {
     }
     Err(PutError::Refused {
         status: 0,
-        code: "LocalDigestMismatch".into(),
+        code: crate::store::LOCAL_DIGEST_MISMATCH.into(),
         message: format!(
             "the file's SHA-256 is {sha}, the bag sealed {}; not uploaded",
             item.sha256

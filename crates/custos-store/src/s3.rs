@@ -465,7 +465,7 @@ impl S3Store {
         if sha != item.sha256 {
             return Err(PutError::Refused {
                 status: 0,
-                code: "LocalDigestMismatch".into(),
+                code: crate::store::LOCAL_DIGEST_MISMATCH.into(),
                 message: format!(
                     "the file's SHA-256 is {sha}, the bag sealed {}; not uploaded",
                     item.sha256

@@ -64,6 +64,10 @@ pub struct Stored {
     pub multipart: bool,
 }
 
+/// The `code` of a [`PutError::Refused`] raised by custos itself: the file's SHA-256, computed
+/// while preparing its upload, is not the one the bag sealed, so it is not sent.
+pub const LOCAL_DIGEST_MISMATCH: &str = "LocalDigestMismatch";
+
 /// Why a put did not store the object.
 #[derive(Debug, thiserror::Error)]
 pub enum PutError {

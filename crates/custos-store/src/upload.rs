@@ -228,6 +228,15 @@ async fn one(store: &Store, item: &Item, key: &str, p: &Protection) -> Result<Ou
     }
 }
 
+/// Why an object was not stored, in words: refused by the store, or not sent (the file is not
+/// what the bag sealed).
+fn refused(code: &str, message: &str) -> String {
+    match code {
+        crate::store::LOCAL_DIGEST_MISMATCH => format!("not sent ({code}): {message}"),
+        _ => format!("refused by the store: {code}: {message}"),
+    }
+}
+
 /// Path of the receipt for `target` in the export at `root`.
 pub fn receipt_path(root: &Path, target: &Target) -> PathBuf {
     root.join("receipts").join(target.receipt_name())
@@ -432,10 +441,9 @@ pub async fn upload(
                         "object-refused",
                         merge(json!({"status": status, "code": code, "message": message})),
                     )?;
-                    report.failed.push((
-                        item.rel.clone(),
-                        format!("refused by the store: {code}: {message}"),
-                    ));
+                    report
+                        .failed
+                        .push((item.rel.clone(), refused(&code, &message)));
                 }
                 Err(m) => {
                     log.append("upload-stopped", json!({"reason": m, "at": item.rel}))?;
@@ -527,9 +535,9 @@ async fn copy_receipt(
             Ok(Outcome::Unverified { problems, .. }) => {
                 report.failed.push((rel, problems.join("; ")))
             }
-            Ok(Outcome::Refused { code, message, .. }) => report
-                .failed
-                .push((rel, format!("refused by the store: {code}: {message}"))),
+            Ok(Outcome::Refused { code, message, .. }) => {
+                report.failed.push((rel, refused(&code, &message)))
+            }
             Err(m) => report.failed.push((rel, m)),
         }
     }
