@@ -311,12 +311,11 @@ impl AzureStore {
                     .map_err(|e| PutError::Fatal(format!("reading the file: {e}")))?;
                 req = req.body(b);
             }
-            let retry = match req.send().await {
-                Ok(r) if r.status().is_server_error() && attempt < 5 => {
-                    format!("HTTP {}", r.status())
-                }
+            match req.send().await {
+                // Server errors and dropped connections: again, after a while (up to 5 tries).
+                Ok(r) if r.status().is_server_error() && attempt < 5 => {}
                 Ok(r) => return Ok(r),
-                Err(e) if attempt < 5 && !e.is_builder() => e.without_url().to_string(),
+                Err(e) if attempt < 5 && !e.is_builder() => {}
                 Err(e) => {
                     return Err(PutError::Fatal(format!(
                         "{method} {}: {}",
@@ -324,8 +323,7 @@ impl AzureStore {
                         e.without_url()
                     )));
                 }
-            };
-            let _ = retry;
+            }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(8));
         }

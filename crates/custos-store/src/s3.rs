@@ -109,6 +109,8 @@ const FATAL_CODES: &[&str] = &[
     "AccountProblem",
     "AllAccessDisabled",
     "PermanentRedirect",
+    // Missing permissions (e.g. s3:PutObjectRetention for the lock headers) refuse every object.
+    "AccessDenied",
     // The KMS key cannot be used: every object would be refused the same way.
     "KMS.NotFoundException",
     "KMS.DisabledException",
@@ -118,12 +120,11 @@ const FATAL_CODES: &[&str] = &[
 
 fn put_error<E: ProvideErrorMetadata + std::error::Error>(
     e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-    status: Option<u16>,
 ) -> PutError {
     match &e {
         SdkError::ServiceError(s) => {
             let code = s.err().code().unwrap_or("").to_owned();
-            let status = status.unwrap_or(0);
+            let status = s.raw().status().as_u16();
             if status == 412 || code == "PreconditionFailed" {
                 return PutError::Exists;
             }
@@ -147,17 +148,8 @@ fn put_error<E: ProvideErrorMetadata + std::error::Error>(
     }
 }
 
-fn status_of<E, R: HasStatus>(e: &SdkError<E, R>) -> Option<u16> {
-    e.raw_response().map(|r| r.status_code())
-}
-
-trait HasStatus {
-    fn status_code(&self) -> u16;
-}
-impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
-    }
+fn status_of<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
 }
 
 fn rfc3339(d: &DateTime) -> Option<String> {
@@ -428,10 +420,7 @@ impl S3Store {
             .metadata("sha256", &item.sha256)
             .if_none_match("*");
         req = protect!(req, p);
-        let out = req.send().await.map_err(|e| {
-            let st = status_of(&e);
-            put_error(e, st)
-        })?;
+        let out = req.send().await.map_err(put_error)?;
         Ok(Stored {
             key: key.into(),
             version_id: out.version_id().map(str::to_owned),
@@ -481,10 +470,7 @@ impl S3Store {
             .checksum_type(ChecksumType::FullObject)
             .metadata("sha256", &item.sha256);
         req = protect!(req, p);
-        let created = req.send().await.map_err(|e| {
-            let st = status_of(&e);
-            put_error(e, st)
-        })?;
+        let created = req.send().await.map_err(put_error)?;
         let upload_id = created
             .upload_id()
             .ok_or_else(|| PutError::Fatal("CreateMultipartUpload returned no UploadId".into()))?
@@ -545,10 +531,7 @@ impl S3Store {
                     .body(body)
                     .send()
                     .await
-                    .map_err(|e| {
-                        let st = status_of(&e);
-                        put_error(e, st)
-                    })?;
+                    .map_err(put_error)?;
                 Ok::<_, PutError>(
                     CompletedPart::builder()
                         .part_number(n)
@@ -579,10 +562,7 @@ impl S3Store {
             .if_none_match("*")
             .send()
             .await
-            .map_err(|e| {
-                let st = status_of(&e);
-                put_error(e, st)
-            })?;
+            .map_err(put_error)?;
         Ok(Stored {
             key: key.into(),
             version_id: out.version_id().map(str::to_owned),
@@ -611,8 +591,7 @@ impl S3Store {
             Ok(o) => o,
             Err(e) if status_of(&e) == Some(404) => return Ok(None),
             Err(e) => {
-                let st = status_of(&e);
-                return Err(put_error(e, st));
+                return Err(put_error(e));
             }
         };
         Ok(Some(Stored {
@@ -648,10 +627,7 @@ impl S3Store {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                let st = status_of(&e);
-                put_error(e, st)
-            })?;
+            let page = page.map_err(put_error)?;
             keys.extend(
                 page.contents()
                     .iter()
