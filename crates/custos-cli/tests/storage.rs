@@ -214,6 +214,20 @@ fn events<'a>(ev: &'a [Value], kind: &str) -> Vec<&'a Value> {
     ev.iter().filter(|e| e["event"] == kind).collect()
 }
 
+/// Changes one byte of a (read-only) evidence file in place, as tampering would; returns the
+/// bytes before and after.
+fn change_one_byte(path: &Path) -> (Vec<u8>, Vec<u8>) {
+    let original = std::fs::read(path).unwrap();
+    let mut changed = original.clone();
+    changed[100] ^= 0x55;
+    let mut perm = std::fs::metadata(path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(path, perm).unwrap();
+    std::fs::write(path, &changed).unwrap();
+    (original, changed)
+}
+
 fn b64(hex_sha: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(hex::decode(hex_sha).unwrap())
@@ -653,14 +667,7 @@ async fn s3s_fs_refuses_a_file_changed_after_sealing_with_bad_digest_and_the_rer
     // recomputes it over the bytes it receives and refuses them.
     let wav = files.keys().find(|k| k.ends_with(".wav")).unwrap().clone();
     let path = root.join(&wav);
-    let original = std::fs::read(&path).unwrap();
-    let mut changed = original.clone();
-    changed[100] ^= 0x55;
-    let mut perm = std::fs::metadata(&path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perm.set_readonly(false);
-    std::fs::set_permissions(&path, perm).unwrap();
-    std::fs::write(&path, &changed).unwrap();
+    let (original, changed) = change_one_byte(&path);
     let o = run(custos(&[
         "upload",
         root.to_str().unwrap(),
@@ -843,14 +850,7 @@ async fn azure_on_azurite_md5_checked_blocks_no_overwrite_and_remote_verify() {
     // send one whose SHA-256 is not the sealed one (Azure does not check metadata).
     let wav = files.keys().find(|k| k.ends_with(".wav")).unwrap().clone();
     let path = root.join(&wav);
-    let original = std::fs::read(&path).unwrap();
-    let mut changed = original.clone();
-    changed[200] ^= 0x11;
-    let mut perm = std::fs::metadata(&path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perm.set_readonly(false);
-    std::fs::set_permissions(&path, perm).unwrap();
-    std::fs::write(&path, &changed).unwrap();
+    let (original, _) = change_one_byte(&path);
     let mut c = custos(&[
         "upload",
         root.to_str().unwrap(),
