@@ -793,7 +793,7 @@ async fn an_upload_killed_mid_way_resumes_to_a_complete_receipt_and_stores_each_
     let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
     make_bag(&root, &refs);
     let (url, st) = serve().await;
-    st.lock().unwrap().put_delay_ms = 100;
+    st.lock().unwrap().put_delay_ms = 150;
     let args = [
         "upload",
         root.to_str().unwrap(),
@@ -808,7 +808,8 @@ async fn an_upload_killed_mid_way_resumes_to_a_complete_receipt_and_stores_each_
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it (SIGKILL: no clean-up) once ten objects are receipted.
+    // Kill it (SIGKILL: no clean-up, the lock goes with the process) once ten objects are
+    // receipted.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let lines = std::fs::read_dir(root.join("receipts"))
@@ -826,6 +827,16 @@ async fn an_upload_killed_mid_way_resumes_to_a_complete_receipt_and_stores_each_
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+    // A second upload to the same destination meanwhile is refused: it would interleave its
+    // lines into the receipt's chain.
+    let o = run(custos(&args)).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("another custos upload to this destination is running"),
+        "{}",
+        text(&o)
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let (_, before) = receipt(&root);

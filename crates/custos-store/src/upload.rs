@@ -237,6 +237,27 @@ fn refused(code: &str, message: &str) -> String {
     }
 }
 
+/// An exclusive lock on `<receipt>.lock`, held until dropped.
+fn lock(receipt: &Path) -> Result<std::fs::File, UploadError> {
+    let p = PathBuf::from(format!("{}.lock", receipt.display()));
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| UploadError::Stopped(format!("{}: {e}", p.display())))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(UploadError::Config(format!(
+            "another custos upload to this destination is running ({} is locked)",
+            p.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(UploadError::Stopped(format!("{}: {e}", p.display())))
+        }
+    }
+}
+
 /// Path of the receipt for `target` in the export at `root`.
 pub fn receipt_path(root: &Path, target: &Target) -> PathBuf {
     root.join("receipts").join(target.receipt_name())
@@ -281,6 +302,8 @@ pub async fn upload(
     std::fs::create_dir_all(dir)
         .map_err(|e| UploadError::Stopped(format!("{}: {e}", dir.display())))?;
     let existed = path.exists();
+    // One upload per receipt at a time: a second run would interleave its lines into the chain.
+    let _lock = lock(&path)?;
     let log = CustodyLog::open(
         &path,
         json!({"osUser": custos::pipeline::os_identity(), "operator": opts.operator}),
