@@ -205,7 +205,7 @@ fn print(r: &UploadReport, json: bool) {
     }
     out!("Upload: {}", r.target);
     out!(
-        "  objects {}  |  stored {}  already there {}  from earlier runs {}  not stored {}",
+        "  objects {}  |  stored {}  already there {}  from earlier runs {}  failed {}",
         r.objects,
         r.stored,
         r.already_present,
@@ -213,7 +213,7 @@ fn print(r: &UploadReport, json: bool) {
         r.failed.len()
     );
     for (path, why) in &r.failed {
-        out!("  NOT STORED {path}: {why}");
+        out!("  FAILED {path}: {why}");
     }
     out!("  receipt                {}", r.receipt.display());
     if let Some(s) = &r.signature {

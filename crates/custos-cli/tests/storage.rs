@@ -678,9 +678,8 @@ async fn s3s_fs_refuses_a_file_changed_after_sealing_with_bad_digest_and_the_rer
     .await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains(&format!(
-            "NOT STORED {wav}: refused by the store: BadDigest"
-        )),
+        String::from_utf8_lossy(&o.stdout)
+            .contains(&format!("FAILED {wav}: refused by the store: BadDigest")),
         "{}",
         text(&o)
     );
@@ -723,9 +722,8 @@ async fn s3s_fs_refuses_a_file_changed_after_sealing_with_bad_digest_and_the_rer
     .await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains(&format!(
-            "NOT STORED {wav}: another object is already stored"
-        )),
+        String::from_utf8_lossy(&o.stdout)
+            .contains(&format!("FAILED {wav}: another object is already stored")),
         "{}",
         text(&o)
     );
@@ -827,7 +825,7 @@ async fn azure_on_azurite_md5_checked_blocks_no_overwrite_and_remote_verify() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout)
-            .contains("NOT STORED data/manifest.csv: another object is already stored"),
+            .contains("FAILED data/manifest.csv: another object is already stored"),
         "{}",
         text(&o)
     );
@@ -861,7 +859,7 @@ async fn azure_on_azurite_md5_checked_blocks_no_overwrite_and_remote_verify() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout)
-            .contains(&format!("NOT STORED {wav}: not sent (LocalDigestMismatch)")),
+            .contains(&format!("FAILED {wav}: not sent (LocalDigestMismatch)")),
         "{}",
         text(&o)
     );
@@ -875,6 +873,27 @@ async fn azure_on_azurite_md5_checked_blocks_no_overwrite_and_remote_verify() {
         "nothing of the changed file was stored"
     );
     std::fs::write(&path, &original).unwrap();
+
+    // Azurite accepts immutability headers and ignores them: the read-back shows no policy, so
+    // custos reports every object as stored but not as asked, never as protected.
+    let mut c = custos(&[
+        "upload",
+        root.to_str().unwrap(),
+        "azure://devstoreaccount1/evidence/m-lock",
+        "--lock-mode",
+        "compliance",
+        "--retain-days",
+        "1",
+    ]);
+    c.env("AZURE_STORAGE_CONNECTION_STRING", &conn);
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("FAILED data/manifest.csv: stored, but not as asked: lock mode is None"),
+        "{out}"
+    );
+    assert!(out.contains("stored 0  already there 0"), "{out}");
 
     // A container SAS (no account key) works too.
     let sas = helper(&["az-sas", &conn, "evidence"]);

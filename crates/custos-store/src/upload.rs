@@ -60,7 +60,7 @@ pub struct UploadReport {
     pub already_present: u64,
     /// Receipted by an earlier run, so not sent.
     pub skipped: u64,
-    /// Not stored: path and why.
+    /// Not stored, or stored but not as asked: path and why.
     pub failed: Vec<(String, String)>,
     /// The pre-flight checks.
     pub preflight: Vec<Check>,
@@ -439,7 +439,10 @@ pub async fn upload(
                         "object-unverified",
                         merge(json!({"write": stored, "readBack": back, "problems": problems})),
                     )?;
-                    report.failed.push((item.rel.clone(), problems.join("; ")));
+                    report.failed.push((
+                        item.rel.clone(),
+                        format!("stored, but not as asked: {}", problems.join("; ")),
+                    ));
                 }
                 Ok(Outcome::Conflict { back }) => {
                     let why = format!(
@@ -555,9 +558,10 @@ async fn copy_receipt(
             Ok(Outcome::Conflict { .. }) => report
                 .failed
                 .push((rel, format!("another receipt is already stored at {key}"))),
-            Ok(Outcome::Unverified { problems, .. }) => {
-                report.failed.push((rel, problems.join("; ")))
-            }
+            Ok(Outcome::Unverified { problems, .. }) => report.failed.push((
+                rel,
+                format!("stored, but not as asked: {}", problems.join("; ")),
+            )),
             Ok(Outcome::Refused { code, message, .. }) => {
                 report.failed.push((rel, refused(&code, &message)))
             }
