@@ -55,6 +55,10 @@ enum Command {
         /// receipt (sizes, stored checksums, versions, retention, nothing extra).
         #[arg(long, value_name = "URL")]
         remote: Option<String>,
+        /// With --remote: also download every object and hash its bytes here (for stores whose
+        /// own checksum cannot be relied on).
+        #[arg(long, requires = "remote")]
+        download: bool,
         #[command(flatten)]
         client: upload::ClientArgs,
     },
@@ -84,7 +88,7 @@ async fn verify(
     pubkey: Option<std::path::PathBuf>,
     sample: f64,
     json: bool,
-    remote: Option<(String, upload::ClientArgs)>,
+    remote: Option<(String, upload::ClientArgs, bool)>,
 ) -> i32 {
     use std::io::Write;
     if !(sample > 0.0 && sample <= 1.0) {
@@ -104,23 +108,25 @@ async fn verify(
         }
     };
     let remote = match remote {
-        Some((url, client)) => match upload::verify_remote(dir, &url, &client).await {
-            Ok(r) => {
-                report.findings.extend(r.findings.iter().cloned());
-                Some(r)
+        Some((url, client, download)) => {
+            match upload::verify_remote(dir, &url, &client, download).await {
+                Ok(r) => {
+                    report.findings.extend(r.findings.iter().cloned());
+                    Some(r)
+                }
+                Err(e) => {
+                    eprintln!("custos: error: the remote check could not run: {e}");
+                    return 2;
+                }
             }
-            Err(e) => {
-                eprintln!("custos: error: the remote check could not run: {e}");
-                return 2;
-            }
-        },
+        }
         None => None,
     };
     let mut out = std::io::stdout().lock();
     if json {
         let mut v = serde_json::to_value(&report).expect("json");
         if let Some(r) = &remote {
-            v["remote"] = serde_json::json!({"target": r.target, "objects": r.objects, "protected": r.protected, "receipt": r.receipt});
+            v["remote"] = serde_json::json!({"target": r.target, "objects": r.objects, "protected": r.protected, "receipt": r.receipt, "downloadedBytes": r.downloaded_bytes});
         }
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
@@ -144,8 +150,19 @@ async fn verify(
         if let Some(r) = &remote {
             let _ = writeln!(
                 out,
-                "{}: {} objects compared, {} under retention or legal hold now, receipt {}",
-                r.target, r.objects, r.protected, r.receipt
+                "{}: {} objects compared, {} under retention or legal hold now, receipt {}{}",
+                r.target,
+                r.objects,
+                r.protected,
+                r.receipt,
+                if r.downloaded_bytes > 0 {
+                    format!(
+                        ", {:.1} MB downloaded and hashed",
+                        r.downloaded_bytes as f64 / 1e6
+                    )
+                } else {
+                    String::new()
+                }
             );
         }
     }
@@ -200,8 +217,18 @@ async fn main() {
             sample,
             json,
             remote,
+            download,
             client,
-        } => verify(&dir, pubkey, sample, json, remote.map(|r| (r, client))).await,
+        } => {
+            verify(
+                &dir,
+                pubkey,
+                sample,
+                json,
+                remote.map(|r| (r, client, download)),
+            )
+            .await
+        }
         Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {
             Ok(public) => {

@@ -305,9 +305,10 @@ pub async fn verify_remote(
     dir: &std::path::Path,
     url: &str,
     client: &ClientArgs,
+    download: bool,
 ) -> Result<custos_store::remote::RemoteReport, String> {
     let target = Target::parse(url)?;
-    custos_store::remote::verify_remote(dir, &target, &client.options()).await
+    custos_store::remote::verify_remote(dir, &target, &client.options(), download).await
 }
 
 #[cfg(test)]

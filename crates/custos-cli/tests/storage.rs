@@ -639,6 +639,69 @@ async fn a_bucket_without_object_lock_is_refused_with_require_worm_and_verify_re
             ),
         ]
     );
+
+    // A store that does not check what it is sent (moto) can hold other bytes under the sealed
+    // checksum: comparing checksums cannot see it; --download hashes the bytes themselves.
+    let other = files
+        .keys()
+        .filter(|k| k.ends_with(".wav"))
+        .nth(1)
+        .unwrap()
+        .clone();
+    let fake = dir.join("same-size-other-bytes");
+    let mut bytes = std::fs::read(root.join(&other)).unwrap();
+    bytes[100] ^= 0x55;
+    std::fs::write(&fake, &bytes).unwrap();
+    helper(&[
+        "s3-put-claiming",
+        &s3.url,
+        "plain",
+        &format!("m7/{other}"),
+        fake.to_str().unwrap(),
+        &b64(&files[&other]),
+    ]);
+    let remote = |download: bool| {
+        let mut a = vec![
+            "verify",
+            root.to_str().unwrap(),
+            "--remote",
+            url,
+            "--endpoint",
+            &s3.url,
+            "--json",
+        ];
+        if download {
+            a.push("--download");
+        }
+        custos(&a)
+    };
+    let kinds = |o: &std::process::Output| -> Vec<String> {
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f["kind"].as_str().unwrap(),
+                    f["where"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let o = run(remote(false)).await;
+    assert_eq!(kinds(&o).len(), 3, "{}", text(&o));
+    let o = run(remote(true)).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let found = kinds(&o);
+    assert_eq!(found.len(), 4, "{found:?}");
+    assert!(
+        found.contains(&format!("remote-mismatch m7/{other}")),
+        "{found:?}"
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["remote"]["downloadedBytes"].as_u64().unwrap() > 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -840,10 +903,16 @@ async fn azure_on_azurite_md5_checked_blocks_no_overwrite_and_remote_verify() {
         root.to_str().unwrap(),
         "--remote",
         "azure://devstoreaccount1/evidence/m7",
+        "--download",
     ]);
     c.env("AZURE_STORAGE_CONNECTION_STRING", &conn);
     let o = run(c).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("MB downloaded and hashed"),
+        "{}",
+        text(&o)
+    );
     // A file changed after sealing: custos hashes each file for its Content-MD5 and refuses to
     // send one whose SHA-256 is not the sealed one (Azure does not check metadata).
     let wav = files.keys().find(|k| k.ends_with(".wav")).unwrap().clone();

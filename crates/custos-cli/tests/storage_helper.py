@@ -79,6 +79,16 @@ def main(argv):
         endpoint, bucket, key, text = args
         r = s3(endpoint).put_object(Bucket=bucket, Key=key, Body=text.encode())
         return {"versionId": r.get("VersionId")}
+    if cmd == "s3-put-claiming":
+        # Bytes with a checksum header that does not belong to them: a store that checks
+        # refuses this; moto stores it and reports the claimed checksum as the object's.
+        endpoint, bucket, key, path, sha_b64 = args
+        with open(path, "rb") as f:
+            body = f.read()
+        r = s3(endpoint).put_object(
+            Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=sha_b64
+        )
+        return {"versionId": r.get("VersionId")}
     if cmd == "az-container":
         conn, name = args
         az(conn).create_container(name)

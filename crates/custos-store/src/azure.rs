@@ -654,6 +654,34 @@ impl AzureStore {
         }))
     }
 
+    /// Get Blob, hashed as it streams.
+    pub async fn download_sha256(&self, key: &str) -> Result<(String, u64), PutError> {
+        use futures_util::StreamExt;
+        let resp = self
+            .send(
+                reqwest::Method::GET,
+                self.url(Some(key), &[]),
+                HeaderMap::new(),
+                None,
+                no_body,
+            )
+            .await?;
+        if !resp.status().is_success() {
+            let e = refusal(resp).await;
+            return Err(PutError::Fatal(format!("Get Blob {key}: {e}")));
+        }
+        let mut sha = sha2::Sha256::new();
+        let mut n = 0u64;
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|e| PutError::Fatal(format!("reading the blob: {}", e.without_url())))?;
+            sha2::Digest::update(&mut sha, &chunk);
+            n += chunk.len() as u64;
+        }
+        Ok((hex::encode(sha2::Digest::finalize(sha)), n))
+    }
+
     /// List Blobs under `prefix`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, PutError> {
         let mut names = Vec::new();

@@ -184,6 +184,11 @@ impl S3Store {
             .request_checksum_calculation(
                 aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
             )
+            // … and checks what it downloads itself (verify --remote --download), so that a
+            // body that does not match the store's checksum is a finding, not a read error.
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            )
             .force_path_style(custom_endpoint);
         if conf.region().is_none() {
             if custom_endpoint {
@@ -614,6 +619,31 @@ impl S3Store {
             multipart: out.e_tag().is_some_and(|t| t.contains('-')),
             ..Default::default()
         }))
+    }
+
+    /// GetObject, hashed as it streams.
+    pub async fn download_sha256(&self, key: &str) -> Result<(String, u64), PutError> {
+        use sha2::Digest;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(put_error)?;
+        let mut body = out.body;
+        let mut sha = sha2::Sha256::new();
+        let mut n = 0u64;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| PutError::Fatal(format!("reading the object: {e}")))?
+        {
+            sha.update(&chunk);
+            n += chunk.len() as u64;
+        }
+        Ok((hex::encode(sha.finalize()), n))
     }
 
     /// Every key under `prefix`.

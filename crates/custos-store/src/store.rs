@@ -173,6 +173,15 @@ impl Store {
         }
     }
 
+    /// Downloads the object at `key` and returns the SHA-256 (hex) and length of its bytes,
+    /// hashed as they arrive (nothing kept).
+    pub async fn download_sha256(&self, key: &str) -> Result<(String, u64), PutError> {
+        match self {
+            Store::S3(s) => s.download_sha256(key).await,
+            Store::Azure(a) => a.download_sha256(key).await,
+        }
+    }
+
     /// Every key under `prefix`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, PutError> {
         match self {
