@@ -1,6 +1,7 @@
 //! What an upload sends: every file of a sealed export, with the SHA-256 the bag sealed it with
-//! (not one computed now: the store checks the bytes it receives against the sealed hash, so a
-//! file changed since sealing is refused by the store rather than preserved).
+//! (not one computed now). S3 checks the bytes of a single PUT against that hash, so a file
+//! changed since sealing is refused by the store rather than preserved; for multipart uploads
+//! and Azure, custos hashes the file while preparing the upload and does not send a mismatch.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
