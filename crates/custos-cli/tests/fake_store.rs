@@ -153,19 +153,40 @@ async fn handle(
     f.next += 1;
     let n = f.next;
     let path = req.path.clone();
-    // Entra ID token endpoint.
+    // Entra ID: the token endpoint (client secret or federated token) and a managed identity
+    // endpoint.
     if path.ends_with("/oauth2/v2.0/token") {
         f.tokens += 1;
         let form = String::from_utf8_lossy(&req.body).to_string();
-        if !form.contains("client_secret=s3cret") || !form.contains("grant_type=client_credentials")
-        {
+        let secret = form.contains("client_secret=s3cret");
+        let federated = form.contains("client_assertion=jwt-abc")
+            && form.contains("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer");
+        if !(secret || federated) || !form.contains("grant_type=client_credentials") {
             return (
                 StatusCode::UNAUTHORIZED,
                 axum::Json(serde_json::json!({"error": "invalid_client"})),
             )
                 .into_response();
         }
-        return axum::Json(serde_json::json!({"access_token": "tok-1", "token_type": "Bearer", "expires_in": 3600})).into_response();
+        return axum::Json(
+            serde_json::json!({"access_token": "tok-1", "token_type": "Bearer", "expires_in": 3600}),
+        )
+        .into_response();
+    }
+    if path == "/msi/token" {
+        f.tokens += 1;
+        if req.h("x-identity-header") != Some("h-1")
+            || req.q("resource").as_deref() != Some("https%3A//storage.azure.com/")
+                && req.q("resource").as_deref() != Some("https://storage.azure.com/")
+        {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(serde_json::json!({"error": "bad request"})),
+            )
+                .into_response();
+        }
+        let expires = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+        return axum::Json(serde_json::json!({"access_token": "tok-1", "expires_on": expires.to_string(), "resource": "https://storage.azure.com/", "token_type": "Bearer"})).into_response();
     }
     if let Some(rest) = path.strip_prefix("/fakeacct/") {
         return azure(&mut f, &req, rest, n);
@@ -875,6 +896,55 @@ async fn an_upload_killed_mid_way_resumes_to_a_complete_receipt_and_stores_each_
             .iter()
             .filter(|r| r.method == "PUT")
             .all(|r| r.h("if-none-match") == Some("*"))
+    );
+    drop(f);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_workload_identity_and_managed_identity_tokens() {
+    let dir = tmp("fake-azure-identities");
+    let (url, st) = serve().await;
+    let token_file = dir.join("federated-token");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&token_file, "jwt-abc\n").unwrap();
+    let endpoint = format!("{url}/fakeacct");
+    for (i, env) in [
+        vec![
+            ("AZURE_TENANT_ID", "t-1".to_owned()),
+            ("AZURE_CLIENT_ID", "c-1".to_owned()),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE",
+                token_file.to_str().unwrap().to_owned(),
+            ),
+            ("AZURE_AUTHORITY_HOST", url.clone()),
+        ],
+        vec![
+            ("IDENTITY_ENDPOINT", format!("{url}/msi/token")),
+            ("IDENTITY_HEADER", "h-1".to_owned()),
+        ],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let root = dir.join(format!("bag{i}"));
+        make_bag(&root, &[("data/a.wav", payload(i as u8, 100))]);
+        let target = format!("azure://fakeacct/evidence/id{i}");
+        let mut c = custos(&[
+            "upload",
+            root.to_str().unwrap(),
+            &target,
+            "--endpoint",
+            &endpoint,
+        ]);
+        c.envs(env);
+        let o = run(c).await;
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let f = st.lock().unwrap();
+    assert_eq!(f.tokens, 2, "one token per upload");
+    assert!(
+        f.objects.contains_key("az:id0/data/a.wav") && f.objects.contains_key("az:id1/data/a.wav")
     );
     drop(f);
     std::fs::remove_dir_all(&dir).unwrap();

@@ -1,5 +1,7 @@
 //! Azure Blob Storage over its REST API (reqwest). The official Rust SDK offers no Shared Key
-//! authentication and retries 5xx for a minute; what we need is four calls, written out here.
+//! authentication and retries 5xx for a minute; what we need is a handful of calls (Put Blob, Put
+//! Block, Put Block List, Get Blob Properties, Get Container Properties, List Blobs, Get Blob),
+//! written out here.
 //!
 //! Put Blob carries `Content-MD5` (Azure recomputes it on receipt and refuses a mismatch), our
 //! SHA-256 as `x-ms-meta-sha256` (checked against the file as we read it; Azure does not check
@@ -9,9 +11,10 @@
 //! List carrying the same headers.
 //!
 //! Credentials, in this order: `AZURE_STORAGE_CONNECTION_STRING` (account key or SAS, or
-//! `UseDevelopmentStorage=true`), `AZURE_STORAGE_SAS_TOKEN`, `AZURE_STORAGE_KEY`, then Entra ID
-//! with a client secret (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`,
-//! `AZURE_AUTHORITY_HOST`).
+//! `UseDevelopmentStorage=true`), `AZURE_STORAGE_SAS_TOKEN`, `AZURE_STORAGE_KEY`, then Entra ID:
+//! a client secret or a federated token file (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+//! `AZURE_CLIENT_SECRET` / `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_AUTHORITY_HOST`), or a managed
+//! identity endpoint (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -42,12 +45,48 @@ enum Auth {
     SharedKey(Vec<u8>),
     Sas(String),
     Entra {
-        token_url: String,
-        client_id: String,
-        client_secret: String,
+        source: TokenSource,
         cached: tokio::sync::Mutex<Option<(String, Instant)>>,
     },
 }
+
+/// Where Entra ID tokens for Azure Storage come from.
+enum TokenSource {
+    /// A service principal's client secret (client-credentials grant).
+    ClientSecret {
+        token_url: String,
+        client_id: String,
+        secret: String,
+    },
+    /// Workload identity: a federated token in a file (AKS, GitHub Actions OIDC), re-read on
+    /// every refresh as the platform rotates it.
+    Federated {
+        token_url: String,
+        client_id: String,
+        token_file: String,
+    },
+    /// The managed identity endpoint of App Service, Functions and Container Apps
+    /// (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`); a user-assigned identity by `AZURE_CLIENT_ID`.
+    ManagedIdentity {
+        endpoint: String,
+        header: String,
+        client_id: Option<String>,
+    },
+}
+
+impl TokenSource {
+    fn url(&self) -> &str {
+        match self {
+            TokenSource::ClientSecret { token_url, .. }
+            | TokenSource::Federated { token_url, .. } => token_url,
+            TokenSource::ManagedIdentity { endpoint, .. } => endpoint,
+        }
+    }
+}
+
+/// The scope (v2 token endpoint) and resource (managed identity) of Azure Storage.
+const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+const STORAGE_RESOURCE: &str = "https://storage.azure.com/";
 
 /// A container.
 pub struct AzureStore {
@@ -63,6 +102,43 @@ pub struct AzureStore {
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Entra ID from the environment, as Azure's SDKs read it: a client secret, then a federated
+/// token file, then a managed identity endpoint.
+fn token_source() -> Option<TokenSource> {
+    let token_url = |tenant: &str| {
+        let authority = env("AZURE_AUTHORITY_HOST")
+            .unwrap_or_else(|| "https://login.microsoftonline.com".into());
+        format!(
+            "{}/{tenant}/oauth2/v2.0/token",
+            authority.trim_end_matches('/')
+        )
+    };
+    if let (Some(tenant), Some(client_id)) = (env("AZURE_TENANT_ID"), env("AZURE_CLIENT_ID")) {
+        if let Some(secret) = env("AZURE_CLIENT_SECRET") {
+            return Some(TokenSource::ClientSecret {
+                token_url: token_url(&tenant),
+                client_id,
+                secret,
+            });
+        }
+        if let Some(token_file) = env("AZURE_FEDERATED_TOKEN_FILE") {
+            return Some(TokenSource::Federated {
+                token_url: token_url(&tenant),
+                client_id,
+                token_file,
+            });
+        }
+    }
+    match (env("IDENTITY_ENDPOINT"), env("IDENTITY_HEADER")) {
+        (Some(endpoint), Some(header)) => Some(TokenSource::ManagedIdentity {
+            endpoint,
+            header,
+            client_id: env("AZURE_CLIENT_ID"),
+        }),
+        _ => None,
+    }
 }
 
 /// `k=v;k=v` → map (values may contain `=`).
@@ -129,32 +205,22 @@ impl AzureStore {
                 B64.decode(key.trim())
                     .map_err(|_| "AZURE_STORAGE_KEY is not base64".to_owned())?,
             )
-        } else if let (Some(tenant), Some(client_id), Some(client_secret)) = (
-            env("AZURE_TENANT_ID"),
-            env("AZURE_CLIENT_ID"),
-            env("AZURE_CLIENT_SECRET"),
-        ) {
-            let authority = env("AZURE_AUTHORITY_HOST")
-                .unwrap_or_else(|| "https://login.microsoftonline.com".into());
+        } else if let Some(source) = token_source() {
             Auth::Entra {
-                token_url: format!(
-                    "{}/{tenant}/oauth2/v2.0/token",
-                    authority.trim_end_matches('/')
-                ),
-                client_id,
-                client_secret,
+                source,
                 cached: tokio::sync::Mutex::new(None),
             }
         } else {
-            return Err("no Azure credentials: set AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_KEY, or AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET (Entra ID)".into());
+            return Err("no Azure credentials: set AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_KEY; or for Entra ID AZURE_TENANT_ID + AZURE_CLIENT_ID with AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE, or a managed identity (IDENTITY_ENDPOINT + IDENTITY_HEADER)".into());
         };
         let base = endpoint.unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
         let base = url::Url::parse(base.trim_end_matches('/'))
             .map_err(|e| format!("Azure endpoint '{base}': {e}"))?;
         let loopback =
             |u: &url::Url| matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-        if let Auth::Entra { token_url, .. } = &auth {
-            let t = url::Url::parse(token_url).map_err(|e| format!("AZURE_AUTHORITY_HOST: {e}"))?;
+        if let Auth::Entra { source, .. } = &auth {
+            let t = url::Url::parse(source.url())
+                .map_err(|e| format!("Entra ID token endpoint '{}': {e}", source.url()))?;
             for u in [&base, &t] {
                 if u.scheme() != "https" && !loopback(u) {
                     return Err(format!(
@@ -202,13 +268,7 @@ impl AzureStore {
     }
 
     async fn bearer(&self) -> Result<Option<String>, PutError> {
-        let Auth::Entra {
-            token_url,
-            client_id,
-            client_secret,
-            cached,
-        } = &self.auth
-        else {
+        let Auth::Entra { source, cached } = &self.auth else {
             return Ok(None);
         };
         let mut c = cached.lock().await;
@@ -217,23 +277,60 @@ impl AzureStore {
         {
             return Ok(Some(t.clone()));
         }
-        let resp = self
-            .http
-            .post(token_url)
-            .form(&[
+        let req = match source {
+            TokenSource::ClientSecret {
+                token_url,
+                client_id,
+                secret,
+            } => self.http.post(token_url).form(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", client_id),
-                ("client_secret", client_secret),
-                ("scope", "https://storage.azure.com/.default"),
-            ])
-            .send()
-            .await
-            .map_err(|e| {
-                PutError::Fatal(format!(
-                    "Entra ID token request failed: {}",
-                    e.without_url()
-                ))
-            })?;
+                ("client_secret", secret),
+                ("scope", STORAGE_SCOPE),
+            ]),
+            TokenSource::Federated {
+                token_url,
+                client_id,
+                token_file,
+            } => {
+                let assertion = std::fs::read_to_string(token_file).map_err(|e| {
+                    PutError::Fatal(format!("AZURE_FEDERATED_TOKEN_FILE {token_file}: {e}"))
+                })?;
+                self.http.post(token_url).form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion.trim()),
+                    ("scope", STORAGE_SCOPE),
+                ])
+            }
+            TokenSource::ManagedIdentity {
+                endpoint,
+                header,
+                client_id,
+            } => {
+                let mut q = vec![
+                    ("api-version", "2019-08-01"),
+                    ("resource", STORAGE_RESOURCE),
+                ];
+                if let Some(id) = client_id {
+                    q.push(("client_id", id));
+                }
+                self.http
+                    .get(endpoint)
+                    .query(&q)
+                    .header("x-identity-header", header)
+            }
+        };
+        let resp = req.send().await.map_err(|e| {
+            PutError::Fatal(format!(
+                "Entra ID token request failed: {}",
+                e.without_url()
+            ))
+        })?;
         let status = resp.status();
         let body: serde_json::Value = resp.json().await.unwrap_or_default();
         let token = body["access_token"]
@@ -248,8 +345,12 @@ impl AzureStore {
                     .unwrap_or("")
             )));
         };
-        let life = body["expires_in"]
-            .as_u64()
+        // Lifetime: `expires_in` (seconds, token endpoint) or `expires_on` (epoch seconds, as a
+        // string or a number, managed identity); a minute's margin.
+        let number = |v: &serde_json::Value| v.as_u64().or_else(|| v.as_str()?.parse().ok());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+        let life = number(&body["expires_in"])
+            .or_else(|| number(&body["expires_on"]).map(|t| t.saturating_sub(now)))
             .unwrap_or(300)
             .saturating_sub(60);
         *c = Some((token.to_owned(), Instant::now() + Duration::from_secs(life)));

@@ -23,6 +23,11 @@ pub fn custos(args: &[&str]) -> Command {
         .env_remove("AZURE_STORAGE_KEY")
         .env_remove("AZURE_STORAGE_SAS_TOKEN")
         .env_remove("AZURE_TENANT_ID")
+        .env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+        .env_remove("IDENTITY_ENDPOINT")
+        .env_remove("IDENTITY_HEADER")
         .stdin(Stdio::null());
     c
 }
