@@ -420,6 +420,33 @@ async fn s3_compliance_lock_on_moto_holds_every_object_and_the_receipt_is_signed
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("FINDING receipt-chain-broken"), "{out}");
+    // With --remote: reported once (by the local checks), the broken receipt is not used, and
+    // the copy in the store (under its lock) is found to differ: the one to restore from.
+    let o = run(custos(&[
+        "verify",
+        root.to_str().unwrap(),
+        "--remote",
+        url,
+        "--endpoint",
+        &s3.url,
+        "--json",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let kinds: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["receipt-chain-broken", "remote-receipt-mismatch"],
+        "{}",
+        text(&o)
+    );
+    assert_eq!(v["remote"]["receipt"], "broken chain: not used");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -25,7 +25,8 @@ pub struct RemoteReport {
     pub objects: u64,
     /// Objects whose retention or legal hold is in force now.
     pub protected: u64,
-    /// Whether a receipt for this target was found (and its chain held).
+    /// The receipt for this target: `verified-chain` (used), `absent`, `broken chain: not used`
+    /// or `of another export: not used` (the local checks report why).
     pub receipt: String,
     /// Bytes downloaded and hashed (with `--download`; else 0).
     pub downloaded_bytes: u64,
@@ -54,48 +55,36 @@ pub async fn verify_remote(
     let store = Store::connect(target, opts).await?;
     let mut findings = Vec::new();
 
-    // The receipt: its chain, its tie to this export, what each object was when written.
+    // The receipt: what each object was when written. Its own integrity (chain, tie to this
+    // bag, signature) is `custos::verify`'s, which `custos verify --remote` runs first; here it is
+    // only used if it holds.
     let rpath = receipt_path(root, target);
     let mut receipted: BTreeMap<String, Value> = BTreeMap::new();
     let mut receipt_complete = false;
-    let receipt = if rpath.exists() {
-        match custos::custody::check_chain(&rpath) {
-            Err(e) => {
-                findings.push(finding(
-                    "receipt-chain-broken",
-                    rpath.display().to_string(),
-                    e,
-                    "the receipt was edited; restore it from a known-good copy",
-                ));
-                "broken".to_owned()
-            }
-            Ok(_) => {
-                let events = custos::custody::read_events(&rpath).map_err(|e| e.to_string())?;
-                let started = events.iter().find(|e| e["event"] == "upload-started");
-                if started.map(|s| &s["tagManifestSha256"])
-                    != Some(&Value::from(plan.tag_manifest_sha256.clone()))
-                {
-                    findings.push(finding(
-                        "receipt-other-export",
-                        rpath.display().to_string(),
-                        "the receipt does not name this export's tag manifest".into(),
-                        "the receipt belongs to another export or the export changed after upload",
-                    ));
-                }
-                receipt_complete = events
-                    .last()
-                    .is_some_and(|e| e["event"] == "upload-complete");
-                for e in events.iter().filter(|e| e["event"] == "object-stored") {
-                    if let Some(p) = e["path"].as_str() {
-                        receipted.insert(p.to_owned(), e["readBack"].clone());
-                    }
-                }
-                "verified-chain".to_owned()
-            }
-        }
+    let receipt = if !rpath.exists() {
+        "absent"
+    } else if custos::custody::check_chain(&rpath).is_err() {
+        "broken chain: not used"
     } else {
-        "absent".to_owned()
-    };
+        let events = custos::custody::read_events(&rpath).map_err(|e| e.to_string())?;
+        let started = events.iter().find(|e| e["event"] == "upload-started");
+        if started.and_then(|s| s["tagManifestSha256"].as_str())
+            != Some(plan.tag_manifest_sha256.as_str())
+        {
+            "of another export: not used"
+        } else {
+            receipt_complete = events
+                .last()
+                .is_some_and(|e| e["event"] == "upload-complete");
+            for e in events.iter().filter(|e| e["event"] == "object-stored") {
+                if let Some(p) = e["path"].as_str() {
+                    receipted.insert(p.to_owned(), e["readBack"].clone());
+                }
+            }
+            "verified-chain"
+        }
+    }
+    .to_owned();
 
     let now = time::OffsetDateTime::now_utc();
     let mut protected = 0;
@@ -162,7 +151,7 @@ pub async fn verify_remote(
             if r["legalHold"] == Value::Bool(true) && back.legal_hold != Some(true) {
                 problems.push("the legal hold the receipt recorded is off".into());
             }
-        } else if receipt != "absent" {
+        } else if receipt == "verified-chain" {
             problems.push("the receipt does not record this object as stored".into());
         }
         let until = back.retain_until.as_deref().and_then(|t| {
@@ -180,8 +169,9 @@ pub async fn verify_remote(
             ));
         }
     }
-    // The receipt's copy in the store (made when the upload completed) is the local receipt.
-    if receipt == "verified-chain" && receipt_complete {
+    // The receipt's copy in the store (made when the upload completed) is the local receipt. Also
+    // compared when the local one is broken: the stored copy is then the one to restore from.
+    if rpath.exists() {
         for local in [
             Some(rpath.clone()),
             Some(PathBuf::from(format!("{}.minisig", rpath.display()))),
@@ -197,6 +187,7 @@ pub async fn verify_remote(
             let key = target.key(&rel);
             let (sha, size) = custos::package::sha256_file(&local).map_err(|e| e.to_string())?;
             match store.head(&key).await.map_err(|e| format!("{key}: {e}"))? {
+                None if !receipt_complete => {}
                 None => findings.push(finding(
                     "remote-receipt-missing",
                     key,
@@ -211,7 +202,7 @@ pub async fn verify_remote(
                         "remote-receipt-mismatch",
                         key,
                         format!("the stored {rel} differs from the local one (SHA-256 {sha})"),
-                        "one of the two receipts was changed; compare them and check their signatures",
+                        "one of the two receipts was changed (the stored one is under the store's lock); compare them and check their signatures",
                     ))
                 }
                 Some(_) => {}
