@@ -49,18 +49,9 @@ impl Plan {
 }
 
 fn parse_manifest(root: &Path, name: &str) -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(root.join(name)).map_err(|e| {
-        format!("{name}: {e}; is this a sealed custos export? (run `custos export` to finish it)")
-    })?;
-    text.lines()
-        .enumerate()
-        .map(|(i, line)| match line.split_once("  ") {
-            Some((sha, rel)) if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                Ok((rel.to_owned(), sha.to_ascii_lowercase()))
-            }
-            _ => Err(format!("{name} line {}: not '<sha256>  <path>'", i + 1)),
-        })
-        .collect()
+    custos::package::read_manifest(root, name).map_err(|e| {
+        format!("{e}; is this a sealed custos export? (run `custos export` to finish it)")
+    })
 }
 
 /// A relative path from a manifest that stays inside the bag.

@@ -156,30 +156,46 @@ pub struct PayloadSummary {
     pub bytes: u64,
 }
 
+/// The lines of the bag's manifest `name` (`manifest-sha256.txt`, `tagmanifest-sha256.txt`),
+/// as written by [`write_bag`]: `(path, sha256)`, in file order. Strict: a line that is not
+/// `<64 hex>  <path>` is an error naming it.
+pub fn read_manifest(
+    root: &Path,
+    name: &str,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(root.join(name)).map_err(|e| format!("{name}: {e}"))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| match line.split_once("  ") {
+            Some((sha, rel)) if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok((rel.to_owned(), sha.to_ascii_lowercase()))
+            }
+            _ => Err(format!("{name} line {}: not '<sha256>  <path>'", i + 1)),
+        })
+        .collect()
+}
+
 /// Checks a bag as `bagit.py --validate` would: every line of `manifest-sha256.txt` and
 /// `tagmanifest-sha256.txt` matches its file, every payload file is listed, and Payload-Oxum
 /// holds. Returns the number of payload files. (The full `custos verify` is stricter.)
 pub fn validate_bag(root: &Path) -> std::result::Result<u64, String> {
     let read =
         |name: &str| std::fs::read_to_string(root.join(name)).map_err(|e| format!("{name}: {e}"));
-    let check = |list: &str, name: &str| -> std::result::Result<Vec<String>, String> {
+    let check = |name: &str| -> std::result::Result<Vec<String>, String> {
         let mut seen = Vec::new();
-        for line in list.lines() {
-            let (sha, rel) = line
-                .split_once("  ")
-                .ok_or_else(|| format!("{name}: malformed line '{line}'"))?;
-            let (got, _) = sha256_file(&root.join(rel)).map_err(|e| e.to_string())?;
+        for (rel, sha) in read_manifest(root, name)? {
+            let (got, _) = sha256_file(&root.join(&rel)).map_err(|e| e.to_string())?;
             if got != sha {
                 return Err(format!(
                     "{rel}: SHA-256 {got} does not match {name} ({sha})"
                 ));
             }
-            seen.push(rel.to_owned());
+            seen.push(rel);
         }
         Ok(seen)
     };
-    let listed = check(&read("manifest-sha256.txt")?, "manifest-sha256.txt")?;
-    check(&read("tagmanifest-sha256.txt")?, "tagmanifest-sha256.txt")?;
+    let listed = check("manifest-sha256.txt")?;
+    check("tagmanifest-sha256.txt")?;
     let files = payload_files(root).map_err(|e| e.to_string())?;
     let mut on_disk: Vec<String> = files.iter().map(|(r, _)| r.clone()).collect();
     on_disk.sort();
