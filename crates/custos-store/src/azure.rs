@@ -636,20 +636,28 @@ impl AzureStore {
         let block = self
             .block_size
             .unwrap_or_else(|| part_size(item.size, MIN_BLOCK));
-        let mut f = std::fs::File::open(&item.path)
+        let f = std::fs::File::open(&item.path)
             .map_err(|e| PutError::Fatal(format!("{}: {e}", item.path.display())))?;
-        let mut sha = sha2::Sha256::new();
-        let mut whole = md5::Md5::new();
+        // Reading and hashing a block is blocking work: off the async workers, with the file and
+        // the running hashes handed to the blocking pool and back.
+        let mut state = (f, sha2::Sha256::new(), md5::Md5::new());
         let mut ids = Vec::new();
         let mut sent = 0u64;
         while sent < item.size {
             let n = block.min(item.size - sent) as usize;
-            let mut buf = vec![0u8; n];
-            f.read_exact(&mut buf)
-                .map_err(|e| PutError::Fatal(format!("{}: {e}", item.path.display())))?;
-            sha2::Digest::update(&mut sha, &buf);
-            whole.update(&buf);
-            let md5 = B64.encode(md5::Md5::digest(&buf));
+            let (next, buf, md5) = tokio::task::spawn_blocking(move || {
+                let (mut f, mut sha, mut whole) = state;
+                let mut buf = vec![0u8; n];
+                f.read_exact(&mut buf)?;
+                sha2::Digest::update(&mut sha, &buf);
+                whole.update(&buf);
+                let md5 = B64.encode(md5::Md5::digest(&buf));
+                Ok::<_, std::io::Error>(((f, sha, whole), buf, md5))
+            })
+            .await
+            .map_err(|e| PutError::Fatal(e.to_string()))?
+            .map_err(|e| PutError::Fatal(format!("{}: {e}", item.path.display())))?;
+            state = next;
             let id = B64.encode(format!("custos-block-{:08}", ids.len()));
             let mut h = HeaderMap::new();
             h.insert("content-md5", HeaderValue::from_str(&md5).expect("b64"));
@@ -678,6 +686,7 @@ impl AzureStore {
             ids.push(id);
             sent += n as u64;
         }
+        let (_, sha, whole) = state;
         local_check(item, &hex::encode(sha2::Digest::finalize(sha)))?;
         let md5 = B64.encode(whole.finalize());
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
