@@ -13,14 +13,6 @@ use serde::Deserialize;
 
 use crate::progress::Bars;
 
-/// println! that ignores a closed stdout (`custos … | head` must not panic).
-macro_rules! out {
-    ($($t:tt)*) => {{
-        use std::io::Write;
-        let _ = writeln!(std::io::stdout(), $($t)*);
-    }};
-}
-
 #[derive(Clone, Copy, Debug, ValueEnum, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceArg {

@@ -7,6 +7,14 @@
 //! * 2 — bad usage or configuration, found before anything was written;
 //! * 3 — the export stopped (API, network or disk): re-run the same command to resume.
 
+/// println! that ignores a closed stdout (`custos … | head` must not panic).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 mod export;
 mod progress;
 mod upload;

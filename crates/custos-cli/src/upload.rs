@@ -7,13 +7,6 @@ use custos_store::store::StoreOptions;
 use custos_store::target::{Encryption, LockMode, Protection, Target};
 use custos_store::upload::{UploadError, UploadOptions, UploadReport};
 
-macro_rules! out {
-    ($($t:tt)*) => {{
-        use std::io::Write;
-        let _ = writeln!(std::io::stdout(), $($t)*);
-    }};
-}
-
 /// How to reach the store.
 #[derive(Args, Debug, Default, Clone)]
 pub struct ClientArgs {
