@@ -22,25 +22,8 @@ fn export_cmd(env: &Env, out: &Path, extra: &[&str]) -> Command {
 }
 
 fn export_query(env: &Env, query: &str, out: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args([
-        "export",
-        "--query",
-        query,
-        "--out",
-        out.to_str().unwrap(),
-        "--api-base",
-        &env.base_url,
-        "--rate",
-        "6000",
-        "--matter",
-        "M-1",
-    ])
-    .args(extra)
-    .env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
-    .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret")
-    .env_remove("GENESYSCLOUD_REGION")
-    .stdin(Stdio::null());
+    let mut c = common::export_cmd(&env.base_url, query, out, &["--matter", "M-1"]);
+    c.args(extra);
     c
 }
 

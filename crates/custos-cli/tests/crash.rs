@@ -17,26 +17,8 @@ mod common;
 use common::{BIN, QUERY, tmp};
 
 fn export(base: &str, out: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.args([
-        "export",
-        "--query",
-        QUERY,
-        "--out",
-        out.to_str().unwrap(),
-        "--api-base",
-        base,
-        "--rate",
-        "6000",
-        "--concurrency",
-        "3",
-        "--json",
-    ])
-    .env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
-    .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
+    let mut c = common::export_cmd(base, QUERY, out, &["--concurrency", "3", "--json"]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
     c
 }
 

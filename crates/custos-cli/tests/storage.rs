@@ -160,23 +160,7 @@ async fn export(dir: &Path, key: Option<&Path>) -> PathBuf {
     .await
     .unwrap();
     let out = dir.join("export");
-    let mut c = Command::new(BIN);
-    c.args([
-        "export",
-        "--query",
-        QUERY,
-        "--out",
-        out.to_str().unwrap(),
-        "--api-base",
-        &sim.base_url,
-        "--rate",
-        "6000",
-        "--matter",
-        "M-7",
-    ])
-    .env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
-    .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret")
-    .stdin(Stdio::null());
+    let mut c = common::export_cmd(&sim.base_url, QUERY, &out, &["--matter", "M-7"]);
     if let Some(k) = key {
         c.args(["--sign-key", k.to_str().unwrap()]);
     }

@@ -1,6 +1,7 @@
 //! Shared by the `custos` binary's integration tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 pub mod store;
 
@@ -16,4 +17,20 @@ pub fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("custos-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
+}
+
+/// `custos export --query QUERY --out OUT --api-base BASE --rate 6000 EXTRA…` with the
+/// simulator's OAuth client in the environment.
+#[allow(dead_code)] // not every test binary exports
+pub fn export_cmd(base: &str, query: &str, out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["export", "--query", query, "--out"])
+        .arg(out)
+        .args(["--api-base", base, "--rate", "6000"])
+        .args(extra)
+        .env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret")
+        .env_remove("GENESYSCLOUD_REGION")
+        .stdin(Stdio::null());
+    c
 }
