@@ -276,20 +276,13 @@ impl S3Store {
                     },
                 });
             }
-            Err(e) => {
-                let d = describe(&e);
-                let absent = d.contains("ObjectLockConfigurationNotFound");
-                checks.push(Check {
-                    name: "object-lock",
-                    ok: if absent { Some(false) } else { None },
-                    required: true,
-                    detail: if absent {
-                        "the bucket has no Object Lock configuration (it must be created with Object Lock)".into()
-                    } else {
-                        format!("could not read: {d}")
-                    },
-                });
-            }
+            Err(e) => checks.push(absent_or_unreadable(
+                "object-lock",
+                true,
+                &e,
+                "ObjectLockConfigurationNotFoundError",
+                "the bucket has no Object Lock configuration (it must be created with Object Lock)",
+            )),
         }
         match self.client.get_bucket_encryption().bucket(b).send().await {
             Ok(v) => {
@@ -322,20 +315,13 @@ impl S3Store {
                     },
                 });
             }
-            Err(e) => {
-                let d = describe(&e);
-                let absent = d.contains("ServerSideEncryptionConfigurationNotFound");
-                checks.push(Check {
-                    name: "default-encryption",
-                    ok: if absent { Some(false) } else { None },
-                    required: true,
-                    detail: if absent {
-                        "no default encryption configured".into()
-                    } else {
-                        format!("could not read: {d}")
-                    },
-                });
-            }
+            Err(e) => checks.push(absent_or_unreadable(
+                "default-encryption",
+                true,
+                &e,
+                "ServerSideEncryptionConfigurationNotFoundError",
+                "no default encryption configured",
+            )),
         }
         match self.client.get_bucket_logging().bucket(b).send().await {
             Ok(v) => {
@@ -376,15 +362,13 @@ impl S3Store {
                     },
                 });
             }
-            Err(e) if describe(&e).contains("NoSuchPublicAccessBlockConfiguration") => {
-                checks.push(Check {
-                    name: "block-public-access",
-                    ok: Some(false),
-                    required: false,
-                    detail: "the bucket has no Block Public Access configuration (the account's may apply)".into(),
-                })
-            }
-            Err(e) => checks.push(unreadable("block-public-access", false, &describe(&e))),
+            Err(e) => checks.push(absent_or_unreadable(
+                "block-public-access",
+                false,
+                &e,
+                "NoSuchPublicAccessBlockConfiguration",
+                "the bucket has no Block Public Access configuration (the account's may apply)",
+            )),
         }
         // Object Lock cannot be enabled without versioning, nor versioning suspended after: where
         // versioning could not be read (some S3-compatible stores answer it in another shape),
@@ -672,6 +656,29 @@ fn lock_mode(m: LockMode) -> ObjectLockMode {
     match m {
         LockMode::Governance => ObjectLockMode::Governance,
         LockMode::Compliance => ObjectLockMode::Compliance,
+    }
+}
+
+/// A bucket setting S3 reports as not configured (the error `absent_code`) fails the check;
+/// any other error leaves it unknown.
+fn absent_or_unreadable<E: ProvideErrorMetadata + std::error::Error>(
+    name: &'static str,
+    required: bool,
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    absent_code: &str,
+    absent_detail: &str,
+) -> Check {
+    let code = e.as_service_error().and_then(|x| x.code());
+    // S3 names these codes with and without the "Error" suffix in different places.
+    if code.is_some_and(|c| absent_code.trim_end_matches("Error") == c.trim_end_matches("Error")) {
+        Check {
+            name,
+            ok: Some(false),
+            required,
+            detail: absent_detail.into(),
+        }
+    } else {
+        unreadable(name, required, &describe(e))
     }
 }
 
