@@ -358,6 +358,12 @@ pub async fn run_export(args: ExportArgs) -> i32 {
             return 2;
         }
     };
+    if args.upload.is_none() && args.store.is_set() {
+        eprintln!(
+            "custos: error: storage options (--lock-mode, --sse, --endpoint …) need --upload URL"
+        );
+        return 2;
+    }
     if let Some(url) = &args.upload {
         // Check the upload settings before the export runs, not hours later.
         let checked = custos_store::target::Target::parse(url).and_then(|t| {

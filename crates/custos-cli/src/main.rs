@@ -96,9 +96,15 @@ async fn verify(
     pubkey: Option<std::path::PathBuf>,
     sample: f64,
     json: bool,
-    remote: Option<(String, upload::ClientArgs, bool)>,
+    remote: Option<String>,
+    client: upload::ClientArgs,
+    download: bool,
 ) -> i32 {
     use std::io::Write;
+    if remote.is_none() && client.is_set() {
+        eprintln!("custos: error: --endpoint and --aws-region need --remote URL");
+        return 2;
+    }
     if !(sample > 0.0 && sample <= 1.0) {
         eprintln!("custos: error: --sample must be within (0, 1]");
         return 2;
@@ -116,18 +122,16 @@ async fn verify(
         }
     };
     let remote = match remote {
-        Some((url, client, download)) => {
-            match upload::verify_remote(dir, &url, &client, download).await {
-                Ok(r) => {
-                    report.findings.extend(r.findings.iter().cloned());
-                    Some(r)
-                }
-                Err(e) => {
-                    eprintln!("custos: error: the remote check could not run: {e}");
-                    return 2;
-                }
+        Some(url) => match upload::verify_remote(dir, &url, &client, download).await {
+            Ok(r) => {
+                report.findings.extend(r.findings.iter().cloned());
+                Some(r)
             }
-        }
+            Err(e) => {
+                eprintln!("custos: error: the remote check could not run: {e}");
+                return 2;
+            }
+        },
         None => None,
     };
     let mut out = std::io::stdout().lock();
@@ -227,16 +231,7 @@ async fn main() {
             remote,
             download,
             client,
-        } => {
-            verify(
-                &dir,
-                pubkey,
-                sample,
-                json,
-                remote.map(|r| (r, client, download)),
-            )
-            .await
-        }
+        } => verify(&dir, pubkey, sample, json, remote, client, download).await,
         Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {
             Ok(public) => {

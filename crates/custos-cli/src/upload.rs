@@ -20,6 +20,11 @@ pub struct ClientArgs {
 }
 
 impl ClientArgs {
+    /// Whether any option was given.
+    pub fn is_set(&self) -> bool {
+        self.endpoint.is_some() || self.aws_region.is_some()
+    }
+
     fn options(&self) -> StoreOptions {
         StoreOptions {
             endpoint: self.endpoint.clone(),
@@ -95,6 +100,24 @@ pub struct StoreArgs {
     pub part_size: Option<u64>,
 }
 
+impl StoreArgs {
+    /// Whether any option was given (they mean nothing without a destination).
+    pub fn is_set(&self) -> bool {
+        self.client.is_set()
+            || self.sse.is_some()
+            || self.kms_key_id.is_some()
+            || self.encryption_scope.is_some()
+            || self.lock_mode.is_some()
+            || self.retain_until.is_some()
+            || self.retain_days.is_some()
+            || self.legal_hold
+            || self.require_worm
+            || self.upload_concurrency.is_some()
+            || self.multipart_threshold.is_some()
+            || self.part_size.is_some()
+    }
+}
+
 /// Options of `custos upload`.
 #[derive(Args, Debug)]
 pub struct UploadArgs {
@@ -163,18 +186,20 @@ pub fn options(
     let mut store = a.client.options();
     store.multipart_threshold = a.multipart_threshold;
     store.part_size = a.part_size;
+    let protection = Protection {
+        lock_mode: a.lock_mode.map(|m| match m {
+            LockArg::Governance => LockMode::Governance,
+            LockArg::Compliance => LockMode::Compliance,
+        }),
+        retain_until,
+        legal_hold: a.legal_hold,
+        encryption,
+        encryption_scope: a.encryption_scope.clone(),
+        require_worm: a.require_worm,
+    };
+    protection.validate(now)?;
     Ok(UploadOptions {
-        protection: Protection {
-            lock_mode: a.lock_mode.map(|m| match m {
-                LockArg::Governance => LockMode::Governance,
-                LockArg::Compliance => LockMode::Compliance,
-            }),
-            retain_until,
-            legal_hold: a.legal_hold,
-            encryption,
-            encryption_scope: a.encryption_scope.clone(),
-            require_worm: a.require_worm,
-        },
+        protection,
         store,
         concurrency,
         sign_key,

@@ -94,6 +94,40 @@ async fn bad_input_exits_2_with_a_clear_error_and_writes_nothing() {
         assert!(err.contains(needle), "{err}");
         assert!(!out.exists());
     }
+    // Storage options without a destination, upload settings that cannot hold: refused before
+    // the export starts.
+    for (extra, needle) in [
+        (&["--lock-mode", "compliance"][..], "need --upload URL"),
+        (
+            &[
+                "--upload",
+                "s3://evidence-bucket/m1",
+                "--lock-mode",
+                "compliance",
+            ][..],
+            "--lock-mode needs --retain-until",
+        ),
+        (&["--upload", "s3://evidence-bucket"][..], "give a prefix"),
+    ] {
+        let o = run(export_cmd(&env, &out, extra)).await;
+        assert_eq!(o.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{err}");
+        assert!(!out.exists());
+    }
+    let o = run({
+        let mut c = Command::new(BIN);
+        c.args([
+            "verify",
+            out.to_str().unwrap(),
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ]);
+        c
+    })
+    .await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("need --remote URL"));
     // A bad region (no --api-base).
     let o = run({
         let mut c = Command::new(BIN);
