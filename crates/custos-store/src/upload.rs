@@ -61,6 +61,7 @@ pub struct UploadReport {
     /// Receipted by an earlier run, so not sent.
     pub skipped: u64,
     /// Not stored, or stored but not as asked: path and why.
+    #[serde(serialize_with = "path_reason")]
     pub failed: Vec<(String, String)>,
     /// The pre-flight checks.
     pub preflight: Vec<Check>,
@@ -68,6 +69,16 @@ pub struct UploadReport {
     pub complete: bool,
     /// Keys of the receipt (and its signature) stored beside the export once it is complete.
     pub receipt_copies: Vec<String>,
+}
+
+/// `[(path, reason)]` as `[{"path", "reason"}]` in the JSON report.
+fn path_reason<S: serde::Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for (path, reason) in v {
+        seq.serialize_element(&json!({"path": path, "reason": reason}))?;
+    }
+    seq.end()
 }
 
 /// Why an upload did not run to its end.
@@ -567,5 +578,37 @@ async fn copy_receipt(
             }
             Err(m) => report.failed.push((rel, m)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_report_names_each_failure_by_path_and_reason() {
+        let r = UploadReport {
+            target: "s3://b-1/m".into(),
+            receipt: "r.jsonl".into(),
+            signature: None,
+            objects: 2,
+            bytes: 3,
+            stored: 1,
+            already_present: 0,
+            skipped: 0,
+            failed: vec![(
+                "data/a.wav".into(),
+                "refused by the store: BadDigest: x".into(),
+            )],
+            preflight: Vec::new(),
+            complete: false,
+            receipt_copies: Vec::new(),
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v["failed"],
+            json!([{"path": "data/a.wav", "reason": "refused by the store: BadDigest: x"}])
+        );
+        assert_eq!(v["alreadyPresent"], 0);
     }
 }
