@@ -198,6 +198,20 @@ fn events<'a>(ev: &'a [Value], kind: &str) -> Vec<&'a Value> {
     ev.iter().filter(|e| e["event"] == kind).collect()
 }
 
+/// `custos verify ROOT --remote URL --endpoint ENDPOINT EXTRA…`.
+fn remote_verify(root: &Path, url: &str, endpoint: &str, extra: &[&str]) -> Command {
+    let mut c = custos(&[
+        "verify",
+        root.to_str().unwrap(),
+        "--remote",
+        url,
+        "--endpoint",
+        endpoint,
+    ]);
+    c.args(extra);
+    c
+}
+
 /// Changes one byte of a (read-only) evidence file in place, as tampering would; returns the
 /// bytes before and after.
 fn change_one_byte(path: &Path) -> (Vec<u8>, Vec<u8>) {
@@ -353,15 +367,7 @@ async fn s3_compliance_lock_on_moto_holds_every_object_and_the_receipt_is_signed
         assert_eq!(helper(&a), "AccessDenied");
     }
 
-    let o = run(custos(&[
-        "verify",
-        root.to_str().unwrap(),
-        "--remote",
-        url,
-        "--endpoint",
-        &s3.url,
-    ]))
-    .await;
+    let o = run(remote_verify(&root, url, &s3.url, &[])).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains(&format!(
         "{} objects compared, {} under retention",
@@ -406,16 +412,7 @@ async fn s3_compliance_lock_on_moto_holds_every_object_and_the_receipt_is_signed
     assert!(out.contains("FINDING receipt-chain-broken"), "{out}");
     // With --remote: reported once (by the local checks), the broken receipt is not used, and
     // the copy in the store (under its lock) is found to differ: the one to restore from.
-    let o = run(custos(&[
-        "verify",
-        root.to_str().unwrap(),
-        "--remote",
-        url,
-        "--endpoint",
-        &s3.url,
-        "--json",
-    ]))
-    .await;
+    let o = run(remote_verify(&root, url, &s3.url, &["--json"])).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let kinds: Vec<&str> = v["findings"]
@@ -497,15 +494,7 @@ async fn a_crash_between_storing_and_receipting_is_recovered_without_a_second_ve
         files.len() + 1,
         "nothing uploaded twice"
     );
-    let o = run(custos(&[
-        "verify",
-        root.to_str().unwrap(),
-        "--remote",
-        "s3://evidence/m7",
-        "--endpoint",
-        &s3.url,
-    ]))
-    .await;
+    let o = run(remote_verify(&root, "s3://evidence/m7", &s3.url, &[])).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -616,16 +605,7 @@ async fn a_bucket_without_object_lock_is_refused_with_require_worm_and_verify_re
         "added later",
     ]);
     helper(&["s3-put", &s3.url, "plain", &receipt_key, "{}"]);
-    let o = run(custos(&[
-        "verify",
-        root.to_str().unwrap(),
-        "--remote",
-        url,
-        "--endpoint",
-        &s3.url,
-        "--json",
-    ]))
-    .await;
+    let o = run(remote_verify(&root, url, &s3.url, &["--json"])).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let found: Vec<(String, String)> = v["findings"]
@@ -672,19 +652,12 @@ async fn a_bucket_without_object_lock_is_refused_with_require_worm_and_verify_re
         &b64(&files[&other]),
     ]);
     let remote = |download: bool| {
-        let mut a = vec![
-            "verify",
-            root.to_str().unwrap(),
-            "--remote",
-            url,
-            "--endpoint",
-            &s3.url,
-            "--json",
-        ];
-        if download {
-            a.push("--download");
-        }
-        custos(&a)
+        let extra: &[&str] = if download {
+            &["--json", "--download"]
+        } else {
+            &["--json"]
+        };
+        remote_verify(&root, url, &s3.url, extra)
     };
     let kinds = |o: &std::process::Output| -> Vec<String> {
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -724,9 +697,10 @@ async fn s3s_fs_refuses_a_file_changed_after_sealing_with_bad_digest_and_the_rer
     let files = bag_files(&root);
     let s3 = s3s_fs(&dir, &["evidence"]);
     let url = "s3://evidence/m7";
+    let upload = || custos(&["upload", root.to_str().unwrap(), url, "--endpoint", &s3.url]);
 
     // SigV4 is checked: a wrong secret stops before anything is written.
-    let mut c = custos(&["upload", root.to_str().unwrap(), url, "--endpoint", &s3.url]);
+    let mut c = upload();
     c.env("AWS_SECRET_ACCESS_KEY", "wrong");
     let o = run(c).await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -742,14 +716,7 @@ async fn s3s_fs_refuses_a_file_changed_after_sealing_with_bad_digest_and_the_rer
     let wav = files.keys().find(|k| k.ends_with(".wav")).unwrap().clone();
     let path = root.join(&wav);
     let (original, changed) = change_one_byte(&path);
-    let o = run(custos(&[
-        "upload",
-        root.to_str().unwrap(),
-        url,
-        "--endpoint",
-        &s3.url,
-    ]))
-    .await;
+    let o = run(upload()).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout)
@@ -786,14 +753,7 @@ async fn s3s_fs_refuses_a_file_changed_after_sealing_with_bad_digest_and_the_rer
     std::fs::write(&path, &original).unwrap();
     let kept = dir.join("s3s-fs/evidence/m7").join(&wav);
     assert_eq!(std::fs::read(&kept).unwrap(), changed);
-    let o = run(custos(&[
-        "upload",
-        root.to_str().unwrap(),
-        url,
-        "--endpoint",
-        &s3.url,
-    ]))
-    .await;
+    let o = run(upload()).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout)
@@ -804,14 +764,7 @@ async fn s3s_fs_refuses_a_file_changed_after_sealing_with_bad_digest_and_the_rer
     assert_eq!(std::fs::read(&kept).unwrap(), changed, "not overwritten");
     // With the leftover removed, the re-run sends just what is missing.
     std::fs::remove_file(&kept).unwrap();
-    let o = run(custos(&[
-        "upload",
-        root.to_str().unwrap(),
-        url,
-        "--endpoint",
-        &s3.url,
-    ]))
-    .await;
+    let o = run(upload()).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains(&format!(
