@@ -246,9 +246,6 @@ pub fn resolve(args: &ExportArgs) -> Result<ExportConfig, String> {
     };
     let rate = args.rate.or(file.rate).unwrap_or(default_rate);
     let concurrency = args.concurrency.or(file.concurrency).unwrap_or(4);
-    if rate == 0 || concurrency == 0 {
-        return Err("--rate and --concurrency must be at least 1".into());
-    }
     let tolerance = args
         .duration_tolerance
         .or(file.duration_tolerance)
@@ -394,7 +391,7 @@ pub async fn run_export(args: ExportArgs) -> i32 {
 
 async fn run(cfg: &ExportConfig, json: bool) -> i32 {
     let bars = Bars::new(json);
-    let result = custos::export(cfg, &bars).await;
+    let result = custos::pipeline::export_until(cfg, &bars, stop_signal()).await;
     bars.finish();
     match result {
         Ok(r) => {
@@ -404,10 +401,11 @@ async fn run(cfg: &ExportConfig, json: bool) -> i32 {
         Err(e) => {
             eprintln!("custos: error: {e:#}");
             match e {
-                custos::Error::Query(_)
-                | custos::Error::Config(_)
-                | custos::Error::OutputDir { .. }
-                | custos::Error::Auth { .. } => 2,
+                ref e if e.is_permanent() => 2,
+                custos::Error::Stopped(_) => {
+                    eprintln!("custos: the export stopped; re-run the same command to resume it");
+                    3
+                }
                 ref e if e.is_disk_full() => {
                     eprintln!(
                         "custos: the disk is full: nothing already exported is lost; free some space (or move the export to a larger disk) and re-run the same command to resume it"
@@ -423,6 +421,29 @@ async fn run(cfg: &ExportConfig, json: bool) -> i32 {
     }
 }
 
+/// Completes with the signal's name on SIGINT (Ctrl-C) or SIGTERM; never, where signals cannot
+/// be listened to.
+async fn stop_signal() -> String {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            return tokio::select! {
+                _ = int.recv() => "SIGINT".to_owned(),
+                _ = term.recv() => "SIGTERM".to_owned(),
+            };
+        }
+    }
+    #[cfg(not(unix))]
+    if tokio::signal::ctrl_c().await.is_ok() {
+        return "Ctrl-C".to_owned();
+    }
+    std::future::pending().await
+}
+
 /// Options of `custos demo`.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -433,6 +454,9 @@ pub struct DemoArgs {
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
 }
+
+/// Where `custos demo` serves its simulator when the port is free.
+const DEMO_ADDR: &str = "127.0.0.1:47017";
 
 /// Runs `custos demo`: the embedded simulator, a full export, and a check of the result.
 pub async fn run_demo(args: DemoArgs) -> i32 {
@@ -463,7 +487,13 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
             return 2;
         }
     };
-    let running = match sim.clone().spawn().await {
+    // One port for every demo run when it is free: the API base is a setting of the package,
+    // so a re-run into the same directory resumes (or finds it complete) instead of being refused.
+    let running = match sim.clone().spawn_on(DEMO_ADDR).await {
+        Ok(r) => Ok(r),
+        Err(_) => sim.clone().spawn().await,
+    };
+    let running = match running {
         Ok(r) => r,
         Err(e) => {
             eprintln!("custos: error: cannot listen on 127.0.0.1: {e}");

@@ -53,9 +53,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         pubkey: Option<std::path::PathBuf>,
         /// Hash only this fraction of the recordings (e.g. 0.05), for very large exports; the
-        /// rest are checked for presence and size. Every other file is always hashed.
+        /// rest are checked for presence and size. Every other file is always hashed. Which
+        /// recordings is drawn afresh each run (the seed is printed).
         #[arg(long, default_value_t = 1.0)]
         sample: f64,
+        /// With --sample: draw the sample of an earlier run again (the 64 hex digits it printed).
+        #[arg(long, requires = "sample", value_name = "HEX")]
+        seed: Option<String>,
         /// Print the findings as JSON.
         #[arg(long)]
         json: bool,
@@ -91,10 +95,12 @@ enum Command {
     Sim(Box<custos_sim::cli::SimArgs>),
 }
 
+#[allow(clippy::too_many_arguments)] // one per flag of `custos verify`
 async fn verify(
     dir: &std::path::Path,
     pubkey: Option<std::path::PathBuf>,
     sample: f64,
+    seed: Option<String>,
     json: bool,
     remote: Option<String>,
     client: upload::ClientArgs,
@@ -109,9 +115,17 @@ async fn verify(
         eprintln!("custos: error: --sample must be within (0, 1]");
         return 2;
     }
+    let seed = match seed.as_deref().map(custos::verify::Seed::parse).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("custos: error: {e}");
+            return 2;
+        }
+    };
     let opts = custos::verify::VerifyOptions {
         pubkey,
         sample,
+        seed,
         ..Default::default()
     };
     let mut report = match custos::verify::verify(dir, &opts) {
@@ -124,7 +138,7 @@ async fn verify(
     let remote = match remote {
         Some(url) => match upload::verify_remote(dir, &url, &client, download).await {
             Ok(r) => {
-                report.findings.extend(r.findings.iter().cloned());
+                report.extend(r.findings.iter().cloned());
                 Some(r)
             }
             Err(e) => {
@@ -149,15 +163,38 @@ async fn verify(
                 f.kind, f.r#where, f.what, f.action
             );
         }
+        use custos::verify::Verdict;
         let _ = writeln!(
             out,
-            "{}: {} items, {} files ({:.1} MB) hashed, signature {}, {} finding(s)",
+            "{}: {} items, {} files ({:.1} MB) hashed, {} finding(s)",
             dir.display(),
             report.items,
             report.files_hashed,
             report.bytes_hashed as f64 / 1e6,
-            report.signature,
             report.findings.len()
+        );
+        if let Some(s) = &report.sample {
+            let _ = writeln!(
+                out,
+                "sample: {} of {} recordings hashed (fraction {}), seed {} (repeat with --seed); a tampered recording is missed with probability {:.3} per run",
+                s.recordings_hashed,
+                s.recordings,
+                s.fraction,
+                s.seed,
+                1.0 - s.fraction
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            match report.verdict {
+                Verdict::Verified => "VERIFIED: intact, and signed by the holder of the key given",
+                Verdict::IntactUnsigned =>
+                    "INTACT, UNSIGNED: no findings, but nothing proves who sealed the package",
+                Verdict::IntactOriginUnchecked =>
+                    "INTACT, ORIGIN UNCHECKED: the package is signed, but no --pubkey was given, so the signature was not checked; anyone could have changed the package and re-sealed and re-signed it. Verify again with the exporter's public key",
+                Verdict::Findings => "FINDINGS: the package is not as sealed (above)",
+            }
         );
         if let Some(r) = &remote {
             let _ = writeln!(
@@ -227,11 +264,12 @@ async fn main() {
             dir,
             pubkey,
             sample,
+            seed,
             json,
             remote,
             download,
             client,
-        } => verify(&dir, pubkey, sample, json, remote, client, download).await,
+        } => verify(&dir, pubkey, sample, seed, json, remote, client, download).await,
         Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {
             Ok(public) => {

@@ -11,6 +11,11 @@ use custos_sim::{Scenario, Sim};
 mod common;
 use common::{BIN, QUERY, tmp};
 
+#[path = "export_guards/mod.rs"]
+mod export_guards;
+#[path = "verify_hostile/mod.rs"]
+mod verify_hostile;
+
 type Env = custos_sim::Running;
 
 async fn start(s: Scenario) -> Env {

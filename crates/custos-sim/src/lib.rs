@@ -84,7 +84,13 @@ impl Sim {
     /// Serves on 127.0.0.1 (a free port) in the background until the returned handle is
     /// dropped: what tests and `custos demo` use.
     pub async fn spawn(self) -> std::io::Result<Running> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        self.spawn_on("127.0.0.1:0").await
+    }
+
+    /// [`Sim::spawn`] on a given loopback address (`custos demo` keeps one port, so that a
+    /// re-run resumes the same export).
+    pub async fn spawn_on(self, addr: &str) -> std::io::Result<Running> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(self.clone().serve(listener, async {

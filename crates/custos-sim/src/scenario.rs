@@ -252,8 +252,21 @@ impl Default for Faults {
     }
 }
 
-/// Recording ids a file system must never see as names (served by the hostile-ids fault).
-pub const HOSTILE_IDS: &[&str] = &["../../x", "a/b", "a\\b", "nul\u{0}id", "bell\u{7}id", ".."];
+/// Recording ids a file system must never see as names, nor a spreadsheet as a formula (served
+/// by the hostile-ids fault).
+pub const HOSTILE_IDS: &[&str] = &[
+    "../../x",
+    "a/b",
+    "a\\b",
+    "nul\u{0}id",
+    "bell\u{7}id",
+    "..",
+    "=HYPERLINK(\"http://127.0.0.1/\",\"open\")",
+    "+1+1",
+    "-1+1",
+    "@SUM(1,1)",
+    "tab\tid",
+];
 
 /// Names accepted by `--faults`, with the intensity `all` (or a bare name) switches on.
 pub const FAULT_NAMES: &[(&str, &str)] = &[

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use custos::verify::Finding;
+use custos::verify::{Finding, FindingKind};
 use serde_json::Value;
 
 use crate::plan::plan;
@@ -32,15 +32,6 @@ pub struct RemoteReport {
     pub downloaded_bytes: u64,
     /// Problems.
     pub findings: Vec<Finding>,
-}
-
-fn finding(kind: &'static str, r#where: String, what: String, action: &'static str) -> Finding {
-    Finding {
-        kind,
-        r#where,
-        what,
-        action,
-    }
 }
 
 /// Compares the objects at `target` with the export at `root`. `Err` when the comparison
@@ -95,11 +86,10 @@ pub async fn verify_remote(
         let back = match store.head(&key).await {
             Ok(Some(b)) => b,
             Ok(None) => {
-                findings.push(finding(
-                    "remote-missing",
+                findings.push(Finding::new(
+                    FindingKind::RemoteMissing,
                     key,
                     format!("{} is not in the store", item.rel),
-                    "upload again (custos upload resumes); if it was stored before, someone deleted it: check the store's access logs",
                 ));
                 continue;
             }
@@ -161,11 +151,10 @@ pub async fn verify_remote(
             protected += 1;
         }
         if !problems.is_empty() {
-            findings.push(finding(
-                "remote-mismatch",
+            findings.push(Finding::new(
+                FindingKind::RemoteMismatch,
                 key,
                 problems.join("; "),
-                "the stored object is not what was sealed; check the store's version history and access logs",
             ));
         }
     }
@@ -188,21 +177,19 @@ pub async fn verify_remote(
             let (sha, size) = custos::package::sha256_file(&local).map_err(|e| e.to_string())?;
             match store.head(&key).await.map_err(|e| format!("{key}: {e}"))? {
                 None if !receipt_complete => {}
-                None => findings.push(finding(
-                    "remote-receipt-missing",
+                None => findings.push(Finding::new(
+                    FindingKind::RemoteReceiptMissing,
                     key,
                     format!("the completed upload's {rel} is not in the store"),
-                    "re-run custos upload: it stores the receipt beside the export",
                 )),
                 Some(b)
                     if b.size != Some(size)
                         || b.sha256.as_ref().or(b.sha256_metadata.as_ref()) != Some(&sha) =>
                 {
-                    findings.push(finding(
-                        "remote-receipt-mismatch",
+                    findings.push(Finding::new(
+                        FindingKind::RemoteReceiptMismatch,
                         key,
                         format!("the stored {rel} differs from the local one (SHA-256 {sha})"),
-                        "one of the two receipts was changed (the stored one is under the store's lock); compare them and check their signatures",
                     ))
                 }
                 Some(_) => {}
@@ -217,11 +204,10 @@ pub async fn verify_remote(
         .map_err(|e| e.to_string())?
     {
         if !expected.contains(&key) && !receipt_keys.contains(&key) {
-            findings.push(finding(
-                "remote-unexpected",
+            findings.push(Finding::new(
+                FindingKind::RemoteUnexpected,
                 key,
-                "an object under the export's prefix that the bag does not list".into(),
-                "it is not part of the evidence; find out who wrote it (access logs)",
+                "an object under the export's prefix that the bag does not list",
             ));
         }
     }

@@ -55,12 +55,29 @@ pub fn line_hash(line: &[u8]) -> String {
 
 /// Walks a log and checks its chain. An error names the first line that does not chain.
 pub fn check_chain(path: &Path) -> std::result::Result<ChainCheck, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    check_chain_lines(std::io::BufReader::new(f), MAX_LINE, |_| {})
+}
+
+/// The longest line a log may hold (custos writes lines of a few KiB).
+pub const MAX_LINE: usize = 4 << 20;
+
+/// Checks the chain of the log `r` yields, line by line (never more than `cap` bytes of one
+/// line in memory), calling `visit` with each whole line parsed. An error names the first line
+/// that does not chain, or is longer than `cap`.
+pub fn check_chain_lines(
+    r: impl BufRead,
+    cap: usize,
+    mut visit: impl FnMut(&Value),
+) -> std::result::Result<ChainCheck, String> {
     let mut prev = GENESIS.to_owned();
     let mut lines = 0u64;
-    let mut pos = 0usize;
-    while let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') {
-        let line = &bytes[pos..pos + nl];
+    let mut torn_bytes = 0u64;
+    crate::verify::fsys::for_each_line(r, cap, |line, whole| {
+        if !whole {
+            torn_bytes = line.len() as u64;
+            return Ok(());
+        }
         let n = lines + 1;
         let v: Value =
             serde_json::from_slice(line).map_err(|e| format!("line {n}: not JSON ({e})"))?;
@@ -76,15 +93,38 @@ pub fn check_chain(path: &Path) -> std::result::Result<ChainCheck, String> {
                 v["seq"]
             ));
         }
+        visit(&v);
         prev = line_hash(line);
         lines = n;
-        pos += nl + 1;
-    }
+        Ok(())
+    })?;
     Ok(ChainCheck {
         lines,
         head: prev,
-        torn_bytes: (bytes.len() - pos) as u64,
+        torn_bytes,
     })
+}
+
+/// A value as a CSV cell of the custody record: control characters written as `\u{..}`, and a
+/// leading `'` before a value a spreadsheet would run as a formula (`=`, `+`, `-`, `@`). The
+/// value as received stays in the custody log and the metadata (docs/formats.md).
+pub fn csv_cell(v: &str) -> std::borrow::Cow<'_, str> {
+    let formula = v.starts_with(['=', '+', '-', '@']);
+    if !formula && !v.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len() + 8);
+    if formula {
+        out.push('\'');
+    }
+    for c in v.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl CustodyLog {
@@ -115,11 +155,14 @@ impl CustodyLog {
         } else {
             (0, GENESIS.to_owned())
         };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let mut o = std::fs::OpenOptions::new();
+        o.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(crate::fetch::WORKING_MODE);
+        }
+        let file = o.open(path).map_err(|e| Error::io(path, e))?;
         let log = CustodyLog {
             path: path.to_owned(),
             actor,
@@ -257,6 +300,24 @@ mod tests {
         assert_eq!(events[2]["event"], "log-repaired");
         assert_eq!(events[3]["event"], "c");
         std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn csv_cells_are_never_formulas_or_control_characters() {
+        assert_eq!(csv_cell("abc-1"), "abc-1");
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(csv_cell("-1+2"), "'-1+2");
+        assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_cell("+1"), "'+1");
+        assert_eq!(csv_cell("bell\u{7}id"), "bell\\u{7}id");
+        assert_eq!(csv_cell("a\r\nb"), "a\\u{d}\\u{a}b");
+    }
+
+    #[test]
+    fn a_line_longer_than_the_cap_is_refused_not_read() {
+        let big = format!("{}\n", "x".repeat(1000));
+        let e = check_chain_lines(big.as_bytes(), 100, |_| {}).unwrap_err();
+        assert!(e.contains("longer than 100 bytes"), "{e}");
     }
 
     #[test]

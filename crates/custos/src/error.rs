@@ -24,6 +24,39 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Another run holds the export directory.
+    #[error(
+        "{path}: another custos run (pid {holder}) is writing this export; wait for it to finish, or choose another directory"
+    )]
+    Busy {
+        /// The export directory.
+        path: PathBuf,
+        /// Who holds it (the pid the lock file names, or "unknown").
+        holder: String,
+    },
+    /// A file the export already wrote is not as it was written.
+    #[error("{path}: {message}")]
+    Tampered {
+        /// The file.
+        path: PathBuf,
+        /// What differs, and what to do.
+        message: String,
+    },
+    /// The run was stopped by a signal: re-run to resume.
+    #[error("stopped by {0}; nothing already exported is lost")]
+    Stopped(String),
+    /// The API refused a request with a client error that asking again will not change.
+    #[error("{method} {url} was refused with {status}: {message}")]
+    Refused {
+        /// HTTP method.
+        method: String,
+        /// URL (never with a secret in it).
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// Genesys error code/message.
+        message: String,
+    },
     /// Authentication failed.
     #[error("authentication failed at {url}: {message}")]
     Auth {
@@ -62,6 +95,21 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// Whether re-running the same command cannot help (bad input, settings, a refusal): the
+    /// CLI's exit 2. Everything else stopped an export that a re-run resumes (exit 3).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Error::Query(_)
+                | Error::Config(_)
+                | Error::OutputDir { .. }
+                | Error::Auth { .. }
+                | Error::Busy { .. }
+                | Error::Tampered { .. }
+                | Error::Refused { .. }
+        )
     }
 
     /// The disk (or the user's quota) is full: freeing space and re-running resumes the export.

@@ -169,13 +169,11 @@ pub async fn fetch(
     let window = crate::http::RateWindow::from_headers(resp.headers(), sent, ticket);
     let limit = declared.or(stated_size);
     let io = |e: std::io::Error| FetchError::Io(Error::io(part, e));
-    let file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(part)
-        .await
-        .map_err(io)?;
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(WORKING_MODE);
+    let file = opts.open(part).await.map_err(io)?;
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     let mut hasher = Sha256::new();
     let mut n: u64 = 0;
@@ -234,24 +232,66 @@ fn snippet(s: &str) -> String {
         .replace(['\n', '\r'], " ")
 }
 
-/// Renames `part` to `dest`, makes it read-only, writes `<dest>.sha256` (two spaces, as
-/// `sha256sum -c` and `shasum -c` both accept), and fsyncs the directory.
+/// Modes custos gives what it writes, whatever the umask: evidence read-only for everyone,
+/// working files writable by the owner only, directories never writable by others.
+pub const EVIDENCE_MODE: u32 = 0o444;
+/// Files custos still appends to or rewrites (the custody log, the custody record, tag files).
+pub const WORKING_MODE: u32 = 0o644;
+/// Directories.
+pub const DIR_MODE: u32 = 0o755;
+
+/// Creates (truncating) `path` for writing with [`WORKING_MODE`] at most.
+pub fn create_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(WORKING_MODE);
+    }
+    o.open(path)
+}
+
+/// Sets `path`'s mode exactly (not through the umask).
+pub fn set_mode(path: &Path, mode: u32) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(path, e))
+    }
+    #[cfg(not(unix))]
+    {
+        let mut p = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .permissions();
+        p.set_readonly(mode & 0o222 == 0);
+        std::fs::set_permissions(path, p).map_err(|e| Error::io(path, e))
+    }
+}
+
+/// `create_dir_all` with [`DIR_MODE`] at most for every directory it creates.
+pub fn make_dirs(dir: &Path) -> Result<(), Error> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(DIR_MODE);
+    }
+    b.create(dir).map_err(|e| Error::io(dir, e))
+}
+
+/// Renames `part` to `dest`, makes it read-only ([`EVIDENCE_MODE`]), writes `<dest>.sha256`
+/// (two spaces, as `sha256sum -c` and `shasum -c` both accept), and fsyncs the directory.
 pub fn finalize(part: &Path, dest: &Path, sha256: &str) -> Result<(), Error> {
+    set_mode(part, EVIDENCE_MODE)?;
     std::fs::rename(part, dest).map_err(|e| Error::io(dest, e))?;
-    let mut perm = std::fs::metadata(dest)
-        .map_err(|e| Error::io(dest, e))?
-        .permissions();
-    perm.set_readonly(true);
-    std::fs::set_permissions(dest, perm).map_err(|e| Error::io(dest, e))?;
     let name = dest
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    write_durably(&sidecar(dest), format!("{sha256}  {name}\n").as_bytes())?;
-    if let Some(dir) = dest.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(())
+    write_sealed(&sidecar(dest), format!("{sha256}  {name}\n").as_bytes())
 }
 
 /// `<file>.sha256`.
@@ -261,20 +301,39 @@ pub fn sidecar(file: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Writes a file via a temporary name, fsync and rename: readers see the old file or the new
-/// one, never half of one.
+/// Writes a file via a temporary name, fsync, rename and an fsync of the directory: readers
+/// see the old file or the new one, never half of one, and after a power loss the new name is
+/// there if this returned. Mode [`WORKING_MODE`].
 pub fn write_durably(path: &Path, data: &[u8]) -> Result<(), Error> {
+    write_with_mode(path, data, WORKING_MODE)
+}
+
+/// [`write_durably`], read-only ([`EVIDENCE_MODE`]): for files written once (the query
+/// record, the manifest, metadata as received, sidecars).
+pub fn write_sealed(path: &Path, data: &[u8]) -> Result<(), Error> {
+    write_with_mode(path, data, EVIDENCE_MODE)
+}
+
+fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), Error> {
     use std::io::Write;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
+    // A read-only leftover of a crashed run cannot be truncated by its owner: start afresh.
+    let _ = std::fs::remove_file(&tmp);
     {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut f = create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
         f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
     }
+    if mode != WORKING_MODE {
+        set_mode(&tmp, mode)?;
+    }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    Ok(())
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
 }
 
 /// fsyncs a directory so a rename in it is durable.

@@ -37,10 +37,34 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Refuses plain http except on loopback, and anything that is not http(s).
+/// Refuses an API or login base that carries a user name, password, query or fragment, plain
+/// http except on loopback, and anything that is not http(s). Never repeats what it refuses.
 pub fn check_base_url(what: &str, url: &str) -> Result<()> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| Error::Config(format!("{what} '{url}' is not a URL: {e}")))?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| Error::Config(format!("{what} is not a URL: {e}")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(Error::Config(format!(
+            "{what} must not carry a user name or password (it would be recorded in the package); give credentials through GENESYSCLOUD_OAUTHCLIENT_ID/SECRET or --credentials"
+        )));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(Error::Config(format!(
+            "{what} must not carry a query string or fragment (it may hold a secret, and would be recorded in the package): give scheme, host, port and path only"
+        )));
+    }
+    check_url_scheme(what, url, &parsed)
+}
+
+/// Refuses plain http except on loopback, and anything that is not http(s) (media URLs, which
+/// carry their pre-signature in the query, are checked with this alone).
+pub fn check_media_url(what: &str, url: &str) -> Result<()> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| Error::Config(format!("{what} is not a URL: {e}")))?;
+    check_url_scheme(what, url, &parsed)
+}
+
+fn check_url_scheme(what: &str, url: &str, parsed: &reqwest::Url) -> Result<()> {
+    let url = crate::custody::redact_url(url);
     match parsed.scheme() {
         "https" => Ok(()),
         "http" => {
@@ -825,6 +849,15 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<ApiResponse> {
         let r = self.send(method.clone(), path, body).await?;
+        let status = r.status.as_u16();
+        if r.status.is_client_error() && status != 408 && status != 429 {
+            return Err(Error::Refused {
+                method: method.to_string(),
+                url: self.url(path),
+                status,
+                message: r.describe(),
+            });
+        }
         if !r.status.is_success() {
             return Err(Error::Api {
                 method: method.to_string(),
@@ -1038,6 +1071,16 @@ mod tests {
         assert!(check_base_url("x", "http://10.0.0.1").is_err());
         assert!(check_base_url("x", "ftp://127.0.0.1").is_err());
         assert!(check_base_url("x", "not a url").is_err());
+        for bad in [
+            "https://user:pw@api.example.com",
+            "https://user@api.example.com",
+            "https://api.example.com/?token=s3cret",
+            "https://api.example.com/#s3cret",
+        ] {
+            let e = check_base_url("API base", bad).unwrap_err().to_string();
+            assert!(!e.contains("s3cret") && !e.contains("pw"), "{e}");
+        }
+        assert!(check_media_url("m", "https://s3.example.com/x?X-Amz-Signature=1").is_ok());
     }
 
     #[test]

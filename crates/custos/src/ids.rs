@@ -31,10 +31,36 @@ pub struct IdList {
     pub entries: Vec<IdEntry>,
 }
 
+/// The largest ids file read (a million ids take about 40 MB).
+const MAX_IDS_FILE: u64 = 256 << 20;
+
+/// The bytes of a regular file of at most [`MAX_IDS_FILE`]; anything else is a clear refusal
+/// (a directory, a FIFO that would block, a device that never ends).
+fn read_list(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let bad = |what: String| Error::Config(format!("--ids {}: {what}", path.display()));
+    let m = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !m.is_file() {
+        return Err(bad("is not a regular file; give a text file of ids".into()));
+    }
+    if m.len() > MAX_IDS_FILE {
+        return Err(bad(format!("is larger than {MAX_IDS_FILE} bytes")));
+    }
+    let f = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut out = Vec::new();
+    f.take(MAX_IDS_FILE + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| bad(e.to_string()))?;
+    if out.len() as u64 > MAX_IDS_FILE {
+        return Err(bad(format!("is larger than {MAX_IDS_FILE} bytes")));
+    }
+    Ok(out)
+}
+
 impl IdList {
     /// Reads and validates `path`; `pairs` allows `conversationId,recordingId` lines.
     pub fn read(path: &Path, pairs: bool) -> Result<IdList> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_list(path)?;
         let text = String::from_utf8(bytes.clone())
             .map_err(|_| Error::Config(format!("{}: not UTF-8 text", path.display())))?;
         let mut entries = Vec::new();

@@ -85,7 +85,7 @@ pub fn write_bag(
     // Both lists are written as the payload is walked, never held whole.
     let open = |name: &str| -> Result<(PathBuf, std::io::BufWriter<std::fs::File>)> {
         let tmp = root.join(format!("{name}.tmp"));
-        let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let f = crate::fetch::create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
         Ok((tmp, std::io::BufWriter::new(f)))
     };
     let (manifest_tmp, mut manifest) = open("manifest-sha256.txt")?;

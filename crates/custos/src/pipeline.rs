@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::custody::CustodyLog;
+use crate::custody::{CustodyLog, csv_cell};
 use crate::error::{Error, Result};
-use crate::fetch::{sync_dir, write_durably};
+use crate::fetch::{sync_dir, write_durably, write_sealed};
 use crate::http::{Api, Credentials};
 use crate::ids::IdList;
 use crate::model::{Item, Outcome, safe_id};
@@ -22,7 +22,7 @@ use crate::source::{
     NOT_FOUND, genesys_conversations, genesys_recordings, search_by_ids, search_recordings,
     url_path,
 };
-use crate::state::State;
+use crate::state::{Done, State};
 
 /// Which API to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,16 +159,49 @@ pub fn tool() -> serde_json::Value {
     json!({"name": TOOL, "version": VERSION, "commit": COMMIT})
 }
 
-/// `user@host` of whoever runs the tool (never a secret).
+/// `user@host` of the account the process runs as (its real uid, named from the password
+/// database; never `$USER`, which anyone can set).
 pub fn os_identity() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let user = account()
+        .or_else(env_user)
+        .unwrap_or_else(|| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown".into());
     format!("{user}@{host}")
+}
+
+/// `$USER` (or `$LOGNAME`), when it names someone other than the account: recorded beside it.
+pub fn env_user_if_different() -> Option<String> {
+    let env = env_user()?;
+    (account().as_deref() != Some(env.as_str())).then_some(env)
+}
+
+fn env_user() -> Option<String> {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// The name of the process's real uid (Linux: /proc/self/status and /etc/passwd), or
+/// `uid N` when the database does not name it.
+fn account() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
+        p.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid).then(|| f[0].to_owned())
+        })
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
 }
 
 /// What selects the recordings: a query, or a list of ids.
@@ -205,7 +238,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) downloads: tokio::sync::Semaphore,
     /// Opened once we know the export is not already sealed (appending to a sealed bag's log
     /// would break it).
-    log: std::sync::OnceLock<Arc<CustodyLog>>,
+    log: &'a std::sync::OnceLock<Arc<CustodyLog>>,
 }
 
 impl Ctx<'_> {
@@ -220,6 +253,143 @@ impl Ctx<'_> {
 
 /// Runs (or resumes) an export. Invalid input is refused before anything is written.
 pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Report> {
+    export_until(cfg, progress, std::future::pending()).await
+}
+
+/// [`export`], stopped cleanly when `stop` completes (the CLI passes SIGINT/SIGTERM): no new
+/// work is taken, work in flight is cut (a partial download never carries a final name, and
+/// every outcome already recorded stays), the stop is recorded in the custody log with what
+/// `stop` returned, and the result is [`Error::Stopped`]. Re-running resumes, as after a kill.
+pub async fn export_until(
+    cfg: &ExportConfig,
+    progress: &dyn Progress,
+    stop: impl std::future::Future<Output = String>,
+) -> Result<Report> {
+    let log = std::sync::OnceLock::new();
+    tokio::select! {
+        r = run(cfg, progress, &log) => r,
+        why = stop => {
+            if let Some(l) = log.get() {
+                l.append("export-stopped", json!({"by": why, "note": "work in flight was cut; re-run the same command to resume"}))?;
+            }
+            Err(Error::Stopped(why))
+        }
+    }
+}
+
+/// Every setting that shapes the package, as recorded at the start and compared on resume:
+/// (name as the user gives it, value).
+fn settings(
+    cfg: &ExportConfig,
+    sign_key: Option<&minisign::SecretKey>,
+) -> Vec<(&'static str, String)> {
+    let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+    vec![
+        ("--source", cfg.source.as_str().into()),
+        ("--api-base", cfg.api_base.clone()),
+        ("--login-base", cfg.login_base.clone()),
+        (
+            "--retrieval",
+            match cfg.retrieval {
+                Retrieval::Batch => "batch".into(),
+                Retrieval::Transcode(_) => "transcode".into(),
+            },
+        ),
+        (
+            "--format",
+            match &cfg.retrieval {
+                Retrieval::Batch => "(original codec)".into(),
+                Retrieval::Transcode(f) => f.clone(),
+            },
+        ),
+        ("--matter", or_none(&cfg.matter)),
+        ("--operator", or_none(&cfg.operator)),
+        ("--source-organization", or_none(&cfg.source_organization)),
+        (
+            "--duration-tolerance",
+            format!("{}", cfg.duration_tolerance.as_secs_f64()),
+        ),
+        ("page size", cfg.page_size.to_string()),
+        (
+            "--sign-key",
+            sign_key
+                .map(|k| format!("key id {}", hex::encode_upper(k.keynum())))
+                .unwrap_or_else(|| "(unsigned)".into()),
+        ),
+    ]
+}
+
+/// Takes the export directory for this run: an OS lock on `.custos/lock`, held until the run
+/// ends (also by a crash: the OS releases it). A second run is refused at once, naming the pid.
+fn lock(root: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = root.join(".custos").join("lock");
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(crate::fetch::WORKING_MODE);
+    }
+    let mut f = o.open(&path).map_err(|e| Error::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            let holder = holder
+                .split_whitespace()
+                .next()
+                .unwrap_or("unknown")
+                .chars()
+                .take(20)
+                .collect();
+            return Err(Error::Busy {
+                path: root.to_path_buf(),
+                holder,
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+    }
+    let me = format!("{} {}\n", std::process::id(), os_identity());
+    f.set_len(0)
+        .and_then(|_| f.rewind())
+        .and_then(|_| f.write_all(me.as_bytes()))
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(&path, e))?;
+    Ok(f)
+}
+
+/// The output directory must be a directory (or not exist yet), and not a dangling link.
+fn check_out(root: &Path) -> Result<()> {
+    let bad = |message: &str| Error::OutputDir {
+        path: root.to_path_buf(),
+        message: message.into(),
+    };
+    match std::fs::symlink_metadata(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(root, e)),
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => match std::fs::metadata(root) {
+            Ok(t) if t.is_dir() => Ok(()),
+            Ok(_) => Err(bad(
+                "is a link to something that is not a directory; give a directory",
+            )),
+            Err(_) => Err(bad(
+                "is a link to nothing (a dangling symlink); give a directory",
+            )),
+        },
+        Ok(_) => Err(bad(
+            "is a file, not a directory; give a directory for the export",
+        )),
+    }
+}
+
+async fn run(
+    cfg: &ExportConfig,
+    progress: &dyn Progress,
+    log_cell: &std::sync::OnceLock<Arc<CustodyLog>>,
+) -> Result<Report> {
     let started = std::time::Instant::now();
     let input = match (&cfg.query, &cfg.ids_file) {
         (Some(q), None) => Input::Query(Query::parse(q)?),
@@ -230,6 +400,16 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
             ));
         }
     };
+    if !(1..=MAX_CONCURRENCY).contains(&cfg.concurrency) {
+        return Err(Error::Config(format!(
+            "--concurrency must be between 1 and {MAX_CONCURRENCY}"
+        )));
+    }
+    if !(1..=MAX_RATE_PER_MINUTE).contains(&cfg.rate_per_minute) {
+        return Err(Error::Config(format!(
+            "--rate must be between 1 and {MAX_RATE_PER_MINUTE} requests per minute"
+        )));
+    }
     let now = cfg.now.unwrap_or_else(OffsetDateTime::now_utc);
     if let (Input::Query(query), SourceKind::Genesys) = (&input, cfg.source) {
         query
@@ -255,9 +435,9 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
         cfg.rate_per_minute,
     )?;
     let root = cfg.out.clone();
+    check_out(&root)?;
     let state_path = root.join(".custos").join("state.sqlite");
-    let resuming = state_path.exists();
-    if !resuming && root.exists() && !empty_or_our_skeleton(&root)? {
+    if !state_path.exists() && root.exists() && !empty_or_our_skeleton(&root)? {
         return Err(Error::OutputDir {
             path: root,
             message: "exists, is not empty and holds no custos export; choose a new directory"
@@ -267,8 +447,10 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
     // Credentials are proven before the first file is written.
     api.token(None).await?;
     for d in [root.join(".custos"), root.join("data")] {
-        std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        crate::fetch::make_dirs(&d)?;
     }
+    let _lock = lock(&root)?;
+    let resuming = state_path.exists();
     let state = State::open(&state_path)?;
     let ctx = Ctx {
         cfg,
@@ -276,8 +458,8 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
         state,
         root,
         progress,
-        downloads: tokio::sync::Semaphore::new(cfg.concurrency.max(1)),
-        log: std::sync::OnceLock::new(),
+        downloads: tokio::sync::Semaphore::new(cfg.concurrency),
+        log: log_cell,
     };
     if let Some(prev) = ctx.state.get("query_canonical")?
         && prev != input.canonical()
@@ -289,32 +471,20 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
             ),
         });
     }
-    // The source and the API's host (the region), not its port: a local simulator restarts on
-    // another port, a real org never moves.
-    let host = url::Url::parse(&cfg.api_base)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default();
-    let origin = format!("{} at {host}", cfg.source.as_str());
-    match ctx.state.get("origin")? {
-        Some(prev) if prev != origin => {
-            return Err(Error::OutputDir {
-                path: ctx.root.clone(),
-                message: format!(
-                    "holds an export from {prev}, not {origin}; choose a new directory"
-                ),
-            });
-        }
-        Some(_) => {}
-        None => ctx.state.set("origin", &origin)?,
-    }
+    compare_settings(&ctx, &settings(cfg, sign_key.as_ref()))?;
     if ctx.state.get("complete")?.as_deref() == Some("true")
         && ctx.root.join("tagmanifest-sha256.txt").exists()
     {
         return report(&ctx, started, resuming, true);
     }
+    if resuming {
+        recheck_written(&ctx)?;
+    }
     remove_partials(&ctx.root.join("data"))?;
-    let actor = json!({"oauthClientId": ctx.api.client_id(), "osUser": os_identity(), "operator": cfg.operator});
+    let mut actor = json!({"oauthClientId": ctx.api.client_id(), "osUser": os_identity(), "operator": cfg.operator});
+    if let Some(env) = env_user_if_different() {
+        actor["envUser"] = json!(env);
+    }
     let log = Arc::new(CustodyLog::open(
         &ctx.root.join("data/custody_log.jsonl"),
         actor,
@@ -322,7 +492,8 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
     )?);
     ctx.api.set_log(log.clone());
     let _ = ctx.log.set(log);
-    ctx.log("export-run", json!({"resumed": resuming, "source": cfg.source.as_str(), "apiBase": cfg.api_base, "loginBase": cfg.login_base, "matter": cfg.matter}))?;
+    ctx.log("export-run", json!({"resumed": resuming, "source": cfg.source.as_str(), "apiBase": cfg.api_base, "loginBase": cfg.login_base, "matter": cfg.matter, "pid": std::process::id(),
+        "settings": settings(cfg, sign_key.as_ref()).into_iter().map(|(k, v)| (k.trim_start_matches("--").to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()}))?;
 
     progress.stage(Stage::Query, "recording the query");
     if ctx.state.get("query_sha256")?.is_none() {
@@ -338,6 +509,92 @@ pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Repor
     package(&ctx, sign_key.as_ref())?;
     ctx.state.set("complete", "true")?;
     report(&ctx, started, resuming, false)
+}
+
+/// The most downloads at a time (`--concurrency`).
+pub const MAX_CONCURRENCY: usize = 256;
+/// The highest `--rate` (requests per minute) accepted: above any Genesys org's limit.
+pub const MAX_RATE_PER_MINUTE: u32 = 1_000_000;
+
+/// Records the settings on the first run; on a resume, refuses any that differ, naming it.
+fn compare_settings(ctx: &Ctx<'_>, now: &[(&'static str, String)]) -> Result<()> {
+    let started_before = ctx.state.get("query_sha256")?.is_some();
+    for (name, value) in now {
+        let key = format!("setting {name}");
+        match ctx.state.get(&key)? {
+            Some(prev) if &prev != value => {
+                return Err(Error::OutputDir {
+                    path: ctx.root.clone(),
+                    message: format!(
+                        "this export was started with {name} {prev}; this run gives {value}. One package is made with one set of settings: re-run with {name} {prev}, or export into a new directory"
+                    ),
+                });
+            }
+            Some(_) => {}
+            // A job database from before settings were recorded: the API host was.
+            None if started_before && *name == "--api-base" => {
+                if let Some(origin) = ctx.state.get("origin")? {
+                    let host = url::Url::parse(value)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    if origin != format!("{} at {host}", ctx.cfg.source.as_str()) {
+                        return Err(Error::OutputDir {
+                            path: ctx.root.clone(),
+                            message: format!(
+                                "holds an export from {origin}; choose a new directory"
+                            ),
+                        });
+                    }
+                }
+                ctx.state.set(&key, value)?;
+            }
+            None => ctx.state.set(&key, value)?,
+        }
+    }
+    Ok(())
+}
+
+/// Before a resume trusts what an earlier run wrote: the sealed query record and manifest,
+/// and every finished download, hashed again and compared with the job database.
+fn recheck_written(ctx: &Ctx<'_>) -> Result<()> {
+    let check = |rel: &str, want: &str, what: &str| -> Result<()> {
+        let path = ctx.root.join(rel);
+        let got = match sha256_file(&path) {
+            Ok((h, _)) => h,
+            Err(_) => {
+                return Err(Error::Tampered {
+                    path,
+                    message: format!(
+                        "{what} written by an earlier run of this export is gone; the export cannot be resumed. Restore the file, or export again into a new directory"
+                    ),
+                });
+            }
+        };
+        if got != want {
+            return Err(Error::Tampered {
+                path,
+                message: format!(
+                    "{what} changed since an earlier run of this export wrote it (SHA-256 {want} then, {got} now); the export cannot be resumed. Restore the file, or export again into a new directory"
+                ),
+            });
+        }
+        Ok(())
+    };
+    if let Some(sha) = ctx.state.get("query_sha256")? {
+        check("data/query.json", &sha, "the query record")?;
+    }
+    if let Some(sha) = ctx.state.get("manifest_sha256")? {
+        check("data/manifest.csv", &sha, "the sealed manifest")?;
+    }
+    ctx.state.for_each(|_, d| match d {
+        Some(Done {
+            file: Some(file),
+            sha256: Some(sha),
+            ..
+        }) => check(&file, &sha, "a downloaded file"),
+        _ => Ok(()),
+    })
 }
 
 fn remove_partials(dir: &Path) -> Result<()> {
@@ -418,13 +675,13 @@ fn write_query(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Result<()> 
         "selection": selection,
         "requests": requests,
         "tool": {"name": TOOL, "version": VERSION, "commit": COMMIT},
-        "exporter": {"oauthClientId": ctx.api.client_id(), "osUser": os_identity(), "operator": cfg.operator},
+        "exporter": {"oauthClientId": ctx.api.client_id(), "osUser": os_identity(), "envUser": env_user_if_different(), "operator": cfg.operator},
         "startedAt": format_ms(OffsetDateTime::now_utc()),
     });
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("json");
     bytes.push(b'\n');
     let path = ctx.root.join("data/query.json");
-    write_durably(&path, &bytes)?;
+    write_sealed(&path, &bytes)?;
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     ctx.state.set("export_id", &export_id)?;
     ctx.state.set("query_canonical", &input.canonical())?;
@@ -501,10 +758,10 @@ async fn build_manifest(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Re
         }
     };
     let meta_dir = ctx.root.join("data/metadata");
-    std::fs::create_dir_all(&meta_dir).map_err(|e| Error::io(&meta_dir, e))?;
+    crate::fetch::make_dirs(&meta_dir)?;
     for (rid, raw) in &found.metadata {
         if safe_id(rid) {
-            write_durably(&meta_dir.join(format!("{rid}.json")), raw.as_bytes())?;
+            write_sealed(&meta_dir.join(format!("{rid}.json")), raw.as_bytes())?;
         }
     }
     if staging.exists() {
@@ -529,17 +786,17 @@ async fn build_manifest(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Re
     for (i, it) in found.items.iter().enumerate() {
         w.write_record([
             (i + 1).to_string().as_str(),
-            &it.conversation_id,
-            &it.recording_id,
-            &it.listed_state,
+            &csv_cell(&it.conversation_id),
+            &csv_cell(&it.recording_id),
+            &csv_cell(&it.listed_state),
         ])
         .expect("csv");
     }
     let bytes = w.into_inner().expect("csv");
     let path = ctx.root.join("data/manifest.csv");
-    write_durably(&path, &bytes)?;
+    write_sealed(&path, &bytes)?;
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-    write_durably(
+    write_sealed(
         &ctx.root.join("data/manifest.csv.sha256"),
         format!("{sha}  manifest.csv\n").as_bytes(),
     )?;
@@ -551,20 +808,33 @@ async fn build_manifest(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Re
     Ok(())
 }
 
-/// True if `root` is empty, or holds only the empty `.custos/` and `data/` an export creates
-/// before its job database (a run killed at that instant must be resumable).
+/// True if `root` is empty, or holds only the `.custos/` (empty, or with only the run lock) and
+/// the empty `data/` an export creates before its job database (a run killed at that instant
+/// must be resumable).
 fn empty_or_our_skeleton(root: &Path) -> Result<bool> {
     for e in std::fs::read_dir(root).map_err(|e| Error::io(root, e))? {
         let e = e.map_err(|e| Error::io(root, e))?;
-        let ours = e.file_name() == ".custos" || e.file_name() == "data";
-        if !ours
-            || !e.path().is_dir()
-            || std::fs::read_dir(e.path())
-                .map_err(|err| Error::io(e.path(), err))?
-                .next()
-                .is_some()
+        let allowed: &[&str] = match e.file_name().to_str() {
+            Some(".custos") => &["lock"],
+            Some("data") => &[],
+            _ => return Ok(false),
+        };
+        if !e
+            .file_type()
+            .map_err(|err| Error::io(e.path(), err))?
+            .is_dir()
         {
             return Ok(false);
+        }
+        for inner in std::fs::read_dir(e.path()).map_err(|err| Error::io(e.path(), err))? {
+            let inner = inner.map_err(|err| Error::io(e.path(), err))?;
+            if !inner
+                .file_name()
+                .to_str()
+                .is_some_and(|n| allowed.contains(&n))
+            {
+                return Ok(false);
+            }
         }
     }
     Ok(true)
@@ -601,7 +871,7 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
     // Written row by row from the job database, never held whole.
     let coc_path = ctx.root.join("data/chain_of_custody.csv");
     let coc_tmp = ctx.root.join("data/chain_of_custody.csv.tmp");
-    let file = std::fs::File::create(&coc_tmp).map_err(|e| Error::io(&coc_tmp, e))?;
+    let file = crate::fetch::create_file(&coc_tmp).map_err(|e| Error::io(&coc_tmp, e))?;
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
     let csv_err = |e: csv::Error| Error::io(&coc_tmp, std::io::Error::other(e));
     w.write_record([
@@ -635,20 +905,23 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
                 .unwrap_or_default()
         };
         let (media_s, stated_s) = (secs(d.media_ms), secs(d.stated_ms));
+        // Every text cell through csv_cell: values from the API or the user are never a
+        // spreadsheet formula or a control character (docs/formats.md).
+        let c = |v: &str| csv_cell(v).into_owned();
         w.write_record([
-            it.recording_id.as_str(),
-            d.file.as_deref().unwrap_or(""),
-            d.sha256.as_deref().unwrap_or(""),
-            d.downloaded_at.as_deref().unwrap_or(""),
-            query_text,
-            ctx.api.client_id(),
-            d.outcome.as_str(),
-            &bytes,
-            d.content_type.as_deref().unwrap_or(""),
-            it.conversation_id.as_str(),
-            d.reason.as_str(),
-            &media_s,
-            &stated_s,
+            c(&it.recording_id),
+            c(d.file.as_deref().unwrap_or("")),
+            c(d.sha256.as_deref().unwrap_or("")),
+            c(d.downloaded_at.as_deref().unwrap_or("")),
+            c(query_text),
+            c(ctx.api.client_id()),
+            d.outcome.as_str().to_owned(),
+            bytes,
+            c(d.content_type.as_deref().unwrap_or("")),
+            c(&it.conversation_id),
+            c(&d.reason),
+            media_s,
+            stated_s,
         ])
         .map_err(csv_err)
     })?;

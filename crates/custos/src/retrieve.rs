@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::custody::redact_url;
 use crate::error::{Error, Result};
-use crate::fetch::{FetchError, extension, fetch, finalize, write_durably};
+use crate::fetch::{FetchError, extension, fetch, finalize};
 use crate::http::{Decision, MEDIA, jitter};
 use crate::model::{Item, Outcome, safe_id};
 use crate::package::sha256_file;
@@ -238,11 +238,11 @@ async fn download(
     bearer: Option<&str>,
     stated: Stated,
 ) -> Result<Got> {
-    if let Err(e) = crate::http::check_base_url("media URL", url) {
+    if let Err(e) = crate::http::check_media_url("media URL", url) {
         return Ok(Got::Done(done(Outcome::Failed, format!("refused: {e}"))));
     }
     let dir = ctx.root.join("data/recordings").join(&it.conversation_id);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    crate::fetch::make_dirs(&dir)?;
     let part = dir.join(format!("{}.part", it.recording_id));
     let mut last = String::new();
     let mut media_json = Value::Null;
@@ -412,7 +412,7 @@ fn quarantine(
     stated: Stated,
 ) -> Result<Done> {
     let dir = ctx.root.join("data/quarantine").join(&it.conversation_id);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    crate::fetch::make_dirs(&dir)?;
     let dest = dir.join(format!("{}.bin", it.recording_id));
     let (sha, bytes) = sha256_file(part)?;
     finalize(part, &dest, &sha)?;
@@ -630,9 +630,9 @@ async fn search_item(ctx: &Ctx<'_>, it: &Item) -> Result<Done> {
                 .join("data/metadata")
                 .join(format!("{}.json", it.recording_id));
             if let Some(d) = p.parent() {
-                std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+                crate::fetch::make_dirs(d)?;
             }
-            write_durably(&p, &r.body)?;
+            crate::fetch::write_sealed(&p, &r.body)?;
         }
         404 => {
             return Ok(done(

@@ -215,7 +215,7 @@ pub async fn genesys_recordings(
     concurrency: usize,
     staging: &std::path::Path,
 ) -> Result<Discovery> {
-    std::fs::create_dir_all(staging).map_err(|e| Error::io(staging, e))?;
+    crate::fetch::make_dirs(staging)?;
     let mut lists = futures_util::stream::iter(conversations.iter().cloned())
         .map(|cid| async move {
             let path = format!("/api/v2/conversations/{}/recordingmetadata", url_path(&cid));
@@ -253,7 +253,7 @@ pub async fn genesys_recordings(
                 continue;
             };
             if crate::model::safe_id(rid) {
-                crate::fetch::write_durably(
+                crate::fetch::write_sealed(
                     &staging.join(format!("{rid}.json")),
                     raw.get().as_bytes(),
                 )?;

@@ -327,7 +327,8 @@ async fn ids_files_export_exactly_the_listed_recordings_and_account_for_unknown_
         let ids = out_dir(&format!("ids-{}.txt", source.as_str()));
         let (text, expected): (String, Vec<&str>) = match source {
             SourceKind::Genesys => {
-                // A whole conversation, one named recording, and two ids the org does not know.
+                // A whole conversation, one named recording, and three ids the org does not
+                // know (two whole conversations: both rows have no recording id).
                 let whole = &avail[0].conversation_id;
                 let all: Vec<&str> = truth
                     .recordings
@@ -336,7 +337,7 @@ async fn ids_files_export_exactly_the_listed_recordings_and_account_for_unknown_
                     .map(|r| r.id.as_str())
                     .collect();
                 let text = format!(
-                    "# matter 42\n{whole}\n{},{}\nno-such-conversation\n{whole},no-such-recording\n",
+                    "# matter 42\n{whole}\n{},{}\nno-such-conversation\nno-such-conversation-2\n{whole},no-such-recording\n",
                     avail[5].conversation_id, avail[5].id
                 );
                 (
@@ -354,7 +355,7 @@ async fn ids_files_export_exactly_the_listed_recordings_and_account_for_unknown_
         cfg.query = None;
         cfg.ids_file = Some(ids.clone());
         let r = custos::export(&cfg, &NoProgress).await.unwrap();
-        let unknown = if source == SourceKind::Genesys { 2 } else { 1 };
+        let unknown = if source == SourceKind::Genesys { 3 } else { 1 };
         assert_eq!(
             r.counts[&Outcome::Exported],
             expected.len() as u64,
@@ -377,6 +378,10 @@ async fn ids_files_export_exactly_the_listed_recordings_and_account_for_unknown_
         let csv = std::fs::read_to_string(out.join("data/chain_of_custody.csv")).unwrap();
         assert!(csv.contains("ids-file:"));
         custos::package::validate_bag(&out).unwrap();
+        // Rows are told apart by conversation and recording id: two unknown conversations are
+        // two items, not one duplicated.
+        let v = custos::verify::verify(&out, &Default::default()).unwrap();
+        assert!(v.findings.is_empty(), "{source:?}: {:?}", v.findings);
         std::fs::remove_dir_all(&out).unwrap();
         std::fs::remove_file(&ids).unwrap();
     }
@@ -404,7 +409,7 @@ async fn a_directory_is_never_reused_for_another_query_or_source() {
             .await
             .unwrap_err()
             .to_string()
-            .contains("holds an export from genesys")
+            .contains("this export was started with --source genesys; this run gives search")
     );
     // A non-empty directory that is not an export is refused too.
     let stranger = out_dir("stranger");

@@ -256,15 +256,28 @@ async fn hostile_ids_from_the_api_are_failed_and_write_nothing() {
     let cfg = config(&running, out.clone(), SourceKind::Genesys, Retrieval::Batch);
     custos::export(&cfg, &NoProgress).await.unwrap();
     let outcomes = custos::package::outcomes(&out).unwrap();
+    // The custody record writes them as cells no spreadsheet runs and no terminal obeys.
     for id in custos_sim::scenario::HOSTILE_IDS {
+        let cell = custos::custody::csv_cell(id);
         assert_eq!(
-            outcomes.get(*id).map(String::as_str),
+            outcomes.get(cell.as_ref()).map(String::as_str),
             Some("Failed"),
             "{id:?}"
         );
     }
     let csv = std::fs::read_to_string(out.join("data/chain_of_custody.csv")).unwrap();
     assert!(csv.contains("unsafe id"));
+    for file in ["data/chain_of_custody.csv", "data/manifest.csv"] {
+        let mut r = csv::Reader::from_path(out.join(file)).unwrap();
+        for row in r.records() {
+            for cell in row.unwrap().iter() {
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@']) && !cell.chars().any(char::is_control),
+                    "{file}: {cell:?}"
+                );
+            }
+        }
+    }
     // Nothing escaped: the export's parent holds only the export, and no file is named after a hostile id.
     let siblings: Vec<_> = std::fs::read_dir(out.parent().unwrap())
         .unwrap()

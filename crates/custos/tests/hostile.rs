@@ -141,6 +141,10 @@ fn config(base: &str, out: std::path::PathBuf) -> ExportConfig {
 
 /// Runs an export against a server that answers `reply`; returns the error it stopped with.
 async fn stopped_by(name: &str, reply: Reply) -> String {
+    stopped_by_error(name, reply).await.to_string()
+}
+
+async fn stopped_by_error(name: &str, reply: Reply) -> custos::Error {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", l.local_addr().unwrap());
     let hits = Arc::new(AtomicUsize::new(0));
@@ -149,8 +153,7 @@ async fn stopped_by(name: &str, reply: Reply) -> String {
     let started = std::time::Instant::now();
     let e = custos::export(&config(&base, out.clone()), &NoProgress)
         .await
-        .expect_err(name)
-        .to_string();
+        .expect_err(name);
     // Answered, not retried into a long stall: none of these gets better by asking again.
     assert_eq!(hits.load(Ordering::SeqCst), 1, "{name}: {e}");
     assert!(started.elapsed().as_secs() < 20, "{name}");
@@ -255,4 +258,39 @@ async fn a_redirect_to_another_host_is_not_followed_and_gets_no_token() {
         0,
         "the other host was contacted"
     );
+}
+
+/// A query the server refuses (here as too large) is not something a re-run fixes: a refusal
+/// (exit 2 in the CLI), not a stop to resume (exit 3), asked once, and named with the server's
+/// words.
+#[tokio::test]
+async fn a_query_the_server_refuses_is_permanent_not_resumable() {
+    let e = stopped_by_error(
+        "refused-400",
+        raw(
+            "400 Bad Request",
+            "application/json",
+            "",
+            r#"{"code":"bad.request","message":"The query is too large: at most 100 predicates","status":400}"#,
+        ),
+    )
+    .await;
+    assert!(e.is_permanent(), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("refused with 400") && text.contains("too large"),
+        "{text}"
+    );
+    // A server error is worth resuming.
+    let e = stopped_by_error(
+        "refused-501",
+        raw(
+            "501 Not Implemented",
+            "application/json",
+            "",
+            r#"{"status":501}"#,
+        ),
+    )
+    .await;
+    assert!(!e.is_permanent(), "{e}");
 }

@@ -1,0 +1,761 @@
+//! A corpus of hostile bags, each checked with `custos verify` and with bagit-python: custos
+//! never hangs (every case within seconds), never exits 0 where bagit-python calls the bag
+//! invalid (nor on any hostile case at all), and never opens a path outside the bag — a FIFO
+//! outside it, with a writer counting every open, would notice.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::{BIN, copy_export, export_cmd, run, scenario, start, tmp};
+
+fn sha256(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// A FIFO outside the bag, and a writer that counts every time something opens it to read.
+struct Sentinel {
+    fifo: PathBuf,
+    opens: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sentinel {
+    fn new(dir: &Path) -> Sentinel {
+        let fifo = dir.join("pipe");
+        assert!(
+            Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let (opens, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (f, o, s) = (fifo.clone(), opens.clone(), stop.clone());
+        let writer = std::thread::spawn(move || {
+            // Blocks until a reader opens the FIFO; each completed open is one read attempt.
+            while let Ok(mut w) = std::fs::OpenOptions::new().write(true).open(&f) {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                o.fetch_add(1, Ordering::SeqCst);
+                let _ = w.write_all(b"outside the bag\n");
+            }
+        });
+        Sentinel {
+            fifo,
+            opens,
+            stop,
+            writer: Some(writer),
+        }
+    }
+
+    fn opens(&self) -> usize {
+        std::thread::sleep(Duration::from_millis(30));
+        self.opens.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc_o_nonblock())
+            .open(&self.fifo);
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// O_NONBLOCK on Linux (the tests run there; the value is the same on every Linux arch).
+fn libc_o_nonblock() -> i32 {
+    0o4000
+}
+
+/// Runs `cmd` for at most `limit`; `None` if it had to be killed.
+fn run_for(mut cmd: Command, limit: Duration) -> (Option<i32>, String, Duration) {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let o = child.wait_with_output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            return (status.code(), text, started.elapsed());
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, String::new(), started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Rewrites the manifest `name` through `f` (lines without their newline).
+fn edit_manifest(d: &Path, name: &str, f: impl FnOnce(&mut Vec<String>)) {
+    let p = d.join(name);
+    let mut lines: Vec<String> = std::fs::read_to_string(&p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    f(&mut lines);
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+}
+
+/// Re-hashes every entry of tagmanifest-sha256.txt (through links, as a forger's tool would),
+/// so that the case's one flaw is all that is wrong with the bag.
+fn reseal(d: &Path) {
+    let p = d.join("tagmanifest-sha256.txt");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let out: String = text
+        .lines()
+        .map(|l| {
+            let (_, rel) = l.split_once("  ").unwrap();
+            match std::fs::read(d.join(rel)) {
+                Ok(b) if !rel.starts_with('/') && !rel.contains("..") => {
+                    format!("{}  {rel}\n", sha256(&b))
+                }
+                _ => format!("{l}\n"),
+            }
+        })
+        .collect();
+    std::fs::write(&p, out).unwrap();
+}
+
+/// Adds `bytes` bytes and `files` files to Payload-Oxum.
+fn bump_oxum(d: &Path, bytes: i64, files: i64) {
+    let p = d.join("bag-info.txt");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let out: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("Payload-Oxum: ") {
+            Some(v) => {
+                let (b, n) = v.split_once('.').unwrap();
+                format!(
+                    "Payload-Oxum: {}.{}\n",
+                    b.parse::<i64>().unwrap() + bytes,
+                    n.parse::<i64>().unwrap() + files
+                )
+            }
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&p, out).unwrap();
+}
+
+/// Adds a payload file (by `make`, at `rel`) to the manifest with the hash of `content`, and
+/// fixes Payload-Oxum and the tag manifest: everything consistent but the file's nature.
+fn plant(d: &Path, rel: &str, content: &[u8], make: impl FnOnce(&Path)) {
+    make(&d.join(rel));
+    edit_manifest(d, "manifest-sha256.txt", |l| {
+        l.push(format!("{}  {rel}", sha256(content)));
+        l.sort_by(|a, b| a[66..].cmp(&b[66..]));
+    });
+    bump_oxum(d, content.len() as i64, 1);
+    reseal(d);
+}
+
+fn symlink(target: impl AsRef<Path>, at: &Path) {
+    std::os::unix::fs::symlink(target, at).unwrap();
+}
+
+fn mkfifo(at: &Path) {
+    assert!(Command::new("mkfifo").arg(at).status().unwrap().success());
+}
+
+fn first_recording_rel(d: &Path) -> String {
+    let p = super::first_recording(d);
+    p.strip_prefix(d).unwrap().to_str().unwrap().to_owned()
+}
+
+/// (name, how to make the bag hostile, the finding kind custos must report).
+type Case = (&'static str, Box<dyn Fn(&Path)>, &'static str);
+
+#[tokio::test]
+async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
+    let env = start(scenario()).await;
+    let base = tmp("hostile-base");
+    let key = tmp("hostile-key");
+    assert!(
+        Command::new(BIN)
+            .args(["keygen", "--out", key.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let o = run(export_cmd(
+        &env,
+        &base,
+        &["--sign-key", key.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let public = format!("{}.pub", key.display());
+    let outside = tmp("hostile-outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let secret = outside.join("secret.txt");
+    std::fs::write(&secret, b"not part of any bag\n").unwrap();
+    let secret_sha = sha256(b"not part of any bag\n");
+    let sentinel = Sentinel::new(&outside);
+    let other = copy_export(&base, "hostile-other");
+
+    let verify = |d: &Path, extra: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(["verify", d.to_str().unwrap(), "--json"])
+            .args(extra);
+        run_for(c, Duration::from_secs(20))
+    };
+    let bagit = |d: &Path| {
+        let mut c = Command::new("bagit.py");
+        c.args(["--validate", d.to_str().unwrap()]);
+        run_for(c, Duration::from_secs(4)).0 == Some(0)
+    };
+    // Controls: a sound bag, and one with a correct extra manifest, pass both tools.
+    for (name, add_md5) in [("sound", false), ("extra-md5-right", true)] {
+        let d = copy_export(&base, &format!("hostile-{name}"));
+        if add_md5 {
+            let m = std::fs::read_to_string(d.join("manifest-sha256.txt")).unwrap();
+            let md5: String = m
+                .lines()
+                .map(|l| {
+                    let rel = &l[66..];
+                    let b = std::fs::read(d.join(rel)).unwrap();
+                    format!(
+                        "{}  {rel}\n",
+                        hex::encode(<md5::Md5 as md5::Digest>::digest(&b))
+                    )
+                })
+                .collect();
+            std::fs::write(d.join("manifest-md5.txt"), md5).unwrap();
+        }
+        let (code, out, _) = verify(&d, &["--pubkey", &public]);
+        assert_eq!(code, Some(0), "{name}: {out}");
+        assert!(bagit(&d), "{name}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    let (s1, s2, sp) = (secret.clone(), secret_sha.clone(), sentinel.fifo.clone());
+    let (s3, s4, sp2, sp3) = (
+        secret.clone(),
+        secret_sha.clone(),
+        sentinel.fifo.clone(),
+        sentinel.fifo.clone(),
+    );
+    let other_data = other.join("data");
+    let cases: Vec<Case> = vec![
+        (
+            "fifo-for-query-json",
+            Box::new(|d| {
+                std::fs::remove_file(d.join("data/query.json")).unwrap();
+                mkfifo(&d.join("data/query.json"));
+            }),
+            "special-file",
+        ),
+        (
+            "tag-entry-dev-zero",
+            Box::new(|d| {
+                edit_manifest(d, "tagmanifest-sha256.txt", |l| {
+                    l.push(format!("{}  /dev/zero", sha256(b"")))
+                });
+            }),
+            "unsafe-path",
+        ),
+        (
+            "custody-log-links-to-dev-zero",
+            Box::new(|d| {
+                std::fs::remove_file(d.join("data/custody_log.jsonl")).unwrap();
+                symlink("/dev/zero", &d.join("data/custody_log.jsonl"));
+            }),
+            "special-file",
+        ),
+        (
+            "tag-entry-dotdot-with-right-hash",
+            Box::new(move |d| {
+                let rel = format!(
+                    "../{}/secret.txt",
+                    s1.parent().unwrap().file_name().unwrap().to_str().unwrap()
+                );
+                edit_manifest(d, "tagmanifest-sha256.txt", |l| {
+                    l.push(format!("{s2}  {rel}"))
+                });
+            }),
+            "unsafe-path",
+        ),
+        (
+            "tag-entry-absolute-with-right-hash",
+            Box::new(move |d| {
+                edit_manifest(d, "tagmanifest-sha256.txt", |l| {
+                    l.push(format!("{s4}  {}", s3.display()))
+                });
+            }),
+            "unsafe-path",
+        ),
+        (
+            "tag-entry-dotdot-fifo",
+            Box::new(move |d| {
+                let rel = format!(
+                    "../{}/pipe",
+                    sp.parent().unwrap().file_name().unwrap().to_str().unwrap()
+                );
+                edit_manifest(d, "tagmanifest-sha256.txt", |l| {
+                    l.push(format!("{}  {rel}", sha256(b"")))
+                });
+            }),
+            "unsafe-path",
+        ),
+        (
+            "payload-symlink-outside-listed",
+            Box::new({
+                let secret = secret.clone();
+                move |d| {
+                    plant(d, "data/planted.txt", b"not part of any bag\n", |at| {
+                        symlink(&secret, at)
+                    })
+                }
+            }),
+            "special-file",
+        ),
+        (
+            "payload-symlink-to-outside-fifo",
+            Box::new(move |d| plant(d, "data/planted.txt", b"", |at| symlink(&sp2, at))),
+            "special-file",
+        ),
+        (
+            "fifo-in-payload-unlisted",
+            Box::new(|d| {
+                let rec = super::first_recording(d);
+                mkfifo(&rec.with_file_name("planted.wav"));
+            }),
+            "special-file",
+        ),
+        (
+            "fifo-in-payload-listed",
+            Box::new(|d| plant(d, "data/planted.wav", b"", mkfifo)),
+            "special-file",
+        ),
+        (
+            "data-is-a-link-to-another-bag",
+            Box::new(move |d| {
+                std::fs::rename(d.join("data"), d.join("data.moved")).unwrap();
+                symlink(&other_data, &d.join("data"));
+            }),
+            "special-file",
+        ),
+        (
+            "duplicate-entry-same-hash",
+            Box::new(|d| {
+                edit_manifest(d, "manifest-sha256.txt", |l| {
+                    let x = l[0].clone();
+                    l.push(x)
+                });
+                reseal(d);
+            }),
+            "manifest-duplicate",
+        ),
+        (
+            "duplicate-entry-conflicting",
+            Box::new(|d| {
+                edit_manifest(d, "manifest-sha256.txt", |l| {
+                    let x = format!("{}{}", "0".repeat(64), &l[0][64..]);
+                    l.push(x)
+                });
+                reseal(d);
+            }),
+            "manifest-duplicate",
+        ),
+        (
+            "extra-md5-manifest-wrong",
+            Box::new(|d| {
+                let m = std::fs::read_to_string(d.join("manifest-sha256.txt")).unwrap();
+                let md5: String = m
+                    .lines()
+                    .map(|l| format!("{}  {}\n", "a".repeat(32), &l[66..]))
+                    .collect();
+                std::fs::write(d.join("manifest-md5.txt"), md5).unwrap();
+            }),
+            "payload-hash-mismatch",
+        ),
+        (
+            "extra-tagmanifest-md5-wrong",
+            Box::new(|d| {
+                std::fs::write(
+                    d.join("tagmanifest-md5.txt"),
+                    format!("{}  bagit.txt\n", "b".repeat(32)),
+                )
+                .unwrap();
+            }),
+            "tag-hash-mismatch",
+        ),
+        (
+            "unsupported-algorithm-manifest",
+            Box::new(|d| {
+                let m = std::fs::read_to_string(d.join("manifest-sha256.txt")).unwrap();
+                let b2: String = m
+                    .lines()
+                    .map(|l| format!("{}  {}\n", "c".repeat(128), &l[66..]))
+                    .collect();
+                std::fs::write(d.join("manifest-blake2b.txt"), b2).unwrap();
+            }),
+            "manifest-algorithm-unsupported",
+        ),
+        (
+            "non-utf8-name-beside-a-look-alike",
+            Box::new(|d| {
+                use std::os::unix::ffi::OsStrExt;
+                let rec = super::first_recording(d);
+                let bytes = std::fs::read(&rec).unwrap();
+                let dir = rec.parent().unwrap();
+                let raw = std::ffi::OsStr::from_bytes(b"look\xffalike.wav");
+                std::fs::write(dir.join(raw), &bytes).unwrap();
+                let rel = format!(
+                    "{}/look\u{fffd}alike.wav",
+                    dir.strip_prefix(d).unwrap().display()
+                );
+                edit_manifest(d, "manifest-sha256.txt", |l| {
+                    l.push(format!("{}  {rel}", sha256(&bytes)))
+                });
+                bump_oxum(d, bytes.len() as i64, 1);
+                reseal(d);
+            }),
+            "bad-file-name",
+        ),
+        (
+            "dot-segment-in-entry",
+            Box::new(|d| {
+                edit_manifest(d, "manifest-sha256.txt", |l| {
+                    for x in l.iter_mut() {
+                        if x.ends_with("  data/query.json") {
+                            *x = x.replace("  data/query.json", "  data/./query.json");
+                        }
+                    }
+                });
+                reseal(d);
+            }),
+            "unsafe-path",
+        ),
+        (
+            "entry-climbs-to-a-tag-file",
+            Box::new(|d| {
+                let sum = sha256(&std::fs::read(d.join("bagit.txt")).unwrap());
+                edit_manifest(d, "manifest-sha256.txt", |l| {
+                    for x in l.iter_mut() {
+                        if x.ends_with("  data/query.json") {
+                            *x = format!("{sum}  data/../bagit.txt");
+                        }
+                    }
+                });
+                reseal(d);
+            }),
+            "unsafe-path",
+        ),
+        (
+            "payload-oxum-wrong",
+            Box::new(|d| {
+                bump_oxum(d, 1, 0);
+                reseal(d)
+            }),
+            "payload-oxum",
+        ),
+        (
+            "payload-oxum-missing",
+            Box::new(|d| {
+                let p = d.join("bag-info.txt");
+                let t = std::fs::read_to_string(&p).unwrap();
+                std::fs::write(
+                    &p,
+                    t.lines()
+                        .filter(|l| !l.starts_with("Payload-Oxum"))
+                        .map(|l| format!("{l}\n"))
+                        .collect::<String>(),
+                )
+                .unwrap();
+                reseal(d);
+            }),
+            "payload-oxum",
+        ),
+        (
+            "payload-oxum-given-twice",
+            Box::new(|d| {
+                let p = d.join("bag-info.txt");
+                let t = std::fs::read_to_string(&p).unwrap();
+                std::fs::write(&p, format!("Payload-Oxum: 1.1\n{t}")).unwrap();
+                reseal(d);
+            }),
+            "bag-info-invalid",
+        ),
+        (
+            "bagit-txt-with-bom",
+            Box::new(|d| {
+                let p = d.join("bagit.txt");
+                let t = std::fs::read(&p).unwrap();
+                std::fs::write(&p, [b"\xef\xbb\xbf".as_slice(), &t].concat()).unwrap();
+                reseal(d);
+            }),
+            "bagit-declaration",
+        ),
+        (
+            "bagit-txt-without-encoding",
+            Box::new(|d| {
+                std::fs::write(d.join("bagit.txt"), "BagIt-Version: 1.0\n").unwrap();
+                reseal(d);
+            }),
+            "bagit-declaration",
+        ),
+        (
+            "bagit-txt-is-a-fifo",
+            Box::new(|d| {
+                std::fs::remove_file(d.join("bagit.txt")).unwrap();
+                mkfifo(&d.join("bagit.txt"));
+            }),
+            "special-file",
+        ),
+        (
+            "tagmanifest-links-to-dev-zero",
+            Box::new(|d| {
+                std::fs::remove_file(d.join("tagmanifest-sha256.txt")).unwrap();
+                symlink("/dev/zero", &d.join("tagmanifest-sha256.txt"));
+            }),
+            "special-file",
+        ),
+        (
+            "manifest-one-huge-line",
+            Box::new(|d| {
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(d.join("manifest-sha256.txt"))
+                    .unwrap();
+                f.write_all(&vec![b'a'; 8 << 20]).unwrap();
+                reseal(d);
+            }),
+            "too-large",
+        ),
+        (
+            "custody-log-one-huge-line",
+            Box::new(|d| {
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(d.join("data/custody_log.jsonl"))
+                    .unwrap();
+                f.write_all(&vec![b'{'; 16 << 20]).unwrap();
+            }),
+            "log-chain-broken",
+        ),
+        (
+            "device-node-in-payload",
+            Box::new(|d| {
+                let ok = Command::new("mknod")
+                    .arg(d.join("data/zero"))
+                    .args(["c", "1", "5"])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ok {
+                    // Not root: a socket stands in for the device.
+                    let _ = std::os::unix::net::UnixListener::bind(d.join("data/zero"));
+                }
+            }),
+            "special-file",
+        ),
+        (
+            "socket-in-payload",
+            Box::new(|d| {
+                std::mem::forget(
+                    std::os::unix::net::UnixListener::bind(d.join("data/recordings/sock")).unwrap(),
+                );
+            }),
+            "special-file",
+        ),
+        (
+            "sidecar-links-to-dev-zero",
+            Box::new(|d| {
+                let rel = format!("{}.sha256", first_recording_rel(d));
+                std::fs::remove_file(d.join(&rel)).unwrap();
+                symlink("/dev/zero", &d.join(&rel));
+            }),
+            "special-file",
+        ),
+        (
+            "directory-link-loop",
+            Box::new(|d| symlink("..", &d.join("data/recordings/loop"))),
+            "special-file",
+        ),
+        (
+            "receipt-is-a-fifo",
+            Box::new(|d| {
+                std::fs::create_dir_all(d.join("receipts")).unwrap();
+                mkfifo(&d.join("receipts/upload-x.jsonl"));
+            }),
+            "special-file",
+        ),
+        (
+            "receipts-link-outside",
+            Box::new(move |d| symlink(sp3.parent().unwrap(), &d.join("receipts"))),
+            "special-file",
+        ),
+        (
+            "signature-is-a-fifo",
+            Box::new(|d| {
+                std::fs::remove_file(d.join("tagmanifest-sha256.txt.minisig")).unwrap();
+                mkfifo(&d.join("tagmanifest-sha256.txt.minisig"));
+            }),
+            "special-file",
+        ),
+        (
+            "fetch-txt-claims-a-file",
+            Box::new(|d| {
+                std::fs::write(
+                    d.join("fetch.txt"),
+                    "https://example.invalid/x 4 data/query.json\n",
+                )
+                .unwrap();
+            }),
+            "fetch-file",
+        ),
+        (
+            "tag-manifest-lists-a-payload-file",
+            Box::new(|d| {
+                edit_manifest(d, "tagmanifest-sha256.txt", |l| {
+                    l.push(format!("{}  data/query.json", "0".repeat(64)))
+                });
+            }),
+            "unsafe-path",
+        ),
+    ];
+    assert!(cases.len() >= 25, "{} cases", cases.len());
+    let mut report = Vec::new();
+    for (name, make, expect) in &cases {
+        let d = copy_export(&base, &format!("hostile-{name}"));
+        make(&d);
+        let before = sentinel.opens();
+        let (code, out, took) = verify(&d, &["--pubkey", &public]);
+        assert!(
+            sentinel.opens() == before,
+            "{name}: custos opened a file outside the bag"
+        );
+        assert!(
+            code.is_some(),
+            "{name}: custos verify hung (killed after {took:?})"
+        );
+        assert!(took < Duration::from_secs(5), "{name}: took {took:?}");
+        assert!(
+            matches!(code, Some(1) | Some(2)),
+            "{name}: custos verify exited {code:?} on a hostile bag: {out}"
+        );
+        let kinds: Vec<String> =
+            serde_json::from_str::<serde_json::Value>(&out[..out.rfind('}').map_or(0, |i| i + 1)])
+                .ok()
+                .and_then(|v| v["findings"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .map(|f| f["kind"].as_str().unwrap_or("").to_owned())
+                .collect();
+        assert!(
+            kinds.iter().any(|k| k == expect),
+            "{name}: expected {expect}, got {kinds:?} {out}"
+        );
+        let bagit_valid = bagit(&d);
+        report.push(format!(
+            "{name}: custos {code:?}, bagit {}",
+            if bagit_valid { "valid" } else { "invalid" }
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+    eprintln!("{}", report.join("\n"));
+    drop(sentinel);
+    for p in [&base, &other, &outside] {
+        let _ = std::fs::remove_dir_all(p);
+    }
+}
+
+/// `--sample 0.5` draws a fresh sample each run: one tampered recording is caught in at least
+/// one of ten runs (each run misses it with probability ½), and a printed seed repeats a run.
+#[tokio::test]
+async fn sampling_cannot_be_predicted_and_can_be_repeated() {
+    let env = start(scenario()).await;
+    let base = tmp("sample-base");
+    let o = run(export_cmd(&env, &base, &[])).await;
+    assert_eq!(o.status.code(), Some(0));
+    let rec = super::first_recording(&base);
+    let mut b = std::fs::read(&rec).unwrap();
+    b[100] ^= 0x20;
+    std::fs::write(&rec, &b).unwrap();
+    let mut caught = 0;
+    let mut seeds = std::collections::BTreeSet::new();
+    let mut a_seed = None;
+    for _ in 0..10 {
+        let o = Command::new(BIN)
+            .args([
+                "verify",
+                base.to_str().unwrap(),
+                "--sample",
+                "0.5",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let seed = v["sample"]["seed"].as_str().unwrap().to_owned();
+        let hit = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "payload-hash-mismatch");
+        assert_eq!(o.status.code(), Some(if hit { 1 } else { 0 }));
+        if hit {
+            caught += 1;
+            a_seed = Some(seed.clone());
+        }
+        seeds.insert(seed);
+    }
+    assert!(
+        caught >= 1,
+        "a tampered recording was never sampled in 10 runs"
+    );
+    assert_eq!(seeds.len(), 10, "every run draws its own seed");
+    // The seed of a run that caught it catches it again.
+    let o = Command::new(BIN)
+        .args([
+            "verify",
+            base.to_str().unwrap(),
+            "--sample",
+            "0.5",
+            "--seed",
+            &a_seed.unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("repeat with --seed") && text.contains("payload-hash-mismatch"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&base).unwrap();
+}

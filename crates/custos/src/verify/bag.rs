@@ -1,0 +1,456 @@
+//! The BagIt checks (RFC 8493), never laxer than bagit-python: the declaration, bag-info,
+//! every manifest and tag manifest present (any algorithm custos can compute), safe and unique
+//! entries, completeness against the payload on disk, Payload-Oxum, and every checksum.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::finding::{FindingKind as K, Findings};
+use super::fsys::{Alg, Bag, Refused, Walk, check_rel, for_each_line, hash_reader};
+
+/// Caps on what verification reads whole (no custos export comes near them).
+pub(super) const SMALL_TEXT: u64 = 1 << 20;
+const MANIFEST_CAP: u64 = 1 << 30;
+const MANIFEST_LINE: usize = 64 << 10;
+const TAG_FILE_CAP: u64 = 1 << 30;
+
+/// One manifest: its file name, algorithm and entries (path → lowercase hex).
+#[derive(Debug)]
+pub(super) struct Manifest {
+    pub name: String,
+    pub alg: Alg,
+    pub entries: BTreeMap<String, String>,
+}
+
+/// The payload manifests and tag manifests present.
+#[derive(Debug, Default)]
+pub(super) struct Manifests {
+    pub payload: Vec<Manifest>,
+    pub tag: Vec<Manifest>,
+}
+
+impl Manifests {
+    /// The SHA-256 payload manifest's entries (custos always writes it).
+    pub fn sha256(&self) -> BTreeMap<String, String> {
+        self.payload
+            .iter()
+            .find(|m| m.alg == Alg::Sha256)
+            .map(|m| m.entries.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every (alg, checksum) the manifests state for `rel`.
+    fn expected(&self, rel: &str) -> Vec<(Alg, &str, &str)> {
+        self.payload
+            .iter()
+            .chain(&self.tag)
+            .filter_map(|m| {
+                m.entries
+                    .get(rel)
+                    .map(|h| (m.alg, h.as_str(), m.name.as_str()))
+            })
+            .collect()
+    }
+}
+
+/// `bagit.txt`: no byte-order mark, `BagIt-Version: 1.0`, `Tag-File-Character-Encoding: UTF-8`.
+pub(super) fn check_declaration(bag: &Bag, f: &mut Findings) {
+    let text = match bag.read("bagit.txt", 4096) {
+        Ok(b) => b,
+        Err(e) => return f.add(e.finding("bagit.txt")),
+    };
+    if text.starts_with(b"\xef\xbb\xbf") {
+        f.push(
+            K::BagitDeclaration,
+            "bagit.txt",
+            "starts with a byte-order mark",
+        );
+    }
+    let text = String::from_utf8_lossy(&text);
+    let tags = parse_tags(&text);
+    let one = |label: &str| -> Option<&str> {
+        let v: Vec<&str> = tags
+            .iter()
+            .filter(|(k, _)| k == label)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        (v.len() == 1).then(|| v[0])
+    };
+    if one("BagIt-Version") != Some("1.0") {
+        f.push(
+            K::BagitDeclaration,
+            "bagit.txt",
+            "does not declare BagIt-Version: 1.0 (once)",
+        );
+    }
+    if one("Tag-File-Character-Encoding") != Some("UTF-8") {
+        f.push(
+            K::BagitDeclaration,
+            "bagit.txt",
+            "does not declare Tag-File-Character-Encoding: UTF-8 (once)",
+        );
+    }
+}
+
+/// `Label: value` lines with folded continuations; a line that is neither is kept with an
+/// empty label (a finding for whoever reads it).
+fn parse_tags(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with([' ', '\t'])
+            && let Some(last) = out.last_mut()
+        {
+            last.1.push(' ');
+            last.1.push_str(line.trim());
+            continue;
+        }
+        match line.split_once(':') {
+            Some((k, v)) => out.push((k.trim().to_owned(), v.trim().to_owned())),
+            None => out.push((String::new(), line.to_owned())),
+        }
+    }
+    out
+}
+
+/// `bag-info.txt` as label → value; a label custos relies on given twice, or a line that is
+/// not a label, is a finding (a second Payload-Oxum could say what a reader wants).
+pub(super) fn read_info(bag: &Bag, f: &mut Findings) -> BTreeMap<String, String> {
+    let text = match bag.read_text("bag-info.txt", SMALL_TEXT) {
+        Ok(t) => t,
+        Err(e) => {
+            f.add(e.finding("bag-info.txt"));
+            return BTreeMap::new();
+        }
+    };
+    let mut out = BTreeMap::new();
+    for (k, v) in parse_tags(&text) {
+        if k.is_empty() {
+            f.push(
+                K::BagInfoInvalid,
+                "bag-info.txt",
+                format!("not 'Label: value': {v:.80}"),
+            );
+        } else if out.insert(k.clone(), v).is_some() {
+            f.push(
+                K::BagInfoInvalid,
+                "bag-info.txt",
+                format!("{k} is given more than once"),
+            );
+        }
+    }
+    out
+}
+
+/// Reads every `manifest-*.txt` and `tagmanifest-*.txt` in the root.
+pub(super) fn read_manifests(bag: &Bag, f: &mut Findings) -> Manifests {
+    let mut names: Vec<(String, bool, String)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(bag.path("")) {
+        for e in rd.flatten() {
+            let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let (tag, rest) = if let Some(r) = name.strip_prefix("tagmanifest-") {
+                (true, r)
+            } else if let Some(r) = name.strip_prefix("manifest-") {
+                (false, r)
+            } else {
+                continue;
+            };
+            if let Some(alg) = rest.strip_suffix(".txt") {
+                names.push((name.clone(), tag, alg.to_owned()));
+            }
+        }
+    }
+    names.sort();
+    for required in ["manifest-sha256.txt", "tagmanifest-sha256.txt"] {
+        if !names.iter().any(|(n, ..)| n == required) {
+            f.push(K::MissingFile, required, "the bag has no such manifest");
+        }
+    }
+    if bag.lstat("fetch.txt").is_ok() {
+        f.push(
+            K::FetchFile,
+            "fetch.txt",
+            "the bag claims files are to be fetched from elsewhere",
+        );
+    }
+    let mut out = Manifests::default();
+    for (name, tag, alg_name) in names {
+        let Some(alg) = Alg::from_name(&alg_name) else {
+            f.push(
+                K::ManifestAlgorithmUnsupported,
+                name,
+                format!("algorithm '{alg_name}': custos checks md5, sha1, sha224, sha256, sha384 and sha512"),
+            );
+            continue;
+        };
+        if let Some(m) = read_manifest(bag, &name, alg, tag, f) {
+            if tag {
+                out.tag.push(m)
+            } else {
+                out.payload.push(m)
+            }
+        }
+    }
+    out
+}
+
+fn read_manifest(bag: &Bag, name: &str, alg: Alg, tag: bool, f: &mut Findings) -> Option<Manifest> {
+    let (file, len) = match bag.open(name) {
+        Ok(x) => x,
+        Err(e) => {
+            f.add(e.finding(name));
+            return None;
+        }
+    };
+    if len > MANIFEST_CAP {
+        f.add(
+            Refused::TooLarge {
+                size: len,
+                cap: MANIFEST_CAP,
+            }
+            .finding(name),
+        );
+        return None;
+    }
+    let mut entries = BTreeMap::new();
+    let mut n = 0;
+    let read = for_each_line(std::io::BufReader::new(file), MANIFEST_LINE, |line, _| {
+        n += 1;
+        let at = format!("{name} line {n}");
+        let Ok(line) = std::str::from_utf8(line) else {
+            f.push(K::MalformedManifest, at, "not UTF-8");
+            return Ok(());
+        };
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let Some((sum, path)) = line.split_once([' ', '\t']) else {
+            f.push(
+                K::MalformedManifest,
+                at,
+                format!("not '<checksum> <path>': {line:.120}"),
+            );
+            return Ok(());
+        };
+        let path = path.trim_start_matches([' ', '\t']);
+        if sum.len() != alg.hex_len() || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+            f.push(
+                K::MalformedManifest,
+                at,
+                format!("'{sum:.130}' is not a {alg:?} checksum"),
+            );
+            return Ok(());
+        }
+        // RFC 8493 §2.1.3: CR, LF and % in names are percent-encoded.
+        let path = path
+            .replace("%0A", "\n")
+            .replace("%0a", "\n")
+            .replace("%0D", "\r")
+            .replace("%0d", "\r")
+            .replace("%25", "%");
+        if let Err(e) = check_rel(&path) {
+            let why = match e {
+                Refused::Unsafe(w) => w,
+                _ => String::new(),
+            };
+            f.push(
+                K::UnsafePath,
+                at,
+                format!("'{}': {why}; not read", path.escape_debug()),
+            );
+            return Ok(());
+        }
+        let payload = path.starts_with("data/");
+        if payload == tag {
+            f.push(
+                K::UnsafePath,
+                at,
+                if tag {
+                    format!("{path}: a tag manifest lists a payload file")
+                } else {
+                    format!("{path}: a payload manifest lists a file outside data/")
+                },
+            );
+            return Ok(());
+        }
+        if tag && path.starts_with("tagmanifest-") {
+            f.push(
+                K::UnsafePath,
+                at,
+                format!("{path}: a tag manifest lists a tag manifest"),
+            );
+            return Ok(());
+        }
+        let sum = sum.to_ascii_lowercase();
+        if let Some(prev) = entries.insert(path.clone(), sum.clone()) {
+            f.push(
+                K::ManifestDuplicate,
+                at,
+                if prev == sum {
+                    format!("{path} is listed more than once")
+                } else {
+                    format!("{path} is listed more than once, with different checksums")
+                },
+            );
+        }
+        Ok(())
+    });
+    if let Err(e) = read {
+        f.push(K::TooLarge, name, e);
+        return None;
+    }
+    Some(Manifest {
+        name: name.to_owned(),
+        alg,
+        entries,
+    })
+}
+
+/// Every payload manifest lists exactly the payload on disk; the tag manifest lists the tag
+/// files custos writes.
+pub(super) fn check_completeness(m: &Manifests, walk: &Walk, f: &mut Findings) {
+    let disk: BTreeSet<&str> = walk.files.iter().map(|(r, _)| r.as_str()).collect();
+    for man in &m.payload {
+        for rel in man.entries.keys() {
+            if !disk.contains(rel.as_str()) {
+                f.push(
+                    K::PayloadMissing,
+                    rel.clone(),
+                    format!("listed in {} but not a regular file on disk", man.name),
+                );
+            }
+        }
+        for rel in &disk {
+            if !man.entries.contains_key(*rel) {
+                f.push(
+                    K::PayloadUnlisted,
+                    *rel,
+                    format!("on disk but not in {}", man.name),
+                );
+            }
+        }
+    }
+    if let Some(tag) = m.tag.iter().find(|t| t.alg == Alg::Sha256) {
+        for must in ["bag-info.txt", "bagit.txt", "manifest-sha256.txt"] {
+            if !tag.entries.contains_key(must) {
+                f.push(K::TagNotListed, must, format!("not listed in {}", tag.name));
+            }
+        }
+    }
+}
+
+/// Payload-Oxum: present once, well formed, and the regular files' count and bytes.
+pub(super) fn check_oxum(info: &BTreeMap<String, String>, walk: &Walk, f: &mut Findings) {
+    let bytes: u64 = walk.files.iter().map(|(_, n)| n).sum();
+    let oxum = format!("{bytes}.{}", walk.files.len());
+    match info.get("Payload-Oxum") {
+        Some(v) if *v == oxum => {}
+        other => f.push(
+            K::PayloadOxum,
+            "bag-info.txt",
+            format!("Payload-Oxum says {other:?}, the payload is {oxum}"),
+        ),
+    }
+}
+
+/// What hashing found: the SHA-256 of every file hashed, and totals.
+#[derive(Debug, Default)]
+pub(super) struct Hashed {
+    pub sha256: BTreeMap<String, String>,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Hashes `payload` (the payload files to hash) and every tag manifest entry, each with every
+/// algorithm a manifest states for it, on `threads` threads; every difference is a finding.
+pub(super) fn hash_and_compare(
+    bag: &Bag,
+    m: &Manifests,
+    payload: &[String],
+    threads: usize,
+    f: &mut Findings,
+) -> Hashed {
+    let tag_entries: BTreeSet<&String> = m.tag.iter().flat_map(|t| t.entries.keys()).collect();
+    let mut jobs: Vec<(String, Vec<Alg>, bool)> = Vec::new();
+    for rel in payload {
+        jobs.push((rel.clone(), algs(m, rel), false));
+    }
+    for rel in tag_entries {
+        jobs.push((rel.clone(), algs(m, rel), true));
+    }
+    let results = in_threads(&jobs, threads, |(rel, algs, tag)| {
+        let (file, len) = bag.open(rel)?;
+        if *tag && len > TAG_FILE_CAP {
+            return Err(Refused::TooLarge {
+                size: len,
+                cap: TAG_FILE_CAP,
+            });
+        }
+        hash_reader(file, algs).map_err(Refused::Io)
+    });
+    let mut out = Hashed::default();
+    for ((rel, _, tag), r) in jobs.iter().zip(results) {
+        match r {
+            Ok((sums, n)) => {
+                out.files += 1;
+                out.bytes += n;
+                for (alg, got) in sums {
+                    if alg == Alg::Sha256 {
+                        out.sha256.insert(rel.clone(), got.clone());
+                    }
+                    for (a, want, name) in m.expected(rel) {
+                        if a == alg && want != got {
+                            let kind = if *tag {
+                                K::TagHashMismatch
+                            } else {
+                                K::PayloadHashMismatch
+                            };
+                            f.push(
+                                kind,
+                                rel.clone(),
+                                format!("{alg:?} is now {got}, {name} says {want}"),
+                            );
+                        }
+                    }
+                }
+            }
+            Err(Refused::Missing) if *tag => f.push(
+                K::MissingFile,
+                rel.clone(),
+                "listed in a tag manifest but absent",
+            ),
+            Err(Refused::Io(e)) if !*tag => {
+                f.push(K::PayloadUnreadable, rel.clone(), e.to_string())
+            }
+            Err(e) => f.add(e.finding(rel)),
+        }
+    }
+    out
+}
+
+fn algs(m: &Manifests, rel: &str) -> Vec<Alg> {
+    let mut a: Vec<Alg> = m.expected(rel).into_iter().map(|(a, ..)| a).collect();
+    a.push(Alg::Sha256);
+    a.sort();
+    a.dedup();
+    a
+}
+
+/// Runs `f` over `jobs` on `threads` threads; results in the jobs' order.
+fn in_threads<J: Sync, R: Send>(jobs: &[J], threads: usize, f: impl Fn(&J) -> R + Sync) -> Vec<R> {
+    let size = jobs.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .chunks(size)
+            .map(|chunk| {
+                let f = &f;
+                s.spawn(move || chunk.iter().map(f).collect::<Vec<R>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("hashing thread"))
+            .collect()
+    })
+}
