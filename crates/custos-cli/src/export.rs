@@ -162,6 +162,14 @@ fn read_credentials(path: &Path) -> Result<Credentials, String> {
 
 /// Resolves every setting (flag > env > file > default) into a config, or says what is wrong.
 pub fn resolve(args: &ExportArgs) -> Result<ExportConfig, String> {
+    resolve_with(args, &env)
+}
+
+/// [`resolve`], reading the environment through `env` (tests pass their own).
+fn resolve_with(
+    args: &ExportArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ExportConfig, String> {
     let file: FileConfig = match &args.config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -190,41 +198,51 @@ pub fn resolve(args: &ExportArgs) -> Result<ExportConfig, String> {
         SourceArg::Genesys => SourceKind::Genesys,
         SourceArg::Search => SourceKind::Search,
     };
-    let api_base = args.api_base.clone().or(file.api_base);
-    let (api_base, login_base) = match api_base {
-        Some(api) => {
-            let login = args
-                .login_base
-                .clone()
-                .or(file.login_base)
-                .unwrap_or_else(|| api.replacen("//api.", "//login.", 1));
-            (api, login)
-        }
-        None => {
-            let region = args
-                .region
-                .clone()
-                .or_else(|| env("GENESYSCLOUD_REGION"))
-                .or(file.region)
-                .unwrap_or_else(|| "mypurecloud.com".into());
-            let r = Region::parse(&region).map_err(|e| e.to_string())?;
-            (r.api_base(), r.login_base())
-        }
+    // Where the API is: a flag (--api-base or --region), then GENESYSCLOUD_REGION, then the
+    // config file (api-base or region), then the default region.
+    let with_login = |api: String| {
+        let login = args
+            .login_base
+            .clone()
+            .or(file.login_base.clone())
+            .unwrap_or_else(|| api.replacen("//api.", "//login.", 1));
+        (api, login)
     };
-    let credentials = match (
+    let region_bases = |name: &str| -> Result<(String, String), String> {
+        let r = Region::parse(name).map_err(|e| e.to_string())?;
+        Ok((r.api_base(), r.login_base()))
+    };
+    let (api_base, login_base) = if let Some(api) = args.api_base.clone() {
+        with_login(api)
+    } else if let Some(r) = args.region.clone().or_else(|| env("GENESYSCLOUD_REGION")) {
+        region_bases(&r)?
+    } else if let Some(api) = file.api_base.clone() {
+        with_login(api)
+    } else {
+        region_bases(file.region.as_deref().unwrap_or("mypurecloud.com"))?
+    };
+    // Credentials: an explicit --credentials FILE, then the environment, then the config file's.
+    let from_env = match (
         env("GENESYSCLOUD_OAUTHCLIENT_ID"),
         env("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
     ) {
-        (Some(id), Some(secret)) => Credentials {
+        (Some(id), Some(secret)) => Some(Credentials {
             client_id: id,
             client_secret: secret,
-        },
-        _ => match args.credentials.clone().or(file.credentials) {
-            Some(p) => read_credentials(&p)?,
-            None => {
-                return Err("no credentials: set GENESYSCLOUD_OAUTHCLIENT_ID and GENESYSCLOUD_OAUTHCLIENT_SECRET, or pass --credentials FILE (chmod 600)".into());
-            }
-        },
+        }),
+        _ => None,
+    };
+    let credentials = match (
+        args.credentials.as_deref(),
+        from_env,
+        file.credentials.as_deref(),
+    ) {
+        (Some(p), _, _) => read_credentials(p)?,
+        (None, Some(c), _) => c,
+        (None, None, Some(p)) => read_credentials(p)?,
+        (None, None, None) => {
+            return Err("no credentials: set GENESYSCLOUD_OAUTHCLIENT_ID and GENESYSCLOUD_OAUTHCLIENT_SECRET, or pass --credentials FILE (chmod 600)".into());
+        }
     };
     let retrieval = match args
         .retrieval
@@ -279,6 +297,7 @@ pub fn resolve(args: &ExportArgs) -> Result<ExportConfig, String> {
         },
         now: None,
         duration_tolerance: std::time::Duration::from_secs_f64(tolerance),
+        job_deadline: custos::pipeline::JOB_DEADLINE,
     })
 }
 
@@ -526,6 +545,7 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
         page_size: 100,
         now: None,
         duration_tolerance: std::time::Duration::from_secs(1),
+        job_deadline: custos::pipeline::JOB_DEADLINE,
     };
     let code = run(&cfg, false).await;
     if code <= 1 {
@@ -630,6 +650,52 @@ mod tests {
         if env("GENESYSCLOUD_OAUTHCLIENT_ID").is_none() {
             assert_eq!(cfg.credentials.client_id, "file-id");
         }
+        // The documented precedence holds against the environment too: an explicit
+        // --credentials FILE beats GENESYSCLOUD_OAUTHCLIENT_*, and GENESYSCLOUD_REGION beats a
+        // config file's api-base (both were the other way round).
+        let fake_env = |k: &str| match k {
+            "GENESYSCLOUD_OAUTHCLIENT_ID" => Some("env-id".to_owned()),
+            "GENESYSCLOUD_OAUTHCLIENT_SECRET" => Some("env-secret".to_owned()),
+            "GENESYSCLOUD_REGION" => Some("mypurecloud.jp".to_owned()),
+            _ => None,
+        };
+        std::fs::write(&config, "api-base = \"https://api.gateway.example\"\n").unwrap();
+        let mut flagged = ExportArgs {
+            query: args.query.clone(),
+            out: args.out.clone(),
+            config: Some(config.clone()),
+            credentials: Some(creds.clone()),
+            ..Default::default()
+        };
+        let cfg = resolve_with(&flagged, &fake_env).unwrap();
+        assert_eq!(
+            cfg.credentials.client_id, "file-id",
+            "the flag beats the env"
+        );
+        assert_eq!(
+            cfg.api_base, "https://api.mypurecloud.jp",
+            "the env beats the file"
+        );
+        flagged.credentials = None;
+        let cfg = resolve_with(&flagged, &fake_env).unwrap();
+        assert_eq!(
+            cfg.credentials.client_id, "env-id",
+            "the env beats the file"
+        );
+        let cfg = resolve_with(&flagged, &|_| None).unwrap_err();
+        assert!(cfg.contains("no credentials"), "{cfg}");
+        std::fs::write(
+            &config,
+            format!("api-base = \"https://api.gateway.example\"\ncredentials = {creds:?}\n"),
+        )
+        .unwrap();
+        let cfg = resolve_with(&flagged, &|_| None).unwrap();
+        assert_eq!(
+            cfg.api_base, "https://api.gateway.example",
+            "the file beats the default"
+        );
+        assert_eq!(cfg.login_base, "https://login.gateway.example");
+        assert_eq!(cfg.credentials.client_id, "file-id");
         // Unknown keys in the config file are refused, not ignored.
         std::fs::write(&config, "rat = 100\n").unwrap();
         assert!(resolve(&args).unwrap_err().contains("unknown field"));

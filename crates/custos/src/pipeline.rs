@@ -89,7 +89,13 @@ pub struct ExportConfig {
     pub now: Option<OffsetDateTime>,
     /// How far a file's duration may differ from the API's before it is `Corrupted`.
     pub duration_tolerance: std::time::Duration,
+    /// How long one batch job or one transcode is waited for before its items end `Failed`
+    /// ([`JOB_DEADLINE`]; tests shorten it).
+    pub job_deadline: std::time::Duration,
 }
+
+/// Genesys keeps a transcode or batch job's results for 30 minutes; waiting longer is pointless.
+pub const JOB_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Stages, for progress reporting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -462,6 +462,7 @@ async fn batch_chunk(ctx: &Ctx<'_>, chunk: &[Item]) -> Result<()> {
             .to_owned();
         let status_path = format!("{path}/{}", url_path(&job));
         let mut wait = Duration::from_millis(200);
+        let deadline = tokio::time::Instant::now() + ctx.cfg.job_deadline;
         let status = loop {
             let v = ctx
                 .api
@@ -474,7 +475,24 @@ async fn batch_chunk(ctx: &Ctx<'_>, chunk: &[Item]) -> Result<()> {
             if complete {
                 break v;
             }
-            tokio::time::sleep(wait).await;
+            if tokio::time::Instant::now() >= deadline {
+                // Never polled for ever: the job's items end Failed with the reason, as a
+                // transcode that never finishes does.
+                let why = format!(
+                    "batch job {job} was still not complete after {} s ({} of {:?} results)",
+                    ctx.cfg.job_deadline.as_secs(),
+                    v["resultCount"],
+                    v["expectedResultCount"].as_u64()
+                );
+                for it in &pending {
+                    record(ctx, it, &done(Outcome::Failed, why.clone()))?;
+                }
+                return Ok(());
+            }
+            tokio::time::sleep(
+                wait.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            )
+            .await;
             wait = (wait * 2).min(Duration::from_secs(5));
         };
         let mut by_rec: BTreeMap<String, Value> = BTreeMap::new();
@@ -547,7 +565,7 @@ async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Result<Done> 
         url_path(&it.conversation_id),
         url_path(&it.recording_id)
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30 * 60);
+    let deadline = tokio::time::Instant::now() + ctx.cfg.job_deadline;
     let mut rounds = 0;
     loop {
         let r = ctx.api.send(Method::GET, &path, None).await?;
@@ -560,7 +578,13 @@ async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Result<Done> 
             }
             202 => {
                 if tokio::time::Instant::now() > deadline {
-                    return Ok(done(Outcome::Failed, "still transcoding after 30 minutes"));
+                    return Ok(done(
+                        Outcome::Failed,
+                        format!(
+                            "still transcoding after {} s",
+                            ctx.cfg.job_deadline.as_secs()
+                        ),
+                    ));
                 }
                 let est = serde_json::from_slice::<Value>(&r.body)
                     .ok()

@@ -452,3 +452,38 @@ async fn an_empty_skeleton_from_a_killed_run_is_resumed_not_refused() {
     assert!(e.to_string().contains("is not empty"), "{e}");
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// A batch job that never completes is not polled for ever: after the job deadline its items
+/// end Failed with the reason (as a transcode that never finishes does), and the export ends.
+#[tokio::test]
+async fn a_batch_job_that_never_completes_is_given_up_at_the_deadline() {
+    let env = start(Scenario {
+        conversations: 4,
+        batch_ms_per_item: 3_600_000,
+        faults: Default::default(),
+        ..scenario()
+    })
+    .await;
+    let out = out_dir("batch-deadline");
+    let mut cfg = config(&env, out.clone(), SourceKind::Genesys, Retrieval::Batch);
+    cfg.job_deadline = std::time::Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let r = custos::export(&cfg, &NoProgress).await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(r.counts[&Outcome::Failed] > 0);
+    assert_eq!(r.counts[&Outcome::Exported], 0);
+    let mut rows = csv::Reader::from_path(out.join("data/chain_of_custody.csv")).unwrap();
+    let failed: Vec<String> = rows
+        .records()
+        .map(|x| x.unwrap())
+        .filter(|x| &x[6] == "Failed")
+        .map(|x| x[10].to_owned())
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .all(|w| w.contains("was still not complete after 2 s")),
+        "{failed:?}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}

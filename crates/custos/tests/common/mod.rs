@@ -59,5 +59,6 @@ pub fn config_at(
         page_size: 25,
         now: None,
         duration_tolerance: std::time::Duration::from_secs(1),
+        job_deadline: custos::pipeline::JOB_DEADLINE,
     }
 }
