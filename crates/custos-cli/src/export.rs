@@ -312,6 +312,7 @@ fn print_report(r: &Report, json: bool) {
             "out": r.out, "items": r.items, "outcomes": counts, "purged": r.counts[&Outcome::Purged], "bytes": r.bytes,
             "querySha256": r.query_sha256, "manifestSha256": r.manifest_sha256, "resumed": r.resumed,
             "alreadyComplete": r.already_complete, "custodyLogHead": r.custody_log_head, "rateLimitWaitSeconds": r.rate_limit_wait.as_secs_f64(), "signature": r.signature, "apiCalls": r.api_calls, "seconds": r.elapsed.as_secs_f64(),
+            "durationChecked": {"checked": r.duration.checked, "of": r.duration.files, "notChecked": r.duration.not_checked},
         });
         out!("{}", serde_json::to_string_pretty(&v).expect("json"));
         return;
@@ -339,6 +340,24 @@ fn print_report(r: &Report, json: bool) {
         r.api_calls,
         if r.resumed { " (resumed)" } else { "" }
     );
+    out!(
+        "  duration checked {} of {} kept files against the API's stated duration",
+        r.duration.checked,
+        r.duration.files
+    );
+    for n in r.duration.not_checked.iter().take(10) {
+        out!(
+            "    not checked: {} ({})",
+            n["recordingId"].as_str().unwrap_or(""),
+            n["why"].as_str().unwrap_or("")
+        );
+    }
+    if r.duration.not_checked.len() > 10 {
+        out!(
+            "    … {} more in data/summary.json",
+            r.duration.not_checked.len() - 10
+        );
+    }
     out!("  query.json SHA-256     {}", r.query_sha256);
     out!("  manifest.csv SHA-256   {}", r.manifest_sha256);
     out!(
@@ -492,11 +511,12 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
     };
     // Some recordings are deleted between listing and download (Purged); a few are served
     // shorter than the API states, every time, and a few hold less audio than their metadata
-    // claims (both Corrupted, kept in quarantine). Transcode retrieval is used because it is
-    // where the API states a size and a duration to check against.
+    // claims (both Corrupted, kept in quarantine); a few have a secure pause cut from their
+    // audio (Exported: the pause is subtracted from the call's span). Transcode retrieval is
+    // used because there the API also states each file's size to check against.
     scenario
         .faults
-        .apply_list("purge=0.05,length-under=0.02,duration-lie=0.02,fault-attempts=0")
+        .apply_list("purge=0.05,length-under=0.02,duration-lie=0.02,pauses=0.05,fault-attempts=0")
         .expect("valid faults");
     let client = scenario.clients[0].clone();
     let sim = match custos_sim::Sim::new(scenario) {

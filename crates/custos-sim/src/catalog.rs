@@ -114,8 +114,10 @@ pub struct Recording {
     pub start: OffsetDateTime,
     /// `endTime` as the API states it (start + stated duration).
     pub end: OffsetDateTime,
-    /// Duration the metadata states, ms.
+    /// Duration the metadata states, ms (`endTime − startTime`).
     pub stated_ms: u64,
+    /// A secure pause: (offset from the start, length), ms. Its span is cut from the audio.
+    pub pause: Option<(u64, u64)>,
     /// `fileState` in the catalog (a purge fault can delete it later).
     pub file_state: FileState,
     /// The original (trunk) codec, served by batch downloads and the search API.
@@ -129,6 +131,13 @@ pub struct Recording {
 }
 
 impl Recording {
+    /// The duration the recording should play for: `endTime − startTime` less the pause cut
+    /// from it (what a transcode states as `outputDurationMs`, and the search API as
+    /// `durationMs`).
+    pub fn playable_ms(&self) -> u64 {
+        self.stated_ms - self.pause.map_or(0, |(_, len)| len)
+    }
+
     /// The media of this recording in `codec` (a transcode keeps duration and tone).
     pub fn media_as(&self, codec: Codec) -> MediaSpec {
         // Opus and MP3 have a fixed rate and layout here (their audio comes from one encode).
@@ -160,6 +169,8 @@ pub struct RecordingFaults {
     pub length_under: bool,
     /// Metadata duration longer than the audio.
     pub duration_lie: bool,
+    /// A secure pause cut from the audio (not a fault: the truth says Exported).
+    pub paused: bool,
     /// Transcode takes 10x.
     pub slow_transcode: bool,
     /// First media URL issued already expired.
@@ -330,14 +341,20 @@ impl Catalog {
                 length_over: hit("length-over", f.length_over),
                 length_under: hit("length-under", f.length_under),
                 duration_lie: hit("duration-lie", f.duration_lie),
+                paused: stated_ms >= 6_000 && hit("pauses", f.pauses),
                 slow_transcode: hit("slow-transcode", f.slow_transcode),
                 expired_url: hit("expired-urls", f.expired_urls),
             };
+            // A pause covers a quarter of the call from a third in, and is cut from the audio.
+            let pause = faults.paused.then_some((stated_ms / 3, stated_ms / 4));
+            let playable_ms = stated_ms - pause.map_or(0, |(_, len)| len);
             // A lying recording holds a third of what its metadata claims (at least 2 s short).
             let audio_ms = if faults.duration_lie {
-                (stated_ms / 3).min(stated_ms.saturating_sub(2_000)).max(1)
+                (playable_ms / 3)
+                    .min(playable_ms.saturating_sub(2_000))
+                    .max(1)
             } else {
-                stated_ms
+                playable_ms
             };
             let (sample_rate, channels) =
                 codec.fixed_format().unwrap_or((s.sample_rate, s.channels));
@@ -357,6 +374,7 @@ impl Catalog {
                 start,
                 end: start + Duration::milliseconds(stated_ms as i64),
                 stated_ms,
+                pause,
                 file_state,
                 codec,
                 media,

@@ -104,7 +104,7 @@ pub struct SimArgs {
     #[arg(long)]
     pub no_search_api: bool,
     /// Faults: `all`, or a comma list of NAME or NAME=VALUE. Names: purge, truncate,
-    /// length-over, length-under, fault-attempts, duration-lie, 5xx, 429-storm,
+    /// length-over, length-under, fault-attempts, duration-lie, pauses, 5xx, 429-storm,
     /// storm-retry-after, token-expiry, drift, duplicates, slow-transcode, expired-urls, hostile-ids
     /// (see docs/simulator.md).
     #[arg(long, value_name = "LIST|all")]

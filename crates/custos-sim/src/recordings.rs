@@ -157,6 +157,31 @@ fn transcode(inner: &Inner, st: &mut SimState, rec: usize, codec: Codec) -> Tran
 }
 
 /// `Recording`: full when the transcode is ready, partial (no media) while it is pending.
+/// A recording's system annotations: with a secure pause, the `pause` (cut from the audio, so
+/// its recording-adjusted duration is 0) and a `hold` before it (still recorded). Pause ids are
+/// the recording's own (Genesys: all pauses of a recording share one id); hold ids are fresh.
+fn annotations(r: &crate::catalog::Recording) -> Value {
+    let Some((at, len)) = r.pause else {
+        return json!([]);
+    };
+    let hold_at = at / 2;
+    let hold_len = (at / 4).max(1);
+    json!([
+        {
+            "id": format!("{}-hold", r.session_id), "name": "Hold", "type": "hold", "reason": "Hold",
+            "location": hold_at, "durationMs": hold_len, "absoluteLocation": hold_at,
+            "absoluteDurationMs": hold_len, "recordingLocation": hold_at,
+            "recordingDurationMs": hold_len, "realtimeLocation": hold_at,
+        },
+        {
+            "id": format!("{}-pause", r.id), "name": "Secure Pause", "type": "pause",
+            "reason": "SecurePause", "location": at, "durationMs": len, "absoluteLocation": at,
+            "absoluteDurationMs": len, "recordingLocation": at, "recordingDurationMs": 0,
+            "realtimeLocation": at,
+        }
+    ])
+}
+
 fn recording_json(
     inner: &Inner,
     st: &SimState,
@@ -171,7 +196,7 @@ fn recording_json(
         "endTime": ts(r.end),
         "media": "audio",
         "mediaSubtype": "Trunk",
-        "annotations": [],
+        "annotations": annotations(r),
         "fileState": inner.file_state(st, rec).as_str(),
         "maxAllowedRestorationsForOrg": 10000,
         "remainingRestorationsAllowedForOrg": 10000,
@@ -189,8 +214,9 @@ fn recording_json(
                 json!({
                     "mediaUris": {"S": {"mediaUri": url}},
                     "actualTranscodeTimeMs": ms,
-                    // What the API states: under the duration-lie fault, more than the audio holds.
-                    "outputDurationMs": r.stated_ms,
+                    // What the API states: the call less its pauses; under the duration-lie
+                    // fault, more than the audio holds.
+                    "outputDurationMs": r.playable_ms(),
                     "outputSizeInBytes": r.media_as(codec).size(),
                 }),
             );
@@ -301,10 +327,9 @@ fn list_once(inner: &Inner, conv: usize, codec: Option<Codec>) -> (Vec<Value>, u
     let mut pending_max = 0;
     let mut out = Vec::new();
     for &rec in &inner.catalog.conversations[conv].recordings {
+        // Deleted recordings are listed too, with fileState DELETED and no media (the
+        // Recording model's fileState has DELETED), as recordingmetadata lists them.
         let state = inner.file_state(&st, rec);
-        if state == FileState::Deleted {
-            continue;
-        }
         match codec.filter(|_| state.downloadable()) {
             Some(c) => {
                 let t = transcode(inner, &mut st, rec, c);
@@ -315,6 +340,9 @@ fn list_once(inner: &Inner, conv: usize, codec: Option<Codec>) -> (Vec<Value>, u
             }
             None => out.push(recording_json(inner, &st, rec, None)),
         }
+    }
+    if inner.scenario.faults.hostile_ids && conv == 0 {
+        out.extend(hostile_metadata(&inner.catalog.conversations[0].id));
     }
     (out, pending_max)
 }

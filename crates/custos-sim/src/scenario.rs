@@ -204,6 +204,11 @@ pub struct Faults {
     /// Fraction of recordings whose metadata duration (startTime/endTime, outputDurationMs)
     /// is longer than the audio actually holds.
     pub duration_lie: f64,
+    /// Fraction of recordings (of 6 s or more) with a secure pause: a `pause` annotation whose
+    /// span (a quarter of the call) is cut from the audio served, and a `hold` annotation that
+    /// is not. Not a fault: an exporter that checks `endTime − startTime` without subtracting
+    /// pauses calls these Corrupted; the truth says Exported.
+    pub pauses: f64,
     /// Probability per API request that a burst of 1..=3 `503 service.unavailable` starts.
     pub server_errors: f64,
     /// Every Nth API request starts a 429 storm (0 = off): every API request is refused until
@@ -222,7 +227,7 @@ pub struct Faults {
     pub slow_transcode: f64,
     /// Fraction of recordings whose first media URL is issued already expired.
     pub expired_urls: f64,
-    /// The first conversation's `recordingmetadata` also lists
+    /// The first conversation's `recordingmetadata` and `recordings` lists also hold
     /// recordings whose ids are hostile as file names (`../../x`, `a/b`, `a\b`, NUL, control
     /// characters). They have no media; an exporter must refuse them without writing anything.
     pub hostile_ids: bool,
@@ -239,6 +244,7 @@ impl Default for Faults {
             length_under: 0.0,
             fault_attempts: 1,
             duration_lie: 0.0,
+            pauses: 0.0,
             server_errors: 0.0,
             storm_every: 0,
             storm_retry_after_s: 2,
@@ -276,6 +282,7 @@ pub const FAULT_NAMES: &[(&str, &str)] = &[
     ("length-under", "0.03"),
     ("fault-attempts", "1"),
     ("duration-lie", "0.03"),
+    ("pauses", "0.1"),
     ("5xx", "0.02"),
     ("429-storm", "100"),
     ("storm-retry-after", "2"),
@@ -330,6 +337,7 @@ impl Faults {
             "length-under" => self.length_under = frac(value)?,
             "fault-attempts" => self.fault_attempts = int(value)? as u32,
             "duration-lie" => self.duration_lie = frac(value)?,
+            "pauses" => self.pauses = frac(value)?,
             "5xx" => self.server_errors = frac(value)?,
             "429-storm" => self.storm_every = int(value)?,
             "storm-retry-after" => self.storm_retry_after_s = int(value)?,
@@ -360,6 +368,7 @@ impl Faults {
             ("length-over", self.length_over),
             ("length-under", self.length_under),
             ("duration-lie", self.duration_lie),
+            ("pauses", self.pauses),
             ("5xx", self.server_errors),
             ("slow-transcode", self.slow_transcode),
             ("expired-urls", self.expired_urls),

@@ -273,7 +273,7 @@ fn element(inner: &Inner, state: FileState, rec: usize) -> Value {
         "conversationId": r.conversation_id,
         "startTimestamp": ts(r.start),
         "endTimestamp": ts(r.end),
-        "durationMs": r.stated_ms,
+        "durationMs": r.playable_ms(),
         "mediaType": "voice",
         "direction": c.direction,
         "divisionId": c.division_id,

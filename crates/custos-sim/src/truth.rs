@@ -47,8 +47,10 @@ pub struct RecordingTruth {
     pub content_type: String,
     /// What the audio really lasts, ms.
     pub duration_ms: u64,
-    /// What the metadata states, ms.
+    /// What the metadata states, ms (`endTime − startTime`).
     pub stated_duration_ms: u64,
+    /// The secure pause cut from the audio, ms (0 without one).
+    pub paused_ms: u64,
     /// Size of the original, bytes.
     pub size_bytes: u64,
     /// SHA-256 of the original.
@@ -111,6 +113,7 @@ pub fn build(inner: &Inner) -> Truth {
                 (f.length_under, "length-under"),
                 (f.duration_lie, "duration-lie"),
                 (f.slow_transcode, "slow-transcode"),
+                (f.paused, "pauses"),
                 (f.expired_url, "expired-urls"),
             ] {
                 if on {
@@ -121,7 +124,8 @@ pub fn build(inner: &Inner) -> Truth {
                 FileState::Deleted => "Purged",
                 FileState::Archived => "Archived",
                 _ if f.purge => "Purged",
-                // Caught where the API states a duration (transcode, search API); batch results state none.
+                // Every retrieval mode states a duration (batch: the recording's endTime −
+                // startTime less its pauses), so a file that holds less is caught everywhere.
                 _ if f.duration_lie => "Corrupted",
                 // Served short every time, yet consistently: complete bytes that are not the recording.
                 _ if fa == 0 && f.length_under && !(f.truncate || f.length_over) => "Corrupted",
@@ -145,6 +149,7 @@ pub fn build(inner: &Inner) -> Truth {
                 content_type: r.codec.content_type().to_owned(),
                 duration_ms: r.media.duration_ms,
                 stated_duration_ms: r.stated_ms,
+                paused_ms: r.pause.map_or(0, |(_, len)| len),
                 size_bytes: original.size_bytes,
                 sha256: original.sha256,
                 formats,

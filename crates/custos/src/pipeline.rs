@@ -154,6 +154,8 @@ pub struct Report {
     pub signature: Option<PathBuf>,
     /// Wall time of this run.
     pub elapsed: Duration,
+    /// Kept files whose duration was compared with the API's, and why the others were not.
+    pub duration: DurationCoverage,
 }
 
 const TOOL: &str = "custos";
@@ -641,7 +643,7 @@ fn write_query(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Result<()> 
                 .map(|e| &e.first)
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
-                .map(|c| json!({"method": "GET", "url": ctx.api.url(&format!("/api/v2/conversations/{}/recordingmetadata", url_path(c)))}))
+                .map(|c| json!({"method": "GET", "url": ctx.api.url(&crate::source::recordings_list_path(c))}))
                 .collect(),
             "the listed conversations' recordings (all of them, or the one named on the line)",
         ),
@@ -868,6 +870,33 @@ fn remove_empty_dirs(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Which kept files had their duration compared with the stated one, and why not the others.
+#[derive(Clone, Debug, Default)]
+pub struct DurationCoverage {
+    /// Items that kept a file (Exported or Corrupted).
+    pub files: u64,
+    /// Of them, compared with a stated duration.
+    pub checked: u64,
+    /// The others: `{recordingId, conversationId, why}`.
+    pub not_checked: Vec<Value>,
+}
+
+impl DurationCoverage {
+    fn add(&mut self, it: &Item, d: &Done) {
+        match d.duration_check() {
+            None => {}
+            Some(Ok(())) => {
+                self.files += 1;
+                self.checked += 1;
+            }
+            Some(Err(why)) => {
+                self.files += 1;
+                self.not_checked.push(json!({"recordingId": it.recording_id, "conversationId": it.conversation_id, "why": why}));
+            }
+        }
+    }
+}
+
 fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> {
     let cfg = ctx.cfg;
     remove_empty_dirs(&ctx.root.join("data/recordings"))?;
@@ -894,8 +923,11 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
         "Reason",
         "Media_Duration_S",
         "Stated_Duration_S",
+        "Duration_Checked",
+        "Stated_Duration_Source",
     ])
     .map_err(csv_err)?;
+    let mut duration = DurationCoverage::default();
     let mut counts: BTreeMap<Outcome, u64> = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
     let (mut items, mut exported_bytes) = (0u64, 0u64);
     ctx.state.for_each(|it, d| {
@@ -911,6 +943,12 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
                 .unwrap_or_default()
         };
         let (media_s, stated_s) = (secs(d.media_ms), secs(d.stated_ms));
+        let checked = match d.duration_check() {
+            None => "",
+            Some(Ok(())) => "yes",
+            Some(Err(_)) => "no",
+        };
+        duration.add(&it, &d);
         // Every text cell through csv_cell: values from the API or the user are never a
         // spreadsheet formula or a control character (docs/formats.md).
         let c = |v: &str| csv_cell(v).into_owned();
@@ -928,6 +966,8 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
             c(&d.reason),
             media_s,
             stated_s,
+            checked.to_owned(),
+            c(d.stated_source.as_deref().unwrap_or("")),
         ])
         .map_err(csv_err)
     })?;
@@ -945,6 +985,7 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
         "exportedBytes": exported_bytes,
         "querySha256": ctx.state.get("query_sha256")?,
         "manifestSha256": ctx.state.get("manifest_sha256")?,
+        "durationChecked": {"checked": duration.checked, "of": duration.files, "notChecked": duration.not_checked},
     });
     let mut s = serde_json::to_vec_pretty(&summary).expect("json");
     s.push(b'\n');
@@ -968,6 +1009,10 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
     info.push((
         "Duration-Tolerance-Seconds",
         format!("{}", cfg.duration_tolerance.as_secs_f64()),
+    ));
+    info.push((
+        "Duration-Checked",
+        format!("{} of {}", duration.checked, duration.files),
     ));
     info.push((
         "Query-SHA256",
@@ -1022,9 +1067,11 @@ fn report(
 ) -> Result<Report> {
     let mut counts: BTreeMap<Outcome, u64> = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
     let (mut items, mut bytes) = (0u64, 0u64);
-    ctx.state.for_each(|_, d| {
+    let mut duration = DurationCoverage::default();
+    ctx.state.for_each(|it, d| {
         items += 1;
         if let Some(d) = d {
+            duration.add(&it, &d);
             *counts.entry(d.outcome).or_default() += 1;
             if d.outcome == Outcome::Exported {
                 bytes += d.bytes.unwrap_or(0);
@@ -1046,5 +1093,6 @@ fn report(
         rate_limit_wait: ctx.api.limiter.waited(),
         signature: Some(ctx.root.join("tagmanifest-sha256.txt.minisig")).filter(|p| p.exists()),
         elapsed: started.elapsed(),
+        duration,
     })
 }

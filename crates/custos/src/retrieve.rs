@@ -39,31 +39,102 @@ pub(crate) fn done(outcome: Outcome, reason: impl Into<String>) -> Done {
         downloaded_at: None,
         media_ms: None,
         stated_ms: None,
+        stated_source: None,
     }
 }
 
 /// What the source stated about a recording's media, to check the file against.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Stated {
     /// Bytes (`outputSizeInBytes`).
     pub size: Option<u64>,
-    /// Duration, ms (`outputDurationMs`, `durationMs`, or end − start).
+    /// The playable duration, ms (`outputDurationMs`, `durationMs`, or end − start less the
+    /// pauses cut from the recording).
     pub duration_ms: Option<u64>,
+    /// Where `duration_ms` came from, or why there is none (the custody record says it).
+    pub source: String,
 }
 
 impl Stated {
-    /// The duration a JSON object states: `ms_key`, else `end_key − start_key` (RFC 3339).
-    fn duration(v: &Value, ms_key: &str, start_key: &str, end_key: &str) -> Option<u64> {
+    /// The playable duration a recording's JSON states: `ms_key` when present, else
+    /// `end_key − start_key` less every `pause` annotation (Genesys cuts paused spans from the
+    /// recording: `absoluteLocation` is "after removing the cumulative duration of all pauses").
+    fn duration(v: &Value, ms_key: &str, start_key: &str, end_key: &str) -> (Option<u64>, String) {
         if let Some(ms) = v[ms_key].as_u64() {
-            return Some(ms);
+            return (Some(ms), ms_key.to_owned());
         }
         let t = |k: &str| {
             v[k].as_str().and_then(|s| {
                 OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
             })
         };
-        let (a, b) = (t(start_key)?, t(end_key)?);
-        u64::try_from((b - a).whole_milliseconds()).ok()
+        let (Some(a), Some(b)) = (t(start_key), t(end_key)) else {
+            return (
+                None,
+                format!("not stated: neither {ms_key} nor {start_key} and {end_key}"),
+            );
+        };
+        let Ok(span) = u64::try_from((b - a).whole_milliseconds()) else {
+            return (None, format!("not stated: {end_key} is before {start_key}"));
+        };
+        let pauses: Vec<u64> = v["annotations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| {
+                a["type"]
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("pause"))
+            })
+            .map(|a| a["durationMs"].as_u64().unwrap_or(0))
+            .collect();
+        let cut: u64 = pauses.iter().sum();
+        let source = match pauses.len() {
+            0 => format!("{end_key} − {start_key}"),
+            n => format!(
+                "{end_key} − {start_key} − {n} pause{} ({:.3} s)",
+                if n == 1 { "" } else { "s" },
+                cut as f64 / 1000.0
+            ),
+        };
+        match span.checked_sub(cut) {
+            Some(ms) => (Some(ms), source),
+            None => (
+                None,
+                format!("not stated: pauses longer than the recording ({source})"),
+            ),
+        }
+    }
+
+    /// What a batch item states: its listed `Recording` (data/metadata/), read again here, since
+    /// batch results state neither size nor duration.
+    fn of_listed(ctx: &Ctx<'_>, it: &Item) -> Stated {
+        let path = ctx
+            .root
+            .join("data/metadata")
+            .join(format!("{}.json", it.recording_id));
+        let v: Value = match std::fs::read(&path).map(|b| serde_json::from_slice(&b)) {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                return Stated {
+                    source: format!("not stated: the listed metadata is not JSON ({e})"),
+                    ..Stated::default()
+                };
+            }
+            Err(_) => {
+                return Stated {
+                    source: "not stated: no listed metadata for this recording".into(),
+                    ..Stated::default()
+                };
+            }
+        };
+        let (duration_ms, source) =
+            Stated::duration(&v, "outputDurationMs", "startTime", "endTime");
+        Stated {
+            size: None,
+            duration_ms,
+            source,
+        }
     }
 }
 
@@ -72,7 +143,7 @@ impl Stated {
 async fn judge(
     ctx: &Ctx<'_>,
     part: &Path,
-    stated: Stated,
+    stated: &Stated,
 ) -> (Option<crate::media::MediaInfo>, Result<(), String>) {
     let p = part.to_path_buf();
     let probed = tokio::task::spawn_blocking(move || crate::media::probe_file(&p))
@@ -145,7 +216,8 @@ fn record(ctx: &Ctx<'_>, it: &Item, d: &Done) -> Result<()> {
     ctx.log(
         "outcome",
         json!({"conversationId": it.conversation_id, "recordingId": it.recording_id, "outcome": d.outcome.as_str(), "reason": d.reason,
-               "file": d.file, "sha256": d.sha256, "bytes": d.bytes, "contentType": d.content_type}),
+               "file": d.file, "sha256": d.sha256, "bytes": d.bytes, "contentType": d.content_type,
+               "durationChecked": d.duration_check().map(|c| c.is_ok()), "statedDurationSource": d.stated_source}),
     )?;
     ctx.state.finish(it, d)?;
     ctx.progress.item(d.outcome, d.bytes.unwrap_or(0));
@@ -270,7 +342,7 @@ async fn download(
         // A complete file is read as media and judged against what the API stated.
         let mut media = None;
         if r.is_ok() {
-            let (info, verdict) = judge(ctx, &part, stated).await;
+            let (info, verdict) = judge(ctx, &part, &stated).await;
             media = info.as_ref().map(|i| i.duration.as_millis() as u64);
             if let Err(why) = verdict {
                 r = Err(FetchError::NotEvidence {
@@ -292,7 +364,7 @@ async fn download(
         let mut fields = json!({
             "conversationId": it.conversation_id, "recordingId": it.recording_id, "url": redact_url(url),
             "attempt": attempt, "bearerSent": bearer.is_some(), "result": result,
-            "media": std::mem::take(&mut media_json), "statedDurationMs": stated.duration_ms,
+            "media": std::mem::take(&mut media_json), "statedDurationMs": stated.duration_ms, "statedDurationSource": stated.source,
         });
         if let (Value::Object(m), Value::Object(f)) = (&mut fields, facts) {
             m.extend(f);
@@ -319,6 +391,7 @@ async fn download(
                     downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
                     media_ms: media,
                     stated_ms: stated.duration_ms,
+                    stated_source: Some(stated.source.clone()),
                 }));
             }
             Err(FetchError::NotFound) => Some(done(
@@ -376,7 +449,7 @@ async fn download(
                 last = format!("received {got} bytes; the API states outputSizeInBytes {size}");
                 if mismatches >= 2 {
                     // Consistent, complete, and not what the source says: keep it, out of the evidence set.
-                    return quarantine(ctx, it, &part, &last, None, stated).map(Got::Done);
+                    return quarantine(ctx, it, &part, &last, None, &stated).map(Got::Done);
                 }
                 None
             }
@@ -386,7 +459,7 @@ async fn download(
                 mismatches += 1;
                 last = why;
                 if mismatches >= 2 {
-                    return quarantine(ctx, it, &part, &last, media_ms, stated).map(Got::Done);
+                    return quarantine(ctx, it, &part, &last, media_ms, &stated).map(Got::Done);
                 }
                 None
             }
@@ -409,7 +482,7 @@ fn quarantine(
     part: &Path,
     why: &str,
     media_ms: Option<u64>,
-    stated: Stated,
+    stated: &Stated,
 ) -> Result<Done> {
     let dir = ctx.root.join("data/quarantine").join(&it.conversation_id);
     crate::fetch::make_dirs(&dir)?;
@@ -429,6 +502,7 @@ fn quarantine(
         downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
         media_ms,
         stated_ms: stated.duration_ms,
+        stated_source: Some(stated.source.clone()),
     })
 }
 
@@ -513,8 +587,10 @@ async fn batch_chunk(ctx: &Ctx<'_>, chunk: &[Item]) -> Result<()> {
                             ),
                             Some(r) => match (r["resultUrl"].as_str(), r["errorMsg"].as_str()) {
                                 (Some(url), _) => {
-                                    // Batch results state neither size nor duration.
-                                    match download(ctx, &it, url, None, Stated::default()).await? {
+                                    // Batch results state neither size nor duration: the
+                                    // listed recording states its duration.
+                                    let stated = Stated::of_listed(ctx, &it);
+                                    match download(ctx, &it, url, None, stated).await? {
                                         Got::Done(d) => d,
                                         Got::Expired if round < URL_ROUNDS => return Ok(Some(it)),
                                         Got::Expired => done(
@@ -612,9 +688,12 @@ async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Result<Done> 
                         format!("no media URI (fileState {state})"),
                     ));
                 };
+                let (duration_ms, source) =
+                    Stated::duration(&v, "outputDurationMs", "startTime", "endTime");
                 let stated = Stated {
                     size: v["outputSizeInBytes"].as_u64().filter(|n| *n > 0),
-                    duration_ms: Stated::duration(&v, "outputDurationMs", "startTime", "endTime"),
+                    duration_ms,
+                    source,
                 };
                 match download(ctx, it, uri, None, stated).await? {
                     Got::Done(d) => return Ok(d),
@@ -642,11 +721,14 @@ async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Result<Done> 
 async fn search_item(ctx: &Ctx<'_>, it: &Item) -> Result<Done> {
     let meta_path = format!("/api/v2/recordings/{}", url_path(&it.recording_id));
     let r = ctx.api.send(Method::GET, &meta_path, None).await?;
-    let mut stated = Stated::default();
+    let mut stated = Stated {
+        source: "not stated: the metadata is not JSON".into(),
+        ..Stated::default()
+    };
     match r.status.as_u16() {
         200 => {
             if let Ok(v) = serde_json::from_slice::<Value>(&r.body) {
-                stated.duration_ms =
+                (stated.duration_ms, stated.source) =
                     Stated::duration(&v, "durationMs", "startTimestamp", "endTimestamp");
             }
             let p = ctx

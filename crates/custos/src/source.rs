@@ -2,7 +2,8 @@
 //! recording's metadata JSON exactly as received) and getting a download URL for each.
 //!
 //! `genesys` is the real Platform API: analytics details queries or jobs, then
-//! `recordingmetadata` per conversation. `search` is the design guide's search API.
+//! the recordings list (`GET …/conversations/{id}/recordings?formatId=NONE`) per conversation.
+//! `search` is the design guide's search API.
 //! Wire JSON is read field by field from `serde_json::Value`, tolerant of fields we do not know.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,10 +26,10 @@ pub struct Discovery {
     /// Rows, sorted and unique.
     pub items: Vec<Item>,
     /// Recording id → its JSON exactly as the API returned it (genesys: the element of the
-    /// recordingmetadata array, byte for byte).
+    /// recordings list, byte for byte).
     pub metadata: BTreeMap<String, String>,
 
-    /// Conversations that answered 404 to `recordingmetadata`.
+    /// Conversations that answered 404 to the recordings list.
     pub missing_conversations: BTreeSet<String>,
 }
 
@@ -205,7 +206,17 @@ fn url_encode(k: &str, v: &str) -> String {
         .finish()
 }
 
-/// Lists the recordings of each conversation (`recordingmetadata`), `concurrency` at a time.
+/// The path that lists a conversation's recordings with their times and annotations, without
+/// media: one call per conversation, as `recordingmetadata` would be, but a `Recording` states
+/// `startTime`, `endTime` and the pause annotations its duration is checked against.
+pub fn recordings_list_path(conversation_id: &str) -> String {
+    format!(
+        "/api/v2/conversations/{}/recordings?formatId=NONE&maxWaitMs=0",
+        url_path(conversation_id)
+    )
+}
+
+/// Lists the recordings of each conversation ([`recordings_list_path`]), `concurrency` at a time.
 /// Each recording's JSON is written to `staging/<recordingId>.json` as its listing arrives
 /// (ids unsafe as file names are skipped), so a listing of 100,000 recordings is never held in
 /// memory; the manifest step moves the ones it keeps into the bag.
@@ -218,7 +229,7 @@ pub async fn genesys_recordings(
     crate::fetch::make_dirs(staging)?;
     let mut lists = futures_util::stream::iter(conversations.iter().cloned())
         .map(|cid| async move {
-            let path = format!("/api/v2/conversations/{}/recordingmetadata", url_path(&cid));
+            let path = recordings_list_path(&cid);
             let r = api.send(Method::GET, &path, None).await?;
             if r.status == reqwest::StatusCode::NOT_FOUND {
                 return Ok((cid, None)); // the conversation is gone; it has no rows
@@ -234,7 +245,7 @@ pub async fn genesys_recordings(
                 serde_json::from_slice(&r.body).map_err(|e| Error::Api {
                     method: "GET".into(),
                     url: api.url(&path),
-                    message: format!("not a list of RecordingMetadata: {e}"),
+                    message: format!("not a list of Recording: {e}"),
                 })?;
             Ok::<_, Error>((cid, Some(list)))
         })

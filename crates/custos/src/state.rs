@@ -33,8 +33,27 @@ pub struct Done {
     pub downloaded_at: Option<String>,
     /// The file's playable duration as read from its container (crate::media), ms.
     pub media_ms: Option<u64>,
-    /// The duration the API stated for the recording, ms (none in batch retrieval).
+    /// The playable duration the API stated for the recording, ms.
     pub stated_ms: Option<u64>,
+    /// Where `stated_ms` came from (`outputDurationMs`, `endTime − startTime − 1 pause …`), or
+    /// why there is none.
+    pub stated_source: Option<String>,
+}
+
+impl Done {
+    /// For an item that kept a file: `Ok` if its duration was compared with the stated one,
+    /// `Err(why not)` if it was not; `None` for an item without a file.
+    pub fn duration_check(&self) -> Option<Result<(), String>> {
+        self.file.as_ref()?;
+        Some(match (self.media_ms, self.stated_ms) {
+            (Some(_), Some(_)) => Ok(()),
+            (None, _) => Err("the file could not be read as audio".into()),
+            (Some(_), None) => Err(self
+                .stated_source
+                .clone()
+                .unwrap_or_else(|| "the API stated no duration".into())),
+        })
+    }
 }
 
 /// The job database.
@@ -66,14 +85,18 @@ impl State {
         )?;
         db.execute_batch("CREATE INDEX IF NOT EXISTS items_file ON items (file);")?;
         // Columns added after the first release of the table: add them to older job databases.
-        for col in ["media_ms", "stated_ms"] {
+        for (col, ty) in [
+            ("media_ms", "INTEGER"),
+            ("stated_ms", "INTEGER"),
+            ("stated_source", "TEXT"),
+        ] {
             let has: bool = db.query_row(
                 "SELECT COUNT(*) > 0 FROM pragma_table_info('items') WHERE name = ?1",
                 [col],
                 |r| r.get(0),
             )?;
             if !has {
-                db.execute_batch(&format!("ALTER TABLE items ADD COLUMN {col} INTEGER"))?;
+                db.execute_batch(&format!("ALTER TABLE items ADD COLUMN {col} {ty}"))?;
             }
         }
         Ok(State { db: Mutex::new(db) })
@@ -122,7 +145,7 @@ impl State {
     pub fn finish(&self, item: &Item, done: &Done) -> Result<()> {
         self.db().execute(
             "UPDATE items SET outcome = ?3, reason = ?4, file = ?5, sha256 = ?6, bytes = ?7, content_type = ?8, downloaded_at = ?9,
-                 media_ms = ?10, stated_ms = ?11
+                 media_ms = ?10, stated_ms = ?11, stated_source = ?12
              WHERE conversation_id = ?1 AND recording_id = ?2",
             params![
                 item.conversation_id,
@@ -135,7 +158,8 @@ impl State {
                 done.content_type,
                 done.downloaded_at,
                 done.media_ms.map(|b| b as i64),
-                done.stated_ms.map(|b| b as i64)
+                done.stated_ms.map(|b| b as i64),
+                done.stated_source
             ],
         )?;
         Ok(())
@@ -146,7 +170,7 @@ impl State {
     pub fn for_each(&self, mut f: impl FnMut(Item, Option<Done>) -> Result<()>) -> Result<()> {
         let db = self.db();
         let mut st = db.prepare(
-            "SELECT conversation_id, recording_id, listed_state, outcome, reason, file, sha256, bytes, content_type, downloaded_at, media_ms, stated_ms FROM items ORDER BY seq",
+            "SELECT conversation_id, recording_id, listed_state, outcome, reason, file, sha256, bytes, content_type, downloaded_at, media_ms, stated_ms, stated_source FROM items ORDER BY seq",
         )?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
@@ -167,6 +191,7 @@ impl State {
                     downloaded_at: r.get(9)?,
                     media_ms: r.get::<_, Option<i64>>(10)?.map(|b| b as u64),
                     stated_ms: r.get::<_, Option<i64>>(11)?.map(|b| b as u64),
+                    stated_source: r.get(12)?,
                 }),
             };
             f(item, done)?;
@@ -223,6 +248,7 @@ mod tests {
                 downloaded_at: None,
                 media_ms: None,
                 stated_ms: None,
+                stated_source: None,
             };
             s.finish(&items[1], &done).unwrap();
         }

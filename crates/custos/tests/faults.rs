@@ -3,9 +3,11 @@
 //! lost, nothing falsely Exported, no partial file), no bearer token on a media URL, and — with
 //! the client's rate set to the simulator's true limit — at most 1 % of requests refused 429.
 //!
-//! `duration-lie` runs where the API states a duration (transcode retrieval, the search API):
-//! batch results state none, so there a file that is whole but shorter than the call cannot be
-//! told from a true one (docs/reliability.md).
+//! `duration-lie` is caught in every retrieval mode: transcodes state `outputDurationMs`, the
+//! search API `durationMs`, and in batch mode (whose results state nothing) the listed
+//! recording's `endTime − startTime` less its pause annotations. `pauses` recordings have a
+//! secure pause cut from their audio: they must end Exported, which a check that forgot the
+//! pauses would call Corrupted.
 
 use custos::pipeline::{NoProgress, Retrieval, SourceKind};
 use custos_sim::{Scenario, Sim};
@@ -34,6 +36,19 @@ async fn run_case(name: &str, faults: &str, source: SourceKind, retrieval: Retri
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     let truth = running.sim.truth();
+    for fault in ["pauses", "duration-lie"] {
+        if faults.contains(fault) {
+            assert!(
+                truth
+                    .recordings
+                    .iter()
+                    .any(|t| t.faults.iter().any(|f| f == fault)
+                        && t.expected_outcome != "Purged"
+                        && t.expected_outcome != "Archived"),
+                "{name}: the scenario has no {fault} recording to check"
+            );
+        }
+    }
     let outcomes = custos::package::outcomes(&out).unwrap();
     let hashes = custos::package::exported_hashes(&out).unwrap();
     assert_eq!(
@@ -81,6 +96,18 @@ async fn run_case(name: &str, faults: &str, source: SourceKind, retrieval: Retri
                 "{name}: {} read as {s} s, truly {} ms",
                 t.id,
                 t.duration_ms
+            );
+        }
+        // Every kept file's duration was compared with a stated one, in every mode.
+        if !row["File_Name"].is_empty() && !row["Media_Duration_S"].is_empty() {
+            assert_eq!(row["Duration_Checked"], "yes", "{name}: {row:?}");
+        }
+        if t.faults.iter().any(|f| f == "pauses") && row["Outcome"] == "Exported" {
+            assert!(
+                row["Stated_Duration_Source"].contains("pause")
+                    || row["Stated_Duration_Source"] == "outputDurationMs"
+                    || row["Stated_Duration_Source"] == "durationMs",
+                "{name}: {row:?}"
             );
         }
         if t.faults.iter().any(|f| f == "duration-lie") && row["Outcome"] == "Corrupted" {
@@ -171,6 +198,15 @@ async fn each_fault_alone_and_all_together() {
         ),
         ("duration-lie", "duration-lie=0.3", Genesys, wav()),
         (
+            "duration-lie-batch",
+            "duration-lie=0.3",
+            Genesys,
+            Retrieval::Batch,
+        ),
+        ("pauses", "pauses=0.5", Genesys, Retrieval::Batch),
+        ("pauses-wav", "pauses=0.5", Genesys, wav()),
+        ("pauses-s", "pauses=0.5", Search, Retrieval::Batch),
+        (
             "duration-lie-webm",
             "duration-lie=0.3",
             Genesys,
@@ -197,13 +233,13 @@ async fn each_fault_alone_and_all_together() {
         ),
         (
             "all-batch",
-            "purge=0.1,truncate=0.1,length-over=0.1,length-under=0.1,5xx=0.05,429-storm=60,storm-retry-after=1,token-expiry=40,drift=4,duplicates,expired-urls=0.1",
+            "purge=0.1,truncate=0.1,length-over=0.1,length-under=0.1,duration-lie=0.1,pauses=0.2,5xx=0.05,429-storm=60,storm-retry-after=1,token-expiry=40,drift=4,duplicates,expired-urls=0.1",
             Genesys,
             Retrieval::Batch,
         ),
         (
             "all-transcode",
-            "purge=0.1,truncate=0.1,length-over=0.1,length-under=0.1,duration-lie=0.1,5xx=0.05,429-storm=60,storm-retry-after=1,token-expiry=40,drift=4,duplicates,slow-transcode=0.1,expired-urls=0.1",
+            "purge=0.1,truncate=0.1,length-over=0.1,length-under=0.1,duration-lie=0.1,pauses=0.2,5xx=0.05,429-storm=60,storm-retry-after=1,token-expiry=40,drift=4,duplicates,slow-transcode=0.1,expired-urls=0.1",
             Genesys,
             wav(),
         ),

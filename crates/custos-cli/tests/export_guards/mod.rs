@@ -451,3 +451,72 @@ async fn modes_ignore_the_umask_and_the_account_is_recorded_not_user() {
     assert_eq!(verify_code(&out), 0);
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// The design guide's edge cases hold with default flags: `custos export` with nothing but a
+/// query, an output and the API base, against the simulator with every fault on (as
+/// `custos sim --faults all`, on a smaller org), ends every recording in the ground truth's
+/// outcome — every duration-lie recording Corrupted, every paused one Exported — and says so in
+/// the custody record.
+#[tokio::test]
+async fn default_flags_against_every_fault_give_the_truth_per_id() {
+    let mut s = Scenario {
+        conversations: 40,
+        max_recording_s: 30,
+        ..Scenario::default()
+    };
+    s.faults.apply_list("all").unwrap();
+    let env = start(s).await;
+    let out = tmp("defaults-all-faults");
+    let mut c = Command::new(BIN);
+    c.args(["export", "--query", super::QUERY, "--out"])
+        .arg(&out)
+        .args(["--api-base", &env.base_url, "--json"])
+        .env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret")
+        .env_remove("GENESYSCLOUD_REGION")
+        .stdin(Stdio::null());
+    let o = run(c).await;
+    // Failed items (the hostile ids) make it exit 1.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let truth = env.sim.truth();
+    let outcomes = custos::package::outcomes(&out).unwrap();
+    let (mut lies, mut paused) = (0, 0);
+    for t in &truth.recordings {
+        assert_eq!(
+            outcomes.get(&t.id),
+            Some(&t.expected_outcome),
+            "{} (faults {:?})",
+            t.id,
+            t.faults
+        );
+        let has = |f: &str| t.faults.iter().any(|x| x == f);
+        if has("duration-lie") && t.expected_outcome == "Corrupted" {
+            lies += 1;
+        }
+        if has("pauses") && t.expected_outcome == "Exported" {
+            paused += 1;
+        }
+    }
+    assert!(lies > 0 && paused > 0, "lies {lies}, paused {paused}");
+    // Coverage is visible: every kept file that could be read was checked.
+    let checked = &report["durationChecked"];
+    let not_checked = checked["notChecked"].as_array().unwrap();
+    assert_eq!(
+        checked["checked"].as_u64().unwrap() + not_checked.len() as u64,
+        checked["of"].as_u64().unwrap()
+    );
+    for n in not_checked {
+        assert_eq!(n["why"], "the file could not be read as audio", "{n}");
+    }
+    let info = std::fs::read_to_string(out.join("bag-info.txt")).unwrap();
+    assert!(
+        info.contains(&format!(
+            "Duration-Checked: {} of {}",
+            checked["checked"], checked["of"]
+        )),
+        "{info}"
+    );
+    assert_eq!(verify_code(&out), 0);
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -174,6 +174,80 @@ async fn duration_lie_states_more_than_the_audio_holds() {
     assert_eq!(body.len() as u64, 44 + rec.duration_ms * per_ms);
 }
 
+/// A secure pause is cut from the audio: the recordings list states the whole call
+/// (`endTime − startTime`) and a `pause` annotation of the cut length (and a `hold`, not cut);
+/// the transcode states the playable length, and the bytes hold exactly that much.
+#[tokio::test]
+async fn pauses_are_annotated_and_cut_from_the_audio() {
+    let t = start(with_faults("pauses=1")).await;
+    let tok = t.token().await;
+    let (rec, url) = first_url(&t, &tok, "WAV").await;
+    assert_eq!(rec.expected_outcome, "Exported");
+    assert!(rec.paused_ms > 1000, "{}", rec.paused_ms);
+    assert_eq!(rec.duration_ms, rec.stated_duration_ms - rec.paused_ms);
+    let list = t
+        .get_json(
+            &tok,
+            &format!(
+                "/api/v2/conversations/{}/recordings?formatId=NONE&maxWaitMs=0",
+                rec.conversation_id
+            ),
+        )
+        .await;
+    let mine = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == rec.id.as_str())
+        .unwrap();
+    let span = |v: &Value| {
+        let p = |k: &str| {
+            time::OffsetDateTime::parse(
+                v[k].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+        };
+        (p("endTime") - p("startTime")).whole_milliseconds() as u64
+    };
+    assert_eq!(span(mine), rec.stated_duration_ms);
+    let notes = mine["annotations"].as_array().unwrap();
+    let pause: Vec<&Value> = notes.iter().filter(|a| a["type"] == "pause").collect();
+    assert_eq!(pause.len(), 1);
+    assert_eq!(pause[0]["durationMs"], rec.paused_ms);
+    assert_eq!(pause[0]["reason"], "SecurePause");
+    assert!(notes.iter().any(|a| a["type"] == "hold"));
+    // recordingmetadata omits system annotations, as Genesys documents.
+    let meta = t
+        .get_json(
+            &tok,
+            &format!(
+                "/api/v2/conversations/{}/recordingmetadata",
+                rec.conversation_id
+            ),
+        )
+        .await;
+    assert!(
+        meta.as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["annotations"] == json!([]))
+    );
+    let v = t
+        .get_json(
+            &tok,
+            &format!(
+                "/api/v2/conversations/{}/recordings/{}?formatId=WAV",
+                rec.conversation_id, rec.id
+            ),
+        )
+        .await;
+    assert_eq!(v["outputDurationMs"], rec.duration_ms);
+    let body = t.download(&url).await.bytes().await.unwrap();
+    let per_ms = (body.len() as u64 - 44) / rec.duration_ms;
+    assert_eq!(body.len() as u64, 44 + rec.duration_ms * per_ms);
+}
+
 #[tokio::test]
 async fn server_error_bursts_are_seeded_and_counted() {
     let t = start(with_faults("5xx=0.3")).await;

@@ -102,6 +102,8 @@ async fn every_response_matches_the_official_models() {
     let mut s = scenario();
     s.transcode_ms = 1_000;
     s.async_job_ms = 1_000;
+    // Pause and hold annotations on half the recordings: their fields are checked too.
+    s.faults.pauses = 0.5;
     let t = start(s).await;
     let tok = t.token().await;
     let truth = t.truth();
@@ -164,6 +166,14 @@ async fn every_response_matches_the_official_models() {
         .await,
     );
 
+    assert!(
+        truth
+            .recordings
+            .iter()
+            .take(30)
+            .any(|r| r.faults.iter().any(|f| f == "pauses")),
+        "no paused recording among those checked"
+    );
     for rec in truth.recordings.iter().take(30) {
         let list = t
             .get_json(
@@ -175,6 +185,16 @@ async fn every_response_matches_the_official_models() {
             )
             .await;
         assert_model(&defs, "list[RecordingMetadata]", &list);
+        let listed = t
+            .get_json(
+                &tok,
+                &format!(
+                    "/api/v2/conversations/{}/recordings?formatId=NONE&maxWaitMs=0",
+                    rec.conversation_id
+                ),
+            )
+            .await;
+        assert_model(&defs, "list[Recording]", &listed);
         let path = format!(
             "/api/v2/conversations/{}/recordings/{}?formatId=WAV",
             rec.conversation_id, rec.id
