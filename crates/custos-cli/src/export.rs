@@ -62,7 +62,8 @@ pub struct ExportArgs {
     /// API requests per minute, shared by all work [default: 300 for genesys, 6000 for search].
     #[arg(long)]
     pub rate: Option<u32>,
-    /// Parallel downloads [default: 4].
+    /// Parallel downloads (media files being written at once; API requests in flight are sized
+    /// from --rate and the API's response time, not from this) [default: 32].
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Genesys retrieval mode [default: batch].
@@ -159,6 +160,11 @@ fn read_credentials(path: &Path) -> Result<Credentials, String> {
         client_secret: c.client_secret,
     })
 }
+
+/// Downloads at a time by default: each holds a 256 KiB write buffer, so 32 cost about 8 MB,
+/// and enough API-hosted downloads (the search API's media, one API request each) are in
+/// flight to fill a 100/s budget at 300 ms per call (docs/benchmarks.md).
+const DEFAULT_CONCURRENCY: usize = 32;
 
 /// Resolves every setting (flag > env > file > default) into a config, or says what is wrong.
 pub fn resolve(args: &ExportArgs) -> Result<ExportConfig, String> {
@@ -263,7 +269,10 @@ fn resolve_with(
         300
     };
     let rate = args.rate.or(file.rate).unwrap_or(default_rate);
-    let concurrency = args.concurrency.or(file.concurrency).unwrap_or(4);
+    let concurrency = args
+        .concurrency
+        .or(file.concurrency)
+        .unwrap_or(DEFAULT_CONCURRENCY);
     let tolerance = args
         .duration_tolerance
         .or(file.duration_tolerance)

@@ -440,11 +440,7 @@ async fn signed_exports_verify_with_minisign() {
     let env = start(scenario()).await;
     let out = tmp("signed");
     let key = tmp("key");
-    let o = Command::new(BIN)
-        .args(["keygen", "--out", key.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    keygen(&key);
     let public = PathBuf::from(format!("{}.pub", key.display()));
     let o = run(export_cmd(
         &env,
@@ -511,6 +507,15 @@ async fn signed_exports_verify_with_minisign() {
     std::fs::remove_file(&public).unwrap();
 }
 
+/// `custos keygen --out KEY` (and KEY.pub).
+fn keygen(key: &Path) {
+    let o = Command::new(BIN)
+        .args(["keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 fn copy_export(src: &Path, name: &str) -> PathBuf {
     let dst = tmp(name);
     assert!(
@@ -574,14 +579,7 @@ async fn verify_reports_every_kind_of_tampering() {
     let key = tmp("tamper-key");
     let other_key = tmp("tamper-other-key");
     for k in [&key, &other_key] {
-        assert!(
-            Command::new(BIN)
-                .args(["keygen", "--out", k.to_str().unwrap()])
-                .output()
-                .unwrap()
-                .status
-                .success()
-        );
+        keygen(k);
     }
     let o = run(export_cmd(
         &env,

@@ -356,6 +356,11 @@ impl Limiter {
         }
     }
 
+    /// The requests per second this limiter lets through (before any server window).
+    pub fn per_second(&self) -> f64 {
+        1.0 / self.interval.as_secs_f64()
+    }
+
     /// Waits for this task's slot; returns the request's ticket, for [`Limiter::observe`].
     /// The window budget is checked when the slot comes, just before the request is sent, so
     /// tickets count requests sent, not requests queued.
@@ -606,6 +611,8 @@ pub struct Api {
     /// The shared rate budget.
     pub limiter: Limiter,
     calls: std::sync::atomic::AtomicU64,
+    /// Moving average of API response times, µs (0: none yet).
+    latency_us: std::sync::atomic::AtomicU64,
     log: std::sync::OnceLock<std::sync::Arc<crate::custody::CustodyLog>>,
 }
 
@@ -636,6 +643,7 @@ impl Api {
             token: Mutex::new(None),
             limiter: Limiter::new(per_minute),
             calls: std::sync::atomic::AtomicU64::new(0),
+            latency_us: std::sync::atomic::AtomicU64::new(0),
             log: std::sync::OnceLock::new(),
         })
     }
@@ -650,6 +658,35 @@ impl Api {
             log.append(event, fields)?;
         }
         Ok(())
+    }
+
+    /// The API's response time as observed so far (a moving average over the answers, each
+    /// weighing 1/8), if any answer has come.
+    pub fn latency(&self) -> Option<Duration> {
+        match self.latency_us.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    fn observe_latency(&self, took: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let us = (took.as_micros() as u64).max(1);
+        let _ = self.latency_us.fetch_update(Relaxed, Relaxed, |old| {
+            Some(if old == 0 { us } else { (old * 7 + us) / 8 })
+        });
+    }
+
+    /// How many API requests to keep in flight so that the budget, not the waiting, limits the
+    /// rate: the rate times the observed response time (Little's law), doubled for headroom,
+    /// between 4 and 256. Before any answer, 0.5 s is assumed.
+    pub fn requests_in_flight(&self) -> usize {
+        let per_s = self.limiter.per_second();
+        let lat = self
+            .latency()
+            .unwrap_or(Duration::from_millis(500))
+            .max(Duration::from_millis(50));
+        ((per_s * lat.as_secs_f64() * 2.0).ceil() as usize).clamp(4, 256)
     }
 
     /// API requests sent so far (attempts included).
@@ -779,6 +816,9 @@ impl Api {
                 }
                 Err(e) => Err((Transport::of(&e), e.without_url().to_string())),
             };
+            if result.is_ok() {
+                self.observe_latency(sent.elapsed());
+            }
             self.limiter.observe(
                 result
                     .as_ref()
@@ -1054,6 +1094,34 @@ mod tests {
                 prev = d;
             }
         }
+    }
+
+    #[test]
+    fn requests_in_flight_follow_the_budget_and_the_observed_latency() {
+        let creds = || Credentials {
+            client_id: "c".into(),
+            client_secret: "s".into(),
+        };
+        let api = |per_min| {
+            Api::new("http://127.0.0.1:1", "http://127.0.0.1:1", creds(), per_min).unwrap()
+        };
+        let fast = api(6000);
+        // Nothing observed yet: 0.5 s assumed, 99 req/s × 0.5 s × 2.
+        assert!((99..=100).contains(&fast.requests_in_flight()));
+        fast.observe_latency(Duration::from_millis(100));
+        assert_eq!(fast.latency(), Some(Duration::from_millis(100)));
+        assert_eq!(fast.requests_in_flight(), 20);
+        for _ in 0..40 {
+            fast.observe_latency(Duration::from_millis(300));
+        }
+        assert_eq!(fast.requests_in_flight(), 60);
+        // A slow budget needs few; never fewer than 4, never more than 256.
+        let slow = api(300);
+        slow.observe_latency(Duration::from_millis(100));
+        assert_eq!(slow.requests_in_flight(), 4);
+        let huge = api(1_000_000);
+        huge.observe_latency(Duration::from_secs(2));
+        assert_eq!(huge.requests_in_flight(), 256);
     }
 
     #[test]

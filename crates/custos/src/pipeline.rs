@@ -709,14 +709,16 @@ async fn build_manifest(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Re
     let found = match (input, cfg.source) {
         (Input::Query(query), SourceKind::Genesys) => {
             let convs = genesys_conversations(&ctx.api, query, now, cfg.page_size).await?;
-            genesys_recordings(&ctx.api, &convs, cfg.concurrency, &staging).await?
+            genesys_recordings(&ctx.api, &convs, ctx.api.requests_in_flight(), &staging).await?
         }
         (Input::Query(query), SourceKind::Search) => {
             search_recordings(&ctx.api, query.text(), cfg.page_size.min(1000)).await?
         }
         (Input::Ids(list), SourceKind::Genesys) => {
             let convs = list.entries.iter().map(|e| e.first.clone()).collect();
-            let mut found = genesys_recordings(&ctx.api, &convs, cfg.concurrency, &staging).await?;
+            let mut found =
+                genesys_recordings(&ctx.api, &convs, ctx.api.requests_in_flight(), &staging)
+                    .await?;
             // Keep what was asked for; account for every id the source does not know.
             let whole: std::collections::BTreeSet<&str> = list
                 .entries
@@ -762,7 +764,7 @@ async fn build_manifest(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Re
         }
         (Input::Ids(list), SourceKind::Search) => {
             let ids: Vec<String> = list.entries.iter().map(|e| e.first.clone()).collect();
-            search_by_ids(&ctx.api, &ids, cfg.concurrency).await?
+            search_by_ids(&ctx.api, &ids, ctx.api.requests_in_flight()).await?
         }
     };
     let meta_dir = ctx.root.join("data/metadata");

@@ -226,10 +226,15 @@ fn record(ctx: &Ctx<'_>, it: &Item, d: &Done) -> Result<()> {
 
 /// Items worked on at a time in transcode and search retrieval. Most of an item's life is spent
 /// waiting for the API (latency, transcoding), not downloading, so many more are in flight than
-/// download slots: the API budget, not the task count, should be what limits the rate. Downloads
-/// keep their own cap (`Ctx::downloads`).
+/// download slots: the API budget, not the task count, should be what limits the rate. Sized from
+/// the budget and the response time observed (`Api::requests_in_flight`), and never fewer than 8
+/// per download slot (a transcode's life is mostly its server-side wait). Downloads keep their own
+/// cap (`Ctx::downloads`).
 fn in_flight(ctx: &Ctx<'_>) -> usize {
-    (ctx.cfg.concurrency.max(1) * 8).min(256)
+    ctx.api
+        .requests_in_flight()
+        .max(ctx.cfg.concurrency * 8)
+        .min(256)
 }
 
 /// Retrieves every item that has no outcome yet.

@@ -121,14 +121,7 @@ async fn every_changed_setting_on_resume_is_refused_naming_it() {
     let other = start(scenario()).await;
     let out = tmp("settings");
     let key = tmp("settings-key");
-    assert!(
-        Command::new(BIN)
-            .args(["keygen", "--out", key.to_str().unwrap()])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    super::keygen(&key);
     let base = [
         "--matter",
         "M-1",

@@ -177,6 +177,16 @@ fn plant(d: &Path, rel: &str, content: &[u8], make: impl FnOnce(&Path)) {
     reseal(d);
 }
 
+/// Writes the manifest `name` listing every payload file with the same (wrong) checksum `sum`.
+fn same_sum_manifest(d: &Path, name: &str, sum: &str) {
+    let m = std::fs::read_to_string(d.join("manifest-sha256.txt")).unwrap();
+    let text: String = m
+        .lines()
+        .map(|l| format!("{sum}  {}\n", &l[66..]))
+        .collect();
+    std::fs::write(d.join(name), text).unwrap();
+}
+
 fn symlink(target: impl AsRef<Path>, at: &Path) {
     std::os::unix::fs::symlink(target, at).unwrap();
 }
@@ -198,14 +208,7 @@ async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
     let env = start(scenario()).await;
     let base = tmp("hostile-base");
     let key = tmp("hostile-key");
-    assert!(
-        Command::new(BIN)
-            .args(["keygen", "--out", key.to_str().unwrap()])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    super::keygen(&key);
     let o = run(export_cmd(
         &env,
         &base,
@@ -393,14 +396,7 @@ async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
         ),
         (
             "extra-md5-manifest-wrong",
-            Box::new(|d| {
-                let m = std::fs::read_to_string(d.join("manifest-sha256.txt")).unwrap();
-                let md5: String = m
-                    .lines()
-                    .map(|l| format!("{}  {}\n", "a".repeat(32), &l[66..]))
-                    .collect();
-                std::fs::write(d.join("manifest-md5.txt"), md5).unwrap();
-            }),
+            Box::new(|d| same_sum_manifest(d, "manifest-md5.txt", &"a".repeat(32))),
             "payload-hash-mismatch",
         ),
         (
@@ -416,14 +412,7 @@ async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
         ),
         (
             "unsupported-algorithm-manifest",
-            Box::new(|d| {
-                let m = std::fs::read_to_string(d.join("manifest-sha256.txt")).unwrap();
-                let b2: String = m
-                    .lines()
-                    .map(|l| format!("{}  {}\n", "c".repeat(128), &l[66..]))
-                    .collect();
-                std::fs::write(d.join("manifest-blake2b.txt"), b2).unwrap();
-            }),
+            Box::new(|d| same_sum_manifest(d, "manifest-blake2b.txt", &"c".repeat(128))),
             "manifest-algorithm-unsupported",
         ),
         (
