@@ -294,8 +294,12 @@ fn settings(
     let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     vec![
         ("--source", cfg.source.as_str().into()),
-        ("--api-base", cfg.api_base.clone()),
-        ("--login-base", cfg.login_base.clone()),
+        // As the client uses them: a trailing '/' is no other API.
+        ("--api-base", cfg.api_base.trim_end_matches('/').to_owned()),
+        (
+            "--login-base",
+            cfg.login_base.trim_end_matches('/').to_owned(),
+        ),
         (
             "--retrieval",
             match cfg.retrieval {
