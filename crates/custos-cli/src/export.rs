@@ -581,8 +581,10 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
         let truth = sim.truth();
         // Every exported file is the WAV rendition the simulator serves, and every item ended
         // as the simulator's ground truth says a correct export must.
-        let checked = custos::package::validate_bag(&args.out).and_then(|files| {
-            let exported = custos::package::exported_hashes(&args.out)?;
+        let checked = (|| -> Result<(u64, usize), String> {
+            let files = custos::package::validate_bag(&args.out).map_err(|e| e.to_string())?;
+            let exported =
+                custos::package::exported_hashes(&args.out).map_err(|e| e.to_string())?;
             for (rid, sha) in &exported {
                 let t = truth
                     .recordings
@@ -596,7 +598,7 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
                     ));
                 }
             }
-            let outcomes = custos::package::outcomes(&args.out)?;
+            let outcomes = custos::package::outcomes(&args.out).map_err(|e| e.to_string())?;
             for t in &truth.recordings {
                 match outcomes.get(&t.id) {
                     Some(o) if o == &t.expected_outcome => {}
@@ -609,7 +611,7 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
                 }
             }
             Ok((files, exported.len()))
-        });
+        })();
         match checked {
             Ok((files, n)) => {
                 out!(

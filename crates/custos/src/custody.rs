@@ -53,9 +53,53 @@ pub fn line_hash(line: &[u8]) -> String {
     hex::encode(Sha256::digest(line))
 }
 
+/// Why a log's chain does not hold (each names the first line that does not).
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The log cannot be read.
+    #[error("{path}: {source}")]
+    Unreadable {
+        /// The log.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Reading stopped: an I/O error, or a line longer than the cap.
+    #[error("{0}")]
+    Read(crate::verify::fsys::LineError<std::convert::Infallible>),
+    /// A line that is not JSON.
+    #[error("line {line}: not JSON ({why})")]
+    NotJson {
+        /// 1-based.
+        line: u64,
+        /// The parser's words.
+        why: String,
+    },
+    /// A line whose `prev` is not the hash of the line before it.
+    #[error(
+        "line {line}: prev does not match the hash of line {} (a line was changed, removed or moved)",
+        line - 1
+    )]
+    Unchained {
+        /// 1-based.
+        line: u64,
+    },
+    /// A line whose `seq` is not its number.
+    #[error("line {line}: seq is {seq} (lines were removed or reordered)")]
+    Sequence {
+        /// 1-based.
+        line: u64,
+        /// What the line says.
+        seq: String,
+    },
+}
+
 /// Walks a log and checks its chain. An error names the first line that does not chain.
-pub fn check_chain(path: &Path) -> std::result::Result<ChainCheck, String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn check_chain(path: &Path) -> std::result::Result<ChainCheck, ChainError> {
+    let f = std::fs::File::open(path).map_err(|source| ChainError::Unreadable {
+        path: path.to_owned(),
+        source,
+    })?;
     check_chain_lines(std::io::BufReader::new(f), MAX_LINE, |_| {})
 }
 
@@ -69,40 +113,47 @@ pub fn check_chain_lines(
     r: impl BufRead,
     cap: usize,
     mut visit: impl FnMut(&Value),
-) -> std::result::Result<ChainCheck, String> {
+) -> std::result::Result<ChainCheck, ChainError> {
+    use crate::verify::fsys::LineError;
     let mut prev = GENESIS.to_owned();
     let mut lines = 0u64;
     let mut torn_bytes = 0u64;
-    crate::verify::fsys::for_each_line(r, cap, |line, whole| {
+    let walked = crate::verify::fsys::for_each_line(r, cap, |line, whole| {
         if !whole {
             torn_bytes = line.len() as u64;
             return Ok(());
         }
         let n = lines + 1;
-        let v: Value =
-            serde_json::from_slice(line).map_err(|e| format!("line {n}: not JSON ({e})"))?;
+        let v: Value = serde_json::from_slice(line).map_err(|e| ChainError::NotJson {
+            line: n,
+            why: e.to_string(),
+        })?;
         if v["prev"].as_str() != Some(prev.as_str()) {
-            return Err(format!(
-                "line {n}: prev does not match the hash of line {} (a line was changed, removed or moved)",
-                n - 1
-            ));
+            return Err(ChainError::Unchained { line: n });
         }
         if v["seq"].as_u64() != Some(n) {
-            return Err(format!(
-                "line {n}: seq is {} (lines were removed or reordered)",
-                v["seq"]
-            ));
+            return Err(ChainError::Sequence {
+                line: n,
+                seq: v["seq"].to_string(),
+            });
         }
         visit(&v);
         prev = line_hash(line);
         lines = n;
         Ok(())
-    })?;
-    Ok(ChainCheck {
-        lines,
-        head: prev,
-        torn_bytes,
-    })
+    });
+    match walked {
+        Ok(()) => Ok(ChainCheck {
+            lines,
+            head: prev,
+            torn_bytes,
+        }),
+        Err(LineError::Line(e)) => Err(e),
+        Err(LineError::Io(e)) => Err(ChainError::Read(LineError::Io(e))),
+        Err(LineError::TooLong { line, cap }) => {
+            Err(ChainError::Read(LineError::TooLong { line, cap }))
+        }
+    }
 }
 
 /// A value as a CSV cell of the custody record: control characters written as `\u{..}`, and a
@@ -276,7 +327,7 @@ mod tests {
         let swapped = [lines[0], lines[2], lines[1], lines[3]].join("\n") + "\n";
         for (bad, at) in [(edited, "line 4"), (removed, "line 3"), (swapped, "line 2")] {
             std::fs::write(&p, bad).unwrap();
-            assert!(check_chain(&p).unwrap_err().starts_with(at));
+            assert!(check_chain(&p).unwrap_err().to_string().starts_with(at));
         }
         std::fs::remove_file(&p).unwrap();
     }
@@ -316,7 +367,9 @@ mod tests {
     #[test]
     fn a_line_longer_than_the_cap_is_refused_not_read() {
         let big = format!("{}\n", "x".repeat(1000));
-        let e = check_chain_lines(big.as_bytes(), 100, |_| {}).unwrap_err();
+        let e = check_chain_lines(big.as_bytes(), 100, |_| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("longer than 100 bytes"), "{e}");
     }
 

@@ -156,21 +156,79 @@ pub struct PayloadSummary {
     pub bytes: u64,
 }
 
+/// Why a bag, or its custody record, could not be read or does not hold.
+#[derive(Debug, thiserror::Error)]
+pub enum BagError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A manifest line that is not `<sha256>  <path>`.
+    #[error("{manifest} line {line}: not '<sha256>  <path>'")]
+    Malformed {
+        /// The manifest's name.
+        manifest: String,
+        /// 1-based.
+        line: usize,
+    },
+    /// A file whose SHA-256 is not the manifest's.
+    #[error("{path}: SHA-256 {got} does not match {manifest} ({want})")]
+    Mismatch {
+        /// Path under the bag root.
+        path: String,
+        /// Its SHA-256 now.
+        got: String,
+        /// The manifest's.
+        want: String,
+        /// The manifest's name.
+        manifest: String,
+    },
+    /// The payload on disk and the manifest list different files.
+    #[error("the payload and manifest-sha256.txt list different files")]
+    Listing,
+    /// Payload-Oxum does not describe the payload.
+    #[error("bag-info.txt does not state {0}")]
+    Oxum(String),
+    /// The custody record could not be read.
+    #[error("{path}: {why}")]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> BagError + '_ {
+    move |source| BagError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// The lines of the bag's manifest `name` (`manifest-sha256.txt`, `tagmanifest-sha256.txt`),
 /// as written by [`write_bag`]: `(path, sha256)`, in file order. Strict: a line that is not
 /// `<64 hex>  <path>` is an error naming it.
 pub fn read_manifest(
     root: &Path,
     name: &str,
-) -> std::result::Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(root.join(name)).map_err(|e| format!("{name}: {e}"))?;
+) -> std::result::Result<Vec<(String, String)>, BagError> {
+    let path = root.join(name);
+    let text = std::fs::read_to_string(&path).map_err(read_error(&path))?;
     text.lines()
         .enumerate()
         .map(|(i, line)| match line.split_once("  ") {
             Some((sha, rel)) if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 Ok((rel.to_owned(), sha.to_ascii_lowercase()))
             }
-            _ => Err(format!("{name} line {}: not '<sha256>  <path>'", i + 1)),
+            _ => Err(BagError::Malformed {
+                manifest: name.to_owned(),
+                line: i + 1,
+            }),
         })
         .collect()
 }
@@ -178,17 +236,25 @@ pub fn read_manifest(
 /// Checks a bag as `bagit.py --validate` would: every line of `manifest-sha256.txt` and
 /// `tagmanifest-sha256.txt` matches its file, every payload file is listed, and Payload-Oxum
 /// holds. Returns the number of payload files. (The full `custos verify` is stricter.)
-pub fn validate_bag(root: &Path) -> std::result::Result<u64, String> {
-    let read =
-        |name: &str| std::fs::read_to_string(root.join(name)).map_err(|e| format!("{name}: {e}"));
-    let check = |name: &str| -> std::result::Result<Vec<String>, String> {
+pub fn validate_bag(root: &Path) -> std::result::Result<u64, BagError> {
+    let check = |name: &str| -> std::result::Result<Vec<String>, BagError> {
         let mut seen = Vec::new();
         for (rel, sha) in read_manifest(root, name)? {
-            let (got, _) = sha256_file(&root.join(&rel)).map_err(|e| e.to_string())?;
+            let path = root.join(&rel);
+            let (got, _) = sha256_file(&path).map_err(|e| match e {
+                Error::Io { path, source } => BagError::Io { path, source },
+                other => BagError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(other.to_string()),
+                },
+            })?;
             if got != sha {
-                return Err(format!(
-                    "{rel}: SHA-256 {got} does not match {name} ({sha})"
-                ));
+                return Err(BagError::Mismatch {
+                    path: rel,
+                    got,
+                    want: sha,
+                    manifest: name.to_owned(),
+                });
             }
             seen.push(rel);
         }
@@ -196,55 +262,82 @@ pub fn validate_bag(root: &Path) -> std::result::Result<u64, String> {
     };
     let listed = check("manifest-sha256.txt")?;
     check("tagmanifest-sha256.txt")?;
-    let files = payload_files(root).map_err(|e| e.to_string())?;
+    let data = root.join("data");
+    let files = payload_files(root).map_err(|e| BagError::Io {
+        path: data.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     let mut on_disk: Vec<String> = files.iter().map(|(r, _)| r.clone()).collect();
     on_disk.sort();
     let mut sorted = listed.clone();
     sorted.sort();
     if sorted != on_disk {
-        return Err("the payload and manifest-sha256.txt list different files".into());
+        return Err(BagError::Listing);
     }
     let bytes: u64 = files
         .iter()
         .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .sum();
     let oxum = format!("Payload-Oxum: {bytes}.{}", files.len());
-    if !read("bag-info.txt")?.lines().any(|l| l == oxum) {
-        return Err(format!("bag-info.txt does not state {oxum}"));
+    let info = root.join("bag-info.txt");
+    if !std::fs::read_to_string(&info)
+        .map_err(read_error(&info))?
+        .lines()
+        .any(|l| l == oxum)
+    {
+        return Err(BagError::Oxum(oxum));
     }
     Ok(files.len() as u64)
 }
 
-/// Recording id → SHA-256 of every `Exported` row of `data/chain_of_custody.csv`.
-pub fn exported_hashes(root: &Path) -> std::result::Result<BTreeMap<String, String>, String> {
+/// One row of `data/chain_of_custody.csv`, read by its header names (docs/formats.md).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustodyRow {
+    /// `Recording_ID`.
+    #[serde(rename = "Recording_ID")]
+    pub recording_id: String,
+    /// `File_Name`.
+    #[serde(rename = "File_Name")]
+    pub file_name: String,
+    /// `SHA256_Hash`.
+    #[serde(rename = "SHA256_Hash")]
+    pub sha256: String,
+    /// `Outcome`.
+    pub outcome: String,
+    /// `Conversation_ID`.
+    #[serde(rename = "Conversation_ID", default)]
+    pub conversation_id: String,
+}
+
+/// Every row of `data/chain_of_custody.csv`, by header name.
+pub fn custody_rows(root: &Path) -> std::result::Result<Vec<CustodyRow>, BagError> {
     let path = root.join("data/chain_of_custody.csv");
-    let mut r = csv::Reader::from_path(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut out = BTreeMap::new();
-    for row in r.records() {
-        let row = row.map_err(|e| format!("{}: {e}", path.display()))?;
-        if row.get(6) == Some("Exported") {
-            out.insert(
-                row.get(0).unwrap_or("").to_owned(),
-                row.get(2).unwrap_or("").to_owned(),
-            );
-        }
-    }
-    Ok(out)
+    let bad = |why: String| BagError::Record {
+        path: path.clone(),
+        why,
+    };
+    let mut r = csv::Reader::from_path(&path).map_err(|e| bad(e.to_string()))?;
+    r.deserialize()
+        .map(|row| row.map_err(|e| bad(e.to_string())))
+        .collect()
+}
+
+/// Recording id → SHA-256 of every `Exported` row of `data/chain_of_custody.csv`.
+pub fn exported_hashes(root: &Path) -> std::result::Result<BTreeMap<String, String>, BagError> {
+    Ok(custody_rows(root)?
+        .into_iter()
+        .filter(|r| r.outcome == "Exported")
+        .map(|r| (r.recording_id, r.sha256))
+        .collect())
 }
 
 /// Recording id → outcome of every row of `data/chain_of_custody.csv`.
-pub fn outcomes(root: &Path) -> std::result::Result<BTreeMap<String, String>, String> {
-    let path = root.join("data/chain_of_custody.csv");
-    let mut r = csv::Reader::from_path(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut out = BTreeMap::new();
-    for row in r.records() {
-        let row = row.map_err(|e| format!("{}: {e}", path.display()))?;
-        out.insert(
-            row.get(0).unwrap_or("").to_owned(),
-            row.get(6).unwrap_or("").to_owned(),
-        );
-    }
-    Ok(out)
+pub fn outcomes(root: &Path) -> std::result::Result<BTreeMap<String, String>, BagError> {
+    Ok(custody_rows(root)?
+        .into_iter()
+        .map(|r| (r.recording_id, r.outcome))
+        .collect())
 }
 
 #[cfg(test)]

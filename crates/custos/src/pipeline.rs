@@ -22,7 +22,7 @@ use crate::source::{
     NOT_FOUND, genesys_conversations, genesys_recordings, search_by_ids, search_recordings,
     url_path,
 };
-use crate::state::{Done, State};
+use crate::state::{Done, DurationCheck, State};
 
 /// Which API to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -891,11 +891,11 @@ impl DurationCoverage {
     fn add(&mut self, it: &Item, d: &Done) {
         match d.duration_check() {
             None => {}
-            Some(Ok(())) => {
+            Some(DurationCheck::Checked) => {
                 self.files += 1;
                 self.checked += 1;
             }
-            Some(Err(why)) => {
+            Some(DurationCheck::NotChecked(why)) => {
                 self.files += 1;
                 self.not_checked.push(json!({"recordingId": it.recording_id, "conversationId": it.conversation_id, "why": why}));
             }
@@ -951,8 +951,8 @@ fn package(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> 
         let (media_s, stated_s) = (secs(d.media_ms), secs(d.stated_ms));
         let checked = match d.duration_check() {
             None => "",
-            Some(Ok(())) => "yes",
-            Some(Err(_)) => "no",
+            Some(DurationCheck::Checked) => "yes",
+            Some(DurationCheck::NotChecked(_)) => "no",
         };
         duration.add(&it, &d);
         // Every text cell through csv_cell: values from the API or the user are never a

@@ -217,7 +217,7 @@ fn record(ctx: &Ctx<'_>, it: &Item, d: &Done) -> Result<()> {
         "outcome",
         json!({"conversationId": it.conversation_id, "recordingId": it.recording_id, "outcome": d.outcome.as_str(), "reason": d.reason,
                "file": d.file, "sha256": d.sha256, "bytes": d.bytes, "contentType": d.content_type,
-               "durationChecked": d.duration_check().map(|c| c.is_ok()), "statedDurationSource": d.stated_source}),
+               "durationChecked": d.duration_check().map(|c| c == crate::state::DurationCheck::Checked), "statedDurationSource": d.stated_source}),
     )?;
     ctx.state.finish(it, d)?;
     ctx.progress.item(d.outcome, d.bytes.unwrap_or(0));

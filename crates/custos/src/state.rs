@@ -40,18 +40,28 @@ pub struct Done {
     pub stated_source: Option<String>,
 }
 
+/// Whether a kept file's duration was compared with the one the API stated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DurationCheck {
+    /// Compared (and within the tolerance, or the item is Corrupted for it).
+    Checked,
+    /// Not compared: why.
+    NotChecked(String),
+}
+
 impl Done {
-    /// For an item that kept a file: `Ok` if its duration was compared with the stated one,
-    /// `Err(why not)` if it was not; `None` for an item without a file.
-    pub fn duration_check(&self) -> Option<Result<(), String>> {
+    /// For an item that kept a file, whether its duration was compared with the stated one;
+    /// `None` for an item without a file.
+    pub fn duration_check(&self) -> Option<DurationCheck> {
         self.file.as_ref()?;
         Some(match (self.media_ms, self.stated_ms) {
-            (Some(_), Some(_)) => Ok(()),
-            (None, _) => Err("the file could not be read as audio".into()),
-            (Some(_), None) => Err(self
-                .stated_source
-                .clone()
-                .unwrap_or_else(|| "the API stated no duration".into())),
+            (Some(_), Some(_)) => DurationCheck::Checked,
+            (None, _) => DurationCheck::NotChecked("the file could not be read as audio".into()),
+            (Some(_), None) => DurationCheck::NotChecked(
+                self.stated_source
+                    .clone()
+                    .unwrap_or_else(|| "the API stated no duration".into()),
+            ),
         })
     }
 }

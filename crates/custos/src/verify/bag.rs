@@ -217,87 +217,91 @@ fn read_manifest(bag: &Bag, name: &str, alg: Alg, tag: bool, f: &mut Findings) -
     }
     let mut entries = BTreeMap::new();
     let mut n = 0;
-    let read = for_each_line(std::io::BufReader::new(file), MANIFEST_LINE, |line, _| {
-        n += 1;
-        let at = format!("{name} line {n}");
-        let Ok(line) = std::str::from_utf8(line) else {
-            f.push(K::MalformedManifest, at, "not UTF-8");
-            return Ok(());
-        };
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        let Some((sum, path)) = line.split_once([' ', '\t']) else {
-            f.push(
-                K::MalformedManifest,
-                at,
-                format!("not '<checksum> <path>': {line:.120}"),
-            );
-            return Ok(());
-        };
-        let path = path.trim_start_matches([' ', '\t']);
-        if sum.len() != alg.hex_len() || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
-            f.push(
-                K::MalformedManifest,
-                at,
-                format!("'{sum:.130}' is not a {alg:?} checksum"),
-            );
-            return Ok(());
-        }
-        // RFC 8493 §2.1.3: CR, LF and % in names are percent-encoded.
-        let path = path
-            .replace("%0A", "\n")
-            .replace("%0a", "\n")
-            .replace("%0D", "\r")
-            .replace("%0d", "\r")
-            .replace("%25", "%");
-        if let Err(e) = check_rel(&path) {
-            let why = match e {
-                Refused::Unsafe(w) => w,
-                _ => String::new(),
+    let read = for_each_line::<std::convert::Infallible>(
+        std::io::BufReader::new(file),
+        MANIFEST_LINE,
+        |line, _| {
+            n += 1;
+            let at = format!("{name} line {n}");
+            let Ok(line) = std::str::from_utf8(line) else {
+                f.push(K::MalformedManifest, at, "not UTF-8");
+                return Ok(());
             };
-            f.push(
-                K::UnsafePath,
-                at,
-                format!("'{}': {why}; not read", path.escape_debug()),
-            );
-            return Ok(());
-        }
-        let payload = path.starts_with("data/");
-        if payload == tag {
-            f.push(
-                K::UnsafePath,
-                at,
-                if tag {
-                    format!("{path}: a tag manifest lists a payload file")
-                } else {
-                    format!("{path}: a payload manifest lists a file outside data/")
-                },
-            );
-            return Ok(());
-        }
-        if tag && path.starts_with("tagmanifest-") {
-            f.push(
-                K::UnsafePath,
-                at,
-                format!("{path}: a tag manifest lists a tag manifest"),
-            );
-            return Ok(());
-        }
-        let sum = sum.to_ascii_lowercase();
-        if let Some(prev) = entries.insert(path.clone(), sum.clone()) {
-            f.push(
-                K::ManifestDuplicate,
-                at,
-                if prev == sum {
-                    format!("{path} is listed more than once")
-                } else {
-                    format!("{path} is listed more than once, with different checksums")
-                },
-            );
-        }
-        Ok(())
-    });
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let Some((sum, path)) = line.split_once([' ', '\t']) else {
+                f.push(
+                    K::MalformedManifest,
+                    at,
+                    format!("not '<checksum> <path>': {line:.120}"),
+                );
+                return Ok(());
+            };
+            let path = path.trim_start_matches([' ', '\t']);
+            if sum.len() != alg.hex_len() || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+                f.push(
+                    K::MalformedManifest,
+                    at,
+                    format!("'{sum:.130}' is not a {alg:?} checksum"),
+                );
+                return Ok(());
+            }
+            // RFC 8493 §2.1.3: CR, LF and % in names are percent-encoded.
+            let path = path
+                .replace("%0A", "\n")
+                .replace("%0a", "\n")
+                .replace("%0D", "\r")
+                .replace("%0d", "\r")
+                .replace("%25", "%");
+            if let Err(e) = check_rel(&path) {
+                let why = match e {
+                    Refused::Unsafe(w) => w,
+                    _ => String::new(),
+                };
+                f.push(
+                    K::UnsafePath,
+                    at,
+                    format!("'{}': {why}; not read", path.escape_debug()),
+                );
+                return Ok(());
+            }
+            let payload = path.starts_with("data/");
+            if payload == tag {
+                f.push(
+                    K::UnsafePath,
+                    at,
+                    if tag {
+                        format!("{path}: a tag manifest lists a payload file")
+                    } else {
+                        format!("{path}: a payload manifest lists a file outside data/")
+                    },
+                );
+                return Ok(());
+            }
+            if tag && path.starts_with("tagmanifest-") {
+                f.push(
+                    K::UnsafePath,
+                    at,
+                    format!("{path}: a tag manifest lists a tag manifest"),
+                );
+                return Ok(());
+            }
+            let sum = sum.to_ascii_lowercase();
+            if let Some(prev) = entries.insert(path.clone(), sum.clone()) {
+                f.push(
+                    K::ManifestDuplicate,
+                    at,
+                    if prev == sum {
+                        format!("{path} is listed more than once")
+                    } else {
+                        format!("{path} is listed more than once, with different checksums")
+                    },
+                );
+            }
+            Ok(())
+        },
+    );
     if let Err(e) = read {
-        f.push(K::TooLarge, name, e);
+        f.push(K::TooLarge, name, e.to_string());
         return None;
     }
     Some(Manifest {

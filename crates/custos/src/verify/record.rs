@@ -243,7 +243,7 @@ pub(super) fn check_log(
             Some(head)
         }
         Err(e) => {
-            f.push(K::LogChainBroken, LOG, e);
+            f.push(K::LogChainBroken, LOG, e.to_string());
             return None;
         }
     };

@@ -127,7 +127,7 @@ pub(super) fn check_receipts(bag: &Bag, pubkey: Option<&Path>, tag_sha256: &str,
             }
         });
         if let Err(e) = chain {
-            f.push(K::ReceiptChainBroken, rel, e);
+            f.push(K::ReceiptChainBroken, rel, e.to_string());
             continue;
         }
         if started.as_deref() != Some(tag_sha256) {
