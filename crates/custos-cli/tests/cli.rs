@@ -550,15 +550,19 @@ fn first_recording(root: &Path) -> PathBuf {
 }
 
 /// Rewrites the custody log's lines through `f`.
-fn with_log_lines(root: &Path, f: impl Fn(&mut Vec<String>)) {
-    let p = root.join("data/custody_log.jsonl");
-    let mut lines: Vec<String> = std::fs::read_to_string(&p)
-        .unwrap()
+fn with_log_lines(root: &Path, f: impl FnOnce(&mut Vec<String>)) {
+    with_lines(&root.join("data/custody_log.jsonl"), f)
+}
+
+/// Rewrites a text file's lines (without their newlines) through `f`; a missing file is empty.
+fn with_lines(p: &Path, f: impl FnOnce(&mut Vec<String>)) {
+    let mut lines: Vec<String> = std::fs::read_to_string(p)
+        .unwrap_or_default()
         .lines()
         .map(str::to_owned)
         .collect();
     f(&mut lines);
-    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    std::fs::write(p, lines.join("\n") + "\n").unwrap();
 }
 
 fn edit_line(path: &Path, n: usize, f: impl Fn(&str) -> String) {

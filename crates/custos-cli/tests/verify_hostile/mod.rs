@@ -114,14 +114,19 @@ fn run_for(mut cmd: Command, limit: Duration) -> (Option<i32>, String, Duration)
 
 /// Rewrites the manifest `name` through `f` (lines without their newline).
 fn edit_manifest(d: &Path, name: &str, f: impl FnOnce(&mut Vec<String>)) {
-    let p = d.join(name);
-    let mut lines: Vec<String> = std::fs::read_to_string(&p)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    f(&mut lines);
-    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    super::with_lines(&d.join(name), f)
+}
+
+/// Replaces data/query.json's line of manifest-sha256.txt with `line`, and reseals.
+fn replace_query_entry(d: &Path, line: &str) {
+    edit_manifest(d, "manifest-sha256.txt", |l| {
+        for x in l.iter_mut() {
+            if x.ends_with("  data/query.json") {
+                *x = line.to_owned();
+            }
+        }
+    });
+    reseal(d);
 }
 
 /// Re-hashes every entry of tagmanifest-sha256.txt (through links, as a forger's tool would),
@@ -439,14 +444,8 @@ async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
         (
             "dot-segment-in-entry",
             Box::new(|d| {
-                edit_manifest(d, "manifest-sha256.txt", |l| {
-                    for x in l.iter_mut() {
-                        if x.ends_with("  data/query.json") {
-                            *x = x.replace("  data/query.json", "  data/./query.json");
-                        }
-                    }
-                });
-                reseal(d);
+                let sum = sha256(&std::fs::read(d.join("data/query.json")).unwrap());
+                replace_query_entry(d, &format!("{sum}  data/./query.json"));
             }),
             "unsafe-path",
         ),
@@ -454,14 +453,7 @@ async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
             "entry-climbs-to-a-tag-file",
             Box::new(|d| {
                 let sum = sha256(&std::fs::read(d.join("bagit.txt")).unwrap());
-                edit_manifest(d, "manifest-sha256.txt", |l| {
-                    for x in l.iter_mut() {
-                        if x.ends_with("  data/query.json") {
-                            *x = format!("{sum}  data/../bagit.txt");
-                        }
-                    }
-                });
-                reseal(d);
+                replace_query_entry(d, &format!("{sum}  data/../bagit.txt"));
             }),
             "unsafe-path",
         ),
