@@ -507,6 +507,11 @@ async fn signed_exports_verify_with_minisign() {
     std::fs::remove_file(&public).unwrap();
 }
 
+/// A FIFO at `at` (coreutils' mkfifo).
+fn mkfifo(at: &Path) {
+    assert!(Command::new("mkfifo").arg(at).status().unwrap().success());
+}
+
 /// `custos keygen --out KEY` (and KEY.pub).
 fn keygen(key: &Path) {
     let o = Command::new(BIN)

@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::lines::LineError;
 use crate::query::format_ms;
 
 /// The hash of "no previous line".
@@ -64,9 +65,17 @@ pub enum ChainError {
         /// The error.
         source: std::io::Error,
     },
-    /// Reading stopped: an I/O error, or a line longer than the cap.
+    /// Reading failed.
     #[error("{0}")]
-    Read(crate::verify::fsys::LineError<std::convert::Infallible>),
+    Io(std::io::Error),
+    /// A line longer than the cap (never read whole).
+    #[error("line {line} is longer than {cap} bytes; not read further")]
+    TooLong {
+        /// 1-based.
+        line: u64,
+        /// The cap.
+        cap: usize,
+    },
     /// A line that is not JSON.
     #[error("line {line}: not JSON ({why})")]
     NotJson {
@@ -114,11 +123,10 @@ pub fn check_chain_lines(
     cap: usize,
     mut visit: impl FnMut(&Value),
 ) -> std::result::Result<ChainCheck, ChainError> {
-    use crate::verify::fsys::LineError;
     let mut prev = GENESIS.to_owned();
     let mut lines = 0u64;
     let mut torn_bytes = 0u64;
-    let walked = crate::verify::fsys::for_each_line(r, cap, |line, whole| {
+    crate::lines::for_each_line(r, cap, |line, whole| {
         if !whole {
             torn_bytes = line.len() as u64;
             return Ok(());
@@ -141,19 +149,17 @@ pub fn check_chain_lines(
         prev = line_hash(line);
         lines = n;
         Ok(())
-    });
-    match walked {
-        Ok(()) => Ok(ChainCheck {
-            lines,
-            head: prev,
-            torn_bytes,
-        }),
-        Err(LineError::Line(e)) => Err(e),
-        Err(LineError::Io(e)) => Err(ChainError::Read(LineError::Io(e))),
-        Err(LineError::TooLong { line, cap }) => {
-            Err(ChainError::Read(LineError::TooLong { line, cap }))
-        }
-    }
+    })
+    .map_err(|e| match e {
+        LineError::Line(e) => e,
+        LineError::Io(e) => ChainError::Io(e),
+        LineError::TooLong { line, cap } => ChainError::TooLong { line, cap },
+    })?;
+    Ok(ChainCheck {
+        lines,
+        head: prev,
+        torn_bytes,
+    })
 }
 
 /// A value as a CSV cell of the custody record: control characters written as `\u{..}`, and a

@@ -31,7 +31,7 @@ pub struct IdList {
     pub entries: Vec<IdEntry>,
 }
 
-/// The largest ids file read (a million ids take about 40 MB).
+/// The largest ids file read (a million `conversationId,recordingId` lines of UUIDs are 74 MB).
 const MAX_IDS_FILE: u64 = 256 << 20;
 
 /// The bytes of a regular file of at most [`MAX_IDS_FILE`]; anything else is a clear refusal

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fetch;
 pub mod http;
 pub mod ids;
+pub mod lines;
 pub mod media;
 pub mod model;
 pub mod package;

@@ -348,13 +348,7 @@ async fn bad_input_exits_2_writes_nothing_and_never_echoes_a_secret() {
     assert_eq!(std::fs::read(&a_file).unwrap(), b"x");
     // --ids naming a directory, or a FIFO that would block.
     let fifo = root.join("fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    super::mkfifo(&fifo);
     for ids in [root.clone(), fifo] {
         let mut c = Command::new(BIN);
         c.args([

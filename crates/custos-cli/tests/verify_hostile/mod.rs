@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::{BIN, copy_export, export_cmd, run, scenario, start, tmp};
+use super::{BIN, copy_export, export_cmd, mkfifo, run, scenario, start, tmp};
 
 fn sha256(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
@@ -29,13 +29,7 @@ struct Sentinel {
 impl Sentinel {
     fn new(dir: &Path) -> Sentinel {
         let fifo = dir.join("pipe");
-        assert!(
-            Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        mkfifo(&fifo);
         let (opens, stop) = (
             Arc::new(AtomicUsize::new(0)),
             Arc::new(AtomicBool::new(false)),
@@ -192,12 +186,14 @@ fn same_sum_manifest(d: &Path, name: &str, sum: &str) {
     std::fs::write(d.join(name), text).unwrap();
 }
 
-fn symlink(target: impl AsRef<Path>, at: &Path) {
-    std::os::unix::fs::symlink(target, at).unwrap();
+/// Replaces the bag's file `rel` by what `make` puts at its path (a FIFO, a link).
+fn swap(d: &Path, rel: &str, make: impl FnOnce(&Path)) {
+    std::fs::remove_file(d.join(rel)).unwrap();
+    make(&d.join(rel));
 }
 
-fn mkfifo(at: &Path) {
-    assert!(Command::new("mkfifo").arg(at).status().unwrap().success());
+fn symlink(target: impl AsRef<Path>, at: &Path) {
+    std::os::unix::fs::symlink(target, at).unwrap();
 }
 
 fn first_recording_rel(d: &Path) -> String {
@@ -281,10 +277,7 @@ async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
     let cases: Vec<Case> = vec![
         (
             "fifo-for-query-json",
-            Box::new(|d| {
-                std::fs::remove_file(d.join("data/query.json")).unwrap();
-                mkfifo(&d.join("data/query.json"));
-            }),
+            Box::new(|d| swap(d, "data/query.json", mkfifo)),
             "special-file",
         ),
         (
@@ -298,10 +291,7 @@ async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
         ),
         (
             "custody-log-links-to-dev-zero",
-            Box::new(|d| {
-                std::fs::remove_file(d.join("data/custody_log.jsonl")).unwrap();
-                symlink("/dev/zero", &d.join("data/custody_log.jsonl"));
-            }),
+            Box::new(|d| swap(d, "data/custody_log.jsonl", |at| symlink("/dev/zero", at))),
             "special-file",
         ),
         (
@@ -512,18 +502,12 @@ async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
         ),
         (
             "bagit-txt-is-a-fifo",
-            Box::new(|d| {
-                std::fs::remove_file(d.join("bagit.txt")).unwrap();
-                mkfifo(&d.join("bagit.txt"));
-            }),
+            Box::new(|d| swap(d, "bagit.txt", mkfifo)),
             "special-file",
         ),
         (
             "tagmanifest-links-to-dev-zero",
-            Box::new(|d| {
-                std::fs::remove_file(d.join("tagmanifest-sha256.txt")).unwrap();
-                symlink("/dev/zero", &d.join("tagmanifest-sha256.txt"));
-            }),
+            Box::new(|d| swap(d, "tagmanifest-sha256.txt", |at| symlink("/dev/zero", at))),
             "special-file",
         ),
         (
@@ -602,10 +586,7 @@ async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
         ),
         (
             "signature-is-a-fifo",
-            Box::new(|d| {
-                std::fs::remove_file(d.join("tagmanifest-sha256.txt.minisig")).unwrap();
-                mkfifo(&d.join("tagmanifest-sha256.txt.minisig"));
-            }),
+            Box::new(|d| swap(d, "tagmanifest-sha256.txt.minisig", mkfifo)),
             "special-file",
         ),
         (

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::finding::{FindingKind as K, Findings};
-use super::fsys::{Alg, Bag, Refused, Walk, check_rel, for_each_line, hash_reader};
+use super::fsys::{Alg, Bag, Refused, Walk, check_rel, hash_reader};
+use crate::lines::for_each_line;
 
 /// Caps on what verification reads whole (no custos export comes near them).
 pub(super) const SMALL_TEXT: u64 = 1 << 20;
