@@ -2,313 +2,15 @@
 //! defaults, credentials from the environment or an owner-only file (never a flag), one call
 //! to `custos::export`, then a summary.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use custos::export::{ExportConfig, Report, RetrievalMode};
 use custos::http::Credentials;
 use custos::model::Outcome;
-use custos::pipeline::{ExportConfig, Report, Retrieval, SourceKind};
-use custos::region::Region;
-use serde::Deserialize;
 
+use crate::options::{ExportOptions, env, resolve_with};
 use crate::progress::Bars;
-
-#[derive(Clone, Copy, Debug, ValueEnum, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceArg {
-    /// The real Genesys Cloud Platform API.
-    Genesys,
-    /// The design guide's search API (not offered by Genesys itself).
-    Search,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum RetrievalArg {
-    /// Batch download requests (≤100 items, original codec).
-    Batch,
-    /// One transcode per recording, in --format.
-    Transcode,
-}
-
-/// Options of `custos export`.
-#[derive(Args, Debug, Default)]
-pub struct ExportArgs {
-    /// The query, e.g. 'timestamp:[2023-10-01T00:00:00Z TO 2023-10-02T00:00:00Z} AND userId:"…"' (docs/query.md).
-    #[arg(long)]
-    pub query: Option<String>,
-    /// Export these ids instead of a query: one per line, `conversationId` or
-    /// `conversationId,recordingId` (genesys), `recordingId` (search); `#` comments.
-    #[arg(long, value_name = "FILE", conflicts_with = "query")]
-    pub ids: Option<PathBuf>,
-    /// The export directory (a BagIt bag). Re-run the same command to resume.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Matter id, recorded as the bag's External-Identifier.
-    #[arg(long)]
-    pub matter: Option<String>,
-    /// Source API [default: genesys].
-    #[arg(long, value_enum)]
-    pub source: Option<SourceArg>,
-    /// Genesys region: a domain (mypurecloud.ie) or SDK name (eu_west_1) [env: GENESYSCLOUD_REGION; default: mypurecloud.com].
-    #[arg(long)]
-    pub region: Option<String>,
-    /// API base URL instead of a region (gateways, the simulator); http only on loopback.
-    #[arg(long)]
-    pub api_base: Option<String>,
-    /// Login base URL instead of a region [default: the API base with api. → login.].
-    #[arg(long)]
-    pub login_base: Option<String>,
-    /// API requests per minute, shared by all work [default: 300 for genesys, 6000 for search].
-    #[arg(long)]
-    pub rate: Option<u32>,
-    /// Parallel downloads (media files being written at once; API requests in flight are sized
-    /// from --rate and the API's response time, not from this) [default: 32].
-    #[arg(long)]
-    pub concurrency: Option<usize>,
-    /// Genesys retrieval mode [default: batch].
-    #[arg(long, value_enum)]
-    pub retrieval: Option<RetrievalArg>,
-    /// formatId for --retrieval transcode [default: WAV].
-    #[arg(long)]
-    pub format: Option<String>,
-    /// Seconds a file's duration may differ from the API's before the recording is Corrupted
-    /// [default: 1].
-    #[arg(long, value_name = "SECONDS")]
-    pub duration_tolerance: Option<f64>,
-    /// The person running the export, e.g. "Jane Doe <jane@firm.example>".
-    #[arg(long)]
-    pub operator: Option<String>,
-    /// Source-Organization for bag-info.txt.
-    #[arg(long)]
-    pub source_organization: Option<String>,
-    /// Sign the bag with this minisign secret key (made by `custos keygen`).
-    #[arg(long, value_name = "FILE")]
-    pub sign_key: Option<PathBuf>,
-    /// TOML config file with any of these options (kebab-case keys).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// TOML file with client-id and client-secret; must be readable by its owner only (chmod 600).
-    #[arg(long, value_name = "FILE")]
-    pub credentials: Option<PathBuf>,
-    /// Print the report as JSON on stdout (no progress bars).
-    #[arg(long)]
-    pub json: bool,
-    /// When the export is sealed, upload it here (s3://BUCKET/PREFIX or
-    /// azure://ACCOUNT/CONTAINER/PREFIX), as `custos upload` does with the options below.
-    #[arg(long, value_name = "URL")]
-    pub upload: Option<String>,
-    #[command(flatten)]
-    pub store: crate::upload::StoreArgs,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileConfig {
-    query: Option<String>,
-    out: Option<PathBuf>,
-    matter: Option<String>,
-    source: Option<SourceArg>,
-    region: Option<String>,
-    api_base: Option<String>,
-    login_base: Option<String>,
-    rate: Option<u32>,
-    concurrency: Option<usize>,
-    retrieval: Option<RetrievalArg>,
-    format: Option<String>,
-    duration_tolerance: Option<f64>,
-    operator: Option<String>,
-    source_organization: Option<String>,
-    credentials: Option<PathBuf>,
-    sign_key: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct CredentialsFile {
-    client_id: String,
-    client_secret: String,
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn read_credentials(path: &Path) -> Result<Credentials, String> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| format!("credentials file {}: {e}", path.display()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "credentials file {} is readable by others (mode {:o}); run: chmod 600 {}",
-                path.display(),
-                mode & 0o777,
-                path.display()
-            ));
-        }
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("credentials file {}: {e}", path.display()))?;
-    let c: CredentialsFile = toml::from_str(&text)
-        .map_err(|e| format!("credentials file {}: {}", path.display(), e.message()))?;
-    Ok(Credentials {
-        client_id: c.client_id,
-        client_secret: c.client_secret,
-    })
-}
-
-/// Downloads at a time by default: each holds a 256 KiB write buffer, so 32 cost about 8 MB,
-/// and enough API-hosted downloads (the search API's media, one API request each) are in
-/// flight to fill a 100/s budget at 300 ms per call (docs/benchmarks.md).
-const DEFAULT_CONCURRENCY: usize = 32;
-
-/// Resolves every setting (flag > env > file > default) into a config, or says what is wrong.
-pub fn resolve(args: &ExportArgs) -> Result<ExportConfig, String> {
-    resolve_with(args, &env)
-}
-
-/// [`resolve`], reading the environment through `env` (tests pass their own).
-fn resolve_with(
-    args: &ExportArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<ExportConfig, String> {
-    let file: FileConfig = match &args.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("config file {}: {e}", p.display()))?;
-            toml::from_str(&text)
-                .map_err(|e| format!("config file {}: {}", p.display(), e.message()))?
-        }
-        None => FileConfig::default(),
-    };
-    let ids_file = args.ids.clone();
-    let query = match ids_file {
-        Some(_) => None,
-        None => Some(
-            args.query
-                .clone()
-                .or(file.query)
-                .ok_or("--query (docs/query.md) or --ids FILE is required")?,
-        ),
-    };
-    let out = args
-        .out
-        .clone()
-        .or(file.out)
-        .ok_or("--out is required: the directory the evidence package is written to")?;
-    let source = match args.source.or(file.source).unwrap_or(SourceArg::Genesys) {
-        SourceArg::Genesys => SourceKind::Genesys,
-        SourceArg::Search => SourceKind::Search,
-    };
-    // Where the API is: a flag (--api-base or --region), then GENESYSCLOUD_REGION, then the
-    // config file (api-base or region), then the default region.
-    let with_login = |api: String| {
-        let login = args
-            .login_base
-            .clone()
-            .or(file.login_base.clone())
-            .unwrap_or_else(|| api.replacen("//api.", "//login.", 1));
-        (api, login)
-    };
-    let region_bases = |name: &str| -> Result<(String, String), String> {
-        let r = Region::parse(name).map_err(|e| e.to_string())?;
-        Ok((r.api_base(), r.login_base()))
-    };
-    let (api_base, login_base) = if let Some(api) = args.api_base.clone() {
-        with_login(api)
-    } else if let Some(r) = args.region.clone().or_else(|| env("GENESYSCLOUD_REGION")) {
-        region_bases(&r)?
-    } else if let Some(api) = file.api_base.clone() {
-        with_login(api)
-    } else {
-        region_bases(file.region.as_deref().unwrap_or("mypurecloud.com"))?
-    };
-    // Credentials: an explicit --credentials FILE, then the environment, then the config file's.
-    let from_env = match (
-        env("GENESYSCLOUD_OAUTHCLIENT_ID"),
-        env("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
-    ) {
-        (Some(id), Some(secret)) => Some(Credentials {
-            client_id: id,
-            client_secret: secret,
-        }),
-        _ => None,
-    };
-    let credentials = match (
-        args.credentials.as_deref(),
-        from_env,
-        file.credentials.as_deref(),
-    ) {
-        (Some(p), _, _) => read_credentials(p)?,
-        (None, Some(c), _) => c,
-        (None, None, Some(p)) => read_credentials(p)?,
-        (None, None, None) => {
-            return Err("no credentials: set GENESYSCLOUD_OAUTHCLIENT_ID and GENESYSCLOUD_OAUTHCLIENT_SECRET, or pass --credentials FILE (chmod 600)".into());
-        }
-    };
-    let retrieval = match args
-        .retrieval
-        .or(file.retrieval)
-        .unwrap_or(RetrievalArg::Batch)
-    {
-        RetrievalArg::Batch => Retrieval::Batch,
-        RetrievalArg::Transcode => Retrieval::Transcode(
-            args.format
-                .clone()
-                .or(file.format)
-                .unwrap_or_else(|| "WAV".into()),
-        ),
-    };
-    let default_rate = if source == SourceKind::Search {
-        6000
-    } else {
-        300
-    };
-    let rate = args.rate.or(file.rate).unwrap_or(default_rate);
-    let concurrency = args
-        .concurrency
-        .or(file.concurrency)
-        .unwrap_or(DEFAULT_CONCURRENCY);
-    let tolerance = args
-        .duration_tolerance
-        .or(file.duration_tolerance)
-        .unwrap_or(1.0);
-    if !(tolerance.is_finite() && (0.0..=3600.0).contains(&tolerance)) {
-        return Err("--duration-tolerance must be between 0 and 3600 seconds".into());
-    }
-    Ok(ExportConfig {
-        query,
-        ids_file,
-        out,
-        matter: args.matter.clone().or(file.matter),
-        source_organization: args
-            .source_organization
-            .clone()
-            .or(file.source_organization),
-        source,
-        api_base,
-        login_base,
-        credentials,
-        rate_per_minute: rate,
-        concurrency,
-        retrieval,
-        operator: args.operator.clone().or(file.operator),
-        sign_key: args.sign_key.clone().or(file.sign_key),
-        // The guide's search API pages up to 1000; analytics details pages stay at 100.
-        page_size: if source == SourceKind::Search {
-            1000
-        } else {
-            100
-        },
-        now: None,
-        duration_tolerance: std::time::Duration::from_secs_f64(tolerance),
-        job_deadline: custos::pipeline::JOB_DEADLINE,
-    })
-}
 
 fn print_report(r: &Report, json: bool) {
     if json {
@@ -394,8 +96,8 @@ fn exit_code(r: &Report) -> i32 {
 }
 
 /// Runs `custos export`.
-pub async fn run_export(args: ExportArgs) -> i32 {
-    let cfg = match resolve(&args) {
+pub async fn run_export(flags: ExportOptions) -> i32 {
+    let (args, cfg) = match resolve_with(&flags, &env) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("custos: error: {e}");
@@ -438,7 +140,7 @@ pub async fn run_export(args: ExportArgs) -> i32 {
 
 async fn run(cfg: &ExportConfig, json: bool) -> i32 {
     let bars = Bars::new(json);
-    let result = custos::pipeline::export_until(cfg, &bars, stop_signal()).await;
+    let result = custos::export::export_until(cfg, &bars, stop_signal()).await;
     bars.finish();
     match result {
         Ok(r) => {
@@ -553,28 +255,31 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
         "Simulator: {base} (a Genesys Cloud org of {} recordings)",
         sim.truth().recordings.len()
     );
-    let cfg = ExportConfig {
+    // The demo's settings, through the same resolution as `custos export`'s flags.
+    let demo = ExportOptions {
         query: Some("timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}".into()),
-        ids_file: None,
-        out: args.out.clone(),
+        out: Some(args.out.clone()),
         matter: Some("DEMO-0001".into()),
         source_organization: Some("Custos demo".into()),
-        source: SourceKind::Genesys,
-        api_base: base.clone(),
-        login_base: base,
-        credentials: Credentials {
-            client_id: client.id,
-            client_secret: client.secret,
-        },
-        rate_per_minute: 6000,
-        concurrency: 4,
-        retrieval: Retrieval::Transcode("WAV".into()),
+        api_base: Some(base.clone()),
+        login_base: Some(base),
+        rate: Some(6000),
+        concurrency: Some(4),
+        retrieval: Some(RetrievalMode::Transcode),
         operator: Some("custos demo".into()),
         sign_key: args.sign_key.clone(),
-        page_size: 100,
-        now: None,
-        duration_tolerance: std::time::Duration::from_secs(1),
-        job_deadline: custos::pipeline::JOB_DEADLINE,
+        ..Default::default()
+    };
+    let credentials = Credentials {
+        client_id: client.id,
+        client_secret: client.secret,
+    };
+    let cfg: ExportConfig = match crate::options::config(&demo, credentials) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("custos: error: {e}");
+            return 2;
+        }
     };
     let code = run(&cfg, false).await;
     if code <= 1 {
@@ -631,105 +336,4 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
         }
     }
     code
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_beat_the_config_file_which_beats_defaults() {
-        let dir = std::env::temp_dir().join(format!("custos-resolve-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let creds = dir.join("creds.toml");
-        std::fs::write(
-            &creds,
-            "client-id = \"file-id\"\nclient-secret = \"file-secret\"\n",
-        )
-        .unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        let config = dir.join("custos.toml");
-        std::fs::write(
-            &config,
-            format!("rate = 100\nconcurrency = 7\nmatter = \"FROM-FILE\"\nregion = \"mypurecloud.ie\"\nretrieval = \"transcode\"\ncredentials = {:?}\n", creds),
-        )
-        .unwrap();
-        let args = ExportArgs {
-            query: Some("timestamp:[2024-01-01T00:00:00Z TO 2024-01-02T00:00:00Z}".into()),
-            out: Some(dir.join("out")),
-            rate: Some(200),
-            config: Some(config.clone()),
-            ..Default::default()
-        };
-        let cfg = resolve(&args).unwrap();
-        assert_eq!(cfg.rate_per_minute, 200, "flag beats file");
-        assert_eq!(cfg.concurrency, 7, "file beats default");
-        assert_eq!(cfg.matter.as_deref(), Some("FROM-FILE"));
-        assert_eq!(
-            cfg.retrieval,
-            Retrieval::Transcode("WAV".into()),
-            "default format"
-        );
-        if env("GENESYSCLOUD_REGION").is_none() {
-            assert_eq!(cfg.api_base, "https://api.mypurecloud.ie");
-            assert_eq!(cfg.login_base, "https://login.mypurecloud.ie");
-        }
-        if env("GENESYSCLOUD_OAUTHCLIENT_ID").is_none() {
-            assert_eq!(cfg.credentials.client_id, "file-id");
-        }
-        // The documented precedence holds against the environment too: an explicit
-        // --credentials FILE beats GENESYSCLOUD_OAUTHCLIENT_*, and GENESYSCLOUD_REGION beats a
-        // config file's api-base (both were the other way round).
-        let fake_env = |k: &str| match k {
-            "GENESYSCLOUD_OAUTHCLIENT_ID" => Some("env-id".to_owned()),
-            "GENESYSCLOUD_OAUTHCLIENT_SECRET" => Some("env-secret".to_owned()),
-            "GENESYSCLOUD_REGION" => Some("mypurecloud.jp".to_owned()),
-            _ => None,
-        };
-        std::fs::write(&config, "api-base = \"https://api.gateway.example\"\n").unwrap();
-        let mut flagged = ExportArgs {
-            query: args.query.clone(),
-            out: args.out.clone(),
-            config: Some(config.clone()),
-            credentials: Some(creds.clone()),
-            ..Default::default()
-        };
-        let cfg = resolve_with(&flagged, &fake_env).unwrap();
-        assert_eq!(
-            cfg.credentials.client_id, "file-id",
-            "the flag beats the env"
-        );
-        assert_eq!(
-            cfg.api_base, "https://api.mypurecloud.jp",
-            "the env beats the file"
-        );
-        flagged.credentials = None;
-        let cfg = resolve_with(&flagged, &fake_env).unwrap();
-        assert_eq!(
-            cfg.credentials.client_id, "env-id",
-            "the env beats the file"
-        );
-        let cfg = resolve_with(&flagged, &|_| None).unwrap_err();
-        assert!(cfg.contains("no credentials"), "{cfg}");
-        std::fs::write(
-            &config,
-            format!("api-base = \"https://api.gateway.example\"\ncredentials = {creds:?}\n"),
-        )
-        .unwrap();
-        let cfg = resolve_with(&flagged, &|_| None).unwrap();
-        assert_eq!(
-            cfg.api_base, "https://api.gateway.example",
-            "the file beats the default"
-        );
-        assert_eq!(cfg.login_base, "https://login.gateway.example");
-        assert_eq!(cfg.credentials.client_id, "file-id");
-        // Unknown keys in the config file are refused, not ignored.
-        std::fs::write(&config, "rat = 100\n").unwrap();
-        assert!(resolve(&args).unwrap_err().contains("unknown field"));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

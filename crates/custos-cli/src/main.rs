@@ -16,6 +16,7 @@ macro_rules! out {
 }
 
 mod export;
+mod options;
 mod progress;
 mod upload;
 
@@ -36,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Export the recordings a query selects into a verifiable evidence package (a BagIt bag).
-    Export(Box<export::ExportArgs>),
+    Export(Box<options::ExportOptions>),
     /// Start the embedded simulator, export from it into ./custos-demo (or --out), validate it.
     Demo(export::DemoArgs),
     /// Upload a sealed export to write-once storage (S3 Object Lock, Azure immutability), have

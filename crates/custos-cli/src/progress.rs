@@ -6,8 +6,8 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use custos::export::{Progress, Stage};
 use custos::model::Outcome;
-use custos::pipeline::{Progress, Stage};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Draws the stage spinner and the retrieval bar.

@@ -6,9 +6,11 @@ use clap::{Args, ValueEnum};
 use custos_store::store::StoreOptions;
 use custos_store::target::{Encryption, LockMode, Protection, Target};
 use custos_store::upload::{UploadError, UploadOptions, UploadReport};
+use serde::{Deserialize, Serialize};
 
 /// How to reach the store.
-#[derive(Args, Debug, Default, Clone)]
+#[derive(Args, Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct ClientArgs {
     /// Store endpoint: an S3-compatible URL (addressed path-style) or an Azure Blob endpoint
     /// (e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1) [env: AWS_ENDPOINT_URL for S3].
@@ -34,34 +36,29 @@ impl ClientArgs {
     }
 }
 
-/// S3 server-side encryption.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+/// S3 server-side encryption (the flag's spelling of [`Encryption`], whose KMS key is a
+/// setting of its own).
+#[derive(Clone, Copy, Debug, ValueEnum, Deserialize, Serialize)]
 pub enum SseArg {
     /// Send no encryption header: the bucket's default encryption applies.
+    #[serde(rename = "bucket-default")]
     BucketDefault,
     /// SSE-S3.
     #[value(name = "AES256", alias = "aes256")]
+    #[serde(rename = "AES256", alias = "aes256")]
     Aes256,
     /// SSE-KMS (with --kms-key-id, else the AWS-managed key).
     #[value(name = "aws:kms", alias = "kms")]
+    #[serde(rename = "aws:kms", alias = "kms")]
     Kms,
 }
 
-/// Object Lock / immutability mode.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LockArg {
-    /// S3 GOVERNANCE / Azure unlocked policy: lifted only with a special permission.
-    #[value(alias = "GOVERNANCE")]
-    Governance,
-    /// S3 COMPLIANCE / Azure locked policy: nobody can delete or shorten it.
-    #[value(alias = "COMPLIANCE")]
-    Compliance,
-}
-
 /// How every object is written (shared by `upload` and `export --upload`).
-#[derive(Args, Debug, Default, Clone)]
+#[derive(Args, Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct StoreArgs {
     #[command(flatten)]
+    #[serde(flatten)]
     pub client: ClientArgs,
     /// S3 server-side encryption [default: bucket-default].
     #[arg(long, value_enum)]
@@ -75,7 +72,7 @@ pub struct StoreArgs {
     /// Object Lock mode (S3) / immutability policy (Azure: governance = unlocked,
     /// compliance = locked); needs --retain-until or --retain-days.
     #[arg(long, value_enum)]
-    pub lock_mode: Option<LockArg>,
+    pub lock_mode: Option<LockMode>,
     /// Retain until this UTC date or time (2033-12-31 or 2033-12-31T00:00:00Z).
     #[arg(long, value_name = "DATE", conflicts_with = "retain_days")]
     pub retain_until: Option<String>,
@@ -187,10 +184,7 @@ pub fn options(
     store.multipart_threshold = a.multipart_threshold;
     store.part_size = a.part_size;
     let protection = Protection {
-        lock_mode: a.lock_mode.map(|m| match m {
-            LockArg::Governance => LockMode::Governance,
-            LockArg::Compliance => LockMode::Compliance,
-        }),
+        lock_mode: a.lock_mode,
         retain_until,
         legal_hold: a.legal_hold,
         encryption,
@@ -351,7 +345,7 @@ mod tests {
         );
         a = StoreArgs {
             encryption_scope: Some("matter-42".into()),
-            lock_mode: Some(LockArg::Compliance),
+            lock_mode: Some(LockMode::Compliance),
             retain_until: Some("2099-01-31".into()),
             ..Default::default()
         };

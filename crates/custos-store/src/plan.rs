@@ -84,7 +84,7 @@ pub fn plan(root: &Path) -> Result<Plan, String> {
             .map_err(|e| format!("{rel}: {e} (listed in {source}); run `custos verify`"))?
             .len();
         if source == "tagmanifest-sha256.txt" {
-            let (now, _) = custos::package::sha256_file(&path).map_err(|e| e.to_string())?;
+            let (now, _) = custos::durable::sha256_file(&path).map_err(|e| e.to_string())?;
             if &now != sha {
                 return Err(format!(
                     "{rel} changed since the bag was sealed (SHA-256 {now}, sealed {sha}); refusing to upload; run `custos verify`"
@@ -107,12 +107,12 @@ pub fn plan(root: &Path) -> Result<Plan, String> {
         if !path.exists() {
             continue;
         }
-        let (sha, size) = custos::package::sha256_file(&path).map_err(|e| e.to_string())?;
+        let (sha, size) = custos::durable::sha256_file(&path).map_err(|e| e.to_string())?;
         items.push(Item {
             rel: rel.into(),
             path,
             size,
-            sha256: sha,
+            sha256: sha.hex(),
             source,
         });
     }

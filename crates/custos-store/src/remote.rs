@@ -174,7 +174,8 @@ pub async fn verify_remote(
                 .map(|r| r.to_string_lossy().replace('\\', "/"))
                 .unwrap_or_default();
             let key = target.key(&rel);
-            let (sha, size) = custos::package::sha256_file(&local).map_err(|e| e.to_string())?;
+            let (sha, size) = custos::durable::sha256_file(&local).map_err(|e| e.to_string())?;
+            let sha = sha.hex();
             match store.head(&key).await.map_err(|e| format!("{key}: {e}"))? {
                 None if !receipt_complete => {}
                 None => findings.push(Finding::new(

@@ -762,7 +762,7 @@ mod tests {
                 &data[9_000..]
             ))
         );
-        assert_eq!(sha, custos::package::sha256_file(&p).unwrap().0);
+        assert_eq!(sha, custos::durable::sha256_file(&p).unwrap().0.hex());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

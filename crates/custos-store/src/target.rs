@@ -165,12 +165,17 @@ fn valid_container(c: &str) -> bool {
 
 /// Object Lock mode (S3) / immutability policy mode (Azure: GOVERNANCE is `Unlocked`,
 /// COMPLIANCE is `Locked`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum LockMode {
-    /// Can be lifted by a user with the bypass permission (Azure: an unlocked policy).
+    /// S3 GOVERNANCE / Azure unlocked policy: lifted only with a special permission.
+    #[serde(alias = "governance")]
+    #[cfg_attr(feature = "clap", value(alias = "GOVERNANCE"))]
     Governance,
-    /// Nobody can delete or shorten it, not even the account root (Azure: a locked policy).
+    /// S3 COMPLIANCE / Azure locked policy: nobody can delete or shorten it.
+    #[serde(alias = "compliance")]
+    #[cfg_attr(feature = "clap", value(alias = "COMPLIANCE"))]
     Compliance,
 }
 

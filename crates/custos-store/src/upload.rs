@@ -317,8 +317,8 @@ pub async fn upload(
     let _lock = lock(&path)?;
     let log = CustodyLog::open(
         &path,
-        json!({"osUser": custos::pipeline::os_identity(), "operator": opts.operator}),
-        custos::pipeline::tool(),
+        json!({"osUser": custos::export::os_identity(), "operator": opts.operator}),
+        custos::export::tool(),
     )?;
     let events = custos::custody::read_events(&path)?;
     let started = events.iter().find(|e| e["event"] == "upload-started");
@@ -549,7 +549,7 @@ async fn copy_receipt(
             Ok(r) => r.to_string_lossy().replace('\\', "/"),
             Err(_) => continue,
         };
-        let (sha256, size) = match custos::package::sha256_file(&path) {
+        let (sha256, size) = match custos::durable::sha256_file(&path) {
             Ok(x) => x,
             Err(e) => {
                 report.failed.push((rel, e.to_string()));
@@ -560,7 +560,7 @@ async fn copy_receipt(
             rel: rel.clone(),
             path,
             size,
-            sha256,
+            sha256: sha256.hex(),
             source: "computed",
         };
         let key = target.key(&rel);

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::lines::LineError;
@@ -51,7 +50,7 @@ pub struct ChainCheck {
 
 /// SHA-256 of a line's bytes (without its newline).
 pub fn line_hash(line: &[u8]) -> String {
-    hex::encode(Sha256::digest(line))
+    crate::durable::Sha256::of(line).hex()
 }
 
 /// Why a log's chain does not hold (each names the first line that does not).
@@ -217,7 +216,7 @@ impl CustodyLog {
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            o.mode(crate::fetch::WORKING_MODE);
+            o.mode(crate::durable::WORKING_MODE);
         }
         let file = o.open(path).map_err(|e| Error::io(path, e))?;
         let log = CustodyLog {

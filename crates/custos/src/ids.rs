@@ -6,8 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, Result};
 use crate::model::safe_id;
 
@@ -98,7 +96,7 @@ impl IdList {
         entries.dedup();
         Ok(IdList {
             file: path.to_owned(),
-            file_sha256: hex::encode(Sha256::digest(&bytes)),
+            file_sha256: crate::durable::Sha256::of(&bytes).hex(),
             entries,
         })
     }

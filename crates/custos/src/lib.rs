@@ -11,22 +11,21 @@
 //! ```
 
 pub mod custody;
+pub mod durable;
 pub mod error;
-pub mod fetch;
+pub mod export;
 pub mod http;
 pub mod ids;
 pub mod lines;
 pub mod media;
 pub mod model;
 pub mod package;
-pub mod pipeline;
 pub mod query;
 pub mod region;
-mod retrieve;
 pub mod sign;
 pub mod source;
 pub mod state;
 pub mod verify;
 
 pub use error::{Error, Result};
-pub use pipeline::{ExportConfig, Report, Retrieval, SourceKind, export};
+pub use export::{ExportConfig, Report, Retrieval, Selection, SourceKind, export};

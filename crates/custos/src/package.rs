@@ -3,13 +3,10 @@
 //! listed in byte order of their paths, so the same payload gives the same manifests.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
+use crate::durable::{Sha256, sha256_file, write_durably};
 use crate::error::{Error, Result};
-use crate::fetch::write_durably;
 
 /// Every regular file under `root/data`, as (path relative to `root` with `/`, absolute path),
 /// in [`walk_payload`]'s order.
@@ -51,25 +48,8 @@ pub fn walk_payload(root: &Path, f: &mut dyn FnMut(&str, &Path) -> Result<()>) -
     walk(root, &root.join("data"), f)
 }
 
-/// SHA-256 of a file, streamed.
-pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((hex::encode(h.finalize()), n))
-}
-
 /// The SHA-256 and size already known for a payload file (path under the bag root), if any.
-pub type Known<'a> = &'a dyn Fn(&str) -> Result<Option<(String, u64)>>;
+pub type Known<'a> = &'a dyn Fn(&str) -> Result<Option<(Sha256, u64)>>;
 
 /// Writes the bag's tag files. `known` gives hashes already computed (the recordings, hashed
 /// as they were downloaded) by relative path; every other payload file is hashed here.
@@ -85,7 +65,7 @@ pub fn write_bag(
     // Both lists are written as the payload is walked, never held whole.
     let open = |name: &str| -> Result<(PathBuf, std::io::BufWriter<std::fs::File>)> {
         let tmp = root.join(format!("{name}.tmp"));
-        let f = crate::fetch::create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let f = crate::durable::create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
         Ok((tmp, std::io::BufWriter::new(f)))
     };
     let (manifest_tmp, mut manifest) = open("manifest-sha256.txt")?;
@@ -251,7 +231,7 @@ pub fn validate_bag(root: &Path) -> std::result::Result<u64, BagError> {
             if got != sha {
                 return Err(BagError::Mismatch {
                     path: rel,
-                    got,
+                    got: got.hex(),
                     want: sha,
                     manifest: name.to_owned(),
                 });

@@ -25,7 +25,6 @@
 use std::fmt;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime, UtcOffset};
 
@@ -464,7 +463,7 @@ impl Query {
 
     /// SHA-256 (lowercase hex) of the canonical form.
     pub fn canonical_sha256(&self) -> String {
-        hex::encode(Sha256::digest(self.canonical().as_bytes()))
+        crate::durable::Sha256::of(self.canonical().as_bytes()).hex()
     }
 
     /// The analytics requests that find the query's conversations on the Genesys Platform API,

@@ -103,7 +103,7 @@ pub fn sign_file(
     )
     .map_err(|e| Error::Config(format!("signing failed: {e}")))?;
     let out = PathBuf::from(format!("{}.minisig", target.display()));
-    crate::fetch::write_durably(&out, sig.into_string().as_bytes())?;
+    crate::durable::write_durably(&out, sig.into_string().as_bytes())?;
     Ok(out)
 }
 

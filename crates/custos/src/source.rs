@@ -226,7 +226,7 @@ pub async fn genesys_recordings(
     concurrency: usize,
     staging: &std::path::Path,
 ) -> Result<Discovery> {
-    crate::fetch::make_dirs(staging)?;
+    crate::durable::make_dirs(staging)?;
     let mut lists = futures_util::stream::iter(conversations.iter().cloned())
         .map(|cid| async move {
             let path = recordings_list_path(&cid);
@@ -264,7 +264,7 @@ pub async fn genesys_recordings(
                 continue;
             };
             if crate::model::safe_id(rid) {
-                crate::fetch::write_sealed(
+                crate::durable::write_sealed(
                     &staging.join(format!("{rid}.json")),
                     raw.get().as_bytes(),
                 )?;

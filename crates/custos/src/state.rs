@@ -50,6 +50,22 @@ pub enum DurationCheck {
 }
 
 impl Done {
+    /// An outcome without a file.
+    pub fn no_file(outcome: Outcome, reason: impl Into<String>) -> Done {
+        Done {
+            outcome,
+            reason: reason.into(),
+            file: None,
+            sha256: None,
+            bytes: None,
+            content_type: None,
+            downloaded_at: None,
+            media_ms: None,
+            stated_ms: None,
+            stated_source: None,
+        }
+    }
+
     /// For an item that kept a file, whether its duration was compared with the stated one;
     /// `None` for an item without a file.
     pub fn duration_check(&self) -> Option<DurationCheck> {
@@ -210,14 +226,19 @@ impl State {
     }
 
     /// The SHA-256 and size recorded for a kept file (path under the bag root).
-    pub fn file_hash(&self, file: &str) -> Result<Option<(String, u64)>> {
+    /// (A value that is not a SHA-256 is no known hash: the file is hashed again.)
+    pub fn file_hash(&self, file: &str) -> Result<Option<(crate::durable::Sha256, u64)>> {
         let db = self.db();
         let mut st = db.prepare_cached(
             "SELECT sha256, bytes FROM items WHERE file = ?1 AND sha256 IS NOT NULL AND bytes IS NOT NULL",
         )?;
         let mut rows = st.query([file])?;
         Ok(match rows.next()? {
-            Some(r) => Some((r.get(0)?, r.get::<_, i64>(1)? as u64)),
+            Some(r) => r
+                .get::<_, String>(0)?
+                .parse()
+                .ok()
+                .map(|h| (h, r.get::<_, i64>(1).map(|n| n as u64).unwrap_or(0))),
             None => None,
         })
     }

@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 use custos_sim::{Scenario, Sim};
 use serde_json::Value;
 
-mod common;
-use common::store::{custos, receipt, run, text};
-use common::{BIN, QUERY, tmp};
+use crate::common::store::{custos, receipt, run, text};
+use crate::common::{BIN, QUERY, tmp};
 
 const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/storage_helper.py");
 const AZURITE_KEY: &str =
@@ -160,7 +159,7 @@ async fn export(dir: &Path, key: Option<&Path>) -> PathBuf {
     .await
     .unwrap();
     let out = dir.join("export");
-    let mut c = common::export_cmd(&sim.base_url, QUERY, &out, &["--matter", "M-7"]);
+    let mut c = crate::common::export_cmd(&sim.base_url, QUERY, &out, &["--matter", "M-7"]);
     if let Some(k) = key {
         c.args(["--sign-key", k.to_str().unwrap()]);
     }
@@ -187,7 +186,10 @@ fn bag_files(root: &Path) -> BTreeMap<String, String> {
         if root.join(rel).exists() {
             m.insert(
                 rel.to_owned(),
-                custos::package::sha256_file(&root.join(rel)).unwrap().0,
+                custos::durable::sha256_file(&root.join(rel))
+                    .unwrap()
+                    .0
+                    .hex(),
             );
         }
     }
@@ -339,7 +341,10 @@ async fn s3_compliance_lock_on_moto_holds_every_object_and_the_receipt_is_signed
             .strip_prefix("matter-7/export-1/")
             .unwrap();
         let sealed = if rel == receipt_rel || rel == sig_rel {
-            custos::package::sha256_file(&root.join(rel)).unwrap().0
+            custos::durable::sha256_file(&root.join(rel))
+                .unwrap()
+                .0
+                .hex()
         } else {
             files[rel].clone()
         };

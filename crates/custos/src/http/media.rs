@@ -3,13 +3,26 @@
 //! body larger than stated, fsync, then rename to the final name, make it read-only, and write a
 //! `sha256sum -c` sidecar. A partial file never carries a final name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::response::read_limited;
+use super::retry::{Attempt, Transport, retry_after};
 use crate::error::Error;
-use crate::http::{Attempt, Transport};
+
+/// An error answer's body is read for its first words only.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The start of an error answer's body, bounded (a hostile server cannot make custos read a
+/// 2 GB "error page").
+async fn error_text(resp: reqwest::Response) -> String {
+    match read_limited(resp, MAX_ERROR_BODY).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err((_, why)) => format!("(body not read: {why})"),
+    }
+}
 
 /// A completed download, still under its `.part` name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +34,7 @@ pub struct Fetched {
     /// Content-Type as served (parameters stripped).
     pub content_type: String,
     /// The server's rate window (API-hosted media answers with one).
-    pub window: Option<crate::http::RateWindow>,
+    pub window: Option<super::RateWindow>,
 }
 
 /// Why a download did not produce a file.
@@ -39,7 +52,7 @@ pub enum FetchError {
         /// What happened, for the custody log.
         why: String,
         /// The failure, for the retry decision.
-        what: crate::http::Attempt,
+        what: Attempt,
     },
     /// 429 from an API-hosted media endpoint: wait (Retry-After) and retry.
     Throttled(Option<std::time::Duration>),
@@ -131,23 +144,14 @@ pub async fn fetch(
         404 | 410 => return Err(FetchError::NotFound),
         409 => return Err(FetchError::Archived),
         403 => {
-            let body = resp.text().await.unwrap_or_default();
+            let body = error_text(resp).await;
             return Err(if body.to_ascii_lowercase().contains("expired") {
                 FetchError::Expired
             } else {
                 FetchError::Refused(format!("403 {}", snippet(&body)))
             });
         }
-        429 => {
-            let after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok());
-            return Err(FetchError::Throttled(
-                after.map(std::time::Duration::from_secs),
-            ));
-        }
+        429 => return Err(FetchError::Throttled(retry_after(resp.headers()))),
         408 | 500..=599 => {
             return Err(FetchError::Incomplete {
                 why: format!("HTTP {status}"),
@@ -155,7 +159,7 @@ pub async fn fetch(
             });
         }
         _ => {
-            let body = resp.text().await.unwrap_or_default();
+            let body = error_text(resp).await;
             return Err(FetchError::Refused(format!("{status} {}", snippet(&body))));
         }
     }
@@ -166,13 +170,13 @@ pub async fn fetch(
         .map(|v| v.split(';').next().unwrap_or("").trim().to_owned())
         .unwrap_or_default();
     let declared = resp.content_length();
-    let window = crate::http::RateWindow::from_headers(resp.headers(), sent, ticket);
+    let window = super::RateWindow::from_headers(resp.headers(), sent, ticket);
     let limit = declared.or(stated_size);
     let io = |e: std::io::Error| FetchError::Io(Error::io(part, e));
     let mut opts = tokio::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    opts.mode(WORKING_MODE);
+    opts.mode(crate::durable::WORKING_MODE);
     let file = opts.open(part).await.map_err(io)?;
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     let mut hasher = Sha256::new();
@@ -218,7 +222,7 @@ pub async fn fetch(
         return Err(FetchError::SizeMismatch { got: n, stated: s });
     }
     Ok(Fetched {
-        sha256: hex::encode(hasher.finalize()),
+        sha256: crate::durable::Sha256::finish(hasher).hex(),
         bytes: n,
         content_type,
         window,
@@ -230,117 +234,6 @@ fn snippet(s: &str) -> String {
         .take(200)
         .collect::<String>()
         .replace(['\n', '\r'], " ")
-}
-
-/// Modes custos gives what it writes, whatever the umask: evidence read-only for everyone,
-/// working files writable by the owner only, directories never writable by others.
-pub const EVIDENCE_MODE: u32 = 0o444;
-/// Files custos still appends to or rewrites (the custody log, the custody record, tag files).
-pub const WORKING_MODE: u32 = 0o644;
-/// Directories.
-pub const DIR_MODE: u32 = 0o755;
-
-/// Creates (truncating) `path` for writing with [`WORKING_MODE`] at most.
-pub fn create_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(WORKING_MODE);
-    }
-    o.open(path)
-}
-
-/// Sets `path`'s mode exactly (not through the umask).
-pub fn set_mode(path: &Path, mode: u32) -> Result<(), Error> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io(path, e))
-    }
-    #[cfg(not(unix))]
-    {
-        let mut p = std::fs::metadata(path)
-            .map_err(|e| Error::io(path, e))?
-            .permissions();
-        p.set_readonly(mode & 0o222 == 0);
-        std::fs::set_permissions(path, p).map_err(|e| Error::io(path, e))
-    }
-}
-
-/// `create_dir_all` with [`DIR_MODE`] at most for every directory it creates.
-pub fn make_dirs(dir: &Path) -> Result<(), Error> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(DIR_MODE);
-    }
-    b.create(dir).map_err(|e| Error::io(dir, e))
-}
-
-/// Renames `part` to `dest`, makes it read-only ([`EVIDENCE_MODE`]), writes `<dest>.sha256`
-/// (two spaces, as `sha256sum -c` and `shasum -c` both accept), and fsyncs the directory.
-pub fn finalize(part: &Path, dest: &Path, sha256: &str) -> Result<(), Error> {
-    set_mode(part, EVIDENCE_MODE)?;
-    std::fs::rename(part, dest).map_err(|e| Error::io(dest, e))?;
-    let name = dest
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    write_sealed(&sidecar(dest), format!("{sha256}  {name}\n").as_bytes())
-}
-
-/// `<file>.sha256`.
-pub fn sidecar(file: &Path) -> PathBuf {
-    let mut s = file.as_os_str().to_owned();
-    s.push(".sha256");
-    PathBuf::from(s)
-}
-
-/// Writes a file via a temporary name, fsync, rename and an fsync of the directory: readers
-/// see the old file or the new one, never half of one, and after a power loss the new name is
-/// there if this returned. Mode [`WORKING_MODE`].
-pub fn write_durably(path: &Path, data: &[u8]) -> Result<(), Error> {
-    write_with_mode(path, data, WORKING_MODE)
-}
-
-/// [`write_durably`], read-only ([`EVIDENCE_MODE`]): for files written once (the query
-/// record, the manifest, metadata as received, sidecars).
-pub fn write_sealed(path: &Path, data: &[u8]) -> Result<(), Error> {
-    write_with_mode(path, data, EVIDENCE_MODE)
-}
-
-fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), Error> {
-    use std::io::Write;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    // A read-only leftover of a crashed run cannot be truncated by its owner: start afresh.
-    let _ = std::fs::remove_file(&tmp);
-    {
-        let mut f = create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    }
-    if mode != WORKING_MODE {
-        set_mode(&tmp, mode)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
-        _ => sync_dir(Path::new(".")),
-    }
-}
-
-/// fsyncs a directory so a rename in it is durable.
-pub fn sync_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
 }
 
 #[cfg(test)]
@@ -355,5 +248,70 @@ mod tests {
         assert_eq!(extension("audio/webm"), "webm");
         assert_eq!(extension("application/octet-stream"), "bin");
         assert_eq!(extension(""), "bin");
+    }
+
+    /// A one-connection HTTP server on loopback that sends `head` and then `body_chunks` chunks
+    /// of 64 KiB (chunked encoding), as a hostile media host might.
+    async fn serve_once(head: &'static str, body_chunks: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(head.as_bytes()).await;
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..body_chunks {
+                let frame = format!("{:x}\r\n", chunk.len());
+                if s.write_all(frame.as_bytes()).await.is_err()
+                    || s.write_all(&chunk).await.is_err()
+                    || s.write_all(b"\r\n").await.is_err()
+                {
+                    return;
+                }
+            }
+            let _ = s.write_all(b"0\r\n\r\n").await;
+        });
+        format!("http://{addr}/media")
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_is_read_to_a_cap_and_retry_after_in_both_forms() {
+        let dir = std::env::temp_dir().join(format!("custos-media-{}", std::process::id()));
+        crate::durable::make_dirs(&dir).unwrap();
+        let part = dir.join("x.part");
+        let http = reqwest::Client::new();
+        // A 2 GB "error page" (32,768 chunks of 64 KiB) is not read: the refusal says so.
+        let url = serve_once(
+            "HTTP/1.1 403 Forbidden\r\ntransfer-encoding: chunked\r\n\r\n",
+            32_768,
+        )
+        .await;
+        match fetch(&http, &url, None, &part, None, None).await {
+            Err(FetchError::Refused(why)) => {
+                assert!(why.contains("larger than 65536 bytes"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Retry-After as an HTTP date (RFC 9110), not only whole seconds.
+        let when = time::OffsetDateTime::now_utc() + time::Duration::seconds(30);
+        let date = when
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap();
+        let head: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 429 Too Many Requests\r\nretry-after: {date}\r\ncontent-length: 0\r\n\r\n"
+            )
+            .into_boxed_str(),
+        );
+        let url = serve_once(head, 0).await;
+        match fetch(&http, &url, None, &part, None, None).await {
+            Err(FetchError::Throttled(Some(d))) => {
+                assert!((20..=31).contains(&d.as_secs()), "{d:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use custos::pipeline::{ExportConfig, NoProgress, Retrieval, SourceKind};
+use custos::export::{ExportConfig, NoProgress, Retrieval, SourceKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-mod common;
-use common::{config_at, out_dir};
+use crate::common::{config_at, out_dir};
 
 /// What the server answers to every request but the token's.
 #[derive(Clone)]

@@ -9,7 +9,6 @@ pub mod store;
 pub const BIN: &str = env!("CARGO_BIN_EXE_custos");
 
 /// The week every simulator catalog starts with.
-#[allow(dead_code)] // not every test binary runs a query
 pub const QUERY: &str = "timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}";
 
 /// A fresh (removed if present) path under the temp dir.
@@ -21,7 +20,6 @@ pub fn tmp(name: &str) -> PathBuf {
 
 /// `custos export --query QUERY --out OUT --api-base BASE --rate 6000 EXTRA…` with the
 /// simulator's OAuth client in the environment.
-#[allow(dead_code)] // not every test binary exports
 pub fn export_cmd(base: &str, query: &str, out: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args(["export", "--query", query, "--out"])

@@ -20,9 +20,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use md5::Digest as _;
 
-mod common;
-use common::store::{custos, receipt, run, text};
-use common::tmp;
+use crate::common::store::{custos, receipt, run, text};
+use crate::common::tmp;
 
 /// One request as received.
 #[derive(Clone, Debug)]

@@ -4,12 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use custos::export::{NoProgress, Retrieval, Selection, SourceKind};
 use custos::model::Outcome;
-use custos::pipeline::{NoProgress, Retrieval, SourceKind};
 use custos_sim::{Scenario, Sim};
 
-mod common;
-use common::{config, out_dir};
+use crate::common::{config, out_dir};
 
 type Env = custos_sim::Running;
 
@@ -65,7 +64,7 @@ fn check_against_truth(
             };
             assert_eq!(row.get(2).unwrap(), want, "{rid}");
             let file = out.join(row.get(1).unwrap());
-            assert_eq!(&custos::package::sha256_file(&file).unwrap().0, want);
+            assert_eq!(&custos::durable::sha256_file(&file).unwrap().0, want);
             assert!(std::fs::metadata(&file).unwrap().permissions().readonly());
             let sidecar = std::fs::read_to_string(format!("{}.sha256", file.display())).unwrap();
             assert_eq!(
@@ -248,7 +247,7 @@ async fn bad_input_is_refused_before_anything_is_written() {
         ("colour:red", "unknown field"),
         ("ani:x", "needs a timestamp range"),
     ] {
-        cfg.query = Some(query.into());
+        cfg.selection = Selection::Query(query.into());
         let e = custos::export(&cfg, &NoProgress)
             .await
             .unwrap_err()
@@ -256,7 +255,8 @@ async fn bad_input_is_refused_before_anything_is_written() {
         assert!(e.contains(needle), "{query}: {e}");
         assert!(!out.exists());
     }
-    cfg.query = Some("timestamp:[2023-10-01T00:00:00Z TO 2023-10-02T00:00:00Z}".into());
+    cfg.selection =
+        Selection::Query("timestamp:[2023-10-01T00:00:00Z TO 2023-10-02T00:00:00Z}".into());
     cfg.credentials.client_secret = "wrong".into();
     let e = custos::export(&cfg, &NoProgress)
         .await
@@ -352,8 +352,7 @@ async fn ids_files_export_exactly_the_listed_recordings_and_account_for_unknown_
         };
         std::fs::write(&ids, text).unwrap();
         let mut cfg = config(&env, out.clone(), source, Retrieval::Batch);
-        cfg.query = None;
-        cfg.ids_file = Some(ids.clone());
+        cfg.selection = Selection::Ids(ids.clone());
         let r = custos::export(&cfg, &NoProgress).await.unwrap();
         let unknown = if source == SourceKind::Genesys { 3 } else { 1 };
         assert_eq!(
@@ -394,7 +393,8 @@ async fn a_directory_is_never_reused_for_another_query_or_source() {
     let cfg = config(&env, out.clone(), SourceKind::Genesys, Retrieval::Batch);
     custos::export(&cfg, &NoProgress).await.unwrap();
     let mut other = cfg.clone();
-    other.query = Some("timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-02T00:00:00.000Z}".into());
+    other.selection =
+        Selection::Query("timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-02T00:00:00.000Z}".into());
     assert!(
         custos::export(&other, &NoProgress)
             .await

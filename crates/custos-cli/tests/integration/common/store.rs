@@ -1,6 +1,5 @@
 //! Shared by the storage tests (`storage.rs`, `fake_store.rs`): the `custos` command with a
 //! clean storage environment, and the upload receipt.
-#![allow(dead_code)] // each test binary uses its own part
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use custos::export::{ExportConfig, Retrieval, Selection, SourceKind};
 use custos::http::Credentials;
-use custos::pipeline::{ExportConfig, Retrieval, SourceKind};
 
 /// The week every simulator catalog starts with.
 pub const WEEK: &str = "timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-08T00:00:00.000Z}";
@@ -17,7 +17,6 @@ pub fn out_dir(name: &str) -> PathBuf {
 }
 
 /// An export of [`WEEK`] from `sim` into `out`, 6000 requests/min, 4 downloads at a time.
-#[allow(dead_code)] // not every test binary uses every helper
 pub fn config(
     sim: &custos_sim::Running,
     out: PathBuf,
@@ -29,7 +28,6 @@ pub fn config(
 }
 
 /// The same export from any server at `base` (API and login on one host).
-#[allow(dead_code)] // not every test binary uses every helper
 pub fn config_at(
     base: &str,
     id: &str,
@@ -39,8 +37,7 @@ pub fn config_at(
     retrieval: Retrieval,
 ) -> ExportConfig {
     ExportConfig {
-        query: Some(WEEK.into()),
-        ids_file: None,
+        selection: Selection::Query(WEEK.into()),
         out,
         matter: Some("M-42".into()),
         source_organization: None,
@@ -59,6 +56,6 @@ pub fn config_at(
         page_size: 25,
         now: None,
         duration_tolerance: std::time::Duration::from_secs(1),
-        job_deadline: custos::pipeline::JOB_DEADLINE,
+        job_deadline: custos::export::JOB_DEADLINE,
     }
 }

@@ -9,11 +9,10 @@
 //! secure pause cut from their audio: they must end Exported, which a check that forgot the
 //! pauses would call Corrupted.
 
-use custos::pipeline::{NoProgress, Retrieval, SourceKind};
+use custos::export::{NoProgress, Retrieval, SourceKind};
 use custos_sim::{Scenario, Sim};
 
-mod common;
-use common::{config, out_dir};
+use crate::common::{config, out_dir};
 
 async fn run_case(name: &str, faults: &str, source: SourceKind, retrieval: Retrieval) {
     let mut s = Scenario {

@@ -8,12 +8,9 @@ use std::time::{Duration, Instant};
 
 use custos_sim::{Scenario, Sim};
 
-mod common;
-use common::{BIN, QUERY, tmp};
+use crate::common::{BIN, QUERY, tmp};
 
-#[path = "export_guards/mod.rs"]
 mod export_guards;
-#[path = "verify_hostile/mod.rs"]
 mod verify_hostile;
 
 type Env = custos_sim::Running;
@@ -27,7 +24,7 @@ fn export_cmd(env: &Env, out: &Path, extra: &[&str]) -> Command {
 }
 
 fn export_query(env: &Env, query: &str, out: &Path, extra: &[&str]) -> Command {
-    let mut c = common::export_cmd(&env.base_url, query, out, &["--matter", "M-1"]);
+    let mut c = crate::common::export_cmd(&env.base_url, query, out, &["--matter", "M-1"]);
     c.args(extra);
     c
 }

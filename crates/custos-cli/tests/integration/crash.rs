@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use custos_sim::{Scenario, Sim};
 
-mod common;
-use common::{BIN, QUERY, tmp};
+use crate::common::{BIN, QUERY, tmp};
 
 fn export(base: &str, out: &Path) -> Command {
-    let mut c = common::export_cmd(base, QUERY, out, &["--concurrency", "3", "--json"]);
+    let mut c = crate::common::export_cmd(base, QUERY, out, &["--concurrency", "3", "--json"]);
     c.stdout(Stdio::null()).stderr(Stdio::null());
     c
 }

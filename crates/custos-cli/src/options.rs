@@ -1,0 +1,488 @@
+//! The export's options, defined once: one struct is both the flags (clap) and the config
+//! file's keys (serde, the same kebab-case names), merged here — flags > environment > config
+//! file > defaults — and turned into the library's [`ExportConfig`].
+//!
+//! Flag-only, with the reason ([`FLAG_ONLY`]): `--config` (a config file does not name
+//! another) and `--json` (how this invocation prints, not a setting of the export).
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use custos::export::{ExportConfig, JOB_DEADLINE, Retrieval, RetrievalMode, Selection, SourceKind};
+use custos::http::Credentials;
+use custos::region::Region;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::upload::StoreArgs;
+
+/// Options of `custos export` (each also a config-file key, except [`FLAG_ONLY`]).
+#[derive(Args, Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ExportOptions {
+    /// The query, e.g. 'timestamp:[2023-10-01T00:00:00Z TO 2023-10-02T00:00:00Z} AND userId:"…"' (docs/query.md).
+    #[arg(long)]
+    pub query: Option<String>,
+    /// Export these ids instead of a query: one per line, `conversationId` or
+    /// `conversationId,recordingId` (genesys), `recordingId` (search); `#` comments.
+    #[arg(long, value_name = "FILE", conflicts_with = "query")]
+    pub ids: Option<PathBuf>,
+    /// The export directory (a BagIt bag). Re-run the same command to resume.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Matter id, recorded as the bag's External-Identifier.
+    #[arg(long)]
+    pub matter: Option<String>,
+    /// Source API [default: genesys].
+    #[arg(long, value_enum)]
+    pub source: Option<SourceKind>,
+    /// Genesys region: a domain (mypurecloud.ie) or SDK name (eu_west_1) [env: GENESYSCLOUD_REGION; default: mypurecloud.com].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// API base URL instead of a region (gateways, the simulator); http only on loopback.
+    #[arg(long)]
+    pub api_base: Option<String>,
+    /// Login base URL instead of a region [default: the API base with api. → login.].
+    #[arg(long)]
+    pub login_base: Option<String>,
+    /// API requests per minute, shared by all work [default: 300 for genesys, 6000 for search].
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Parallel downloads (media files being written at once; API requests in flight are sized
+    /// from --rate and the API's response time, not from this) [default: 32].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Genesys retrieval mode [default: batch].
+    #[arg(long, value_enum)]
+    pub retrieval: Option<RetrievalMode>,
+    /// formatId for --retrieval transcode [default: WAV].
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Seconds a file's duration may differ from the API's before the recording is Corrupted
+    /// [default: 1].
+    #[arg(long, value_name = "SECONDS")]
+    pub duration_tolerance: Option<f64>,
+    /// The person running the export, e.g. "Jane Doe <jane@firm.example>".
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Source-Organization for bag-info.txt.
+    #[arg(long)]
+    pub source_organization: Option<String>,
+    /// Sign the bag with this minisign secret key (made by `custos keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+    /// TOML config file: every option of this command except --config and --json, by its
+    /// long name (e.g. `rate = 300`, `api-base = "…"`, `lock-mode = "compliance"`).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// TOML file with client-id and client-secret; must be readable by its owner only (chmod 600).
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Print the report as JSON on stdout (no progress bars).
+    #[arg(long)]
+    #[serde(skip)]
+    pub json: bool,
+    /// When the export is sealed, upload it here (s3://BUCKET/PREFIX or
+    /// azure://ACCOUNT/CONTAINER/PREFIX), as `custos upload` does with the options below.
+    #[arg(long, value_name = "URL")]
+    pub upload: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Options that are flags only, never config-file keys (the module says why).
+pub const FLAG_ONLY: &[&str] = &["config", "json"];
+
+/// Where the API is: one setting spelled two ways. The layer that names either wins both
+/// (so `GENESYSCLOUD_REGION` beats a config file's `api-base`, and `--api-base` beats the
+/// environment's region).
+const API_LOCATION: &[&str] = &["api-base", "region"];
+
+/// Downloads at a time by default: each holds a 256 KiB write buffer, so 32 cost about 8 MB,
+/// and enough API-hosted downloads (the search API's media, one API request each) are in
+/// flight to fill a 100/s budget at 300 ms per call (docs/benchmarks.md).
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// An error in the settings, said in the user's terms.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OptionsError(pub String);
+
+impl From<String> for OptionsError {
+    fn from(s: String) -> Self {
+        OptionsError(s)
+    }
+}
+
+impl From<&str> for OptionsError {
+    fn from(s: &str) -> Self {
+        OptionsError(s.to_owned())
+    }
+}
+
+/// The environment, blank values as unset.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The config file's keys: every option's long name but [`FLAG_ONLY`] (from the flags
+/// themselves, so a new option is a new key without another list).
+pub fn file_keys() -> Vec<String> {
+    let cmd = ExportOptions::augment_args(clap::Command::new("export"));
+    cmd.get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|l| !FLAG_ONLY.contains(l))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Reads a config file: TOML whose keys are [`file_keys`]; an unknown key is refused, not ignored.
+pub fn read_file(path: &Path) -> Result<ExportOptions, OptionsError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("config file {}: {e}", path.display()))?;
+    parse_file(&text).map_err(|e| OptionsError(format!("config file {}: {e}", path.display())))
+}
+
+fn parse_file(text: &str) -> Result<ExportOptions, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+    let keys = file_keys();
+    if let Some(k) = table.keys().find(|k| !keys.contains(k)) {
+        return Err(format!(
+            "unknown field `{k}`; the keys are the options' long names: {}",
+            keys.join(", ")
+        ));
+    }
+    table
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_owned())
+}
+
+/// Every set value of `o` as a JSON object (unset options and `false` switches left out).
+fn set_values(o: &ExportOptions) -> Map<String, Value> {
+    match serde_json::to_value(o).expect("options serialize") {
+        Value::Object(m) => m
+            .into_iter()
+            .filter(|(_, v)| !v.is_null() && *v != Value::Bool(false))
+            .collect(),
+        _ => unreachable!("a struct serializes as an object"),
+    }
+}
+
+/// Layers, highest first, merged: each option from the first layer that sets it, with
+/// [`API_LOCATION`] taken as one. The flag-only options come from the first layer.
+pub fn merge(layers: &[&ExportOptions]) -> ExportOptions {
+    let mut merged = Map::new();
+    let mut location_taken = false;
+    for layer in layers {
+        let values = set_values(layer);
+        let names_location = API_LOCATION.iter().any(|k| values.contains_key(*k));
+        for (k, v) in values {
+            if API_LOCATION.contains(&k.as_str()) && location_taken {
+                continue;
+            }
+            merged.entry(k).or_insert(v);
+        }
+        location_taken |= names_location;
+    }
+    let mut out: ExportOptions =
+        serde_json::from_value(Value::Object(merged)).expect("merged options deserialize");
+    if let Some(first) = layers.first() {
+        out.config = first.config.clone();
+        out.json = first.json;
+    }
+    out
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CredentialsFile {
+    client_id: String,
+    client_secret: String,
+}
+
+fn read_credentials(path: &Path) -> Result<Credentials, OptionsError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| format!("credentials file {}: {e}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(OptionsError(format!(
+                "credentials file {} is readable by others (mode {:o}); run: chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+    let c: CredentialsFile = toml::from_str(&text)
+        .map_err(|e| format!("credentials file {}: {}", path.display(), e.message()))?;
+    Ok(Credentials {
+        client_id: c.client_id,
+        client_secret: c.client_secret,
+    })
+}
+
+/// The flags, the environment (read through `env`; tests pass their own) and the config file
+/// merged, and the settings the export needs resolved from them (or what is wrong).
+pub fn resolve_with(
+    flags: &ExportOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(ExportOptions, ExportConfig), OptionsError> {
+    let file = match &flags.config {
+        Some(p) => read_file(p)?,
+        None => ExportOptions::default(),
+    };
+    let from_env = ExportOptions {
+        region: env("GENESYSCLOUD_REGION"),
+        ..Default::default()
+    };
+    let o = merge(&[flags, &from_env, &file]);
+    // Credentials never come from a flag, only a file's path does: --credentials FILE, then
+    // GENESYSCLOUD_OAUTHCLIENT_*, then the config file's credentials.
+    let env_credentials = match (
+        env("GENESYSCLOUD_OAUTHCLIENT_ID"),
+        env("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
+    ) {
+        (Some(id), Some(secret)) => Some(Credentials {
+            client_id: id,
+            client_secret: secret,
+        }),
+        _ => None,
+    };
+    let credentials = match (&flags.credentials, env_credentials, &file.credentials) {
+        (Some(p), _, _) => read_credentials(p)?,
+        (None, Some(c), _) => c,
+        (None, None, Some(p)) => read_credentials(p)?,
+        (None, None, None) => {
+            return Err("no credentials: set GENESYSCLOUD_OAUTHCLIENT_ID and GENESYSCLOUD_OAUTHCLIENT_SECRET, or pass --credentials FILE (chmod 600)".into());
+        }
+    };
+    let cfg = config(&o, credentials)?;
+    Ok((o, cfg))
+}
+
+/// The library's config from merged options: the defaults live here.
+pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfig, OptionsError> {
+    let selection = match (&o.ids, &o.query) {
+        (Some(ids), _) => Selection::Ids(ids.clone()),
+        (None, Some(q)) => Selection::Query(q.clone()),
+        (None, None) => return Err("--query (docs/query.md) or --ids FILE is required".into()),
+    };
+    let out = o
+        .out
+        .clone()
+        .ok_or("--out is required: the directory the evidence package is written to")?;
+    let source = o.source.unwrap_or(SourceKind::Genesys);
+    let (api_base, login_base) = match &o.api_base {
+        Some(api) => {
+            let login =
+                (o.login_base.clone()).unwrap_or_else(|| api.replacen("//api.", "//login.", 1));
+            (api.clone(), login)
+        }
+        None => {
+            let r = Region::parse(o.region.as_deref().unwrap_or("mypurecloud.com"))
+                .map_err(|e| e.to_string())?;
+            (r.api_base(), o.login_base.clone().unwrap_or(r.login_base()))
+        }
+    };
+    let retrieval = match o.retrieval.unwrap_or(RetrievalMode::Batch) {
+        RetrievalMode::Batch => Retrieval::Batch,
+        RetrievalMode::Transcode => {
+            Retrieval::Transcode(o.format.clone().unwrap_or_else(|| "WAV".into()))
+        }
+    };
+    let tolerance = o.duration_tolerance.unwrap_or(1.0);
+    if !(tolerance.is_finite() && (0.0..=3600.0).contains(&tolerance)) {
+        return Err("--duration-tolerance must be between 0 and 3600 seconds".into());
+    }
+    let search = source == SourceKind::Search;
+    Ok(ExportConfig {
+        selection,
+        out,
+        matter: o.matter.clone(),
+        source_organization: o.source_organization.clone(),
+        source,
+        api_base,
+        login_base,
+        credentials,
+        rate_per_minute: o.rate.unwrap_or(if search { 6000 } else { 300 }),
+        concurrency: o.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        retrieval,
+        operator: o.operator.clone(),
+        sign_key: o.sign_key.clone(),
+        // The guide's search API pages up to 1000; analytics details pages stay at 100.
+        page_size: if search { 1000 } else { 100 },
+        now: None,
+        duration_tolerance: std::time::Duration::from_secs_f64(tolerance),
+        job_deadline: JOB_DEADLINE,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("custos-options-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn credentials_file(dir: &Path) -> PathBuf {
+        let creds = dir.join("creds.toml");
+        std::fs::write(
+            &creds,
+            "client-id = \"file-id\"\nclient-secret = \"file-secret\"\n",
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        creds
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_the_config_file_which_beats_defaults() {
+        let dir = scratch("precedence");
+        let creds = credentials_file(&dir);
+        let config = dir.join("custos.toml");
+        std::fs::write(
+            &config,
+            format!("rate = 100\nconcurrency = 7\nmatter = \"FROM-FILE\"\nregion = \"mypurecloud.ie\"\nretrieval = \"transcode\"\ncredentials = {creds:?}\n"),
+        )
+        .unwrap();
+        let args = ExportOptions {
+            query: Some("timestamp:[2024-01-01T00:00:00Z TO 2024-01-02T00:00:00Z}".into()),
+            out: Some(dir.join("out")),
+            rate: Some(200),
+            config: Some(config.clone()),
+            ..Default::default()
+        };
+        let no_env = |_: &str| None;
+        let (_, cfg) = resolve_with(&args, &no_env).unwrap();
+        assert_eq!(cfg.rate_per_minute, 200, "flag beats file");
+        assert_eq!(cfg.concurrency, 7, "file beats default");
+        assert_eq!(cfg.matter.as_deref(), Some("FROM-FILE"));
+        assert_eq!(
+            cfg.retrieval,
+            Retrieval::Transcode("WAV".into()),
+            "default format"
+        );
+        assert_eq!(cfg.api_base, "https://api.mypurecloud.ie");
+        assert_eq!(cfg.login_base, "https://login.mypurecloud.ie");
+        assert_eq!(cfg.credentials.client_id, "file-id");
+        // The documented precedence holds against the environment too: an explicit
+        // --credentials FILE beats GENESYSCLOUD_OAUTHCLIENT_*, and GENESYSCLOUD_REGION beats a
+        // config file's api-base (both were the other way round once).
+        let fake_env = |k: &str| match k {
+            "GENESYSCLOUD_OAUTHCLIENT_ID" => Some("env-id".to_owned()),
+            "GENESYSCLOUD_OAUTHCLIENT_SECRET" => Some("env-secret".to_owned()),
+            "GENESYSCLOUD_REGION" => Some("mypurecloud.jp".to_owned()),
+            _ => None,
+        };
+        std::fs::write(&config, "api-base = \"https://api.gateway.example\"\n").unwrap();
+        let mut flagged = ExportOptions {
+            query: args.query.clone(),
+            out: args.out.clone(),
+            config: Some(config.clone()),
+            credentials: Some(creds.clone()),
+            ..Default::default()
+        };
+        let (_, cfg) = resolve_with(&flagged, &fake_env).unwrap();
+        assert_eq!(
+            cfg.credentials.client_id, "file-id",
+            "the flag beats the env"
+        );
+        assert_eq!(
+            cfg.api_base, "https://api.mypurecloud.jp",
+            "the env beats the file"
+        );
+        flagged.api_base = Some("https://api.flag.example".into());
+        let (_, cfg) = resolve_with(&flagged, &fake_env).unwrap();
+        assert_eq!(
+            cfg.api_base, "https://api.flag.example",
+            "the flag beats the env"
+        );
+        assert_eq!(cfg.login_base, "https://login.flag.example");
+        flagged.api_base = None;
+        flagged.credentials = None;
+        let (_, cfg) = resolve_with(&flagged, &fake_env).unwrap();
+        assert_eq!(
+            cfg.credentials.client_id, "env-id",
+            "the env beats the file"
+        );
+        let e = resolve_with(&flagged, &no_env).unwrap_err().to_string();
+        assert!(e.contains("no credentials"), "{e}");
+        std::fs::write(
+            &config,
+            format!("api-base = \"https://api.gateway.example\"\ncredentials = {creds:?}\n"),
+        )
+        .unwrap();
+        let (_, cfg) = resolve_with(&flagged, &no_env).unwrap();
+        assert_eq!(
+            cfg.api_base, "https://api.gateway.example",
+            "the file beats the default"
+        );
+        assert_eq!(cfg.login_base, "https://login.gateway.example");
+        assert_eq!(cfg.credentials.client_id, "file-id");
+        // Unknown keys in the config file are refused, not ignored; so are flag-only ones.
+        for bad in ["rat = 100\n", "json = true\n", "config = \"x.toml\"\n"] {
+            std::fs::write(&config, bad).unwrap();
+            let e = resolve_with(&args, &no_env).unwrap_err().to_string();
+            assert!(e.contains("unknown field"), "{bad}: {e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Every option of `custos export` (read from clap, so a new one is covered the day it is
+    /// added) can be set in the config file under its long name, or is in FLAG_ONLY.
+    #[test]
+    fn every_export_option_can_be_set_from_the_config_file() {
+        let cmd = ExportOptions::augment_args(clap::Command::new("export"));
+        let mut checked = 0;
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if FLAG_ONLY.contains(&long) {
+                continue;
+            }
+            // A value of the option's own kind: its first possible value, a switch, a number,
+            // a date, or text.
+            let possible = arg.get_possible_values();
+            let candidates: Vec<String> = if let Some(p) = possible.first() {
+                vec![p.get_name().to_owned(), format!("{:?}", p.get_name())]
+            } else {
+                ["true", "7", "\"2099-01-31\"", "\"text\""]
+                    .map(String::from)
+                    .to_vec()
+            };
+            let parsed = candidates
+                .iter()
+                .find_map(|v| parse_file(&format!("{long} = {v}\n")).ok())
+                .unwrap_or_else(|| panic!("--{long} cannot be set from the config file"));
+            let set = set_values(&parsed);
+            assert!(
+                set.contains_key(long),
+                "--{long} parsed from the config file but did not set the option: {set:?}"
+            );
+            assert_eq!(set.len(), 1, "--{long} set more than itself: {set:?}");
+            // And it survives the merge under the flags (which set nothing).
+            let merged = merge(&[&ExportOptions::default(), &parsed]);
+            assert!(
+                set_values(&merged).contains_key(long),
+                "--{long} lost in the merge"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 30, "only {checked} options found");
+    }
+}

@@ -1,0 +1,251 @@
+//! Writing evidence so it survives a crash, and hashing it: every file custos writes goes
+//! through here (a temporary name, fsync, rename, fsync of the directory, an exact mode), and
+//! every SHA-256 is a [`Sha256`].
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::Digest;
+
+use crate::error::{Error, Result};
+
+/// A SHA-256 digest. Shown, stored and compared as 64 lowercase hex digits, as `sha256sum`
+/// writes them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256([u8; 32]);
+
+impl Sha256 {
+    /// The digest of `data`.
+    pub fn of(data: &[u8]) -> Self {
+        Self(sha2::Sha256::digest(data).into())
+    }
+
+    /// The digest a streaming hasher arrived at.
+    pub fn finish(h: sha2::Sha256) -> Self {
+        Self(h.finalize().into())
+    }
+
+    /// 64 lowercase hex digits.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The 32 bytes.
+    pub fn bytes(&self) -> [u8; 32] {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl std::fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sha256({})", self.hex())
+    }
+}
+
+/// Text that is not 64 hex digits.
+#[derive(Debug, thiserror::Error)]
+#[error("not a SHA-256 (64 hex digits): {0:?}")]
+pub struct NotSha256(String);
+
+impl std::str::FromStr for Sha256 {
+    type Err = NotSha256;
+    /// Exactly 64 hex digits (either case, as `sha256sum -c` accepts).
+    fn from_str(s: &str) -> std::result::Result<Self, NotSha256> {
+        let mut b = [0u8; 32];
+        if s.len() != 64 || hex::decode_to_slice(s, &mut b).is_err() {
+            return Err(NotSha256(s.chars().take(80).collect()));
+        }
+        Ok(Self(b))
+    }
+}
+
+impl PartialEq<str> for Sha256 {
+    fn eq(&self, other: &str) -> bool {
+        other.len() == 64 && other.eq_ignore_ascii_case(&self.hex())
+    }
+}
+
+impl PartialEq<&str> for Sha256 {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
+impl PartialEq<String> for Sha256 {
+    fn eq(&self, other: &String) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl serde::Serialize for Sha256 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.hex())
+    }
+}
+
+/// Modes custos gives what it writes, whatever the umask: evidence read-only for everyone,
+/// working files writable by the owner only, directories never writable by others.
+pub const EVIDENCE_MODE: u32 = 0o444;
+/// Files custos still appends to or rewrites (the custody log, the custody record, tag files).
+pub const WORKING_MODE: u32 = 0o644;
+/// Directories.
+pub const DIR_MODE: u32 = 0o755;
+
+/// Creates (truncating) `path` for writing with [`WORKING_MODE`] at most.
+pub fn create_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(WORKING_MODE);
+    }
+    o.open(path)
+}
+
+/// Sets `path`'s mode exactly (not through the umask).
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(path, e))
+    }
+    #[cfg(not(unix))]
+    {
+        let mut p = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .permissions();
+        p.set_readonly(mode & 0o222 == 0);
+        std::fs::set_permissions(path, p).map_err(|e| Error::io(path, e))
+    }
+}
+
+/// `create_dir_all` with [`DIR_MODE`] at most for every directory it creates.
+pub fn make_dirs(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(DIR_MODE);
+    }
+    b.create(dir).map_err(|e| Error::io(dir, e))
+}
+
+/// Renames `part` to `dest`, makes it read-only ([`EVIDENCE_MODE`]), writes `<dest>.sha256`
+/// (two spaces, as `sha256sum -c` and `shasum -c` both accept), and fsyncs the directory.
+pub fn finalize(part: &Path, dest: &Path, sha256: &str) -> Result<()> {
+    set_mode(part, EVIDENCE_MODE)?;
+    std::fs::rename(part, dest).map_err(|e| Error::io(dest, e))?;
+    let name = dest
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    write_sealed(&sidecar(dest), format!("{sha256}  {name}\n").as_bytes())
+}
+
+/// `<file>.sha256`.
+pub fn sidecar(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".sha256");
+    PathBuf::from(s)
+}
+
+/// Writes a file via a temporary name, fsync, rename and an fsync of the directory: readers
+/// see the old file or the new one, never half of one, and after a power loss the new name is
+/// there if this returned. Mode [`WORKING_MODE`].
+pub fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
+    write_with_mode(path, data, WORKING_MODE)
+}
+
+/// [`write_durably`], read-only ([`EVIDENCE_MODE`]): for files written once (the query
+/// record, the manifest, metadata as received, sidecars).
+pub fn write_sealed(path: &Path, data: &[u8]) -> Result<()> {
+    write_with_mode(path, data, EVIDENCE_MODE)
+}
+
+fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    // A read-only leftover of a crashed run cannot be truncated by its owner: start afresh.
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let mut f = create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    if mode != WORKING_MODE {
+        set_mode(&tmp, mode)?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// fsyncs a directory so a rename in it is durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// SHA-256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<(Sha256, u64)> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((Sha256::finish(h), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_is_64_lowercase_hex_digits_and_parses_back() {
+        let d = Sha256::of(b"abc");
+        assert_eq!(
+            d.to_string(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(d.to_string().parse::<Sha256>().unwrap(), d);
+        assert_eq!(d.to_string().to_uppercase().parse::<Sha256>().unwrap(), d);
+        assert!(d == d.to_string().to_uppercase().as_str());
+        assert!("abc".parse::<Sha256>().is_err());
+        assert!(
+            format!("{}g", &d.to_string()[..63])
+                .parse::<Sha256>()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_file_hashes_as_its_bytes_do() {
+        let dir = std::env::temp_dir().join(format!("custos-durable-{}", std::process::id()));
+        make_dirs(&dir).unwrap();
+        let p = dir.join("f");
+        write_durably(&p, b"abc").unwrap();
+        assert_eq!(sha256_file(&p).unwrap(), (Sha256::of(b"abc"), 3));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

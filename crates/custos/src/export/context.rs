@@ -1,0 +1,144 @@
+//! What every stage works with: the [`Ctx`] (settings, API client, job state, custody log), the
+//! parsed selection, progress callbacks, and who and what is running the export.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::config::ExportConfig;
+use crate::custody::CustodyLog;
+use crate::error::Result;
+use crate::http::Api;
+use crate::ids::IdList;
+use crate::model::Outcome;
+use crate::query::Query;
+use crate::state::State;
+
+/// Stages, for progress reporting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Recording the query.
+    Query,
+    /// Finding and sealing the work list.
+    Manifest,
+    /// Downloading.
+    Retrieval,
+    /// Writing the custody record and the bag.
+    Package,
+}
+
+/// Progress callbacks (the CLI draws bars; the library never prints).
+pub trait Progress: Send + Sync {
+    /// A stage starts.
+    fn stage(&self, _stage: Stage, _detail: &str) {}
+    /// Items in the manifest (those finished in an earlier run are then reported through `item`).
+    fn total(&self, _items: u64) {}
+    /// One item ended.
+    fn item(&self, _outcome: Outcome, _bytes: u64) {}
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+pub(super) const TOOL: &str = "custos";
+pub(super) const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(super) const COMMIT: &str = env!("CUSTOS_GIT_COMMIT");
+
+/// `{name, version, commit}` of this build, as the custody log records it.
+pub fn tool() -> serde_json::Value {
+    json!({"name": TOOL, "version": VERSION, "commit": COMMIT})
+}
+
+/// `user@host` of the account the process runs as (its real uid, named from the password
+/// database; never `$USER`, which anyone can set).
+pub fn os_identity() -> String {
+    let user = account()
+        .or_else(env_user)
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{host}")
+}
+
+/// `$USER` (or `$LOGNAME`), when it names someone other than the account: recorded beside it.
+pub fn env_user_if_different() -> Option<String> {
+    let env = env_user()?;
+    (account().as_deref() != Some(env.as_str())).then_some(env)
+}
+
+fn env_user() -> Option<String> {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// The name of the process's real uid (Linux: /proc/self/status and /etc/passwd), or
+/// `uid N` when the database does not name it.
+fn account() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
+        p.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid).then(|| f[0].to_owned())
+        })
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
+}
+
+/// What selects the recordings: a query, or a list of ids.
+pub(super) enum Input {
+    Query(Query),
+    Ids(IdList),
+}
+
+impl Input {
+    pub(super) fn canonical(&self) -> String {
+        match self {
+            Input::Query(q) => q.canonical(),
+            Input::Ids(l) => l.canonical(),
+        }
+    }
+
+    /// What the custody record's Query_String_Used holds.
+    pub(super) fn used(&self) -> String {
+        match self {
+            Input::Query(q) => q.text().to_owned(),
+            Input::Ids(l) => format!("ids-file:{} sha256:{}", l.file.display(), l.file_sha256),
+        }
+    }
+}
+
+/// What every stage works with.
+pub(crate) struct Ctx<'a> {
+    pub(crate) cfg: &'a ExportConfig,
+    pub(crate) api: Api,
+    pub(crate) state: State,
+    pub(crate) root: PathBuf,
+    pub(crate) progress: &'a dyn Progress,
+    /// Media downloads at a time (`concurrency`): their own cap, apart from the API budget.
+    pub(crate) downloads: tokio::sync::Semaphore,
+    /// Opened once we know the export is not already sealed (appending to a sealed bag's log
+    /// would break it).
+    pub(super) log: &'a std::sync::OnceLock<Arc<CustodyLog>>,
+}
+
+impl Ctx<'_> {
+    /// Appends an event to the custody log.
+    pub(crate) fn log(&self, event: &str, fields: Value) -> Result<String> {
+        self.log
+            .get()
+            .expect("custody log is open during the stages")
+            .append(event, fields)
+    }
+}

@@ -1,0 +1,137 @@
+//! Stage 2: every page listed, deduplicated, sorted, and sealed as `data/manifest.csv`, the
+//! work list of the run; the listed metadata kept as received.
+
+use time::OffsetDateTime;
+
+use serde_json::json;
+
+use super::config::SourceKind;
+use super::context::{Ctx, Input};
+use crate::custody::csv_cell;
+use crate::durable::{Sha256, sync_dir, write_sealed};
+use crate::error::{Error, Result};
+use crate::model::{Item, safe_id};
+use crate::source::{
+    NOT_FOUND, genesys_conversations, genesys_recordings, search_by_ids, search_recordings,
+};
+
+/// Lists what the selection names and seals the manifest.
+pub(super) async fn build_manifest(
+    ctx: &Ctx<'_>,
+    input: &Input,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let cfg = ctx.cfg;
+    // Listed metadata waits here, outside the payload, until the manifest says what is kept.
+    let staging = ctx.root.join(".custos/metadata-staging");
+    let found = match (input, cfg.source) {
+        (Input::Query(query), SourceKind::Genesys) => {
+            let convs = genesys_conversations(&ctx.api, query, now, cfg.page_size).await?;
+            genesys_recordings(&ctx.api, &convs, ctx.api.requests_in_flight(), &staging).await?
+        }
+        (Input::Query(query), SourceKind::Search) => {
+            search_recordings(&ctx.api, query.text(), cfg.page_size.min(1000)).await?
+        }
+        (Input::Ids(list), SourceKind::Genesys) => {
+            let convs = list.entries.iter().map(|e| e.first.clone()).collect();
+            let mut found =
+                genesys_recordings(&ctx.api, &convs, ctx.api.requests_in_flight(), &staging)
+                    .await?;
+            // Keep what was asked for; account for every id the source does not know.
+            let whole: std::collections::BTreeSet<&str> = list
+                .entries
+                .iter()
+                .filter(|e| e.second.is_none())
+                .map(|e| e.first.as_str())
+                .collect();
+            let named: std::collections::BTreeSet<(&str, &str)> = list
+                .entries
+                .iter()
+                .filter_map(|e| e.second.as_deref().map(|r| (e.first.as_str(), r)))
+                .collect();
+            found.items.retain(|it| {
+                whole.contains(it.conversation_id.as_str())
+                    || named.contains(&(it.conversation_id.as_str(), it.recording_id.as_str()))
+            });
+            let listed: std::collections::BTreeSet<(String, String)> = found
+                .items
+                .iter()
+                .map(|i| (i.conversation_id.clone(), i.recording_id.clone()))
+                .collect();
+            for (c, r) in &named {
+                if !listed.contains(&(c.to_string(), r.to_string())) {
+                    found.items.push(Item {
+                        conversation_id: c.to_string(),
+                        recording_id: r.to_string(),
+                        listed_state: NOT_FOUND.into(),
+                    });
+                }
+            }
+            for c in &found.missing_conversations {
+                if whole.contains(c.as_str()) {
+                    found.items.push(Item {
+                        conversation_id: c.clone(),
+                        recording_id: String::new(),
+                        listed_state: NOT_FOUND.into(),
+                    });
+                }
+            }
+            found.items.sort();
+            found.items.dedup();
+            found
+        }
+        (Input::Ids(list), SourceKind::Search) => {
+            let ids: Vec<String> = list.entries.iter().map(|e| e.first.clone()).collect();
+            search_by_ids(&ctx.api, &ids, ctx.api.requests_in_flight()).await?
+        }
+    };
+    let meta_dir = ctx.root.join("data/metadata");
+    crate::durable::make_dirs(&meta_dir)?;
+    for (rid, raw) in &found.metadata {
+        if safe_id(rid) {
+            write_sealed(&meta_dir.join(format!("{rid}.json")), raw.as_bytes())?;
+        }
+    }
+    if staging.exists() {
+        for it in &found.items {
+            let from = staging.join(format!("{}.json", it.recording_id));
+            if safe_id(&it.recording_id) && from.exists() {
+                let to = meta_dir.join(format!("{}.json", it.recording_id));
+                std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
+            }
+        }
+        sync_dir(&meta_dir)?;
+        std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "Sequence",
+        "Conversation_ID",
+        "Recording_ID",
+        "Listed_File_State",
+    ])
+    .expect("csv");
+    for (i, it) in found.items.iter().enumerate() {
+        w.write_record([
+            (i + 1).to_string().as_str(),
+            &csv_cell(&it.conversation_id),
+            &csv_cell(&it.recording_id),
+            &csv_cell(&it.listed_state),
+        ])
+        .expect("csv");
+    }
+    let bytes = w.into_inner().expect("csv");
+    let path = ctx.root.join("data/manifest.csv");
+    write_sealed(&path, &bytes)?;
+    let sha = Sha256::of(&bytes).hex();
+    write_sealed(
+        &ctx.root.join("data/manifest.csv.sha256"),
+        format!("{sha}  manifest.csv\n").as_bytes(),
+    )?;
+    ctx.state.seal_manifest(&found.items, &sha)?;
+    ctx.log(
+        "manifest-sealed",
+        json!({"file": "data/manifest.csv", "sha256": sha, "items": found.items.len()}),
+    )?;
+    Ok(())
+}

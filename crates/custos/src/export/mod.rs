@@ -1,0 +1,261 @@
+//! One export, stage by stage: query → sealed manifest → retrieval → seal. Each stage writes
+//! its artefact (docs/formats.md) and records itself in the job state, so a re-run after a
+//! crash continues where it stopped and a re-run of a finished export changes nothing.
+//!
+//! Dependencies run one way: this module drives the stages; every stage reads [`config`] and
+//! [`context`]; no stage calls another.
+
+mod config;
+mod context;
+mod guard;
+mod manifest;
+mod query;
+mod retrieve;
+mod seal;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+pub use config::{
+    ExportConfig, JOB_DEADLINE, MAX_CONCURRENCY, MAX_RATE_PER_MINUTE, Retrieval, RetrievalMode,
+    Selection, SourceKind,
+};
+pub use context::{NoProgress, Progress, Stage, env_user_if_different, os_identity, tool};
+pub use seal::DurationCoverage;
+
+use crate::custody::CustodyLog;
+use crate::error::{Error, Result};
+use crate::http::Api;
+use crate::ids::IdList;
+use crate::model::Outcome;
+use crate::query::Query;
+use crate::state::State;
+use context::{Ctx, Input};
+use guard::{
+    check_out, compare_settings, empty_or_our_skeleton, lock, recheck_written, remove_partials,
+    settings,
+};
+
+/// What an export came to.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The export directory.
+    pub out: PathBuf,
+    /// Items per outcome (every outcome present, zeros included).
+    pub counts: BTreeMap<Outcome, u64>,
+    /// Manifest items.
+    pub items: u64,
+    /// Bytes exported.
+    pub bytes: u64,
+    /// SHA-256 of `data/query.json`.
+    pub query_sha256: String,
+    /// SHA-256 of `data/manifest.csv`.
+    pub manifest_sha256: String,
+    /// This run continued an interrupted export.
+    pub resumed: bool,
+    /// The export was already complete: nothing was done.
+    pub already_complete: bool,
+    /// API requests this run sent.
+    pub api_calls: u64,
+    /// SHA-256 of the custody log's last line.
+    pub custody_log_head: String,
+    /// Time every task spent paused because the server said so (429 Retry-After, exhausted
+    /// rate windows): long waits are honoured, and reported here rather than hidden.
+    pub rate_limit_wait: Duration,
+    /// The detached signature, when the bag was signed.
+    pub signature: Option<PathBuf>,
+    /// Wall time of this run.
+    pub elapsed: Duration,
+    /// Kept files whose duration was compared with the API's, and why the others were not.
+    pub duration: DurationCoverage,
+}
+
+/// Runs (or resumes) an export. Invalid input is refused before anything is written.
+pub async fn export(cfg: &ExportConfig, progress: &dyn Progress) -> Result<Report> {
+    export_until(cfg, progress, std::future::pending()).await
+}
+
+/// [`export`], stopped cleanly when `stop` completes (the CLI passes SIGINT/SIGTERM): no new
+/// work is taken, work in flight is cut (a partial download never carries a final name, and
+/// every outcome already recorded stays), the stop is recorded in the custody log with what
+/// `stop` returned, and the result is [`Error::Stopped`]. Re-running resumes, as after a kill.
+pub async fn export_until(
+    cfg: &ExportConfig,
+    progress: &dyn Progress,
+    stop: impl std::future::Future<Output = String>,
+) -> Result<Report> {
+    let log = std::sync::OnceLock::new();
+    tokio::select! {
+        r = run(cfg, progress, &log) => r,
+        why = stop => {
+            if let Some(l) = log.get() {
+                l.append("export-stopped", json!({"by": why, "note": "work in flight was cut; re-run the same command to resume"}))?;
+            }
+            Err(Error::Stopped(why))
+        }
+    }
+}
+
+async fn run(
+    cfg: &ExportConfig,
+    progress: &dyn Progress,
+    log_cell: &std::sync::OnceLock<Arc<CustodyLog>>,
+) -> Result<Report> {
+    let started = std::time::Instant::now();
+    let input = match &cfg.selection {
+        Selection::Query(q) => Input::Query(Query::parse(q)?),
+        Selection::Ids(f) => Input::Ids(IdList::read(f, cfg.source == SourceKind::Genesys)?),
+    };
+    if !(1..=MAX_CONCURRENCY).contains(&cfg.concurrency) {
+        return Err(Error::Config(format!(
+            "--concurrency must be between 1 and {MAX_CONCURRENCY}"
+        )));
+    }
+    if !(1..=MAX_RATE_PER_MINUTE).contains(&cfg.rate_per_minute) {
+        return Err(Error::Config(format!(
+            "--rate must be between 1 and {MAX_RATE_PER_MINUTE} requests per minute"
+        )));
+    }
+    let now = cfg.now.unwrap_or_else(OffsetDateTime::now_utc);
+    if let (Input::Query(query), SourceKind::Genesys) = (&input, cfg.source) {
+        query
+            .genesys_requests(now, cfg.page_size)
+            .map_err(Error::Config)?;
+    }
+    if let Retrieval::Transcode(f) = &cfg.retrieval
+        && !["WAV", "WEBM", "WAV_ULAW", "OGG_VORBIS", "OGG_OPUS", "MP3"].contains(&f.as_str())
+    {
+        return Err(Error::Config(format!(
+            "unknown --format {f}; use WAV, WEBM, WAV_ULAW, OGG_VORBIS, OGG_OPUS or MP3"
+        )));
+    }
+    let sign_key = cfg
+        .sign_key
+        .as_deref()
+        .map(crate::sign::load_secret_key)
+        .transpose()?;
+    let api = Api::new(
+        &cfg.api_base,
+        &cfg.login_base,
+        cfg.credentials.clone(),
+        cfg.rate_per_minute,
+    )?;
+    let root = cfg.out.clone();
+    check_out(&root)?;
+    let state_path = root.join(".custos").join("state.sqlite");
+    if !state_path.exists() && root.exists() && !empty_or_our_skeleton(&root)? {
+        return Err(Error::OutputDir {
+            path: root,
+            message: "exists, is not empty and holds no custos export; choose a new directory"
+                .into(),
+        });
+    }
+    // Credentials are proven before the first file is written.
+    api.token(None).await?;
+    for d in [root.join(".custos"), root.join("data")] {
+        crate::durable::make_dirs(&d)?;
+    }
+    let _lock = lock(&root)?;
+    let resuming = state_path.exists();
+    let state = State::open(&state_path)?;
+    let ctx = Ctx {
+        cfg,
+        api,
+        state,
+        root,
+        progress,
+        downloads: tokio::sync::Semaphore::new(cfg.concurrency),
+        log: log_cell,
+    };
+    if let Some(prev) = ctx.state.get("query_canonical")?
+        && prev != input.canonical()
+    {
+        return Err(Error::OutputDir {
+            path: ctx.root.clone(),
+            message: format!(
+                "holds an export of a different query ({prev}); choose a new directory"
+            ),
+        });
+    }
+    compare_settings(&ctx, &settings(cfg, sign_key.as_ref()))?;
+    if ctx.state.get("complete")?.as_deref() == Some("true")
+        && ctx.root.join("tagmanifest-sha256.txt").exists()
+    {
+        return report(&ctx, started, resuming, true);
+    }
+    if resuming {
+        recheck_written(&ctx)?;
+    }
+    remove_partials(&ctx.root.join("data"))?;
+    let mut actor = json!({"oauthClientId": ctx.api.client_id(), "osUser": os_identity(), "operator": cfg.operator});
+    if let Some(env) = env_user_if_different() {
+        actor["envUser"] = json!(env);
+    }
+    let log = Arc::new(CustodyLog::open(
+        &ctx.root.join("data/custody_log.jsonl"),
+        actor,
+        tool(),
+    )?);
+    ctx.api.set_log(log.clone());
+    let _ = ctx.log.set(log);
+    ctx.log("export-run", json!({"resumed": resuming, "source": cfg.source.as_str(), "apiBase": cfg.api_base, "loginBase": cfg.login_base, "matter": cfg.matter, "pid": std::process::id(),
+        "settings": settings(cfg, sign_key.as_ref()).into_iter().map(|(k, v)| (k.trim_start_matches("--").to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()}))?;
+
+    progress.stage(Stage::Query, "recording the query");
+    if ctx.state.get("query_sha256")?.is_none() {
+        query::write_query(&ctx, &input, now)?;
+    }
+    progress.stage(Stage::Manifest, "finding recordings");
+    if ctx.state.get("manifest_sha256")?.is_none() {
+        manifest::build_manifest(&ctx, &input, now).await?;
+    }
+    progress.stage(Stage::Retrieval, "downloading");
+    retrieve::retrieve(&ctx).await?;
+    progress.stage(Stage::Package, "writing the custody record and the bag");
+    seal::seal(&ctx, sign_key.as_ref())?;
+    ctx.state.set("complete", "true")?;
+    report(&ctx, started, resuming, false)
+}
+
+fn report(
+    ctx: &Ctx<'_>,
+    started: std::time::Instant,
+    resumed: bool,
+    already: bool,
+) -> Result<Report> {
+    let mut counts: BTreeMap<Outcome, u64> = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
+    let (mut items, mut bytes) = (0u64, 0u64);
+    let mut duration = DurationCoverage::default();
+    ctx.state.for_each(|it, d| {
+        items += 1;
+        if let Some(d) = d {
+            duration.add(&it, &d);
+            *counts.entry(d.outcome).or_default() += 1;
+            if d.outcome == Outcome::Exported {
+                bytes += d.bytes.unwrap_or(0);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Report {
+        out: ctx.root.clone(),
+        counts,
+        items,
+        bytes,
+        query_sha256: ctx.state.get("query_sha256")?.unwrap_or_default(),
+        manifest_sha256: ctx.state.get("manifest_sha256")?.unwrap_or_default(),
+        resumed,
+        already_complete: already,
+        api_calls: ctx.api.calls(),
+        custody_log_head: ctx.state.get("custody_log_head")?.unwrap_or_default(),
+        rate_limit_wait: ctx.api.limiter.waited(),
+        signature: Some(ctx.root.join("tagmanifest-sha256.txt.minisig")).filter(|p| p.exists()),
+        elapsed: started.elapsed(),
+        duration,
+    })
+}

@@ -1,0 +1,235 @@
+//! One media download: bounded attempts, rate-limit pauses, the file judged as media against
+//! what the API stated, and kept (Exported), quarantined (Corrupted) or refused.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::super::context::Ctx;
+use super::{Stated, judge};
+use crate::custody::redact_url;
+use crate::durable::{finalize, sha256_file};
+use crate::error::Result;
+use crate::http::media::{FetchError, extension, fetch};
+use crate::http::{Decision, MEDIA, jitter};
+use crate::model::{Item, Outcome};
+use crate::query::format_ms;
+use crate::state::Done;
+
+/// Result of trying one URL.
+pub(super) enum Got {
+    Done(Done),
+    /// The URL expired: get a new one.
+    Expired,
+}
+
+/// Downloads `url` for `it` with bounded retries and stores the file, or says why not.
+pub(super) async fn download(
+    ctx: &Ctx<'_>,
+    it: &Item,
+    url: &str,
+    bearer: Option<&str>,
+    stated: Stated,
+) -> Result<Got> {
+    if let Err(e) = crate::http::check_media_url("media URL", url) {
+        return Ok(Got::Done(Done::no_file(
+            Outcome::Failed,
+            format!("refused: {e}"),
+        )));
+    }
+    let dir = ctx.root.join("data/recordings").join(&it.conversation_id);
+    crate::durable::make_dirs(&dir)?;
+    let part = dir.join(format!("{}.part", it.recording_id));
+    let mut last = String::new();
+    let mut media_json = Value::Null;
+    let mut mismatches = 0;
+    let mut throttled = 0;
+    let mut attempt = 0;
+    let mut backoff = Duration::ZERO;
+    while attempt < MEDIA.max_attempts {
+        attempt += 1;
+        let mut r = {
+            let _slot = ctx.downloads.acquire().await.expect("semaphore open");
+            // API-hosted media counts against the API budget.
+            let ticket = match bearer {
+                Some(_) => Some(ctx.api.limiter.acquire().await),
+                None => None,
+            };
+            let r = fetch(&ctx.api.http, url, bearer, &part, stated.size, ticket).await;
+            if ticket.is_some() {
+                ctx.api
+                    .limiter
+                    .observe(r.as_ref().ok().and_then(|f| f.window));
+            }
+            r
+        };
+        // A complete file is read as media and judged against what the API stated.
+        let mut media = None;
+        if r.is_ok() {
+            let (info, verdict) = judge(ctx, &part, &stated).await;
+            media = info.as_ref().map(|i| i.duration.as_millis() as u64);
+            if let Err(why) = verdict {
+                r = Err(FetchError::NotEvidence {
+                    why,
+                    media_ms: media,
+                });
+            }
+            if let Some(i) = info {
+                media_json = i.to_json();
+            }
+        }
+        let (result, facts) = match &r {
+            Ok(f) => (
+                "complete".to_owned(),
+                json!({"bytes": f.bytes, "sha256": f.sha256, "contentType": f.content_type}),
+            ),
+            Err(e) => (e.describe(), json!({})),
+        };
+        let mut fields = json!({
+            "conversationId": it.conversation_id, "recordingId": it.recording_id, "url": redact_url(url),
+            "attempt": attempt, "bearerSent": bearer.is_some(), "result": result,
+            "media": std::mem::take(&mut media_json), "statedDurationMs": stated.duration_ms, "statedDurationSource": stated.source,
+        });
+        if let (Value::Object(m), Value::Object(f)) = (&mut fields, facts) {
+            m.extend(f);
+        }
+        ctx.log("download-attempt", fields)?;
+        let outcome = match r {
+            Ok(f) => {
+                let name = format!("{}.{}", it.recording_id, extension(&f.content_type));
+                let dest = dir.join(&name);
+                finalize(&part, &dest, &f.sha256)?;
+                let rel = format!("data/recordings/{}/{name}", it.conversation_id);
+                let reason = if extension(&f.content_type) == "bin" {
+                    format!("unrecognised Content-Type '{}'", f.content_type)
+                } else {
+                    String::new()
+                };
+                return Ok(Got::Done(Done {
+                    outcome: Outcome::Exported,
+                    reason,
+                    file: Some(rel),
+                    sha256: Some(f.sha256),
+                    bytes: Some(f.bytes),
+                    content_type: Some(f.content_type),
+                    downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
+                    media_ms: media,
+                    stated_ms: stated.duration_ms,
+                    stated_source: Some(stated.source.clone()),
+                }));
+            }
+            Err(FetchError::NotFound) => Some(Done::no_file(
+                Outcome::Purged,
+                "404 at download: deleted at the source after listing",
+            )),
+            Err(FetchError::Archived) => Some(Done::no_file(
+                Outcome::Archived,
+                "409 at download: archived; restore it before export",
+            )),
+            Err(FetchError::Expired) => {
+                let _ = std::fs::remove_file(&part);
+                return Ok(Got::Expired);
+            }
+            Err(FetchError::Refused(why)) => Some(Done::no_file(
+                Outcome::Failed,
+                format!("download refused: {why}"),
+            )),
+            Err(FetchError::Io(e)) => return Err(e),
+            Err(FetchError::Incomplete { why, what }) => {
+                last = why;
+                match MEDIA.decide(what, attempt, backoff, jitter()) {
+                    Decision::Retry(d) => {
+                        backoff = d;
+                        None
+                    }
+                    // Not worth another try (a TLS failure, a client error).
+                    Decision::Accept => Some(Done::no_file(
+                        Outcome::Failed,
+                        format!("download failed: {last}"),
+                    )),
+                    Decision::GiveUp => Some(Done::no_file(
+                        Outcome::Failed,
+                        format!("download failed {attempt} times; last: {last}"),
+                    )),
+                }
+            }
+            Err(FetchError::Throttled(after)) => {
+                // Rate limiting is not a failed attempt: the whole client waits, then tries again.
+                throttled += 1;
+                if throttled > 50 {
+                    Some(Done::no_file(
+                        Outcome::Failed,
+                        "media download throttled (429) more than 50 times",
+                    ))
+                } else {
+                    ctx.api
+                        .limiter
+                        .pause(after.unwrap_or(Duration::from_secs(1)))
+                        .await;
+                    attempt -= 1;
+                    continue;
+                }
+            }
+            Err(FetchError::SizeMismatch { got, stated: size }) => {
+                mismatches += 1;
+                last = format!("received {got} bytes; the API states outputSizeInBytes {size}");
+                if mismatches >= 2 {
+                    // Consistent, complete, and not what the source says: keep it, out of the evidence set.
+                    return quarantine(ctx, it, &part, &last, None, &stated).map(Got::Done);
+                }
+                None
+            }
+            Err(FetchError::NotEvidence { why, media_ms }) => {
+                // Downloaded whole, but damaged or not the recording the API describes. Once
+                // more, in case it was damaged on the way; the same again is kept, quarantined.
+                mismatches += 1;
+                last = why;
+                if mismatches >= 2 {
+                    return quarantine(ctx, it, &part, &last, media_ms, &stated).map(Got::Done);
+                }
+                None
+            }
+        };
+        let _ = std::fs::remove_file(&part);
+        if let Some(d) = outcome {
+            return Ok(Got::Done(d));
+        }
+        tokio::time::sleep(backoff.max(MEDIA.base)).await;
+    }
+    Ok(Got::Done(Done::no_file(
+        Outcome::Failed,
+        format!("download failed {} times; last: {last}", MEDIA.max_attempts),
+    )))
+}
+
+fn quarantine(
+    ctx: &Ctx<'_>,
+    it: &Item,
+    part: &Path,
+    why: &str,
+    media_ms: Option<u64>,
+    stated: &Stated,
+) -> Result<Done> {
+    let dir = ctx.root.join("data/quarantine").join(&it.conversation_id);
+    crate::durable::make_dirs(&dir)?;
+    let dest = dir.join(format!("{}.bin", it.recording_id));
+    let (sha, bytes) = sha256_file(part)?;
+    finalize(part, &dest, &sha.hex())?;
+    Ok(Done {
+        outcome: Outcome::Corrupted,
+        reason: why.to_owned(),
+        file: Some(format!(
+            "data/quarantine/{}/{}.bin",
+            it.conversation_id, it.recording_id
+        )),
+        sha256: Some(sha.hex()),
+        bytes: Some(bytes),
+        content_type: None,
+        downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
+        media_ms,
+        stated_ms: stated.duration_ms,
+        stated_source: Some(stated.source.clone()),
+    })
+}

@@ -1,0 +1,99 @@
+//! Genesys transcode retrieval: one recording request per item in the chosen `formatId`,
+//! waited on (202) to the job deadline, then its media URI downloaded.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::super::context::Ctx;
+use super::download::{Got, download};
+use super::{Stated, URL_ROUNDS};
+use crate::error::Result;
+use crate::model::{Item, Outcome};
+use crate::source::url_path;
+use crate::state::Done;
+
+/// Retrieves one item by transcoding it to `format`.
+pub(super) async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Result<Done> {
+    let path = format!(
+        "/api/v2/conversations/{}/recordings/{}?formatId={format}&download=true",
+        url_path(&it.conversation_id),
+        url_path(&it.recording_id)
+    );
+    let deadline = tokio::time::Instant::now() + ctx.cfg.job_deadline;
+    let mut rounds = 0;
+    loop {
+        let r = ctx.api.send(Method::GET, &path, None).await?;
+        match r.status.as_u16() {
+            404 => {
+                return Ok(Done::no_file(
+                    Outcome::Purged,
+                    format!("404 from the API: {}", r.describe()),
+                ));
+            }
+            202 => {
+                if tokio::time::Instant::now() > deadline {
+                    return Ok(Done::no_file(
+                        Outcome::Failed,
+                        format!(
+                            "still transcoding after {} s",
+                            ctx.cfg.job_deadline.as_secs()
+                        ),
+                    ));
+                }
+                let est = serde_json::from_slice::<Value>(&r.body)
+                    .ok()
+                    .and_then(|v| v["estimatedTranscodeTimeMs"].as_u64())
+                    .unwrap_or(2000);
+                tokio::time::sleep(Duration::from_millis(est.clamp(250, 10_000))).await;
+            }
+            200 => {
+                let v = r.json(&Method::GET, &ctx.api.url(&path))?;
+                let state = v["fileState"].as_str().unwrap_or("");
+                if state == "ARCHIVED" {
+                    return Ok(Done::no_file(
+                        Outcome::Archived,
+                        "fileState ARCHIVED; restore it before export",
+                    ));
+                }
+                let uri = v["mediaUris"]["S"]["mediaUri"].as_str().or_else(|| {
+                    v["mediaUris"]
+                        .as_object()
+                        .and_then(|m| m.values().find_map(|x| x["mediaUri"].as_str()))
+                });
+                let Some(uri) = uri else {
+                    return Ok(Done::no_file(
+                        Outcome::Failed,
+                        format!("no media URI (fileState {state})"),
+                    ));
+                };
+                let (duration_ms, source) =
+                    Stated::duration(&v, "outputDurationMs", "startTime", "endTime");
+                let stated = Stated {
+                    size: v["outputSizeInBytes"].as_u64().filter(|n| *n > 0),
+                    duration_ms,
+                    source,
+                };
+                match download(ctx, it, uri, None, stated).await? {
+                    Got::Done(d) => return Ok(d),
+                    Got::Expired => {
+                        rounds += 1;
+                        if rounds >= URL_ROUNDS {
+                            return Ok(Done::no_file(
+                                Outcome::Failed,
+                                format!("media URL expired {URL_ROUNDS} times"),
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {
+                return Ok(Done::no_file(
+                    Outcome::Failed,
+                    format!("recording request failed: {}", r.describe()),
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Stage 4: the custody record (`data/chain_of_custody.csv`, written row by row from the job
+//! state), the summary, the bag (manifests, bag-info, tag manifest) and the signature.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::context::{COMMIT, Ctx, TOOL, VERSION};
+use crate::custody::csv_cell;
+use crate::durable::{sha256_file, sync_dir, write_durably};
+use crate::error::{Error, Result};
+use crate::model::{Item, Outcome};
+use crate::package::write_bag;
+use crate::state::{Done, DurationCheck};
+
+/// Removes the empty conversation directories that items without a file left behind (done
+/// here, single-threaded, rather than racing parallel downloads into the same directory).
+fn remove_empty_dirs(dir: &Path) -> Result<()> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd {
+        let p = e.map_err(|e| Error::io(dir, e))?.path();
+        if p.is_dir() {
+            remove_empty_dirs(&p)?;
+        }
+    }
+    if std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .next()
+        .is_none()
+    {
+        std::fs::remove_dir(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Which kept files had their duration compared with the stated one, and why not the others.
+#[derive(Clone, Debug, Default)]
+pub struct DurationCoverage {
+    /// Items that kept a file (Exported or Corrupted).
+    pub files: u64,
+    /// Of them, compared with a stated duration.
+    pub checked: u64,
+    /// The others: `{recordingId, conversationId, why}`.
+    pub not_checked: Vec<Value>,
+}
+
+impl DurationCoverage {
+    pub(super) fn add(&mut self, it: &Item, d: &Done) {
+        match d.duration_check() {
+            None => {}
+            Some(DurationCheck::Checked) => {
+                self.files += 1;
+                self.checked += 1;
+            }
+            Some(DurationCheck::NotChecked(why)) => {
+                self.files += 1;
+                self.not_checked.push(json!({"recordingId": it.recording_id, "conversationId": it.conversation_id, "why": why}));
+            }
+        }
+    }
+}
+
+/// Seals the package.
+pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> {
+    let cfg = ctx.cfg;
+    remove_empty_dirs(&ctx.root.join("data/recordings"))?;
+    remove_empty_dirs(&ctx.root.join("data/quarantine"))?;
+    let query_used = ctx.state.get("query_used")?.unwrap_or_default();
+    let query_text = query_used.as_str();
+    // Written row by row from the job database, never held whole.
+    let coc_path = ctx.root.join("data/chain_of_custody.csv");
+    let coc_tmp = ctx.root.join("data/chain_of_custody.csv.tmp");
+    let file = crate::durable::create_file(&coc_tmp).map_err(|e| Error::io(&coc_tmp, e))?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    let csv_err = |e: csv::Error| Error::io(&coc_tmp, std::io::Error::other(e));
+    w.write_record([
+        "Recording_ID",
+        "File_Name",
+        "SHA256_Hash",
+        "Download_Timestamp",
+        "Query_String_Used",
+        "Exporter_User_ID",
+        "Outcome",
+        "Bytes",
+        "Content_Type",
+        "Conversation_ID",
+        "Reason",
+        "Media_Duration_S",
+        "Stated_Duration_S",
+        "Duration_Checked",
+        "Stated_Duration_Source",
+    ])
+    .map_err(csv_err)?;
+    let mut duration = DurationCoverage::default();
+    let mut counts: BTreeMap<Outcome, u64> = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
+    let (mut items, mut exported_bytes) = (0u64, 0u64);
+    ctx.state.for_each(|it, d| {
+        let d = d.unwrap_or_else(|| Done::no_file(Outcome::Failed, "no outcome recorded"));
+        items += 1;
+        *counts.entry(d.outcome).or_default() += 1;
+        if d.outcome == Outcome::Exported {
+            exported_bytes += d.bytes.unwrap_or(0);
+        }
+        let bytes = d.bytes.map(|b| b.to_string()).unwrap_or_default();
+        let secs = |ms: Option<u64>| {
+            ms.map(|ms| format!("{:.3}", ms as f64 / 1000.0))
+                .unwrap_or_default()
+        };
+        let (media_s, stated_s) = (secs(d.media_ms), secs(d.stated_ms));
+        let checked = match d.duration_check() {
+            None => "",
+            Some(DurationCheck::Checked) => "yes",
+            Some(DurationCheck::NotChecked(_)) => "no",
+        };
+        duration.add(&it, &d);
+        // Every text cell through csv_cell: values from the API or the user are never a
+        // spreadsheet formula or a control character (docs/formats.md).
+        let c = |v: &str| csv_cell(v).into_owned();
+        w.write_record([
+            c(&it.recording_id),
+            c(d.file.as_deref().unwrap_or("")),
+            c(d.sha256.as_deref().unwrap_or("")),
+            c(d.downloaded_at.as_deref().unwrap_or("")),
+            c(query_text),
+            c(ctx.api.client_id()),
+            d.outcome.as_str().to_owned(),
+            bytes,
+            c(d.content_type.as_deref().unwrap_or("")),
+            c(&it.conversation_id),
+            c(&d.reason),
+            media_s,
+            stated_s,
+            checked.to_owned(),
+            c(d.stated_source.as_deref().unwrap_or("")),
+        ])
+        .map_err(csv_err)
+    })?;
+    let file = w
+        .into_inner()
+        .map_err(|e| Error::io(&coc_tmp, std::io::Error::other(e.to_string())))?
+        .into_inner()
+        .map_err(|e| Error::io(&coc_tmp, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io(&coc_tmp, e))?;
+    std::fs::rename(&coc_tmp, &coc_path).map_err(|e| Error::io(&coc_path, e))?;
+    let summary = json!({
+        "items": items,
+        "outcomes": counts.iter().map(|(o, n)| (o.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "purged": counts[&Outcome::Purged],
+        "exportedBytes": exported_bytes,
+        "querySha256": ctx.state.get("query_sha256")?,
+        "manifestSha256": ctx.state.get("manifest_sha256")?,
+        "durationChecked": {"checked": duration.checked, "of": duration.files, "notChecked": duration.not_checked},
+    });
+    let mut s = serde_json::to_vec_pretty(&summary).expect("json");
+    s.push(b'\n');
+    write_durably(&ctx.root.join("data/summary.json"), &s)?;
+    let mut info: Vec<(&str, String)> = Vec::new();
+    if let Some(org) = &cfg.source_organization {
+        info.push(("Source-Organization", org.clone()));
+    }
+    let export_id = ctx.state.get("export_id")?.unwrap_or_default();
+    info.push((
+        "External-Identifier",
+        cfg.matter.clone().unwrap_or_else(|| export_id.clone()),
+    ));
+    info.push(("Bag-Software-Agent", format!("{TOOL} {VERSION} ({COMMIT})")));
+    info.push(("Export-Tool", TOOL.into()));
+    info.push(("Export-Tool-Version", VERSION.into()));
+    info.push(("Export-Tool-Commit", COMMIT.into()));
+    info.push(("Export-Id", export_id));
+    info.push(("Export-Source", cfg.source.as_str().into()));
+    info.push(("Genesys-API-Base", cfg.api_base.clone()));
+    info.push((
+        "Duration-Tolerance-Seconds",
+        format!("{}", cfg.duration_tolerance.as_secs_f64()),
+    ));
+    info.push((
+        "Duration-Checked",
+        format!("{} of {}", duration.checked, duration.files),
+    ));
+    info.push((
+        "Query-SHA256",
+        ctx.state.get("query_sha256")?.unwrap_or_default(),
+    ));
+    info.push((
+        "Manifest-SHA256",
+        ctx.state.get("manifest_sha256")?.unwrap_or_default(),
+    ));
+    // The last event inside the payload: after it the bag seals the log.
+    let coc = sha256_file(&ctx.root.join("data/chain_of_custody.csv"))?.0;
+    let head = ctx.log(
+        "package-sealing",
+        json!({"items": items, "outcomes": counts.iter().map(|(o, n)| (o.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
+               "chainOfCustodySha256": coc}),
+    )?;
+    ctx.state.set("custody_log_head", &head)?;
+    info.push(("Custody-Log-Head", head.clone()));
+    let today = OffsetDateTime::now_utc().date();
+    // Hashes recorded at download are not recomputed; every other payload file is hashed.
+    write_bag(
+        &ctx.root,
+        &|rel| ctx.state.file_hash(rel),
+        &info,
+        &today.to_string(),
+    )?;
+    let sig = ctx.root.join("tagmanifest-sha256.txt.minisig");
+    match sign_key {
+        Some(sk) => {
+            let comment = format!(
+                "custos matter:{} export:{} custody-log-head:{head} tool:{VERSION}",
+                cfg.matter
+                    .as_deref()
+                    .unwrap_or("-")
+                    .replace(char::is_whitespace, "_"),
+                ctx.state.get("export_id")?.unwrap_or_default()
+            );
+            crate::sign::sign_bag(&ctx.root, sk, &comment)?;
+        }
+        // A stale signature from an earlier run would no longer match: never leave one behind.
+        None if sig.exists() => std::fs::remove_file(&sig).map_err(|e| Error::io(&sig, e))?,
+        None => {}
+    }
+    sync_dir(&ctx.root)
+}
