@@ -112,9 +112,11 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
     }
     if let Some(url) = &args.upload {
         // Check the upload settings before the export runs, not hours later.
-        let checked = custos_store::target::Target::parse(url).and_then(|t| {
-            crate::upload::options(&t, &args.store, cfg.sign_key.clone(), cfg.operator.clone())
-        });
+        let checked = custos_store::target::Target::parse(url)
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                crate::upload::options(&t, &args.store, cfg.sign_key.clone(), cfg.operator.clone())
+            });
         if let Err(e) = checked {
             eprintln!("custos: error: {e}");
             return 2;

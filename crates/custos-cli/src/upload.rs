@@ -191,7 +191,7 @@ pub fn options(
         encryption_scope: a.encryption_scope.clone(),
         require_worm: a.require_worm,
     };
-    protection.validate(now)?;
+    protection.validate(now).map_err(|e| e.to_string())?;
     Ok(UploadOptions {
         protection,
         store,
@@ -318,7 +318,7 @@ pub async fn verify_remote(
     url: &str,
     client: &ClientArgs,
     download: bool,
-) -> Result<custos_store::remote::RemoteReport, String> {
+) -> Result<custos_store::remote::RemoteReport, custos_store::StoreError> {
     let target = Target::parse(url)?;
     custos_store::remote::verify_remote(dir, &target, &client.options(), download).await
 }

@@ -27,7 +27,7 @@ use md5::Digest as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::plan::Item;
-use crate::store::{Check, PutError, StoreOptions, Stored, part_size};
+use crate::store::{Check, PutError, StoreError, StoreOptions, Stored, part_size};
 use crate::target::Protection;
 
 /// The REST API version we speak (immutability policies on Put Blob need 2020-10-02 or later).
@@ -149,9 +149,19 @@ fn parse_connection_string(s: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+crate::store::backend_by_inherent_methods!(AzureStore);
+
 impl AzureStore {
     /// A client for `account`/`container` from the environment's credentials.
     pub fn connect(
+        account: &str,
+        container: &str,
+        opts: &StoreOptions,
+    ) -> Result<AzureStore, StoreError> {
+        Self::connect_with(account, container, opts).map_err(StoreError::Settings)
+    }
+
+    fn connect_with(
         account: &str,
         container: &str,
         opts: &StoreOptions,
@@ -492,7 +502,13 @@ impl AzureStore {
 
     /// Container properties: version-level immutability (which implies versioning), a container
     /// policy or legal hold, the default encryption scope, public access.
-    pub async fn preflight(&self) -> Result<Vec<Check>, String> {
+    pub async fn preflight(&self) -> Result<Vec<Check>, StoreError> {
+        self.preflight_checks()
+            .await
+            .map_err(StoreError::Unreachable)
+    }
+
+    async fn preflight_checks(&self) -> Result<Vec<Check>, String> {
         let url = self.url(None, &[("restype", "container")]);
         let resp = self
             .send(reqwest::Method::HEAD, url, HeaderMap::new(), None, no_body)
@@ -964,7 +980,7 @@ fn parse_rfc1123(s: &str) -> Option<String> {
         ),
     )
     .ok()?;
-    Some(crate::rfc3339(t.assume_utc()))
+    Some(crate::store::rfc3339(t.assume_utc()))
 }
 
 #[cfg(test)]

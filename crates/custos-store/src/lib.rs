@@ -11,6 +11,8 @@
 //! ```
 
 pub mod azure;
+mod connect;
+pub mod error;
 pub mod plan;
 pub mod remote;
 pub mod s3;
@@ -18,11 +20,6 @@ pub mod store;
 pub mod target;
 pub mod upload;
 
-/// RFC 3339, UTC, whole seconds.
-pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    t.format(time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    ))
-    .expect("date")
-}
+pub use connect::connect;
+pub use error::StoreError;
+pub use store::rfc3339;

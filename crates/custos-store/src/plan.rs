@@ -67,7 +67,11 @@ fn safe_rel(rel: &str) -> bool {
 
 /// Reads the sealed export at `root`. Refuses an unsealed or damaged one: the tag files must
 /// match the tag manifest (they are small) and every payload file must exist with a size.
-pub fn plan(root: &Path) -> Result<Plan, String> {
+pub fn plan(root: &Path) -> Result<Plan, crate::error::StoreError> {
+    read_plan(root).map_err(crate::error::StoreError::Bag)
+}
+
+fn read_plan(root: &Path) -> Result<Plan, String> {
     let tag = parse_manifest(root, "tagmanifest-sha256.txt")?;
     let manifest = parse_manifest(root, "manifest-sha256.txt")?;
     let mut items = Vec::with_capacity(manifest.len() + tag.len() + 2);

@@ -22,7 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::plan::Item;
-use crate::store::{Check, PutError, StoreOptions, Stored, part_size};
+use crate::store::{Check, PutError, StoreError, StoreOptions, Stored, part_size};
 use crate::target::{Encryption, LockMode, Protection};
 
 /// Adds SSE and Object Lock headers to a PutObject or CreateMultipartUpload builder (two types
@@ -166,10 +166,12 @@ fn b64_to_hex(b64: &str) -> Option<String> {
     B64.decode(b64).ok().map(hex::encode)
 }
 
+crate::store::backend_by_inherent_methods!(S3Store);
+
 impl S3Store {
     /// A client from the AWS default chain (env, profile, config files, SSO, instance role);
     /// `endpoint` (or `AWS_ENDPOINT_URL`) for S3-compatible stores, addressed path-style.
-    pub async fn connect(bucket: &str, opts: &StoreOptions) -> Result<S3Store, String> {
+    pub async fn connect(bucket: &str, opts: &StoreOptions) -> Result<S3Store, StoreError> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(ep) = &opts.endpoint {
             loader = loader.endpoint_url(ep);
@@ -194,7 +196,9 @@ impl S3Store {
             if custom_endpoint {
                 b = b.region(aws_config::Region::new("us-east-1"));
             } else {
-                return Err("no AWS region: set AWS_REGION, a profile region, or --region".into());
+                return Err(StoreError::Settings(
+                    "no AWS region: set AWS_REGION, a profile region, or --region".into(),
+                ));
             }
         }
         Ok(S3Store {
@@ -208,7 +212,13 @@ impl S3Store {
     }
 
     /// Versioning, Object Lock, default encryption, access logging, Block Public Access.
-    pub async fn preflight(&self) -> Result<Vec<Check>, String> {
+    pub async fn preflight(&self) -> Result<Vec<Check>, StoreError> {
+        self.preflight_checks()
+            .await
+            .map_err(StoreError::Unreachable)
+    }
+
+    async fn preflight_checks(&self) -> Result<Vec<Check>, String> {
         let mut checks = Vec::new();
         let b = &self.bucket;
         let versioning = self.client.get_bucket_versioning().bucket(b).send().await;
@@ -495,45 +505,46 @@ impl S3Store {
     ) -> Result<Stored, PutError> {
         // Parts go up PARTS_IN_FLIGHT at a time, each streamed from its range of the file.
         use futures_util::StreamExt;
-        let mut done: Vec<CompletedPart> = futures_util::stream::iter(part_crcs.iter().enumerate())
-            .map(|(i, crc)| async move {
-                let offset = i as u64 * part;
-                let len = part.min(item.size - offset);
-                let body = ByteStream::read_from()
-                    .path(&item.path)
-                    .offset(offset)
-                    .length(Length::Exact(len))
-                    .build()
-                    .await
-                    .map_err(|e| PutError::Fatal(format!("{}: {e}", item.path.display())))?;
-                let n = i as i32 + 1;
-                let out = self
-                    .client
-                    .upload_part()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .part_number(n)
-                    .content_length(len as i64)
-                    .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
-                    .checksum_crc64_nvme(crc)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(put_error)?;
-                Ok::<_, PutError>(
-                    CompletedPart::builder()
+        let mut done: Vec<CompletedPart> =
+            futures_util::stream::iter(part_crcs.iter().cloned().enumerate())
+                .map(|(i, crc)| async move {
+                    let offset = i as u64 * part;
+                    let len = part.min(item.size - offset);
+                    let body = ByteStream::read_from()
+                        .path(&item.path)
+                        .offset(offset)
+                        .length(Length::Exact(len))
+                        .build()
+                        .await
+                        .map_err(|e| PutError::Fatal(format!("{}: {e}", item.path.display())))?;
+                    let n = i as i32 + 1;
+                    let out = self
+                        .client
+                        .upload_part()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(upload_id)
                         .part_number(n)
-                        .set_e_tag(out.e_tag().map(str::to_owned))
-                        .checksum_crc64_nvme(crc)
-                        .build(),
-                )
-            })
-            .buffer_unordered(PARTS_IN_FLIGHT)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+                        .content_length(len as i64)
+                        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+                        .checksum_crc64_nvme(crc.clone())
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(put_error)?;
+                    Ok::<_, PutError>(
+                        CompletedPart::builder()
+                            .part_number(n)
+                            .set_e_tag(out.e_tag().map(str::to_owned))
+                            .checksum_crc64_nvme(crc)
+                            .build(),
+                    )
+                })
+                .buffer_unordered(PARTS_IN_FLIGHT)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
         done.sort_by_key(|p| p.part_number());
         let out = self
             .client

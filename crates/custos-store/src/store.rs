@@ -3,8 +3,9 @@
 
 use serde::Serialize;
 
+pub use crate::error::StoreError;
 use crate::plan::Item;
-use crate::target::{Protection, Target};
+use crate::target::Protection;
 
 /// What a store says it holds for one object (all as the store reported it).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -102,13 +103,78 @@ pub struct Check {
     pub detail: String,
 }
 
-/// An S3 or Azure Blob destination.
-pub enum Store {
-    /// Amazon S3 or an S3-compatible store.
-    S3(crate::s3::S3Store),
-    /// Azure Blob Storage.
-    Azure(Box<crate::azure::AzureStore>),
+/// A future a backend returns (boxed, so backends can sit behind `dyn Backend`).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A write-once destination: S3 (`crate::s3`) or Azure Blob (`crate::azure`). Upload and
+/// remote verification work through this alone; [`crate::connect`] picks the backend.
+/// Every backend passes the same conformance suite (custos-cli's storage tests).
+pub trait Backend: Send + Sync {
+    /// Looks at the destination: write-once, encrypted, logged? `Err` when it cannot be reached
+    /// at all (credentials refused, no such bucket or container, network).
+    fn preflight(&self) -> BoxFuture<'_, Result<Vec<Check>, StoreError>>;
+    /// Writes `item` at `key`, never over an existing object, with the bag's SHA-256 for the
+    /// store to check.
+    fn put<'a>(
+        &'a self,
+        item: &'a Item,
+        key: &'a str,
+        p: &'a Protection,
+    ) -> BoxFuture<'a, Result<Stored, PutError>>;
+    /// Reads back what is stored at `key` (`None`: nothing there).
+    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Stored>, PutError>>;
+    /// Downloads the object at `key` and returns the SHA-256 (hex) and length of its bytes,
+    /// hashed as they arrive (nothing kept).
+    fn download_sha256<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(String, u64), PutError>>;
+    /// Every key under `prefix`.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, PutError>>;
 }
+
+/// `impl Backend for $t` by its inherent methods of the same names (each backend writes its
+/// own; this only boxes their futures).
+macro_rules! backend_by_inherent_methods {
+    ($t:ty) => {
+        impl $crate::store::Backend for $t {
+            fn preflight(
+                &self,
+            ) -> $crate::store::BoxFuture<'_, Result<Vec<$crate::store::Check>, $crate::store::StoreError>>
+            {
+                Box::pin(<$t>::preflight(self))
+            }
+            fn put<'a>(
+                &'a self,
+                item: &'a $crate::plan::Item,
+                key: &'a str,
+                p: &'a $crate::target::Protection,
+            ) -> $crate::store::BoxFuture<'a, Result<$crate::store::Stored, $crate::store::PutError>> {
+                Box::pin(<$t>::put(self, item, key, p))
+            }
+            fn head<'a>(
+                &'a self,
+                key: &'a str,
+            ) -> $crate::store::BoxFuture<'a, Result<Option<$crate::store::Stored>, $crate::store::PutError>>
+            {
+                Box::pin(<$t>::head(self, key))
+            }
+            fn download_sha256<'a>(
+                &'a self,
+                key: &'a str,
+            ) -> $crate::store::BoxFuture<'a, Result<(String, u64), $crate::store::PutError>> {
+                Box::pin(<$t>::download_sha256(self, key))
+            }
+            fn list<'a>(
+                &'a self,
+                prefix: &'a str,
+            ) -> $crate::store::BoxFuture<'a, Result<Vec<String>, $crate::store::PutError>> {
+                Box::pin(<$t>::list(self, prefix))
+            }
+        }
+    };
+}
+pub(crate) use backend_by_inherent_methods;
 
 /// Settings of the client side.
 #[derive(Clone, Debug, Default)]
@@ -131,64 +197,6 @@ pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 5 * 1024 * 1024 * 1024;
 pub fn part_size(size: u64, min: u64) -> u64 {
     const MAX_PARTS: u64 = 10_000;
     min.max(size.div_ceil(MAX_PARTS))
-}
-
-impl Store {
-    /// Connects to `target` with the standard credential chain of its cloud.
-    pub async fn connect(target: &Target, opts: &StoreOptions) -> Result<Store, String> {
-        Ok(match target {
-            Target::S3 { bucket, .. } => {
-                Store::S3(crate::s3::S3Store::connect(bucket, opts).await?)
-            }
-            Target::Azure {
-                account, container, ..
-            } => Store::Azure(Box::new(crate::azure::AzureStore::connect(
-                account, container, opts,
-            )?)),
-        })
-    }
-
-    /// Looks at the destination: write-once, encrypted, logged? `Err` when it cannot be reached
-    /// at all (credentials refused, no such bucket or container, network).
-    pub async fn preflight(&self) -> Result<Vec<Check>, String> {
-        match self {
-            Store::S3(s) => s.preflight().await,
-            Store::Azure(a) => a.preflight().await,
-        }
-    }
-
-    /// Writes `item` at `key`, never over an existing object.
-    pub async fn put(&self, item: &Item, key: &str, p: &Protection) -> Result<Stored, PutError> {
-        match self {
-            Store::S3(s) => s.put(item, key, p).await,
-            Store::Azure(a) => a.put(item, key, p).await,
-        }
-    }
-
-    /// Reads back what is stored at `key` (`None`: nothing there).
-    pub async fn head(&self, key: &str) -> Result<Option<Stored>, PutError> {
-        match self {
-            Store::S3(s) => s.head(key).await,
-            Store::Azure(a) => a.head(key).await,
-        }
-    }
-
-    /// Downloads the object at `key` and returns the SHA-256 (hex) and length of its bytes,
-    /// hashed as they arrive (nothing kept).
-    pub async fn download_sha256(&self, key: &str) -> Result<(String, u64), PutError> {
-        match self {
-            Store::S3(s) => s.download_sha256(key).await,
-            Store::Azure(a) => a.download_sha256(key).await,
-        }
-    }
-
-    /// Every key under `prefix`.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, PutError> {
-        match self {
-            Store::S3(s) => s.list(prefix).await,
-            Store::Azure(a) => a.list(prefix).await,
-        }
-    }
 }
 
 /// Compares what the store holds with what was sent and asked for. Returns the problems.
@@ -245,14 +253,17 @@ pub fn check_stored(
             _ => problems.push(format!(
                 "retained until {:?}, asked for {}",
                 s.retain_until,
-                crate::rfc3339(until)
+                crate::store::rfc3339(until)
             )),
         }
     } else if let Some(t) = s.retain_until.as_deref().and_then(|t| {
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
     }) && t < now
     {
-        problems.push(format!("its retention ended at {}", crate::rfc3339(t)));
+        problems.push(format!(
+            "its retention ended at {}",
+            crate::store::rfc3339(t)
+        ));
     }
     match &p.encryption {
         crate::target::Encryption::BucketDefault => {}
@@ -296,6 +307,15 @@ pub fn check_stored(
 pub fn kms_matches(want: &str, got: Option<&str>) -> bool {
     let Some(got) = got else { return false };
     got == want || got.ends_with(&format!("/{want}")) || want.starts_with("alias/")
+}
+
+/// RFC 3339, UTC, whole seconds.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+    ))
+    .expect("date")
 }
 
 #[cfg(test)]

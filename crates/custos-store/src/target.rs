@@ -29,7 +29,11 @@ pub enum Target {
 impl Target {
     /// Parses `s3://bucket/prefix` or `azure://account/container/prefix`. The prefix is required:
     /// an export is never spread over a bucket's root, where two exports' `bagit.txt` would meet.
-    pub fn parse(url: &str) -> Result<Target, String> {
+    pub fn parse(url: &str) -> Result<Target, crate::error::StoreError> {
+        Self::read(url).map_err(crate::error::StoreError::Target)
+    }
+
+    fn read(url: &str) -> Result<Target, String> {
         let bad = |why: &str| {
             Err(format!(
                 "'{url}': {why}; expected s3://BUCKET/PREFIX or azure://ACCOUNT/CONTAINER/PREFIX"
@@ -227,7 +231,11 @@ pub struct Protection {
 
 impl Protection {
     /// Checks the settings make sense together.
-    pub fn validate(&self, now: OffsetDateTime) -> Result<(), String> {
+    pub fn validate(&self, now: OffsetDateTime) -> Result<(), crate::error::StoreError> {
+        self.check(now).map_err(crate::error::StoreError::Settings)
+    }
+
+    fn check(&self, now: OffsetDateTime) -> Result<(), String> {
         match (self.lock_mode, self.retain_until) {
             (Some(_), None) => Err("--lock-mode needs --retain-until or --retain-days".into()),
             (None, Some(_)) => Err("--retain-until needs --lock-mode".into()),

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use custos::custody::CustodyLog;
 
 use crate::plan::{Item, Plan, plan};
-use crate::store::{Check, PutError, Store, StoreOptions, Stored, check_stored};
+use crate::store::{Backend, Check, PutError, StoreOptions, Stored, check_stored};
 use crate::target::{Encryption, Protection, Target};
 
 /// Everything `custos upload` is told.
@@ -109,7 +109,7 @@ fn protection_json(p: &Protection) -> Value {
     };
     json!({
         "lockMode": p.lock_mode,
-        "retainUntil": p.retain_until.map(crate::rfc3339),
+        "retainUntil": p.retain_until.map(crate::store::rfc3339),
         "legalHold": p.legal_hold,
         "encryption": sse,
         "kmsKeyId": kms,
@@ -175,7 +175,12 @@ fn store_checks(item: &Item, p: &Protection, back: &Stored, sent: Option<&Stored
     problems
 }
 
-async fn one(store: &Store, item: &Item, key: &str, p: &Protection) -> Result<Outcome, String> {
+async fn one(
+    store: &dyn Backend,
+    item: &Item,
+    key: &str,
+    p: &Protection,
+) -> Result<Outcome, String> {
     let fatal = |e: PutError| match e {
         PutError::Fatal(m) => m,
         other => other.to_string(),
@@ -284,17 +289,17 @@ pub async fn upload(
 ) -> Result<UploadReport, UploadError> {
     opts.protection
         .validate(time::OffsetDateTime::now_utc())
-        .map_err(UploadError::Config)?;
+        .map_err(|e| UploadError::Config(e.to_string()))?;
     let sk = match &opts.sign_key {
         Some(k) => {
             Some(custos::sign::load_secret_key(k).map_err(|e| UploadError::Config(e.to_string()))?)
         }
         None => None,
     };
-    let plan: Plan = plan(root).map_err(UploadError::Config)?;
-    let store = Store::connect(target, &opts.store)
+    let plan: Plan = plan(root).map_err(|e| UploadError::Config(e.to_string()))?;
+    let store = crate::connect::connect(target, &opts.store)
         .await
-        .map_err(UploadError::Config)?;
+        .map_err(|e| UploadError::Config(e.to_string()))?;
     let preflight = store
         .preflight()
         .await
@@ -378,7 +383,7 @@ pub async fn upload(
         report.complete = true;
         let sig = PathBuf::from(format!("{}.minisig", path.display()));
         report.signature = sig.exists().then_some(sig);
-        copy_receipt(&store, target, root, &opts.protection, &mut report).await;
+        copy_receipt(store.as_ref(), target, root, &opts.protection, &mut report).await;
         return Ok(report);
     }
     if existed && started.is_some() {
@@ -409,7 +414,7 @@ pub async fn upload(
         .into_iter()
         .partition(|i| !i.rel.starts_with("tagmanifest-sha256.txt"));
     for batch in [body, seal] {
-        let store = &store;
+        let store = store.as_ref();
         let p = &opts.protection;
         let mut results = futures_util::stream::iter(batch.into_iter().map(|item| async move {
             let key = target.key(&item.rel);
@@ -528,7 +533,7 @@ pub async fn upload(
         )?);
     }
     if report.complete {
-        copy_receipt(&store, target, root, &opts.protection, &mut report).await;
+        copy_receipt(store.as_ref(), target, root, &opts.protection, &mut report).await;
     }
     Ok(report)
 }
@@ -537,7 +542,7 @@ pub async fn upload(
 /// to) and its signature beside the export, under the same protection, so that whoever holds
 /// the store holds the record of how it was filled. Failures are listed in `report.failed`.
 async fn copy_receipt(
-    store: &Store,
+    store: &dyn Backend,
     target: &Target,
     root: &Path,
     p: &Protection,

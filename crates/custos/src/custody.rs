@@ -50,7 +50,7 @@ pub struct ChainCheck {
 
 /// SHA-256 of a line's bytes (without its newline).
 pub fn line_hash(line: &[u8]) -> String {
-    crate::durable::Sha256::of(line).hex()
+    crate::digest::Sha256::of(line).hex()
 }
 
 /// Why a log's chain does not hold (each names the first line that does not).

@@ -96,7 +96,7 @@ impl IdList {
         entries.dedup();
         Ok(IdList {
             file: path.to_owned(),
-            file_sha256: crate::durable::Sha256::of(&bytes).hex(),
+            file_sha256: crate::digest::Sha256::of(&bytes).hex(),
             entries,
         })
     }

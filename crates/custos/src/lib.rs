@@ -11,6 +11,7 @@
 //! ```
 
 pub mod custody;
+pub mod digest;
 pub mod durable;
 pub mod error;
 pub mod export;

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::durable::{Sha256, sha256_file, write_durably};
+use crate::digest::Sha256;
+use crate::durable::{sha256_file, write_durably};
 use crate::error::{Error, Result};
 
 /// Every regular file under `root/data`, as (path relative to `root` with `/`, absolute path),

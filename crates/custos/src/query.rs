@@ -463,7 +463,7 @@ impl Query {
 
     /// SHA-256 (lowercase hex) of the canonical form.
     pub fn canonical_sha256(&self) -> String {
-        crate::durable::Sha256::of(self.canonical().as_bytes()).hex()
+        crate::digest::Sha256::of(self.canonical().as_bytes()).hex()
     }
 
     /// The analytics requests that find the query's conversations on the Genesys Platform API,

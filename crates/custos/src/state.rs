@@ -227,7 +227,7 @@ impl State {
 
     /// The SHA-256 and size recorded for a kept file (path under the bag root).
     /// (A value that is not a SHA-256 is no known hash: the file is hashed again.)
-    pub fn file_hash(&self, file: &str) -> Result<Option<(crate::durable::Sha256, u64)>> {
+    pub fn file_hash(&self, file: &str) -> Result<Option<(crate::digest::Sha256, u64)>> {
         let db = self.db();
         let mut st = db.prepare_cached(
             "SELECT sha256, bytes FROM items WHERE file = ?1 AND sha256 IS NOT NULL AND bytes IS NOT NULL",

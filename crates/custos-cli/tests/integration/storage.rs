@@ -21,9 +21,9 @@ const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// A local server, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     port: u16,
 }
 
@@ -34,7 +34,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -43,7 +43,7 @@ fn free_port() -> u16 {
 }
 
 /// The path of a tool the tests need; a clear failure (not a skip) when it is not installed.
-fn tool(name: &str) -> PathBuf {
+pub(crate) fn tool(name: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> =
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
     if let Some(home) = std::env::var_os("HOME") {
@@ -57,7 +57,7 @@ fn tool(name: &str) -> PathBuf {
         })
 }
 
-fn start(bin: &str, args: &[String], port: u16, log: &Path) -> Server {
+pub(crate) fn start(bin: &str, args: &[String], port: u16, log: &Path) -> Server {
     let out = std::fs::File::create(log).unwrap();
     let child = Command::new(tool(bin))
         .args(args)
@@ -82,13 +82,13 @@ fn start(bin: &str, args: &[String], port: u16, log: &Path) -> Server {
     }
 }
 
-fn moto(dir: &Path) -> Server {
+pub(crate) fn moto(dir: &Path) -> Server {
     let port = free_port();
     let args = ["-H", "127.0.0.1", "-p", &port.to_string()].map(String::from);
     start("moto_server", &args, port, &dir.join("moto.log"))
 }
 
-fn s3s_fs(dir: &Path, buckets: &[&str]) -> Server {
+pub(crate) fn s3s_fs(dir: &Path, buckets: &[&str]) -> Server {
     let root = dir.join("s3s-fs");
     for b in buckets {
         std::fs::create_dir_all(root.join(b)).unwrap();
@@ -109,7 +109,7 @@ fn s3s_fs(dir: &Path, buckets: &[&str]) -> Server {
     start("s3s-fs", &args, port, &dir.join("s3s-fs.log"))
 }
 
-fn azurite(dir: &Path) -> Server {
+pub(crate) fn azurite(dir: &Path) -> Server {
     let port = free_port();
     let args = [
         "--blobHost",
@@ -125,14 +125,14 @@ fn azurite(dir: &Path) -> Server {
     start("azurite-blob", &args, port, &dir.join("azurite.log"))
 }
 
-fn azurite_conn(s: &Server) -> String {
+pub(crate) fn azurite_conn(s: &Server) -> String {
     format!(
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
         s.port
     )
 }
 
-fn helper(args: &[&str]) -> Value {
+pub(crate) fn helper(args: &[&str]) -> Value {
     let out = Command::new("python3")
         .arg(HELPER)
         .args(args)

@@ -11,8 +11,9 @@ use crate::custody::CustodyLog;
 use crate::error::Result;
 use crate::http::Api;
 use crate::ids::IdList;
-use crate::model::Outcome;
+use crate::model::{Item, Outcome};
 use crate::query::Query;
+use crate::state::Done;
 use crate::state::State;
 
 /// Stages, for progress reporting.
@@ -140,5 +141,18 @@ impl Ctx<'_> {
             .get()
             .expect("custody log is open during the stages")
             .append(event, fields)
+    }
+
+    /// Records an item's one outcome: in the custody log, the job state, and the progress.
+    pub(crate) fn finish(&self, it: &Item, d: &Done) -> Result<()> {
+        self.log(
+            "outcome",
+            json!({"conversationId": it.conversation_id, "recordingId": it.recording_id, "outcome": d.outcome.as_str(), "reason": d.reason,
+                   "file": d.file, "sha256": d.sha256, "bytes": d.bytes, "contentType": d.content_type,
+                   "durationChecked": d.duration_check().map(|c| c == crate::state::DurationCheck::Checked), "statedDurationSource": d.stated_source}),
+        )?;
+        self.state.finish(it, d)?;
+        self.progress.item(d.outcome, d.bytes.unwrap_or(0));
+        Ok(())
     }
 }

@@ -8,7 +8,8 @@ use serde_json::json;
 use super::config::SourceKind;
 use super::context::{Ctx, Input};
 use crate::custody::csv_cell;
-use crate::durable::{Sha256, sync_dir, write_sealed};
+use crate::digest::Sha256;
+use crate::durable::{sync_dir, write_sealed};
 use crate::error::{Error, Result};
 use crate::model::{Item, safe_id};
 use crate::source::{

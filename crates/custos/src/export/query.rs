@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 
 use super::config::{Retrieval, SourceKind};
 use super::context::{COMMIT, Ctx, Input, TOOL, VERSION, env_user_if_different, os_identity};
-use crate::durable::{Sha256, write_sealed};
+use crate::digest::Sha256;
+use crate::durable::write_sealed;
 use crate::error::{Error, Result};
 use crate::query::format_ms;
 use crate::source::url_path;

@@ -8,11 +8,11 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::limit::{Limiter, RateWindow};
-use super::response::{ApiResponse, read_limited};
+use super::response::{ApiResponse, MAX_JSON_BYTES, read_limited};
 use super::retry::{API, Attempt, Decision, Transport, jitter, retry_after};
-use super::token::TokenSource;
-use super::{Credentials, MAX_JSON_BYTES, check_base_url};
-use crate::durable::Sha256;
+use super::token::{Credentials, TokenSource};
+use super::url::check_base_url;
+use crate::digest::Sha256;
 use crate::error::{Error, Result};
 
 /// The API client: base URLs, credentials, the token, the shared limiter.

@@ -222,7 +222,7 @@ pub async fn fetch(
         return Err(FetchError::SizeMismatch { got: n, stated: s });
     }
     Ok(Fetched {
-        sha256: crate::durable::Sha256::finish(hasher).hex(),
+        sha256: crate::digest::Sha256::finish(hasher).hex(),
         bytes: n,
         content_type,
         window,

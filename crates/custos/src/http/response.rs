@@ -9,7 +9,10 @@ use serde_json::Value;
 use super::retry::Transport;
 use crate::error::{Error, Result};
 
-/// An API response, read in full (bounded by [`MAX_JSON_BYTES`](super::MAX_JSON_BYTES)).
+/// The largest JSON body we accept from the API (a defence against hostile or broken servers).
+pub const MAX_JSON_BYTES: usize = 64 * 1024 * 1024;
+
+/// An API response, read in full (bounded by [`MAX_JSON_BYTES`]).
 #[derive(Debug)]
 pub struct ApiResponse {
     /// Status.

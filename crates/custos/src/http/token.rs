@@ -7,10 +7,27 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::Credentials;
 use super::response::read_limited;
 use super::retry::{API, Attempt, Decision, Transport, jitter, retry_after};
 use crate::error::{Error, Result};
+
+/// OAuth client credentials. The secret's `Debug` is redacted: it is never printed or logged.
+#[derive(Clone)]
+pub struct Credentials {
+    /// Client id (recorded as the exporter's identity).
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
+}
 
 /// A token answer is a few hundred bytes; more is not a token.
 const MAX_TOKEN_BYTES: usize = 64 * 1024;

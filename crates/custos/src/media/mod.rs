@@ -38,80 +38,18 @@
 //! # Ok(()) }
 //! ```
 
+mod info;
 mod mp3;
 mod ogg;
+mod read;
 mod wav;
 mod webm;
 
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::time::Duration;
 
-/// What a media file holds.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MediaInfo {
-    /// Container: `wav`, `rf64`, `mp3`, `ogg`, `webm` or `matroska`.
-    pub container: &'static str,
-    /// Codec, in ffprobe's words where there is one (`pcm_s16le`, `pcm_mulaw`, `pcm_alaw`,
-    /// `mp3`, `opus`, `vorbis`, …).
-    pub codec: String,
-    /// Channels.
-    pub channels: u32,
-    /// Sample rate in Hz (48 000 for Opus, whose decoder always runs at 48 kHz).
-    pub sample_rate: u32,
-    /// The playable duration: what a decoder outputs (gapless trims and pre-skip removed).
-    pub duration: Duration,
-    /// Inconsistencies that make the file untrustworthy as evidence (truncation, a header that
-    /// claims more than the file holds, CRC failures, junk between frames). Empty for a sound file.
-    pub problems: Vec<String>,
-}
-
-impl MediaInfo {
-    /// Duration in seconds.
-    pub fn seconds(&self) -> f64 {
-        self.duration.as_secs_f64()
-    }
-
-    /// The facts as JSON (`custos probe --json`, the custody log).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "container": self.container,
-            "codec": self.codec,
-            "channels": self.channels,
-            "sampleRate": self.sample_rate,
-            "durationSeconds": (self.seconds() * 1e6).round() / 1e6,
-            "problems": self.problems,
-        })
-    }
-}
-
-impl std::fmt::Display for MediaInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}, {}, {} ch, {} Hz, {:.3} s",
-            self.container,
-            self.codec,
-            self.channels,
-            self.sample_rate,
-            self.seconds()
-        )
-    }
-}
-
-/// Why a file could not be read as media at all.
-#[derive(Debug, thiserror::Error)]
-pub enum MediaError {
-    /// Reading failed.
-    #[error("read failed: {0}")]
-    Io(#[from] io::Error),
-    /// Not a format we know (the first bytes say which they are not).
-    #[error("not a recognised audio file ({0})")]
-    Unrecognised(String),
-    /// Recognised, but broken beyond reading a duration.
-    #[error("{0}")]
-    Invalid(String),
-}
+pub use info::{MediaError, MediaInfo};
+use read::Src;
 
 /// Probes the file at `path`.
 pub fn probe_file(path: &Path) -> Result<MediaInfo, MediaError> {
@@ -157,87 +95,12 @@ pub fn probe<R: Read + Seek>(mut r: R) -> Result<MediaInfo, MediaError> {
     }
 }
 
-/// A duration of `samples` at `rate` Hz, exact to the nanosecond (saturating).
-fn samples_to_duration(samples: u64, rate: u32) -> Duration {
-    if rate == 0 {
-        return Duration::ZERO;
-    }
-    let ns = u128::from(samples) * 1_000_000_000 / u128::from(rate);
-    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
-}
-
-/// A buffered, seekable source that knows its length and reads at absolute offsets.
-struct Src<R> {
-    inner: BufReader<R>,
-    pos: u64,
-    len: u64,
-}
-
-impl<R: Read + Seek> Src<R> {
-    fn new(r: R, len: u64) -> Self {
-        Src {
-            inner: BufReader::with_capacity(64 * 1024, r),
-            pos: 0,
-            len,
-        }
-    }
-
-    /// Reads up to `buf.len()` bytes at `at`; fewer only at the end of the file.
-    fn read_at(&mut self, at: u64, buf: &mut [u8]) -> io::Result<usize> {
-        if at != self.pos {
-            let delta = i128::from(at) - i128::from(self.pos);
-            match i64::try_from(delta) {
-                Ok(d) => self.inner.seek_relative(d)?,
-                Err(_) => {
-                    self.inner.seek(SeekFrom::Start(at))?;
-                }
-            }
-            self.pos = at;
-        }
-        let mut n = 0;
-        while n < buf.len() {
-            match self.inner.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-
-    /// Reads exactly `N` bytes at `at`, or `None` past the end of the file.
-    fn array<const N: usize>(&mut self, at: u64) -> io::Result<Option<[u8; N]>> {
-        let mut b = [0u8; N];
-        Ok((self.read_at(at, &mut b)? == N).then_some(b))
-    }
-}
-
-fn u16le(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2)
-        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
-}
-
-fn u32le(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-fn u32be(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-fn u64le(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8).map_or(0, |s| {
-        u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::read::samples_to_duration;
     use super::*;
+    use std::io;
+    use std::time::Duration;
 
     #[test]
     fn empty_and_unknown_files_are_errors_not_panics() {

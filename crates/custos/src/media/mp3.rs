@@ -6,7 +6,8 @@
 
 use std::io::{Read, Seek};
 
-use super::{MediaError, MediaInfo, Src, samples_to_duration, u32be};
+use super::info::{MediaError, MediaInfo};
+use super::read::{Src, samples_to_duration, u32be};
 
 /// How far past the ID3 tag we look for the first frame.
 const SYNC_SEARCH: u64 = 64 * 1024;

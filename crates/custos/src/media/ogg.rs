@@ -8,7 +8,8 @@
 
 use std::io::{Read, Seek};
 
-use super::{MediaError, MediaInfo, Src, samples_to_duration, u16le, u32le};
+use super::info::{MediaError, MediaInfo};
+use super::read::{Src, samples_to_duration, u16le, u32le};
 
 /// CRC-32 of Ogg pages: polynomial 0x04C11DB7, not reflected, initial value 0.
 const CRC_TABLE: [u32; 256] = {

@@ -4,7 +4,8 @@
 
 use std::io::{Read, Seek};
 
-use super::{MediaError, MediaInfo, Src, samples_to_duration, u16le, u32le, u64le};
+use super::info::{MediaError, MediaInfo};
+use super::read::{Src, samples_to_duration, u16le, u32le, u64le};
 
 /// "Size not known" in a 32-bit RIFF field: RF64 puts the real one in `ds64`; a streaming writer
 /// leaves it when it could not seek back.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use matroska_demuxer::{DemuxError, Frame, MatroskaFile, TrackType};
 
-use super::{MediaError, MediaInfo, Src};
+use super::info::{MediaError, MediaInfo};
+use super::read::Src;
 
 /// How far the blocks may end before the stated `Duration` (one Opus/Vorbis packet is ≤ 120 ms).
 const SLACK: Duration = Duration::from_millis(150);

@@ -279,7 +279,7 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
         signature::check_signature(&bag, opts.pubkey.as_deref(), head.as_deref(), &mut f);
     let tag_sha = bag
         .read("tagmanifest-sha256.txt", 1 << 30)
-        .map(|b| crate::durable::Sha256::of(&b).hex())
+        .map(|b| crate::digest::Sha256::of(&b).hex())
         .unwrap_or_default();
     signature::check_receipts(&bag, opts.pubkey.as_deref(), &tag_sha, &mut f);
 

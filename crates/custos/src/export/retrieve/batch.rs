@@ -9,8 +9,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::super::context::Ctx;
-use super::download::{Got, download};
-use super::{Stated, URL_ROUNDS, record};
+use super::download::{Got, URL_ROUNDS, download};
+use super::stated::Stated;
 use crate::error::{Error, Result};
 use crate::model::{Item, Outcome};
 use crate::source::url_path;
@@ -70,7 +70,7 @@ pub(super) async fn batch_chunk(ctx: &Ctx<'_>, chunk: &[Item]) -> Result<()> {
                     v["expectedResultCount"].as_u64()
                 );
                 for it in &pending {
-                    record(ctx, it, &Done::no_file(Outcome::Failed, why.clone()))?;
+                    ctx.finish(it, &Done::no_file(Outcome::Failed, why.clone()))?;
                 }
                 return Ok(());
             }
@@ -117,7 +117,7 @@ pub(super) async fn batch_chunk(ctx: &Ctx<'_>, chunk: &[Item]) -> Result<()> {
                                 ),
                             },
                         };
-                        record(ctx, &it, &d)?;
+                        ctx.finish(&it, &d)?;
                         Ok(None)
                     }
                 })

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::super::context::Ctx;
-use super::{Stated, judge};
+use super::stated::{Stated, judge};
 use crate::custody::redact_url;
 use crate::durable::{finalize, sha256_file};
 use crate::error::Result;
@@ -17,6 +17,9 @@ use crate::http::{Decision, MEDIA, jitter};
 use crate::model::{Item, Outcome};
 use crate::query::format_ms;
 use crate::state::Done;
+
+/// How often a media URL that expired is asked for again.
+pub(super) const URL_ROUNDS: u32 = 3;
 
 /// Result of trying one URL.
 pub(super) enum Got {

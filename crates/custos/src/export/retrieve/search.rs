@@ -5,8 +5,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::super::context::Ctx;
-use super::Stated;
 use super::download::{Got, download};
+use super::stated::Stated;
 use crate::error::Result;
 use crate::model::{Item, Outcome};
 use crate::source::url_path;

@@ -7,8 +7,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::super::context::Ctx;
-use super::download::{Got, download};
-use super::{Stated, URL_ROUNDS};
+use super::download::{Got, URL_ROUNDS, download};
+use super::stated::Stated;
 use crate::error::Result;
 use crate::model::{Item, Outcome};
 use crate::source::url_path;

@@ -1,0 +1,55 @@
+//! Which URLs custos will talk to: https, or plain http on loopback only; never a base URL
+//! that carries credentials, a query or a fragment.
+
+use crate::error::{Error, Result};
+
+/// Refuses an API or login base that carries a user name, password, query or fragment, plain
+/// http except on loopback, and anything that is not http(s). Never repeats what it refuses.
+pub fn check_base_url(what: &str, url: &str) -> Result<()> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| Error::Config(format!("{what} is not a URL: {e}")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(Error::Config(format!(
+            "{what} must not carry a user name or password (it would be recorded in the package); give credentials through GENESYSCLOUD_OAUTHCLIENT_ID/SECRET or --credentials"
+        )));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(Error::Config(format!(
+            "{what} must not carry a query string or fragment (it may hold a secret, and would be recorded in the package): give scheme, host, port and path only"
+        )));
+    }
+    check_url_scheme(what, url, &parsed)
+}
+
+/// Refuses plain http except on loopback, and anything that is not http(s) (media URLs, which
+/// carry their pre-signature in the query, are checked with this alone).
+pub fn check_media_url(what: &str, url: &str) -> Result<()> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| Error::Config(format!("{what} is not a URL: {e}")))?;
+    check_url_scheme(what, url, &parsed)
+}
+
+fn check_url_scheme(what: &str, url: &str, parsed: &reqwest::Url) -> Result<()> {
+    let url = crate::custody::redact_url(url);
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let loopback = match parsed.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d == "localhost",
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                Err(Error::Config(format!(
+                    "{what} '{url}' uses plain http; only https is allowed, except on loopback (127.0.0.1, ::1, localhost)"
+                )))
+            }
+        }
+        other => Err(Error::Config(format!(
+            "{what} '{url}': scheme {other} is not supported; use https"
+        ))),
+    }
+}
