@@ -15,6 +15,7 @@ macro_rules! out {
     }};
 }
 
+mod diagnostics;
 mod export;
 mod options;
 mod progress;
@@ -30,6 +31,10 @@ use clap::{Parser, Subcommand};
     after_help = "Exit codes: 0 done; 1 done with Failed/Corrupted items; 2 bad usage or configuration; 3 stopped, re-run to resume."
 )]
 struct Cli {
+    /// Diagnostics on stderr: -v what happens, -vv every request, -vvv everything
+    /// [env: RUST_LOG, e.g. custos::http=debug, wins]. Never secrets; not the custody log.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -257,6 +262,9 @@ fn probe(files: &[std::path::PathBuf], json: bool) -> i32 {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    if diagnostics::init(cli.verbose) {
+        progress::quiet();
+    }
     let code = match cli.command {
         Command::Export(args) => export::run_export(*args).await,
         Command::Demo(args) => export::run_demo(args).await,

@@ -3,12 +3,25 @@
 //! CI) or with --json.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use custos::export::{Progress, Stage};
 use custos::model::Outcome;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// No bars at all (diagnostics are being written to stderr; bars would tear their lines).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// From now on, no progress bars are drawn.
+pub fn quiet() {
+    QUIET.store(true, Ordering::Relaxed);
+}
+
+/// Whether bars are off for the whole run.
+pub fn is_quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
 
 /// Draws the stage spinner and the retrieval bar.
 pub struct Bars {
@@ -20,7 +33,7 @@ impl Bars {
     /// Bars if stderr is a terminal and `quiet` is off.
     pub fn new(quiet: bool) -> Bars {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        if quiet || !std::io::stderr().is_terminal() {
+        if quiet || is_quiet() || !std::io::stderr().is_terminal() {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         bar.set_style(

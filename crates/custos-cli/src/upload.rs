@@ -270,7 +270,8 @@ pub async fn upload(
     };
     let bar =
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-    if json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    if json || crate::progress::is_quiet() || !std::io::IsTerminal::is_terminal(&std::io::stderr())
+    {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.set_style(

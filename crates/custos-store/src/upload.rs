@@ -181,6 +181,7 @@ async fn one(
     key: &str,
     p: &Protection,
 ) -> Result<Outcome, String> {
+    tracing::debug!(key, bytes = item.size, "storing");
     let fatal = |e: PutError| match e {
         PutError::Fatal(m) => m,
         other => other.to_string(),

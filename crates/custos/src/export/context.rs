@@ -145,6 +145,13 @@ impl Ctx<'_> {
 
     /// Records an item's one outcome: in the custody log, the job state, and the progress.
     pub(crate) fn finish(&self, it: &Item, d: &Done) -> Result<()> {
+        tracing::debug!(
+            conversation = %it.conversation_id,
+            recording = %it.recording_id,
+            outcome = d.outcome.as_str(),
+            reason = %d.reason,
+            "item finished"
+        );
         self.log(
             "outcome",
             json!({"conversationId": it.conversation_id, "recordingId": it.recording_id, "outcome": d.outcome.as_str(), "reason": d.reason,

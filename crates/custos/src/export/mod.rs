@@ -162,6 +162,7 @@ async fn run(
     }
     let _lock = lock(&root)?;
     let resuming = state_path.exists();
+    tracing::info!(out = %root.display(), source = cfg.source.as_str(), resuming, "export");
     let state = State::open(&state_path)?;
     let ctx = Ctx {
         cfg,
@@ -207,16 +208,20 @@ async fn run(
         "settings": settings(cfg, sign_key.as_ref()).into_iter().map(|(k, v)| (k.trim_start_matches("--").to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()}))?;
 
     progress.stage(Stage::Query, "recording the query");
+    tracing::info!(stage = "query", "recording the query");
     if ctx.state.get("query_sha256")?.is_none() {
         query::write_query(&ctx, &input, now)?;
     }
     progress.stage(Stage::Manifest, "finding recordings");
+    tracing::info!(stage = "manifest", "finding recordings");
     if ctx.state.get("manifest_sha256")?.is_none() {
         manifest::build_manifest(&ctx, &input, now).await?;
     }
     progress.stage(Stage::Retrieval, "downloading");
+    tracing::info!(stage = "retrieval", "downloading");
     retrieve::retrieve(&ctx).await?;
     progress.stage(Stage::Package, "writing the custody record and the bag");
+    tracing::info!(stage = "package", "writing the custody record and the bag");
     seal::seal(&ctx, sign_key.as_ref())?;
     ctx.state.set("complete", "true")?;
     report(&ctx, started, resuming, false)

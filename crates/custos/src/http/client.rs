@@ -177,6 +177,20 @@ impl Api {
                 Err((t, _)) => Attempt::Transport(*t),
             };
             self.record_attempt(&method, &url, attempt, &result)?;
+            match &result {
+                Ok(r) => tracing::debug!(
+                    method = method.as_str(),
+                    path,
+                    attempt,
+                    status = r.status.as_u16(),
+                    bytes = r.body.len(),
+                    ms = sent.elapsed().as_millis() as u64,
+                    "api"
+                ),
+                Err((t, e)) => {
+                    tracing::debug!(method = method.as_str(), path, attempt, class = ?t, error = %e, "api request failed")
+                }
+            }
             if let Ok(r) = &result {
                 // A 401 gets a new token (shared with any task refused the same one) and one
                 // more try; at most 3 times per request, since a token can also expire during
@@ -198,11 +212,14 @@ impl Api {
             match API.decide(what, attempt, backoff, jitter()) {
                 Decision::Accept => {}
                 Decision::Retry(d) => {
+                    tracing::info!(method = method.as_str(), path, attempt, after = ?what, wait_ms = d.as_millis() as u64, "retrying");
                     backoff = d;
                     tokio::time::sleep(d).await;
                     continue;
                 }
-                Decision::GiveUp => {}
+                Decision::GiveUp => {
+                    tracing::warn!(method = method.as_str(), path, attempt, last = ?what, "giving up on this request");
+                }
             }
             return result.map_err(|(_, e)| Error::Api {
                 method: method.to_string(),

@@ -230,6 +230,10 @@ impl Limiter {
         let mut p = self.paused_until.lock().await;
         let current = p.filter(|cur| *cur > now).unwrap_or(now);
         if until > current {
+            tracing::info!(
+                wait_s = d.as_secs_f64(),
+                "the API asked us to slow down: every request waits"
+            );
             // Count only the extension, so overlapping pauses from parallel tasks add up once.
             self.waited_ms.fetch_add(
                 (until - current).as_millis() as u64,

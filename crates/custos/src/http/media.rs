@@ -139,6 +139,7 @@ pub async fn fetch(
         }
     })?;
     let status = resp.status().as_u16();
+    tracing::debug!(url = %crate::custody::redact_url(url), status, bearer = bearer.is_some(), "media");
     match status {
         200 => {}
         404 | 410 => return Err(FetchError::NotFound),

@@ -111,6 +111,11 @@ impl TokenSource {
                 message: "the token response has no access_token/expires_in".into(),
             });
         };
+        tracing::debug!(
+            expires_in_s = expires,
+            refreshed = guard.is_some(),
+            "access token obtained"
+        );
         let refresh_at = Instant::now() + Duration::from_secs(expires.saturating_sub(60).max(1));
         *guard = Some(Token {
             value: value.to_owned(),

@@ -912,3 +912,71 @@ fn probe_reports_files_and_damage() {
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `-v`/`-vv` and `RUST_LOG` show what a run does on stderr for an operator; without them
+/// nothing is added; never a secret, a token or a pre-signed URL's signature either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn diagnostics_follow_v_and_rust_log_and_never_show_a_secret() {
+    let env = start(scenario()).await;
+    let run_with = |name: &str, verbosity: Option<&str>, rust_log: Option<&str>| {
+        let out = tmp(name);
+        let mut c = export_cmd(&env, &out, &["--concurrency", "2"]);
+        if let Some(v) = verbosity {
+            c.arg(v);
+        }
+        c.env_remove("RUST_LOG");
+        if let Some(r) = rust_log {
+            c.env("RUST_LOG", r);
+        }
+        c
+    };
+    let o = run(run_with("diag-vv", Some("-vv"), None)).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    for want in [
+        " INFO custos::export: recording the query",
+        "DEBUG custos::http::client: api method=\"POST\"",
+        "DEBUG custos::http::token: access token obtained",
+        "DEBUG custos::http::media: media url=",
+        "DEBUG custos::export::context: item finished",
+    ] {
+        assert!(err.contains(want), "-vv shows {want:?}:\n{err}");
+    }
+    for secret in ["custos-sim-secret", "signature=", "access_token", "Bearer "] {
+        assert!(
+            !err.contains(secret),
+            "-vv must never show {secret:?}:\n{err}"
+        );
+    }
+    // RUST_LOG wins over -v and takes target=level directives.
+    let o = run(run_with(
+        "diag-env",
+        Some("-vv"),
+        Some("custos::export=info"),
+    ))
+    .await;
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains(" INFO custos::export: finding recordings"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("DEBUG"),
+        "RUST_LOG=custos::export=info shows no debug:\n{err}"
+    );
+    // Nothing without either, and a RUST_LOG that is not directives is said, not obeyed blindly.
+    let o = run(run_with("diag-none", None, None)).await;
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        !err.contains("custos::"),
+        "no diagnostics by default:\n{err}"
+    );
+    let o = run(run_with("diag-bad", None, Some("custos=[{x}]"))).await;
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("warning: RUST_LOG is not"), "{err}");
+}

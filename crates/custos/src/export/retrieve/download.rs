@@ -98,6 +98,7 @@ pub(super) async fn download(
         if let (Value::Object(m), Value::Object(f)) = (&mut fields, facts) {
             m.extend(f);
         }
+        tracing::debug!(recording = %it.recording_id, attempt, result = %result, "download attempt");
         ctx.log("download-attempt", fields)?;
         let outcome = match r {
             Ok(f) => {
