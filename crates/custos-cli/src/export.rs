@@ -2,7 +2,7 @@
 //! defaults, credentials from the environment or an owner-only file (never a flag), one call
 //! to `custos::export`, then a summary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use custos::export::{ExportConfig, Report, RetrievalMode};
@@ -285,40 +285,7 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
     };
     let code = run(&cfg, false).await;
     if code <= 1 {
-        let truth = sim.truth();
-        // Every exported file is the WAV rendition the simulator serves, and every item ended
-        // as the simulator's ground truth says a correct export must.
-        let checked = (|| -> Result<(u64, usize), String> {
-            let files = custos::package::validate_bag(&args.out).map_err(|e| e.to_string())?;
-            let exported =
-                custos::package::exported_hashes(&args.out).map_err(|e| e.to_string())?;
-            for (rid, sha) in &exported {
-                let t = truth
-                    .recordings
-                    .iter()
-                    .find(|r| &r.id == rid)
-                    .ok_or_else(|| format!("{rid} is not in the simulator's catalog"))?;
-                let want = &t.formats[&custos_sim::audio::Codec::Wav].sha256;
-                if want != sha {
-                    return Err(format!(
-                        "{rid}: exported SHA-256 {sha} differs from the ground truth {want}"
-                    ));
-                }
-            }
-            let outcomes = custos::package::outcomes(&args.out).map_err(|e| e.to_string())?;
-            for t in &truth.recordings {
-                match outcomes.get(&t.id) {
-                    Some(o) if o == &t.expected_outcome => {}
-                    other => {
-                        return Err(format!(
-                            "{}: outcome {other:?}, the ground truth expects {}",
-                            t.id, t.expected_outcome
-                        ));
-                    }
-                }
-            }
-            Ok((files, exported.len()))
-        })();
+        let checked = check_against_truth(&args.out, &sim.truth());
         match checked {
             Ok((files, n)) => {
                 out!(
@@ -338,4 +305,38 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
         }
     }
     code
+}
+
+/// Every exported file is the WAV rendition the simulator serves, and every item ended as the
+/// simulator's ground truth says a correct export must: (payload files re-hashed, recordings
+/// exported), or what differs.
+fn check_against_truth(out: &Path, truth: &custos_sim::Truth) -> Result<(u64, usize), String> {
+    let files = custos::package::validate_bag(out).map_err(|e| e.to_string())?;
+    let exported = custos::package::exported_hashes(out).map_err(|e| e.to_string())?;
+    for (rid, sha) in &exported {
+        let t = truth
+            .recordings
+            .iter()
+            .find(|r| &r.id == rid)
+            .ok_or_else(|| format!("{rid} is not in the simulator's catalog"))?;
+        let want = &t.formats[&custos_sim::audio::Codec::Wav].sha256;
+        if want != sha {
+            return Err(format!(
+                "{rid}: exported SHA-256 {sha} differs from the ground truth {want}"
+            ));
+        }
+    }
+    let outcomes = custos::package::outcomes(out).map_err(|e| e.to_string())?;
+    for t in &truth.recordings {
+        match outcomes.get(&t.id) {
+            Some(o) if o == &t.expected_outcome => {}
+            other => {
+                return Err(format!(
+                    "{}: outcome {other:?}, the ground truth expects {}",
+                    t.id, t.expected_outcome
+                ));
+            }
+        }
+    }
+    Ok((files, exported.len()))
 }

@@ -20,6 +20,7 @@ mod export;
 mod options;
 mod progress;
 mod upload;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -52,34 +53,7 @@ enum Command {
     Upload(Box<upload::UploadArgs>),
     /// Verify an export: bag, checksums, custody record, custody log, signature; with --remote,
     /// also what the store holds (exit 0 clean, 1 findings, 2 could not run).
-    Verify {
-        /// The export directory.
-        dir: std::path::PathBuf,
-        /// The signer's minisign public key (custos keygen's .pub file).
-        #[arg(long, value_name = "FILE")]
-        pubkey: Option<std::path::PathBuf>,
-        /// Hash only this fraction of the recordings (e.g. 0.05), for very large exports; the
-        /// rest are checked for presence and size. Every other file is always hashed. Which
-        /// recordings is drawn afresh each run (the seed is printed).
-        #[arg(long, default_value_t = 1.0)]
-        sample: f64,
-        /// With --sample: draw the sample of an earlier run again (the 64 hex digits it printed).
-        #[arg(long, requires = "sample", value_name = "HEX")]
-        seed: Option<String>,
-        /// Print the findings as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Also compare the objects at this s3:// or azure:// URL with the bag and the upload
-        /// receipt (sizes, stored checksums, versions, retention, nothing extra).
-        #[arg(long, value_name = "URL")]
-        remote: Option<String>,
-        /// With --remote: also download every object and hash its bytes here (for stores whose
-        /// own checksum cannot be relied on).
-        #[arg(long, requires = "remote")]
-        download: bool,
-        #[command(flatten)]
-        client: upload::ClientArgs,
-    },
+    Verify(Box<verify::VerifyArgs>),
     /// Print each media file's container, codec, channels, sample rate and duration, and any
     /// damage found (exit 0 all sound, 1 some damaged or unreadable, 2 could not run). The same
     /// reader the export uses to decide Corrupted.
@@ -99,129 +73,6 @@ enum Command {
     },
     /// Run the Genesys Cloud simulator (custos-sim): prints its base URL, serves until Ctrl-C.
     Sim(Box<custos_sim::cli::SimArgs>),
-}
-
-#[allow(clippy::too_many_arguments)] // one per flag of `custos verify`
-async fn verify(
-    dir: &std::path::Path,
-    pubkey: Option<std::path::PathBuf>,
-    sample: f64,
-    seed: Option<String>,
-    json: bool,
-    remote: Option<String>,
-    client: upload::ClientArgs,
-    download: bool,
-) -> i32 {
-    use std::io::Write;
-    if remote.is_none() && client.is_set() {
-        eprintln!("custos: error: --endpoint and --aws-region need --remote URL");
-        return 2;
-    }
-    if !(sample > 0.0 && sample <= 1.0) {
-        eprintln!("custos: error: --sample must be within (0, 1]");
-        return 2;
-    }
-    let seed = match seed.as_deref().map(custos::verify::Seed::parse).transpose() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("custos: error: {e}");
-            return 2;
-        }
-    };
-    let opts = custos::verify::VerifyOptions {
-        pubkey,
-        sample,
-        seed,
-        ..Default::default()
-    };
-    let mut report = match custos::verify::verify(dir, &opts) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("custos: error: {e}");
-            return 2;
-        }
-    };
-    let remote = match remote {
-        Some(url) => match upload::verify_remote(dir, &url, &client, download).await {
-            Ok(r) => {
-                report.extend(r.findings.iter().cloned());
-                Some(r)
-            }
-            Err(e) => {
-                eprintln!("custos: error: the remote check could not run: {e}");
-                return 2;
-            }
-        },
-        None => None,
-    };
-    let mut out = std::io::stdout().lock();
-    if json {
-        let mut v = serde_json::to_value(&report).expect("json");
-        if let Some(r) = &remote {
-            v["remote"] = serde_json::json!({"target": r.target, "objects": r.objects, "protected": r.protected, "receipt": r.receipt, "downloadedBytes": r.downloaded_bytes});
-        }
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
-    } else {
-        for f in &report.findings {
-            let _ = writeln!(
-                out,
-                "FINDING {}: {}: {}\n  what to do: {}",
-                f.kind, f.r#where, f.what, f.action
-            );
-        }
-        use custos::verify::Verdict;
-        let _ = writeln!(
-            out,
-            "{}: {} items, {} files ({:.1} MB) hashed, {} finding(s)",
-            dir.display(),
-            report.items,
-            report.files_hashed,
-            report.bytes_hashed as f64 / 1e6,
-            report.findings.len()
-        );
-        if let Some(s) = &report.sample {
-            let _ = writeln!(
-                out,
-                "sample: {} of {} recordings hashed (fraction {}), seed {} (repeat with --seed); a tampered recording is missed with probability {:.3} per run",
-                s.recordings_hashed,
-                s.recordings,
-                s.fraction,
-                s.seed,
-                1.0 - s.fraction
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{}",
-            match report.verdict {
-                Verdict::Verified => "VERIFIED: intact, and signed by the holder of the key given",
-                Verdict::IntactUnsigned =>
-                    "INTACT, UNSIGNED: no findings, but nothing proves who sealed the package",
-                Verdict::IntactOriginUnchecked =>
-                    "INTACT, ORIGIN UNCHECKED: the package is signed, but no --pubkey was given, so the signature was not checked; anyone could have changed the package and re-sealed and re-signed it. Verify again with the exporter's public key",
-                Verdict::Findings => "FINDINGS: the package is not as sealed (above)",
-            }
-        );
-        if let Some(r) = &remote {
-            let _ = writeln!(
-                out,
-                "{}: {} objects compared, {} under retention or legal hold now, receipt {}{}",
-                r.target,
-                r.objects,
-                r.protected,
-                r.receipt,
-                if r.downloaded_bytes > 0 {
-                    format!(
-                        ", {:.1} MB downloaded and hashed",
-                        r.downloaded_bytes as f64 / 1e6
-                    )
-                } else {
-                    String::new()
-                }
-            );
-        }
-    }
-    if report.findings.is_empty() { 0 } else { 1 }
 }
 
 fn probe(files: &[std::path::PathBuf], json: bool) -> i32 {
@@ -269,16 +120,7 @@ async fn main() {
         Command::Export(args) => export::run_export(*args).await,
         Command::Demo(args) => export::run_demo(args).await,
         Command::Upload(args) => upload::run_upload(*args).await,
-        Command::Verify {
-            dir,
-            pubkey,
-            sample,
-            seed,
-            json,
-            remote,
-            download,
-            client,
-        } => verify(&dir, pubkey, sample, seed, json, remote, client, download).await,
+        Command::Verify(args) => verify::run_verify(*args).await,
         Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {
             Ok(public) => {

@@ -133,6 +133,10 @@ pub struct UploadArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The TOML config file of `custos export --config`: its storage keys (and `sign-key`,
+    /// `operator`) apply here too, flags winning; its other keys are ignored.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 fn parse_until(s: &str) -> Result<time::OffsetDateTime, String> {
@@ -310,7 +314,25 @@ pub async fn upload(
 
 /// Runs `custos upload`.
 pub async fn run_upload(a: UploadArgs) -> i32 {
-    upload(&a.dir, &a.url, &a.store, a.sign_key, a.operator, a.json).await
+    // The same merge as `custos export`: these flags over the config file's same keys.
+    let flags = crate::options::ExportOptions {
+        store: a.store,
+        sign_key: a.sign_key,
+        operator: a.operator,
+        ..Default::default()
+    };
+    let file = match &a.config {
+        Some(p) => match crate::options::read_file(p) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("custos: error: {e}");
+                return 2;
+            }
+        },
+        None => Default::default(),
+    };
+    let o = crate::options::merge(&[&flags, &file]);
+    upload(&a.dir, &a.url, &o.store, o.sign_key, o.operator, a.json).await
 }
 
 /// `custos verify --remote`: the remote comparison's findings (or why it could not run).

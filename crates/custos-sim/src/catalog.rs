@@ -193,6 +193,16 @@ const FIRST: &[&str] = &[
 ];
 const QUEUES: &[&str] = &["Sales", "Support", "Billing", "Retention"];
 
+/// The org's agents (id, name), queues (id, name) and divisions, drawn first.
+struct People<'a> {
+    users: &'a [(String, String)],
+    queues: &'a [(String, &'static str)],
+    divisions: &'a [String],
+}
+
+/// A recording still to draw: (conversation index, its number, connect, end, agent session).
+type Pending = (usize, u64, OffsetDateTime, OffsetDateTime, String);
+
 impl Catalog {
     /// Builds the catalog of `s`.
     pub fn build(s: &Scenario) -> Catalog {
@@ -203,187 +213,222 @@ impl Catalog {
             .collect();
         let queues: Vec<(String, &str)> = QUEUES.iter().map(|q| (ids.uuid(), *q)).collect();
         let divisions: Vec<String> = (0..2).map(|_| ids.uuid()).collect();
+        let people = People {
+            users: &users,
+            queues: &queues,
+            divisions: &divisions,
+        };
 
         let mut r = Rng::fork(s.seed, "conversations");
-        let span_ms = (s.end - s.start).whole_milliseconds() as u64;
         let total = s.conversations + s.faults.drift;
         let mut convs = Vec::with_capacity(total);
-        let mut recs_pending = Vec::new();
+        let mut pending = Vec::new();
         for i in 0..total {
-            let id = r.uuid();
-            let start =
-                s.start + Duration::milliseconds(r.range(0, span_ms.saturating_sub(1)) as i64);
-            let inbound = r.chance(0.7);
-            let direction = if inbound { "inbound" } else { "outbound" };
-            let queue = r.pick(&queues).clone();
-            let user = r.pick(&users).clone();
-            let division_id = r.pick(&divisions).clone();
-            let wait_ms = r.range(2_000, 30_000) as i64;
-            let talk_ms = r.range(
-                u64::from(s.min_recording_s) * 1000,
-                u64::from(s.max_recording_s) * 1000,
-            ) as i64;
-            let connect = start + Duration::milliseconds(wait_ms);
-            let end = connect + Duration::milliseconds(talk_ms);
-            let customer_number = format!("tel:+1555{:07}", r.range(0, 9_999_999));
-            let org_number = format!("tel:+1800555{:04}", r.range(0, 9_999));
-            let (ani, dnis) = if inbound {
-                (customer_number.clone(), org_number.clone())
-            } else {
-                (org_number.clone(), customer_number.clone())
-            };
-            let seg = |kind, a, b, q: Option<&String>| Segment {
-                kind,
-                start: a,
-                end: b,
-                queue_id: q.cloned(),
-            };
-            let mut participants = vec![Participant {
+            convs.push(Self::draw_conversation(s, &mut r, i, &people, &mut pending));
+        }
+
+        // Recordings: a second pass so their draws never shift the conversations'.
+        let mut rr = Rng::fork(s.seed, "recordings");
+        let mut recordings = Vec::with_capacity(pending.len());
+        for (ci, k, connect, end, session_id) in pending {
+            let rec =
+                Self::draw_recording(s, &mut rr, &convs[ci].id, ci, k, (connect, end), session_id);
+            convs[ci].recordings.push(recordings.len());
+            recordings.push(rec);
+        }
+        Self::index(convs, recordings)
+    }
+
+    /// Conversation `i` of the scenario (its recordings to come are added to `pending`).
+    fn draw_conversation(
+        s: &Scenario,
+        r: &mut Rng,
+        i: usize,
+        people: &People<'_>,
+        pending: &mut Vec<Pending>,
+    ) -> Conversation {
+        let span_ms = (s.end - s.start).whole_milliseconds() as u64;
+        let (users, queues, divisions) = (people.users, people.queues, people.divisions);
+        let id = r.uuid();
+        let start = s.start + Duration::milliseconds(r.range(0, span_ms.saturating_sub(1)) as i64);
+        let inbound = r.chance(0.7);
+        let direction = if inbound { "inbound" } else { "outbound" };
+        let queue = r.pick(queues).clone();
+        let user = r.pick(users).clone();
+        let division_id = r.pick(divisions).clone();
+        let wait_ms = r.range(2_000, 30_000) as i64;
+        let talk_ms = r.range(
+            u64::from(s.min_recording_s) * 1000,
+            u64::from(s.max_recording_s) * 1000,
+        ) as i64;
+        let connect = start + Duration::milliseconds(wait_ms);
+        let end = connect + Duration::milliseconds(talk_ms);
+        let customer_number = format!("tel:+1555{:07}", r.range(0, 9_999_999));
+        let org_number = format!("tel:+1800555{:04}", r.range(0, 9_999));
+        let (ani, dnis) = if inbound {
+            (customer_number.clone(), org_number.clone())
+        } else {
+            (org_number.clone(), customer_number.clone())
+        };
+        let seg = |kind, a, b, q: Option<&String>| Segment {
+            kind,
+            start: a,
+            end: b,
+            queue_id: q.cloned(),
+        };
+        let mut participants = vec![Participant {
+            participant_id: r.uuid(),
+            name: "Customer".into(),
+            purpose: "customer",
+            user_id: None,
+            session_id: r.uuid(),
+            direction,
+            ani: ani.clone(),
+            dnis: dnis.clone(),
+            recording: false,
+            segments: vec![seg("interact", start, end, None)],
+        }];
+        if inbound {
+            participants.push(Participant {
                 participant_id: r.uuid(),
-                name: "Customer".into(),
-                purpose: "customer",
+                name: queue.1.to_string(),
+                purpose: "acd",
                 user_id: None,
                 session_id: r.uuid(),
                 direction,
                 ani: ani.clone(),
                 dnis: dnis.clone(),
                 recording: false,
-                segments: vec![seg("interact", start, end, None)],
-            }];
-            if inbound {
-                participants.push(Participant {
-                    participant_id: r.uuid(),
-                    name: queue.1.to_string(),
-                    purpose: "acd",
-                    user_id: None,
-                    session_id: r.uuid(),
-                    direction,
-                    ani: ani.clone(),
-                    dnis: dnis.clone(),
-                    recording: false,
-                    segments: vec![seg("interact", start, connect, Some(&queue.0))],
-                });
-            }
-            let nrec = if r.chance(0.1) {
-                0
-            } else {
-                r.range(1, u64::from(s.max_recordings_per_conversation.max(1)))
-            };
-            let nrec = nrec.min(u64::from(s.max_recordings_per_conversation));
-            let agent_session = r.uuid();
-            participants.push(Participant {
-                participant_id: r.uuid(),
-                name: user.1.clone(),
-                purpose: "agent",
-                user_id: Some(user.0.clone()),
-                session_id: agent_session.clone(),
-                direction,
-                ani,
-                dnis,
-                recording: nrec > 0,
-                segments: vec![
-                    seg(
-                        "alert",
-                        connect - Duration::milliseconds(1500),
-                        connect,
-                        Some(&queue.0),
-                    ),
-                    seg("interact", connect, end, Some(&queue.0)),
-                ],
-            });
-            for k in 0..nrec {
-                recs_pending.push((i, k, connect, end, agent_session.clone()));
-            }
-            let reveal_after = (i >= s.conversations).then(|| (i - s.conversations) as u64 + 1);
-            convs.push(Conversation {
-                id,
-                start,
-                end,
-                direction,
-                division_id,
-                queue_id: queue.0.clone(),
-                participants,
-                recordings: Vec::new(),
-                reveal_after,
+                segments: vec![seg("interact", start, connect, Some(&queue.0))],
             });
         }
-
-        // Recordings: a second pass so their draws never shift the conversations'.
-        let mut rr = Rng::fork(s.seed, "recordings");
-        let mut recordings = Vec::with_capacity(recs_pending.len());
-        for (ci, k, connect, end, session_id) in recs_pending {
-            let id = rr.uuid();
-            // A second recording of the same conversation covers its second half (a consult leg).
-            let start = if k == 0 {
-                connect
-            } else {
-                connect + (end - connect) / 2
-            };
-            let stated_ms = (end - start).whole_milliseconds() as u64;
-            let state_roll = rr.unit();
-            let file_state = if state_roll < s.deleted_fraction {
-                FileState::Deleted
-            } else if state_roll < s.deleted_fraction + s.archived_fraction {
-                FileState::Archived
-            } else if rr.chance(0.03) {
-                FileState::Restored
-            } else {
-                FileState::Available
-            };
-            let codec = *rr.pick(&s.codecs);
-            let tone_hz = rr.range(300, 1000) as u32;
-            let serial = rr.next_u64() as u32;
-            let f = &s.faults;
-            let hit = |label: &str, p: f64| p > 0.0 && hash_unit(s.seed, label, &id) < p;
-            let faults = RecordingFaults {
-                purge: file_state == FileState::Available && hit("purge", f.purge),
-                truncate: hit("truncate", f.truncate),
-                length_over: hit("length-over", f.length_over),
-                length_under: hit("length-under", f.length_under),
-                duration_lie: hit("duration-lie", f.duration_lie),
-                paused: stated_ms >= 6_000 && hit("pauses", f.pauses),
-                slow_transcode: hit("slow-transcode", f.slow_transcode),
-                expired_url: hit("expired-urls", f.expired_urls),
-            };
-            // A pause covers a quarter of the call from a third in, and is cut from the audio.
-            let pause = faults.paused.then_some((stated_ms / 3, stated_ms / 4));
-            let playable_ms = stated_ms - pause.map_or(0, |(_, len)| len);
-            // A lying recording holds a third of what its metadata claims (at least 2 s short).
-            let audio_ms = if faults.duration_lie {
-                (playable_ms / 3)
-                    .min(playable_ms.saturating_sub(2_000))
-                    .max(1)
-            } else {
-                playable_ms
-            };
-            let (sample_rate, channels) =
-                codec.fixed_format().unwrap_or((s.sample_rate, s.channels));
-            let media = MediaSpec {
-                codec,
-                sample_rate,
-                channels,
-                duration_ms: audio_ms,
-                tone_hz,
-                serial,
-            };
-            convs[ci].recordings.push(recordings.len());
-            recordings.push(Recording {
-                id,
-                conversation_id: convs[ci].id.clone(),
-                conversation: ci,
-                start,
-                end: start + Duration::milliseconds(stated_ms as i64),
-                stated_ms,
-                pause,
-                file_state,
-                codec,
-                media,
-                session_id,
-                faults,
-            });
+        let nrec = if r.chance(0.1) {
+            0
+        } else {
+            r.range(1, u64::from(s.max_recordings_per_conversation.max(1)))
+        };
+        let nrec = nrec.min(u64::from(s.max_recordings_per_conversation));
+        let agent_session = r.uuid();
+        participants.push(Participant {
+            participant_id: r.uuid(),
+            name: user.1.clone(),
+            purpose: "agent",
+            user_id: Some(user.0.clone()),
+            session_id: agent_session.clone(),
+            direction,
+            ani,
+            dnis,
+            recording: nrec > 0,
+            segments: vec![
+                seg(
+                    "alert",
+                    connect - Duration::milliseconds(1500),
+                    connect,
+                    Some(&queue.0),
+                ),
+                seg("interact", connect, end, Some(&queue.0)),
+            ],
+        });
+        for k in 0..nrec {
+            pending.push((i, k, connect, end, agent_session.clone()));
         }
+        let reveal_after = (i >= s.conversations).then(|| (i - s.conversations) as u64 + 1);
+        Conversation {
+            id,
+            start,
+            end,
+            direction,
+            division_id,
+            queue_id: queue.0.clone(),
+            participants,
+            recordings: Vec::new(),
+            reveal_after,
+        }
+    }
 
-        // Sort conversations by (start, id) and re-point the recordings at their new indexes.
+    /// Recording `k` of conversation `ci` (`conversation_id`), over `span` of its call.
+    fn draw_recording(
+        s: &Scenario,
+        rr: &mut Rng,
+        conversation_id: &str,
+        ci: usize,
+        k: u64,
+        span: (OffsetDateTime, OffsetDateTime),
+        session_id: String,
+    ) -> Recording {
+        let (connect, end) = span;
+        let id = rr.uuid();
+        // A second recording of the same conversation covers its second half (a consult leg).
+        let start = if k == 0 {
+            connect
+        } else {
+            connect + (end - connect) / 2
+        };
+        let stated_ms = (end - start).whole_milliseconds() as u64;
+        let state_roll = rr.unit();
+        let file_state = if state_roll < s.deleted_fraction {
+            FileState::Deleted
+        } else if state_roll < s.deleted_fraction + s.archived_fraction {
+            FileState::Archived
+        } else if rr.chance(0.03) {
+            FileState::Restored
+        } else {
+            FileState::Available
+        };
+        let codec = *rr.pick(&s.codecs);
+        let tone_hz = rr.range(300, 1000) as u32;
+        let serial = rr.next_u64() as u32;
+        let f = &s.faults;
+        let hit = |label: &str, p: f64| p > 0.0 && hash_unit(s.seed, label, &id) < p;
+        let faults = RecordingFaults {
+            purge: file_state == FileState::Available && hit("purge", f.purge),
+            truncate: hit("truncate", f.truncate),
+            length_over: hit("length-over", f.length_over),
+            length_under: hit("length-under", f.length_under),
+            duration_lie: hit("duration-lie", f.duration_lie),
+            paused: stated_ms >= 6_000 && hit("pauses", f.pauses),
+            slow_transcode: hit("slow-transcode", f.slow_transcode),
+            expired_url: hit("expired-urls", f.expired_urls),
+        };
+        // A pause covers a quarter of the call from a third in, and is cut from the audio.
+        let pause = faults.paused.then_some((stated_ms / 3, stated_ms / 4));
+        let playable_ms = stated_ms - pause.map_or(0, |(_, len)| len);
+        // A lying recording holds a third of what its metadata claims (at least 2 s short).
+        let audio_ms = if faults.duration_lie {
+            (playable_ms / 3)
+                .min(playable_ms.saturating_sub(2_000))
+                .max(1)
+        } else {
+            playable_ms
+        };
+        let (sample_rate, channels) = codec.fixed_format().unwrap_or((s.sample_rate, s.channels));
+        let media = MediaSpec {
+            codec,
+            sample_rate,
+            channels,
+            duration_ms: audio_ms,
+            tone_hz,
+            serial,
+        };
+        Recording {
+            id,
+            conversation_id: conversation_id.to_owned(),
+            conversation: ci,
+            start,
+            end: start + Duration::milliseconds(stated_ms as i64),
+            stated_ms,
+            pause,
+            file_state,
+            codec,
+            media,
+            session_id,
+            faults,
+        }
+    }
+
+    /// Conversations sorted by (start, id), the recordings re-pointed at their new indexes, and
+    /// both indexed by id.
+    fn index(convs: Vec<Conversation>, mut recordings: Vec<Recording>) -> Catalog {
         let mut order: Vec<usize> = (0..convs.len()).collect();
         order.sort_by(|&a, &b| (convs[a].start, &convs[a].id).cmp(&(convs[b].start, &convs[b].id)));
         let mut new_index = vec![0; convs.len()];

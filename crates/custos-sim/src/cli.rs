@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::audio::Codec;
-use crate::scenario::{Client, Scenario};
+use crate::scenario::{Client, Scenario, ScenarioError};
 
 fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s, &Rfc3339)
@@ -116,7 +116,11 @@ pub struct SimArgs {
 
 impl SimArgs {
     /// The scenario these options describe: defaults, then the file, then the flags.
-    pub fn scenario(&self) -> Result<Scenario, String> {
+    pub fn scenario(&self) -> Result<Scenario, ScenarioError> {
+        self.read_scenario().map_err(ScenarioError)
+    }
+
+    fn read_scenario(&self) -> Result<Scenario, String> {
         let mut s = match &self.scenario {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -157,7 +161,11 @@ impl SimArgs {
 }
 
 /// Runs the simulator until Ctrl-C (or SIGTERM).
-pub async fn run(args: SimArgs) -> Result<(), String> {
+pub async fn run(args: SimArgs) -> Result<(), ScenarioError> {
+    serve_until_stopped(args).await.map_err(ScenarioError)
+}
+
+async fn serve_until_stopped(args: SimArgs) -> Result<(), String> {
     if !args.listen.ip().is_loopback() {
         return Err(format!(
             "refusing to listen on {}: the simulator serves loopback only (127.0.0.1 or ::1)",

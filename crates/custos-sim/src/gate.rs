@@ -128,21 +128,63 @@ fn admit(inner: &Inner, req: &Request, ns: Namespace) -> Result<Admitted, Respon
         ));
     };
 
-    // The per-token fixed window: 60 s for the Platform API, 1 s for the search API.
-    let (limit, len_ms, key, namespace) = match ns {
-        Namespace::Platform => (
-            s.api_rate,
-            60_000u64,
-            "client.credentials.token.rate.per.minute",
-            "platform.api",
-        ),
-        Namespace::Search => (
-            s.search_rate,
-            1_000u64,
-            "search.token.rate.per.second",
-            "search.api",
-        ),
+    let limit = Limit::of(s, ns);
+    let headers = match spend_window(&mut st, ns, &limit, token, now) {
+        Ok(h) => h,
+        Err(refusal) => {
+            drop(st);
+            return Err(refusal(inner));
+        }
     };
+    if let Some(refusal) = injected_fault(&mut st, s, now, &limit, &headers) {
+        drop(st);
+        return Err(refusal(inner));
+    }
+    Ok((Caller { client_id }, headers))
+}
+
+/// A refusal, built once the state lock is released (building one counts it in the stats).
+type Refusal = Box<dyn FnOnce(&Inner) -> Response>;
+
+/// A namespace's per-token fixed window: 60 s for the Platform API, 1 s for the search API.
+struct Limit {
+    allowed: u32,
+    len_ms: u64,
+    key: &'static str,
+    namespace: &'static str,
+}
+
+impl Limit {
+    fn of(s: &crate::Scenario, ns: Namespace) -> Limit {
+        match ns {
+            Namespace::Platform => Limit {
+                allowed: s.api_rate,
+                len_ms: 60_000,
+                key: "client.credentials.token.rate.per.minute",
+                namespace: "platform.api",
+            },
+            Namespace::Search => Limit {
+                allowed: s.search_rate,
+                len_ms: 1_000,
+                key: "search.token.rate.per.second",
+                namespace: "search.api",
+            },
+        }
+    }
+
+    fn details(&self) -> serde_json::Value {
+        json!({"key": self.key, "namespace": self.namespace, "value": self.allowed})
+    }
+}
+
+/// Counts the request in its token's window: the rate headers, or the 429 when it is spent.
+fn spend_window(
+    st: &mut crate::state::State,
+    ns: Namespace,
+    l: &Limit,
+    token: String,
+    now: tokio::time::Instant,
+) -> Result<axum::http::HeaderMap, Refusal> {
     let windows = match ns {
         Namespace::Platform => &mut st.api_windows,
         Namespace::Search => &mut st.search_windows,
@@ -151,7 +193,7 @@ fn admit(inner: &Inner, req: &Request, ns: Namespace) -> Result<Admitted, Respon
         start: now,
         count: 0,
     });
-    let len = std::time::Duration::from_millis(len_ms);
+    let len = std::time::Duration::from_millis(l.len_ms);
     if now >= w.start + len {
         *w = Window {
             start: now,
@@ -159,30 +201,42 @@ fn admit(inner: &Inner, req: &Request, ns: Namespace) -> Result<Admitted, Respon
         };
     }
     let reset_s = (w.start + len - now).as_secs_f64().ceil().max(1.0) as u64;
+    let limit = l.allowed;
     if w.count >= limit {
         let count = w.count;
-        drop(st);
-        inner.stats().rate_limited += 1;
         let msg = format!(
             "Rate limit exceeded the maximum [{limit}] requests within [{}] seconds",
-            len_ms / 1000
+            l.len_ms / 1000
         );
-        let mut resp = error_with(
-            inner,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too.many.requests",
-            &msg,
-            Some(json!({"key": key, "namespace": namespace, "value": limit})),
-        );
-        let h = resp.headers_mut();
-        h.extend(rate_headers(limit, count, reset_s));
-        h.insert(header::RETRY_AFTER, HeaderValue::from(reset_s));
-        return Err(resp);
+        let details = l.details();
+        return Err(Box::new(move |inner: &Inner| {
+            inner.stats().rate_limited += 1;
+            let mut resp = error_with(
+                inner,
+                StatusCode::TOO_MANY_REQUESTS,
+                "too.many.requests",
+                &msg,
+                Some(details),
+            );
+            let h = resp.headers_mut();
+            h.extend(rate_headers(limit, count, reset_s));
+            h.insert(header::RETRY_AFTER, HeaderValue::from(reset_s));
+            resp
+        }));
     }
     w.count += 1;
-    let headers = rate_headers(limit, w.count, reset_s);
+    Ok(rate_headers(limit, w.count, reset_s))
+}
 
-    // Faults, after admission: a storm refuses everything until it passes.
+/// The scenario's faults, after admission: a 429 storm refuses everything until it passes; a
+/// burst of 503s.
+fn injected_fault(
+    st: &mut crate::state::State,
+    s: &crate::Scenario,
+    now: tokio::time::Instant,
+    l: &Limit,
+    headers: &axum::http::HeaderMap,
+) -> Option<Refusal> {
     st.api_requests += 1;
     let f = &s.faults;
     if f.storm_every > 0
@@ -193,37 +247,41 @@ fn admit(inner: &Inner, req: &Request, ns: Namespace) -> Result<Admitted, Respon
     }
     if let Some(until) = st.storm_until.filter(|u| *u > now) {
         let retry = (until - now).as_secs_f64().ceil().max(1.0) as u64;
-        drop(st);
-        inner.stats().storm_429 += 1;
-        let mut resp = error_with(
-            inner,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too.many.requests.retry.after",
-            &format!("Rate limit exceeded; retry after [{retry}] seconds"),
-            Some(json!({"key": key, "namespace": namespace, "value": limit})),
-        );
-        resp.headers_mut().extend(headers);
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry));
-        return Err(resp);
+        let (headers, details) = (headers.clone(), l.details());
+        return Some(Box::new(move |inner: &Inner| {
+            inner.stats().storm_429 += 1;
+            let mut resp = error_with(
+                inner,
+                StatusCode::TOO_MANY_REQUESTS,
+                "too.many.requests.retry.after",
+                &format!("Rate limit exceeded; retry after [{retry}] seconds"),
+                Some(details),
+            );
+            resp.headers_mut().extend(headers);
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+            resp
+        }));
     }
     if st.burst_left == 0 && f.server_errors > 0.0 && st.rng.chance(f.server_errors) {
         st.burst_left = st.rng.range(1, 3) as u32;
     }
     if st.burst_left > 0 {
         st.burst_left -= 1;
-        drop(st);
-        inner.stats().injected_5xx += 1;
-        let mut resp = error(
-            inner,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service.unavailable",
-            "Service Unavailable",
-        );
-        resp.headers_mut().extend(headers);
-        return Err(resp);
+        let headers = headers.clone();
+        return Some(Box::new(move |inner: &Inner| {
+            inner.stats().injected_5xx += 1;
+            let mut resp = error(
+                inner,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service.unavailable",
+                "Service Unavailable",
+            );
+            resp.headers_mut().extend(headers);
+            resp
+        }));
     }
-    Ok((Caller { client_id }, headers))
+    None
 }
 
 fn rate_headers(allowed: u32, count: u32, reset_s: u64) -> axum::http::HeaderMap {

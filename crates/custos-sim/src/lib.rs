@@ -46,7 +46,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 
-pub use scenario::{Client, Faults, Scenario};
+pub use scenario::{Client, Faults, Scenario, ScenarioError};
 pub use state::Stats;
 pub use truth::{RecordingTruth, Truth};
 
@@ -58,7 +58,7 @@ pub struct Sim(Arc<Inner>);
 
 impl Sim {
     /// Builds the catalog for `scenario`. Fails if the scenario is invalid.
-    pub fn new(scenario: Scenario) -> Result<Sim, String> {
+    pub fn new(scenario: Scenario) -> Result<Sim, ScenarioError> {
         scenario.validate()?;
         Ok(Sim(Arc::new(Inner::new(scenario))))
     }

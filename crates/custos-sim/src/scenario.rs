@@ -114,16 +114,44 @@ impl Default for Scenario {
     }
 }
 
+/// A scenario, fault list or simulator setting that cannot be used, in the user's terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError(pub String);
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl From<ScenarioError> for String {
+    fn from(e: ScenarioError) -> String {
+        e.0
+    }
+}
+
+impl From<String> for ScenarioError {
+    fn from(s: String) -> Self {
+        ScenarioError(s)
+    }
+}
+
 impl Scenario {
     /// Reads a scenario file (TOML); fields left out keep their defaults.
-    pub fn from_toml(text: &str) -> Result<Scenario, String> {
-        let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError(e.to_string()))?;
         s.validate()?;
         Ok(s)
     }
 
     /// Refuses values that cannot describe a real org (or that would make the simulator lie).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        self.check().map_err(ScenarioError)
+    }
+
+    fn check(&self) -> Result<(), String> {
         if self.clients.is_empty() {
             return Err("at least one OAuth client is needed".into());
         }
@@ -172,7 +200,7 @@ impl Scenario {
         if self.archived_fraction + self.deleted_fraction > 1.0 {
             return Err("archived-fraction + deleted-fraction must not exceed 1".into());
         }
-        self.faults.validate()
+        self.faults.check()
     }
 
     /// The instant the analytics 35-day rule measures from.
@@ -297,7 +325,11 @@ pub const FAULT_NAMES: &[(&str, &str)] = &[
 impl Faults {
     /// Parses `--faults`: `all`, or a comma list of `name` or `name=value`
     /// (e.g. `purge=0.1,truncate,429-storm=50`). Applied over `self`.
-    pub fn apply_list(&mut self, list: &str) -> Result<(), String> {
+    pub fn apply_list(&mut self, list: &str) -> Result<(), ScenarioError> {
+        self.apply(list).map_err(ScenarioError)
+    }
+
+    fn apply(&mut self, list: &str) -> Result<(), String> {
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if item == "all" {
                 for (name, default) in FAULT_NAMES {
@@ -318,7 +350,7 @@ impl Faults {
             };
             self.set(name, value)?;
         }
-        self.validate()
+        self.check()
     }
 
     fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
@@ -361,7 +393,11 @@ impl Faults {
     }
 
     /// Refuses fractions outside 0..=1.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        self.check().map_err(ScenarioError)
+    }
+
+    fn check(&self) -> Result<(), String> {
         let fractions = [
             ("purge", self.purge),
             ("truncate", self.truncate),
@@ -412,12 +448,14 @@ mod tests {
         assert!(
             f.apply_list("nonsense")
                 .unwrap_err()
+                .0
                 .contains("unknown fault")
         );
-        assert!(f.apply_list("purge=2").unwrap_err().contains("0..=1"));
+        assert!(f.apply_list("purge=2").unwrap_err().0.contains("0..=1"));
         assert!(
             f.apply_list("purge=abc")
                 .unwrap_err()
+                .0
                 .contains("not a number")
         );
     }
@@ -433,6 +471,7 @@ mod tests {
         assert!(
             Scenario::from_toml("channels = 3")
                 .unwrap_err()
+                .0
                 .contains("channels")
         );
     }

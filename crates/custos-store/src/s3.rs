@@ -219,7 +219,31 @@ impl S3Store {
     }
 
     async fn preflight_checks(&self) -> Result<Vec<Check>, String> {
-        let mut checks = Vec::new();
+        let mut checks = vec![
+            self.check_versioning().await?,
+            self.check_object_lock().await,
+            self.check_encryption().await,
+            self.check_logging().await,
+            self.check_public_access().await,
+        ];
+        // Object Lock cannot be enabled without versioning, nor versioning suspended after: where
+        // versioning could not be read (some S3-compatible stores answer it in another shape),
+        // an enabled Object Lock settles it.
+        let locked = checks
+            .iter()
+            .any(|c| c.name == "object-lock" && c.ok == Some(true));
+        if let Some(v) = checks.iter_mut().find(|c| c.name == "versioning")
+            && v.ok.is_none()
+            && locked
+        {
+            v.ok = Some(true);
+            v.detail = format!("enabled, as Object Lock is ({})", v.detail);
+        }
+        Ok(checks)
+    }
+
+    /// Versioning; `Err` when the bucket cannot be reached at all.
+    async fn check_versioning(&self) -> Result<Check, String> {
         let b = &self.bucket;
         let versioning = self.client.get_bucket_versioning().bucket(b).send().await;
         if let Err(e) = &versioning {
@@ -236,18 +260,23 @@ impl S3Store {
                 return Err(format!("s3://{b}: {}", describe(e)));
             }
         }
-        match versioning {
+        Ok(match versioning {
             Ok(v) => {
                 let status = v.status().map(|s| s.as_str().to_owned());
-                checks.push(Check {
+                Check {
                     name: "versioning",
                     ok: Some(status.as_deref() == Some("Enabled")),
                     required: true,
                     detail: format!("versioning is {}", status.as_deref().unwrap_or("off")),
-                });
+                }
             }
-            Err(e) => checks.push(unreadable("versioning", true, &describe(&e))),
-        }
+            Err(e) => unreadable("versioning", true, &describe(&e)),
+        })
+    }
+
+    /// Object Lock, and its default retention.
+    async fn check_object_lock(&self) -> Check {
+        let b = &self.bucket;
         match self
             .client
             .get_object_lock_configuration()
@@ -275,7 +304,7 @@ impl S3Store {
                         )
                     })
                     .unwrap_or_else(|| "; no default retention".into());
-                checks.push(Check {
+                Check {
                     name: "object-lock",
                     ok: Some(enabled),
                     required: true,
@@ -284,16 +313,21 @@ impl S3Store {
                     } else {
                         "Object Lock is not enabled".into()
                     },
-                });
+                }
             }
-            Err(e) => checks.push(absent_or_unreadable(
+            Err(e) => absent_or_unreadable(
                 "object-lock",
                 true,
                 &e,
                 "ObjectLockConfigurationNotFoundError",
                 "the bucket has no Object Lock configuration (it must be created with Object Lock)",
-            )),
+            ),
         }
+    }
+
+    /// Default encryption.
+    async fn check_encryption(&self) -> Check {
+        let b = &self.bucket;
         match self.client.get_bucket_encryption().bucket(b).send().await {
             Ok(v) => {
                 let algos: Vec<String> = v
@@ -314,7 +348,7 @@ impl S3Store {
                             .collect()
                     })
                     .unwrap_or_default();
-                checks.push(Check {
+                Check {
                     name: "default-encryption",
                     ok: Some(!algos.is_empty()),
                     required: true,
@@ -323,16 +357,21 @@ impl S3Store {
                     } else {
                         format!("default encryption {}", algos.join(", "))
                     },
-                });
+                }
             }
-            Err(e) => checks.push(absent_or_unreadable(
+            Err(e) => absent_or_unreadable(
                 "default-encryption",
                 true,
                 &e,
                 "ServerSideEncryptionConfigurationNotFoundError",
                 "no default encryption configured",
-            )),
+            ),
         }
+    }
+
+    /// Server access logging.
+    async fn check_logging(&self) -> Check {
+        let b = &self.bucket;
         match self.client.get_bucket_logging().bucket(b).send().await {
             Ok(v) => {
                 let target = v.logging_enabled().map(|l| {
@@ -342,17 +381,22 @@ impl S3Store {
                         l.target_prefix()
                     )
                 });
-                checks.push(Check {
+                Check {
                     name: "access-logging",
                     ok: Some(target.is_some()),
                     required: false,
                     detail: target.unwrap_or_else(|| {
                         "server access logging is off (CloudTrail data events may log access instead; see docs/storage.md)".into()
                     }),
-                });
+                }
             }
-            Err(e) => checks.push(unreadable("access-logging", false, &describe(&e))),
+            Err(e) => unreadable("access-logging", false, &describe(&e)),
         }
+    }
+
+    /// Block Public Access.
+    async fn check_public_access(&self) -> Check {
+        let b = &self.bucket;
         match self.client.get_public_access_block().bucket(b).send().await {
             Ok(v) => {
                 let all = v.public_access_block_configuration().is_some_and(|c| {
@@ -361,7 +405,7 @@ impl S3Store {
                         && c.block_public_policy() == Some(true)
                         && c.restrict_public_buckets() == Some(true)
                 });
-                checks.push(Check {
+                Check {
                     name: "block-public-access",
                     ok: Some(all),
                     required: false,
@@ -370,30 +414,16 @@ impl S3Store {
                     } else {
                         "Block Public Access is not fully on".into()
                     },
-                });
+                }
             }
-            Err(e) => checks.push(absent_or_unreadable(
+            Err(e) => absent_or_unreadable(
                 "block-public-access",
                 false,
                 &e,
                 "NoSuchPublicAccessBlockConfiguration",
                 "the bucket has no Block Public Access configuration (the account's may apply)",
-            )),
+            ),
         }
-        // Object Lock cannot be enabled without versioning, nor versioning suspended after: where
-        // versioning could not be read (some S3-compatible stores answer it in another shape),
-        // an enabled Object Lock settles it.
-        let locked = checks
-            .iter()
-            .any(|c| c.name == "object-lock" && c.ok == Some(true));
-        if let Some(v) = checks.iter_mut().find(|c| c.name == "versioning")
-            && v.ok.is_none()
-            && locked
-        {
-            v.ok = Some(true);
-            v.detail = format!("enabled, as Object Lock is ({})", v.detail);
-        }
-        Ok(checks)
     }
 
     /// Writes one object, never over an existing one.

@@ -280,27 +280,33 @@ pub fn receipt_path(root: &Path, target: &Target) -> PathBuf {
     root.join("receipts").join(target.receipt_name())
 }
 
-/// Uploads the sealed export at `root` to `target`. `progress(done_bytes, total_bytes)` is
-/// called as objects finish.
-pub async fn upload(
+/// The settings checked, the signing key loaded, the bag read, the store reached and looked
+/// at: everything that can refuse an upload before anything is written.
+async fn prepare(
     root: &Path,
     target: &Target,
     opts: &UploadOptions,
-    progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<UploadReport, UploadError> {
+) -> Result<
+    (
+        Option<custos::sign::SecretKey>,
+        Plan,
+        Box<dyn Backend>,
+        Vec<Check>,
+    ),
+    UploadError,
+> {
+    let config = |e: &dyn std::fmt::Display| UploadError::Config(e.to_string());
     opts.protection
         .validate(time::OffsetDateTime::now_utc())
-        .map_err(|e| UploadError::Config(e.to_string()))?;
+        .map_err(|e| config(&e))?;
     let sk = match &opts.sign_key {
-        Some(k) => {
-            Some(custos::sign::load_secret_key(k).map_err(|e| UploadError::Config(e.to_string()))?)
-        }
+        Some(k) => Some(custos::sign::load_secret_key(k).map_err(|e| config(&e))?),
         None => None,
     };
-    let plan: Plan = plan(root).map_err(|e| UploadError::Config(e.to_string()))?;
+    let plan: Plan = plan(root).map_err(|e| config(&e))?;
     let store = crate::connect::connect(target, &opts.store)
         .await
-        .map_err(|e| UploadError::Config(e.to_string()))?;
+        .map_err(|e| config(&e))?;
     let preflight = store
         .preflight()
         .await
@@ -313,14 +319,34 @@ pub async fn upload(
     if opts.protection.require_worm && !missing.is_empty() {
         return Err(UploadError::NotWorm(missing.join("; ")));
     }
+    Ok((sk, plan, store, preflight))
+}
 
+/// The receipt, opened (and locked) for this upload: started now, or resumed when it was
+/// started for this very tag manifest (refused when it was started for another).
+struct Receipt {
+    path: PathBuf,
+    log: CustodyLog,
+    /// Bag paths already receipted as stored.
+    done: BTreeSet<String>,
+    /// Already `upload-complete` for every object.
+    complete: bool,
+    _lock: std::fs::File,
+}
+
+fn open_receipt(
+    root: &Path,
+    target: &Target,
+    plan: &Plan,
+    opts: &UploadOptions,
+) -> Result<Receipt, UploadError> {
     let path = receipt_path(root, target);
     let dir = path.parent().expect("receipts dir");
     std::fs::create_dir_all(dir)
         .map_err(|e| UploadError::Stopped(format!("{}: {e}", dir.display())))?;
     let existed = path.exists();
     // One upload per receipt at a time: a second run would interleave its lines into the chain.
-    let _lock = lock(&path)?;
+    let lock = lock(&path)?;
     let log = CustodyLog::open(
         &path,
         json!({"osUser": custos::export::os_identity(), "operator": opts.operator}),
@@ -361,13 +387,38 @@ pub async fn upload(
         .filter(|e| e["event"] == "object-stored")
         .filter_map(|e| e["path"].as_str().map(str::to_owned))
         .collect();
-    let already_complete = events
+    let complete = events
         .last()
         .is_some_and(|e| e["event"] == "upload-complete")
         && plan.items.iter().all(|i| done.contains(&i.rel));
+    if existed && started.is_some() && !complete {
+        log.append(
+            "upload-resumed",
+            json!({"alreadyStored": done.len(), "protection": protection_json(&opts.protection)}),
+        )?;
+    }
+    Ok(Receipt {
+        path,
+        log,
+        done,
+        complete,
+        _lock: lock,
+    })
+}
+
+/// Uploads the sealed export at `root` to `target`. `progress(done_bytes, total_bytes)` is
+/// called as objects finish.
+pub async fn upload(
+    root: &Path,
+    target: &Target,
+    opts: &UploadOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<UploadReport, UploadError> {
+    let (sk, plan, store, preflight) = prepare(root, target, opts).await?;
+    let receipt = open_receipt(root, target, &plan, opts)?;
     let mut report = UploadReport {
         target: target.to_string(),
-        receipt: path.clone(),
+        receipt: receipt.path.clone(),
         signature: None,
         objects: plan.items.len() as u64,
         bytes: plan.bytes(),
@@ -379,133 +430,29 @@ pub async fn upload(
         complete: false,
         receipt_copies: Vec::new(),
     };
-    if already_complete {
+    if receipt.complete {
         report.skipped = report.objects;
         report.complete = true;
-        let sig = PathBuf::from(format!("{}.minisig", path.display()));
+        let sig = PathBuf::from(format!("{}.minisig", receipt.path.display()));
         report.signature = sig.exists().then_some(sig);
         copy_receipt(store.as_ref(), target, root, &opts.protection, &mut report).await;
         return Ok(report);
     }
-    if existed && started.is_some() {
-        log.append(
-            "upload-resumed",
-            json!({"alreadyStored": done.len(), "protection": protection_json(&opts.protection)}),
-        )?;
-    }
-    log.append("preflight", json!({"checks": preflight}))?;
-
-    let todo: Vec<&Item> = plan
-        .items
-        .iter()
-        .filter(|i| !done.contains(&i.rel))
-        .collect();
-    report.skipped = report.objects - todo.len() as u64;
-    let total = plan.bytes();
-    let mut done_bytes: u64 = plan
-        .items
-        .iter()
-        .filter(|i| done.contains(&i.rel))
-        .map(|i| i.size)
-        .sum();
-    progress(done_bytes, total);
-    // Payload first, tag files after, in plan order; the tag manifest and its signature only once
-    // everything they pin is stored.
-    let (body, seal): (Vec<&Item>, Vec<&Item>) = todo
-        .into_iter()
-        .partition(|i| !i.rel.starts_with("tagmanifest-sha256.txt"));
-    for batch in [body, seal] {
-        let store = store.as_ref();
-        let p = &opts.protection;
-        let mut results = futures_util::stream::iter(batch.into_iter().map(|item| async move {
-            let key = target.key(&item.rel);
-            let r = one(store, item, &key, p).await;
-            (item, key, r)
-        }))
-        .buffer_unordered(opts.concurrency.max(1));
-        while let Some((item, key, r)) = results.next().await {
-            let base = json!({"path": item.rel, "key": key, "sha256": item.sha256, "bytes": item.size, "hashSource": item.source});
-            let merge = |extra: Value| {
-                let mut v = base.clone();
-                if let (Value::Object(m), Value::Object(x)) = (&mut v, extra) {
-                    m.extend(x);
-                }
-                v
-            };
-            match r {
-                Ok(Outcome::Stored { stored, back }) => {
-                    log.append(
-                        "object-stored",
-                        merge(json!({"write": stored, "readBack": back})),
-                    )?;
-                    report.stored += 1;
-                }
-                Ok(Outcome::Present { back }) => {
-                    log.append(
-                        "object-stored",
-                        merge(json!({"alreadyPresent": true, "readBack": back, "note": "an earlier run stored it before receipting it; its bytes match"})),
-                    )?;
-                    report.already_present += 1;
-                }
-                Ok(Outcome::Unverified {
-                    stored,
-                    back,
-                    problems,
-                }) => {
-                    log.append(
-                        "object-unverified",
-                        merge(json!({"write": stored, "readBack": back, "problems": problems})),
-                    )?;
-                    report.failed.push((
-                        item.rel.clone(),
-                        format!("stored, but not as asked: {}", problems.join("; ")),
-                    ));
-                }
-                Ok(Outcome::Conflict { back }) => {
-                    let why = format!(
-                        "another object is already stored at {key} (SHA-256 {}); nothing was overwritten",
-                        back.sha256
-                            .as_deref()
-                            .or(back.sha256_metadata.as_deref())
-                            .unwrap_or("unknown")
-                    );
-                    log.append(
-                        "object-conflict",
-                        merge(json!({"readBack": back, "reason": why})),
-                    )?;
-                    report.failed.push((item.rel.clone(), why));
-                }
-                Ok(Outcome::Refused {
-                    status,
-                    code,
-                    message,
-                }) => {
-                    log.append(
-                        "object-refused",
-                        merge(json!({"status": status, "code": code, "message": message})),
-                    )?;
-                    report
-                        .failed
-                        .push((item.rel.clone(), refused(&code, &message)));
-                }
-                Err(m) => {
-                    log.append("upload-stopped", json!({"reason": m, "at": item.rel}))?;
-                    return Err(UploadError::Stopped(format!(
-                        "{}: {m}; re-run the same command to resume (receipt {})",
-                        item.rel,
-                        path.display()
-                    )));
-                }
-            }
-            done_bytes += item.size;
-            progress(done_bytes, total);
-        }
-        if !report.failed.is_empty() {
-            // Never store the seal of a copy that is not whole.
-            break;
-        }
-    }
+    receipt
+        .log
+        .append("preflight", json!({"checks": preflight}))?;
+    store_all(
+        store.as_ref(),
+        target,
+        &plan,
+        &receipt,
+        opts,
+        progress,
+        &mut report,
+    )
+    .await?;
     report.complete = report.failed.is_empty();
+    let log = &receipt.log;
     if report.complete {
         log.append(
             "upload-complete",
@@ -527,7 +474,7 @@ pub async fn upload(
             report.complete
         );
         report.signature = Some(custos::sign::sign_file(
-            &path,
+            &receipt.path,
             sk,
             &comment,
             "custos signature of an upload receipt",
@@ -537,6 +484,141 @@ pub async fn upload(
         copy_receipt(store.as_ref(), target, root, &opts.protection, &mut report).await;
     }
     Ok(report)
+}
+
+/// Every object not yet receipted: payload first, tag files after, in plan order; the tag
+/// manifest and its signature only once everything they pin is stored.
+async fn store_all(
+    store: &dyn Backend,
+    target: &Target,
+    plan: &Plan,
+    receipt: &Receipt,
+    opts: &UploadOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+    report: &mut UploadReport,
+) -> Result<(), UploadError> {
+    let done = &receipt.done;
+    let todo: Vec<&Item> = plan
+        .items
+        .iter()
+        .filter(|i| !done.contains(&i.rel))
+        .collect();
+    report.skipped = report.objects - todo.len() as u64;
+    let total = plan.bytes();
+    let mut done_bytes: u64 = plan
+        .items
+        .iter()
+        .filter(|i| done.contains(&i.rel))
+        .map(|i| i.size)
+        .sum();
+    progress(done_bytes, total);
+    let (body, seal): (Vec<&Item>, Vec<&Item>) = todo
+        .into_iter()
+        .partition(|i| !i.rel.starts_with("tagmanifest-sha256.txt"));
+    for batch in [body, seal] {
+        let p = &opts.protection;
+        let mut results = futures_util::stream::iter(batch.into_iter().map(|item| async move {
+            let key = target.key(&item.rel);
+            let r = one(store, item, &key, p).await;
+            (item, key, r)
+        }))
+        .buffer_unordered(opts.concurrency.max(1));
+        while let Some((item, key, r)) = results.next().await {
+            receipt_one(receipt, item, &key, r, report)?;
+            done_bytes += item.size;
+            progress(done_bytes, total);
+        }
+        if !report.failed.is_empty() {
+            // Never store the seal of a copy that is not whole.
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// One object's outcome, in the receipt and the report; `Err` stops the upload.
+fn receipt_one(
+    receipt: &Receipt,
+    item: &Item,
+    key: &str,
+    r: Result<Outcome, String>,
+    report: &mut UploadReport,
+) -> Result<(), UploadError> {
+    let log = &receipt.log;
+    let base = json!({"path": item.rel, "key": key, "sha256": item.sha256, "bytes": item.size, "hashSource": item.source});
+    let merge = |extra: Value| {
+        let mut v = base.clone();
+        if let (Value::Object(m), Value::Object(x)) = (&mut v, extra) {
+            m.extend(x);
+        }
+        v
+    };
+    match r {
+        Ok(Outcome::Stored { stored, back }) => {
+            log.append(
+                "object-stored",
+                merge(json!({"write": stored, "readBack": back})),
+            )?;
+            report.stored += 1;
+        }
+        Ok(Outcome::Present { back }) => {
+            log.append(
+                "object-stored",
+                merge(json!({"alreadyPresent": true, "readBack": back, "note": "an earlier run stored it before receipting it; its bytes match"})),
+            )?;
+            report.already_present += 1;
+        }
+        Ok(Outcome::Unverified {
+            stored,
+            back,
+            problems,
+        }) => {
+            log.append(
+                "object-unverified",
+                merge(json!({"write": stored, "readBack": back, "problems": problems})),
+            )?;
+            report.failed.push((
+                item.rel.clone(),
+                format!("stored, but not as asked: {}", problems.join("; ")),
+            ));
+        }
+        Ok(Outcome::Conflict { back }) => {
+            let why = format!(
+                "another object is already stored at {key} (SHA-256 {}); nothing was overwritten",
+                back.sha256
+                    .as_deref()
+                    .or(back.sha256_metadata.as_deref())
+                    .unwrap_or("unknown")
+            );
+            log.append(
+                "object-conflict",
+                merge(json!({"readBack": back, "reason": why})),
+            )?;
+            report.failed.push((item.rel.clone(), why));
+        }
+        Ok(Outcome::Refused {
+            status,
+            code,
+            message,
+        }) => {
+            log.append(
+                "object-refused",
+                merge(json!({"status": status, "code": code, "message": message})),
+            )?;
+            report
+                .failed
+                .push((item.rel.clone(), refused(&code, &message)));
+        }
+        Err(m) => {
+            log.append("upload-stopped", json!({"reason": m, "at": item.rel}))?;
+            return Err(UploadError::Stopped(format!(
+                "{}: {m}; re-run the same command to resume (receipt {})",
+                item.rel,
+                receipt.path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Stores the receipt (final once the upload is complete: a completed receipt is never appended

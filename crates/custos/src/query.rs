@@ -278,6 +278,46 @@ fn parse_time(p: &Parser<'_>, at: usize, v: &str) -> Result<OffsetDateTime, Quer
         .or_else(|_| p.err(at, format!("'{v}' is not an RFC 3339 time such as 2023-10-01T00:00:00.000Z (the offset is required)")))
 }
 
+/// The rest of a timestamp range after its opening `[` or `{` (at `at`): bounds, `TO`, the
+/// closing bracket; `*` is an open bound.
+fn parse_range(p: &mut Parser<'_>, open: char, at: usize) -> Result<TimeRange, QueryError> {
+    let (lo_at, lo, lo_q) = p.value()?;
+    p.keyword("TO")?;
+    let (hi_at, hi, hi_q) = p.value()?;
+    p.ws();
+    let close = p.peek();
+    let end_incl = match close {
+        Some(']') => true,
+        Some('}') => false,
+        _ => return p.err(p.pos, "expected ']' or '}' to close the range"),
+    };
+    p.pos += 1;
+    let bound = |at: usize,
+                 v: &str,
+                 quoted: bool,
+                 incl: bool|
+     -> Result<Option<(OffsetDateTime, bool)>, QueryError> {
+        if v == "*" && !quoted {
+            Ok(None)
+        } else {
+            Ok(Some((parse_time(p, at, v)?, incl)))
+        }
+    };
+    let range = TimeRange {
+        start: bound(lo_at, &lo, lo_q, open == '[')?,
+        end: bound(hi_at, &hi, hi_q, end_incl)?,
+    };
+    if let (Some((s, _)), Some((e, _))) = (range.start, range.end)
+        && s >= e
+    {
+        return p.err(hi_at, "the range ends before it starts");
+    }
+    if range.start.is_none() && range.end.is_none() {
+        return p.err(at, "a range needs at least one bound");
+    }
+    Ok(range)
+}
+
 impl Query {
     /// Parses and validates `text`.
     pub fn parse(text: &str) -> Result<Query, QueryError> {
@@ -337,33 +377,7 @@ impl Query {
                             format!("ranges are only supported on timestamp, not {name}"),
                         );
                     }
-                    let (lo_at, lo, lo_q) = p.value()?;
-                    p.keyword("TO")?;
-                    let (hi_at, hi, hi_q) = p.value()?;
-                    p.ws();
-                    let close = p.peek();
-                    let end_incl = match close {
-                        Some(']') => true,
-                        Some('}') => false,
-                        _ => return p.err(p.pos, "expected ']' or '}' to close the range"),
-                    };
-                    p.pos += 1;
-                    let bound = |at: usize, v: &str, quoted: bool, incl: bool| -> Result<Option<(OffsetDateTime, bool)>, QueryError> {
-                        if v == "*" && !quoted { Ok(None) } else { Ok(Some((parse_time(&p, at, v)?, incl))) }
-                    };
-                    let range = TimeRange {
-                        start: bound(lo_at, &lo, lo_q, open == '[')?,
-                        end: bound(hi_at, &hi, hi_q, end_incl)?,
-                    };
-                    if let (Some((s, _)), Some((e, _))) = (range.start, range.end)
-                        && s >= e
-                    {
-                        return p.err(hi_at, "the range ends before it starts");
-                    }
-                    if range.start.is_none() && range.end.is_none() {
-                        return p.err(at, "a range needs at least one bound");
-                    }
-                    Condition::Range(range)
+                    Condition::Range(parse_range(&mut p, open, at)?)
                 }
                 Some('(') => {
                     p.pos += 1;

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// A minisign secret key, as [`load_secret_key`] returns it.
+pub use minisign::SecretKey;
+
 /// Env variable holding the password of an encrypted secret key (keys made by `custos keygen`
 /// are not encrypted; protect them with file permissions or a vault).
 pub const PASSWORD_ENV: &str = "CUSTOS_SIGN_PASSWORD";

@@ -269,18 +269,7 @@ mod tests {
             let s = State::open(&path).unwrap();
             s.set("query_sha256", "abc").unwrap();
             s.seal_manifest(&items, "def").unwrap();
-            let done = Done {
-                outcome: Outcome::Purged,
-                reason: "fileState DELETED".into(),
-                file: None,
-                sha256: None,
-                bytes: None,
-                content_type: None,
-                downloaded_at: None,
-                media_ms: None,
-                stated_ms: None,
-                stated_source: None,
-            };
+            let done = Done::no_file(Outcome::Purged, "fileState DELETED");
             s.finish(&items[1], &done).unwrap();
         }
         let s = State::open(&path).unwrap();

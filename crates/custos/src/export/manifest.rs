@@ -11,9 +11,11 @@ use crate::custody::csv_cell;
 use crate::digest::Sha256;
 use crate::durable::{sync_dir, write_sealed};
 use crate::error::{Error, Result};
+use crate::ids::IdList;
 use crate::model::{Item, safe_id};
 use crate::source::{
-    NOT_FOUND, genesys_conversations, genesys_recordings, search_by_ids, search_recordings,
+    Discovery, NOT_FOUND, genesys_conversations, genesys_recordings, search_by_ids,
+    search_recordings,
 };
 
 /// Lists what the selection names and seals the manifest.
@@ -38,45 +40,7 @@ pub(super) async fn build_manifest(
             let mut found =
                 genesys_recordings(&ctx.api, &convs, ctx.api.requests_in_flight(), &staging)
                     .await?;
-            // Keep what was asked for; account for every id the source does not know.
-            let whole: std::collections::BTreeSet<&str> = list
-                .entries
-                .iter()
-                .filter(|e| e.second.is_none())
-                .map(|e| e.first.as_str())
-                .collect();
-            let named: std::collections::BTreeSet<(&str, &str)> = list
-                .entries
-                .iter()
-                .filter_map(|e| e.second.as_deref().map(|r| (e.first.as_str(), r)))
-                .collect();
-            found.items.retain(|it| {
-                whole.contains(it.conversation_id.as_str())
-                    || named.contains(&(it.conversation_id.as_str(), it.recording_id.as_str()))
-            });
-            let listed: std::collections::BTreeSet<(String, String)> = found
-                .items
-                .iter()
-                .map(|i| (i.conversation_id.clone(), i.recording_id.clone()))
-                .collect();
-            for (c, r) in &named {
-                if !listed.contains(&(c.to_string(), r.to_string())) {
-                    found.items.push(Item {
-                        conversation_id: c.to_string(),
-                        recording_id: r.to_string(),
-                        listed_state: NOT_FOUND.into(),
-                    });
-                }
-            }
-            for c in &found.missing_conversations {
-                if whole.contains(c.as_str()) {
-                    found.items.push(Item {
-                        conversation_id: c.clone(),
-                        recording_id: String::new(),
-                        listed_state: NOT_FOUND.into(),
-                    });
-                }
-            }
+            keep_listed(&mut found, list);
             found.items.sort();
             found.items.dedup();
             found
@@ -135,4 +99,48 @@ pub(super) async fn build_manifest(
         json!({"file": "data/manifest.csv", "sha256": sha, "items": found.items.len()}),
     )?;
     Ok(())
+}
+
+/// Keeps what an ids file asked for (a whole conversation, or one recording of it), and
+/// accounts for every id the source does not know as an item of its own.
+fn keep_listed(found: &mut Discovery, list: &IdList) {
+    // Keep what was asked for; account for every id the source does not know.
+    let whole: std::collections::BTreeSet<&str> = list
+        .entries
+        .iter()
+        .filter(|e| e.second.is_none())
+        .map(|e| e.first.as_str())
+        .collect();
+    let named: std::collections::BTreeSet<(&str, &str)> = list
+        .entries
+        .iter()
+        .filter_map(|e| e.second.as_deref().map(|r| (e.first.as_str(), r)))
+        .collect();
+    found.items.retain(|it| {
+        whole.contains(it.conversation_id.as_str())
+            || named.contains(&(it.conversation_id.as_str(), it.recording_id.as_str()))
+    });
+    let listed: std::collections::BTreeSet<(String, String)> = found
+        .items
+        .iter()
+        .map(|i| (i.conversation_id.clone(), i.recording_id.clone()))
+        .collect();
+    for (c, r) in &named {
+        if !listed.contains(&(c.to_string(), r.to_string())) {
+            found.items.push(Item {
+                conversation_id: c.to_string(),
+                recording_id: r.to_string(),
+                listed_state: NOT_FOUND.into(),
+            });
+        }
+    }
+    for c in &found.missing_conversations {
+        if whole.contains(c.as_str()) {
+            found.items.push(Item {
+                conversation_id: c.clone(),
+                recording_id: String::new(),
+                listed_state: NOT_FOUND.into(),
+            });
+        }
+    }
 }

@@ -107,38 +107,8 @@ async fn run(
     log_cell: &std::sync::OnceLock<Arc<CustodyLog>>,
 ) -> Result<Report> {
     let started = std::time::Instant::now();
-    let input = match &cfg.selection {
-        Selection::Query(q) => Input::Query(Query::parse(q)?),
-        Selection::Ids(f) => Input::Ids(IdList::read(f, cfg.source == SourceKind::Genesys)?),
-    };
-    if !(1..=MAX_CONCURRENCY).contains(&cfg.concurrency) {
-        return Err(Error::Config(format!(
-            "--concurrency must be between 1 and {MAX_CONCURRENCY}"
-        )));
-    }
-    if !(1..=MAX_RATE_PER_MINUTE).contains(&cfg.rate_per_minute) {
-        return Err(Error::Config(format!(
-            "--rate must be between 1 and {MAX_RATE_PER_MINUTE} requests per minute"
-        )));
-    }
     let now = cfg.now.unwrap_or_else(OffsetDateTime::now_utc);
-    if let (Input::Query(query), SourceKind::Genesys) = (&input, cfg.source) {
-        query
-            .genesys_requests(now, cfg.page_size)
-            .map_err(Error::Config)?;
-    }
-    if let Retrieval::Transcode(f) = &cfg.retrieval
-        && !["WAV", "WEBM", "WAV_ULAW", "OGG_VORBIS", "OGG_OPUS", "MP3"].contains(&f.as_str())
-    {
-        return Err(Error::Config(format!(
-            "unknown --format {f}; use WAV, WEBM, WAV_ULAW, OGG_VORBIS, OGG_OPUS or MP3"
-        )));
-    }
-    let sign_key = cfg
-        .sign_key
-        .as_deref()
-        .map(crate::sign::load_secret_key)
-        .transpose()?;
+    let (input, sign_key) = check_input(cfg, now)?;
     let api = Api::new(
         &cfg.api_base,
         &cfg.login_base,
@@ -193,19 +163,7 @@ async fn run(
         recheck_written(&ctx)?;
     }
     remove_partials(&ctx.root.join("data"))?;
-    let mut actor = json!({"oauthClientId": ctx.api.client_id(), "osUser": os_identity(), "operator": cfg.operator});
-    if let Some(env) = env_user_if_different() {
-        actor["envUser"] = json!(env);
-    }
-    let log = Arc::new(CustodyLog::open(
-        &ctx.root.join("data/custody_log.jsonl"),
-        actor,
-        tool(),
-    )?);
-    ctx.api.set_log(log.clone());
-    let _ = ctx.log.set(log);
-    ctx.log("export-run", json!({"resumed": resuming, "source": cfg.source.as_str(), "apiBase": cfg.api_base, "loginBase": cfg.login_base, "matter": cfg.matter, "pid": std::process::id(),
-        "settings": settings(cfg, sign_key.as_ref()).into_iter().map(|(k, v)| (k.trim_start_matches("--").to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()}))?;
+    open_log(&ctx, resuming, sign_key.as_ref())?;
 
     progress.stage(Stage::Query, "recording the query");
     tracing::info!(stage = "query", "recording the query");
@@ -225,6 +183,67 @@ async fn run(
     seal::seal(&ctx, sign_key.as_ref())?;
     ctx.state.set("complete", "true")?;
     report(&ctx, started, resuming, false)
+}
+
+/// The selection read and every setting checked, before anything is written: the input and
+/// the signing key.
+fn check_input(
+    cfg: &ExportConfig,
+    now: OffsetDateTime,
+) -> Result<(Input, Option<minisign::SecretKey>)> {
+    let input = match &cfg.selection {
+        Selection::Query(q) => Input::Query(Query::parse(q)?),
+        Selection::Ids(f) => Input::Ids(IdList::read(f, cfg.source == SourceKind::Genesys)?),
+    };
+    if !(1..=MAX_CONCURRENCY).contains(&cfg.concurrency) {
+        return Err(Error::Config(format!(
+            "--concurrency must be between 1 and {MAX_CONCURRENCY}"
+        )));
+    }
+    if !(1..=MAX_RATE_PER_MINUTE).contains(&cfg.rate_per_minute) {
+        return Err(Error::Config(format!(
+            "--rate must be between 1 and {MAX_RATE_PER_MINUTE} requests per minute"
+        )));
+    }
+    if let (Input::Query(query), SourceKind::Genesys) = (&input, cfg.source) {
+        query
+            .genesys_requests(now, cfg.page_size)
+            .map_err(Error::Config)?;
+    }
+    if let Retrieval::Transcode(f) = &cfg.retrieval
+        && !["WAV", "WEBM", "WAV_ULAW", "OGG_VORBIS", "OGG_OPUS", "MP3"].contains(&f.as_str())
+    {
+        return Err(Error::Config(format!(
+            "unknown --format {f}; use WAV, WEBM, WAV_ULAW, OGG_VORBIS, OGG_OPUS or MP3"
+        )));
+    }
+    let sign_key = cfg
+        .sign_key
+        .as_deref()
+        .map(crate::sign::load_secret_key)
+        .transpose()?;
+    Ok((input, sign_key))
+}
+
+/// Opens the custody log (the API records every response in it from now on) and records this
+/// run with its settings.
+fn open_log(ctx: &Ctx<'_>, resuming: bool, sign_key: Option<&minisign::SecretKey>) -> Result<()> {
+    let cfg = ctx.cfg;
+    let mut actor = json!({"oauthClientId": ctx.api.client_id(), "osUser": os_identity(), "operator": cfg.operator});
+    if let Some(env) = env_user_if_different() {
+        actor["envUser"] = json!(env);
+    }
+    let log = Arc::new(CustodyLog::open(
+        &ctx.root.join("data/custody_log.jsonl"),
+        actor,
+        tool(),
+    )?);
+    ctx.api.set_log(log.clone());
+    let _ = ctx.log.set(log);
+    ctx.log("export-run", json!({"resumed": resuming, "source": cfg.source.as_str(), "apiBase": cfg.api_base, "loginBase": cfg.login_base, "matter": cfg.matter, "pid": std::process::id(),
+        "settings": settings(cfg, sign_key).into_iter().map(|(k, v)| (k.trim_start_matches("--").to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()}))?;
+
+    Ok(())
 }
 
 fn report(

@@ -64,11 +64,53 @@ impl DurationCoverage {
     }
 }
 
-/// Seals the package.
+/// What the custody record counted.
+struct Tally {
+    items: u64,
+    counts: BTreeMap<Outcome, u64>,
+    exported_bytes: u64,
+    duration: DurationCoverage,
+}
+
+impl Tally {
+    fn outcomes(&self) -> serde_json::Map<String, Value> {
+        self.counts
+            .iter()
+            .map(|(o, n)| (o.as_str().to_owned(), json!(n)))
+            .collect()
+    }
+}
+
+/// Seals the package: the custody record and summary, the log's last event, the bag, the
+/// signature.
 pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> {
-    let cfg = ctx.cfg;
     remove_empty_dirs(&ctx.root.join("data/recordings"))?;
     remove_empty_dirs(&ctx.root.join("data/quarantine"))?;
+    let tally = write_custody_record(ctx)?;
+    write_summary(ctx, &tally)?;
+    let mut info = bag_info(ctx, &tally)?;
+    // The last event inside the payload: after it the bag seals the log.
+    let coc = sha256_file(&ctx.root.join("data/chain_of_custody.csv"))?.0;
+    let head = ctx.log(
+        "package-sealing",
+        json!({"items": tally.items, "outcomes": tally.outcomes(), "chainOfCustodySha256": coc}),
+    )?;
+    ctx.state.set("custody_log_head", &head)?;
+    info.push(("Custody-Log-Head", head.clone()));
+    let today = OffsetDateTime::now_utc().date();
+    // Hashes recorded at download are not recomputed; every other payload file is hashed.
+    write_bag(
+        &ctx.root,
+        &|rel| ctx.state.file_hash(rel),
+        &info,
+        &today.to_string(),
+    )?;
+    sign_or_clear(ctx, sign_key, &head)?;
+    sync_dir(&ctx.root)
+}
+
+/// `data/chain_of_custody.csv`, written row by row from the job database (never held whole).
+fn write_custody_record(ctx: &Ctx<'_>) -> Result<Tally> {
     let query_used = ctx.state.get("query_used")?.unwrap_or_default();
     let query_text = query_used.as_str();
     // Written row by row from the job database, never held whole.
@@ -146,19 +188,36 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
         .map_err(|e| Error::io(&coc_tmp, e.into_error()))?;
     file.sync_all().map_err(|e| Error::io(&coc_tmp, e))?;
     std::fs::rename(&coc_tmp, &coc_path).map_err(|e| Error::io(&coc_path, e))?;
+    Ok(Tally {
+        items,
+        counts,
+        exported_bytes,
+        duration,
+    })
+}
+
+/// `data/summary.json`: counts per outcome, bytes, the seals' hashes, the duration coverage.
+fn write_summary(ctx: &Ctx<'_>, t: &Tally) -> Result<()> {
+    let duration = &t.duration;
     let summary = json!({
-        "items": items,
-        "outcomes": counts.iter().map(|(o, n)| (o.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
-        "purged": counts[&Outcome::Purged],
-        "exportedBytes": exported_bytes,
+        "items": t.items,
+        "outcomes": t.outcomes(),
+        "purged": t.counts[&Outcome::Purged],
+        "exportedBytes": t.exported_bytes,
         "querySha256": ctx.state.get("query_sha256")?,
         "manifestSha256": ctx.state.get("manifest_sha256")?,
         "durationChecked": {"checked": duration.checked, "of": duration.files, "notChecked": duration.not_checked},
     });
     let mut s = serde_json::to_vec_pretty(&summary).expect("json");
     s.push(b'\n');
-    write_durably(&ctx.root.join("data/summary.json"), &s)?;
-    let mut info: Vec<(&str, String)> = Vec::new();
+    write_durably(&ctx.root.join("data/summary.json"), &s)
+}
+
+/// bag-info.txt's labels (the custody log's head is added once the log is sealed).
+fn bag_info(ctx: &Ctx<'_>, t: &Tally) -> Result<Vec<(&'static str, String)>> {
+    let cfg = ctx.cfg;
+    let duration = &t.duration;
+    let mut info: Vec<(&'static str, String)> = Vec::new();
     if let Some(org) = &cfg.source_organization {
         info.push(("Source-Organization", org.clone()));
     }
@@ -190,23 +249,12 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
         "Manifest-SHA256",
         ctx.state.get("manifest_sha256")?.unwrap_or_default(),
     ));
-    // The last event inside the payload: after it the bag seals the log.
-    let coc = sha256_file(&ctx.root.join("data/chain_of_custody.csv"))?.0;
-    let head = ctx.log(
-        "package-sealing",
-        json!({"items": items, "outcomes": counts.iter().map(|(o, n)| (o.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
-               "chainOfCustodySha256": coc}),
-    )?;
-    ctx.state.set("custody_log_head", &head)?;
-    info.push(("Custody-Log-Head", head.clone()));
-    let today = OffsetDateTime::now_utc().date();
-    // Hashes recorded at download are not recomputed; every other payload file is hashed.
-    write_bag(
-        &ctx.root,
-        &|rel| ctx.state.file_hash(rel),
-        &info,
-        &today.to_string(),
-    )?;
+    Ok(info)
+}
+
+/// Signs the tag manifest with the key, or removes a signature an earlier run left.
+fn sign_or_clear(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>, head: &str) -> Result<()> {
+    let cfg = ctx.cfg;
     let sig = ctx.root.join("tagmanifest-sha256.txt.minisig");
     match sign_key {
         Some(sk) => {
@@ -224,5 +272,5 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
         None if sig.exists() => std::fs::remove_file(&sig).map_err(|e| Error::io(&sig, e))?,
         None => {}
     }
-    sync_dir(&ctx.root)
+    Ok(())
 }

@@ -143,26 +143,8 @@ impl Api {
             let ticket = self.limiter.acquire().await;
             self.calls
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut rb = self.http.request(method.clone(), &url).bearer_auth(&token);
-            if let Some(b) = body {
-                rb = rb.json(b);
-            }
             let sent = Instant::now();
-            let result = match rb.send().await {
-                Ok(r) => {
-                    let status = r.status();
-                    let headers = r.headers().clone();
-                    match read_limited(r, MAX_JSON_BYTES).await {
-                        Ok(body) => Ok(ApiResponse {
-                            status,
-                            headers,
-                            body,
-                        }),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err((Transport::of(&e), e.without_url().to_string())),
-            };
+            let result = self.exchange(&method, &url, &token, body).await;
             if result.is_ok() {
                 self.observe_latency(sent.elapsed());
             }
@@ -226,6 +208,33 @@ impl Api {
                 url,
                 message: e,
             });
+        }
+    }
+
+    /// One request and its answer, read whole to [`MAX_JSON_BYTES`].
+    async fn exchange(
+        &self,
+        method: &Method,
+        url: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> std::result::Result<ApiResponse, (Transport, String)> {
+        let mut rb = self.http.request(method.clone(), url).bearer_auth(token);
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        match rb.send().await {
+            Ok(r) => {
+                let status = r.status();
+                let headers = r.headers().clone();
+                let body = read_limited(r, MAX_JSON_BYTES).await?;
+                Ok(ApiResponse {
+                    status,
+                    headers,
+                    body,
+                })
+            }
+            Err(e) => Err((Transport::of(&e), e.without_url().to_string())),
         }
     }
 

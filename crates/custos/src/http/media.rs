@@ -140,29 +140,8 @@ pub async fn fetch(
     })?;
     let status = resp.status().as_u16();
     tracing::debug!(url = %crate::custody::redact_url(url), status, bearer = bearer.is_some(), "media");
-    match status {
-        200 => {}
-        404 | 410 => return Err(FetchError::NotFound),
-        409 => return Err(FetchError::Archived),
-        403 => {
-            let body = error_text(resp).await;
-            return Err(if body.to_ascii_lowercase().contains("expired") {
-                FetchError::Expired
-            } else {
-                FetchError::Refused(format!("403 {}", snippet(&body)))
-            });
-        }
-        429 => return Err(FetchError::Throttled(retry_after(resp.headers()))),
-        408 | 500..=599 => {
-            return Err(FetchError::Incomplete {
-                why: format!("HTTP {status}"),
-                what: Attempt::Status(status, None),
-            });
-        }
-        _ => {
-            let body = error_text(resp).await;
-            return Err(FetchError::Refused(format!("{status} {}", snippet(&body))));
-        }
+    if status != 200 {
+        return Err(refusal(resp, status).await);
     }
     let content_type = resp
         .headers()
@@ -173,6 +152,59 @@ pub async fn fetch(
     let declared = resp.content_length();
     let window = super::RateWindow::from_headers(resp.headers(), sent, ticket);
     let limit = declared.or(stated_size);
+    let (hasher, n) = stream_to_part(&mut resp, part, limit).await?;
+    if let Some(d) = declared
+        && d != n
+    {
+        return Err(FetchError::Incomplete {
+            why: format!("received {n} bytes of the {d} in Content-Length"),
+            what: Attempt::Transport(Transport::Short),
+        });
+    }
+    if let Some(s) = stated_size
+        && s != n
+    {
+        return Err(FetchError::SizeMismatch { got: n, stated: s });
+    }
+    Ok(Fetched {
+        sha256: crate::digest::Sha256::finish(hasher).hex(),
+        bytes: n,
+        content_type,
+        window,
+    })
+}
+
+/// What a non-200 answer means for the download (its body read to a cap).
+async fn refusal(resp: reqwest::Response, status: u16) -> FetchError {
+    match status {
+        404 | 410 => FetchError::NotFound,
+        409 => FetchError::Archived,
+        403 => {
+            let body = error_text(resp).await;
+            if body.to_ascii_lowercase().contains("expired") {
+                FetchError::Expired
+            } else {
+                FetchError::Refused(format!("403 {}", snippet(&body)))
+            }
+        }
+        429 => FetchError::Throttled(retry_after(resp.headers())),
+        408 | 500..=599 => FetchError::Incomplete {
+            why: format!("HTTP {status}"),
+            what: Attempt::Status(status, None),
+        },
+        _ => {
+            let body = error_text(resp).await;
+            FetchError::Refused(format!("{status} {}", snippet(&body)))
+        }
+    }
+}
+
+/// Streams the body into `part` while hashing it, refusing more than `limit` bytes; fsynced.
+async fn stream_to_part(
+    resp: &mut reqwest::Response,
+    part: &Path,
+    limit: Option<u64>,
+) -> Result<(Sha256, u64), FetchError> {
     let io = |e: std::io::Error| FetchError::Io(Error::io(part, e));
     let mut opts = tokio::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -209,25 +241,7 @@ pub async fn fetch(
     }
     out.flush().await.map_err(io)?;
     out.into_inner().sync_all().await.map_err(io)?;
-    if let Some(d) = declared
-        && d != n
-    {
-        return Err(FetchError::Incomplete {
-            why: format!("received {n} bytes of the {d} in Content-Length"),
-            what: Attempt::Transport(Transport::Short),
-        });
-    }
-    if let Some(s) = stated_size
-        && s != n
-    {
-        return Err(FetchError::SizeMismatch { got: n, stated: s });
-    }
-    Ok(Fetched {
-        sha256: crate::digest::Sha256::finish(hasher).hex(),
-        bytes: n,
-        content_type,
-        window,
-    })
+    Ok((hasher, n))
 }
 
 fn snippet(s: &str) -> String {

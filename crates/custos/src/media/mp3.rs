@@ -151,9 +151,8 @@ fn read_tag<R: Read + Seek>(
     Ok(None)
 }
 
-pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, MediaError> {
-    let mut problems = Vec::new();
-    // ID3v2 tags (there may be more than one).
+/// Where the audio starts: after every ID3v2 tag (there may be more than one).
+fn skip_id3v2<R: Read + Seek>(src: &mut Src<R>) -> Result<u64, MediaError> {
     let mut pos = 0u64;
     while let Some(h) = src.array::<10>(pos)? {
         if &h[..3] != b"ID3" {
@@ -165,8 +164,13 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
         let footer = if h[5] & 0x10 != 0 { 10 } else { 0 };
         pos += 10 + size + footer;
     }
+    Ok(pos)
+}
+
+/// The first frame at or after `start`: its offset and header.
+fn first_frame<R: Read + Seek>(src: &mut Src<R>, start: u64) -> Result<(u64, Header), MediaError> {
     // The first frame: a valid header whose successor is valid too (or ends the file).
-    let start = pos;
+    let mut pos = start;
     let first = loop {
         if pos >= src.len || pos - start > SYNC_SEARCH {
             return Err(MediaError::Invalid("MP3: no MPEG audio frame found".into()));
@@ -184,6 +188,13 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
         }
         pos += 1;
     };
+    Ok((pos, first))
+}
+
+pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, MediaError> {
+    let mut problems = Vec::new();
+    let start = skip_id3v2(src)?;
+    let (pos, first) = first_frame(src, start)?;
     if pos > start {
         problems.push(format!(
             "{} bytes of junk before the first frame",

@@ -60,15 +60,8 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
         if &h[..4] != b"OggS" || h[4] != 0 {
             // Resynchronise on the next capture pattern; what lay between is damage.
             let from = pos;
-            pos += 1;
-            let mut found = false;
-            while pos + 4 <= src.len {
-                if src.array::<4>(pos)? == Some(*b"OggS") {
-                    found = true;
-                    break;
-                }
-                pos += 1;
-            }
+            let found;
+            (pos, found) = resync(src, pos + 1)?;
             problems.push(format!(
                 "{} bytes that are not Ogg pages at byte {from}",
                 (if found { pos } else { src.len }) - from
@@ -111,33 +104,7 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
                 if flags & 2 == 0 {
                     problems.push("the first page is not a beginning of stream".into());
                 }
-                let p = &body[..body_len];
-                let parsed = if p.starts_with(b"OpusHead") && p.len() >= 19 {
-                    let ch = u32::from(p[9]);
-                    (
-                        Codec::Opus {
-                            pre_skip: u16le(p, 10),
-                        },
-                        ch,
-                        48_000,
-                    )
-                } else if p.starts_with(b"\x01vorbis") && p.len() >= 30 {
-                    (Codec::Vorbis, u32::from(p[11]), u32le(p, 12))
-                } else {
-                    let id: String = p
-                        .iter()
-                        .take(8)
-                        .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
-                        .collect();
-                    return Err(MediaError::Unrecognised(format!(
-                        "Ogg stream of an unsupported codec ('{id}')"
-                    )));
-                };
-                if parsed.1 == 0 || parsed.2 == 0 {
-                    return Err(MediaError::Invalid(
-                        "Ogg stream header with 0 channels or 0 Hz".into(),
-                    ));
-                }
+                let parsed = stream_header(&body[..body_len])?;
                 stream = Some((serial, parsed.0, parsed.1, parsed.2));
                 next_seq = Some(seq.wrapping_add(1));
             }
@@ -183,6 +150,48 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
         duration: samples_to_duration(samples, rate),
         problems,
     })
+}
+
+/// The next capture pattern at or after `pos`: (its offset, or the end of the file; found).
+fn resync<R: Read + Seek>(src: &mut Src<R>, mut pos: u64) -> std::io::Result<(u64, bool)> {
+    while pos + 4 <= src.len {
+        if src.array::<4>(pos)? == Some(*b"OggS") {
+            return Ok((pos, true));
+        }
+        pos += 1;
+    }
+    Ok((pos, false))
+}
+
+/// The stream's identification header: codec, channels, sample rate.
+fn stream_header(p: &[u8]) -> Result<(Codec, u32, u32), MediaError> {
+    let parsed = if p.starts_with(b"OpusHead") && p.len() >= 19 {
+        let ch = u32::from(p[9]);
+        (
+            Codec::Opus {
+                pre_skip: u16le(p, 10),
+            },
+            ch,
+            48_000,
+        )
+    } else if p.starts_with(b"\x01vorbis") && p.len() >= 30 {
+        (Codec::Vorbis, u32::from(p[11]), u32le(p, 12))
+    } else {
+        let id: String = p
+            .iter()
+            .take(8)
+            .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+            .collect();
+        return Err(MediaError::Unrecognised(format!(
+            "Ogg stream of an unsupported codec ('{id}')"
+        )));
+    };
+    if parsed.1 == 0 || parsed.2 == 0 {
+        return Err(MediaError::Invalid(
+            "Ogg stream header with 0 channels or 0 Hz".into(),
+        ));
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]

@@ -42,31 +42,7 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
                     ds64_data = Some(u64le(&b, 8));
                 }
             }
-            b"fmt " => {
-                let mut b = [0u8; 26];
-                let n = src.read_at(body, &mut b)?.min(size32 as usize);
-                if n < 16 {
-                    return Err(MediaError::Invalid(format!(
-                        "WAV fmt chunk of {size32} bytes (at least 16 needed)"
-                    )));
-                }
-                let mut tag = u16le(&b, 0);
-                if tag == 0xFFFE && n >= 26 {
-                    // WAVE_FORMAT_EXTENSIBLE: the sub-format GUID begins with the real tag.
-                    let mut guid = [0u8; 2];
-                    if src.read_at(body + 24, &mut guid)? == 2 {
-                        tag = u16::from_le_bytes(guid);
-                    }
-                }
-                fmt = Some(Fmt {
-                    tag,
-                    channels: u16le(&b, 2),
-                    rate: u32le(&b, 4),
-                    byte_rate: u32le(&b, 8),
-                    block_align: u16le(&b, 12),
-                    bits: u16le(&b, 14),
-                });
-            }
+            b"fmt " => fmt = Some(read_fmt(src, body, size32)?),
             b"fact" if size32 >= 4 => {
                 if let Some(b) = src.array::<4>(body)? {
                     fact = Some(u32::from_le_bytes(b));
@@ -123,19 +99,7 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
     };
     let pcm = matches!(fmt.tag, 1 | 3 | 6 | 7);
     if pcm {
-        let expect = u32::from(fmt.channels) * u32::from(fmt.bits).div_ceil(8);
-        if fmt.bits == 0 || u32::from(fmt.block_align) != expect {
-            problems.push(format!(
-                "inconsistent header: block align {} for {} channels of {} bits",
-                fmt.block_align, fmt.channels, fmt.bits
-            ));
-        }
-        if fmt.byte_rate != fmt.rate.saturating_mul(u32::from(fmt.block_align)) {
-            problems.push(format!(
-                "inconsistent header: {} bytes/s for {} Hz × {} bytes",
-                fmt.byte_rate, fmt.rate, fmt.block_align
-            ));
-        }
+        check_pcm_header(&fmt, &mut problems);
     }
     let frames = if pcm {
         bytes / u64::from(fmt.block_align)
@@ -156,6 +120,50 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
         duration: samples_to_duration(frames, fmt.rate),
         problems,
     })
+}
+
+/// The fmt chunk at `body` (`size32` bytes), with WAVE_FORMAT_EXTENSIBLE's real tag.
+fn read_fmt<R: Read + Seek>(src: &mut Src<R>, body: u64, size32: u32) -> Result<Fmt, MediaError> {
+    let mut b = [0u8; 26];
+    let n = src.read_at(body, &mut b)?.min(size32 as usize);
+    if n < 16 {
+        return Err(MediaError::Invalid(format!(
+            "WAV fmt chunk of {size32} bytes (at least 16 needed)"
+        )));
+    }
+    let mut tag = u16le(&b, 0);
+    if tag == 0xFFFE && n >= 26 {
+        // WAVE_FORMAT_EXTENSIBLE: the sub-format GUID begins with the real tag.
+        let mut guid = [0u8; 2];
+        if src.read_at(body + 24, &mut guid)? == 2 {
+            tag = u16::from_le_bytes(guid);
+        }
+    }
+    Ok(Fmt {
+        tag,
+        channels: u16le(&b, 2),
+        rate: u32le(&b, 4),
+        byte_rate: u32le(&b, 8),
+        block_align: u16le(&b, 12),
+        bits: u16le(&b, 14),
+    })
+}
+
+/// PCM's block align and byte rate must follow from channels, bits and rate.
+fn check_pcm_header(fmt: &Fmt, problems: &mut Vec<String>) {
+    let expect = u32::from(fmt.channels) * u32::from(fmt.bits).div_ceil(8);
+    if fmt.bits == 0 || u32::from(fmt.block_align) != expect {
+        problems.push(format!(
+            "inconsistent header: block align {} for {} channels of {} bits",
+            fmt.block_align, fmt.channels, fmt.bits
+        ));
+    }
+    if fmt.byte_rate != fmt.rate.saturating_mul(u32::from(fmt.block_align)) {
+        problems.push(format!(
+            "inconsistent header: {} bytes/s for {} Hz × {} bytes",
+            fmt.byte_rate, fmt.rate, fmt.block_align
+        ));
+    }
 }
 
 fn short(what: &str) -> MediaError {

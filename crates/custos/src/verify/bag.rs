@@ -224,69 +224,13 @@ fn read_manifest(bag: &Bag, name: &str, alg: Alg, tag: bool, f: &mut Findings) -
         |line, _| {
             n += 1;
             let at = format!("{name} line {n}");
-            let Ok(line) = std::str::from_utf8(line) else {
-                f.push(K::MalformedManifest, at, "not UTF-8");
-                return Ok(());
+            let (path, sum) = match manifest_line(line, alg, tag) {
+                Ok(x) => x,
+                Err((kind, why)) => {
+                    f.push(kind, at, why);
+                    return Ok(());
+                }
             };
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            let Some((sum, path)) = line.split_once([' ', '\t']) else {
-                f.push(
-                    K::MalformedManifest,
-                    at,
-                    format!("not '<checksum> <path>': {line:.120}"),
-                );
-                return Ok(());
-            };
-            let path = path.trim_start_matches([' ', '\t']);
-            if sum.len() != alg.hex_len() || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
-                f.push(
-                    K::MalformedManifest,
-                    at,
-                    format!("'{sum:.130}' is not a {alg:?} checksum"),
-                );
-                return Ok(());
-            }
-            // RFC 8493 §2.1.3: CR, LF and % in names are percent-encoded.
-            let path = path
-                .replace("%0A", "\n")
-                .replace("%0a", "\n")
-                .replace("%0D", "\r")
-                .replace("%0d", "\r")
-                .replace("%25", "%");
-            if let Err(e) = check_rel(&path) {
-                let why = match e {
-                    Refused::Unsafe(w) => w,
-                    _ => String::new(),
-                };
-                f.push(
-                    K::UnsafePath,
-                    at,
-                    format!("'{}': {why}; not read", path.escape_debug()),
-                );
-                return Ok(());
-            }
-            let payload = path.starts_with("data/");
-            if payload == tag {
-                f.push(
-                    K::UnsafePath,
-                    at,
-                    if tag {
-                        format!("{path}: a tag manifest lists a payload file")
-                    } else {
-                        format!("{path}: a payload manifest lists a file outside data/")
-                    },
-                );
-                return Ok(());
-            }
-            if tag && path.starts_with("tagmanifest-") {
-                f.push(
-                    K::UnsafePath,
-                    at,
-                    format!("{path}: a tag manifest lists a tag manifest"),
-                );
-                return Ok(());
-            }
-            let sum = sum.to_ascii_lowercase();
             if let Some(prev) = entries.insert(path.clone(), sum.clone()) {
                 f.push(
                     K::ManifestDuplicate,
@@ -310,6 +254,64 @@ fn read_manifest(bag: &Bag, name: &str, alg: Alg, tag: bool, f: &mut Findings) -
         alg,
         entries,
     })
+}
+
+/// One manifest line: `<checksum> <path>` with a checksum of `alg`'s length and a safe path on
+/// the right side of the bag (payload or tag), percent-decoding as RFC 8493 §2.1.3 says; or
+/// the finding it is.
+fn manifest_line(line: &[u8], alg: Alg, tag: bool) -> Result<(String, String), (K, String)> {
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Err((K::MalformedManifest, "not UTF-8".into()));
+    };
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let Some((sum, path)) = line.split_once([' ', '\t']) else {
+        return Err((
+            K::MalformedManifest,
+            format!("not '<checksum> <path>': {line:.120}"),
+        ));
+    };
+    let path = path.trim_start_matches([' ', '\t']);
+    if sum.len() != alg.hex_len() || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err((
+            K::MalformedManifest,
+            format!("'{sum:.130}' is not a {alg:?} checksum"),
+        ));
+    }
+    // RFC 8493 §2.1.3: CR, LF and % in names are percent-encoded.
+    let path = path
+        .replace("%0A", "\n")
+        .replace("%0a", "\n")
+        .replace("%0D", "\r")
+        .replace("%0d", "\r")
+        .replace("%25", "%");
+    if let Err(e) = check_rel(&path) {
+        let why = match e {
+            Refused::Unsafe(w) => w,
+            _ => String::new(),
+        };
+        return Err((
+            K::UnsafePath,
+            format!("'{}': {why}; not read", path.escape_debug()),
+        ));
+    }
+    let payload = path.starts_with("data/");
+    if payload == tag {
+        return Err((
+            K::UnsafePath,
+            if tag {
+                format!("{path}: a tag manifest lists a payload file")
+            } else {
+                format!("{path}: a payload manifest lists a file outside data/")
+            },
+        ));
+    }
+    if tag && path.starts_with("tagmanifest-") {
+        return Err((
+            K::UnsafePath,
+            format!("{path}: a tag manifest lists a tag manifest"),
+        ));
+    }
+    Ok((path, sum.to_ascii_lowercase()))
 }
 
 /// Every payload manifest lists exactly the payload on disk; the tag manifest lists the tag

@@ -224,48 +224,8 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
 
     // Which payload files to hash: all but the recordings left out of the sample.
     let rows = record::read_csv(&bag, "data/chain_of_custody.csv", &mut f);
-    let recordings: BTreeMap<String, u64> = rows
-        .iter()
-        .filter(|r| r.get("Outcome").map(String::as_str) == Some("Exported"))
-        .filter_map(|r| Some((r.get("File_Name")?.clone(), r.get("Bytes")?.parse().ok()?)))
-        .collect();
-    let listed: BTreeSet<&String> = manifests
-        .payload
-        .iter()
-        .flat_map(|m| m.entries.keys())
-        .collect();
-    let picked = |rel: &str| seed.is_none_or(|s| s.picks(rel, opts.sample));
-    let to_hash: Vec<String> = walk
-        .files
-        .iter()
-        .map(|(r, _)| r)
-        .filter(|r| listed.contains(r))
-        .filter(|r| !recordings.contains_key(*r) || picked(r))
-        .cloned()
-        .collect();
-    let hashed = bag::hash_and_compare(&bag, &manifests, &to_hash, opts.threads, &mut f);
+    let (hashed, sample) = hash_payload(&bag, &manifests, &walk, &rows, seed, opts, &mut f);
     let sizes: BTreeMap<&str, u64> = walk.files.iter().map(|(r, n)| (r.as_str(), *n)).collect();
-    for (rel, bytes) in &recordings {
-        if !hashed.sha256.contains_key(rel)
-            && let Some(n) = sizes.get(rel.as_str())
-            && n != bytes
-        {
-            f.push(
-                FindingKind::PayloadSizeMismatch,
-                rel.clone(),
-                format!("{n} bytes, the custody record says {bytes}"),
-            );
-        }
-    }
-    let sample = seed.map(|s| SampleReport {
-        fraction: opts.sample,
-        seed: s.to_string(),
-        recordings: recordings.len() as u64,
-        recordings_hashed: recordings
-            .keys()
-            .filter(|r| hashed.sha256.contains_key(*r))
-            .count() as u64,
-    });
 
     // The custody record and log.
     record::check_seals(&info, &hashed.sha256, &mut f);
@@ -293,6 +253,63 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
         signature,
         sample,
     })
+}
+
+/// Hashes the payload (every file but the recordings a sample leaves out, whose sizes are
+/// compared with the custody record instead) against every manifest.
+fn hash_payload(
+    bag: &Bag,
+    manifests: &bag::Manifests,
+    walk: &Walk,
+    rows: &[BTreeMap<String, String>],
+    seed: Option<Seed>,
+    opts: &VerifyOptions,
+    f: &mut Findings,
+) -> (bag::Hashed, Option<SampleReport>) {
+    let recordings: BTreeMap<String, u64> = rows
+        .iter()
+        .filter(|r| r.get("Outcome").map(String::as_str) == Some("Exported"))
+        .filter_map(|r| Some((r.get("File_Name")?.clone(), r.get("Bytes")?.parse().ok()?)))
+        .collect();
+    let listed: BTreeSet<&String> = manifests
+        .payload
+        .iter()
+        .flat_map(|m| m.entries.keys())
+        .collect();
+    let picked = |rel: &str| seed.is_none_or(|s| s.picks(rel, opts.sample));
+    let to_hash: Vec<String> = walk
+        .files
+        .iter()
+        .map(|(r, _)| r)
+        .filter(|r| listed.contains(r))
+        .filter(|r| !recordings.contains_key(*r) || picked(r))
+        .cloned()
+        .collect();
+    let hashed = bag::hash_and_compare(bag, manifests, &to_hash, opts.threads, f);
+    let sizes: BTreeMap<&str, u64> = walk.files.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+    for (rel, bytes) in &recordings {
+        if !hashed.sha256.contains_key(rel)
+            && let Some(n) = sizes.get(rel.as_str())
+            && n != bytes
+        {
+            f.push(
+                FindingKind::PayloadSizeMismatch,
+                rel.clone(),
+                format!("{n} bytes, the custody record says {bytes}"),
+            );
+        }
+    }
+    let sample = seed.map(|s| SampleReport {
+        fraction: opts.sample,
+        seed: s.to_string(),
+        recordings: recordings.len() as u64,
+        recordings_hashed: recordings
+            .keys()
+            .filter(|r| hashed.sha256.contains_key(*r))
+            .count() as u64,
+    });
+
+    (hashed, sample)
 }
 
 #[cfg(test)]

@@ -132,51 +132,8 @@ pub(super) fn check_rows(
     }
     let mut referenced = BTreeSet::new();
     for r in rows {
-        let id = shown_key(&row_key(r));
-        let get = |h: &str| r.get(h).cloned().unwrap_or_default();
-        let outcome = get("Outcome");
-        if crate::model::Outcome::parse(&outcome).is_none() {
-            f.push(
-                K::BadOutcome,
-                id.clone(),
-                format!("outcome '{outcome:.40}'"),
-            );
-        }
-        let file = get("File_Name");
-        if file.is_empty() {
-            continue;
-        }
-        referenced.insert(file.clone());
-        let sha = get("SHA256_Hash");
-        if !disk.contains(file.as_str()) {
-            f.push(
-                K::RowWithoutFile,
-                id,
-                format!("{file:.200} is not a file of the payload"),
-            );
-            continue;
-        }
-        if manifest.get(&file) != Some(&sha) {
-            f.push(
-                K::CustodyHashMismatch,
-                id.clone(),
-                format!(
-                    "chain_of_custody.csv says {sha}, manifest-sha256.txt says {:?}",
-                    manifest.get(&file)
-                ),
-            );
-        }
-        let sidecar = format!("{file}.sha256");
-        let name = file.rsplit('/').next().unwrap_or("");
-        match bag.read(&sidecar, 4096) {
-            Ok(t) if t == format!("{sha}  {name}\n").as_bytes() => {}
-            Ok(_) => f.push(
-                K::SidecarMismatch,
-                sidecar,
-                format!("does not read '{sha}  {name}'"),
-            ),
-            Err(super::fsys::Refused::Missing) => f.push(K::SidecarMissing, sidecar, "missing"),
-            Err(e) => f.add(e.finding(&sidecar)),
+        if let Some(file) = check_row_file(bag, r, manifest, disk, f) {
+            referenced.insert(file);
         }
     }
     for rel in disk {
@@ -186,6 +143,63 @@ pub(super) fn check_rows(
         }
     }
     listed.len() as u64
+}
+
+/// One custody row: a valid outcome, and the file it names in the payload, with the
+/// manifest's hash and a sidecar saying so. Returns the file it names, if any.
+fn check_row_file(
+    bag: &Bag,
+    r: &Row,
+    manifest: &BTreeMap<String, String>,
+    disk: &BTreeSet<&str>,
+    f: &mut Findings,
+) -> Option<String> {
+    let id = shown_key(&row_key(r));
+    let get = |h: &str| r.get(h).cloned().unwrap_or_default();
+    let outcome = get("Outcome");
+    if crate::model::Outcome::parse(&outcome).is_none() {
+        f.push(
+            K::BadOutcome,
+            id.clone(),
+            format!("outcome '{outcome:.40}'"),
+        );
+    }
+    let file = get("File_Name");
+    if file.is_empty() {
+        return None;
+    }
+    let sha = get("SHA256_Hash");
+    if !disk.contains(file.as_str()) {
+        f.push(
+            K::RowWithoutFile,
+            id,
+            format!("{file:.200} is not a file of the payload"),
+        );
+        return Some(file);
+    }
+    if manifest.get(&file) != Some(&sha) {
+        f.push(
+            K::CustodyHashMismatch,
+            id.clone(),
+            format!(
+                "chain_of_custody.csv says {sha}, manifest-sha256.txt says {:?}",
+                manifest.get(&file)
+            ),
+        );
+    }
+    let sidecar = format!("{file}.sha256");
+    let name = file.rsplit('/').next().unwrap_or("");
+    match bag.read(&sidecar, 4096) {
+        Ok(t) if t == format!("{sha}  {name}\n").as_bytes() => {}
+        Ok(_) => f.push(
+            K::SidecarMismatch,
+            sidecar,
+            format!("does not read '{sha}  {name}'"),
+        ),
+        Err(super::fsys::Refused::Missing) => f.push(K::SidecarMissing, sidecar, "missing"),
+        Err(e) => f.add(e.finding(&sidecar)),
+    }
+    Some(file)
 }
 
 /// The custody log: its chain, its head against bag-info, and each row's outcome and (for

@@ -980,3 +980,50 @@ async fn diagnostics_follow_v_and_rust_log_and_never_show_a_secret() {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(err.contains("warning: RUST_LOG is not"), "{err}");
 }
+
+/// `custos upload --config FILE` takes the storage keys of the export's config file (flags
+/// winning), checked before anything is read or sent.
+#[test]
+fn upload_takes_storage_settings_from_the_config_file() {
+    let dir = tmp("upload-config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("custos.toml");
+    std::fs::write(
+        &config,
+        "query = \"ignored here\"\nlock-mode = \"compliance\"\n",
+    )
+    .unwrap();
+    let upload = |extra: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(["upload", dir.to_str().unwrap(), "s3://bucket/m"])
+            .args(extra)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null());
+        c.output().unwrap()
+    };
+    let o = upload(&["--config", config.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--lock-mode needs --retain-until"),
+        "the file's lock-mode applies: {err}"
+    );
+    // A flag beats the file.
+    let o = upload(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--lock-mode",
+        "governance",
+        "--retain-days",
+        "1",
+        "--endpoint",
+        "http://127.0.0.1:9",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("--lock-mode needs"), "{err}");
+    std::fs::write(&config, "lock-mod = \"compliance\"\n").unwrap();
+    let o = upload(&["--config", config.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown field `lock-mod`"), "{err}");
+}

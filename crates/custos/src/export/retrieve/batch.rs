@@ -23,62 +23,16 @@ pub(super) async fn batch_chunk(ctx: &Ctx<'_>, chunk: &[Item]) -> Result<()> {
         if pending.is_empty() {
             break;
         }
-        let list: Vec<Value> = pending
-            .iter()
-            .map(|it| json!({"conversationId": it.conversation_id, "recordingId": it.recording_id}))
-            .collect();
-        let path = "/api/v2/recording/batchrequests";
-        let sub = ctx
-            .api
-            .send_ok(
-                Method::POST,
-                path,
-                Some(&json!({"batchDownloadRequestList": list})),
-            )
-            .await?
-            .json(&Method::POST, &ctx.api.url(path))?;
-        let job = sub["id"]
-            .as_str()
-            .ok_or_else(|| Error::Api {
-                method: "POST".into(),
-                url: ctx.api.url(path),
-                message: "no job id".into(),
-            })?
-            .to_owned();
-        let status_path = format!("{path}/{}", url_path(&job));
-        let mut wait = Duration::from_millis(200);
-        let deadline = tokio::time::Instant::now() + ctx.cfg.job_deadline;
-        let status = loop {
-            let v = ctx
-                .api
-                .send_ok(Method::GET, &status_path, None)
-                .await?
-                .json(&Method::GET, &ctx.api.url(&status_path))?;
-            let complete = v["status"] == "Completed"
-                || (v["expectedResultCount"].as_u64().is_some()
-                    && v["resultCount"] == v["expectedResultCount"]);
-            if complete {
-                break v;
-            }
-            if tokio::time::Instant::now() >= deadline {
+        let status = match run_job(ctx, &pending).await? {
+            Ok(status) => status,
+            Err(why) => {
                 // Never polled for ever: the job's items end Failed with the reason, as a
                 // transcode that never finishes does.
-                let why = format!(
-                    "batch job {job} was still not complete after {} s ({} of {:?} results)",
-                    ctx.cfg.job_deadline.as_secs(),
-                    v["resultCount"],
-                    v["expectedResultCount"].as_u64()
-                );
                 for it in &pending {
                     ctx.finish(it, &Done::no_file(Outcome::Failed, why.clone()))?;
                 }
                 return Ok(());
             }
-            tokio::time::sleep(
-                wait.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
-            )
-            .await;
-            wait = (wait * 2).min(Duration::from_secs(5));
         };
         let mut by_rec: BTreeMap<String, Value> = BTreeMap::new();
         for r in status["results"].as_array().into_iter().flatten() {
@@ -144,4 +98,61 @@ fn classify_error_msg(msg: &str) -> Done {
     } else {
         Done::no_file(Outcome::Failed, format!("batch errorMsg: {msg}"))
     }
+}
+
+/// Submits a batch download job for `pending` and polls it until complete: its status, or
+/// (inner `Err`) why it was given up at the job deadline.
+async fn run_job(ctx: &Ctx<'_>, pending: &[Item]) -> Result<std::result::Result<Value, String>> {
+    let list: Vec<Value> = pending
+        .iter()
+        .map(|it| json!({"conversationId": it.conversation_id, "recordingId": it.recording_id}))
+        .collect();
+    let path = "/api/v2/recording/batchrequests";
+    let sub = ctx
+        .api
+        .send_ok(
+            Method::POST,
+            path,
+            Some(&json!({"batchDownloadRequestList": list})),
+        )
+        .await?
+        .json(&Method::POST, &ctx.api.url(path))?;
+    let job = sub["id"]
+        .as_str()
+        .ok_or_else(|| Error::Api {
+            method: "POST".into(),
+            url: ctx.api.url(path),
+            message: "no job id".into(),
+        })?
+        .to_owned();
+    let status_path = format!("{path}/{}", url_path(&job));
+    let mut wait = Duration::from_millis(200);
+    let deadline = tokio::time::Instant::now() + ctx.cfg.job_deadline;
+    let status = loop {
+        let v = ctx
+            .api
+            .send_ok(Method::GET, &status_path, None)
+            .await?
+            .json(&Method::GET, &ctx.api.url(&status_path))?;
+        let complete = v["status"] == "Completed"
+            || (v["expectedResultCount"].as_u64().is_some()
+                && v["resultCount"] == v["expectedResultCount"]);
+        if complete {
+            break v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Err(format!(
+                "batch job {job} was still not complete after {} s ({} of {:?} results)",
+                ctx.cfg.job_deadline.as_secs(),
+                v["resultCount"],
+                v["expectedResultCount"].as_u64()
+            )));
+        }
+        tokio::time::sleep(
+            wait.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+        )
+        .await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    };
+    Ok(Ok(status))
 }

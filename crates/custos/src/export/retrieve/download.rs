@@ -12,7 +12,7 @@ use super::stated::{Stated, judge};
 use crate::custody::redact_url;
 use crate::durable::{finalize, sha256_file};
 use crate::error::Result;
-use crate::http::media::{FetchError, extension, fetch};
+use crate::http::media::{FetchError, Fetched, extension, fetch};
 use crate::http::{Decision, MEDIA, jitter};
 use crate::model::{Item, Outcome};
 use crate::query::format_ms;
@@ -46,102 +46,25 @@ pub(super) async fn download(
     crate::durable::make_dirs(&dir)?;
     let part = dir.join(format!("{}.part", it.recording_id));
     let mut last = String::new();
-    let mut media_json = Value::Null;
     let mut mismatches = 0;
     let mut throttled = 0;
     let mut attempt = 0;
     let mut backoff = Duration::ZERO;
     while attempt < MEDIA.max_attempts {
         attempt += 1;
-        let mut r = {
-            let _slot = ctx.downloads.acquire().await.expect("semaphore open");
-            // API-hosted media counts against the API budget.
-            let ticket = match bearer {
-                Some(_) => Some(ctx.api.limiter.acquire().await),
-                None => None,
-            };
-            let r = fetch(&ctx.api.http, url, bearer, &part, stated.size, ticket).await;
-            if ticket.is_some() {
-                ctx.api
-                    .limiter
-                    .observe(r.as_ref().ok().and_then(|f| f.window));
-            }
-            r
+        let (r, media, media_json) = attempt_once(ctx, url, bearer, &part, &stated).await;
+        log_attempt(ctx, it, url, bearer, attempt, &r, media_json, &stated)?;
+        let e = match r {
+            Ok(f) => return keep(&dir, it, &part, f, media, &stated).map(Got::Done),
+            Err(e) => e,
         };
-        // A complete file is read as media and judged against what the API stated.
-        let mut media = None;
-        if r.is_ok() {
-            let (info, verdict) = judge(ctx, &part, &stated).await;
-            media = info.as_ref().map(|i| i.duration.as_millis() as u64);
-            if let Err(why) = verdict {
-                r = Err(FetchError::NotEvidence {
-                    why,
-                    media_ms: media,
-                });
-            }
-            if let Some(i) = info {
-                media_json = i.to_json();
-            }
-        }
-        let (result, facts) = match &r {
-            Ok(f) => (
-                "complete".to_owned(),
-                json!({"bytes": f.bytes, "sha256": f.sha256, "contentType": f.content_type}),
-            ),
-            Err(e) => (e.describe(), json!({})),
-        };
-        let mut fields = json!({
-            "conversationId": it.conversation_id, "recordingId": it.recording_id, "url": redact_url(url),
-            "attempt": attempt, "bearerSent": bearer.is_some(), "result": result,
-            "media": std::mem::take(&mut media_json), "statedDurationMs": stated.duration_ms, "statedDurationSource": stated.source,
-        });
-        if let (Value::Object(m), Value::Object(f)) = (&mut fields, facts) {
-            m.extend(f);
-        }
-        tracing::debug!(recording = %it.recording_id, attempt, result = %result, "download attempt");
-        ctx.log("download-attempt", fields)?;
-        let outcome = match r {
-            Ok(f) => {
-                let name = format!("{}.{}", it.recording_id, extension(&f.content_type));
-                let dest = dir.join(&name);
-                finalize(&part, &dest, &f.sha256)?;
-                let rel = format!("data/recordings/{}/{name}", it.conversation_id);
-                let reason = if extension(&f.content_type) == "bin" {
-                    format!("unrecognised Content-Type '{}'", f.content_type)
-                } else {
-                    String::new()
-                };
-                return Ok(Got::Done(Done {
-                    outcome: Outcome::Exported,
-                    reason,
-                    file: Some(rel),
-                    sha256: Some(f.sha256),
-                    bytes: Some(f.bytes),
-                    content_type: Some(f.content_type),
-                    downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
-                    media_ms: media,
-                    stated_ms: stated.duration_ms,
-                    stated_source: Some(stated.source.clone()),
-                }));
-            }
-            Err(FetchError::NotFound) => Some(Done::no_file(
-                Outcome::Purged,
-                "404 at download: deleted at the source after listing",
-            )),
-            Err(FetchError::Archived) => Some(Done::no_file(
-                Outcome::Archived,
-                "409 at download: archived; restore it before export",
-            )),
-            Err(FetchError::Expired) => {
+        let outcome = match e {
+            FetchError::Expired => {
                 let _ = std::fs::remove_file(&part);
                 return Ok(Got::Expired);
             }
-            Err(FetchError::Refused(why)) => Some(Done::no_file(
-                Outcome::Failed,
-                format!("download refused: {why}"),
-            )),
-            Err(FetchError::Io(e)) => return Err(e),
-            Err(FetchError::Incomplete { why, what }) => {
+            FetchError::Io(e) => return Err(e),
+            FetchError::Incomplete { why, what } => {
                 last = why;
                 match MEDIA.decide(what, attempt, backoff, jitter()) {
                     Decision::Retry(d) => {
@@ -159,7 +82,7 @@ pub(super) async fn download(
                     )),
                 }
             }
-            Err(FetchError::Throttled(after)) => {
+            FetchError::Throttled(after) => {
                 // Rate limiting is not a failed attempt: the whole client waits, then tries again.
                 throttled += 1;
                 if throttled > 50 {
@@ -176,7 +99,7 @@ pub(super) async fn download(
                     continue;
                 }
             }
-            Err(FetchError::SizeMismatch { got, stated: size }) => {
+            FetchError::SizeMismatch { got, stated: size } => {
                 mismatches += 1;
                 last = format!("received {got} bytes; the API states outputSizeInBytes {size}");
                 if mismatches >= 2 {
@@ -185,7 +108,7 @@ pub(super) async fn download(
                 }
                 None
             }
-            Err(FetchError::NotEvidence { why, media_ms }) => {
+            FetchError::NotEvidence { why, media_ms } => {
                 // Downloaded whole, but damaged or not the recording the API describes. Once
                 // more, in case it was damaged on the way; the same again is kept, quarantined.
                 mismatches += 1;
@@ -195,6 +118,8 @@ pub(super) async fn download(
                 }
                 None
             }
+            // Settled at the source: no retry.
+            settled => Some(settled_outcome(settled)),
         };
         let _ = std::fs::remove_file(&part);
         if let Some(d) = outcome {
@@ -206,6 +131,128 @@ pub(super) async fn download(
         Outcome::Failed,
         format!("download failed {} times; last: {last}", MEDIA.max_attempts),
     )))
+}
+
+/// What a download that the source settled (gone, archived, refused) comes to.
+fn settled_outcome(e: FetchError) -> Done {
+    match e {
+        FetchError::NotFound => Done::no_file(
+            Outcome::Purged,
+            "404 at download: deleted at the source after listing",
+        ),
+        FetchError::Archived => Done::no_file(
+            Outcome::Archived,
+            "409 at download: archived; restore it before export",
+        ),
+        FetchError::Refused(why) => {
+            Done::no_file(Outcome::Failed, format!("download refused: {why}"))
+        }
+        other => Done::no_file(Outcome::Failed, other.describe()),
+    }
+}
+
+/// One GET of the media (in a download slot; API-hosted media under the API budget), the
+/// complete file read as media and judged against what the API stated: the result, the
+/// duration read (ms), and what the reader found, for the custody log.
+async fn attempt_once(
+    ctx: &Ctx<'_>,
+    url: &str,
+    bearer: Option<&str>,
+    part: &Path,
+    stated: &Stated,
+) -> (Result<Fetched, FetchError>, Option<u64>, Value) {
+    let mut r = {
+        let _slot = ctx.downloads.acquire().await.expect("semaphore open");
+        let ticket = match bearer {
+            Some(_) => Some(ctx.api.limiter.acquire().await),
+            None => None,
+        };
+        let r = fetch(&ctx.api.http, url, bearer, part, stated.size, ticket).await;
+        if ticket.is_some() {
+            ctx.api
+                .limiter
+                .observe(r.as_ref().ok().and_then(|f| f.window));
+        }
+        r
+    };
+    let (mut media, mut media_json) = (None, Value::Null);
+    if r.is_ok() {
+        let (info, verdict) = judge(ctx, part, stated).await;
+        media = info.as_ref().map(|i| i.duration.as_millis() as u64);
+        if let Err(why) = verdict {
+            r = Err(FetchError::NotEvidence {
+                why,
+                media_ms: media,
+            });
+        }
+        if let Some(i) = info {
+            media_json = i.to_json();
+        }
+    }
+    (r, media, media_json)
+}
+
+/// One attempt in the custody log (never the URL's query: a pre-signed URL's query is a
+/// credential).
+#[allow(clippy::too_many_arguments)] // the attempt's facts, each recorded
+fn log_attempt(
+    ctx: &Ctx<'_>,
+    it: &Item,
+    url: &str,
+    bearer: Option<&str>,
+    attempt: u32,
+    r: &Result<Fetched, FetchError>,
+    media_json: Value,
+    stated: &Stated,
+) -> Result<()> {
+    let (result, facts) = match r {
+        Ok(f) => (
+            "complete".to_owned(),
+            json!({"bytes": f.bytes, "sha256": f.sha256, "contentType": f.content_type}),
+        ),
+        Err(e) => (e.describe(), json!({})),
+    };
+    let mut fields = json!({
+        "conversationId": it.conversation_id, "recordingId": it.recording_id, "url": redact_url(url),
+        "attempt": attempt, "bearerSent": bearer.is_some(), "result": result,
+        "media": media_json, "statedDurationMs": stated.duration_ms, "statedDurationSource": stated.source,
+    });
+    if let (Value::Object(m), Value::Object(f)) = (&mut fields, facts) {
+        m.extend(f);
+    }
+    tracing::debug!(recording = %it.recording_id, attempt, result = %result, "download attempt");
+    ctx.log("download-attempt", fields)?;
+    Ok(())
+}
+
+/// A file that passed every check: renamed to its final name beside its sidecar, Exported.
+fn keep(
+    dir: &Path,
+    it: &Item,
+    part: &Path,
+    f: Fetched,
+    media: Option<u64>,
+    stated: &Stated,
+) -> Result<Done> {
+    let name = format!("{}.{}", it.recording_id, extension(&f.content_type));
+    finalize(part, &dir.join(&name), &f.sha256)?;
+    let reason = if extension(&f.content_type) == "bin" {
+        format!("unrecognised Content-Type '{}'", f.content_type)
+    } else {
+        String::new()
+    };
+    Ok(Done {
+        outcome: Outcome::Exported,
+        reason,
+        file: Some(format!("data/recordings/{}/{name}", it.conversation_id)),
+        sha256: Some(f.sha256),
+        bytes: Some(f.bytes),
+        content_type: Some(f.content_type),
+        downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
+        media_ms: media,
+        stated_ms: stated.duration_ms,
+        stated_source: Some(stated.source.clone()),
+    })
 }
 
 fn quarantine(

@@ -1,0 +1,165 @@
+//! `custos verify`: argv → `custos::verify` (and `verify --remote` through custos-store) →
+//! findings, a verdict and an exit code (0 clean, 1 findings, 2 could not run).
+//!
+//! Its options are flags only: a verification names what it checks on the command line, where
+//! the record of the check (a shell history, a report) shows it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use custos::verify::VerifyReport;
+use custos_store::remote::RemoteReport;
+
+/// Options of `custos verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The export directory.
+    pub dir: PathBuf,
+    /// The signer's minisign public key (custos keygen's .pub file).
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: Option<PathBuf>,
+    /// Hash only this fraction of the recordings (e.g. 0.05), for very large exports; the
+    /// rest are checked for presence and size. Every other file is always hashed. Which
+    /// recordings is drawn afresh each run (the seed is printed).
+    #[arg(long, default_value_t = 1.0)]
+    pub sample: f64,
+    /// With --sample: draw the sample of an earlier run again (the 64 hex digits it printed).
+    #[arg(long, requires = "sample", value_name = "HEX")]
+    pub seed: Option<String>,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also compare the objects at this s3:// or azure:// URL with the bag and the upload
+    /// receipt (sizes, stored checksums, versions, retention, nothing extra).
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// With --remote: also download every object and hash its bytes here (for stores whose
+    /// own checksum cannot be relied on).
+    #[arg(long, requires = "remote")]
+    pub download: bool,
+    #[command(flatten)]
+    pub client: crate::upload::ClientArgs,
+}
+
+/// Runs `custos verify`.
+pub async fn run_verify(a: VerifyArgs) -> i32 {
+    if a.remote.is_none() && a.client.is_set() {
+        eprintln!("custos: error: --endpoint and --aws-region need --remote URL");
+        return 2;
+    }
+    if !(a.sample > 0.0 && a.sample <= 1.0) {
+        eprintln!("custos: error: --sample must be within (0, 1]");
+        return 2;
+    }
+    let seed = match a
+        .seed
+        .as_deref()
+        .map(custos::verify::Seed::parse)
+        .transpose()
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("custos: error: {e}");
+            return 2;
+        }
+    };
+    let opts = custos::verify::VerifyOptions {
+        pubkey: a.pubkey.clone(),
+        sample: a.sample,
+        seed,
+        ..Default::default()
+    };
+    let mut report = match custos::verify::verify(&a.dir, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("custos: error: {e}");
+            return 2;
+        }
+    };
+    let remote = match &a.remote {
+        Some(url) => match crate::upload::verify_remote(&a.dir, url, &a.client, a.download).await {
+            Ok(r) => {
+                report.extend(r.findings.iter().cloned());
+                Some(r)
+            }
+            Err(e) => {
+                eprintln!("custos: error: the remote check could not run: {e}");
+                return 2;
+            }
+        },
+        None => None,
+    };
+    print_report(&a.dir, &report, remote.as_ref(), a.json);
+    if report.findings.is_empty() { 0 } else { 1 }
+}
+
+fn print_report(dir: &Path, report: &VerifyReport, remote: Option<&RemoteReport>, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let mut v = serde_json::to_value(report).expect("json");
+        if let Some(r) = remote {
+            v["remote"] = serde_json::json!({"target": r.target, "objects": r.objects, "protected": r.protected, "receipt": r.receipt, "downloadedBytes": r.downloaded_bytes});
+        }
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        for f in &report.findings {
+            let _ = writeln!(
+                out,
+                "FINDING {}: {}: {}\n  what to do: {}",
+                f.kind, f.r#where, f.what, f.action
+            );
+        }
+        use custos::verify::Verdict;
+        let _ = writeln!(
+            out,
+            "{}: {} items, {} files ({:.1} MB) hashed, {} finding(s)",
+            dir.display(),
+            report.items,
+            report.files_hashed,
+            report.bytes_hashed as f64 / 1e6,
+            report.findings.len()
+        );
+        if let Some(s) = &report.sample {
+            let _ = writeln!(
+                out,
+                "sample: {} of {} recordings hashed (fraction {}), seed {} (repeat with --seed); a tampered recording is missed with probability {:.3} per run",
+                s.recordings_hashed,
+                s.recordings,
+                s.fraction,
+                s.seed,
+                1.0 - s.fraction
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            match report.verdict {
+                Verdict::Verified => "VERIFIED: intact, and signed by the holder of the key given",
+                Verdict::IntactUnsigned =>
+                    "INTACT, UNSIGNED: no findings, but nothing proves who sealed the package",
+                Verdict::IntactOriginUnchecked =>
+                    "INTACT, ORIGIN UNCHECKED: the package is signed, but no --pubkey was given, so the signature was not checked; anyone could have changed the package and re-sealed and re-signed it. Verify again with the exporter's public key",
+                Verdict::Findings => "FINDINGS: the package is not as sealed (above)",
+            }
+        );
+        if let Some(r) = remote {
+            let _ = writeln!(
+                out,
+                "{}: {} objects compared, {} under retention or legal hold now, receipt {}{}",
+                r.target,
+                r.objects,
+                r.protected,
+                r.receipt,
+                if r.downloaded_bytes > 0 {
+                    format!(
+                        ", {:.1} MB downloaded and hashed",
+                        r.downloaded_bytes as f64 / 1e6
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+}
