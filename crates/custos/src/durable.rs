@@ -115,10 +115,19 @@ fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 
 /// fsyncs a directory so a rename in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(test)]
+    SYNCED_DIRS
+        .lock()
+        .expect("test record")
+        .push(dir.to_path_buf());
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(dir, e))
 }
+
+/// Every directory fsynced, for the tests (a power loss cannot be staged in one).
+#[cfg(test)]
+static SYNCED_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
 /// SHA-256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<(Sha256, u64)> {
@@ -140,6 +149,32 @@ pub fn sha256_file(path: &Path) -> Result<(Sha256, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rename is durable only once its directory is fsynced: query.json and manifest.csv
+    /// are recorded as sealed right after `write_sealed` returns (this failed before the fix).
+    #[test]
+    fn a_durable_write_fsyncs_the_directory_it_renames_in() {
+        let dir = std::env::temp_dir().join(format!("custos-durable-sync-{}", std::process::id()));
+        make_dirs(&dir).unwrap();
+        for (name, write) in [
+            ("a", write_durably as fn(&Path, &[u8]) -> Result<()>),
+            ("b", write_sealed),
+        ] {
+            write(&dir.join(name), b"x").unwrap();
+            let synced = SYNCED_DIRS
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|d| **d == dir)
+                .count();
+            assert!(
+                synced >= 1,
+                "{name}: the directory was not fsynced after the rename"
+            );
+            SYNCED_DIRS.lock().unwrap().retain(|d| *d != dir);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_file_hashes_as_its_bytes_do() {

@@ -82,6 +82,47 @@ impl Done {
     }
 }
 
+/// What the job database records about the export, besides its items (the names are those
+/// of its `meta` table, kept as they are so an older job database resumes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    /// The export's UUID.
+    ExportId,
+    /// The selection's canonical form (a re-run with another is refused).
+    QueryCanonical,
+    /// What the custody record's Query_String_Used holds.
+    QueryUsed,
+    /// SHA-256 of data/query.json, once written and sealed.
+    QuerySha256,
+    /// SHA-256 of data/manifest.csv, once sealed.
+    ManifestSha256,
+    /// The custody log's last line's SHA-256, when the package was sealed.
+    CustodyLogHead,
+    /// `true` once the package is sealed.
+    Complete,
+    /// Source and API host of a job database from before settings were recorded.
+    Origin,
+    /// A setting that shapes the package, by its flag name (`--api-base`, …).
+    Setting(&'static str),
+}
+
+impl Key {
+    /// The key in the `meta` table.
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Key::ExportId => "export_id".into(),
+            Key::QueryCanonical => "query_canonical".into(),
+            Key::QueryUsed => "query_used".into(),
+            Key::QuerySha256 => "query_sha256".into(),
+            Key::ManifestSha256 => "manifest_sha256".into(),
+            Key::CustodyLogHead => "custody_log_head".into(),
+            Key::Complete => "complete".into(),
+            Key::Origin => "origin".into(),
+            Key::Setting(flag) => format!("setting {flag}").into(),
+        }
+    }
+}
+
 /// The job database.
 pub struct State {
     db: Mutex<Connection>,
@@ -132,17 +173,21 @@ impl State {
         self.db.lock().expect("state lock")
     }
 
-    /// A meta value.
-    pub fn get(&self, key: &str) -> Result<Option<String>> {
+    /// A recorded value.
+    pub fn get(&self, key: Key) -> Result<Option<String>> {
         Ok(self
             .db()
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [key.name().as_ref()],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
-    /// Sets a meta value.
-    pub fn set(&self, key: &str, value: &str) -> Result<()> {
-        self.db().execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", [key, value])?;
+    /// Records a value.
+    pub fn set(&self, key: Key, value: &str) -> Result<()> {
+        self.db().execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", [key.name().as_ref(), value])?;
         Ok(())
     }
 
@@ -162,7 +207,7 @@ impl State {
                 ])?;
             }
         }
-        tx.execute("INSERT INTO meta (key, value) VALUES ('manifest_sha256', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1", [manifest_sha256])?;
+        tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", [Key::ManifestSha256.name().as_ref(), manifest_sha256])?;
         tx.commit()?;
         Ok(())
     }
@@ -267,14 +312,14 @@ mod tests {
         ];
         {
             let s = State::open(&path).unwrap();
-            s.set("query_sha256", "abc").unwrap();
+            s.set(Key::QuerySha256, "abc").unwrap();
             s.seal_manifest(&items, "def").unwrap();
             let done = Done::no_file(Outcome::Purged, "fileState DELETED");
             s.finish(&items[1], &done).unwrap();
         }
         let s = State::open(&path).unwrap();
-        assert_eq!(s.get("query_sha256").unwrap().as_deref(), Some("abc"));
-        assert_eq!(s.get("manifest_sha256").unwrap().as_deref(), Some("def"));
+        assert_eq!(s.get(Key::QuerySha256).unwrap().as_deref(), Some("abc"));
+        assert_eq!(s.get(Key::ManifestSha256).unwrap().as_deref(), Some("def"));
         let mut rows = Vec::new();
         s.for_each(|it, d| {
             rows.push((it, d.map(|d| d.outcome)));

@@ -8,7 +8,7 @@ use super::config::{ExportConfig, Retrieval};
 use super::context::{Ctx, os_identity};
 use crate::durable::sha256_file;
 use crate::error::{Error, Result};
-use crate::state::Done;
+use crate::state::{Done, Key};
 
 /// Every setting that shapes the package, as recorded at the start and compared on resume:
 /// (name as the user gives it, value).
@@ -118,10 +118,10 @@ pub(super) fn check_out(root: &Path) -> Result<()> {
 
 /// Records the settings on the first run; on a resume, refuses any that differ, naming it.
 pub(super) fn compare_settings(ctx: &Ctx<'_>, now: &[(&'static str, String)]) -> Result<()> {
-    let started_before = ctx.state.get("query_sha256")?.is_some();
+    let started_before = ctx.state.get(Key::QuerySha256)?.is_some();
     for (name, value) in now {
-        let key = format!("setting {name}");
-        match ctx.state.get(&key)? {
+        let key = Key::Setting(name);
+        match ctx.state.get(key)? {
             Some(prev) if &prev != value => {
                 return Err(Error::OutputDir {
                     path: ctx.root.clone(),
@@ -133,7 +133,7 @@ pub(super) fn compare_settings(ctx: &Ctx<'_>, now: &[(&'static str, String)]) ->
             Some(_) => {}
             // A job database from before settings were recorded: the API host was.
             None if started_before && *name == "--api-base" => {
-                if let Some(origin) = ctx.state.get("origin")? {
+                if let Some(origin) = ctx.state.get(Key::Origin)? {
                     let host = url::Url::parse(value)
                         .ok()
                         .and_then(|u| u.host_str().map(str::to_owned))
@@ -147,9 +147,9 @@ pub(super) fn compare_settings(ctx: &Ctx<'_>, now: &[(&'static str, String)]) ->
                         });
                     }
                 }
-                ctx.state.set(&key, value)?;
+                ctx.state.set(key, value)?;
             }
-            None => ctx.state.set(&key, value)?,
+            None => ctx.state.set(key, value)?,
         }
     }
     Ok(())
@@ -181,10 +181,10 @@ pub(super) fn recheck_written(ctx: &Ctx<'_>) -> Result<()> {
         }
         Ok(())
     };
-    if let Some(sha) = ctx.state.get("query_sha256")? {
+    if let Some(sha) = ctx.state.get(Key::QuerySha256)? {
         check("data/query.json", &sha, "the query record")?;
     }
-    if let Some(sha) = ctx.state.get("manifest_sha256")? {
+    if let Some(sha) = ctx.state.get(Key::ManifestSha256)? {
         check("data/manifest.csv", &sha, "the sealed manifest")?;
     }
     ctx.state.for_each(|_, d| match d {

@@ -34,7 +34,7 @@ use crate::http::Api;
 use crate::ids::IdList;
 use crate::model::Outcome;
 use crate::query::Query;
-use crate::state::State;
+use crate::state::{Key, State};
 use context::{Ctx, Input};
 use guard::{
     check_out, compare_settings, empty_or_our_skeleton, lock, recheck_written, remove_partials,
@@ -143,7 +143,7 @@ async fn run(
         downloads: tokio::sync::Semaphore::new(cfg.concurrency),
         log: log_cell,
     };
-    if let Some(prev) = ctx.state.get("query_canonical")?
+    if let Some(prev) = ctx.state.get(Key::QueryCanonical)?
         && prev != input.canonical()
     {
         return Err(Error::OutputDir {
@@ -154,7 +154,7 @@ async fn run(
         });
     }
     compare_settings(&ctx, &settings(cfg, sign_key.as_ref()))?;
-    if ctx.state.get("complete")?.as_deref() == Some("true")
+    if ctx.state.get(Key::Complete)?.as_deref() == Some("true")
         && ctx.root.join("tagmanifest-sha256.txt").exists()
     {
         return report(&ctx, started, resuming, true);
@@ -167,12 +167,12 @@ async fn run(
 
     progress.stage(Stage::Query, "recording the query");
     tracing::info!(stage = "query", "recording the query");
-    if ctx.state.get("query_sha256")?.is_none() {
+    if ctx.state.get(Key::QuerySha256)?.is_none() {
         query::write_query(&ctx, &input, now)?;
     }
     progress.stage(Stage::Manifest, "finding recordings");
     tracing::info!(stage = "manifest", "finding recordings");
-    if ctx.state.get("manifest_sha256")?.is_none() {
+    if ctx.state.get(Key::ManifestSha256)?.is_none() {
         manifest::build_manifest(&ctx, &input, now).await?;
     }
     progress.stage(Stage::Retrieval, "downloading");
@@ -181,7 +181,7 @@ async fn run(
     progress.stage(Stage::Package, "writing the custody record and the bag");
     tracing::info!(stage = "package", "writing the custody record and the bag");
     seal::seal(&ctx, sign_key.as_ref())?;
-    ctx.state.set("complete", "true")?;
+    ctx.state.set(Key::Complete, "true")?;
     report(&ctx, started, resuming, false)
 }
 
@@ -271,12 +271,12 @@ fn report(
         counts,
         items,
         bytes,
-        query_sha256: ctx.state.get("query_sha256")?.unwrap_or_default(),
-        manifest_sha256: ctx.state.get("manifest_sha256")?.unwrap_or_default(),
+        query_sha256: ctx.state.get(Key::QuerySha256)?.unwrap_or_default(),
+        manifest_sha256: ctx.state.get(Key::ManifestSha256)?.unwrap_or_default(),
         resumed,
         already_complete: already,
         api_calls: ctx.api.calls(),
-        custody_log_head: ctx.state.get("custody_log_head")?.unwrap_or_default(),
+        custody_log_head: ctx.state.get(Key::CustodyLogHead)?.unwrap_or_default(),
         rate_limit_wait: ctx.api.limiter.waited(),
         signature: Some(ctx.root.join("tagmanifest-sha256.txt.minisig")).filter(|p| p.exists()),
         elapsed: started.elapsed(),

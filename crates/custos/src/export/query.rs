@@ -11,6 +11,7 @@ use crate::durable::write_sealed;
 use crate::error::{Error, Result};
 use crate::query::format_ms;
 use crate::source::url_path;
+use crate::state::Key;
 
 /// Writes and seals `data/query.json`.
 pub(super) fn write_query(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Result<()> {
@@ -82,10 +83,10 @@ pub(super) fn write_query(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> 
     let path = ctx.root.join("data/query.json");
     write_sealed(&path, &bytes)?;
     let sha = Sha256::of(&bytes).hex();
-    ctx.state.set("export_id", &export_id)?;
-    ctx.state.set("query_canonical", &input.canonical())?;
-    ctx.state.set("query_used", &input.used())?;
-    ctx.state.set("query_sha256", &sha)?;
+    ctx.state.set(Key::ExportId, &export_id)?;
+    ctx.state.set(Key::QueryCanonical, &input.canonical())?;
+    ctx.state.set(Key::QueryUsed, &input.used())?;
+    ctx.state.set(Key::QuerySha256, &sha)?;
     ctx.log(
         "query-recorded",
         json!({"file": "data/query.json", "sha256": sha, "canonicalQuery": input.canonical()}),

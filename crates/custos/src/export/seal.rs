@@ -13,7 +13,7 @@ use crate::durable::{sha256_file, sync_dir, write_durably};
 use crate::error::{Error, Result};
 use crate::model::{Item, Outcome};
 use crate::package::write_bag;
-use crate::state::{Done, DurationCheck};
+use crate::state::{Done, DurationCheck, Key};
 
 /// Removes the empty conversation directories that items without a file left behind (done
 /// here, single-threaded, rather than racing parallel downloads into the same directory).
@@ -95,7 +95,7 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
         "package-sealing",
         json!({"items": tally.items, "outcomes": tally.outcomes(), "chainOfCustodySha256": coc}),
     )?;
-    ctx.state.set("custody_log_head", &head)?;
+    ctx.state.set(Key::CustodyLogHead, &head)?;
     info.push(("Custody-Log-Head", head.clone()));
     let today = OffsetDateTime::now_utc().date();
     // Hashes recorded at download are not recomputed; every other payload file is hashed.
@@ -111,7 +111,7 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
 
 /// `data/chain_of_custody.csv`, written row by row from the job database (never held whole).
 fn write_custody_record(ctx: &Ctx<'_>) -> Result<Tally> {
-    let query_used = ctx.state.get("query_used")?.unwrap_or_default();
+    let query_used = ctx.state.get(Key::QueryUsed)?.unwrap_or_default();
     let query_text = query_used.as_str();
     // Written row by row from the job database, never held whole.
     let coc_path = ctx.root.join("data/chain_of_custody.csv");
@@ -204,8 +204,8 @@ fn write_summary(ctx: &Ctx<'_>, t: &Tally) -> Result<()> {
         "outcomes": t.outcomes(),
         "purged": t.counts[&Outcome::Purged],
         "exportedBytes": t.exported_bytes,
-        "querySha256": ctx.state.get("query_sha256")?,
-        "manifestSha256": ctx.state.get("manifest_sha256")?,
+        "querySha256": ctx.state.get(Key::QuerySha256)?,
+        "manifestSha256": ctx.state.get(Key::ManifestSha256)?,
         "durationChecked": {"checked": duration.checked, "of": duration.files, "notChecked": duration.not_checked},
     });
     let mut s = serde_json::to_vec_pretty(&summary).expect("json");
@@ -221,7 +221,7 @@ fn bag_info(ctx: &Ctx<'_>, t: &Tally) -> Result<Vec<(&'static str, String)>> {
     if let Some(org) = &cfg.source_organization {
         info.push(("Source-Organization", org.clone()));
     }
-    let export_id = ctx.state.get("export_id")?.unwrap_or_default();
+    let export_id = ctx.state.get(Key::ExportId)?.unwrap_or_default();
     info.push((
         "External-Identifier",
         cfg.matter.clone().unwrap_or_else(|| export_id.clone()),
@@ -243,11 +243,11 @@ fn bag_info(ctx: &Ctx<'_>, t: &Tally) -> Result<Vec<(&'static str, String)>> {
     ));
     info.push((
         "Query-SHA256",
-        ctx.state.get("query_sha256")?.unwrap_or_default(),
+        ctx.state.get(Key::QuerySha256)?.unwrap_or_default(),
     ));
     info.push((
         "Manifest-SHA256",
-        ctx.state.get("manifest_sha256")?.unwrap_or_default(),
+        ctx.state.get(Key::ManifestSha256)?.unwrap_or_default(),
     ));
     Ok(info)
 }
@@ -264,7 +264,7 @@ fn sign_or_clear(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>, head: &s
                     .as_deref()
                     .unwrap_or("-")
                     .replace(char::is_whitespace, "_"),
-                ctx.state.get("export_id")?.unwrap_or_default()
+                ctx.state.get(Key::ExportId)?.unwrap_or_default()
             );
             crate::sign::sign_bag(&ctx.root, sk, &comment)?;
         }
