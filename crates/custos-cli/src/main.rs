@@ -19,6 +19,7 @@ mod diagnostics;
 mod export;
 mod options;
 mod progress;
+mod prove;
 mod upload;
 mod verify;
 
@@ -54,6 +55,12 @@ enum Command {
     /// Verify an export: bag, checksums, custody record, custody log, signature; with --remote,
     /// also what the store holds (exit 0 clean, 1 findings, 2 could not run).
     Verify(Box<verify::VerifyArgs>),
+    /// Write a proof that one recording belongs to a sealed export (its Merkle audit path and
+    /// the signed bag-info and tag manifest), to hand over with that recording alone.
+    Prove(prove::ProveArgs),
+    /// Check a recording against a proof from `custos prove`, without the export (exit 0
+    /// holds, 1 does not, 2 could not run).
+    VerifyProof(prove::VerifyProofArgs),
     /// Print each media file's container, codec, channels, sample rate and duration, and any
     /// damage found (exit 0 all sound, 1 some damaged or unreadable, 2 could not run). The same
     /// reader the export uses to decide Corrupted.
@@ -121,6 +128,8 @@ async fn main() {
         Command::Demo(args) => export::run_demo(args).await,
         Command::Upload(args) => upload::run_upload(*args).await,
         Command::Verify(args) => verify::run_verify(*args).await,
+        Command::Prove(args) => prove::run_prove(args),
+        Command::VerifyProof(args) => prove::run_verify_proof(args),
         Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {
             Ok(public) => {

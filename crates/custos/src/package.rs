@@ -52,6 +52,12 @@ pub fn walk_payload(root: &Path, f: &mut dyn FnMut(&str, &Path) -> Result<()>) -
 /// The SHA-256 and size already known for a payload file (path under the bag root), if any.
 pub type Known<'a> = &'a dyn Fn(&str) -> Result<Option<(Sha256, u64)>>;
 
+/// The bag-info label holding the root of the Merkle tree over the payload manifest
+/// (crate::merkle): signed with the tag manifest, it lets one recording be proven to belong.
+pub const MERKLE_ROOT_LABEL: &str = "Payload-Manifest-Merkle-Root-SHA256";
+/// The bag-info label holding that tree's number of leaves (manifest lines).
+pub const MERKLE_SIZE_LABEL: &str = "Payload-Manifest-Merkle-Leaves";
+
 /// Writes the bag's tag files. `known` gives hashes already computed (the recordings, hashed
 /// as they were downloaded) by relative path; every other payload file is hashed here.
 /// `info` is the bag-info labels after Payload-Oxum and Bagging-Date, in order. The manifests
@@ -85,6 +91,8 @@ pub fn write_bag(
     .map_err(io(&hashdeep_tmp))?;
     let mut bytes = 0u64;
     let mut files = 0u64;
+    // Leaf hashes of the Merkle tree over the manifest (crate::merkle), by path.
+    let mut leaves: Vec<(String, Sha256)> = Vec::new();
     walk_payload(root, &mut |rel, abs| {
         let (sha, n) = match known(rel)? {
             Some(k) => k,
@@ -92,7 +100,9 @@ pub fn write_bag(
         };
         bytes += n;
         files += 1;
-        writeln!(manifest, "{sha}  {rel}").map_err(io(&manifest_tmp))?;
+        let entry = format!("{sha}  {rel}");
+        leaves.push((rel.to_owned(), crate::merkle::leaf_hash(&entry)));
+        writeln!(manifest, "{entry}").map_err(io(&manifest_tmp))?;
         writeln!(hashdeep, "{n},{sha},{rel}").map_err(io(&hashdeep_tmp))?;
         Ok(())
     })?;
@@ -108,7 +118,13 @@ pub fn write_bag(
         &root.join("bagit.txt"),
         b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n",
     )?;
-    let mut bag_info = format!("Bagging-Date: {bagging_date}\nPayload-Oxum: {bytes}.{files}\n");
+    leaves.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let leaves: Vec<Sha256> = leaves.into_iter().map(|(_, h)| h).collect();
+    let mut bag_info = format!(
+        "Bagging-Date: {bagging_date}\nPayload-Oxum: {bytes}.{files}\n{MERKLE_ROOT_LABEL}: {}\n{MERKLE_SIZE_LABEL}: {}\n",
+        crate::merkle::root_of_leaves(&leaves),
+        leaves.len()
+    );
     for (k, v) in info {
         // Values are single lines: a newline would forge another label.
         bag_info.push_str(&format!("{k}: {}\n", v.replace(['\r', '\n'], " ")));

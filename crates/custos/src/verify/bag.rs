@@ -361,6 +361,33 @@ pub(super) fn check_oxum(info: &BTreeMap<String, String>, walk: &Walk, f: &mut F
     }
 }
 
+/// The Merkle root and leaf count in bag-info (when the export has them) are those of the
+/// payload manifest's lines, sorted by path (crate::merkle).
+pub(super) fn check_merkle(info: &BTreeMap<String, String>, m: &Manifests, f: &mut Findings) {
+    use crate::package::{MERKLE_ROOT_LABEL, MERKLE_SIZE_LABEL};
+    let (Some(want_root), want_size) = (info.get(MERKLE_ROOT_LABEL), info.get(MERKLE_SIZE_LABEL))
+    else {
+        return;
+    };
+    // Sorted by path: a BTreeMap of Strings orders by bytes.
+    let entries: Vec<String> = m
+        .sha256()
+        .iter()
+        .map(|(path, sum)| format!("{sum}  {path}"))
+        .collect();
+    let root = crate::merkle::root(&entries).hex();
+    if *want_root != root || want_size != Some(&entries.len().to_string()) {
+        f.push(
+            K::MerkleRootMismatch,
+            "bag-info.txt",
+            format!(
+                "{MERKLE_ROOT_LABEL} {want_root:.80} over {want_size:?} leaves; the payload manifest's {} lines give {root}",
+                entries.len()
+            ),
+        );
+    }
+}
+
 /// What hashing found: the SHA-256 of every file hashed, and totals.
 #[derive(Debug, Default)]
 pub(super) struct Hashed {

@@ -46,6 +46,8 @@ pub enum FindingKind {
     PayloadSizeMismatch,
     /// Payload-Oxum does not describe the payload.
     PayloadOxum,
+    /// The Merkle root or leaf count in bag-info is not that of the payload manifest.
+    MerkleRootMismatch,
     /// Query-SHA256 / Manifest-SHA256 in bag-info differ from the files.
     SealMismatch,
     /// A manifest item without a custody row.
@@ -140,6 +142,9 @@ impl FindingKind {
             PayloadUnreadable => "check the storage; restore the file",
             PayloadSizeMismatch => "the file changed after export; restore it",
             PayloadOxum => "files were added, removed or resized after sealing",
+            MerkleRootMismatch => {
+                "the payload manifest or bag-info.txt was changed after sealing; inclusion proofs made from this export do not hold"
+            }
             SealMismatch => "the sealed file or bag-info.txt was changed",
             ItemWithoutOutcome => "a custody row was removed; the record is incomplete",
             ItemDuplicated | RowWithoutItem => "a custody row was added; the record was edited",

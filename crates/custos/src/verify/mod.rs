@@ -221,6 +221,7 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
     }
     bag::check_completeness(&manifests, &walk, &mut f);
     bag::check_oxum(&info, &walk, &mut f);
+    bag::check_merkle(&info, &manifests, &mut f);
 
     // Which payload files to hash: all but the recordings left out of the sample.
     let rows = record::read_csv(&bag, "data/chain_of_custody.csv", &mut f);

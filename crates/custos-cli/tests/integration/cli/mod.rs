@@ -11,6 +11,7 @@ use custos_sim::{Scenario, Sim};
 use crate::common::{BIN, QUERY, tmp};
 
 mod export_guards;
+mod proofs;
 mod verify_hostile;
 
 type Env = custos_sim::Running;
