@@ -28,7 +28,7 @@ pub struct SimArgs {
     /// Address to listen on; loopback only (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Scenario file (TOML) with any of the options below (kebab-case keys, faults under [faults]).
+    /// Scenario file (TOML) with any of the options below (kebab-case keys, faults under `[faults]`).
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
     /// Accepted OAuth client id [default: custos-sim-client].

@@ -1,8 +1,11 @@
 //! Custos: evidence-grade export of Genesys Cloud CX call recordings for legal eDiscovery.
 //!
 //! This crate is the pipeline library (query → sealed manifest → retrieval → evidence package);
-//! it never prints, parses argv or exits. The stages land one issue at a time; what is here now:
-//! where a Genesys org lives ([`region`]) and the deterministic query ([`query`]).
+//! it never prints, parses argv or exits. [`export()`](crate::export::export) runs one export ([`export`](mod@export): its config,
+//! context, guards and stages); [`http`] is the only code that sends requests; [`durable`] the
+//! only code that writes evidence; [`verify`] checks a package it does not trust; [`proof`]
+//! proves one recording belongs to a signed export ([`merkle`]). docs/architecture.md draws the
+//! modules and their one-way dependencies.
 //!
 //! ```
 //! let r = custos::region::Region::parse("mypurecloud.ie").unwrap();

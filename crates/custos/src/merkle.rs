@@ -65,7 +65,7 @@ pub fn root_of_leaves(leaves: &[Sha256]) -> Sha256 {
     subtree(leaves)
 }
 
-/// The audit path of leaf `index` (RFC 6962 §2.1.1 PATH(m, D[n])), nearest sibling first.
+/// The audit path of leaf `index` (RFC 6962 §2.1.1 `PATH(m, D[n])`), nearest sibling first.
 pub fn audit_path(entries: &[String], index: usize) -> Vec<Sha256> {
     let leaves: Vec<Sha256> = entries.iter().map(|e| leaf_hash(e)).collect();
     let mut path = Vec::new();

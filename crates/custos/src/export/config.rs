@@ -77,7 +77,7 @@ impl RetrievalMode {
     }
 }
 
-/// Everything an export needs. Build it, then call [`export`].
+/// Everything an export needs. Build it, then call [`export`](super::export).
 #[derive(Clone, Debug)]
 pub struct ExportConfig {
     /// The query or the ids file.

@@ -13,8 +13,7 @@ use crate::http::Api;
 use crate::ids::IdList;
 use crate::model::{Item, Outcome};
 use crate::query::Query;
-use crate::state::Done;
-use crate::state::State;
+use crate::state::{Done, State};
 
 /// Stages, for progress reporting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 //! its artefact (docs/formats.md) and records itself in the job state, so a re-run after a
 //! crash continues where it stopped and a re-run of a finished export changes nothing.
 //!
-//! Dependencies run one way: this module drives the stages; every stage reads [`config`] and
-//! [`context`]; no stage calls another.
+//! Dependencies run one way: this module drives the stages; every stage reads `config` and
+//! `context`; no stage calls another.
 
 mod config;
 mod context;

@@ -124,7 +124,7 @@ impl Api {
             .await
     }
 
-    /// Sends an API request under the rate budget, retrying per [`decide`] and re-authenticating
+    /// Sends an API request under the rate budget, retrying per [`Policy::decide`](super::Policy::decide) and re-authenticating
     /// once on 401. Returns whatever final answer came (the caller handles 4xx).
     pub async fn send(
         &self,

@@ -1,6 +1,6 @@
-//! The only code that sends requests: one HTTP client, one shared rate budget ([`limit`]), one
-//! function that decides retry-or-give-up ([`retry`]), bounded reads of every answer
-//! ([`response`]), the OAuth token ([`token`]), and the media downloads ([`media`]).
+//! The only code that sends requests: one HTTP client, one shared rate budget (`limit`), one
+//! function that decides retry-or-give-up (`retry`), bounded reads of every answer
+//! (`response`), the OAuth token (`token`), and the media downloads ([`media`]).
 //!
 //! Every API call, from any task, passes [`Limiter::acquire`], so parallel work never exceeds the
 //! configured rate; a 429 pauses the *whole client* for its Retry-After, not just the task that
