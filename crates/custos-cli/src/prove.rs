@@ -66,13 +66,14 @@ pub fn run_prove(a: ProveArgs) -> i32 {
 
 /// Runs `custos verify-proof` (0 holds, 1 does not, 2 could not run).
 pub fn run_verify_proof(a: VerifyProofArgs) -> i32 {
-    let proof: custos::proof::Proof = match std::fs::read(&a.proof)
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
+    let proof = match custos::proof::read_proof(&a.proof) {
         Ok(p) => p,
+        Err(e @ custos::proof::ProofError::Fails(_)) => {
+            out!("FAILS: {e}");
+            return 1;
+        }
         Err(e) => {
-            eprintln!("custos: error: {}: {e}", a.proof.display());
+            eprintln!("custos: error: {e}");
             return 2;
         }
     };

@@ -65,11 +65,64 @@ pub enum ProofError {
     },
 }
 
-fn read(path: &Path) -> Result<String, ProofError> {
-    std::fs::read_to_string(path).map_err(|source| ProofError::Io {
+/// The largest proof file read (a proof is a few kilobytes: bag-info, the tag manifest, a
+/// signature and ~20 hashes).
+pub const MAX_PROOF_BYTES: u64 = 16 << 20;
+
+/// A regular file (never a FIFO or device, which could block for ever), opened.
+fn open_regular(path: &Path) -> Result<(std::fs::File, u64), ProofError> {
+    let io = |source| ProofError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let m = std::fs::metadata(path).map_err(io)?;
+    if !m.is_file() {
+        return Err(ProofError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("not a regular file; refused"),
+        });
+    }
+    Ok((std::fs::File::open(path).map_err(io)?, m.len()))
+}
+
+/// Reads a proof file handed over by someone else: a regular file of at most
+/// [`MAX_PROOF_BYTES`], in the proof format.
+pub fn read_proof(path: &Path) -> Result<Proof, ProofError> {
+    use std::io::Read;
+    let (f, len) = open_regular(path)?;
+    if len > MAX_PROOF_BYTES {
+        return Err(ProofError::Fails(format!(
+            "{} is {len} bytes; a proof is at most {MAX_PROOF_BYTES}",
+            path.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_PROOF_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| ProofError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ProofError::Fails(format!("{}: not a proof: {e}", path.display())))
+}
+
+/// A file of the export, read whole: regular, and at most 1 GiB (a manifest of millions of
+/// lines); never a FIFO a hostile directory put in its place.
+fn read(path: &Path) -> Result<String, ProofError> {
+    use std::io::Read;
+    const CAP: u64 = 1 << 30;
+    let (f, len) = open_regular(path)?;
+    let io = |source| ProofError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if len > CAP {
+        return Err(io(std::io::Error::other("larger than 1 GiB; refused")));
+    }
+    let mut text = String::new();
+    f.take(CAP).read_to_string(&mut text).map_err(io)?;
+    Ok(text)
 }
 
 fn label<'a>(bag_info: &'a str, name: &str) -> Option<&'a str> {
@@ -171,6 +224,7 @@ pub fn check(file: &Path, proof: &Proof, pubkey: Option<&Path>) -> Result<Proven
         .entry
         .split_once("  ")
         .ok_or_else(|| fails("the entry is not '<sha256>  <path>'".into()))?;
+    open_regular(file)?;
     let (got, _) = crate::durable::sha256_file(file).map_err(|e| fails(e.to_string()))?;
     if got != sum {
         return Err(fails(format!(

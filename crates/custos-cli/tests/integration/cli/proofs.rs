@@ -224,4 +224,31 @@ async fn every_exported_recording_proves_alone_and_forgeries_fail() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(text.contains("merkle-root-mismatch"), "{text}");
+    // Hostile input: a FIFO for the file or the proof is refused at once, never waited on; a
+    // proof file of 20 MB is refused unread.
+    let fifo = dir.join("fifo");
+    super::mkfifo(&fifo);
+    for (file, proof_file) in [(&fifo, &proof), (&alone, &fifo)] {
+        let o = Command::new("timeout")
+            .args(["20", BIN, "verify-proof"])
+            .arg(file)
+            .arg(proof_file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(String::from_utf8_lossy(&o.stderr).contains("not a regular file"));
+    }
+    let huge = dir.join("huge.json");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(20 << 20)
+        .unwrap();
+    let o = verify_proof(&alone, &huge, &pubkey);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("a proof is at most"));
 }
