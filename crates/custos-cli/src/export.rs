@@ -22,7 +22,7 @@ fn print_report(r: &Report, json: bool) {
         let v = serde_json::json!({
             "out": r.out, "items": r.items, "outcomes": counts, "purged": r.counts[&Outcome::Purged], "bytes": r.bytes,
             "querySha256": r.query_sha256, "manifestSha256": r.manifest_sha256, "resumed": r.resumed,
-            "alreadyComplete": r.already_complete, "custodyLogHead": r.custody_log_head, "rateLimitWaitSeconds": r.rate_limit_wait.as_secs_f64(), "signature": r.signature, "apiCalls": r.api_calls, "seconds": r.elapsed.as_secs_f64(),
+            "alreadyComplete": r.already_complete, "custodyLogHead": r.custody_log_head, "rateLimitWaitSeconds": r.rate_limit_wait.as_secs_f64(), "signature": r.signature, "timestamps": r.timestamps, "apiCalls": r.api_calls, "seconds": r.elapsed.as_secs_f64(),
             "durationChecked": {"checked": r.duration.checked, "of": r.duration.files, "notChecked": r.duration.not_checked},
         });
         out!("{}", serde_json::to_string_pretty(&v).expect("json"));
@@ -84,6 +84,17 @@ fn print_report(r: &Report, json: bool) {
     }
     if let Some(sig) = &r.signature {
         out!("  signature              {}", sig.display());
+    }
+    for s in &r.timestamps {
+        match (&s.time, &s.error) {
+            (Some(t), _) => out!("  timestamp              {} at {t} by {}", s.file, s.tsa),
+            (None, e) => out!(
+                "  timestamp FAILED       {} by {}: {}",
+                s.file,
+                s.tsa,
+                e.as_deref().unwrap_or("")
+            ),
+        }
     }
 }
 

@@ -71,6 +71,11 @@ pub struct ExportOptions {
     /// Sign the bag with this minisign secret key (made by `custos keygen`).
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+    /// After sealing, have this RFC 3161 Time Stamping Authority timestamp the tag manifest (and
+    /// the signature); repeat it for fallbacks, tried in order (config file: a list).
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tsa: Vec<String>,
     /// TOML config file: every option of this command except --config and --json, by its
     /// long name (e.g. `rate = 300`, `api-base = "…"`, `lock-mode = "compliance"`).
     #[arg(long, value_name = "FILE")]
@@ -321,6 +326,7 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         page_size: if search { 1000 } else { 100 },
         now: None,
         duration_tolerance: std::time::Duration::from_secs_f64(tolerance),
+        tsa: o.tsa.clone(),
         job_deadline: JOB_DEADLINE,
     })
 }
@@ -461,7 +467,7 @@ mod tests {
             let candidates: Vec<String> = if let Some(p) = possible.first() {
                 vec![p.get_name().to_owned(), format!("{:?}", p.get_name())]
             } else {
-                ["true", "7", "\"2099-01-31\"", "\"text\""]
+                ["true", "7", "\"2099-01-31\"", "\"text\"", "[\"text\"]"]
                     .map(String::from)
                     .to_vec()
             };

@@ -24,6 +24,10 @@ pub struct VerifyArgs {
     /// recordings is drawn afresh each run (the seed is printed).
     #[arg(long, default_value_t = 1.0)]
     pub sample: f64,
+    /// Check the RFC 3161 timestamps in the bag against these TSA certificates (PEM; runs
+    /// `openssl ts -verify`). Without it a timestamp's time is reported but not proven.
+    #[arg(long, value_name = "FILE")]
+    pub tsa_ca: Option<PathBuf>,
     /// With --sample: draw the sample of an earlier run again (the 64 hex digits it printed).
     #[arg(long, requires = "sample", value_name = "HEX")]
     pub seed: Option<String>,
@@ -66,6 +70,7 @@ pub async fn run_verify(a: VerifyArgs) -> i32 {
     };
     let opts = custos::verify::VerifyOptions {
         pubkey: a.pubkey.clone(),
+        tsa_ca: a.tsa_ca.clone(),
         sample: a.sample,
         seed,
         ..Default::default()
@@ -120,6 +125,19 @@ fn print_report(dir: &Path, report: &VerifyReport, remote: Option<&RemoteReport>
             report.bytes_hashed as f64 / 1e6,
             report.findings.len()
         );
+        for t in &report.timestamps {
+            let _ = writeln!(
+                out,
+                "timestamp: {} existed at {} (RFC 3161){}",
+                t.file,
+                t.gen_time,
+                if t.checked {
+                    ", token verified against --tsa-ca"
+                } else {
+                    "; NOT CHECKED: give --tsa-ca with the TSA's certificates to prove the time"
+                }
+            );
+        }
         if let Some(s) = &report.sample {
             let _ = writeln!(
                 out,

@@ -42,6 +42,9 @@ pub enum Error {
         /// What differs, and what to do.
         message: String,
     },
+    /// No Time Stamping Authority timestamped the sealed export: re-run to try again.
+    #[error("not timestamped: {0}; the export is sealed; re-run the same command to ask again")]
+    Timestamp(String),
     /// The run was stopped by a signal: re-run to resume.
     #[error("stopped by {0}; nothing already exported is lost")]
     Stopped(String),

@@ -31,6 +31,7 @@ pub mod region;
 pub mod sign;
 pub mod source;
 pub mod state;
+pub mod tsa;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -112,6 +112,9 @@ pub struct ExportConfig {
     pub now: Option<OffsetDateTime>,
     /// How far a file's duration may differ from the API's before it is `Corrupted`.
     pub duration_tolerance: std::time::Duration,
+    /// RFC 3161 Time Stamping Authorities, tried in order until one timestamps the tag manifest
+    /// (and the signature); none: no timestamp.
+    pub tsa: Vec<String>,
     /// How long one batch job or one transcode is waited for before its items end `Failed`
     /// ([`JOB_DEADLINE`]; tests shorten it).
     pub job_deadline: std::time::Duration,

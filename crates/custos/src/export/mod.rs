@@ -12,6 +12,7 @@ mod manifest;
 mod query;
 mod retrieve;
 mod seal;
+mod timestamp;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ pub use config::{
 };
 pub use context::{NoProgress, Progress, Stage, env_user_if_different, os_identity, tool};
 pub use seal::DurationCoverage;
+pub use timestamp::Stamp;
 
 use crate::custody::CustodyLog;
 use crate::error::{Error, Result};
@@ -69,6 +71,8 @@ pub struct Report {
     pub rate_limit_wait: Duration,
     /// The detached signature, when the bag was signed.
     pub signature: Option<PathBuf>,
+    /// RFC 3161 timestamps asked for this run (each TSA tried, and what it said).
+    pub timestamps: Vec<timestamp::Stamp>,
     /// Wall time of this run.
     pub elapsed: Duration,
     /// Kept files whose duration was compared with the API's, and why the others were not.
@@ -157,7 +161,10 @@ async fn run(
     if ctx.state.get(Key::Complete)?.as_deref() == Some("true")
         && ctx.root.join("tagmanifest-sha256.txt").exists()
     {
-        return report(&ctx, started, resuming, true);
+        let stamps = timestamp::stamp_all(&ctx).await?;
+        let mut r = report(&ctx, started, resuming, true)?;
+        r.timestamps = stamps;
+        return Ok(r);
     }
     if resuming {
         recheck_written(&ctx)?;
@@ -182,7 +189,10 @@ async fn run(
     tracing::info!(stage = "package", "writing the custody record and the bag");
     seal::seal(&ctx, sign_key.as_ref())?;
     ctx.state.set(Key::Complete, "true")?;
-    report(&ctx, started, resuming, false)
+    let stamps = timestamp::stamp_all(&ctx).await?;
+    let mut r = report(&ctx, started, resuming, false)?;
+    r.timestamps = stamps;
+    Ok(r)
 }
 
 /// The selection read and every setting checked, before anything is written: the input and
@@ -279,6 +289,7 @@ fn report(
         custody_log_head: ctx.state.get(Key::CustodyLogHead)?.unwrap_or_default(),
         rate_limit_wait: ctx.api.limiter.waited(),
         signature: Some(ctx.root.join("tagmanifest-sha256.txt.minisig")).filter(|p| p.exists()),
+        timestamps: Vec::new(),
         elapsed: started.elapsed(),
         duration,
     })

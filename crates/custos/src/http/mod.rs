@@ -18,6 +18,7 @@ mod url;
 
 pub use client::Api;
 pub use limit::{Limiter, RateWindow, SAFETY};
+pub(crate) use response::read_limited;
 pub use response::{ApiResponse, MAX_JSON_BYTES};
 pub(crate) use retry::jitter;
 pub use retry::{API, Attempt, Decision, MEDIA, Policy, Transport};

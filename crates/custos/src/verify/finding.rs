@@ -48,6 +48,10 @@ pub enum FindingKind {
     PayloadOxum,
     /// The Merkle root or leaf count in bag-info is not that of the payload manifest.
     MerkleRootMismatch,
+    /// An RFC 3161 timestamp attests another SHA-256 than its file's, or is not a token.
+    TimestampMismatch,
+    /// An RFC 3161 timestamp does not verify against the TSA certificates given (`--tsa-ca`).
+    TimestampInvalid,
     /// Query-SHA256 / Manifest-SHA256 in bag-info differ from the files.
     SealMismatch,
     /// A manifest item without a custody row.
@@ -142,6 +146,12 @@ impl FindingKind {
             PayloadUnreadable => "check the storage; restore the file",
             PayloadSizeMismatch => "the file changed after export; restore it",
             PayloadOxum => "files were added, removed or resized after sealing",
+            TimestampMismatch => {
+                "the timestamped file was changed after it was timestamped (or the token was replaced); it does not attest this package"
+            }
+            TimestampInvalid => {
+                "the token is not signed by a TSA the certificates given vouch for; check --tsa-ca, or treat the time as unproven"
+            }
             MerkleRootMismatch => {
                 "the payload manifest or bag-info.txt was changed after sealing; inclusion proofs made from this export do not hold"
             }

@@ -44,6 +44,8 @@ pub struct VerifyOptions {
     pub seed: Option<Seed>,
     /// Hashing threads.
     pub threads: usize,
+    /// The certificates to check RFC 3161 timestamps against (`openssl ts -verify -CAfile`).
+    pub tsa_ca: Option<PathBuf>,
 }
 
 impl Default for VerifyOptions {
@@ -52,6 +54,7 @@ impl Default for VerifyOptions {
             pubkey: None,
             sample: 1.0,
             seed: None,
+            tsa_ca: None,
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
@@ -147,6 +150,8 @@ pub struct VerifyReport {
     pub signature: SignatureStatus,
     /// The sample, when only a fraction of the recordings was hashed.
     pub sample: Option<SampleReport>,
+    /// What the RFC 3161 timestamps in the bag attest.
+    pub timestamps: Vec<signature::TimestampReport>,
 }
 
 impl VerifyReport {
@@ -180,6 +185,9 @@ pub enum VerifyError {
     /// `--seed` is not 64 hex digits.
     #[error("--seed must be 64 hex digits, not '{0}'")]
     BadSeed(String),
+    /// A tool verification needs could not run.
+    #[error("{0}")]
+    Tool(String),
     /// The OS gave no random seed.
     #[error("cannot draw a random sample seed: {0}")]
     Random(String),
@@ -243,8 +251,16 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
         .map(|b| crate::digest::Sha256::of(&b).hex())
         .unwrap_or_default();
     signature::check_receipts(&bag, opts.pubkey.as_deref(), &tag_sha, &mut f);
+    let timestamps = signature::check_timestamps(&bag, opts.tsa_ca.as_deref(), &mut f)?;
 
     let findings = f.into_vec();
+    // A timestamp nobody checked proves no time, as a signature nobody checked proves no origin.
+    let signature = match signature {
+        SignatureStatus::Absent if timestamps.iter().any(|t| !t.checked) => {
+            SignatureStatus::OriginUnchecked
+        }
+        s => s,
+    };
     Ok(VerifyReport {
         verdict: verdict(&findings, signature),
         findings,
@@ -253,6 +269,7 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
         items: n_items,
         signature,
         sample,
+        timestamps,
     })
 }
 

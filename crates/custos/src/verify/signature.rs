@@ -89,6 +89,131 @@ fn check_signed(bag: &Bag, file: &str, sig: &str, pubkey: &Path) -> Result<Strin
     sig.trusted_comment().map_err(|e| e.to_string())
 }
 
+/// What a timestamp in the bag attests.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimestampReport {
+    /// The file it timestamps.
+    pub file: String,
+    /// The attested time (GeneralizedTime, UTC).
+    pub gen_time: String,
+    /// Checked against the TSA certificates given (`--tsa-ca`) with `openssl ts -verify`.
+    pub checked: bool,
+}
+
+/// Every `<file>.tsr` beside the tag manifest and the signature: a token attesting that file's
+/// SHA-256; with `tsa_ca`, verified by `openssl ts -verify` (its signature, the TSA's
+/// certificate chain to `tsa_ca`, the timeStamping usage).
+pub(super) fn check_timestamps(
+    bag: &Bag,
+    tsa_ca: Option<&Path>,
+    f: &mut Findings,
+) -> Result<Vec<TimestampReport>, super::VerifyError> {
+    let mut out = Vec::new();
+    for file in [TAG, SIG] {
+        let name = format!("{file}.tsr");
+        if matches!(bag.lstat(&name), Err(Refused::Missing)) {
+            continue;
+        }
+        let token = match bag.read(&name, 1 << 20) {
+            Ok(t) => t,
+            Err(e) => {
+                f.add(e.finding(&name));
+                continue;
+            }
+        };
+        let data = match bag.read(file, 1 << 30) {
+            Ok(d) => d,
+            Err(e) => {
+                f.add(e.finding(file));
+                continue;
+            }
+        };
+        let attested = match crate::tsa::read(&token) {
+            Ok(a) => a,
+            Err(e) => {
+                f.push(K::TimestampMismatch, name, e.to_string());
+                continue;
+            }
+        };
+        let digest = crate::digest::Sha256::of(&data).hex();
+        if attested.sha256 != digest {
+            f.push(
+                K::TimestampMismatch,
+                name,
+                format!(
+                    "attests SHA-256 {} at {}; {file} is {digest}",
+                    attested.sha256, attested.gen_time
+                ),
+            );
+            continue;
+        }
+        if let Some(ca) = tsa_ca
+            && let Err(why) = openssl_verify(&token, &data, ca)?
+        {
+            f.push(K::TimestampInvalid, name, why);
+            continue;
+        }
+        out.push(TimestampReport {
+            file: file.into(),
+            gen_time: attested.gen_time,
+            checked: tsa_ca.is_some(),
+        });
+    }
+    Ok(out)
+}
+
+/// `openssl ts -verify` on copies of what was read (never on the bag's own paths, which a
+/// hostile package could swap for a FIFO): `Ok(Err(why))` when it refuses the token.
+fn openssl_verify(
+    token: &[u8],
+    data: &[u8],
+    ca: &Path,
+) -> Result<Result<(), String>, super::VerifyError> {
+    let dir = std::env::temp_dir().join(format!(
+        "custos-ts-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    let tool = |e: std::io::Error| super::VerifyError::Tool(format!("openssl ts -verify: {e}"));
+    std::fs::create_dir_all(&dir).map_err(tool)?;
+    let (t, d) = (dir.join("token.tsr"), dir.join("data"));
+    let result = std::fs::write(&t, token)
+        .and_then(|_| std::fs::write(&d, data))
+        .and_then(|_| {
+            std::process::Command::new("openssl")
+                .args(["ts", "-verify", "-in"])
+                .arg(&t)
+                .arg("-data")
+                .arg(&d)
+                .arg("-CAfile")
+                .arg(ca)
+                .stdin(std::process::Stdio::null())
+                .output()
+        });
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = result.map_err(|e| {
+        super::VerifyError::Tool(format!(
+            "--tsa-ca needs openssl on PATH (apt-get install openssl): {e}"
+        ))
+    })?;
+    let said = String::from_utf8_lossy(&o.stdout);
+    if o.status.success() && said.contains("Verification: OK") {
+        Ok(Ok(()))
+    } else {
+        let err = String::from_utf8_lossy(&o.stderr);
+        let why: String = err
+            .lines()
+            .chain(said.lines())
+            .find(|l| l.contains("error") || l.contains("FAILED"))
+            .unwrap_or("refused")
+            .chars()
+            .take(300)
+            .collect();
+        Ok(Err(format!("openssl ts -verify: {why}")))
+    }
+}
+
 /// Every `receipts/*.jsonl`: chained, naming this bag's tag manifest (`tag_sha256`), and signed
 /// by `pubkey` where signed and a key is given.
 pub(super) fn check_receipts(bag: &Bag, pubkey: Option<&Path>, tag_sha256: &str, f: &mut Findings) {

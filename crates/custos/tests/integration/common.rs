@@ -56,6 +56,7 @@ pub fn config_at(
         page_size: 25,
         now: None,
         duration_tolerance: std::time::Duration::from_secs(1),
+        tsa: Vec::new(),
         job_deadline: custos::export::JOB_DEADLINE,
     }
 }

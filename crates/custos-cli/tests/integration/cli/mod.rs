@@ -12,6 +12,7 @@ use crate::common::{BIN, QUERY, tmp};
 
 mod export_guards;
 mod proofs;
+mod timestamps;
 mod verify_hostile;
 
 type Env = custos_sim::Running;

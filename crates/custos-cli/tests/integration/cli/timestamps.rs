@@ -1,0 +1,162 @@
+//! RFC 3161 timestamps end to end, against a Time Stamping Authority on loopback made of
+//! OpenSSL's own implementation (tests/tsa/tsa_server.py runs `openssl ts -reply`), checked by
+//! `openssl ts -verify` and by `custos verify --tsa-ca`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use super::{BIN, keygen, run, scenario, start, tmp};
+
+const TSA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/tsa/tsa_server.py");
+
+/// The TSA, killed when dropped.
+struct Tsa {
+    child: Child,
+    url: String,
+    ca: PathBuf,
+}
+
+impl Drop for Tsa {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tsa(dir: &Path) -> Tsa {
+    let mut child = Command::new("python3")
+        .arg(TSA)
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("port ")
+        .expect("the TSA prints its port");
+    Tsa {
+        child,
+        url: format!("http://127.0.0.1:{port}/"),
+        ca: dir.join("ca.crt"),
+    }
+}
+
+fn openssl_verify(tsr: &Path, data: &Path, ca: &Path) -> Output {
+    Command::new("openssl")
+        .args(["ts", "-verify", "-in"])
+        .arg(tsr)
+        .arg("-data")
+        .arg(data)
+        .arg("-CAfile")
+        .arg(ca)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exports_are_timestamped_and_openssl_and_verify_check_the_tokens() {
+    let env = start(scenario()).await;
+    let dir = tmp("timestamps");
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = tsa(&dir.join("tsa"));
+    let key = dir.join("k.key");
+    keygen(&key);
+    let out = dir.join("export");
+    let export = |tsas: &[&str]| {
+        let mut extra = vec!["--sign-key", key.to_str().unwrap(), "--json"];
+        for u in tsas {
+            extra.extend(["--tsa", u]);
+        }
+        crate::common::export_cmd(&env.base_url, crate::common::QUERY, &out, &extra)
+    };
+    // No TSA answers: the export is sealed, not timestamped, and says re-run (exit 3).
+    let o = run(export(&["http://127.0.0.1:9/"])).await;
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not timestamped"));
+    assert!(!out.join("tagmanifest-sha256.txt.tsr").exists());
+    // The re-run asks again: the first TSA fails, the second timestamps; both are reported.
+    let o = run(export(&["http://127.0.0.1:9/", &t.url])).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stamps = r["timestamps"].as_array().unwrap();
+    assert_eq!(stamps.len(), 4, "{stamps:?}");
+    assert!(
+        stamps[0]["error"].is_string() && stamps[1]["time"].is_string(),
+        "{stamps:?}"
+    );
+    for name in ["tagmanifest-sha256.txt", "tagmanifest-sha256.txt.minisig"] {
+        let o = openssl_verify(&out.join(format!("{name}.tsr")), &out.join(name), &t.ca);
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Verification: OK"),
+            "openssl ts -verify {name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let verify = |root: &Path, extra: &[&str]| {
+        Command::new(BIN)
+            .args(["verify", root.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let pubkey = dir.join("k.key.pub");
+    let o = verify(
+        &out,
+        &[
+            "--pubkey",
+            pubkey.to_str().unwrap(),
+            "--tsa-ca",
+            t.ca.to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("timestamp: tagmanifest-sha256.txt existed at 20"),
+        "{text}"
+    );
+    assert!(text.contains("token verified against --tsa-ca"), "{text}");
+    // Without --tsa-ca the time is reported, not proven.
+    let o = verify(&out, &["--pubkey", pubkey.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("NOT CHECKED"));
+    // bagit-python still accepts the bag (the tokens, like the signature, are outside it).
+    let o = Command::new("bagit.py")
+        .args(["--validate", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Another CA: the token does not verify.
+    let other = tsa(&dir.join("other-tsa"));
+    let o = verify(&out, &["--tsa-ca", other.ca.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("timestamp-invalid"), "{text}");
+    // One byte of the tag manifest changed: openssl and custos verify both refuse.
+    let c = super::copy_export(&out, "timestamps-changed");
+    let tm = c.join("tagmanifest-sha256.txt");
+    let mut b = std::fs::read(&tm).unwrap();
+    b[0] = if b[0] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&tm, b).unwrap();
+    let o = openssl_verify(&c.join("tagmanifest-sha256.txt.tsr"), &tm, &t.ca);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("Verification: OK"));
+    let o = verify(&c, &["--tsa-ca", t.ca.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("timestamp-mismatch"), "{text}");
+}
