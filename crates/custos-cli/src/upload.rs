@@ -2,118 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
-use custos_store::store::StoreOptions;
-use custos_store::target::{Encryption, LockMode, Protection, Target};
+use clap::Args;
+use custos_store::target::{Encryption, Protection, Target};
 use custos_store::upload::{UploadError, UploadOptions, UploadReport};
-use serde::{Deserialize, Serialize};
 
-/// How to reach the store.
-#[derive(Args, Debug, Default, Clone, Deserialize, Serialize)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct ClientArgs {
-    /// Store endpoint: an S3-compatible URL (addressed path-style) or an Azure Blob endpoint
-    /// (e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1) [env: AWS_ENDPOINT_URL for S3].
-    #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
-    /// AWS region of the bucket [default: the AWS default chain: AWS_REGION, profile].
-    #[arg(long, value_name = "REGION")]
-    pub aws_region: Option<String>,
-}
-
-impl ClientArgs {
-    /// Whether any option was given.
-    pub fn is_set(&self) -> bool {
-        self.endpoint.is_some() || self.aws_region.is_some()
-    }
-
-    fn options(&self) -> StoreOptions {
-        StoreOptions {
-            endpoint: self.endpoint.clone(),
-            region: self.aws_region.clone(),
-            ..Default::default()
-        }
-    }
-}
-
-/// S3 server-side encryption (the flag's spelling of [`Encryption`], whose KMS key is a
-/// setting of its own).
-#[derive(Clone, Copy, Debug, ValueEnum, Deserialize, Serialize)]
-pub enum SseArg {
-    /// Send no encryption header: the bucket's default encryption applies.
-    #[serde(rename = "bucket-default")]
-    BucketDefault,
-    /// SSE-S3.
-    #[value(name = "AES256", alias = "aes256")]
-    #[serde(rename = "AES256", alias = "aes256")]
-    Aes256,
-    /// SSE-KMS (with --kms-key-id, else the AWS-managed key).
-    #[value(name = "aws:kms", alias = "kms")]
-    #[serde(rename = "aws:kms", alias = "kms")]
-    Kms,
-}
-
-/// How every object is written (shared by `upload` and `export --upload`).
-#[derive(Args, Debug, Default, Clone, Deserialize, Serialize)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct StoreArgs {
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub client: ClientArgs,
-    /// S3 server-side encryption [default: bucket-default].
-    #[arg(long, value_enum)]
-    pub sse: Option<SseArg>,
-    /// SSE-KMS key id, ARN or alias (implies --sse aws:kms).
-    #[arg(long, value_name = "KEY")]
-    pub kms_key_id: Option<String>,
-    /// Azure encryption scope for every blob.
-    #[arg(long, value_name = "SCOPE")]
-    pub encryption_scope: Option<String>,
-    /// Object Lock mode (S3) / immutability policy (Azure: governance = unlocked,
-    /// compliance = locked); needs --retain-until or --retain-days.
-    #[arg(long, value_enum)]
-    pub lock_mode: Option<LockMode>,
-    /// Retain until this UTC date or time (2033-12-31 or 2033-12-31T00:00:00Z).
-    #[arg(long, value_name = "DATE", conflicts_with = "retain_days")]
-    pub retain_until: Option<String>,
-    /// Retain for this many days from now.
-    #[arg(long, value_name = "DAYS")]
-    pub retain_days: Option<u32>,
-    /// Put every object under legal hold.
-    #[arg(long)]
-    pub legal_hold: bool,
-    /// Refuse to upload unless the destination is write-once and encrypted (versioning and
-    /// Object Lock / version-level immutability, default encryption); otherwise a warning.
-    #[arg(long)]
-    pub require_worm: bool,
-    /// Objects uploaded at once [default: 4].
-    #[arg(long, value_name = "N")]
-    pub upload_concurrency: Option<usize>,
-    /// Objects larger than this many bytes go up in parts [default: 5 GiB (S3), 5000 MiB (Azure)].
-    #[arg(long, value_name = "BYTES", hide = true)]
-    pub multipart_threshold: Option<u64>,
-    /// Part / block size in bytes [default: grows with the object].
-    #[arg(long, value_name = "BYTES", hide = true)]
-    pub part_size: Option<u64>,
-}
-
-impl StoreArgs {
-    /// Whether any option was given (they mean nothing without a destination).
-    pub fn is_set(&self) -> bool {
-        self.client.is_set()
-            || self.sse.is_some()
-            || self.kms_key_id.is_some()
-            || self.encryption_scope.is_some()
-            || self.lock_mode.is_some()
-            || self.retain_until.is_some()
-            || self.retain_days.is_some()
-            || self.legal_hold
-            || self.require_worm
-            || self.upload_concurrency.is_some()
-            || self.multipart_threshold.is_some()
-            || self.part_size.is_some()
-    }
-}
+use crate::options::{ClientArgs, SseArg, StoreArgs};
 
 /// Options of `custos upload`.
 #[derive(Args, Debug)]
@@ -349,6 +242,7 @@ pub async fn verify_remote(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use custos_store::target::LockMode;
 
     #[test]
     fn store_settings_are_checked_against_the_target() {

@@ -43,7 +43,7 @@ pub struct VerifyArgs {
     #[arg(long, requires = "remote")]
     pub download: bool,
     #[command(flatten)]
-    pub client: crate::upload::ClientArgs,
+    pub client: crate::options::ClientArgs,
 }
 
 /// Runs `custos verify`.
@@ -156,8 +156,11 @@ fn print_report(dir: &Path, report: &VerifyReport, remote: Option<&RemoteReport>
                 Verdict::Verified => "VERIFIED: intact, and signed by the holder of the key given",
                 Verdict::IntactUnsigned =>
                     "INTACT, UNSIGNED: no findings, but nothing proves who sealed the package",
-                Verdict::IntactOriginUnchecked =>
+                Verdict::IntactOriginUnchecked
+                    if report.signature == custos::verify::SignatureStatus::OriginUnchecked =>
                     "INTACT, ORIGIN UNCHECKED: the package is signed, but no --pubkey was given, so the signature was not checked; anyone could have changed the package and re-sealed and re-signed it. Verify again with the exporter's public key",
+                Verdict::IntactOriginUnchecked =>
+                    "INTACT, ORIGIN UNCHECKED: the package is unsigned and carries an RFC 3161 timestamp that was not checked (no --tsa-ca); anyone could have re-sealed it and replaced the token. Verify again with the TSA's certificates",
                 Verdict::Findings => "FINDINGS: the package is not as sealed (above)",
             }
         );

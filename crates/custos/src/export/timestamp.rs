@@ -21,7 +21,8 @@ pub struct Stamp {
 }
 
 /// Timestamps the tag manifest and the signature, where the TSAs were given and no valid token
-/// for their current bytes is there yet. `Err` when no TSA timestamped the tag manifest.
+/// for their current bytes is there yet. `Err` when no TSA timestamped one of them (a re-run
+/// asks again).
 pub(super) async fn stamp_all(ctx: &Ctx<'_>) -> Result<Vec<Stamp>> {
     let mut stamps = Vec::new();
     if ctx.cfg.tsa.is_empty() {

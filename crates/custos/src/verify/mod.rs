@@ -158,13 +158,22 @@ impl VerifyReport {
     /// Adds findings made elsewhere (the remote check) and settles the verdict again.
     pub fn extend(&mut self, more: impl IntoIterator<Item = Finding>) {
         self.findings.extend(more);
-        self.verdict = verdict(&self.findings, self.signature);
+        self.verdict = verdict(&self.findings, self.signature, &self.timestamps);
     }
 }
 
-fn verdict(findings: &[Finding], sig: SignatureStatus) -> Verdict {
+/// A timestamp nobody checked proves no time, as a signature nobody checked proves no origin:
+/// an unsigned package with an unchecked timestamp is `IntactOriginUnchecked` too.
+fn verdict(
+    findings: &[Finding],
+    sig: SignatureStatus,
+    timestamps: &[signature::TimestampReport],
+) -> Verdict {
     match sig {
         _ if !findings.is_empty() => Verdict::Findings,
+        SignatureStatus::Absent if timestamps.iter().any(|t| !t.checked) => {
+            Verdict::IntactOriginUnchecked
+        }
         SignatureStatus::Verified => Verdict::Verified,
         SignatureStatus::OriginUnchecked => Verdict::IntactOriginUnchecked,
         SignatureStatus::Absent | SignatureStatus::Invalid => Verdict::IntactUnsigned,
@@ -251,18 +260,12 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
         .map(|b| crate::digest::Sha256::of(&b).hex())
         .unwrap_or_default();
     signature::check_receipts(&bag, opts.pubkey.as_deref(), &tag_sha, &mut f);
-    let timestamps = signature::check_timestamps(&bag, opts.tsa_ca.as_deref(), &mut f)?;
+    let timestamps = signature::check_timestamps(&bag, opts.tsa_ca.as_deref(), &mut f)
+        .map_err(|e| VerifyError::Tool(e.0))?;
 
     let findings = f.into_vec();
-    // A timestamp nobody checked proves no time, as a signature nobody checked proves no origin.
-    let signature = match signature {
-        SignatureStatus::Absent if timestamps.iter().any(|t| !t.checked) => {
-            SignatureStatus::OriginUnchecked
-        }
-        s => s,
-    };
     Ok(VerifyReport {
-        verdict: verdict(&findings, signature),
+        verdict: verdict(&findings, signature, &timestamps),
         findings,
         files_hashed: hashed.files,
         bytes_hashed: hashed.bytes,

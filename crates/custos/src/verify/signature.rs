@@ -89,6 +89,10 @@ fn check_signed(bag: &Bag, file: &str, sig: &str, pubkey: &Path) -> Result<Strin
     sig.trusted_comment().map_err(|e| e.to_string())
 }
 
+/// A tool a check needs could not run (`openssl` for `--tsa-ca`).
+#[derive(Debug)]
+pub(super) struct ToolMissing(pub String);
+
 /// What a timestamp in the bag attests.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -108,7 +112,7 @@ pub(super) fn check_timestamps(
     bag: &Bag,
     tsa_ca: Option<&Path>,
     f: &mut Findings,
-) -> Result<Vec<TimestampReport>, super::VerifyError> {
+) -> Result<Vec<TimestampReport>, ToolMissing> {
     let mut out = Vec::new();
     for file in [TAG, SIG] {
         let name = format!("{file}.tsr");
@@ -165,17 +169,13 @@ pub(super) fn check_timestamps(
 
 /// `openssl ts -verify` on copies of what was read (never on the bag's own paths, which a
 /// hostile package could swap for a FIFO): `Ok(Err(why))` when it refuses the token.
-fn openssl_verify(
-    token: &[u8],
-    data: &[u8],
-    ca: &Path,
-) -> Result<Result<(), String>, super::VerifyError> {
+fn openssl_verify(token: &[u8], data: &[u8], ca: &Path) -> Result<Result<(), String>, ToolMissing> {
     let dir = std::env::temp_dir().join(format!(
         "custos-ts-{}-{}",
         std::process::id(),
         uuid::Uuid::new_v4()
     ));
-    let tool = |e: std::io::Error| super::VerifyError::Tool(format!("openssl ts -verify: {e}"));
+    let tool = |e: std::io::Error| ToolMissing(format!("openssl ts -verify: {e}"));
     std::fs::create_dir_all(&dir).map_err(tool)?;
     let (t, d) = (dir.join("token.tsr"), dir.join("data"));
     let result = std::fs::write(&t, token)
@@ -193,7 +193,7 @@ fn openssl_verify(
         });
     let _ = std::fs::remove_dir_all(&dir);
     let o = result.map_err(|e| {
-        super::VerifyError::Tool(format!(
+        ToolMissing(format!(
             "--tsa-ca needs openssl on PATH (apt-get install openssl): {e}"
         ))
     })?;

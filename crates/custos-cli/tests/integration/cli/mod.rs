@@ -1010,19 +1010,31 @@ fn upload_takes_storage_settings_from_the_config_file() {
         err.contains("--lock-mode needs --retain-until"),
         "the file's lock-mode applies: {err}"
     );
-    // A flag beats the file.
+    // The file's sse and kms-key-id together are refused; the flag's --sse beats the file's,
+    // and the settings then pass, so the upload goes on to read the (empty) export.
+    std::fs::write(
+        &config,
+        "lock-mode = \"compliance\"\nsse = \"AES256\"\nkms-key-id = \"k-1\"\n",
+    )
+    .unwrap();
+    let o = upload(&["--config", config.to_str().unwrap(), "--retain-days", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--kms-key-id needs --sse aws:kms"), "{err}");
     let o = upload(&[
         "--config",
         config.to_str().unwrap(),
-        "--lock-mode",
-        "governance",
         "--retain-days",
         "1",
-        "--endpoint",
-        "http://127.0.0.1:9",
+        "--sse",
+        "aws:kms",
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(!err.contains("--lock-mode needs"), "{err}");
+    assert!(
+        !err.contains("--kms-key-id needs"),
+        "a flag beats the file: {err}"
+    );
     std::fs::write(&config, "lock-mod = \"compliance\"\n").unwrap();
     let o = upload(&["--config", config.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);

@@ -135,6 +135,22 @@ async fn exports_are_timestamped_and_openssl_and_verify_check_the_tokens() {
     // Without --tsa-ca the time is reported, not proven.
     let o = verify(&out, &["--pubkey", pubkey.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("NOT CHECKED"));
+    // Unsigned, with an unchecked token: the verdict says the time (and so the origin) is
+    // unproven, and does not speak of a signature.
+    let unsigned = super::copy_export(&out, "timestamps-unsigned");
+    for f in [
+        "tagmanifest-sha256.txt.minisig",
+        "tagmanifest-sha256.txt.minisig.tsr",
+    ] {
+        std::fs::remove_file(unsigned.join(f)).unwrap();
+    }
+    let o = verify(&unsigned, &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("INTACT, ORIGIN UNCHECKED: the package is unsigned and carries an RFC 3161 timestamp that was not checked"),
+        "{text}"
+    );
     // bagit-python still accepts the bag (the tokens, like the signature, are outside it).
     let o = Command::new("bagit.py")
         .args(["--validate", out.to_str().unwrap()])
