@@ -121,13 +121,17 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
         );
         return 2;
     }
+    // The export's key, operator and TSAs receipt its upload too.
+    let receipting = crate::upload::Receipting {
+        sign_key: cfg.sign_key.clone(),
+        operator: cfg.operator.clone(),
+        tsa: cfg.tsa.clone(),
+    };
     if let Some(url) = &args.upload {
         // Check the upload settings before the export runs, not hours later.
         let checked = custos_store::target::Target::parse(url)
             .map_err(|e| e.to_string())
-            .and_then(|t| {
-                crate::upload::options(&t, &args.store, cfg.sign_key.clone(), cfg.operator.clone())
-            });
+            .and_then(|t| crate::upload::options(&t, &args.store, receipting.clone()));
         if let Err(e) = checked {
             eprintln!("custos: error: {e}");
             return 2;
@@ -136,15 +140,7 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
     let code = run(&cfg, args.json).await;
     match &args.upload {
         Some(url) if code <= 1 => {
-            let up = crate::upload::upload(
-                &cfg.out,
-                url,
-                &args.store,
-                cfg.sign_key.clone(),
-                cfg.operator.clone(),
-                args.json,
-            )
-            .await;
+            let up = crate::upload::upload(&cfg.out, url, &args.store, receipting, args.json).await;
             code.max(up)
         }
         _ => code,

@@ -20,6 +20,7 @@ mod export;
 mod options;
 mod progress;
 mod prove;
+mod report;
 mod upload;
 mod verify;
 
@@ -61,6 +62,10 @@ enum Command {
     /// Check a recording against a proof from `custos prove`, without the export (exit 0
     /// holds, 1 does not, 2 could not run).
     VerifyProof(prove::VerifyProofArgs),
+    /// Render the report of a sealed export again, outside it, with its seal and a fresh
+    /// verification: the tag manifest's hash, signature, timestamps, receipts, the verdict
+    /// (exit 0 verified or intact, 1 findings, 2 could not run).
+    Report(report::ReportArgs),
     /// Print each media file's container, codec, channels, sample rate and duration, and any
     /// damage found (exit 0 all sound, 1 some damaged or unreadable, 2 could not run). The same
     /// reader the export uses to decide Corrupted.
@@ -130,6 +135,7 @@ async fn main() {
         Command::Verify(args) => verify::run_verify(*args).await,
         Command::Prove(args) => prove::run_prove(args),
         Command::VerifyProof(args) => prove::run_verify_proof(args),
+        Command::Report(args) => report::run_report(args),
         Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {
             Ok(public) => {

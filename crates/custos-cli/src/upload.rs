@@ -23,11 +23,15 @@ pub struct UploadArgs {
     /// The person uploading, recorded in the receipt.
     #[arg(long)]
     pub operator: Option<String>,
+    /// Have this RFC 3161 Time Stamping Authority timestamp the completed receipt (and its
+    /// signature); repeat it for fallbacks, tried in order.
+    #[arg(long, value_name = "URL")]
+    pub tsa: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
     /// The TOML config file of `custos export --config`: its storage keys (and `sign-key`,
-    /// `operator`) apply here too, flags winning; its other keys are ignored.
+    /// `operator`, `tsa`) apply here too, flags winning; its other keys are ignored.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -42,13 +46,19 @@ fn parse_until(s: &str) -> Result<time::OffsetDateTime, String> {
         .map_err(|_| format!("--retain-until '{s}': expected 2033-12-31 or 2033-12-31T00:00:00Z"))
 }
 
+/// Who receipts the upload, and how: what `custos upload` shares with `custos export`.
+#[derive(Clone, Debug, Default)]
+pub struct Receipting {
+    /// Sign the receipt with this key.
+    pub sign_key: Option<PathBuf>,
+    /// Who is uploading.
+    pub operator: Option<String>,
+    /// Timestamp the completed receipt with these TSAs.
+    pub tsa: Vec<String>,
+}
+
 /// The upload settings, checked against the target.
-pub fn options(
-    target: &Target,
-    a: &StoreArgs,
-    sign_key: Option<PathBuf>,
-    operator: Option<String>,
-) -> Result<UploadOptions, String> {
+pub fn options(target: &Target, a: &StoreArgs, r: Receipting) -> Result<UploadOptions, String> {
     let is_s3 = matches!(target, Target::S3 { .. });
     if !is_s3 && (a.sse.is_some() || a.kms_key_id.is_some()) {
         return Err("--sse and --kms-key-id are for S3; Azure encrypts every blob (use --encryption-scope for a customer-managed key)".into());
@@ -93,8 +103,9 @@ pub fn options(
         protection,
         store,
         concurrency,
-        sign_key,
-        operator,
+        sign_key: r.sign_key,
+        operator: r.operator,
+        tsa: r.tsa,
     })
 }
 
@@ -128,6 +139,17 @@ fn print(r: &UploadReport, json: bool) {
     if let Some(s) = &r.signature {
         out!("  receipt signature      {}", s.display());
     }
+    for t in &r.timestamps {
+        match (&t.time, &t.error) {
+            (Some(time), _) => out!("  timestamp              {} at {time} by {}", t.file, t.tsa),
+            (None, e) => out!(
+                "  timestamp FAILED       {} by {}: {}",
+                t.file,
+                t.tsa,
+                e.as_deref().unwrap_or("")
+            ),
+        }
+    }
     for k in &r.receipt_copies {
         out!("  stored beside it as    {k}");
     }
@@ -147,8 +169,7 @@ pub async fn upload(
     dir: &std::path::Path,
     url: &str,
     a: &StoreArgs,
-    sign_key: Option<PathBuf>,
-    operator: Option<String>,
+    r: Receipting,
     json: bool,
 ) -> i32 {
     let target = match Target::parse(url) {
@@ -158,7 +179,7 @@ pub async fn upload(
             return 2;
         }
     };
-    let opts = match options(&target, a, sign_key, operator) {
+    let opts = match options(&target, a, r) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("custos: error: {e}");
@@ -212,6 +233,7 @@ pub async fn run_upload(a: UploadArgs) -> i32 {
         store: a.store,
         sign_key: a.sign_key,
         operator: a.operator,
+        tsa: a.tsa,
         ..Default::default()
     };
     let file = match &a.config {
@@ -225,7 +247,12 @@ pub async fn run_upload(a: UploadArgs) -> i32 {
         None => Default::default(),
     };
     let o = crate::options::merge(&[&flags, &file]);
-    upload(&a.dir, &a.url, &o.store, o.sign_key, o.operator, a.json).await
+    let r = Receipting {
+        sign_key: o.sign_key,
+        operator: o.operator,
+        tsa: o.tsa,
+    };
+    upload(&a.dir, &a.url, &o.store, r, a.json).await
 }
 
 /// `custos verify --remote`: the remote comparison's findings (or why it could not run).
@@ -252,12 +279,12 @@ mod tests {
             kms_key_id: Some("k-1".into()),
             ..Default::default()
         };
-        let o = options(&s3, &a, None, None).unwrap();
+        let o = options(&s3, &a, Receipting::default()).unwrap();
         assert_eq!(o.protection.encryption, Encryption::Kms(Some("k-1".into())));
-        assert!(options(&az, &a, None, None).is_err());
+        assert!(options(&az, &a, Receipting::default()).is_err());
         a.sse = Some(SseArg::Aes256);
         assert!(
-            options(&s3, &a, None, None).is_err(),
+            options(&s3, &a, Receipting::default()).is_err(),
             "AES256 with a KMS key"
         );
         a = StoreArgs {
@@ -266,8 +293,8 @@ mod tests {
             retain_until: Some("2099-01-31".into()),
             ..Default::default()
         };
-        assert!(options(&s3, &a, None, None).is_err());
-        let o = options(&az, &a, None, None).unwrap();
+        assert!(options(&s3, &a, Receipting::default()).is_err());
+        let o = options(&az, &a, Receipting::default()).unwrap();
         assert_eq!(
             o.protection
                 .retain_until
@@ -276,6 +303,6 @@ mod tests {
             Some("2099-01-31T00:00:00Z")
         );
         a.retain_until = Some("31/01/2099".into());
-        assert!(options(&az, &a, None, None).is_err());
+        assert!(options(&az, &a, Receipting::default()).is_err());
     }
 }

@@ -38,6 +38,9 @@ pub struct UploadOptions {
     pub sign_key: Option<PathBuf>,
     /// Who is uploading (recorded in the receipt).
     pub operator: Option<String>,
+    /// RFC 3161 Time Stamping Authorities to timestamp the completed receipt (and its
+    /// signature), tried in order.
+    pub tsa: Vec<String>,
 }
 
 /// What an upload did.
@@ -67,8 +70,11 @@ pub struct UploadReport {
     pub preflight: Vec<Check>,
     /// Every object is stored and verified.
     pub complete: bool,
-    /// Keys of the receipt (and its signature) stored beside the export once it is complete.
+    /// Keys of the receipt (and its signature and timestamps) stored beside the export once
+    /// it is complete.
     pub receipt_copies: Vec<String>,
+    /// RFC 3161 timestamps asked for the completed receipt (each TSA tried, and what it said).
+    pub timestamps: Vec<custos::tsa::Stamp>,
 }
 
 /// `[(path, reason)]` as `[{"path", "reason"}]` in the JSON report.
@@ -429,12 +435,14 @@ pub async fn upload(
         preflight: preflight.clone(),
         complete: false,
         receipt_copies: Vec::new(),
+        timestamps: Vec::new(),
     };
     if receipt.complete {
         report.skipped = report.objects;
         report.complete = true;
         let sig = PathBuf::from(format!("{}.minisig", receipt.path.display()));
         report.signature = sig.exists().then_some(sig);
+        stamp_receipt(root, opts, &mut report).await?;
         copy_receipt(store.as_ref(), target, root, &opts.protection, &mut report).await;
         return Ok(report);
     }
@@ -481,9 +489,40 @@ pub async fn upload(
         )?);
     }
     if report.complete {
+        stamp_receipt(root, opts, &mut report).await?;
         copy_receipt(store.as_ref(), target, root, &opts.protection, &mut report).await;
     }
     Ok(report)
+}
+
+/// The completed receipt and its signature timestamped (`<file>.tsr`), where TSAs were given;
+/// none granting one stops the upload (exit 3) with the receipt complete: a re-run asks again.
+async fn stamp_receipt(
+    root: &Path,
+    opts: &UploadOptions,
+    report: &mut UploadReport,
+) -> Result<(), UploadError> {
+    if opts.tsa.is_empty() {
+        return Ok(());
+    }
+    let http = reqwest::Client::new();
+    let files = [Some(report.receipt.clone()), report.signature.clone()];
+    for file in files.into_iter().flatten() {
+        let name = file
+            .strip_prefix(root)
+            .unwrap_or(&file)
+            .to_string_lossy()
+            .into_owned();
+        let (tried, granted) = custos::tsa::stamp_file(&http, &opts.tsa, &file, &name).await?;
+        report.timestamps.extend(tried);
+        if !granted {
+            return Err(UploadError::Stopped(format!(
+                "the receipt is complete but not timestamped: {name}: {}",
+                custos::tsa::refusals(&report.timestamps)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Every object not yet receipted: payload first, tag files after, in plan order; the tag
@@ -631,8 +670,11 @@ async fn copy_receipt(
     p: &Protection,
     report: &mut UploadReport,
 ) {
-    let files = [Some(report.receipt.clone()), report.signature.clone()];
-    for path in files.into_iter().flatten() {
+    let mut files = vec![report.receipt.clone()];
+    files.extend(report.signature.clone());
+    let tokens: Vec<PathBuf> = files.iter().map(|f| custos::tsa::token_path(f)).collect();
+    files.extend(tokens.into_iter().filter(|t| t.exists()));
+    for path in files {
         let rel = match path.strip_prefix(root) {
             Ok(r) => r.to_string_lossy().replace('\\', "/"),
             Err(_) => continue,
@@ -691,6 +733,7 @@ mod tests {
             preflight: Vec::new(),
             complete: false,
             receipt_copies: Vec::new(),
+            timestamps: Vec::new(),
         };
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(

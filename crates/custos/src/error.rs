@@ -45,6 +45,9 @@ pub enum Error {
     /// No Time Stamping Authority timestamped the sealed export: re-run to try again.
     #[error("not timestamped: {0}; the export is sealed; re-run the same command to ask again")]
     Timestamp(String),
+    /// The report could not be written from the package's files (a bug: they were just written).
+    #[error("cannot write the report: {0}")]
+    Report(String),
     /// The run was stopped by a signal: re-run to resume.
     #[error("stopped by {0}; nothing already exported is lost")]
     Stopped(String),

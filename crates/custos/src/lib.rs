@@ -28,6 +28,7 @@ pub mod package;
 pub mod proof;
 pub mod query;
 pub mod region;
+pub mod report;
 pub mod sign;
 pub mod source;
 pub mod state;

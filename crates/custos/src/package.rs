@@ -62,11 +62,14 @@ pub const MERKLE_SIZE_LABEL: &str = "Payload-Manifest-Merkle-Leaves";
 /// as they were downloaded) by relative path; every other payload file is hashed here.
 /// `info` is the bag-info labels after Payload-Oxum and Bagging-Date, in order. The manifests
 /// are written as the payload is walked (each directory sorted by name), never held whole.
+/// `more_tags` runs once bag-info is written and before the tag manifest: it writes further
+/// tag files (the report) and names them, for the tag manifest to list.
 pub fn write_bag(
     root: &Path,
     known: Known<'_>,
     info: &[(&str, String)],
     bagging_date: &str,
+    more_tags: &dyn Fn() -> Result<Vec<&'static str>>,
 ) -> Result<PayloadSummary> {
     use std::io::Write;
     // Both lists are written as the payload is walked, never held whole.
@@ -130,13 +133,16 @@ pub fn write_bag(
         bag_info.push_str(&format!("{k}: {}\n", v.replace(['\r', '\n'], " ")));
     }
     write_durably(&root.join("bag-info.txt"), bag_info.as_bytes())?;
-    let mut tags = String::new();
-    for name in [
+    let mut names = vec![
         "bag-info.txt",
         "bagit.txt",
         "hashdeep-sha256.txt",
         "manifest-sha256.txt",
-    ] {
+    ];
+    names.extend(more_tags()?);
+    names.sort_unstable();
+    let mut tags = String::new();
+    for name in names {
         let (sha, _) = sha256_file(&root.join(name))?;
         tags.push_str(&format!("{sha}  {name}\n"));
     }
@@ -352,6 +358,10 @@ mod tests {
             &|_| Ok(None),
             &[("External-Identifier", "M-1\nForged: yes".into())],
             "2026-11-26",
+            &|| {
+                std::fs::write(root.join("notes.txt"), "n").unwrap();
+                Ok(vec!["notes.txt"])
+            },
         )
         .unwrap();
         assert_eq!(s, PayloadSummary { files: 2, bytes: 7 });
@@ -369,8 +379,15 @@ mod tests {
             std::fs::read_to_string(root.join("tagmanifest-sha256.txt"))
                 .unwrap()
                 .lines()
-                .count(),
-            4
+                .map(|l| l.split_once("  ").unwrap().1)
+                .collect::<Vec<_>>(),
+            [
+                "bag-info.txt",
+                "bagit.txt",
+                "hashdeep-sha256.txt",
+                "manifest-sha256.txt",
+                "notes.txt"
+            ]
         );
         let known = std::fs::read_to_string(root.join("hashdeep-sha256.txt")).unwrap();
         assert!(known.starts_with("%%%% HASHDEEP-1.0\n%%%% size,sha256,filename\n"));

@@ -6,6 +6,7 @@
 //! `openssl ts -verify` (docs/verification.md shows the command), which `custos verify
 //! --tsa-ca` runs.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::digest::Sha256;
@@ -225,6 +226,78 @@ pub async fn stamp(
         ));
     }
     Ok((body.to_vec(), attested))
+}
+
+/// One TSA asked to timestamp one file.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stamp {
+    /// The file timestamped (as named to the user: `tagmanifest-sha256.txt`, a receipt…).
+    pub file: String,
+    /// The TSA.
+    pub tsa: String,
+    /// The attested time (GeneralizedTime), when it did.
+    pub time: Option<String>,
+    /// Why not, when it did not.
+    pub error: Option<String>,
+}
+
+/// The token's path for `file`: `<file>.tsr` beside it.
+pub fn token_path(file: &Path) -> PathBuf {
+    let mut p = file.as_os_str().to_owned();
+    p.push(".tsr");
+    PathBuf::from(p)
+}
+
+/// Timestamps `file` (shown as `name`) into `<file>.tsr` with the first of `tsas` that grants
+/// a token, unless a token for its current bytes is already there. Returns every attempt, and
+/// whether the file now has a token (`false`: no TSA granted one; asking again later is safe).
+pub async fn stamp_file(
+    http: &reqwest::Client,
+    tsas: &[String],
+    file: &Path,
+    name: &str,
+) -> crate::Result<(Vec<Stamp>, bool)> {
+    let token = token_path(file);
+    let (digest, _) = crate::durable::sha256_file(file)?;
+    let current = std::fs::read(&token)
+        .ok()
+        .and_then(|t| read(&t).ok())
+        .is_some_and(|a| a.sha256 == digest.hex());
+    if current {
+        return Ok((Vec::new(), true));
+    }
+    let mut stamps = Vec::new();
+    for url in tsas {
+        let (time, error) = match stamp(http, url, &digest).await {
+            Ok((der, attested)) => {
+                crate::durable::write_durably(&token, &der)?;
+                (Some(attested.gen_time), None)
+            }
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let granted = time.is_some();
+        tracing::info!(file = name, tsa = %crate::custody::redact_url(url), ok = granted, "timestamp");
+        stamps.push(Stamp {
+            file: name.into(),
+            tsa: crate::custody::redact_url(url),
+            time,
+            error,
+        });
+        if granted {
+            return Ok((stamps, true));
+        }
+    }
+    Ok((stamps, false))
+}
+
+/// Why none of `stamps` granted a token, in one line.
+pub fn refusals(stamps: &[Stamp]) -> String {
+    stamps
+        .iter()
+        .filter_map(|s| s.error.as_deref())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]

@@ -961,3 +961,104 @@ async fn azure_on_azurite_md5_checked_blocks_no_overwrite_and_remote_verify() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completed_receipt_is_timestamped_checked_by_openssl_and_stored_beside_the_export() {
+    let dir = tmp("receipt-tsa");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("k.key");
+    let o = Command::new(BIN)
+        .args(["keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let root = export(&dir, Some(&key)).await;
+    let t = crate::cli::timestamps::tsa(&dir.join("tsa"));
+    let s3 = s3s_fs(&dir, &["evidence"]);
+    let url = "s3://evidence/m8";
+    let upload = |tsas: &[&str]| {
+        let mut c = custos(&[
+            "upload",
+            root.to_str().unwrap(),
+            url,
+            "--endpoint",
+            &s3.url,
+            "--sign-key",
+            key.to_str().unwrap(),
+        ]);
+        for u in tsas {
+            c.args(["--tsa", u]);
+        }
+        c
+    };
+    // No TSA answers: every object is stored and the receipt complete, but not timestamped;
+    // exit 3, and the re-run asks again without sending anything.
+    let o = run(upload(&["http://127.0.0.1:9/"])).await;
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("the receipt is complete but not timestamped"),
+        "{}",
+        text(&o)
+    );
+    let (path, ev) = receipt(&root);
+    assert!(!events(&ev, "upload-complete").is_empty());
+    let token = custos::tsa::token_path(&path);
+    assert!(!token.exists());
+    let o = run(upload(&["http://127.0.0.1:9/", &t.url])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("from earlier runs"), "{out}");
+    assert!(out.contains("timestamp FAILED"), "{out}");
+    let sig = PathBuf::from(format!("{}.minisig", path.display()));
+    for (data, tsr) in [
+        (&path, token.clone()),
+        (&sig, custos::tsa::token_path(&sig)),
+    ] {
+        let o = Command::new("openssl")
+            .args(["ts", "-verify", "-in"])
+            .arg(&tsr)
+            .arg("-data")
+            .arg(data)
+            .arg("-CAfile")
+            .arg(&t.ca)
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Verification: OK"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // Stored beside the export, byte for byte.
+        let rel = tsr.strip_prefix(&root).unwrap();
+        let stored = dir.join("s3s-fs/evidence/m8").join(rel);
+        assert_eq!(
+            std::fs::read(&stored).unwrap(),
+            std::fs::read(&tsr).unwrap()
+        );
+    }
+    // custos verify checks the receipt's tokens too, and finds one for other bytes.
+    let verify = || {
+        Command::new(BIN)
+            .args(["verify", root.to_str().unwrap(), "--tsa-ca"])
+            .arg(&t.ca)
+            .output()
+            .unwrap()
+    };
+    let o = verify();
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    let name = path.file_name().unwrap().to_str().unwrap();
+    assert!(
+        said.contains(&format!("timestamp: receipts/{name} existed at")),
+        "{said}"
+    );
+    // The signature's token put in the place of the receipt's: it attests other bytes.
+    let other = dir.join("other.tsr");
+    std::fs::copy(custos::tsa::token_path(&sig), &other).unwrap();
+    std::fs::copy(&other, &token).unwrap();
+    let o = verify();
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    assert!(said.contains("timestamp-mismatch"), "{said}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

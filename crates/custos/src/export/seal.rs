@@ -104,6 +104,11 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
         &|rel| ctx.state.file_hash(rel),
         &info,
         &today.to_string(),
+        &|| match crate::report::write_in_bag(&ctx.root) {
+            Ok(names) => Ok(names.to_vec()),
+            Err(crate::report::ReportError::Write(e)) => Err(e),
+            Err(other) => Err(Error::Report(other.to_string())),
+        },
     )?;
     sign_or_clear(ctx, sign_key, &head)?;
     sync_dir(&ctx.root)

@@ -56,6 +56,12 @@ impl Refused {
     }
 }
 
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.finding("").what)
+    }
+}
+
 fn kind_of(m: &Metadata) -> &'static str {
     let t = m.file_type();
     #[cfg(unix)]

@@ -27,7 +27,7 @@ use serde::Serialize;
 use sha2::Digest;
 
 pub use finding::{Finding, FindingKind, Findings};
-pub use signature::SignatureStatus;
+pub use signature::{SignatureStatus, TimestampReport};
 
 use fsys::{Bag, Refused, Walk};
 
@@ -259,8 +259,9 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
         .read("tagmanifest-sha256.txt", 1 << 30)
         .map(|b| crate::digest::Sha256::of(&b).hex())
         .unwrap_or_default();
-    signature::check_receipts(&bag, opts.pubkey.as_deref(), &tag_sha, &mut f);
-    let timestamps = signature::check_timestamps(&bag, opts.tsa_ca.as_deref(), &mut f)
+    let receipts = signature::receipt_paths(&bag, &mut f);
+    signature::check_receipts(&bag, &receipts, opts.pubkey.as_deref(), &tag_sha, &mut f);
+    let timestamps = signature::check_timestamps(&bag, &receipts, opts.tsa_ca.as_deref(), &mut f)
         .map_err(|e| VerifyError::Tool(e.0))?;
 
     let findings = f.into_vec();

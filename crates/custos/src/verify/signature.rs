@@ -105,16 +105,24 @@ pub struct TimestampReport {
     pub checked: bool,
 }
 
-/// Every `<file>.tsr` beside the tag manifest and the signature: a token attesting that file's
+/// Every `<file>.tsr` beside the tag manifest, the signature, the upload receipts and their
+/// signatures: a token attesting that file's
 /// SHA-256; with `tsa_ca`, verified by `openssl ts -verify` (its signature, the TSA's
 /// certificate chain to `tsa_ca`, the timeStamping usage).
 pub(super) fn check_timestamps(
     bag: &Bag,
+    receipts: &[String],
     tsa_ca: Option<&Path>,
     f: &mut Findings,
 ) -> Result<Vec<TimestampReport>, ToolMissing> {
     let mut out = Vec::new();
-    for file in [TAG, SIG] {
+    let mut files: Vec<String> = vec![TAG.into(), SIG.into()];
+    for r in receipts {
+        files.push(r.clone());
+        files.push(format!("{r}.minisig"));
+    }
+    for file in &files {
+        let file = file.as_str();
         let name = format!("{file}.tsr");
         if matches!(bag.lstat(&name), Err(Refused::Missing)) {
             continue;
@@ -216,17 +224,20 @@ fn openssl_verify(token: &[u8], data: &[u8], ca: &Path) -> Result<Result<(), Str
 
 /// Every `receipts/*.jsonl`: chained, naming this bag's tag manifest (`tag_sha256`), and signed
 /// by `pubkey` where signed and a key is given.
-pub(super) fn check_receipts(bag: &Bag, pubkey: Option<&Path>, tag_sha256: &str, f: &mut Findings) {
+/// The upload receipts beside the bag (`receipts/*.jsonl`), by path; a `receipts` that is a
+/// link is a finding, and not followed.
+pub(super) fn receipt_paths(bag: &Bag, f: &mut Findings) -> Vec<String> {
     let dir = match bag.lstat("receipts") {
         Ok(m) if m.is_dir() => bag.path("receipts"),
         Ok(m) if m.file_type().is_symlink() => {
-            return f.push(
+            f.push(
                 K::SpecialFile,
                 "receipts",
                 "is a symbolic link; not followed",
             );
+            return Vec::new();
         }
-        _ => return,
+        _ => return Vec::new(),
     };
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
@@ -234,10 +245,21 @@ pub(super) fn check_receipts(bag: &Bag, pubkey: Option<&Path>, tag_sha256: &str,
         .flatten()
         .filter_map(|e| e.file_name().to_str().map(str::to_owned))
         .filter(|n| n.ends_with(".jsonl"))
+        .map(|n| format!("receipts/{n}"))
         .collect();
     names.sort();
-    for name in names {
-        let rel = format!("receipts/{name}");
+    names
+}
+
+pub(super) fn check_receipts(
+    bag: &Bag,
+    receipts: &[String],
+    pubkey: Option<&Path>,
+    tag_sha256: &str,
+    f: &mut Findings,
+) {
+    for rel in receipts {
+        let rel = rel.clone();
         let file = match bag.open(&rel) {
             Ok((file, _)) => file,
             Err(e) => {

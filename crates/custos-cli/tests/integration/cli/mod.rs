@@ -12,7 +12,8 @@ use crate::common::{BIN, QUERY, tmp};
 
 mod export_guards;
 mod proofs;
-mod timestamps;
+mod report;
+pub(crate) mod timestamps;
 mod verify_hostile;
 
 type Env = custos_sim::Running;

@@ -11,10 +11,10 @@ use super::{BIN, keygen, run, scenario, start, tmp};
 const TSA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/tsa/tsa_server.py");
 
 /// The TSA, killed when dropped.
-struct Tsa {
+pub(crate) struct Tsa {
     child: Child,
-    url: String,
-    ca: PathBuf,
+    pub(crate) url: String,
+    pub(crate) ca: PathBuf,
 }
 
 impl Drop for Tsa {
@@ -24,7 +24,7 @@ impl Drop for Tsa {
     }
 }
 
-fn tsa(dir: &Path) -> Tsa {
+pub(crate) fn tsa(dir: &Path) -> Tsa {
     let mut child = Command::new("python3")
         .arg(TSA)
         .arg(dir)

@@ -1,0 +1,590 @@
+//! The report as a document: blocks of text, tables and a chart, composed once from the facts
+//! and drawn twice, as HTML (`html`) and as PDF (`pdf`), so the two always say the same.
+
+use super::Seal;
+use super::facts::{Facts, MAX_LISTED};
+use crate::model::Outcome;
+
+/// A piece of text (a `\n` in it breaks the line); `mono` for hashes, ids and commands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    /// The text.
+    pub text: String,
+    /// Set in a fixed-width face, and broken anywhere when too long.
+    pub mono: bool,
+}
+
+impl Cell {
+    fn text(s: impl Into<String>) -> Cell {
+        Cell {
+            text: s.into(),
+            mono: false,
+        }
+    }
+    fn mono(s: impl Into<String>) -> Cell {
+        Cell {
+            text: s.into(),
+            mono: true,
+        }
+    }
+}
+
+/// The colour of a bar and of an outcome.
+pub fn colour(o: Outcome) -> (u8, u8, u8) {
+    match o {
+        Outcome::Exported => (0x2e, 0x7d, 0x32),
+        Outcome::Purged => (0x75, 0x75, 0x75),
+        Outcome::Archived => (0x15, 0x65, 0xc0),
+        Outcome::Corrupted => (0xc6, 0x28, 0x28),
+        Outcome::Failed => (0xef, 0x6c, 0x00),
+    }
+}
+
+/// One block of the document.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Block {
+    /// The document's title.
+    Title(String),
+    /// A section heading.
+    Heading(String),
+    /// A paragraph.
+    Para(String),
+    /// A paragraph set apart (a warning, a caveat).
+    Note(String),
+    /// Label/value pairs.
+    Pairs(Vec<(String, Cell)>),
+    /// A table: column heads, relative column widths, rows.
+    Table {
+        /// Column heads.
+        head: Vec<String>,
+        /// Relative widths (summing to 1).
+        widths: Vec<f32>,
+        /// Rows.
+        rows: Vec<Vec<Cell>>,
+    },
+    /// Command lines, as typed.
+    Commands(Vec<String>),
+    /// A bar chart of items per outcome.
+    Bars(Vec<(Outcome, u64)>),
+    /// A line to be filled in by hand: its label.
+    Blank(String),
+}
+
+/// The whole report. `sealed`: the seal and its verification, known only once the bag is
+/// sealed (`custos report`); the copy inside the bag, which the tag manifest lists, cannot
+/// state the tag manifest's own hash.
+pub fn compose(f: &Facts, sealed: Option<&Seal>) -> Vec<Block> {
+    let mut d = Vec::new();
+    let matter = f.info("External-Identifier").unwrap_or("(no matter)");
+    d.push(Block::Title(format!("Export report: {matter}")));
+    d.push(Block::Para(format!(
+        "Custos {} exported call recordings from Genesys Cloud for matter {matter}. This report \
+         states what was asked, what was found, what is missing and why, and how anyone can check \
+         the package with tools custos did not write. It is read from the package's own files; \
+         where it and those files differ, the files govern.",
+        f.info("Export-Tool-Version").unwrap_or("?")
+    )));
+    summary(f, sealed, &mut d);
+    asked(f, &mut d);
+    who(f, &mut d);
+    timeline(f, &mut d);
+    exceptions(f, &mut d);
+    durations(f, &mut d);
+    fingerprints(f, sealed, &mut d);
+    if let Some(s) = sealed {
+        receipts(s, &mut d);
+    }
+    how_to_check(f, &mut d);
+    certification(f, sealed, &mut d);
+    d
+}
+
+fn outcome_phrase(f: &Facts) -> String {
+    let n = |o| f.counts.get(&o).copied().unwrap_or(0);
+    format!(
+        "{} exported as received; {} purged at the source (deleted or gone); {} archived at the \
+         source (a restore is needed before they can be exported); {} corrupted (the file is not \
+         what the source states; kept in quarantine, outside the evidentiary set); {} failed",
+        n(Outcome::Exported),
+        n(Outcome::Purged),
+        n(Outcome::Archived),
+        n(Outcome::Corrupted),
+        n(Outcome::Failed)
+    )
+}
+
+fn summary(f: &Facts, sealed: Option<&Seal>, d: &mut Vec<Block>) {
+    d.push(Block::Heading("Summary".into()));
+    let selection = f
+        .query_str("/selection")
+        .unwrap_or("the recordings selected");
+    d.push(Block::Para(format!(
+        "Custos was asked for {selection}. The source listed {} recordings, and each ended in \
+         exactly one outcome: {}.",
+        f.items,
+        outcome_phrase(f)
+    )));
+    d.push(Block::Bars(
+        Outcome::ALL
+            .into_iter()
+            .map(|o| (o, f.counts.get(&o).copied().unwrap_or(0)))
+            .collect(),
+    ));
+    if let Some(s) = sealed {
+        let (what, good) = s.verdict_text();
+        d.push(if good {
+            Block::Para(what)
+        } else {
+            Block::Note(what)
+        });
+    }
+}
+
+fn asked(f: &Facts, d: &mut Vec<Block>) {
+    d.push(Block::Heading("What was asked".into()));
+    let mut p = Vec::new();
+    match f.query_str("/query") {
+        Some(q) => {
+            p.push(("Query, as given".into(), Cell::mono(q)));
+            if let Some(c) = f.query_str("/canonicalQuery") {
+                p.push(("Query, canonical form".into(), Cell::mono(c)));
+            }
+        }
+        None => {
+            let n = f
+                .query
+                .pointer("/ids/entries")
+                .and_then(|v| v.as_array())
+                .map_or(0, Vec::len);
+            p.push((
+                "Selection".into(),
+                Cell::text(format!(
+                    "a list of {n} ids, from {} (SHA-256 {})",
+                    f.query_str("/ids/file").unwrap_or("?"),
+                    f.query_str("/ids/fileSha256").unwrap_or("?")
+                )),
+            ));
+        }
+    }
+    p.push((
+        "Query record SHA-256 (data/query.json)".into(),
+        Cell::mono(f.info("Query-SHA256").unwrap_or("")),
+    ));
+    p.push((
+        "Source".into(),
+        Cell::text(format!(
+            "{} API at {}",
+            f.query_str("/source").unwrap_or("?"),
+            f.query_str("/apiBase").unwrap_or("?")
+        )),
+    ));
+    p.push((
+        "Retrieval".into(),
+        Cell::text(
+            [
+                f.query_str("/retrieval/mode"),
+                f.query_str("/retrieval/formatId"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", "),
+        ),
+    ));
+    p.push((
+        "Recorded at (UTC)".into(),
+        Cell::text(f.query_str("/startedAt").unwrap_or("")),
+    ));
+    d.push(Block::Pairs(p));
+}
+
+fn who(f: &Facts, d: &mut Vec<Block>) {
+    d.push(Block::Heading("Who ran it, with what".into()));
+    let s = |p: &str| f.query_str(p).unwrap_or("").to_owned();
+    let mut p = vec![
+        ("Operator".into(), Cell::text(s("/exporter/operator"))),
+        (
+            "Operating-system user".into(),
+            Cell::text(s("/exporter/osUser")),
+        ),
+        (
+            "Genesys OAuth client (Exporter_User_ID)".into(),
+            Cell::mono(s("/exporter/oauthClientId")),
+        ),
+    ];
+    if let Some(org) = f.info("Source-Organization") {
+        p.push(("Source organization".into(), Cell::text(org)));
+    }
+    p.push((
+        "Tool".into(),
+        Cell::text(format!(
+            "{} {}",
+            f.info("Export-Tool").unwrap_or("custos"),
+            f.info("Export-Tool-Version").unwrap_or("?")
+        )),
+    ));
+    p.push((
+        "Tool commit".into(),
+        Cell::mono(f.info("Export-Tool-Commit").unwrap_or("")),
+    ));
+    p.push((
+        "Export id".into(),
+        Cell::mono(f.info("Export-Id").unwrap_or("")),
+    ));
+    p.push((
+        "Signing key".into(),
+        Cell::text(
+            f.timeline
+                .signing_key
+                .clone()
+                .unwrap_or_else(|| "(not recorded)".into()),
+        ),
+    ));
+    d.push(Block::Pairs(p));
+}
+
+fn timeline(f: &Facts, d: &mut Vec<Block>) {
+    let t = &f.timeline;
+    d.push(Block::Heading(
+        "Timeline (UTC, from the custody log)".into(),
+    ));
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for r in &t.runs {
+        let what = if r.resumed {
+            "Run resumed"
+        } else {
+            "Run started"
+        };
+        rows.push((r.time.clone(), format!("{what} by {}", r.by)));
+    }
+    for (time, by) in &t.stops {
+        rows.push((time.clone(), format!("Run stopped ({by}); resumed later")));
+    }
+    if let Some(q) = &t.query_recorded {
+        rows.push((q.clone(), "Query recorded and hashed".into()));
+    }
+    if let Some((time, n)) = &t.manifest_sealed {
+        rows.push((
+            time.clone(),
+            format!("Listing finished: manifest of {n} items sealed"),
+        ));
+    }
+    if let (Some(a), Some(b)) = (&t.first_download, &t.last_download) {
+        rows.push((a.clone(), "First download".into()));
+        rows.push((
+            b.clone(),
+            format!("Last download ({} attempts in all)", t.download_attempts),
+        ));
+    }
+    if let Some(s) = &t.sealed {
+        rows.push((s.clone(), "Custody record written; package sealed".into()));
+    }
+    // RFC 3339 UTC times of one format sort as text.
+    rows.sort();
+    d.push(Block::Table {
+        head: vec!["Time".into(), "Event".into()],
+        widths: vec![0.32, 0.68],
+        rows: rows
+            .into_iter()
+            .map(|(a, b)| vec![Cell::mono(a), Cell::text(b)])
+            .collect(),
+    });
+    d.push(Block::Para(format!(
+        "{} API requests were sent. {} were answered 429 Too Many Requests, asking for {:.0} s of \
+         waiting in all, which custos honoured by slowing every worker; {} failed without an \
+         answer and were retried. Rate limiting slows an export; it never changes its content.",
+        t.requests, t.throttled, t.retry_after_s, t.transport_errors
+    )));
+}
+
+fn exceptions(f: &Facts, d: &mut Vec<Block>) {
+    d.push(Block::Heading("Items not exported, and why".into()));
+    if f.exceptions_total == 0 {
+        d.push(Block::Para("Every item listed was exported.".into()));
+        return;
+    }
+    d.push(Block::Para(format!(
+        "{} of {} items did not end Exported. Each is listed here and in \
+         data/chain_of_custody.csv with its reason; none was dropped silently.",
+        f.exceptions_total, f.items
+    )));
+    d.push(Block::Table {
+        head: vec![
+            "Recording / conversation".into(),
+            "Outcome".into(),
+            "Reason".into(),
+        ],
+        widths: vec![0.37, 0.12, 0.51],
+        rows: f
+            .exceptions
+            .iter()
+            .map(|e| {
+                vec![
+                    Cell::mono(format!("{}\n{}", e.recording_id, e.conversation_id)),
+                    Cell::text(&e.outcome),
+                    Cell::text(&e.reason),
+                ]
+            })
+            .collect(),
+    });
+    if f.exceptions_total > f.exceptions.len() as u64 {
+        d.push(Block::Note(format!(
+            "Only the first {MAX_LISTED} are listed here; data/chain_of_custody.csv lists all {}.",
+            f.exceptions_total
+        )));
+    }
+}
+
+fn durations(f: &Facts, d: &mut Vec<Block>) {
+    d.push(Block::Heading("Durations checked".into()));
+    let checked = f.summary.pointer("/durationChecked/checked");
+    let of = f.summary.pointer("/durationChecked/of");
+    let tolerance = f.info("Duration-Tolerance-Seconds").unwrap_or("1");
+    d.push(Block::Para(format!(
+        "The duration of every kept file is read from the audio itself and compared with the \
+         duration the API states; a difference of more than {tolerance} s makes the item \
+         Corrupted. {} of {} kept files were compared.",
+        checked.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+        of.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+    )));
+    if !f.unchecked.is_empty() {
+        d.push(Block::Table {
+            head: vec!["Recording not compared".into(), "Why".into()],
+            widths: vec![0.4, 0.6],
+            rows: f
+                .unchecked
+                .iter()
+                .map(|u| vec![Cell::mono(&u.recording_id), Cell::text(&u.why)])
+                .collect(),
+        });
+    }
+}
+
+fn fingerprints(f: &Facts, sealed: Option<&Seal>, d: &mut Vec<Block>) {
+    d.push(Block::Heading("Fingerprints".into()));
+    let i = |l: &str| Cell::mono(f.info(l).unwrap_or(""));
+    let mut p = vec![
+        (
+            "Manifest of items, SHA-256 (data/manifest.csv)".into(),
+            i("Manifest-SHA256"),
+        ),
+        ("Custody log head, SHA-256".into(), i("Custody-Log-Head")),
+        (
+            "Merkle root of the payload manifest (RFC 6962)".into(),
+            i(crate::package::MERKLE_ROOT_LABEL),
+        ),
+        ("Payload files and bytes (Payload-Oxum)".into(), {
+            let oxum = f.info("Payload-Oxum").unwrap_or("");
+            let (b, n) = oxum.split_once('.').unwrap_or(("?", "?"));
+            Cell::text(format!("{n} files, {b} bytes"))
+        }),
+    ];
+    match sealed {
+        Some(s) => {
+            p.push((
+                "Tag manifest, SHA-256 (seals every file above)".into(),
+                Cell::mono(&s.tag_manifest_sha256),
+            ));
+            p.push(("Signature".into(), Cell::text(s.signature_text())));
+            for t in &s.timestamps {
+                p.push((
+                    format!("RFC 3161 timestamp of {}", t.file),
+                    Cell::text(format!(
+                        "{} ({})",
+                        t.gen_time,
+                        if t.checked {
+                            "checked against the TSA certificates given"
+                        } else {
+                            "not checked: no TSA certificates given"
+                        }
+                    )),
+                ));
+            }
+        }
+        None => d.push(Block::Para(
+            "This report is itself listed in the tag manifest (tagmanifest-sha256.txt), so the \
+             tag manifest's own SHA-256, the signature over it and any RFC 3161 timestamp of it \
+             cannot appear here. Print them with `sha256sum tagmanifest-sha256.txt`, or run \
+             `custos report` on the package for a copy of this report that states them and the \
+             result of verifying it."
+                .into(),
+        )),
+    }
+    d.push(Block::Pairs(p));
+}
+
+fn receipts(s: &Seal, d: &mut Vec<Block>) {
+    d.push(Block::Heading("Storage receipts".into()));
+    if s.receipts.is_empty() {
+        d.push(Block::Para(
+            "No upload receipt is beside this package (receipts/).".into(),
+        ));
+        return;
+    }
+    d.push(Block::Table {
+        head: vec!["Receipt".into(), "Destination".into(), "State".into()],
+        widths: vec![0.45, 0.35, 0.2],
+        rows: s
+            .receipts
+            .iter()
+            .map(|r| {
+                vec![
+                    Cell::mono(&r.file),
+                    Cell::text(&r.target),
+                    Cell::text(&r.state),
+                ]
+            })
+            .collect(),
+    });
+}
+
+fn how_to_check(f: &Facts, d: &mut Vec<Block>) {
+    d.push(Block::Heading("How to check this package yourself".into()));
+    d.push(Block::Para(
+        "Each step uses a tool custos did not write. Run them from the directory that holds the \
+         package (shown as EXPORT)."
+            .into(),
+    ));
+    let mut c = vec![
+        "# 1. The bag: every file present, complete and unaltered (bagit-python, RFC 8493)".into(),
+        "bagit.py --validate EXPORT".into(),
+        "# 2. The same with hashdeep, and one recording with coreutils".into(),
+        "cd EXPORT && hashdeep -c sha256 -r -l -a -k hashdeep-sha256.txt data".into(),
+        "cd EXPORT/data/recordings/CONVERSATION && sha256sum -c RECORDING.wav.sha256".into(),
+    ];
+    if f.timeline
+        .signing_key
+        .as_deref()
+        .is_some_and(|k| k.starts_with("key id"))
+    {
+        c.push("# 3. Who sealed it: the signature over the tag manifest (minisign)".into());
+        c.push("minisign -Vm EXPORT/tagmanifest-sha256.txt -p custos.pub".into());
+    }
+    c.push(
+        "# 4. When it existed: an RFC 3161 timestamp, if the export was stamped (OpenSSL)".into(),
+    );
+    c.push("openssl ts -verify -data EXPORT/tagmanifest-sha256.txt -in EXPORT/tagmanifest-sha256.txt.tsr -CAfile tsa-ca.pem".into());
+    c.push("# 5. Everything at once, and the custody log's chain (custos)".into());
+    c.push("custos verify EXPORT --pubkey custos.pub --tsa-ca tsa-ca.pem".into());
+    d.push(Block::Commands(c));
+}
+
+fn certification(f: &Facts, sealed: Option<&Seal>, d: &mut Vec<Block>) {
+    d.push(Block::Heading(
+        "Draft certification under Federal Rule of Evidence 902(14)".into(),
+    ));
+    d.push(Block::Note(
+        "A draft for counsel to review and adapt; not legal advice. Rule 902(14) requires a \
+         certification by a qualified person that meets Rule 902(11) or (12), and notice to the \
+         adverse party."
+            .into(),
+    ));
+    let seal = match sealed {
+        Some(s) => format!(
+            "the tag manifest of the package, which lists the SHA-256 of every file in it, has \
+             SHA-256 {}",
+            s.tag_manifest_sha256
+        ),
+        None => "the tag manifest of the package lists the SHA-256 of every file in it".into(),
+    };
+    let exported = f.counts.get(&Outcome::Exported).copied().unwrap_or(0);
+    let paragraphs = [
+        "I, ______________________, declare:".to_owned(),
+        "1. I am ______________________ (title) at ______________________ (organization). I am \
+         familiar with the process described here and qualified to certify it."
+            .to_owned(),
+        format!(
+            "2. On {}, using {} version {} (commit {}), I caused the call recordings of matter {} \
+             to be copied from the Genesys Cloud organization served at {}, selected by the query \
+             recorded in data/query.json (SHA-256 {}).",
+            f.query_str("/startedAt").unwrap_or("______"),
+            f.info("Export-Tool").unwrap_or("custos"),
+            f.info("Export-Tool-Version").unwrap_or("?"),
+            f.info("Export-Tool-Commit").unwrap_or("?"),
+            f.info("External-Identifier").unwrap_or("______"),
+            f.query_str("/apiBase").unwrap_or("______"),
+            f.info("Query-SHA256").unwrap_or("?"),
+        ),
+        format!(
+            "3. Each recording was authenticated by a process of digital identification: its \
+             SHA-256 hash value was computed over the bytes as received from the source, checked \
+             against the size the source stated, and recorded at that moment in a hash-chained \
+             custody log (head {}). {exported} recordings were exported; the {} other items are \
+             listed with the reason for each in data/chain_of_custody.csv.",
+            f.info("Custody-Log-Head").unwrap_or("?"),
+            f.exceptions_total,
+        ),
+        format!(
+            "4. The payload manifest's Merkle root is {}; {seal}. A copy whose files produce the \
+             same hash values is an exact duplicate of the data copied.",
+            f.info(crate::package::MERKLE_ROOT_LABEL).unwrap_or("?")
+        ),
+        "I declare under penalty of perjury under the laws of ______________________ that the \
+         foregoing is true and correct."
+            .to_owned(),
+    ];
+    for p in paragraphs {
+        d.push(Block::Para(p));
+    }
+    for b in [
+        "Executed on (date)",
+        "At (place)",
+        "Signature",
+        "Printed name",
+    ] {
+        d.push(Block::Blank(b.into()));
+    }
+}
+
+impl Seal {
+    /// The verification result in one sentence, and whether it is good news.
+    fn verdict_text(&self) -> (String, bool) {
+        let s = self;
+        let n = s.findings.len();
+        match s.verdict.as_str() {
+            "verified" => (
+                format!(
+                    "Verified on {}: every check passed and the signature verifies with the key given.",
+                    s.checked_at
+                ),
+                true,
+            ),
+            "intact-unsigned" => (
+                format!(
+                    "Checked on {}: the package is intact, but it is not signed, so nothing proves who sealed it.",
+                    s.checked_at
+                ),
+                true,
+            ),
+            "intact-origin-unchecked" => (
+                format!(
+                    "Checked on {}: the package is intact, but who sealed it was not checked (no public key given).",
+                    s.checked_at
+                ),
+                true,
+            ),
+            _ => (
+                format!(
+                    "NOT INTACT. Checked on {}: {n} finding(s). {}",
+                    s.checked_at,
+                    s.findings
+                        .iter()
+                        .take(20)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                false,
+            ),
+        }
+    }
+
+    fn signature_text(&self) -> String {
+        match self.signature.as_str() {
+            "verified" => "present; verifies with the key given".into(),
+            "origin-unchecked" => "present; not checked (no public key given)".into(),
+            "invalid" => "present; does NOT verify with the key given".into(),
+            _ => "none".into(),
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! What the report states, read from the package's own files (never from the job state), so
+//! that `custos report` on a received copy says what the export said when it was sealed. The
+//! package may be hostile: every file is read through [`crate::verify::fsys::Bag`] (regular
+//! files inside the bag, no links followed) and line by line under a cap.
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+
+use serde_json::Value;
+
+use super::ReportError;
+use crate::lines::for_each_line;
+use crate::model::Outcome;
+use crate::verify::fsys::Bag;
+
+/// At most this many items are listed in a table of the report; the rest are counted and
+/// left to `data/chain_of_custody.csv`, which lists every one.
+pub const MAX_LISTED: usize = 10_000;
+/// A line of the custody log or the custody record longer than this is refused.
+const LINE_CAP: usize = 4 << 20;
+/// Small JSON and text files (query.json, summary.json, bag-info.txt).
+const SMALL: u64 = 64 << 20;
+
+/// An item that did not end `Exported`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exception {
+    /// The recording id.
+    pub recording_id: String,
+    /// The conversation id.
+    pub conversation_id: String,
+    /// Its outcome.
+    pub outcome: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A kept file whose duration was not compared with the API's, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unchecked {
+    /// The recording id.
+    pub recording_id: String,
+    /// Why it was not compared.
+    pub why: String,
+}
+
+/// One run of the export (a resume is a run of its own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// When it started (UTC, from the custody log).
+    pub time: String,
+    /// It continued an interrupted export.
+    pub resumed: bool,
+    /// Who ran it (`operator`, else the OS user).
+    pub by: String,
+}
+
+/// The run's timeline and its traffic, from the custody log.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Timeline {
+    /// Every run.
+    pub runs: Vec<Run>,
+    /// Runs stopped by a signal: `(time, by)`.
+    pub stops: Vec<(String, String)>,
+    /// When the query was recorded.
+    pub query_recorded: Option<String>,
+    /// When the manifest was sealed, and its items.
+    pub manifest_sealed: Option<(String, u64)>,
+    /// The first and the last download attempt.
+    pub first_download: Option<String>,
+    /// The last download attempt.
+    pub last_download: Option<String>,
+    /// Download attempts.
+    pub download_attempts: u64,
+    /// When the package was sealed.
+    pub sealed: Option<String>,
+    /// API requests (every attempt).
+    pub requests: u64,
+    /// Of them, answered 429 Too Many Requests.
+    pub throttled: u64,
+    /// The waits those 429s asked for (Retry-After, in seconds), summed.
+    pub retry_after_s: f64,
+    /// Requests that failed without an answer (connection, timeout).
+    pub transport_errors: u64,
+    /// The signing key's id, as the last run recorded it (`(unsigned)` when none).
+    pub signing_key: Option<String>,
+}
+
+/// Everything the report states, read from one package.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    /// bag-info.txt's labels, in order (a label given twice keeps its first value).
+    pub bag_info: Vec<(String, String)>,
+    /// `data/query.json`, as recorded.
+    pub query: Value,
+    /// `data/summary.json`.
+    pub summary: Value,
+    /// Items per outcome, from the custody record (every outcome, zeros included).
+    pub counts: BTreeMap<Outcome, u64>,
+    /// Rows of the custody record.
+    pub items: u64,
+    /// The items not exported (at most [`MAX_LISTED`]).
+    pub exceptions: Vec<Exception>,
+    /// How many items were not exported (all of them, listed or not).
+    pub exceptions_total: u64,
+    /// Kept files whose duration was not checked (at most [`MAX_LISTED`]).
+    pub unchecked: Vec<Unchecked>,
+    /// The timeline, from the custody log.
+    pub timeline: Timeline,
+}
+
+impl Facts {
+    /// A bag-info label's value.
+    pub fn info(&self, label: &str) -> Option<&str> {
+        self.bag_info
+            .iter()
+            .find(|(k, _)| k == label)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A string of `query.json` by JSON pointer (`/exporter/operator`).
+    pub fn query_str(&self, pointer: &str) -> Option<&str> {
+        self.query.pointer(pointer).and_then(Value::as_str)
+    }
+
+    /// Reads the facts of the package at `bag`.
+    pub fn read(bag: &Bag) -> Result<Facts, ReportError> {
+        let text = |rel: &str| {
+            bag.read_text(rel, SMALL)
+                .map_err(|e| ReportError::Unreadable(rel.into(), e.to_string()))
+        };
+        let json = |rel: &str| -> Result<Value, ReportError> {
+            serde_json::from_str(&text(rel)?)
+                .map_err(|e| ReportError::Unreadable(rel.into(), e.to_string()))
+        };
+        let mut facts = Facts {
+            bag_info: parse_bag_info(&text("bag-info.txt")?),
+            query: json("data/query.json")?,
+            summary: json("data/summary.json")?,
+            ..Facts::default()
+        };
+        read_record(bag, &mut facts)?;
+        facts.timeline = read_log(bag)?;
+        facts.unchecked = facts
+            .summary
+            .pointer("/durationChecked/notChecked")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .take(MAX_LISTED)
+            .map(|v| Unchecked {
+                recording_id: str_of(v, "recordingId"),
+                why: str_of(v, "why"),
+            })
+            .collect();
+        Ok(facts)
+    }
+}
+
+fn str_of(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or("").to_owned()
+}
+
+/// `Label: value` lines; continuation lines (leading whitespace) join the label before.
+fn parse_bag_info(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = out.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+        } else if let Some((k, v)) = line.split_once(':')
+            && !out.iter().any(|(seen, _)| seen == k.trim())
+        {
+            out.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    out
+}
+
+/// Opens `rel` and calls `f` with each line, under [`LINE_CAP`].
+fn each_line(
+    bag: &Bag,
+    rel: &str,
+    mut f: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<(), ReportError> {
+    let (file, _) = bag
+        .open(rel)
+        .map_err(|e| ReportError::Unreadable(rel.into(), e.to_string()))?;
+    for_each_line(BufReader::new(file), LINE_CAP, |line, _| f(line))
+        .map_err(|e| ReportError::Unreadable(rel.into(), e.to_string()))
+}
+
+/// The custody record: counts per outcome, and the items not exported.
+fn read_record(bag: &Bag, facts: &mut Facts) -> Result<(), ReportError> {
+    const REL: &str = "data/chain_of_custody.csv";
+    facts.counts = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
+    let mut header: Option<csv::StringRecord> = None;
+    let mut n = 0u64;
+    each_line(bag, REL, |line| {
+        n += 1;
+        // custos never writes a line break inside a cell (custody::csv_cell), so a line is a row.
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(line);
+        let row = match r.records().next() {
+            Some(Ok(row)) => row,
+            Some(Err(e)) => return Err(format!("line {n}: {e}")),
+            None => return Ok(()),
+        };
+        let Some(head) = &header else {
+            header = Some(row);
+            return Ok(());
+        };
+        let get = |name: &str| {
+            head.iter()
+                .position(|h| h == name)
+                .and_then(|i| row.get(i))
+                .unwrap_or("")
+                .to_owned()
+        };
+        let outcome = get("Outcome");
+        facts.items += 1;
+        match Outcome::parse(&outcome) {
+            Some(o) => *facts.counts.entry(o).or_default() += 1,
+            None => return Err(format!("line {n}: unknown outcome {outcome:?}")),
+        }
+        if outcome != "Exported" {
+            facts.exceptions_total += 1;
+            if facts.exceptions.len() < MAX_LISTED {
+                facts.exceptions.push(Exception {
+                    recording_id: get("Recording_ID"),
+                    conversation_id: get("Conversation_ID"),
+                    outcome,
+                    reason: get("Reason"),
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The timeline, from the custody log's events.
+fn read_log(bag: &Bag) -> Result<Timeline, ReportError> {
+    let mut t = Timeline::default();
+    each_line(bag, "data/custody_log.jsonl", |line| {
+        // A torn or unparsable line says nothing here; `custos verify` reports it.
+        let Ok(e) = serde_json::from_slice::<Value>(line) else {
+            return Ok(());
+        };
+        event(&mut t, &e);
+        Ok(())
+    })?;
+    Ok(t)
+}
+
+fn event(t: &mut Timeline, e: &Value) {
+    let time = str_of(e, "time");
+    match e.get("event").and_then(Value::as_str).unwrap_or("") {
+        "export-run" => {
+            let actor = e.get("actor").cloned().unwrap_or(Value::Null);
+            let by = [
+                actor.get("operator").and_then(Value::as_str),
+                actor.get("osUser").and_then(Value::as_str),
+            ]
+            .into_iter()
+            .flatten()
+            .find(|s| !s.is_empty())
+            .unwrap_or("")
+            .to_owned();
+            t.runs.push(Run {
+                time,
+                resumed: e.get("resumed").and_then(Value::as_bool).unwrap_or(false),
+                by,
+            });
+            t.signing_key = e
+                .pointer("/settings/sign-key")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        "export-stopped" => t.stops.push((time, str_of(e, "by"))),
+        "query-recorded" => t.query_recorded = Some(time),
+        "manifest-sealed" => {
+            let items = e.get("items").and_then(Value::as_u64).unwrap_or(0);
+            t.manifest_sealed = Some((time, items));
+        }
+        "download-attempt" => {
+            t.download_attempts += 1;
+            if t.first_download.is_none() {
+                t.first_download = Some(time.clone());
+            }
+            t.last_download = Some(time);
+        }
+        "package-sealing" => t.sealed = Some(time),
+        "http" => {
+            t.requests += 1;
+            match e.get("status").and_then(Value::as_u64) {
+                Some(429) => {
+                    t.throttled += 1;
+                    t.retry_after_s += e
+                        .get("retryAfter")
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.trim().parse::<f64>().ok())
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .unwrap_or(0.0);
+                }
+                Some(_) => {}
+                None => t.transport_errors += 1,
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bag_info_keeps_order_and_joins_continuations() {
+        let i = parse_bag_info("A: 1\nB: two\n  words\nA: again\n");
+        assert_eq!(
+            i,
+            vec![("A".into(), "1".into()), ("B".into(), "two words".into())]
+        );
+    }
+
+    #[test]
+    fn the_timeline_counts_throttling_and_runs() {
+        let mut t = Timeline::default();
+        for e in [
+            r#"{"event":"export-run","time":"T1","resumed":false,"actor":{"operator":"","osUser":"ann@h"},"settings":{"sign-key":"key id AB"}}"#,
+            r#"{"event":"http","time":"T2","status":429,"retryAfter":"3"}"#,
+            r#"{"event":"http","time":"T3","status":429,"retryAfter":"Wed, 21 Oct 2015 07:28:00 GMT"}"#,
+            r#"{"event":"http","time":"T4","error":"timeout"}"#,
+            r#"{"event":"export-run","time":"T5","resumed":true,"actor":{"operator":"Bob"}}"#,
+        ] {
+            event(&mut t, &serde_json::from_str(e).unwrap());
+        }
+        assert_eq!((t.requests, t.throttled, t.transport_errors), (3, 2, 1));
+        assert_eq!(t.retry_after_s, 3.0);
+        assert_eq!(t.runs.len(), 2);
+        assert_eq!((t.runs[0].by.as_str(), t.runs[1].resumed), ("ann@h", true));
+        assert_eq!(t.signing_key, None, "the last run's settings count");
+    }
+}
