@@ -8,8 +8,8 @@ use super::doc::{Block, Cell, colour};
 use super::facts::Facts;
 
 const STYLE: &str = r#"
-@page { size: A4; margin: 16mm 14mm; }
-body { font: 10.5pt/1.45 "Helvetica Neue", Helvetica, Arial, sans-serif; color: #111; max-width: 190mm; margin: 1.5em auto; padding: 0 1em; }
+@page { margin: 16mm 14mm; }
+body { font: 10.5pt/1.45 "Helvetica Neue", Helvetica, Arial, sans-serif; color: #111; max-width: 180mm; margin: 1.5em auto; padding: 0 1em; }
 h1 { font-size: 19pt; margin: 0 0 .4em; }
 h2 { font-size: 13pt; margin: 1.6em 0 .5em; border-bottom: 1px solid #999; padding-bottom: .15em; break-after: avoid; }
 p { margin: .45em 0; }

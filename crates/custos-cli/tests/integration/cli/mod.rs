@@ -420,6 +420,11 @@ fn demo_runs_and_validates() {
             "no {kind} item in the demo"
         );
     }
+    // Its report, both forms, states the demo's counts, query hash and every item not exported.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    report::assert_states_the_facts(&html, &out, "the demo's report.html");
+    let pdf = report::pdftotext(&out.join("report.pdf"));
+    report::assert_states_the_facts(&pdf, &out, "the demo's report.pdf");
     // Run again: already complete, nothing changes.
     let before = std::fs::read(out.join("tagmanifest-sha256.txt")).unwrap();
     let o = Command::new(BIN)

@@ -16,7 +16,7 @@ fn custos(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
-fn pdftotext(pdf: &Path) -> String {
+pub(super) fn pdftotext(pdf: &Path) -> String {
     let o = Command::new("pdftotext")
         .arg(pdf)
         .arg("-")
@@ -75,7 +75,7 @@ fn bag_info(root: &Path, label: &str) -> String {
 
 /// The facts every rendering must state. Compared without whitespace: a layout may break a
 /// hash or a sentence anywhere.
-fn assert_states_the_facts(text: &str, root: &Path, what: &str) {
+pub(super) fn assert_states_the_facts(text: &str, root: &Path, what: &str) {
     let text: String = text.split_whitespace().collect();
     let has = |needle: &str| text.contains(&needle.split_whitespace().collect::<String>());
     let (others, exported) = exceptions(root);
