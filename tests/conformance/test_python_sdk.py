@@ -170,3 +170,53 @@ def test_single_recording_and_errors_through_the_sdk(sim, client):
         if not cursor:
             break
     assert len(ids) == len(set(ids)) == 30
+
+
+def test_directory_names_every_id_analytics_records(sim, client):
+    """Users, queues, skills and wrap-up codes, fetched by id lists as custos does, through the
+    SDK's own methods: every id the analytics record holds is named, as the ground truth says."""
+    analytics = gc.ConversationsApi(client)
+    q = gc.ConversationQuery()
+    q.interval = WEEK
+    q.paging = gc.PagingSpec()
+    q.paging.page_size = 100
+    q.paging.page_number = 1
+    resp = analytics.post_analytics_conversations_details_query(q)
+    users, queues, skills, wrapups = set(), set(), set(), set()
+    for c in resp.conversations:
+        for p in c.participants:
+            if p.user_id:
+                users.add(p.user_id)
+            for s in p.sessions:
+                for seg in s.segments:
+                    if seg.queue_id:
+                        queues.add(seg.queue_id)
+                    skills.update(seg.requested_routing_skill_ids or [])
+                    if seg.wrap_up_code:
+                        wrapups.add(seg.wrap_up_code)
+    assert users and queues and skills and wrapups
+
+    truth = sim.truth()
+    named = {}
+    for r in truth["recordings"]:
+        for k in ("agent", "queue", "skill", "wrapup"):
+            i, n = r["call"][k]
+            named[i] = n
+
+    routing = gc.RoutingApi(client)
+    for ids, fetch, listing in [
+        (users, gc.UsersApi(client).get_users, gc.UserEntityListing),
+        (queues, routing.get_routing_queues, gc.QueueEntityListing),
+        (skills, routing.get_routing_skills, gc.SkillEntityListing),
+        (wrapups, routing.get_routing_wrapupcodes, gc.WrapupCodeEntityListing),
+    ]:
+        got = fetch(id=sorted(ids), page_size=100)
+        assert isinstance(got, listing)
+        assert_known_enums(got)
+        assert got.total == len(ids) and got.page_count == 1
+        assert {e.id: e.name for e in got.entities} == {i: named[i] for i in ids}
+
+    # More than 100 ids is refused, as Genesys does.
+    with pytest.raises(ApiException) as e:
+        routing.get_routing_queues(id=[f"q{i}" for i in range(101)])
+    assert e.value.status == 400

@@ -282,7 +282,14 @@ pub fn conversation_json(c: &Conversation) -> Value {
             let segments: Vec<Value> = p
                 .segments
                 .iter()
-                .map(|s| json!({"queueId": s.queue_id, "segmentEnd": ts(s.end), "segmentStart": ts(s.start), "segmentType": s.kind}))
+                .map(|s| json!({
+                    "queueId": s.queue_id,
+                    "requestedRoutingSkillIds": (!s.skill_ids.is_empty()).then_some(&s.skill_ids),
+                    "segmentEnd": ts(s.end),
+                    "segmentStart": ts(s.start),
+                    "segmentType": s.kind,
+                    "wrapUpCode": s.wrapup_code,
+                }))
                 .collect();
             json!({
                 "participantId": p.participant_id,

@@ -76,6 +76,10 @@ pub struct Segment {
     pub end: OffsetDateTime,
     /// `queueId`, where the segment was in a queue.
     pub queue_id: Option<String>,
+    /// `requestedRoutingSkillIds`, on the segments routed through the queue.
+    pub skill_ids: Vec<String>,
+    /// `wrapUpCode`, on the agent's wrap-up segment.
+    pub wrapup_code: Option<String>,
 }
 
 /// A conversation.
@@ -93,6 +97,10 @@ pub struct Conversation {
     pub division_id: String,
     /// The queue it went through.
     pub queue_id: String,
+    /// The skill it was routed by.
+    pub skill_id: String,
+    /// The wrap-up code the agent chose.
+    pub wrapup_id: String,
     /// Customer, ACD (inbound only) and agent.
     pub participants: Vec<Participant>,
     /// Indexes into [`Catalog::recordings`].
@@ -177,9 +185,27 @@ pub struct RecordingFaults {
     pub expired_url: bool,
 }
 
+/// The org's directory: what the Users, Routing queues, skills and wrap-up codes APIs name.
+/// Each is `(id, name)`.
+#[derive(Debug, Default)]
+pub struct Directory {
+    /// Agents.
+    pub users: Vec<(String, String)>,
+    /// Queues.
+    pub queues: Vec<(String, String)>,
+    /// Routing skills.
+    pub skills: Vec<(String, String)>,
+    /// Wrap-up codes.
+    pub wrapups: Vec<(String, String)>,
+    /// Divisions.
+    pub divisions: Vec<(String, String)>,
+}
+
 /// The whole org.
 #[derive(Debug)]
 pub struct Catalog {
+    /// Who and what the directory APIs name.
+    pub directory: Directory,
     /// Conversations sorted by (start, id), late (drift) ones included.
     pub conversations: Vec<Conversation>,
     /// Every recording, in conversation order.
@@ -192,6 +218,15 @@ const FIRST: &[&str] = &[
     "Ada", "Ben", "Chloe", "Dev", "Elif", "Femi", "Grace", "Hugo", "Ines", "Jon", "Kira", "Luca",
 ];
 const QUEUES: &[&str] = &["Sales", "Support", "Billing", "Retention"];
+const SKILLS: &[&str] = &["English", "Spanish", "Claims", "Escalations", "Enterprise"];
+const WRAPUPS: &[&str] = &[
+    "Resolved",
+    "Follow-up needed",
+    "Complaint",
+    "Transferred",
+    "Sale",
+    "No answer",
+];
 
 /// The org's agents (id, name), queues (id, name) and divisions, drawn first.
 struct People<'a> {
@@ -226,6 +261,28 @@ impl Catalog {
         for i in 0..total {
             convs.push(Self::draw_conversation(s, &mut r, i, &people, &mut pending));
         }
+        // Skills and wrap-up codes from draws of their own, so the conversations' stay as they were.
+        let mut d = Rng::fork(s.seed, "directory");
+        let named = |d: &mut Rng, names: &[&str]| -> Vec<(String, String)> {
+            names.iter().map(|n| (d.uuid(), (*n).to_owned())).collect()
+        };
+        let directory = Directory {
+            skills: named(&mut d, SKILLS),
+            wrapups: named(&mut d, WRAPUPS),
+            divisions: divisions
+                .iter()
+                .zip(["Home", "Customer Care"])
+                .map(|(id, n)| (id.clone(), n.to_owned()))
+                .collect(),
+            users: users.clone(),
+            queues: queues
+                .iter()
+                .map(|(id, n)| (id.clone(), (*n).to_owned()))
+                .collect(),
+        };
+        for c in &mut convs {
+            Self::route(s.seed, c, &directory);
+        }
 
         // Recordings: a second pass so their draws never shift the conversations'.
         let mut rr = Rng::fork(s.seed, "recordings");
@@ -236,7 +293,35 @@ impl Catalog {
             convs[ci].recordings.push(recordings.len());
             recordings.push(rec);
         }
-        Self::index(convs, recordings)
+        Self::index(directory, convs, recordings)
+    }
+
+    /// The skill the conversation was routed by (on its queue segments) and the wrap-up code its
+    /// agent chose (on a wrap-up segment after the call), each a pure function of its id.
+    fn route(seed: u64, c: &mut Conversation, dir: &Directory) {
+        let pick = |label: &str, items: &[(String, String)]| {
+            let i = (hash_unit(seed, label, &c.id) * items.len() as f64) as usize;
+            items[i.min(items.len() - 1)].0.clone()
+        };
+        c.skill_id = pick("skill", &dir.skills);
+        c.wrapup_id = pick("wrapup", &dir.wrapups);
+        for p in &mut c.participants {
+            for seg in &mut p.segments {
+                if seg.queue_id.is_some() {
+                    seg.skill_ids = vec![c.skill_id.clone()];
+                }
+            }
+            if p.purpose == "agent" {
+                p.segments.push(Segment {
+                    kind: "wrapup",
+                    start: c.end,
+                    end: c.end + Duration::seconds(20),
+                    queue_id: Some(c.queue_id.clone()),
+                    skill_ids: Vec::new(),
+                    wrapup_code: Some(c.wrapup_id.clone()),
+                });
+            }
+        }
     }
 
     /// Conversation `i` of the scenario (its recordings to come are added to `pending`).
@@ -275,6 +360,8 @@ impl Catalog {
             start: a,
             end: b,
             queue_id: q.cloned(),
+            skill_ids: Vec::new(),
+            wrapup_code: None,
         };
         let mut participants = vec![Participant {
             participant_id: r.uuid(),
@@ -340,6 +427,8 @@ impl Catalog {
             direction,
             division_id,
             queue_id: queue.0.clone(),
+            skill_id: String::new(),
+            wrapup_id: String::new(),
             participants,
             recordings: Vec::new(),
             reveal_after,
@@ -428,7 +517,11 @@ impl Catalog {
 
     /// Conversations sorted by (start, id), the recordings re-pointed at their new indexes, and
     /// both indexed by id.
-    fn index(convs: Vec<Conversation>, mut recordings: Vec<Recording>) -> Catalog {
+    fn index(
+        directory: Directory,
+        convs: Vec<Conversation>,
+        mut recordings: Vec<Recording>,
+    ) -> Catalog {
         let mut order: Vec<usize> = (0..convs.len()).collect();
         order.sort_by(|&a, &b| (convs[a].start, &convs[a].id).cmp(&(convs[b].start, &convs[b].id)));
         let mut new_index = vec![0; convs.len()];
@@ -454,6 +547,7 @@ impl Catalog {
             .map(|(i, r)| (r.id.clone(), i))
             .collect();
         Catalog {
+            directory,
             conversations,
             recordings,
             by_conversation,

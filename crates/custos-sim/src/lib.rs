@@ -29,6 +29,7 @@ pub mod audio;
 mod auth;
 pub mod catalog;
 pub mod cli;
+mod directory;
 mod gate;
 mod media;
 mod recordings;
@@ -171,6 +172,10 @@ impl Sim {
                 get(recordings::batch_status),
             )
             .route("/api/v2/recording/settings", get(recordings::settings))
+            .route("/api/v2/users", get(directory::users))
+            .route("/api/v2/routing/queues", get(directory::queues))
+            .route("/api/v2/routing/skills", get(directory::skills))
+            .route("/api/v2/routing/wrapupcodes", get(directory::wrapups))
             .route("/api/v2/search/recordings", get(search::search))
             .route("/api/v2/recordings/{id}", get(search::metadata))
             .route("/api/v2/recordings/{id}/media", get(search::media))

@@ -63,6 +63,60 @@ pub struct RecordingTruth {
     pub late: bool,
     /// What a correct export records: Exported, Purged, Archived, Corrupted or Failed.
     pub expected_outcome: String,
+    /// Who spoke, when and why: the call's facts as the directory names them.
+    pub call: CallTruth,
+}
+
+/// The facts of a recording's call, with every id named as the directory APIs name it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CallTruth {
+    /// `originatingDirection`.
+    pub direction: String,
+    /// The customer-side session's ANI.
+    pub ani: String,
+    /// Its DNIS.
+    pub dnis: String,
+    /// The agent: (userId, name).
+    pub agent: (String, String),
+    /// The queue: (id, name).
+    pub queue: (String, String),
+    /// The routing skill: (id, name).
+    pub skill: (String, String),
+    /// The wrap-up code: (id, name).
+    pub wrapup: (String, String),
+    /// The division id.
+    pub division_id: String,
+}
+
+fn call_truth(inner: &Inner, conv: usize) -> CallTruth {
+    let c = &inner.catalog.conversations[conv];
+    let dir = &inner.catalog.directory;
+    let named = |list: &[(String, String)], id: &str| {
+        let name = list
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_default();
+        (id.to_owned(), name)
+    };
+    let customer = c.participants.iter().find(|p| p.purpose == "customer");
+    let agent = c
+        .participants
+        .iter()
+        .find(|p| p.purpose == "agent")
+        .and_then(|p| p.user_id.clone())
+        .unwrap_or_default();
+    CallTruth {
+        direction: c.direction.to_owned(),
+        ani: customer.map(|p| p.ani.clone()).unwrap_or_default(),
+        dnis: customer.map(|p| p.dnis.clone()).unwrap_or_default(),
+        agent: named(&dir.users, &agent),
+        queue: named(&dir.queues, &c.queue_id),
+        skill: named(&dir.skills, &c.skill_id),
+        wrapup: named(&dir.wrapups, &c.wrapup_id),
+        division_id: c.division_id.clone(),
+    }
 }
 
 /// The truth about the whole catalog.
@@ -158,6 +212,7 @@ pub fn build(inner: &Inner) -> Truth {
                     .reveal_after
                     .is_some(),
                 expected_outcome: expected.to_owned(),
+                call: call_truth(inner, r.conversation),
             }
         })
         .collect();

@@ -18,6 +18,7 @@ pub mod digest;
 pub mod durable;
 pub mod error;
 pub mod export;
+pub mod facts;
 pub mod http;
 pub mod ids;
 pub mod lines;

@@ -39,26 +39,52 @@ const MAX_PASSES: usize = 5;
 /// Analytics pages requested at a time once page 1 has told how many there are.
 const PAGES_AT_ONCE: usize = 8;
 
-/// Finds the conversations of `query` (those that started in its range) through the analytics API.
+/// The conversations of one analytics page: each parsed, with its JSON text exactly as received.
+fn page_conversations(body: &[u8]) -> Vec<(Value, &RawValue)> {
+    #[derive(serde::Deserialize)]
+    struct Page<'a> {
+        #[serde(borrow, default)]
+        conversations: Vec<&'a RawValue>,
+    }
+    serde_json::from_slice::<Page<'_>>(body)
+        .map(|p| p.conversations)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|raw| (serde_json::from_str(raw.get()).unwrap_or(Value::Null), raw))
+        .collect()
+}
+
+/// Finds the conversations of `query` (those that started in its range) through the analytics
+/// API. Each one's analytics record (participants, sessions, segments: who spoke, when, why) is
+/// written to `staging/<conversationId>.json`, byte for byte as it arrived.
 pub async fn genesys_conversations(
     api: &Api,
     query: &Query,
     now: OffsetDateTime,
     page_size: u32,
+    staging: &std::path::Path,
 ) -> Result<BTreeSet<String>> {
     let range = query
         .time_range()
         .ok_or_else(|| Error::Config("the genesys source needs a timestamp range".into()))?;
+    crate::durable::make_dirs(staging)?;
     let mut found = BTreeSet::new();
-    let keep = |c: &Value, found: &mut BTreeSet<String>| {
+    let keep = |c: &Value, raw: &RawValue, found: &mut BTreeSet<String>| -> Result<()> {
         let start = c["conversationStart"]
             .as_str()
             .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
         if let (Some(id), Some(start)) = (c["conversationId"].as_str(), start)
             && range.contains(start)
         {
+            if crate::model::safe_id(id) {
+                crate::durable::write_sealed(
+                    &staging.join(format!("{id}.json")),
+                    raw.get().as_bytes(),
+                )?;
+            }
             found.insert(id.to_owned());
         }
+        Ok(())
     };
     let requests = query
         .genesys_requests(now, page_size)
@@ -74,9 +100,11 @@ pub async fn genesys_conversations(
                 let mut body = req.body.clone();
                 body["paging"]["pageNumber"] = json!(page);
                 async move {
-                    api.send_ok(Method::POST, DETAILS_QUERY, Some(&body))
-                        .await?
-                        .json(&Method::POST, &api.url(DETAILS_QUERY))
+                    let r = api
+                        .send_ok(Method::POST, DETAILS_QUERY, Some(&body))
+                        .await?;
+                    r.json(&Method::POST, &api.url(DETAILS_QUERY))?;
+                    Ok::<_, Error>(r.body)
                 }
             };
             'passes: for _pass in 0..MAX_PASSES {
@@ -85,11 +113,12 @@ pub async fn genesys_conversations(
                 // window grew) are fetched several at a time, in order; then, only if the extra
                 // page was not empty, one by one until an empty page.
                 let first = fetch_page(1).await?;
-                let known = first["totalHits"]
-                    .as_u64()
-                    .unwrap_or(0)
-                    .div_ceil(u64::from(page_size.max(1)));
-                let rest: Vec<Result<Value>> = futures_util::stream::iter(2..=known + 1)
+                let known =
+                    serde_json::from_slice::<Value>(&first).unwrap_or(Value::Null)["totalHits"]
+                        .as_u64()
+                        .unwrap_or(0)
+                        .div_ceil(u64::from(page_size.max(1)));
+                let rest: Vec<Result<bytes::Bytes>> = futures_util::stream::iter(2..=known + 1)
                     .map(fetch_page)
                     .buffered(PAGES_AT_ONCE)
                     .collect()
@@ -97,13 +126,14 @@ pub async fn genesys_conversations(
                 let mut pages = std::iter::once(Ok(first)).chain(rest);
                 let mut next = known + 2;
                 loop {
-                    let v = match pages.next() {
-                        Some(v) => v?,
+                    let body = match pages.next() {
+                        Some(b) => b?,
                         None => {
                             next += 1;
                             fetch_page(next - 1).await?
                         }
                     };
+                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     let total = v["totalHits"].as_u64().unwrap_or(0);
                     if total > SYNC_RECORD_CAP {
                         // The synchronous query cannot reach past 10,000 records: use a job for this window.
@@ -113,15 +143,15 @@ pub async fn genesys_conversations(
                         break 'passes;
                     }
                     totals.push(total);
-                    let Some(convs) = v["conversations"].as_array().filter(|c| !c.is_empty())
-                    else {
+                    let convs = page_conversations(&body);
+                    if convs.is_empty() {
                         break;
-                    };
-                    for c in convs {
+                    }
+                    for (c, raw) in &convs {
                         if let Some(id) = c["conversationId"].as_str() {
                             seen.insert(id.to_owned());
                         }
-                        keep(c, &mut found);
+                        keep(c, raw, &mut found)?;
                     }
                 }
                 let steady = totals.windows(2).all(|w| w[0] == w[1]);
@@ -133,13 +163,17 @@ pub async fn genesys_conversations(
             job_body = Some(req.body.clone());
         }
         if let Some(body) = job_body {
-            run_job(api, &body, &mut |c| keep(c, &mut found)).await?;
+            run_job(api, &body, &mut |c, raw| keep(c, raw, &mut found)).await?;
         }
     }
     Ok(found)
 }
 
-async fn run_job(api: &Api, body: &Value, each: &mut dyn FnMut(&Value)) -> Result<()> {
+async fn run_job(
+    api: &Api,
+    body: &Value,
+    each: &mut dyn FnMut(&Value, &RawValue) -> Result<()>,
+) -> Result<()> {
     let url = api.url(DETAILS_JOBS);
     let v = api
         .send_ok(Method::POST, DETAILS_JOBS, Some(body))
@@ -184,15 +218,11 @@ async fn run_job(api: &Api, body: &Value, each: &mut dyn FnMut(&Value)) -> Resul
         if let Some(c) = &cursor {
             path.push_str(&format!("&{}", url_encode("cursor", c)));
         }
-        let v = api
-            .send_ok(Method::GET, &path, None)
-            .await?
-            .json(&Method::GET, &api.url(&path))?;
-        v["conversations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .for_each(&mut *each);
+        let r = api.send_ok(Method::GET, &path, None).await?;
+        let v = r.json(&Method::GET, &api.url(&path))?;
+        for (c, raw) in page_conversations(&r.body) {
+            each(&c, raw)?;
+        }
         match v["cursor"].as_str() {
             Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
             _ => return Ok(()),

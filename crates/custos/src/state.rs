@@ -98,6 +98,8 @@ pub enum Key {
     ManifestSha256,
     /// The custody log's last line's SHA-256, when the package was sealed.
     CustodyLogHead,
+    /// Set once the directory's names for the manifest's ids are recorded.
+    DirectoryRecorded,
     /// `true` once the package is sealed.
     Complete,
     /// Source and API host of a job database from before settings were recorded.
@@ -116,6 +118,7 @@ impl Key {
             Key::QuerySha256 => "query_sha256".into(),
             Key::ManifestSha256 => "manifest_sha256".into(),
             Key::CustodyLogHead => "custody_log_head".into(),
+            Key::DirectoryRecorded => "directory_recorded".into(),
             Key::Complete => "complete".into(),
             Key::Origin => "origin".into(),
             Key::Setting(flag) => format!("setting {flag}").into(),

@@ -29,7 +29,14 @@ pub(super) async fn build_manifest(
     let staging = ctx.root.join(".custos/metadata-staging");
     let found = match (input, cfg.source) {
         (Input::Query(query), SourceKind::Genesys) => {
-            let convs = genesys_conversations(&ctx.api, query, now, cfg.page_size).await?;
+            let convs = genesys_conversations(
+                &ctx.api,
+                query,
+                now,
+                cfg.page_size,
+                &staging.join("conversations"),
+            )
+            .await?;
             genesys_recordings(&ctx.api, &convs, ctx.api.requests_in_flight(), &staging).await?
         }
         (Input::Query(query), SourceKind::Search) => {
@@ -66,6 +73,25 @@ pub(super) async fn build_manifest(
             }
         }
         sync_dir(&meta_dir)?;
+        // The analytics record of every conversation that has an item: who spoke, when, why.
+        let conv_staging = staging.join("conversations");
+        if conv_staging.exists() {
+            let conv_dir = meta_dir.join("conversations");
+            crate::durable::make_dirs(&conv_dir)?;
+            let convs: std::collections::BTreeSet<&str> = found
+                .items
+                .iter()
+                .map(|i| i.conversation_id.as_str())
+                .collect();
+            for cid in convs {
+                let from = conv_staging.join(format!("{cid}.json"));
+                if safe_id(cid) && from.exists() {
+                    let to = conv_dir.join(format!("{cid}.json"));
+                    std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
+                }
+            }
+            sync_dir(&conv_dir)?;
+        }
         std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
     }
     let mut w = csv::Writer::from_writer(Vec::new());

@@ -7,6 +7,7 @@
 
 mod config;
 mod context;
+mod directory;
 mod guard;
 mod manifest;
 mod query;
@@ -182,6 +183,9 @@ async fn run(
     if ctx.state.get(Key::ManifestSha256)?.is_none() {
         manifest::build_manifest(&ctx, &input, now).await?;
     }
+    progress.stage(Stage::Manifest, "naming who and what the calls involve");
+    tracing::info!(stage = "directory", "naming the ids the conversations hold");
+    directory::record_names(&ctx).await?;
     progress.stage(Stage::Retrieval, "downloading");
     tracing::info!(stage = "retrieval", "downloading");
     retrieve::retrieve(&ctx).await?;

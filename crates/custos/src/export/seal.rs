@@ -86,6 +86,7 @@ impl Tally {
 pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> {
     remove_empty_dirs(&ctx.root.join("data/recordings"))?;
     remove_empty_dirs(&ctx.root.join("data/quarantine"))?;
+    write_call_facts(ctx)?;
     let tally = write_custody_record(ctx)?;
     write_summary(ctx, &tally)?;
     let mut info = bag_info(ctx, &tally)?;
@@ -112,6 +113,67 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
     )?;
     sign_or_clear(ctx, sign_key, &head)?;
     sync_dir(&ctx.root)
+}
+
+/// `data/call_facts.csv`: who spoke, when and why, per manifest item (crate::facts), from the
+/// analytics records, the recordings' metadata and the directory's answers in the package.
+fn write_call_facts(ctx: &Ctx<'_>) -> Result<()> {
+    use crate::facts::{CONVERSATIONS_DIR, CallFacts, DIRECTORY_DIR, Names};
+    let names = Names::read(&ctx.root.join(DIRECTORY_DIR));
+    let read = |p: std::path::PathBuf| -> Option<Value> {
+        serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+    };
+    let path = ctx.root.join("data/call_facts.csv");
+    let tmp = ctx.root.join("data/call_facts.csv.tmp");
+    let file = crate::durable::create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    let csv_err = |e: csv::Error| Error::io(&tmp, std::io::Error::other(e));
+    w.write_record(CallFacts::HEADER).map_err(csv_err)?;
+    // Items come in manifest order (by conversation): one record read per conversation.
+    let mut conv: Option<(String, Option<Value>)> = None;
+    ctx.state.for_each(|it, _| {
+        let safe = crate::model::safe_id(&it.conversation_id);
+        if conv
+            .as_ref()
+            .is_none_or(|(id, _)| *id != it.conversation_id)
+        {
+            let record = safe
+                .then(|| {
+                    read(
+                        ctx.root
+                            .join(CONVERSATIONS_DIR)
+                            .join(format!("{}.json", it.conversation_id)),
+                    )
+                })
+                .flatten();
+            conv = Some((it.conversation_id.clone(), record));
+        }
+        let recording = crate::model::safe_id(&it.recording_id)
+            .then(|| {
+                read(
+                    ctx.root
+                        .join("data/metadata")
+                        .join(format!("{}.json", it.recording_id)),
+                )
+            })
+            .flatten();
+        let f = CallFacts::derive(
+            &it.recording_id,
+            &it.conversation_id,
+            conv.as_ref().and_then(|(_, c)| c.as_ref()),
+            recording.as_ref(),
+            &names,
+        );
+        w.write_record(f.row().iter().map(|v| csv_cell(v).into_owned()))
+            .map_err(csv_err)
+    })?;
+    let file = w
+        .into_inner()
+        .map_err(|e| Error::io(&tmp, std::io::Error::other(e.to_string())))?
+        .into_inner()
+        .map_err(|e| Error::io(&tmp, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
 }
 
 /// `data/chain_of_custody.csv`, written row by row from the job database (never held whole).

@@ -4,6 +4,7 @@
 
 mod common;
 mod export;
+mod facts;
 mod faults;
 mod hostile;
 mod media;
