@@ -18,6 +18,7 @@ macro_rules! out {
 mod diagnostics;
 mod export;
 mod options;
+mod produce;
 mod progress;
 mod prove;
 mod report;
@@ -62,6 +63,11 @@ enum Command {
     /// Check a recording against a proof from `custos prove`, without the export (exit 0
     /// holds, 1 does not, 2 could not run).
     VerifyProof(prove::VerifyProofArgs),
+    /// Produce a volume a review platform loads from a sealed export that verifies: natives
+    /// named by control number, a Concordance/Relativity DAT and a CSV load file, a
+    /// cross-reference, all in a BagIt bag (exit 0 produced, 1 the export does not verify,
+    /// 2 bad options, 3 failed part-way).
+    Produce(produce::ProduceArgs),
     /// Render the report of a sealed export again, outside it, with its seal and a fresh
     /// verification: the tag manifest's hash, signature, timestamps, receipts, the verdict
     /// (exit 0 verified or intact, 1 findings, 2 could not run).
@@ -136,6 +142,7 @@ async fn main() {
         Command::Prove(args) => prove::run_prove(args),
         Command::VerifyProof(args) => prove::run_verify_proof(args),
         Command::Report(args) => report::run_report(args),
+        Command::Produce(args) => produce::run_produce(args),
         Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {
             Ok(public) => {

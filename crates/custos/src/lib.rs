@@ -26,6 +26,7 @@ pub mod media;
 pub mod merkle;
 pub mod model;
 pub mod package;
+pub mod produce;
 pub mod proof;
 pub mod query;
 pub mod region;

@@ -17,6 +17,7 @@
 mod bag;
 pub mod finding;
 pub mod fsys;
+mod production;
 mod record;
 mod signature;
 
@@ -241,16 +242,26 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
     bag::check_merkle(&info, &manifests, &mut f);
 
     // Which payload files to hash: all but the recordings left out of the sample.
-    let rows = record::read_csv(&bag, "data/chain_of_custody.csv", &mut f);
+    let production = production::is_production(&info);
+    let rows = if production {
+        Vec::new()
+    } else {
+        record::read_csv(&bag, "data/chain_of_custody.csv", &mut f)
+    };
     let (hashed, sample) = hash_payload(&bag, &manifests, &walk, &rows, seed, opts, &mut f);
     let sizes: BTreeMap<&str, u64> = walk.files.iter().map(|(r, n)| (r.as_str(), *n)).collect();
 
-    // The custody record and log.
-    record::check_seals(&info, &hashed.sha256, &mut f);
-    let items = record::read_csv(&bag, "data/manifest.csv", &mut f);
-    let disk: BTreeSet<&str> = sizes.keys().copied().collect();
-    let n_items = record::check_rows(&bag, &rows, &items, &manifests.sha256(), &disk, &mut f);
-    let head = record::check_log(&bag, &info, &rows, &mut f);
+    // The custody record and log (a production volume: its log and cross-reference).
+    let (n_items, head) = if production {
+        let n = production::check_xref(&bag, &info, &manifests.sha256(), &mut f);
+        (n, production::check_log(&bag, &info, &mut f))
+    } else {
+        record::check_seals(&info, &hashed.sha256, &mut f);
+        let items = record::read_csv(&bag, "data/manifest.csv", &mut f);
+        let disk: BTreeSet<&str> = sizes.keys().copied().collect();
+        let n = record::check_rows(&bag, &rows, &items, &manifests.sha256(), &disk, &mut f);
+        (n, record::check_log(&bag, &info, &rows, &mut f))
+    };
 
     // Who sealed it, and the upload receipts.
     let signature =

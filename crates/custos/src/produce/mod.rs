@@ -1,0 +1,566 @@
+//! `custos produce`: from a sealed export that verifies, a production volume a review platform
+//! loads (Relativity, Nuix, Everlaw, Reveal), itself a BagIt bag:
+//!
+//! ```text
+//! VOLUME/data/NATIVES/PFX0000001.wav …   the natives, named by control number
+//! VOLUME/data/DATA/PFX.dat               Concordance/Relativity load file (dat.rs)
+//! VOLUME/data/DATA/PFX.csv               the same fields as CSV
+//! VOLUME/data/DATA/PFX_xref.csv          control number → the export's bag path and SHA-256
+//! VOLUME/data/production_log.jsonl       hash-chained, naming the export's tag manifest and log head
+//! ```
+//!
+//! Control numbers are stable: the same export, `--prefix`, `--start` and `--ids` give the same
+//! numbers (documents are ordered by conversation start, conversation, recording start and
+//! recording). Each native is copied in one pass that computes its MD5, SHA-1 and SHA-256 (the
+//! de-duplication keys review platforms use, and the export's own) and refuses a copy whose
+//! SHA-256 is not the export's.
+
+pub mod dat;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::custody::{CustodyLog, csv_cell};
+use crate::digest::Sha256;
+use crate::durable::{EVIDENCE_MODE, make_dirs, sha256_file, sync_dir, write_sealed};
+use crate::verify::fsys::Bag;
+use crate::verify::{Verdict, VerifyOptions};
+
+/// What `custos produce` is told.
+#[derive(Clone, Debug)]
+pub struct ProduceOptions {
+    /// The sealed export.
+    pub export: PathBuf,
+    /// The production volume to create (must not exist).
+    pub out: PathBuf,
+    /// The control-number prefix (`ABC` → `ABC0000001`).
+    pub prefix: String,
+    /// The first number.
+    pub start: u64,
+    /// Only these recording ids (one per line), the responsive subset.
+    pub ids: Option<PathBuf>,
+    /// Check the export's signature with this key first.
+    pub pubkey: Option<PathBuf>,
+    /// Sign the volume's tag manifest.
+    pub sign_key: Option<PathBuf>,
+    /// Who produces it (recorded).
+    pub operator: Option<String>,
+}
+
+/// What a production came to.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProduceReport {
+    /// The volume.
+    pub out: PathBuf,
+    /// Documents produced.
+    pub documents: u64,
+    /// First control number.
+    pub begdoc: String,
+    /// Last control number.
+    pub enddoc: String,
+    /// Bytes of natives.
+    pub bytes: u64,
+    /// The source export's tag manifest SHA-256.
+    pub source_tag_manifest_sha256: String,
+    /// The volume's signature, if signed.
+    pub signature: Option<PathBuf>,
+}
+
+/// Why no volume was produced.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// A setting or the selection is wrong; nothing was written.
+    #[error("{0}")]
+    Config(String),
+    /// The export does not verify; nothing was written.
+    #[error("the export does not verify, so nothing is produced from it: {0}")]
+    NotVerified(String),
+    /// Writing the volume failed part-way (remove it and run again).
+    #[error("{0}; the volume is incomplete: remove it and run again")]
+    Failed(#[from] crate::Error),
+}
+
+/// The fields of the load files, in order.
+pub const FIELDS: [&str; 27] = [
+    "BEGDOC",
+    "ENDDOC",
+    "NATIVELINK",
+    "FILENAME",
+    "FILEEXT",
+    "FILESIZE",
+    "MD5HASH",
+    "SHA1HASH",
+    "SHA256HASH",
+    "CUSTODIAN",
+    "PARTICIPANTS",
+    "FROM",
+    "TO",
+    "DIRECTION",
+    "DATESENT",
+    "START",
+    "END",
+    "DURATION",
+    "QUEUE",
+    "SKILL",
+    "WRAPUP",
+    "CONVERSATIONID",
+    "RECORDINGID",
+    "MEDIATYPE",
+    "CONTENTTYPE",
+    "SOURCE_EXPORT_ID",
+    "SOURCE_PATH",
+];
+
+/// One exported recording of the source, with its call facts.
+struct Source {
+    row: BTreeMap<String, String>,
+    facts: BTreeMap<String, String>,
+}
+
+impl Source {
+    fn get(&self, k: &str) -> &str {
+        self.row
+            .get(k)
+            .or_else(|| self.facts.get(k))
+            .map_or("", String::as_str)
+    }
+}
+
+fn read_csv(path: &Path) -> Result<Vec<BTreeMap<String, String>>, ProduceError> {
+    let bad = |e: String| ProduceError::Config(format!("{}: {e}", path.display()));
+    let mut r = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
+    let head: Vec<String> = r
+        .headers()
+        .map_err(|e| bad(e.to_string()))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    r.records()
+        .map(|rec| {
+            let rec = rec.map_err(|e| bad(e.to_string()))?;
+            Ok(head
+                .iter()
+                .cloned()
+                .zip(rec.iter().map(str::to_owned))
+                .collect())
+        })
+        .collect()
+}
+
+/// The exported recordings of the export at `root`, ordered for numbering, `--ids` applied.
+fn documents(root: &Path, ids: Option<&Path>) -> Result<Vec<Source>, ProduceError> {
+    let facts_path = root.join("data/call_facts.csv");
+    let facts: BTreeMap<String, BTreeMap<String, String>> = if facts_path.exists() {
+        read_csv(&facts_path)?
+            .into_iter()
+            .map(|f| (f.get("Recording_ID").cloned().unwrap_or_default(), f))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let mut docs: Vec<Source> = read_csv(&root.join("data/chain_of_custody.csv"))?
+        .into_iter()
+        .filter(|r| r.get("Outcome").map(String::as_str) == Some("Exported"))
+        .map(|row| {
+            let facts = facts
+                .get(row.get("Recording_ID").map_or("", String::as_str))
+                .cloned()
+                .unwrap_or_default();
+            Source { row, facts }
+        })
+        .collect();
+    if let Some(list) = ids {
+        let text = std::fs::read_to_string(list)
+            .map_err(|e| ProduceError::Config(format!("{}: {e}", list.display())))?;
+        let wanted: BTreeSet<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        let have: BTreeSet<&str> = docs.iter().map(|d| d.get("Recording_ID")).collect();
+        let unknown: Vec<&&str> = wanted.iter().filter(|w| !have.contains(**w)).collect();
+        if !unknown.is_empty() {
+            return Err(ProduceError::Config(format!(
+                "{}: {} id(s) are not Exported recordings of this export (first: {}); nothing was produced",
+                list.display(),
+                unknown.len(),
+                unknown[0]
+            )));
+        }
+        let wanted: BTreeSet<String> = wanted.into_iter().map(str::to_owned).collect();
+        docs.retain(|d| wanted.contains(d.get("Recording_ID")));
+    }
+    docs.sort_by(|a, b| {
+        let key = |d: &Source| {
+            [
+                "Conversation_Start",
+                "Conversation_ID",
+                "Recording_Start",
+                "Recording_ID",
+            ]
+            .map(|k| d.get(k).to_owned())
+        };
+        key(a).cmp(&key(b))
+    });
+    Ok(docs)
+}
+
+/// The three digests of one copy, made in one pass.
+struct Copied {
+    bytes: u64,
+    md5: String,
+    sha1: String,
+    sha256: Sha256,
+}
+
+/// Copies the export's file `rel` (a regular file inside the bag, no link followed) to `to`,
+/// hashing as it goes, and makes the copy read-only.
+fn copy_native(bag: &Bag, rel: &str, to: &Path) -> crate::Result<Copied> {
+    use md5::Digest as _;
+    let (mut from, _) = bag
+        .open(rel)
+        .map_err(|e| crate::Error::io(bag.path(rel), std::io::Error::other(e.to_string())))?;
+    let mut out = crate::durable::create_file(to).map_err(|e| crate::Error::io(to, e))?;
+    let (mut md5, mut sha1, mut sha256) = (
+        md5::Md5::new(),
+        sha1::Sha1::new(),
+        <sha2::Sha256 as sha2::Digest>::new(),
+    );
+    let mut buf = vec![0u8; 1 << 16];
+    let mut bytes = 0u64;
+    loop {
+        let n = from
+            .read(&mut buf)
+            .map_err(|e| crate::Error::io(bag.path(rel), e))?;
+        if n == 0 {
+            break;
+        }
+        md5.update(&buf[..n]);
+        sha1.update(&buf[..n]);
+        sha2::Digest::update(&mut sha256, &buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|e| crate::Error::io(to, e))?;
+        bytes += n as u64;
+    }
+    out.sync_all().map_err(|e| crate::Error::io(to, e))?;
+    drop(out);
+    crate::durable::set_mode(to, EVIDENCE_MODE)?;
+    Ok(Copied {
+        bytes,
+        md5: hex::encode(md5.finalize()),
+        sha1: hex::encode(sha1.finalize()),
+        sha256: Sha256::finish(sha256),
+    })
+}
+
+fn check_options(o: &ProduceOptions) -> Result<(), ProduceError> {
+    let p = &o.prefix;
+    if p.is_empty()
+        || p.len() > 20
+        || !p
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(ProduceError::Config(format!(
+            "--prefix '{p}': 1 to 20 letters, digits, '_' or '-'"
+        )));
+    }
+    if o.start == 0 || o.start > 9_999_999 {
+        return Err(ProduceError::Config(
+            "--start must be between 1 and 9999999".into(),
+        ));
+    }
+    if o.out.exists() {
+        return Err(ProduceError::Config(format!(
+            "{}: exists; a production volume is written once, into a new directory",
+            o.out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Produces the volume. Nothing is written unless the export verifies and the options hold.
+pub fn produce(o: &ProduceOptions) -> Result<ProduceReport, ProduceError> {
+    check_options(o)?;
+    let v = crate::verify::verify(
+        &o.export,
+        &VerifyOptions {
+            pubkey: o.pubkey.clone(),
+            ..VerifyOptions::default()
+        },
+    )
+    .map_err(|e| ProduceError::NotVerified(e.to_string()))?;
+    if v.verdict == Verdict::Findings {
+        let first: Vec<String> = v
+            .findings
+            .iter()
+            .take(5)
+            .map(|f| format!("{} {}", f.r#where, f.what))
+            .collect();
+        return Err(ProduceError::NotVerified(format!(
+            "{} finding(s): {}",
+            v.findings.len(),
+            first.join("; ")
+        )));
+    }
+    let docs = documents(&o.export, o.ids.as_deref())?;
+    if docs.is_empty() {
+        return Err(ProduceError::Config(
+            "no Exported recording to produce".into(),
+        ));
+    }
+    let last_number = o.start + docs.len() as u64 - 1;
+    if last_number > 9_999_999 {
+        return Err(ProduceError::Config(format!(
+            "--start {} leaves no room for {} documents under 9999999",
+            o.start,
+            docs.len()
+        )));
+    }
+    let sign_key = o
+        .sign_key
+        .as_deref()
+        .map(crate::sign::load_secret_key)
+        .transpose()?;
+    // Created, not reused: a second run at the same path fails here.
+    std::fs::create_dir(&o.out).map_err(|e| {
+        ProduceError::Config(format!(
+            "{}: {e}; a production volume is written into a new directory",
+            o.out.display()
+        ))
+    })?;
+    write_volume(o, &docs, sign_key.as_ref())
+}
+
+fn info_of(root: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(root.join("bag-info.txt"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+fn write_volume(
+    o: &ProduceOptions,
+    docs: &[Source],
+    sign_key: Option<&minisign::SecretKey>,
+) -> Result<ProduceReport, ProduceError> {
+    let src_info = info_of(&o.export);
+    let src = |k: &str| src_info.get(k).cloned().unwrap_or_default();
+    let (tag_sha, _) = sha256_file(&o.export.join("tagmanifest-sha256.txt"))?;
+    let natives = o.out.join("data/NATIVES");
+    let data = o.out.join("data/DATA");
+    make_dirs(&natives)?;
+    make_dirs(&data)?;
+    let actor = json!({"osUser": crate::export::os_identity(), "operator": o.operator});
+    let log = CustodyLog::open(
+        &o.out.join("data/production_log.jsonl"),
+        actor,
+        crate::export::tool(),
+    )?;
+    let ids_sha = match &o.ids {
+        Some(p) => Some(sha256_file(p)?.0.hex()),
+        None => None,
+    };
+    log.append(
+        "production-started",
+        json!({
+            "sourceExportId": src("Export-Id"), "sourceTagManifestSha256": tag_sha.hex(),
+            "sourceCustodyLogHead": src("Custody-Log-Head"),
+            "sourceMerkleRoot": src(crate::package::MERKLE_ROOT_LABEL),
+            "prefix": o.prefix, "start": o.start, "documents": docs.len(),
+            "selection": ids_sha.map_or_else(|| json!("every Exported recording"), |s| json!({"idsFileSha256": s})),
+        }),
+    )?;
+    let bag = Bag::new(&o.export);
+    let mut rows: Vec<Vec<String>> = Vec::with_capacity(docs.len());
+    let mut known: BTreeMap<String, (Sha256, u64)> = BTreeMap::new();
+    let mut total = 0u64;
+    for (i, d) in docs.iter().enumerate() {
+        let control = format!("{}{:07}", o.prefix, o.start + i as u64);
+        let rel = d.get("File_Name");
+        let ext = Path::new(rel)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("bin")
+            .to_ascii_lowercase();
+        let name = format!("{control}.{ext}");
+        let c = copy_native(&bag, rel, &natives.join(&name))?;
+        if c.sha256.hex() != d.get("SHA256_Hash") {
+            return Err(crate::Error::Tampered {
+                path: bag.path(rel),
+                message: format!(
+                    "read as SHA-256 {}, the export records {}",
+                    c.sha256.hex(),
+                    d.get("SHA256_Hash")
+                ),
+            }
+            .into());
+        }
+        log.append(
+            "native-copied",
+            json!({"control": control, "source": rel, "bytes": c.bytes, "sha256": c.sha256.hex(), "md5": c.md5, "sha1": c.sha1}),
+        )?;
+        known.insert(format!("data/NATIVES/{name}"), (c.sha256, c.bytes));
+        total += c.bytes;
+        rows.push(fields(d, &control, &name, &ext, &c, &src("Export-Id")));
+    }
+    sync_dir(&natives)?;
+    write_load_files(o, &data, &rows, docs)?;
+    let begdoc = rows.first().map(|r| r[0].clone()).unwrap_or_default();
+    let enddoc = rows.last().map(|r| r[0].clone()).unwrap_or_default();
+    let head = log.append(
+        "production-sealing",
+        json!({"documents": rows.len(), "bytes": total, "begdoc": begdoc, "enddoc": enddoc}),
+    )?;
+    let info: Vec<(&str, String)> = vec![
+        ("External-Identifier", src("External-Identifier")),
+        ("Custos-Package-Type", "production".into()),
+        (
+            "Bag-Software-Agent",
+            format!(
+                "custos {} ({})",
+                env!("CARGO_PKG_VERSION"),
+                crate::export::tool()["commit"].as_str().unwrap_or("")
+            ),
+        ),
+        ("Production-Prefix", o.prefix.clone()),
+        ("Production-Begdoc", begdoc.clone()),
+        ("Production-Enddoc", enddoc.clone()),
+        ("Production-Documents", rows.len().to_string()),
+        ("Source-Export-Id", src("Export-Id")),
+        ("Source-Tag-Manifest-SHA256", tag_sha.hex()),
+        ("Source-Custody-Log-Head", src("Custody-Log-Head")),
+        ("Production-Log-Head", head.clone()),
+    ];
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    crate::package::write_bag(
+        &o.out,
+        &|rel| Ok(known.get(rel).copied()),
+        &info,
+        &today,
+        &|| Ok(Vec::new()),
+    )?;
+    let signature = match sign_key {
+        Some(sk) => Some(crate::sign::sign_bag(
+            &o.out,
+            sk,
+            &format!(
+                "custos production {}..{} of export {} (tagmanifest-sha256 {}) custody-log-head:{head}",
+                begdoc,
+                enddoc,
+                src("Export-Id"),
+                tag_sha.hex()
+            ),
+        )?),
+        None => None,
+    };
+    sync_dir(&o.out)?;
+    Ok(ProduceReport {
+        out: o.out.clone(),
+        documents: rows.len() as u64,
+        begdoc,
+        enddoc,
+        bytes: total,
+        source_tag_manifest_sha256: tag_sha.hex(),
+        signature,
+    })
+}
+
+/// One document's load-file fields, in [`FIELDS`] order.
+fn fields(
+    d: &Source,
+    control: &str,
+    name: &str,
+    ext: &str,
+    c: &Copied,
+    export_id: &str,
+) -> Vec<String> {
+    let g = |k: &str| d.get(k).to_owned();
+    let file_name = Path::new(d.get("File_Name"))
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_owned();
+    vec![
+        control.to_owned(),
+        control.to_owned(),
+        format!("NATIVES\\{name}"),
+        file_name,
+        ext.to_owned(),
+        c.bytes.to_string(),
+        c.md5.clone(),
+        c.sha1.clone(),
+        c.sha256.hex(),
+        g("Agent_Names"),
+        g("Participants"),
+        g("ANI"),
+        g("DNIS"),
+        g("Direction"),
+        g("Conversation_Start"),
+        g("Recording_Start"),
+        g("Recording_End"),
+        g("Media_Duration_S"),
+        g("Queue_Names"),
+        g("Skill_Names"),
+        g("Wrapup_Codes"),
+        g("Conversation_ID"),
+        g("Recording_ID"),
+        g("Media_Types"),
+        g("Content_Type"),
+        export_id.to_owned(),
+        g("File_Name"),
+    ]
+}
+
+/// The DAT, the CSV of the same fields, and the cross-reference, into `data/DATA`.
+fn write_load_files(
+    o: &ProduceOptions,
+    data: &Path,
+    rows: &[Vec<String>],
+    docs: &[Source],
+) -> crate::Result<()> {
+    let p = &o.prefix;
+    let mut dat = String::from(dat::BOM);
+    dat.push_str(&dat::record(&FIELDS.map(str::to_owned)));
+    for r in rows {
+        dat.push_str(&dat::record(r));
+    }
+    write_sealed(&data.join(format!("{p}.dat")), dat.as_bytes())?;
+    let csv_of = |head: &[&str], rows: &mut dyn Iterator<Item = Vec<String>>| {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(head).expect("csv to memory");
+        for r in rows {
+            w.write_record(r.iter().map(|v| csv_cell(v).into_owned()))
+                .expect("csv to memory");
+        }
+        w.into_inner().expect("csv to memory")
+    };
+    let fields_csv = csv_of(&FIELDS, &mut rows.iter().cloned());
+    write_sealed(&data.join(format!("{p}.csv")), &fields_csv)?;
+    let xref = csv_of(
+        &[
+            "BEGDOC",
+            "SOURCE_PATH",
+            "SHA256HASH",
+            "RECORDINGID",
+            "CONVERSATIONID",
+        ],
+        &mut rows.iter().zip(docs).map(|(r, d)| {
+            vec![
+                r[0].clone(),
+                d.get("File_Name").to_owned(),
+                d.get("SHA256_Hash").to_owned(),
+                d.get("Recording_ID").to_owned(),
+                d.get("Conversation_ID").to_owned(),
+            ]
+        }),
+    );
+    write_sealed(&data.join(format!("{p}_xref.csv")), &xref)?;
+    sync_dir(data)
+}

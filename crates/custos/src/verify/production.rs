@@ -1,0 +1,144 @@
+//! A production volume (`custos produce`; bag-info `Custos-Package-Type: production`): its
+//! production log's chain and head, and its cross-reference against the natives: every native
+//! named by one control number, with the SHA-256 the source export recorded for it, and as many
+//! documents as bag-info states.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::finding::{FindingKind as K, Findings};
+use super::fsys::Bag;
+use crate::custody::{ChainCheck, check_chain_lines};
+
+const LOG: &str = "data/production_log.jsonl";
+
+/// Whether bag-info says this is a production volume.
+pub(super) fn is_production(info: &BTreeMap<String, String>) -> bool {
+    info.get("Custos-Package-Type").map(String::as_str) == Some("production")
+}
+
+/// The production log's chain; its head (when it holds) for the signature check.
+pub(super) fn check_log(
+    bag: &Bag,
+    info: &BTreeMap<String, String>,
+    f: &mut Findings,
+) -> Option<String> {
+    let file = match bag.open(LOG) {
+        Ok((file, _)) => file,
+        Err(e) => {
+            f.add(e.finding(LOG));
+            return None;
+        }
+    };
+    match check_chain_lines(std::io::BufReader::new(file), 4 << 20, |_| {}) {
+        Ok(ChainCheck {
+            head, torn_bytes, ..
+        }) => {
+            if torn_bytes > 0 {
+                f.push(
+                    K::LogTruncated,
+                    LOG,
+                    format!("{torn_bytes} bytes after the last whole line"),
+                );
+            }
+            if info.get("Production-Log-Head") != Some(&head) {
+                f.push(
+                    K::LogHeadMismatch,
+                    LOG,
+                    format!(
+                        "head {head} differs from bag-info's Production-Log-Head {:?}",
+                        info.get("Production-Log-Head")
+                    ),
+                );
+            }
+            Some(head)
+        }
+        Err(e) => {
+            f.push(K::LogChainBroken, LOG, e.to_string());
+            None
+        }
+    }
+}
+
+/// The cross-reference against the natives and the payload manifest; the documents counted.
+pub(super) fn check_xref(
+    bag: &Bag,
+    info: &BTreeMap<String, String>,
+    manifest: &BTreeMap<String, String>,
+    f: &mut Findings,
+) -> u64 {
+    let prefix = info.get("Production-Prefix").cloned().unwrap_or_default();
+    let rel = format!("data/DATA/{prefix}_xref.csv");
+    let text = match bag.read_text(&rel, 1 << 30) {
+        Ok(t) => t,
+        Err(e) => {
+            f.add(e.finding(&rel));
+            return 0;
+        }
+    };
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let mut controls = BTreeSet::new();
+    let mut by_control: BTreeMap<String, String> = BTreeMap::new();
+    for rec in r.records() {
+        let Ok(rec) = rec else {
+            f.push(K::FileWithoutRow, &rel, "a line is not CSV");
+            continue;
+        };
+        let (control, sha) = (rec.get(0).unwrap_or(""), rec.get(2).unwrap_or(""));
+        if !controls.insert(control.to_owned()) {
+            f.push(
+                K::ItemDuplicated,
+                &rel,
+                format!("{control} is listed twice"),
+            );
+        }
+        by_control.insert(control.to_owned(), sha.to_owned());
+    }
+    let natives: Vec<(&String, &String)> = manifest
+        .iter()
+        .filter(|(p, _)| p.starts_with("data/NATIVES/"))
+        .collect();
+    for (path, sha) in &natives {
+        let stem = path
+            .trim_start_matches("data/NATIVES/")
+            .split('.')
+            .next()
+            .unwrap_or("");
+        match by_control.remove(stem) {
+            None => f.push(
+                K::FileWithoutRow,
+                path.as_str(),
+                "no control number in the cross-reference names it",
+            ),
+            Some(x) if x != **sha => f.push(
+                K::CustodyHashMismatch,
+                path.as_str(),
+                format!(
+                    "the cross-reference says the export's SHA-256 is {x:.64}, the manifest {sha}"
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    for control in by_control.keys() {
+        f.push(
+            K::RowWithoutFile,
+            control.clone(),
+            "in the cross-reference, but no native has this control number",
+        );
+    }
+    let stated = info
+        .get("Production-Documents")
+        .cloned()
+        .unwrap_or_default();
+    if stated != natives.len().to_string() {
+        f.push(
+            K::FileWithoutRow,
+            "bag-info.txt",
+            format!(
+                "Production-Documents says {stated}, data/NATIVES holds {}",
+                natives.len()
+            ),
+        );
+    }
+    natives.len() as u64
+}
