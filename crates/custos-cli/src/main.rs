@@ -22,6 +22,7 @@ mod produce;
 mod progress;
 mod prove;
 mod report;
+mod timestamp;
 mod upload;
 mod verify;
 
@@ -68,6 +69,10 @@ enum Command {
     /// cross-reference, all in a BagIt bag (exit 0 produced, 1 the export does not verify,
     /// 2 bad options, 3 failed part-way).
     Produce(produce::ProduceArgs),
+    /// Have an RFC 3161 Time Stamping Authority timestamp a sealed bag's tag manifest and
+    /// signature, where no token for their current bytes is there yet (exit 0 stamped, 2 not a
+    /// sealed bag, 3 no TSA answered).
+    Timestamp(timestamp::TimestampArgs),
     /// Render the report of a sealed export again, outside it, with its seal and a fresh
     /// verification: the tag manifest's hash, signature, timestamps, receipts, the verdict
     /// (exit 0 verified or intact, 1 findings, 2 could not run).
@@ -142,7 +147,8 @@ async fn main() {
         Command::Prove(args) => prove::run_prove(args),
         Command::VerifyProof(args) => prove::run_verify_proof(args),
         Command::Report(args) => report::run_report(args),
-        Command::Produce(args) => produce::run_produce(args),
+        Command::Produce(args) => produce::run_produce(args).await,
+        Command::Timestamp(args) => timestamp::run_timestamp(args).await,
         Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {
             Ok(public) => {

@@ -31,14 +31,18 @@ pub struct ProduceArgs {
     /// The person producing, recorded in the production log.
     #[arg(long)]
     pub operator: Option<String>,
+    /// Have this RFC 3161 Time Stamping Authority timestamp the volume's tag manifest (and
+    /// signature) once sealed; repeat it for fallbacks, tried in order.
+    #[arg(long, value_name = "URL")]
+    pub tsa: Vec<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 /// Runs `custos produce` (0 produced, 1 the export does not verify, 2 bad options or
-/// selection, 3 failed part-way).
-pub fn run_produce(a: ProduceArgs) -> i32 {
+/// selection, 3 failed part-way or not timestamped).
+pub async fn run_produce(a: ProduceArgs) -> i32 {
     let o = ProduceOptions {
         export: a.dir,
         out: a.out,
@@ -49,7 +53,19 @@ pub fn run_produce(a: ProduceArgs) -> i32 {
         sign_key: a.sign_key,
         operator: a.operator,
     };
-    match custos::produce::produce(&o) {
+    let mut r = custos::produce::produce(&o);
+    if let (Ok(r), false) = (&mut r, a.tsa.is_empty()) {
+        match crate::timestamp::stamp(&r.out, &a.tsa).await {
+            Ok(stamps) => r.timestamps = stamps,
+            Err(code) => {
+                eprintln!(
+                    "custos: the volume is produced and sealed; only its timestamp is missing"
+                );
+                return code;
+            }
+        }
+    }
+    match r {
         Ok(r) if a.json => {
             out!("{}", serde_json::to_string_pretty(&r).expect("json"));
             0
@@ -70,6 +86,7 @@ pub fn run_produce(a: ProduceArgs) -> i32 {
                 r.out.display(),
                 r.out.display()
             );
+            crate::timestamp::print(&r.timestamps);
             0
         }
         Err(e) => {

@@ -291,6 +291,33 @@ pub async fn stamp_file(
     Ok((stamps, false))
 }
 
+/// Timestamps a sealed bag's tag manifest and (when signed) its signature, each unless a
+/// token for its current bytes is already there: an export, a production volume. Every TSA
+/// tried is returned; `Err(Error::Timestamp)` when none timestamped one of them (asking again
+/// later is safe).
+pub async fn stamp_bag(root: &Path, tsas: &[String]) -> crate::Result<Vec<Stamp>> {
+    let mut stamps = Vec::new();
+    if tsas.is_empty() {
+        return Ok(stamps);
+    }
+    let http = reqwest::Client::new();
+    for name in ["tagmanifest-sha256.txt", "tagmanifest-sha256.txt.minisig"] {
+        let file = root.join(name);
+        if !file.exists() {
+            continue;
+        }
+        let (tried, granted) = stamp_file(&http, tsas, &file, name).await?;
+        stamps.extend(tried);
+        if !granted {
+            return Err(crate::Error::Timestamp(format!(
+                "{name}: {}",
+                refusals(&stamps)
+            )));
+        }
+    }
+    Ok(stamps)
+}
+
 /// Why none of `stamps` granted a token, in one line.
 pub fn refusals(stamps: &[Stamp]) -> String {
     stamps

@@ -3,31 +3,12 @@
 //! signature, a token is outside what the tag manifest lists: it attests the sealed bag.
 
 use super::context::Ctx;
-use crate::error::{Error, Result};
+use crate::error::Result;
 pub use crate::tsa::Stamp;
 
 /// Timestamps the tag manifest and the signature, where the TSAs were given and no valid token
 /// for their current bytes is there yet. `Err` when no TSA timestamped one of them (a re-run
 /// asks again).
 pub(super) async fn stamp_all(ctx: &Ctx<'_>) -> Result<Vec<Stamp>> {
-    let mut stamps = Vec::new();
-    if ctx.cfg.tsa.is_empty() {
-        return Ok(stamps);
-    }
-    for name in ["tagmanifest-sha256.txt", "tagmanifest-sha256.txt.minisig"] {
-        let file = ctx.root.join(name);
-        if !file.exists() {
-            continue;
-        }
-        let (tried, granted) =
-            crate::tsa::stamp_file(&ctx.api.http, &ctx.cfg.tsa, &file, name).await?;
-        stamps.extend(tried);
-        if !granted {
-            return Err(Error::Timestamp(format!(
-                "{name}: {}",
-                crate::tsa::refusals(&stamps)
-            )));
-        }
-    }
-    Ok(stamps)
+    crate::tsa::stamp_bag(&ctx.root, &ctx.cfg.tsa).await
 }

@@ -68,6 +68,8 @@ pub struct ProduceReport {
     pub source_tag_manifest_sha256: String,
     /// The volume's signature, if signed.
     pub signature: Option<PathBuf>,
+    /// RFC 3161 timestamps of the volume's seal (each TSA tried), when asked for.
+    pub timestamps: Vec<crate::tsa::Stamp>,
 }
 
 /// Why no volume was produced.
@@ -469,6 +471,7 @@ fn write_volume(
         bytes: total,
         source_tag_manifest_sha256: tag_sha.hex(),
         signature,
+        timestamps: Vec::new(),
     })
 }
 

@@ -176,3 +176,85 @@ async fn exports_are_timestamped_and_openssl_and_verify_check_the_tokens() {
     assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(text.contains("timestamp-mismatch"), "{text}");
 }
+
+/// A production volume is timestamped like an export: `produce --tsa`, and `custos timestamp`
+/// to ask again when no TSA answered; OpenSSL and `custos verify --tsa-ca` check the tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn production_volumes_are_timestamped_and_custos_timestamp_asks_again() {
+    let env = start(scenario()).await;
+    let dir = tmp("timestamps-produce");
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = tsa(&dir.join("tsa"));
+    let key = dir.join("k.key");
+    keygen(&key);
+    let export = dir.join("export");
+    let o = run(crate::common::export_cmd(
+        &env.base_url,
+        crate::common::QUERY,
+        &export,
+        &[],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0));
+    let vol = dir.join("vol");
+    let custos = |args: &[&str]| Command::new(BIN).args(args).output().unwrap();
+    let o = custos(&[
+        "produce",
+        export.to_str().unwrap(),
+        "--out",
+        vol.to_str().unwrap(),
+        "--prefix",
+        "TS",
+        "--sign-key",
+        key.to_str().unwrap(),
+        "--tsa",
+        "http://127.0.0.1:9/",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("only its timestamp is missing") && err.contains("custos timestamp"),
+        "{err}"
+    );
+    assert!(vol.join("tagmanifest-sha256.txt.minisig").exists());
+    assert!(!vol.join("tagmanifest-sha256.txt.tsr").exists());
+
+    let stamp = |tsas: &[&str]| {
+        let mut args = vec!["timestamp", vol.to_str().unwrap()];
+        for u in tsas {
+            args.extend(["--tsa", u]);
+        }
+        custos(&args)
+    };
+    let o = stamp(&["http://127.0.0.1:9/", &t.url]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("timestamp FAILED") && said.contains("tagmanifest-sha256.txt.minisig at"),
+        "{said}"
+    );
+    for name in ["tagmanifest-sha256.txt", "tagmanifest-sha256.txt.minisig"] {
+        let o = openssl_verify(&vol.join(format!("{name}.tsr")), &vol.join(name), &t.ca);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("Verification: OK"));
+    }
+    let o = custos(&[
+        "verify",
+        vol.to_str().unwrap(),
+        "--pubkey",
+        dir.join("k.key.pub").to_str().unwrap(),
+        "--tsa-ca",
+        t.ca.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("token verified against --tsa-ca"));
+    // Nothing to do the second time; not a bag: refused.
+    let o = stamp(&[&t.url]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("already timestamped"));
+    let o = custos(&["timestamp", dir.to_str().unwrap(), "--tsa", &t.url]);
+    assert_eq!(o.status.code(), Some(2));
+}
