@@ -41,6 +41,49 @@ impl std::fmt::Debug for Sha256 {
     }
 }
 
+/// SHA-256, MD5 and SHA-1 of one stream, computed in the same pass: the SHA-256 is custos's
+/// own; MD5 and SHA-1 are the de-duplication keys review platforms still use (load files).
+#[derive(Clone, Default)]
+pub struct Hashes {
+    sha256: sha2::Sha256,
+    md5: md5::Md5,
+    sha1: sha1::Sha1,
+}
+
+/// What [`Hashes`] arrived at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digests {
+    /// SHA-256.
+    pub sha256: Sha256,
+    /// MD5, 32 lowercase hex digits.
+    pub md5: String,
+    /// SHA-1, 40 lowercase hex digits.
+    pub sha1: String,
+}
+
+impl Hashes {
+    /// Fresh hashers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds the next bytes to all three.
+    pub fn update(&mut self, data: &[u8]) {
+        self.sha256.update(data);
+        self.md5.update(data);
+        self.sha1.update(data);
+    }
+
+    /// The three digests.
+    pub fn finish(self) -> Digests {
+        Digests {
+            sha256: Sha256::finish(self.sha256),
+            md5: hex::encode(self.md5.finalize()),
+            sha1: hex::encode(self.sha1.finalize()),
+        }
+    }
+}
+
 /// Text that is not 64 hex digits.
 #[derive(Debug, thiserror::Error)]
 #[error("not a SHA-256 (64 hex digits): {0:?}")]
@@ -85,6 +128,17 @@ impl serde::Serialize for Sha256 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_gives_the_three_standard_digests() {
+        let mut h = Hashes::new();
+        h.update(b"a");
+        h.update(b"bc");
+        let d = h.finish();
+        assert_eq!(d.md5, "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(d.sha1, "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(d.sha256, Sha256::of(b"abc"));
+    }
 
     #[test]
     fn a_digest_is_64_lowercase_hex_digits_and_parses_back() {

@@ -25,6 +25,10 @@ pub struct Done {
     pub file: Option<String>,
     /// SHA-256 of the file.
     pub sha256: Option<String>,
+    /// MD5 of the file, from the download's one pass (evidence files only).
+    pub md5: Option<String>,
+    /// SHA-1 of the file, from the same pass.
+    pub sha1: Option<String>,
     /// Bytes of the file.
     pub bytes: Option<u64>,
     /// Content-Type it was served with.
@@ -57,6 +61,8 @@ impl Done {
             reason: reason.into(),
             file: None,
             sha256: None,
+            md5: None,
+            sha1: None,
             bytes: None,
             content_type: None,
             downloaded_at: None,
@@ -159,6 +165,8 @@ impl State {
             ("media_ms", "INTEGER"),
             ("stated_ms", "INTEGER"),
             ("stated_source", "TEXT"),
+            ("md5", "TEXT"),
+            ("sha1", "TEXT"),
         ] {
             let has: bool = db.query_row(
                 "SELECT COUNT(*) > 0 FROM pragma_table_info('items') WHERE name = ?1",
@@ -219,7 +227,7 @@ impl State {
     pub fn finish(&self, item: &Item, done: &Done) -> Result<()> {
         self.db().execute(
             "UPDATE items SET outcome = ?3, reason = ?4, file = ?5, sha256 = ?6, bytes = ?7, content_type = ?8, downloaded_at = ?9,
-                 media_ms = ?10, stated_ms = ?11, stated_source = ?12
+                 media_ms = ?10, stated_ms = ?11, stated_source = ?12, md5 = ?13, sha1 = ?14
              WHERE conversation_id = ?1 AND recording_id = ?2",
             params![
                 item.conversation_id,
@@ -233,7 +241,9 @@ impl State {
                 done.downloaded_at,
                 done.media_ms.map(|b| b as i64),
                 done.stated_ms.map(|b| b as i64),
-                done.stated_source
+                done.stated_source,
+                done.md5,
+                done.sha1
             ],
         )?;
         Ok(())
@@ -244,7 +254,7 @@ impl State {
     pub fn for_each(&self, mut f: impl FnMut(Item, Option<Done>) -> Result<()>) -> Result<()> {
         let db = self.db();
         let mut st = db.prepare(
-            "SELECT conversation_id, recording_id, listed_state, outcome, reason, file, sha256, bytes, content_type, downloaded_at, media_ms, stated_ms, stated_source FROM items ORDER BY seq",
+            "SELECT conversation_id, recording_id, listed_state, outcome, reason, file, sha256, bytes, content_type, downloaded_at, media_ms, stated_ms, stated_source, md5, sha1 FROM items ORDER BY seq",
         )?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
@@ -266,6 +276,8 @@ impl State {
                     media_ms: r.get::<_, Option<i64>>(10)?.map(|b| b as u64),
                     stated_ms: r.get::<_, Option<i64>>(11)?.map(|b| b as u64),
                     stated_source: r.get(12)?,
+                    md5: r.get(13)?,
+                    sha1: r.get(14)?,
                 }),
             };
             f(item, done)?;

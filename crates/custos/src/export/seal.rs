@@ -202,6 +202,8 @@ fn write_custody_record(ctx: &Ctx<'_>) -> Result<Tally> {
         "Stated_Duration_S",
         "Duration_Checked",
         "Stated_Duration_Source",
+        "MD5_Hash",
+        "SHA1_Hash",
     ])
     .map_err(csv_err)?;
     let mut duration = DurationCoverage::default();
@@ -245,6 +247,8 @@ fn write_custody_record(ctx: &Ctx<'_>) -> Result<Tally> {
             stated_s,
             checked.to_owned(),
             c(d.stated_source.as_deref().unwrap_or("")),
+            c(d.md5.as_deref().unwrap_or("")),
+            c(d.sha1.as_deref().unwrap_or("")),
         ])
         .map_err(csv_err)
     })?;

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::response::read_limited;
@@ -29,6 +28,10 @@ async fn error_text(resp: reqwest::Response) -> String {
 pub struct Fetched {
     /// Lowercase hex SHA-256.
     pub sha256: String,
+    /// Lowercase hex MD5, from the same pass.
+    pub md5: String,
+    /// Lowercase hex SHA-1, from the same pass.
+    pub sha1: String,
     /// Bytes written.
     pub bytes: u64,
     /// Content-Type as served (parameters stripped).
@@ -166,8 +169,11 @@ pub async fn fetch(
     {
         return Err(FetchError::SizeMismatch { got: n, stated: s });
     }
+    let digests = hasher.finish();
     Ok(Fetched {
-        sha256: crate::digest::Sha256::finish(hasher).hex(),
+        sha256: digests.sha256.hex(),
+        md5: digests.md5,
+        sha1: digests.sha1,
         bytes: n,
         content_type,
         window,
@@ -199,12 +205,13 @@ async fn refusal(resp: reqwest::Response, status: u16) -> FetchError {
     }
 }
 
-/// Streams the body into `part` while hashing it, refusing more than `limit` bytes; fsynced.
+/// Streams the body into `part` while hashing it (SHA-256, MD5, SHA-1 in the one pass),
+/// refusing more than `limit` bytes; fsynced.
 async fn stream_to_part(
     resp: &mut reqwest::Response,
     part: &Path,
     limit: Option<u64>,
-) -> Result<(Sha256, u64), FetchError> {
+) -> Result<(crate::digest::Hashes, u64), FetchError> {
     let io = |e: std::io::Error| FetchError::Io(Error::io(part, e));
     let mut opts = tokio::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -212,7 +219,7 @@ async fn stream_to_part(
     opts.mode(crate::durable::WORKING_MODE);
     let file = opts.open(part).await.map_err(io)?;
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-    let mut hasher = Sha256::new();
+    let mut hasher = crate::digest::Hashes::new();
     let mut n: u64 = 0;
     loop {
         let chunk = match resp.chunk().await {

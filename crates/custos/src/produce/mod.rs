@@ -222,16 +222,11 @@ struct Copied {
 /// Copies the export's file `rel` (a regular file inside the bag, no link followed) to `to`,
 /// hashing as it goes, and makes the copy read-only.
 fn copy_native(bag: &Bag, rel: &str, to: &Path) -> crate::Result<Copied> {
-    use md5::Digest as _;
     let (mut from, _) = bag
         .open(rel)
         .map_err(|e| crate::Error::io(bag.path(rel), std::io::Error::other(e.to_string())))?;
     let mut out = crate::durable::create_file(to).map_err(|e| crate::Error::io(to, e))?;
-    let (mut md5, mut sha1, mut sha256) = (
-        md5::Md5::new(),
-        sha1::Sha1::new(),
-        <sha2::Sha256 as sha2::Digest>::new(),
-    );
+    let mut hashes = crate::digest::Hashes::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut bytes = 0u64;
     loop {
@@ -241,9 +236,7 @@ fn copy_native(bag: &Bag, rel: &str, to: &Path) -> crate::Result<Copied> {
         if n == 0 {
             break;
         }
-        md5.update(&buf[..n]);
-        sha1.update(&buf[..n]);
-        sha2::Digest::update(&mut sha256, &buf[..n]);
+        hashes.update(&buf[..n]);
         out.write_all(&buf[..n])
             .map_err(|e| crate::Error::io(to, e))?;
         bytes += n as u64;
@@ -251,11 +244,12 @@ fn copy_native(bag: &Bag, rel: &str, to: &Path) -> crate::Result<Copied> {
     out.sync_all().map_err(|e| crate::Error::io(to, e))?;
     drop(out);
     crate::durable::set_mode(to, EVIDENCE_MODE)?;
+    let d = hashes.finish();
     Ok(Copied {
         bytes,
-        md5: hex::encode(md5.finalize()),
-        sha1: hex::encode(sha1.finalize()),
-        sha256: Sha256::finish(sha256),
+        md5: d.md5,
+        sha1: d.sha1,
+        sha256: d.sha256,
     })
 }
 
@@ -393,6 +387,21 @@ fn write_volume(
             .to_ascii_lowercase();
         let name = format!("{control}.{ext}");
         let c = copy_native(&bag, rel, &natives.join(&name))?;
+        // MD5 and SHA-1 recorded at download (exports since they were) must agree too.
+        let recorded = [
+            ("MD5", d.get("MD5_Hash"), &c.md5),
+            ("SHA-1", d.get("SHA1_Hash"), &c.sha1),
+        ];
+        if let Some((alg, want, got)) = recorded
+            .iter()
+            .find(|(_, want, got)| !want.is_empty() && want != got)
+        {
+            return Err(crate::Error::Tampered {
+                path: bag.path(rel),
+                message: format!("read as {alg} {got}, the export recorded {want} at download"),
+            }
+            .into());
+        }
         if c.sha256.hex() != d.get("SHA256_Hash") {
             return Err(crate::Error::Tampered {
                 path: bag.path(rel),

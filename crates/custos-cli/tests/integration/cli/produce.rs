@@ -175,6 +175,28 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         assert!(!d["CUSTODIAN"].is_empty() && !d["FROM"].is_empty() && !d["TO"].is_empty());
         assert_eq!(d["CONVERSATIONID"], t.conversation_id);
     }
+    // MD5 and SHA-1 were computed at download, in the SHA-256's pass: the custody record
+    // holds the same digests coreutils computes for the native.
+    let mut coc = csv::Reader::from_path(export.join("data/chain_of_custody.csv")).unwrap();
+    let head = coc.headers().unwrap().clone();
+    let at = |n: &str| head.iter().position(|h| h == n).unwrap();
+    let recorded: BTreeMap<String, (String, String)> = coc
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| &r[at("Outcome")] == "Exported")
+        .map(|r| {
+            (
+                r[at("Recording_ID")].to_owned(),
+                (r[at("MD5_Hash")].to_owned(), r[at("SHA1_Hash")].to_owned()),
+            )
+        })
+        .collect();
+    for d in &docs {
+        assert_eq!(
+            recorded[&d["RECORDINGID"]],
+            (d["MD5HASH"].clone(), d["SHA1HASH"].clone())
+        );
+    }
     // The CSV states the same fields.
     let mut csv = csv::Reader::from_path(a.join("data/DATA/ACME.csv")).unwrap();
     assert_eq!(csv.records().count(), docs.len());

@@ -80,6 +80,7 @@ fn libc_o_nonblock() -> i32 {
 
 /// Runs `cmd` for at most `limit`; `None` if it had to be killed.
 fn run_for(mut cmd: Command, limit: Duration) -> (Option<i32>, String, Duration) {
+    use std::io::Read;
     let started = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -87,23 +88,34 @@ fn run_for(mut cmd: Command, limit: Duration) -> (Option<i32>, String, Duration)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    loop {
+    // Drained while it runs: a report larger than a pipe's buffer must not stall the child.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            b
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let code = loop {
         if let Some(status) = child.try_wait().unwrap() {
-            let o = child.wait_with_output().unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            );
-            return (status.code(), text, started.elapsed());
+            break status.code();
         }
         if started.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
+            let _ = (out.join(), err.join());
             return (None, String::new(), started.elapsed());
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.join().unwrap()),
+        String::from_utf8_lossy(&err.join().unwrap())
+    );
+    (code, text, started.elapsed())
 }
 
 /// Rewrites the manifest `name` through `f` (lines without their newline).

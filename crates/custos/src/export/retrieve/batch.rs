@@ -56,7 +56,7 @@ pub(super) async fn batch_chunk(ctx: &Ctx<'_>, chunk: &[Item]) -> Result<()> {
                                     // listed recording states its duration.
                                     let stated = Stated::of_listed(ctx, &it);
                                     match download(ctx, &it, url, None, stated).await? {
-                                        Got::Done(d) => d,
+                                        Got::Done(d) => *d,
                                         Got::Expired if round < URL_ROUNDS => return Ok(Some(it)),
                                         Got::Expired => Done::no_file(
                                             Outcome::Failed,

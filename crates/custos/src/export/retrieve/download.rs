@@ -23,7 +23,8 @@ pub(super) const URL_ROUNDS: u32 = 3;
 
 /// Result of trying one URL.
 pub(super) enum Got {
-    Done(Done),
+    /// The item ended (boxed: a Done is large, an expiry is nothing).
+    Done(Box<Done>),
     /// The URL expired: get a new one.
     Expired,
 }
@@ -37,10 +38,10 @@ pub(super) async fn download(
     stated: Stated,
 ) -> Result<Got> {
     if let Err(e) = crate::http::check_media_url("media URL", url) {
-        return Ok(Got::Done(Done::no_file(
+        return Ok(Got::Done(Box::new(Done::no_file(
             Outcome::Failed,
             format!("refused: {e}"),
-        )));
+        ))));
     }
     let dir = ctx.root.join("data/recordings").join(&it.conversation_id);
     crate::durable::make_dirs(&dir)?;
@@ -55,7 +56,9 @@ pub(super) async fn download(
         let (r, media, media_json) = attempt_once(ctx, url, bearer, &part, &stated).await;
         log_attempt(ctx, it, url, bearer, attempt, &r, media_json, &stated)?;
         let e = match r {
-            Ok(f) => return keep(&dir, it, &part, f, media, &stated).map(Got::Done),
+            Ok(f) => {
+                return keep(&dir, it, &part, f, media, &stated).map(|d| Got::Done(Box::new(d)));
+            }
             Err(e) => e,
         };
         let outcome = match e {
@@ -104,7 +107,8 @@ pub(super) async fn download(
                 last = format!("received {got} bytes; the API states outputSizeInBytes {size}");
                 if mismatches >= 2 {
                     // Consistent, complete, and not what the source says: keep it, out of the evidence set.
-                    return quarantine(ctx, it, &part, &last, None, &stated).map(Got::Done);
+                    return quarantine(ctx, it, &part, &last, None, &stated)
+                        .map(|d| Got::Done(Box::new(d)));
                 }
                 None
             }
@@ -114,7 +118,8 @@ pub(super) async fn download(
                 mismatches += 1;
                 last = why;
                 if mismatches >= 2 {
-                    return quarantine(ctx, it, &part, &last, media_ms, &stated).map(Got::Done);
+                    return quarantine(ctx, it, &part, &last, media_ms, &stated)
+                        .map(|d| Got::Done(Box::new(d)));
                 }
                 None
             }
@@ -123,14 +128,14 @@ pub(super) async fn download(
         };
         let _ = std::fs::remove_file(&part);
         if let Some(d) = outcome {
-            return Ok(Got::Done(d));
+            return Ok(Got::Done(Box::new(d)));
         }
         tokio::time::sleep(backoff.max(MEDIA.base)).await;
     }
-    Ok(Got::Done(Done::no_file(
+    Ok(Got::Done(Box::new(Done::no_file(
         Outcome::Failed,
         format!("download failed {} times; last: {last}", MEDIA.max_attempts),
-    )))
+    ))))
 }
 
 /// What a download that the source settled (gone, archived, refused) comes to.
@@ -208,7 +213,7 @@ fn log_attempt(
     let (result, facts) = match r {
         Ok(f) => (
             "complete".to_owned(),
-            json!({"bytes": f.bytes, "sha256": f.sha256, "contentType": f.content_type}),
+            json!({"bytes": f.bytes, "sha256": f.sha256, "md5": f.md5, "sha1": f.sha1, "contentType": f.content_type}),
         ),
         Err(e) => (e.describe(), json!({})),
     };
@@ -246,6 +251,8 @@ fn keep(
         reason,
         file: Some(format!("data/recordings/{}/{name}", it.conversation_id)),
         sha256: Some(f.sha256),
+        md5: Some(f.md5),
+        sha1: Some(f.sha1),
         bytes: Some(f.bytes),
         content_type: Some(f.content_type),
         downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
@@ -276,6 +283,8 @@ fn quarantine(
             it.conversation_id, it.recording_id
         )),
         sha256: Some(sha.hex()),
+        md5: None,
+        sha1: None,
         bytes: Some(bytes),
         content_type: None,
         downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),

@@ -51,7 +51,7 @@ pub(super) async fn search_item(ctx: &Ctx<'_>, it: &Item) -> Result<Done> {
     let token = ctx.api.token(None).await?;
     let url = ctx.api.url(&format!("{meta_path}/media"));
     match download(ctx, it, &url, Some(&token), stated).await? {
-        Got::Done(d) => Ok(d),
+        Got::Done(d) => Ok(*d),
         Got::Expired => Ok(Done::no_file(Outcome::Failed, "403 for API-hosted media")),
     }
 }

@@ -76,7 +76,7 @@ pub(super) async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Re
                     source,
                 };
                 match download(ctx, it, uri, None, stated).await? {
-                    Got::Done(d) => return Ok(d),
+                    Got::Done(d) => return Ok(*d),
                     Got::Expired => {
                         rounds += 1;
                         if rounds >= URL_ROUNDS {
