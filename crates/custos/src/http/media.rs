@@ -155,7 +155,7 @@ pub async fn fetch(
     let declared = resp.content_length();
     let window = super::RateWindow::from_headers(resp.headers(), sent, ticket);
     let limit = declared.or(stated_size);
-    let (hasher, n) = stream_to_part(&mut resp, part, limit).await?;
+    let (digests, n) = stream_to_part(&mut resp, part, limit).await?;
     if let Some(d) = declared
         && d != n
     {
@@ -169,7 +169,6 @@ pub async fn fetch(
     {
         return Err(FetchError::SizeMismatch { got: n, stated: s });
     }
-    let digests = hasher.finish();
     Ok(Fetched {
         sha256: digests.sha256.hex(),
         md5: digests.md5,
@@ -211,7 +210,7 @@ async fn stream_to_part(
     resp: &mut reqwest::Response,
     part: &Path,
     limit: Option<u64>,
-) -> Result<(crate::digest::Hashes, u64), FetchError> {
+) -> Result<(crate::digest::Digests, u64), FetchError> {
     let io = |e: std::io::Error| FetchError::Io(Error::io(part, e));
     let mut opts = tokio::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -219,7 +218,19 @@ async fn stream_to_part(
     opts.mode(crate::durable::WORKING_MODE);
     let file = opts.open(part).await.map_err(io)?;
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-    let mut hasher = crate::digest::Hashes::new();
+    // SHA-256 here, MD5 and SHA-1 on a blocking thread fed the same chunks (shared, not
+    // copied): the three digests of one pass, with the second core doing the extra work.
+    let mut sha256 = <sha2::Sha256 as sha2::Digest>::new();
+    let (side_tx, mut side_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+    let side = tokio::task::spawn_blocking(move || {
+        use md5::Digest as _;
+        let (mut md5, mut sha1) = (md5::Md5::new(), sha1::Sha1::new());
+        while let Some(c) = side_rx.blocking_recv() {
+            md5.update(&c);
+            sha1.update(&c);
+        }
+        (hex::encode(md5.finalize()), hex::encode(sha1.finalize()))
+    });
     let mut n: u64 = 0;
     loop {
         let chunk = match resp.chunk().await {
@@ -243,12 +254,23 @@ async fn stream_to_part(
                 what: Attempt::Transport(Transport::Long),
             });
         }
-        hasher.update(&chunk);
+        sha2::Digest::update(&mut sha256, &chunk);
         out.write_all(&chunk).await.map_err(io)?;
+        // The side hashers only end when this sender is dropped, so a send cannot fail.
+        let _ = side_tx.send(chunk).await;
     }
+    drop(side_tx);
     out.flush().await.map_err(io)?;
     out.into_inner().sync_all().await.map_err(io)?;
-    Ok((hasher, n))
+    let (md5, sha1) = side
+        .await
+        .map_err(|e| FetchError::Io(Error::io(part, std::io::Error::other(e))))?;
+    let digests = crate::digest::Digests {
+        sha256: crate::digest::Sha256::finish(sha256),
+        md5,
+        sha1,
+    };
+    Ok((digests, n))
 }
 
 fn snippet(s: &str) -> String {
