@@ -426,6 +426,44 @@ fn demo_runs_and_validates() {
     report::assert_states_the_facts(&html, &out, "the demo's report.html");
     let pdf = report::pdftotext(&out.join("report.pdf"));
     report::assert_states_the_facts(&pdf, &out, "the demo's report.pdf");
+    // Produced, it loads: the DAT (read by the test's own reader) lists every exported
+    // recording once, each NATIVELINK there, and the volume is a valid bag.
+    let vol = tmp("demo-volume");
+    let o = Command::new(BIN)
+        .args([
+            "produce",
+            out.to_str().unwrap(),
+            "--out",
+            vol.to_str().unwrap(),
+            "--prefix",
+            "DEMO",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let docs = produce::read_dat(&vol.join("data/DATA/DEMO.dat"));
+    let exported = outcomes.values().filter(|o| *o == "Exported").count();
+    assert_eq!(docs.len(), exported);
+    for d in &docs {
+        assert!(
+            vol.join("data")
+                .join(d["NATIVELINK"].replace('\\', "/"))
+                .is_file()
+        );
+        assert!(!d["CUSTODIAN"].is_empty() && !d["FROM"].is_empty() && !d["TO"].is_empty());
+    }
+    let o = Command::new("bagit.py")
+        .arg("--validate")
+        .arg(&vol)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_dir_all(&vol).unwrap();
     // Run again: already complete, nothing changes.
     let before = std::fs::read(out.join("tagmanifest-sha256.txt")).unwrap();
     let o = Command::new(BIN)

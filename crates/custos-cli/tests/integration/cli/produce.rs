@@ -16,7 +16,7 @@ fn custos(args: &[&str]) -> Output {
 
 /// A Concordance DAT, read from its documented conventions: UTF-8 with a BOM, CRLF records,
 /// fields separated by ASCII 20 and quoted with þ; ® stands for a line break in a value.
-fn read_dat(path: &Path) -> Vec<BTreeMap<String, String>> {
+pub(super) fn read_dat(path: &Path) -> Vec<BTreeMap<String, String>> {
     let bytes = std::fs::read(path).unwrap();
     let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").expect("a BOM")).unwrap();
     let records: Vec<Vec<String>> = text
