@@ -85,17 +85,7 @@ fn print_report(r: &Report, json: bool) {
     if let Some(sig) = &r.signature {
         out!("  signature              {}", sig.display());
     }
-    for s in &r.timestamps {
-        match (&s.time, &s.error) {
-            (Some(t), _) => out!("  timestamp              {} at {t} by {}", s.file, s.tsa),
-            (None, e) => out!(
-                "  timestamp FAILED       {} by {}: {}",
-                s.file,
-                s.tsa,
-                e.as_deref().unwrap_or("")
-            ),
-        }
-    }
+    crate::timestamp::print(&r.timestamps);
 }
 
 fn exit_code(r: &Report) -> i32 {

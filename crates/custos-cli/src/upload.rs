@@ -139,17 +139,7 @@ fn print(r: &UploadReport, json: bool) {
     if let Some(s) = &r.signature {
         out!("  receipt signature      {}", s.display());
     }
-    for t in &r.timestamps {
-        match (&t.time, &t.error) {
-            (Some(time), _) => out!("  timestamp              {} at {time} by {}", t.file, t.tsa),
-            (None, e) => out!(
-                "  timestamp FAILED       {} by {}: {}",
-                t.file,
-                t.tsa,
-                e.as_deref().unwrap_or("")
-            ),
-        }
-    }
+    crate::timestamp::print(&r.timestamps);
     for k in &r.receipt_copies {
         out!("  stored beside it as    {k}");
     }

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::finding::{FindingKind as K, Findings};
 use super::fsys::Bag;
-use crate::custody::{ChainCheck, check_chain_lines};
 
 const LOG: &str = "data/production_log.jsonl";
 
@@ -16,47 +15,13 @@ pub(super) fn is_production(info: &BTreeMap<String, String>) -> bool {
     info.get("Custos-Package-Type").map(String::as_str) == Some("production")
 }
 
-/// The production log's chain; its head (when it holds) for the signature check.
+/// The production log's chain and head; the head (when the chain holds) for the signature.
 pub(super) fn check_log(
     bag: &Bag,
     info: &BTreeMap<String, String>,
     f: &mut Findings,
 ) -> Option<String> {
-    let file = match bag.open(LOG) {
-        Ok((file, _)) => file,
-        Err(e) => {
-            f.add(e.finding(LOG));
-            return None;
-        }
-    };
-    match check_chain_lines(std::io::BufReader::new(file), 4 << 20, |_| {}) {
-        Ok(ChainCheck {
-            head, torn_bytes, ..
-        }) => {
-            if torn_bytes > 0 {
-                f.push(
-                    K::LogTruncated,
-                    LOG,
-                    format!("{torn_bytes} bytes after the last whole line"),
-                );
-            }
-            if info.get("Production-Log-Head") != Some(&head) {
-                f.push(
-                    K::LogHeadMismatch,
-                    LOG,
-                    format!(
-                        "head {head} differs from bag-info's Production-Log-Head {:?}",
-                        info.get("Production-Log-Head")
-                    ),
-                );
-            }
-            Some(head)
-        }
-        Err(e) => {
-            f.push(K::LogChainBroken, LOG, e.to_string());
-            None
-        }
-    }
+    super::record::check_chained_log(bag, LOG, info, "Production-Log-Head", f, |_| {})
 }
 
 /// The cross-reference against the natives and the payload manifest; the documents counted.

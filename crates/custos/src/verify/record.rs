@@ -202,6 +202,53 @@ fn check_row_file(
     Some(file)
 }
 
+/// A hash-chained log of the bag (`rel`): its chain, and its head against bag-info's `label`;
+/// `each` sees every event. Returns the head when the chain holds.
+pub(super) fn check_chained_log(
+    bag: &Bag,
+    rel: &str,
+    info: &BTreeMap<String, String>,
+    label: &str,
+    f: &mut Findings,
+    each: impl FnMut(&Value),
+) -> Option<String> {
+    let file = match bag.open(rel) {
+        Ok((file, _)) => file,
+        Err(e) => {
+            f.add(e.finding(rel));
+            return None;
+        }
+    };
+    match check_chain_lines(std::io::BufReader::new(file), LOG_LINE, each) {
+        Ok(ChainCheck {
+            head, torn_bytes, ..
+        }) => {
+            if torn_bytes > 0 {
+                f.push(
+                    K::LogTruncated,
+                    rel,
+                    format!("{torn_bytes} bytes after the last whole line"),
+                );
+            }
+            if info.get(label) != Some(&head) {
+                f.push(
+                    K::LogHeadMismatch,
+                    rel,
+                    format!(
+                        "head {head} differs from bag-info's {label} {:?}",
+                        info.get(label)
+                    ),
+                );
+            }
+            Some(head)
+        }
+        Err(e) => {
+            f.push(K::LogChainBroken, rel, e.to_string());
+            None
+        }
+    }
+}
+
 /// The custody log: its chain, its head against bag-info, and each row's outcome and (for
 /// Exported rows) hash against what the log recorded at acquisition. Returns the head.
 pub(super) fn check_log(
@@ -210,57 +257,28 @@ pub(super) fn check_log(
     rows: &[Row],
     f: &mut Findings,
 ) -> Option<String> {
-    const LOG: &str = "data/custody_log.jsonl";
-    let file = match bag.open(LOG) {
-        Ok((file, _)) => file,
-        Err(e) => {
-            f.add(e.finding(LOG));
-            return None;
-        }
-    };
     let mut acquired: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut logged: BTreeMap<(String, String), String> = BTreeMap::new();
     let s = |v: &Value, k: &str| csv_cell(v[k].as_str().unwrap_or("")).into_owned();
-    let check = check_chain_lines(std::io::BufReader::new(file), LOG_LINE, |e| {
-        let k = key(&s(e, "conversationId"), &s(e, "recordingId"));
-        match e["event"].as_str() {
-            Some("download-attempt") if e["result"] == "complete" => {
-                acquired.insert(k, s(e, "sha256"));
+    let head = check_chained_log(
+        bag,
+        "data/custody_log.jsonl",
+        info,
+        "Custody-Log-Head",
+        f,
+        |e| {
+            let k = key(&s(e, "conversationId"), &s(e, "recordingId"));
+            match e["event"].as_str() {
+                Some("download-attempt") if e["result"] == "complete" => {
+                    acquired.insert(k, s(e, "sha256"));
+                }
+                Some("outcome") => {
+                    logged.insert(k, s(e, "outcome"));
+                }
+                _ => {}
             }
-            Some("outcome") => {
-                logged.insert(k, s(e, "outcome"));
-            }
-            _ => {}
-        }
-    });
-    let head = match check {
-        Ok(ChainCheck {
-            head, torn_bytes, ..
-        }) => {
-            if torn_bytes > 0 {
-                f.push(
-                    K::LogTruncated,
-                    LOG,
-                    format!("{torn_bytes} bytes after the last whole line"),
-                );
-            }
-            if info.get("Custody-Log-Head") != Some(&head) {
-                f.push(
-                    K::LogHeadMismatch,
-                    LOG,
-                    format!(
-                        "head {head} differs from bag-info's Custody-Log-Head {:?}",
-                        info.get("Custody-Log-Head")
-                    ),
-                );
-            }
-            Some(head)
-        }
-        Err(e) => {
-            f.push(K::LogChainBroken, LOG, e.to_string());
-            return None;
-        }
-    };
+        },
+    )?;
     for r in rows {
         let k = row_key(r);
         let outcome = r.get("Outcome").cloned().unwrap_or_default();
@@ -288,5 +306,5 @@ pub(super) fn check_log(
             }
         }
     }
-    head
+    Some(head)
 }
