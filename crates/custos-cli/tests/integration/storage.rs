@@ -1052,6 +1052,27 @@ async fn a_completed_receipt_is_timestamped_checked_by_openssl_and_stored_beside
         said.contains(&format!("timestamp: receipts/{name} existed at")),
         "{said}"
     );
+    // The report of the sealed package lists the receipt, complete, and its timestamps.
+    let page = dir.join("report.html");
+    let o = Command::new(BIN)
+        .args([
+            "report",
+            root.to_str().unwrap(),
+            "--out",
+            page.to_str().unwrap(),
+            "--tsa-ca",
+        ])
+        .arg(&t.ca)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains(&format!("receipts/{name}")),
+        "the receipt is listed"
+    );
+    assert!(html.contains("complete, "), "its state");
+    assert!(html.contains(&format!("RFC 3161 timestamp of receipts/{name}")));
     // The signature's token put in the place of the receipt's: it attests other bytes.
     let other = dir.join("other.tsr");
     std::fs::copy(custos::tsa::token_path(&sig), &other).unwrap();

@@ -153,6 +153,25 @@ fn read_csv(path: &Path) -> Result<Vec<BTreeMap<String, String>>, ProduceError> 
         .collect()
 }
 
+/// The `--ids` file: a regular file (never a FIFO or device, which could block or never end) of
+/// at most 64 MiB, UTF-8.
+fn read_ids_file(path: &Path) -> Result<String, ProduceError> {
+    const CAP: u64 = 64 << 20;
+    let bad = |why: String| ProduceError::Config(format!("--ids {}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    if meta.len() > CAP {
+        return Err(bad(format!("larger than {CAP} bytes")));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(CAP + 1).read_to_string(&mut text))
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(text)
+}
+
 /// The exported recordings of the export at `root`, ordered for numbering, `--ids` applied.
 fn documents(root: &Path, ids: Option<&Path>) -> Result<Vec<Source>, ProduceError> {
     let facts_path = root.join("data/call_facts.csv");
@@ -176,8 +195,7 @@ fn documents(root: &Path, ids: Option<&Path>) -> Result<Vec<Source>, ProduceErro
         })
         .collect();
     if let Some(list) = ids {
-        let text = std::fs::read_to_string(list)
-            .map_err(|e| ProduceError::Config(format!("{}: {e}", list.display())))?;
+        let text = read_ids_file(list)?;
         let wanted: BTreeSet<&str> = text
             .lines()
             .map(str::trim)
@@ -269,6 +287,20 @@ fn check_options(o: &ProduceOptions) -> Result<(), ProduceError> {
         return Err(ProduceError::Config(
             "--start must be between 1 and 9999999".into(),
         ));
+    }
+    // Never into the export: it is sealed (its parent resolved, links included).
+    let parent = o
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let (Ok(export), Ok(parent)) = (o.export.canonicalize(), parent.canonicalize())
+        && parent.starts_with(&export)
+    {
+        return Err(ProduceError::Config(format!(
+            "{}: inside the export, which is sealed; write the volume elsewhere",
+            o.out.display()
+        )));
     }
     if o.out.exists() {
         return Err(ProduceError::Config(format!(

@@ -103,18 +103,11 @@ fn kebab<T: serde::Serialize>(x: &T) -> String {
 /// Every `receipts/*.jsonl`: its destination and how far it got (its chain and signature are
 /// `custos verify`'s to check, and its verdict says so).
 fn read_receipts(bag: &Bag) -> Vec<ReceiptLine> {
-    let Ok(rd) = std::fs::read_dir(bag.path("receipts")) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = rd
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".jsonl"))
-        .collect();
-    names.sort();
-    names
+    // A `receipts` that is a link is not followed (verify's finding says so).
+    let paths = crate::verify::receipt_paths(bag, &mut crate::verify::Findings::default());
+    paths
         .into_iter()
-        .map(|n| {
-            let rel = format!("receipts/{n}");
+        .map(|rel| {
             let (mut target, mut state, mut objects) = (String::new(), "started".to_owned(), 0);
             if let Ok((f, _)) = bag.open(&rel) {
                 let _ = crate::lines::for_each_line(BufReader::new(f), 4 << 20, |line, _| {

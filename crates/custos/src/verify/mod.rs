@@ -28,7 +28,7 @@ use serde::Serialize;
 use sha2::Digest;
 
 pub use finding::{Finding, FindingKind, Findings};
-pub use signature::{SignatureStatus, TimestampReport};
+pub use signature::{SignatureStatus, TimestampReport, receipt_paths};
 
 use fsys::{Bag, Refused, Walk};
 

@@ -226,7 +226,7 @@ fn openssl_verify(token: &[u8], data: &[u8], ca: &Path) -> Result<Result<(), Str
 /// by `pubkey` where signed and a key is given.
 /// The upload receipts beside the bag (`receipts/*.jsonl`), by path; a `receipts` that is a
 /// link is a finding, and not followed.
-pub(super) fn receipt_paths(bag: &Bag, f: &mut Findings) -> Vec<String> {
+pub fn receipt_paths(bag: &Bag, f: &mut Findings) -> Vec<String> {
     let dir = match bag.lstat("receipts") {
         Ok(m) if m.is_dir() => bag.path("receipts"),
         Ok(m) if m.file_type().is_symlink() => {

@@ -277,6 +277,18 @@ async fn a_production_loads_checks_out_and_names_every_party() {
     let o = produce(&export, &a, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("exists"));
+    let inside = export.join("data/volume");
+    let o = produce(&export, &inside, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("inside the export"));
+    assert!(!inside.exists());
+    // A FIFO as the ids file: refused at once, never read (it would block).
+    let fifo = dir.join("ids.fifo");
+    super::mkfifo(&fifo);
+    let o = produce(&export, &none, &["--ids", fifo.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a regular file"));
+    assert!(!none.exists());
     let o = custos(&[
         "produce",
         export.to_str().unwrap(),
