@@ -82,6 +82,26 @@ pub struct Segment {
     pub wrapup_code: Option<String>,
 }
 
+impl Segment {
+    /// A segment of `kind` over `[start, end]`, in queue `queue_id` if any; no skills or
+    /// wrap-up code yet (the catalog adds them).
+    pub fn new(
+        kind: &'static str,
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+        queue_id: Option<String>,
+    ) -> Segment {
+        Segment {
+            kind,
+            start,
+            end,
+            queue_id,
+            skill_ids: Vec::new(),
+            wrapup_code: None,
+        }
+    }
+}
+
 /// A conversation.
 #[derive(Clone, Debug)]
 pub struct Conversation {
@@ -355,14 +375,7 @@ impl Catalog {
         } else {
             (org_number.clone(), customer_number.clone())
         };
-        let seg = |kind, a, b, q: Option<&String>| Segment {
-            kind,
-            start: a,
-            end: b,
-            queue_id: q.cloned(),
-            skill_ids: Vec::new(),
-            wrapup_code: None,
-        };
+        let seg = |kind, a, b, q: Option<&String>| Segment::new(kind, a, b, q.cloned());
         let mut participants = vec![Participant {
             participant_id: r.uuid(),
             name: "Customer".into(),

@@ -39,6 +39,32 @@ const MAX_PASSES: usize = 5;
 /// Analytics pages requested at a time once page 1 has told how many there are.
 const PAGES_AT_ONCE: usize = 8;
 
+/// Keeps a conversation that started in `range`: its id, and its record (byte for byte) in
+/// `staging`.
+fn keep_in_range(
+    range: &crate::query::TimeRange,
+    staging: &std::path::Path,
+    c: &Value,
+    raw: &RawValue,
+    found: &mut BTreeSet<String>,
+) -> Result<()> {
+    let start = c["conversationStart"]
+        .as_str()
+        .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
+    if let (Some(id), Some(start)) = (c["conversationId"].as_str(), start)
+        && range.contains(start)
+    {
+        if crate::model::safe_id(id) {
+            crate::durable::write_sealed(
+                &staging.join(format!("{id}.json")),
+                raw.get().as_bytes(),
+            )?;
+        }
+        found.insert(id.to_owned());
+    }
+    Ok(())
+}
+
 /// The conversations of one analytics page: each parsed, with its JSON text exactly as received.
 fn page_conversations(body: &[u8]) -> Vec<(Value, &RawValue)> {
     #[derive(serde::Deserialize)]
@@ -69,22 +95,8 @@ pub async fn genesys_conversations(
         .ok_or_else(|| Error::Config("the genesys source needs a timestamp range".into()))?;
     crate::durable::make_dirs(staging)?;
     let mut found = BTreeSet::new();
-    let keep = |c: &Value, raw: &RawValue, found: &mut BTreeSet<String>| -> Result<()> {
-        let start = c["conversationStart"]
-            .as_str()
-            .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
-        if let (Some(id), Some(start)) = (c["conversationId"].as_str(), start)
-            && range.contains(start)
-        {
-            if crate::model::safe_id(id) {
-                crate::durable::write_sealed(
-                    &staging.join(format!("{id}.json")),
-                    raw.get().as_bytes(),
-                )?;
-            }
-            found.insert(id.to_owned());
-        }
-        Ok(())
+    let keep = |c: &Value, raw: &RawValue, found: &mut BTreeSet<String>| {
+        keep_in_range(&range, staging, c, raw, found)
     };
     let requests = query
         .genesys_requests(now, page_size)

@@ -1,6 +1,8 @@
 //! Stage 2: every page listed, deduplicated, sorted, and sealed as `data/manifest.csv`, the
 //! work list of the run; the listed metadata kept as received.
 
+use std::path::Path;
+
 use time::OffsetDateTime;
 
 use serde_json::json;
@@ -73,25 +75,7 @@ pub(super) async fn build_manifest(
             }
         }
         sync_dir(&meta_dir)?;
-        // The analytics record of every conversation that has an item: who spoke, when, why.
-        let conv_staging = staging.join("conversations");
-        if conv_staging.exists() {
-            let conv_dir = meta_dir.join("conversations");
-            crate::durable::make_dirs(&conv_dir)?;
-            let convs: std::collections::BTreeSet<&str> = found
-                .items
-                .iter()
-                .map(|i| i.conversation_id.as_str())
-                .collect();
-            for cid in convs {
-                let from = conv_staging.join(format!("{cid}.json"));
-                if safe_id(cid) && from.exists() {
-                    let to = conv_dir.join(format!("{cid}.json"));
-                    std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
-                }
-            }
-            sync_dir(&conv_dir)?;
-        }
+        keep_conversation_records(&staging.join("conversations"), &meta_dir, &found.items)?;
         std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
     }
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -125,6 +109,26 @@ pub(super) async fn build_manifest(
         json!({"file": "data/manifest.csv", "sha256": sha, "items": found.items.len()}),
     )?;
     Ok(())
+}
+
+/// Moves the analytics record of every conversation that has an item (who spoke, when, why)
+/// from staging into `data/metadata/conversations/`.
+fn keep_conversation_records(staging: &Path, meta_dir: &Path, items: &[Item]) -> Result<()> {
+    if !staging.exists() {
+        return Ok(());
+    }
+    let conv_dir = meta_dir.join("conversations");
+    crate::durable::make_dirs(&conv_dir)?;
+    let convs: std::collections::BTreeSet<&str> =
+        items.iter().map(|i| i.conversation_id.as_str()).collect();
+    for cid in convs {
+        let from = staging.join(format!("{cid}.json"));
+        if safe_id(cid) && from.exists() {
+            let to = conv_dir.join(format!("{cid}.json"));
+            std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
+        }
+    }
+    sync_dir(&conv_dir)
 }
 
 /// Keeps what an ids file asked for (a whole conversation, or one recording of it), and

@@ -405,54 +405,7 @@ fn write_volume(
             "selection": ids_sha.map_or_else(|| json!("every Exported recording"), |s| json!({"idsFileSha256": s})),
         }),
     )?;
-    let bag = Bag::new(&o.export);
-    let mut rows: Vec<Vec<String>> = Vec::with_capacity(docs.len());
-    let mut known: BTreeMap<String, (Sha256, u64)> = BTreeMap::new();
-    let mut total = 0u64;
-    for (i, d) in docs.iter().enumerate() {
-        let control = format!("{}{:07}", o.prefix, o.start + i as u64);
-        let rel = d.get("File_Name");
-        let ext = Path::new(rel)
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("bin")
-            .to_ascii_lowercase();
-        let name = format!("{control}.{ext}");
-        let c = copy_native(&bag, rel, &natives.join(&name))?;
-        // MD5 and SHA-1 recorded at download (exports since they were) must agree too.
-        let recorded = [
-            ("MD5", d.get("MD5_Hash"), &c.md5),
-            ("SHA-1", d.get("SHA1_Hash"), &c.sha1),
-        ];
-        if let Some((alg, want, got)) = recorded
-            .iter()
-            .find(|(_, want, got)| !want.is_empty() && want != got)
-        {
-            return Err(crate::Error::Tampered {
-                path: bag.path(rel),
-                message: format!("read as {alg} {got}, the export recorded {want} at download"),
-            }
-            .into());
-        }
-        if c.sha256.hex() != d.get("SHA256_Hash") {
-            return Err(crate::Error::Tampered {
-                path: bag.path(rel),
-                message: format!(
-                    "read as SHA-256 {}, the export records {}",
-                    c.sha256.hex(),
-                    d.get("SHA256_Hash")
-                ),
-            }
-            .into());
-        }
-        log.append(
-            "native-copied",
-            json!({"control": control, "source": rel, "bytes": c.bytes, "sha256": c.sha256.hex(), "md5": c.md5, "sha1": c.sha1}),
-        )?;
-        known.insert(format!("data/NATIVES/{name}"), (c.sha256, c.bytes));
-        total += c.bytes;
-        rows.push(fields(d, &control, &name, &ext, &c, &src("Export-Id")));
-    }
+    let (rows, known, total) = copy_natives(o, docs, &log, &natives, &src("Export-Id"))?;
     sync_dir(&natives)?;
     write_load_files(o, &data, &rows, docs)?;
     let begdoc = rows.first().map(|r| r[0].clone()).unwrap_or_default();
@@ -514,6 +467,67 @@ fn write_volume(
         signature,
         timestamps: Vec::new(),
     })
+}
+
+/// Every document's native copied under its control number (checked against the export's
+/// digests, each copy logged): the load-file rows, the manifest's known hashes, the bytes.
+#[allow(clippy::type_complexity)]
+fn copy_natives(
+    o: &ProduceOptions,
+    docs: &[Source],
+    log: &CustodyLog,
+    natives: &Path,
+    export_id: &str,
+) -> Result<(Vec<Vec<String>>, BTreeMap<String, (Sha256, u64)>, u64), ProduceError> {
+    let bag = Bag::new(&o.export);
+    let mut rows: Vec<Vec<String>> = Vec::with_capacity(docs.len());
+    let mut known: BTreeMap<String, (Sha256, u64)> = BTreeMap::new();
+    let mut total = 0u64;
+    for (i, d) in docs.iter().enumerate() {
+        let control = format!("{}{:07}", o.prefix, o.start + i as u64);
+        let rel = d.get("File_Name");
+        let ext = Path::new(rel)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("bin")
+            .to_ascii_lowercase();
+        let name = format!("{control}.{ext}");
+        let c = copy_native(&bag, rel, &natives.join(&name))?;
+        // MD5 and SHA-1 recorded at download (exports since they were) must agree too.
+        let recorded = [
+            ("MD5", d.get("MD5_Hash"), &c.md5),
+            ("SHA-1", d.get("SHA1_Hash"), &c.sha1),
+        ];
+        if let Some((alg, want, got)) = recorded
+            .iter()
+            .find(|(_, want, got)| !want.is_empty() && want != got)
+        {
+            return Err(crate::Error::Tampered {
+                path: bag.path(rel),
+                message: format!("read as {alg} {got}, the export recorded {want} at download"),
+            }
+            .into());
+        }
+        if c.sha256.hex() != d.get("SHA256_Hash") {
+            return Err(crate::Error::Tampered {
+                path: bag.path(rel),
+                message: format!(
+                    "read as SHA-256 {}, the export records {}",
+                    c.sha256.hex(),
+                    d.get("SHA256_Hash")
+                ),
+            }
+            .into());
+        }
+        log.append(
+            "native-copied",
+            json!({"control": control, "source": rel, "bytes": c.bytes, "sha256": c.sha256.hex(), "md5": c.md5, "sha1": c.sha1}),
+        )?;
+        known.insert(format!("data/NATIVES/{name}"), (c.sha256, c.bytes));
+        total += c.bytes;
+        rows.push(fields(d, &control, &name, &ext, &c, export_id));
+    }
+    Ok((rows, known, total))
 }
 
 /// One document's load-file fields, in [`FIELDS`] order.

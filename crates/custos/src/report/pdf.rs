@@ -331,31 +331,7 @@ fn block(l: &mut Layout, b: &Block) {
             }
             l.y -= 6.0;
         }
-        Block::Bars(bars) => {
-            let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f32;
-            l.ensure(bars.len() as f32 * 17.0 + 8.0);
-            for (o, n) in bars {
-                let w = (*n as f32 / max * 300.0).max(if *n > 0 { 1.5 } else { 0.0 });
-                let (r, g, b) = colour(*o);
-                let y = l.y - 13.0;
-                l.text(LEFT, y + 2.0, Face::Regular, 9.0, o.as_str().as_bytes());
-                let rgb = (
-                    f32::from(r) / 255.0,
-                    f32::from(g) / 255.0,
-                    f32::from(b) / 255.0,
-                );
-                l.fill(LEFT + 75.0, y, w, 11.0, rgb);
-                l.text(
-                    LEFT + 81.0 + w,
-                    y + 2.0,
-                    Face::Regular,
-                    9.0,
-                    n.to_string().as_bytes(),
-                );
-                l.y -= 17.0;
-            }
-            l.y -= 6.0;
-        }
+        Block::Bars(counts) => bars(l, counts),
         Block::Blank(label) => {
             l.ensure(40.0);
             l.y -= 26.0;
@@ -364,6 +340,33 @@ fn block(l: &mut Layout, b: &Block) {
             l.y -= 16.0;
         }
     }
+}
+
+/// A bar per outcome, its count at the end.
+fn bars(l: &mut Layout, bars: &[(crate::model::Outcome, u64)]) {
+    let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f32;
+    l.ensure(bars.len() as f32 * 17.0 + 8.0);
+    for (o, n) in bars {
+        let w = (*n as f32 / max * 300.0).max(if *n > 0 { 1.5 } else { 0.0 });
+        let (r, g, b) = colour(*o);
+        let y = l.y - 13.0;
+        l.text(LEFT, y + 2.0, Face::Regular, 9.0, o.as_str().as_bytes());
+        let rgb = (
+            f32::from(r) / 255.0,
+            f32::from(g) / 255.0,
+            f32::from(b) / 255.0,
+        );
+        l.fill(LEFT + 75.0, y, w, 11.0, rgb);
+        l.text(
+            LEFT + 81.0 + w,
+            y + 2.0,
+            Face::Regular,
+            9.0,
+            n.to_string().as_bytes(),
+        );
+        l.y -= 17.0;
+    }
+    l.y -= 6.0;
 }
 
 /// The document.
