@@ -2,7 +2,7 @@
 //! sealing and verification know (the tag manifest's hash, the signature, the timestamps, the
 //! verdict, the upload receipts). It verifies the package first, fully, and says what it found.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use custos::report::{Facts, Seal};
@@ -27,23 +27,11 @@ pub struct ReportArgs {
     pub tsa_ca: Option<PathBuf>,
 }
 
-/// Whether `file` would be written inside `dir` (its parent resolved, links included).
-fn inside(dir: &Path, file: &Path) -> bool {
-    let Ok(dir) = dir.canonicalize() else {
-        return false;
-    };
-    let parent = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    parent.canonicalize().is_ok_and(|p| p.starts_with(&dir))
-}
-
 /// Runs `custos report` (0 written and the package verified, 1 written but the package has
 /// findings, 2 could not run).
 pub fn run_report(a: ReportArgs) -> i32 {
     for f in std::iter::once(&a.out).chain(a.pdf.as_ref()) {
-        if inside(&a.dir, f) {
+        if custos::package::inside_bag(&a.dir, f) {
             eprintln!(
                 "custos: error: {}: inside the export, which is sealed; write the report elsewhere",
                 f.display()

@@ -71,7 +71,7 @@ impl IdList {
                 |what: &str| Error::Config(format!("{} line {}: {what}", path.display(), n + 1));
             let (first, second) = match line.split_once(',') {
                 Some((a, b)) if pairs => (a.trim(), Some(b.trim())),
-                Some(_) => return Err(bad("one recording id per line for the search source")),
+                Some(_) => return Err(bad("one recording id per line here")),
                 None => (line, None),
             };
             for id in std::iter::once(first).chain(second) {

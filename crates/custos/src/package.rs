@@ -150,6 +150,42 @@ pub fn write_bag(
     Ok(PayloadSummary { files, bytes })
 }
 
+/// A BagIt tag file's (bag-info.txt, bagit.txt) `Label: value` lines, in order, with folded continuations; a line that is neither is kept with an
+/// empty label (a finding for whoever reads it).
+pub fn parse_tags(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with([' ', '\t'])
+            && let Some(last) = out.last_mut()
+        {
+            last.1.push(' ');
+            last.1.push_str(line.trim());
+            continue;
+        }
+        match line.split_once(':') {
+            Some((k, v)) => out.push((k.trim().to_owned(), v.trim().to_owned())),
+            None => out.push((String::new(), line.to_owned())),
+        }
+    }
+    out
+}
+
+/// Whether writing `path` would write inside the bag at `root` (its parent resolved, links
+/// included): a sealed bag is never written into (`custos report --out`, `produce --out`).
+pub fn inside_bag(root: &Path, path: &Path) -> bool {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (root.canonicalize(), parent.canonicalize()) {
+        (Ok(root), Ok(parent)) => parent.starts_with(root),
+        _ => false,
+    }
+}
+
 /// What the payload holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PayloadSummary {
@@ -346,6 +382,20 @@ pub fn outcomes(root: &Path) -> std::result::Result<BTreeMap<String, String>, Ba
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_files_keep_order_and_join_continuations() {
+        let i = parse_tags("A: 1\nB: two\n  words\nA: again\nnot a label\n");
+        assert_eq!(
+            i[..2],
+            [("A".into(), "1".into()), ("B".into(), "two words".into())]
+        );
+        assert_eq!(
+            i[3],
+            (String::new(), "not a label".into()),
+            "kept, for a finding"
+        );
+    }
 
     #[test]
     fn writes_a_bag_with_oxum_and_sorted_manifests() {

@@ -189,6 +189,12 @@ async fn run(
     progress.stage(Stage::Retrieval, "downloading");
     tracing::info!(stage = "retrieval", "downloading");
     retrieve::retrieve(&ctx).await?;
+    // What this run paused for the rate budget (429 Retry-After, exhausted windows): the
+    // report's timeline sums it over the runs that finished retrieving.
+    ctx.log(
+        "retrieval-done",
+        json!({"rateLimitWaitMs": ctx.api.limiter.waited().as_millis() as u64, "apiCalls": ctx.api.calls()}),
+    )?;
     progress.stage(Stage::Package, "writing the custody record and the bag");
     tracing::info!(stage = "package", "writing the custody record and the bag");
     seal::seal(&ctx, sign_key.as_ref())?;

@@ -2,7 +2,7 @@
 //! state), the summary, the bag (manifests, bag-info, tag manifest) and the signature.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -123,12 +123,8 @@ fn write_call_facts(ctx: &Ctx<'_>) -> Result<()> {
     let read = |p: std::path::PathBuf| -> Option<Value> {
         serde_json::from_slice(&std::fs::read(p).ok()?).ok()
     };
-    let path = ctx.root.join("data/call_facts.csv");
-    let tmp = ctx.root.join("data/call_facts.csv.tmp");
-    let file = crate::durable::create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
-    let csv_err = |e: csv::Error| Error::io(&tmp, std::io::Error::other(e));
-    w.write_record(CallFacts::HEADER).map_err(csv_err)?;
+    let mut w = CsvFile::create(&ctx.root.join("data/call_facts.csv"))?;
+    w.row(CallFacts::HEADER)?;
     // Items come in manifest order (by conversation): one record read per conversation.
     let mut conv: Option<(String, Option<Value>)> = None;
     ctx.state.for_each(|it, _| {
@@ -164,16 +160,49 @@ fn write_call_facts(ctx: &Ctx<'_>) -> Result<()> {
             recording.as_ref(),
             &names,
         );
-        w.write_record(f.row().iter().map(|v| csv_cell(v).into_owned()))
-            .map_err(csv_err)
+        w.row(f.row().iter().map(|v| csv_cell(v).into_owned()))
     })?;
-    let file = w
-        .into_inner()
-        .map_err(|e| Error::io(&tmp, std::io::Error::other(e.to_string())))?
-        .into_inner()
-        .map_err(|e| Error::io(&tmp, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    w.finish()
+}
+
+/// A CSV written row by row to `<path>.tmp` (never held whole), fsynced and renamed into
+/// place by [`CsvFile::finish`].
+struct CsvFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    w: csv::Writer<std::io::BufWriter<std::fs::File>>,
+}
+
+impl CsvFile {
+    fn create(path: &Path) -> Result<CsvFile> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let file = crate::durable::create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(CsvFile {
+            path: path.to_path_buf(),
+            tmp,
+            w: csv::Writer::from_writer(std::io::BufWriter::new(file)),
+        })
+    }
+
+    fn row<I: IntoIterator<Item = T>, T: AsRef<[u8]>>(&mut self, record: I) -> Result<()> {
+        self.w
+            .write_record(record)
+            .map_err(|e| Error::io(&self.tmp, std::io::Error::other(e)))
+    }
+
+    fn finish(self) -> Result<()> {
+        let tmp = self.tmp;
+        let file = self
+            .w
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, std::io::Error::other(e.to_string())))?
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+    }
 }
 
 /// `data/chain_of_custody.csv`, written row by row from the job database (never held whole).
@@ -181,12 +210,8 @@ fn write_custody_record(ctx: &Ctx<'_>) -> Result<Tally> {
     let query_used = ctx.state.get(Key::QueryUsed)?.unwrap_or_default();
     let query_text = query_used.as_str();
     // Written row by row from the job database, never held whole.
-    let coc_path = ctx.root.join("data/chain_of_custody.csv");
-    let coc_tmp = ctx.root.join("data/chain_of_custody.csv.tmp");
-    let file = crate::durable::create_file(&coc_tmp).map_err(|e| Error::io(&coc_tmp, e))?;
-    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
-    let csv_err = |e: csv::Error| Error::io(&coc_tmp, std::io::Error::other(e));
-    w.write_record([
+    let mut w = CsvFile::create(&ctx.root.join("data/chain_of_custody.csv"))?;
+    w.row([
         "Recording_ID",
         "File_Name",
         "SHA256_Hash",
@@ -204,8 +229,7 @@ fn write_custody_record(ctx: &Ctx<'_>) -> Result<Tally> {
         "Stated_Duration_Source",
         "MD5_Hash",
         "SHA1_Hash",
-    ])
-    .map_err(csv_err)?;
+    ])?;
     let mut duration = DurationCoverage::default();
     let mut counts: BTreeMap<Outcome, u64> = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
     let (mut items, mut exported_bytes) = (0u64, 0u64);
@@ -231,7 +255,7 @@ fn write_custody_record(ctx: &Ctx<'_>) -> Result<Tally> {
         // Every text cell through csv_cell: values from the API or the user are never a
         // spreadsheet formula or a control character (docs/formats.md).
         let c = |v: &str| csv_cell(v).into_owned();
-        w.write_record([
+        w.row([
             c(&it.recording_id),
             c(d.file.as_deref().unwrap_or("")),
             c(d.sha256.as_deref().unwrap_or("")),
@@ -250,15 +274,8 @@ fn write_custody_record(ctx: &Ctx<'_>) -> Result<Tally> {
             c(d.md5.as_deref().unwrap_or("")),
             c(d.sha1.as_deref().unwrap_or("")),
         ])
-        .map_err(csv_err)
     })?;
-    let file = w
-        .into_inner()
-        .map_err(|e| Error::io(&coc_tmp, std::io::Error::other(e.to_string())))?
-        .into_inner()
-        .map_err(|e| Error::io(&coc_tmp, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io(&coc_tmp, e))?;
-    std::fs::rename(&coc_tmp, &coc_path).map_err(|e| Error::io(&coc_path, e))?;
+    w.finish()?;
     Ok(Tally {
         items,
         counts,

@@ -153,25 +153,6 @@ fn read_csv(path: &Path) -> Result<Vec<BTreeMap<String, String>>, ProduceError> 
         .collect()
 }
 
-/// The `--ids` file: a regular file (never a FIFO or device, which could block or never end) of
-/// at most 64 MiB, UTF-8.
-fn read_ids_file(path: &Path) -> Result<String, ProduceError> {
-    const CAP: u64 = 64 << 20;
-    let bad = |why: String| ProduceError::Config(format!("--ids {}: {why}", path.display()));
-    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(bad("not a regular file".into()));
-    }
-    if meta.len() > CAP {
-        return Err(bad(format!("larger than {CAP} bytes")));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(CAP + 1).read_to_string(&mut text))
-        .map_err(|e| bad(e.to_string()))?;
-    Ok(text)
-}
-
 /// The exported recordings of the export at `root`, ordered for numbering, `--ids` applied.
 fn documents(root: &Path, ids: Option<&Path>) -> Result<Vec<Source>, ProduceError> {
     let facts_path = root.join("data/call_facts.csv");
@@ -195,18 +176,16 @@ fn documents(root: &Path, ids: Option<&Path>) -> Result<Vec<Source>, ProduceErro
         })
         .collect();
     if let Some(list) = ids {
-        let text = read_ids_file(list)?;
-        let wanted: BTreeSet<&str> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .collect();
+        // The same reader as `export --ids`: a regular file under its cap, one plain id a line.
+        let list = crate::ids::IdList::read(list, false)
+            .map_err(|e| ProduceError::Config(e.to_string()))?;
+        let wanted: BTreeSet<&str> = list.entries.iter().map(|e| e.first.as_str()).collect();
         let have: BTreeSet<&str> = docs.iter().map(|d| d.get("Recording_ID")).collect();
         let unknown: Vec<&&str> = wanted.iter().filter(|w| !have.contains(**w)).collect();
         if !unknown.is_empty() {
             return Err(ProduceError::Config(format!(
                 "{}: {} id(s) are not Exported recordings of this export (first: {}); nothing was produced",
-                list.display(),
+                list.file.display(),
                 unknown.len(),
                 unknown[0]
             )));
@@ -288,15 +267,7 @@ fn check_options(o: &ProduceOptions) -> Result<(), ProduceError> {
             "--start must be between 1 and 9999999".into(),
         ));
     }
-    // Never into the export: it is sealed (its parent resolved, links included).
-    let parent = o
-        .out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if let (Ok(export), Ok(parent)) = (o.export.canonicalize(), parent.canonicalize())
-        && parent.starts_with(&export)
-    {
+    if crate::package::inside_bag(&o.export, &o.out) {
         return Err(ProduceError::Config(format!(
             "{}: inside the export, which is sealed; write the volume elsewhere",
             o.out.display()
@@ -364,13 +335,10 @@ pub fn produce(o: &ProduceOptions) -> Result<ProduceReport, ProduceError> {
     write_volume(o, &docs, sign_key.as_ref())
 }
 
+/// The export's bag-info labels (it verified: each is given once).
 fn info_of(root: &Path) -> BTreeMap<String, String> {
-    std::fs::read_to_string(root.join("bag-info.txt"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
+    let text = std::fs::read_to_string(root.join("bag-info.txt")).unwrap_or_default();
+    crate::package::parse_tags(&text).into_iter().collect()
 }
 
 fn write_volume(

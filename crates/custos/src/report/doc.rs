@@ -291,9 +291,14 @@ fn timeline(f: &Facts, d: &mut Vec<Block>) {
     });
     d.push(Block::Para(format!(
         "{} API requests were sent. {} were answered 429 Too Many Requests, asking for {:.0} s of \
-         waiting in all, which custos honoured by slowing every worker; {} failed without an \
-         answer and were retried. Rate limiting slows an export; it never changes its content.",
-        t.requests, t.throttled, t.retry_after_s, t.transport_errors
+         waiting in all; the workers paused {:.1} s in all for the shared rate budget (429s and \
+         exhausted rate windows). {} requests failed without an answer and were retried. Rate \
+         limiting slows an export; it never changes its content.",
+        t.requests,
+        t.throttled,
+        t.retry_after_s,
+        t.rate_limit_wait_ms as f64 / 1000.0,
+        t.transport_errors
     )));
 }
 
@@ -445,27 +450,47 @@ fn how_to_check(f: &Facts, d: &mut Vec<Block>) {
          package (shown as EXPORT)."
             .into(),
     ));
-    let mut c = vec![
-        "# 1. The bag: every file present, complete and unaltered (bagit-python, RFC 8493)".into(),
-        "bagit.py --validate EXPORT".into(),
-        "# 2. The same with hashdeep, and one recording with coreutils".into(),
-        "cd EXPORT && hashdeep -c sha256 -r -l -a -k hashdeep-sha256.txt data".into(),
-        "cd EXPORT/data/recordings/CONVERSATION && sha256sum -c RECORDING.wav.sha256".into(),
-    ];
-    if f.timeline
+    let signed = f
+        .timeline
         .signing_key
         .as_deref()
-        .is_some_and(|k| k.starts_with("key id"))
-    {
-        c.push("# 3. Who sealed it: the signature over the tag manifest (minisign)".into());
-        c.push("minisign -Vm EXPORT/tagmanifest-sha256.txt -p custos.pub".into());
+        .is_some_and(|k| k.starts_with("key id"));
+    let mut steps: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "The bag: every file present, complete and unaltered (bagit-python, RFC 8493)",
+            vec!["bagit.py --validate EXPORT"],
+        ),
+        (
+            "The same with hashdeep, and one recording with coreutils",
+            vec![
+                "(cd EXPORT && hashdeep -c sha256 -r -l -a -k hashdeep-sha256.txt data)",
+                "(cd EXPORT/data/recordings/CONVERSATION && sha256sum -c RECORDING.wav.sha256)",
+            ],
+        ),
+    ];
+    if signed {
+        steps.push((
+            "Who sealed it: the signature over the tag manifest (minisign)",
+            vec!["minisign -Vm EXPORT/tagmanifest-sha256.txt -p custos.pub"],
+        ));
     }
-    c.push(
-        "# 4. When it existed: an RFC 3161 timestamp, if the export was stamped (OpenSSL)".into(),
-    );
-    c.push("openssl ts -verify -data EXPORT/tagmanifest-sha256.txt -in EXPORT/tagmanifest-sha256.txt.tsr -CAfile tsa-ca.pem".into());
-    c.push("# 5. Everything at once, and the custody log's chain (custos)".into());
-    c.push("custos verify EXPORT --pubkey custos.pub --tsa-ca tsa-ca.pem".into());
+    steps.push((
+        "When it existed, if the export was timestamped: the RFC 3161 token (OpenSSL)",
+        vec!["openssl ts -verify -data EXPORT/tagmanifest-sha256.txt -in EXPORT/tagmanifest-sha256.txt.tsr -CAfile tsa-ca.pem"],
+    ));
+    steps.push((
+        "Everything at once, and the custody log's chain (custos; add --tsa-ca tsa-ca.pem if timestamped)",
+        vec![if signed {
+            "custos verify EXPORT --pubkey custos.pub"
+        } else {
+            "custos verify EXPORT"
+        }],
+    ));
+    let mut c = Vec::new();
+    for (n, (what, cmds)) in steps.into_iter().enumerate() {
+        c.push(format!("# {}. {what}", n + 1));
+        c.extend(cmds.into_iter().map(str::to_owned));
+    }
     d.push(Block::Commands(c));
 }
 

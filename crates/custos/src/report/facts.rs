@@ -81,6 +81,8 @@ pub struct Timeline {
     pub retry_after_s: f64,
     /// Requests that failed without an answer (connection, timeout).
     pub transport_errors: u64,
+    /// Time the runs that finished retrieving paused for the rate budget, ms (`retrieval-done`).
+    pub rate_limit_wait_ms: u64,
     /// The signing key's id, as the last run recorded it (`(unsigned)` when none).
     pub signing_key: Option<String>,
 }
@@ -88,7 +90,7 @@ pub struct Timeline {
 /// Everything the report states, read from one package.
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
-    /// bag-info.txt's labels, in order (a label given twice keeps its first value).
+    /// bag-info.txt's labels, in order (a label given twice: the first value counts).
     pub bag_info: Vec<(String, String)>,
     /// `data/query.json`, as recorded.
     pub query: Value,
@@ -133,7 +135,7 @@ impl Facts {
                 .map_err(|e| ReportError::Unreadable(rel.into(), e.to_string()))
         };
         let mut facts = Facts {
-            bag_info: parse_bag_info(&text("bag-info.txt")?),
+            bag_info: crate::package::parse_tags(&text("bag-info.txt")?),
             query: json("data/query.json")?,
             summary: json("data/summary.json")?,
             ..Facts::default()
@@ -158,24 +160,6 @@ impl Facts {
 
 fn str_of(v: &Value, k: &str) -> String {
     v.get(k).and_then(Value::as_str).unwrap_or("").to_owned()
-}
-
-/// `Label: value` lines; continuation lines (leading whitespace) join the label before.
-fn parse_bag_info(text: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = out.last_mut() {
-                last.1.push(' ');
-                last.1.push_str(line.trim());
-            }
-        } else if let Some((k, v)) = line.split_once(':')
-            && !out.iter().any(|(seen, _)| seen == k.trim())
-        {
-            out.push((k.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
-    out
 }
 
 /// Opens `rel` and calls `f` with each line, under [`LINE_CAP`].
@@ -292,6 +276,12 @@ fn event(t: &mut Timeline, e: &Value) {
             t.last_download = Some(time);
         }
         "package-sealing" => t.sealed = Some(time),
+        "retrieval-done" => {
+            t.rate_limit_wait_ms += e
+                .get("rateLimitWaitMs")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+        }
         "http" => {
             t.requests += 1;
             match e.get("status").and_then(Value::as_u64) {
@@ -317,12 +307,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bag_info_keeps_order_and_joins_continuations() {
-        let i = parse_bag_info("A: 1\nB: two\n  words\nA: again\n");
-        assert_eq!(
-            i,
-            vec![("A".into(), "1".into()), ("B".into(), "two words".into())]
-        );
+    fn a_label_given_twice_counts_once_its_first_value() {
+        let f = Facts {
+            bag_info: crate::package::parse_tags("A: 1\nB: two\n  words\nA: again\n"),
+            ..Facts::default()
+        };
+        assert_eq!((f.info("A"), f.info("B")), (Some("1"), Some("two words")));
     }
 
     #[test]
@@ -334,11 +324,14 @@ mod tests {
             r#"{"event":"http","time":"T3","status":429,"retryAfter":"Wed, 21 Oct 2015 07:28:00 GMT"}"#,
             r#"{"event":"http","time":"T4","error":"timeout"}"#,
             r#"{"event":"export-run","time":"T5","resumed":true,"actor":{"operator":"Bob"}}"#,
+            r#"{"event":"retrieval-done","time":"T6","rateLimitWaitMs":1500}"#,
+            r#"{"event":"retrieval-done","time":"T7","rateLimitWaitMs":250}"#,
         ] {
             event(&mut t, &serde_json::from_str(e).unwrap());
         }
         assert_eq!((t.requests, t.throttled, t.transport_errors), (3, 2, 1));
         assert_eq!(t.retry_after_s, 3.0);
+        assert_eq!(t.rate_limit_wait_ms, 1750, "summed over runs");
         assert_eq!(t.runs.len(), 2);
         assert_eq!((t.runs[0].by.as_str(), t.runs[1].resumed), ("ann@h", true));
         assert_eq!(t.signing_key, None, "the last run's settings count");

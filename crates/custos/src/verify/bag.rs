@@ -67,7 +67,7 @@ pub(super) fn check_declaration(bag: &Bag, f: &mut Findings) {
         );
     }
     let text = String::from_utf8_lossy(&text);
-    let tags = parse_tags(&text);
+    let tags = crate::package::parse_tags(&text);
     let one = |label: &str| -> Option<&str> {
         let v: Vec<&str> = tags
             .iter()
@@ -92,29 +92,6 @@ pub(super) fn check_declaration(bag: &Bag, f: &mut Findings) {
     }
 }
 
-/// `Label: value` lines with folded continuations; a line that is neither is kept with an
-/// empty label (a finding for whoever reads it).
-fn parse_tags(text: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if line.starts_with([' ', '\t'])
-            && let Some(last) = out.last_mut()
-        {
-            last.1.push(' ');
-            last.1.push_str(line.trim());
-            continue;
-        }
-        match line.split_once(':') {
-            Some((k, v)) => out.push((k.trim().to_owned(), v.trim().to_owned())),
-            None => out.push((String::new(), line.to_owned())),
-        }
-    }
-    out
-}
-
 /// `bag-info.txt` as label → value; a label custos relies on given twice, or a line that is
 /// not a label, is a finding (a second Payload-Oxum could say what a reader wants).
 pub(super) fn read_info(bag: &Bag, f: &mut Findings) -> BTreeMap<String, String> {
@@ -126,7 +103,7 @@ pub(super) fn read_info(bag: &Bag, f: &mut Findings) -> BTreeMap<String, String>
         }
     };
     let mut out = BTreeMap::new();
-    for (k, v) in parse_tags(&text) {
+    for (k, v) in crate::package::parse_tags(&text) {
         if k.is_empty() {
             f.push(
                 K::BagInfoInvalid,

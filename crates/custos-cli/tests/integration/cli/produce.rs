@@ -128,11 +128,10 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         natives.iter().all(|p| p.is_file()),
         "every NATIVELINK exists"
     );
-    let keyed = |m: BTreeMap<String, String>| m;
     let (md5, sha1, sha256) = (
-        keyed(sums("md5sum", &natives)),
-        keyed(sums("sha1sum", &natives)),
-        keyed(sums("sha256sum", &natives)),
+        sums("md5sum", &natives),
+        sums("sha1sum", &natives),
+        sums("sha256sum", &natives),
     );
     for (d, p) in docs.iter().zip(&natives) {
         let p = p.to_str().unwrap();
@@ -268,11 +267,16 @@ async fn a_production_loads_checks_out_and_names_every_party() {
 
     // Refusals, each with nothing written: an id that is not an exported recording, an
     // existing volume, a bad prefix, and an export that does not verify.
-    std::fs::write(&ids, "../../etc/passwd\n").unwrap();
+    std::fs::write(&ids, "00000000-0000-4000-8000-000000000000\n").unwrap();
     let none = dir.join("vol-none");
     let o = produce(&export, &none, &["--ids", ids.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not Exported recordings"));
+    assert!(!none.exists());
+    std::fs::write(&ids, "../../etc/passwd\n").unwrap();
+    let o = produce(&export, &none, &["--ids", ids.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a valid id"));
     assert!(!none.exists());
     let o = produce(&export, &a, &[]);
     assert_eq!(o.status.code(), Some(2));
