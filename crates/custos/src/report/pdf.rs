@@ -32,7 +32,9 @@ impl Face {
         }
     }
 
-    /// Advance width of a WinAnsi byte, in 1/1000 em (the faces' AFM metrics).
+    /// Advance width of a WinAnsi byte, in 1/1000 em: Adobe's AFM metrics of the faces (checked
+    /// against groff's copies of Helvetica and Helvetica-Bold; they agree on all 95 printable
+    /// ASCII codes but ', ^, ` and ~, which groff's encoding maps to other glyphs).
     fn advance(self, b: u8) -> u16 {
         const HELV: [u16; 95] = [
             278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278, 556,
