@@ -51,6 +51,7 @@ class Sim:
 @pytest.fixture(scope="module")
 def sim():
     s = Sim("--conversations", "30", "--seed", "7", "--transcode-ms", "0", "--batch-ms-per-item", "5",
-            "--client-id", "sdk-client", "--client-secret", "sdk-secret")
+            "--client-id", "sdk-client", "--client-secret", "sdk-secret", "--restore-ms", "500",
+            "--archived", "0.2")
     yield s
     s.stop()

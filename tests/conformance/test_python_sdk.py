@@ -6,6 +6,7 @@ Genesys' own OpenAPI spec, so a misspelt field, a wrong type or an unknown enum 
 simulator shows up as a missing attribute or as the SDK's "outdated_sdk_version" marker.
 """
 import hashlib
+import json
 import time
 import urllib.request
 
@@ -220,3 +221,71 @@ def test_directory_names_every_id_analytics_records(sim, client):
     with pytest.raises(ApiException) as e:
         routing.get_routing_queues(id=[f"q{i}" for i in range(101)])
     assert e.value.status == 400
+
+
+def live_truth(sim):
+    with urllib.request.urlopen(sim.base + "/sim/truth") as r:
+        return json.load(r)
+
+
+def test_deletion_protection_and_restore_through_the_sdk(sim, client):
+    """Deletion protection (apply, list, revoke) and the restore of an archived recording,
+    through the SDK's own methods and models, as custos --protect / --restore-archived send them."""
+    truth = live_truth(sim)
+    conversations = sorted({r["conversationId"] for r in truth["recordings"]})[:5]
+    api = gc.RecordingApi(client)
+    body = gc.ConversationDeletionProtectionQuery()
+    body.conversation_ids = conversations + ["no-such-conversation"]
+    res = api.put_recordings_deletionprotection(protect=True, body=body)
+    assert isinstance(res, gc.ManageDeleteProtectionResult)
+    assert [f.conversation.id for f in res.failed_updates] == ["no-such-conversation"]
+    assert res.failed_updates[0].error_code == "conversation.not.found"
+    listed = api.post_recordings_deletionprotection(body)
+    assert all(isinstance(e, gc.AddressableEntityRef) for e in listed)
+    assert sorted(e.id for e in listed) == conversations
+    protected = {r["conversationId"] for r in live_truth(sim)["recordings"] if r["protected"]}
+    assert protected == set(conversations)
+    # More than 100 ids is refused, as the SDK's model says.
+    big = gc.ConversationDeletionProtectionQuery()
+    big.conversation_ids = [f"c{i}" for i in range(101)]
+    with pytest.raises(ApiException) as e:
+        api.put_recordings_deletionprotection(protect=True, body=big)
+    assert e.value.status == 400
+    api.put_recordings_deletionprotection(protect=False, body=body)
+    assert api.post_recordings_deletionprotection(body) == []
+
+    rec = next(r for r in truth["recordings"] if r["fileState"] == "ARCHIVED")
+    update = gc.Recording()
+    update.archive_date = "2031-01-01T00:00:00.000Z"
+    r = api.put_conversation_recording(rec["conversationId"], rec["id"], update)
+    assert isinstance(r, gc.Recording)
+    assert_known_enums(r)
+    assert r.file_state == "RESTORING"
+    for _ in range(100):
+        m = api.get_conversation_recordingmetadata_recording_id(rec["conversationId"], rec["id"])
+        if m.file_state == "RESTORED":
+            break
+        time.sleep(0.05)
+    assert m.file_state == "RESTORED"
+    assert m.restore_expiration_time is not None and m.restore_expiration_time.year == 2031
+    after = next(x for x in live_truth(sim)["recordings"] if x["id"] == rec["id"])
+    assert after["restoreRequests"] == 1 and after["fileState"] == "RESTORED"
+
+
+def test_orphan_recordings_through_the_sdk(sim, client):
+    """The org's orphan recordings, paged as custos --orphans pages them."""
+    truth = live_truth(sim)
+    api = gc.RecordingApi(client)
+    got, page = [], 1
+    while True:
+        listing = api.get_orphanrecordings(page_size=2, page_number=page, has_conversation=False)
+        assert isinstance(listing, gc.OrphanRecordingListing)
+        assert_known_enums(listing)
+        got += [(o.id, o.created_time) for o in listing.entities]
+        if page >= listing.page_count:
+            break
+        page += 1
+    assert [i for i, _ in got] == [i for i, _ in truth["orphans"]]
+    assert all(o.media_type == "CALL" and o.orphan_status == "NO_CONVERSATION"
+               for o in api.get_orphanrecordings(page_size=100, has_conversation=False).entities)
+    assert api.get_orphanrecordings(has_conversation=True).entities == []

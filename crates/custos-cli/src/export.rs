@@ -24,6 +24,7 @@ fn print_report(r: &Report, json: bool) {
             "querySha256": r.query_sha256, "manifestSha256": r.manifest_sha256, "resumed": r.resumed,
             "alreadyComplete": r.already_complete, "custodyLogHead": r.custody_log_head, "rateLimitWaitSeconds": r.rate_limit_wait.as_secs_f64(), "signature": r.signature, "timestamps": r.timestamps, "apiCalls": r.api_calls, "seconds": r.elapsed.as_secs_f64(),
             "durationChecked": {"checked": r.duration.checked, "of": r.duration.files, "notChecked": r.duration.not_checked},
+            "completeness": r.completeness,
         });
         out!("{}", serde_json::to_string_pretty(&v).expect("json"));
         return;
@@ -69,6 +70,7 @@ fn print_report(r: &Report, json: bool) {
             r.duration.not_checked.len() - 10
         );
     }
+    print_completeness(&r.completeness);
     out!("  query.json SHA-256     {}", r.query_sha256);
     out!("  manifest.csv SHA-256   {}", r.manifest_sha256);
     out!(
@@ -86,6 +88,35 @@ fn print_report(r: &Report, json: bool) {
         out!("  signature              {}", sig.display());
     }
     crate::timestamp::print(&r.timestamps);
+}
+
+/// The completeness line: what the query matched that the export does not hold.
+fn print_completeness(c: &custos::export::Completeness) {
+    let states = c
+        .by_file_state
+        .iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match (c.conversations_matched, c.conversations_without_recordings) {
+        (Some(m), Some(w)) => out!(
+            "  completeness: {m} conversations matched, {w} without a recording{}; {} recordings listed ({states}) (data/completeness.json)",
+            match c.flagged_recorded_but_unlisted {
+                Some(f) if f > 0 => format!(" ({f} flagged as recorded by analytics)"),
+                _ => String::new(),
+            },
+            c.recordings_listed
+        ),
+        _ => out!(
+            "  completeness: {} recordings listed ({states}) (data/completeness.json)",
+            c.recordings_listed
+        ),
+    }
+    if let Some(n) = c.orphans_in_interval {
+        out!(
+            "  orphan recordings made in the query's interval (no conversation, so no query finds them): {n}"
+        );
+    }
 }
 
 fn exit_code(r: &Report) -> i32 {
@@ -150,6 +181,8 @@ async fn run(cfg: &ExportConfig, json: bool) -> i32 {
             eprintln!("custos: error: {e:#}");
             match e {
                 ref e if e.is_permanent() => 2,
+                // The message says what to do; the exit says "not finished".
+                custos::Error::RestoresPending(_) => 3,
                 custos::Error::Stopped(_) => {
                     eprintln!("custos: the export stopped; re-run the same command to resume it");
                     3

@@ -21,6 +21,7 @@ mod options;
 mod produce;
 mod progress;
 mod prove;
+mod release;
 mod report;
 mod timestamp;
 mod upload;
@@ -77,6 +78,10 @@ enum Command {
     /// verification: the tag manifest's hash, signature, timestamps, receipts, the verdict
     /// (exit 0 verified or intact, 1 findings, 2 could not run).
     Report(report::ReportArgs),
+    /// Revoke the Genesys deletion protection `export --protect` put on, exactly the set the
+    /// export recorded, after verifying it; receipt in DIR/receipts/ (exit 0 released, 1 some
+    /// still protected or the export does not verify, 2 bad usage, 3 API unreachable).
+    Release(release::ReleaseArgs),
     /// Print each media file's container, codec, channels, sample rate and duration, and any
     /// damage found (exit 0 all sound, 1 some damaged or unreadable, 2 could not run). The same
     /// reader the export uses to decide Corrupted.
@@ -147,6 +152,7 @@ async fn main() {
         Command::Prove(args) => prove::run_prove(args),
         Command::VerifyProof(args) => prove::run_verify_proof(args),
         Command::Report(args) => report::run_report(args),
+        Command::Release(args) => release::run_release(args).await,
         Command::Produce(args) => produce::run_produce(args).await,
         Command::Timestamp(args) => timestamp::run_timestamp(args).await,
         Command::Probe { files, json } => probe(&files, json),

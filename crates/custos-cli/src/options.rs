@@ -10,7 +10,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use custos::export::{ExportConfig, JOB_DEADLINE, Retrieval, RetrievalMode, Selection, SourceKind};
+use custos::export::{
+    DEFAULT_RESTORE_DAYS, ExportConfig, JOB_DEADLINE, RestoreArchived, Retrieval, RetrievalMode,
+    Selection, SourceKind,
+};
 use custos::http::Credentials;
 use custos::region::Region;
 use custos_store::target::LockMode;
@@ -77,6 +80,28 @@ pub struct ExportOptions {
     #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tsa: Vec<String>,
+    /// Before any download, put Genesys deletion protection (a legal hold at the source) on
+    /// every conversation found; `custos release --protect DIR` removes it later.
+    #[arg(long)]
+    pub protect: bool,
+    /// Also list the org's orphan recordings (Genesys knows no conversation for them) and
+    /// report those made in the query's interval (data/completeness.json).
+    #[arg(long)]
+    pub orphans: bool,
+    /// Make this export the next bag of an ongoing hold's chain: same query and settings as
+    /// the bag in DIR, holding only recordings no bag of the chain exported yet.
+    #[arg(long, value_name = "DIR")]
+    pub increment_of: Option<PathBuf>,
+    /// Restore ARCHIVED recordings (a new archive date), wait for them, and export them too.
+    #[arg(long)]
+    pub restore_archived: bool,
+    /// Days restored recordings stay restored before Genesys archives them again [default: 7].
+    #[arg(long, value_name = "DAYS")]
+    pub restore_days: Option<u32>,
+    /// With --restore-archived: do not wait for restores; export the rest and stop with exit 3
+    /// while restores are under way (re-run the same command later to continue).
+    #[arg(long)]
+    pub no_wait: bool,
     /// TOML config file: every option of this command except --config and --json, by its
     /// long name (e.g. `rate = 300`, `api-base = "…"`, `lock-mode = "compliance"`).
     #[arg(long, value_name = "FILE")]
@@ -316,7 +341,7 @@ struct CredentialsFile {
     client_secret: String,
 }
 
-fn read_credentials(path: &Path) -> Result<Credentials, OptionsError> {
+pub fn read_credentials(path: &Path) -> Result<Credentials, OptionsError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -416,6 +441,9 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
     if !(tolerance.is_finite() && (0.0..=3600.0).contains(&tolerance)) {
         return Err("--duration-tolerance must be between 0 and 3600 seconds".into());
     }
+    if !o.restore_archived && (o.restore_days.is_some() || o.no_wait) {
+        return Err("--restore-days and --no-wait go with --restore-archived".into());
+    }
     let search = source == SourceKind::Search;
     Ok(ExportConfig {
         selection,
@@ -437,6 +465,14 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         duration_tolerance: std::time::Duration::from_secs_f64(tolerance),
         tsa: o.tsa.clone(),
         job_deadline: JOB_DEADLINE,
+        protect: o.protect,
+        increment_of: o.increment_of.clone(),
+        orphans: o.orphans,
+        restore: o.restore_archived.then(|| RestoreArchived {
+            days: o.restore_days.unwrap_or(DEFAULT_RESTORE_DAYS),
+            wait: !o.no_wait,
+            poll_max: std::time::Duration::from_secs(60),
+        }),
     })
 }
 

@@ -60,6 +60,10 @@ impl Progress for Bars {
     }
 
     fn total(&self, items: u64) {
+        // Called again by a later retrieval pass (restored recordings), which re-reports the
+        // items already ended: start the count over.
+        self.bar.set_position(0);
+        self.bytes.store(0, Ordering::Relaxed);
         self.bar.set_length(items);
         self.bar.set_style(
             ProgressStyle::with_template(

@@ -31,6 +31,10 @@ pub struct VerifyArgs {
     /// With --sample: draw the sample of an earlier run again (the 64 hex digits it printed).
     #[arg(long, requires = "sample", value_name = "HEX")]
     pub seed: Option<String>,
+    /// An earlier bag of the same ongoing hold (`export --increment-of`): verify it too and
+    /// check the link; repeat for each earlier bag, the immediate predecessor first.
+    #[arg(long, value_name = "DIR")]
+    pub previous: Vec<PathBuf>,
     /// Print the findings as JSON.
     #[arg(long)]
     pub json: bool,
@@ -73,6 +77,7 @@ pub async fn run_verify(a: VerifyArgs) -> i32 {
         tsa_ca: a.tsa_ca.clone(),
         sample: a.sample,
         seed,
+        previous: a.previous.clone(),
         ..Default::default()
     };
     let mut report = match custos::verify::verify(&a.dir, &opts) {

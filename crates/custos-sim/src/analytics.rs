@@ -383,7 +383,7 @@ fn details_query_inner(
             ),
         ));
     }
-    if a < inner.scenario.analytics_now() - Duration::days(MAX_AGE_DAYS) {
+    if a < inner.analytics_now() - Duration::days(MAX_AGE_DAYS) {
         return Err(*bad(
             inner,
             "bad.request",
@@ -502,7 +502,7 @@ pub async fn submit_job(
     let mut matches: Vec<usize> = (0..inner.catalog.conversations.len())
         .filter(|&i| {
             let c = &inner.catalog.conversations[i];
-            c.start < b && c.end > a && m.matches(c)
+            c.start < b && c.end > a && inner.arrived(i) && m.matches(c)
         })
         .collect();
     if let Err(r) = sort(
@@ -677,7 +677,7 @@ pub async fn job_results(
 }
 
 fn data_availability(inner: &Inner) -> OffsetDateTime {
-    inner.scenario.analytics_now() - Duration::hours(1)
+    inner.analytics_now() - Duration::hours(1)
 }
 
 pub async fn availability(State(sim): State<Sim>) -> Response {

@@ -17,6 +17,8 @@ pub enum FileState {
     Available,
     /// Restored from archive: downloadable until re-archived.
     Restored,
+    /// A restore was asked for and is under way (not downloadable yet).
+    Restoring,
     /// In cold storage; must be restored before download.
     Archived,
     /// Gone.
@@ -29,6 +31,7 @@ impl FileState {
         match self {
             FileState::Available => "AVAILABLE",
             FileState::Restored => "RESTORED",
+            FileState::Restoring => "RESTORING",
             FileState::Archived => "ARCHIVED",
             FileState::Deleted => "DELETED",
         }

@@ -100,6 +100,20 @@ pub struct SimArgs {
     /// Media URL lifetime, seconds: 120..=3600, or 0 [default: 3600].
     #[arg(long, value_name = "SECONDS")]
     pub url_ttl: Option<u64>,
+    /// Restore time of an archived recording (RESTORING → RESTORED), ms of the simulator's
+    /// clock [default: 3000].
+    #[arg(long)]
+    pub restore_ms: Option<u64>,
+    /// Orphan recordings (no known conversation) [default: 3].
+    #[arg(long)]
+    pub orphans: Option<usize>,
+    /// Conversations the org may protect from deletion at once [default: 1000].
+    #[arg(long)]
+    pub protect_limit: Option<usize>,
+    /// Calls arrive in simulated time: the clock starts at --start and a conversation exists
+    /// once it has ended by the clock (move it with POST /sim/clock?advanceMs=N).
+    #[arg(long)]
+    pub live: bool,
     /// Do not serve the design guide's search API (as a real Genesys org does not).
     #[arg(long)]
     pub no_search_api: bool,
@@ -148,7 +162,11 @@ impl SimArgs {
             max_recording => max_recording_s, sample_rate => sample_rate, channels => channels, codecs => codecs,
             archived => archived_fraction, deleted => deleted_fraction, latency_ms => latency_ms,
             bandwidth => bandwidth, api_rate => api_rate, search_rate => search_rate, transcode_ms => transcode_ms,
-            batch_ms_per_item => batch_ms_per_item, async_job_ms => async_job_ms, url_ttl => url_ttl_s);
+            batch_ms_per_item => batch_ms_per_item, async_job_ms => async_job_ms, url_ttl => url_ttl_s,
+            restore_ms => restore_ms, protect_limit => protect_limit, orphans => orphans);
+        if self.live {
+            s.live = true;
+        }
         if self.no_search_api {
             s.search_api = false;
         }

@@ -35,7 +35,12 @@ pub async fn api_gate(State(sim): State<Sim>, mut req: Request, next: Next) -> R
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let ns = if route.starts_with("/api/v2/search/") || route.starts_with("/api/v2/recordings/") {
+    // The guide's search API lives under /api/v2/recordings/{id}; deletion protection, beside
+    // it, is the Platform API's.
+    let search = route.starts_with("/api/v2/search/")
+        || (route.starts_with("/api/v2/recordings/")
+            && route != "/api/v2/recordings/deletionprotection");
+    let ns = if search {
         Namespace::Search
     } else {
         Namespace::Platform

@@ -32,6 +32,8 @@ pub mod cli;
 mod directory;
 mod gate;
 mod media;
+mod orphans;
+mod preserve;
 mod recordings;
 pub mod rng;
 pub mod scenario;
@@ -45,7 +47,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 pub use scenario::{Client, Faults, Scenario, ScenarioError};
 pub use state::Stats;
@@ -161,7 +163,7 @@ impl Sim {
             )
             .route(
                 "/api/v2/conversations/{cid}/recordings/{rid}",
-                get(recordings::recording_one),
+                get(recordings::recording_one).put(preserve::put_recording),
             )
             .route(
                 "/api/v2/recording/batchrequests",
@@ -172,6 +174,11 @@ impl Sim {
                 get(recordings::batch_status),
             )
             .route("/api/v2/recording/settings", get(recordings::settings))
+            .route("/api/v2/orphanrecordings", get(orphans::list))
+            .route(
+                "/api/v2/recordings/deletionprotection",
+                put(preserve::put_protection).post(preserve::post_protection),
+            )
             .route("/api/v2/users", get(directory::users))
             .route("/api/v2/routing/queues", get(directory::queues))
             .route("/api/v2/routing/skills", get(directory::skills))

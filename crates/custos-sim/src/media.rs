@@ -129,7 +129,11 @@ pub fn stream_media(sim: &Sim, rec: usize, codec: Codec) -> Option<Response> {
         if !inner.file_state(&st, rec).downloadable() {
             return None;
         }
-        if r.faults.purge && r.file_state == FileState::Available {
+        // Deletion protection (a legal hold) overrides the retention policy that purges.
+        if r.faults.purge
+            && r.file_state == FileState::Available
+            && !st.protected.contains_key(&r.conversation)
+        {
             st.purged.insert(rec);
             drop(st);
             inner.stats().purged += 1;

@@ -22,18 +22,22 @@ use crate::wire::{compact, error, json_body, ok, ts};
 
 const MAX_BATCH_ITEMS: usize = 100;
 
-fn conversation_or_404(inner: &Inner, cid: &str) -> Result<usize, Response> {
-    inner.catalog.conversation(cid).ok_or_else(|| {
-        error(
-            inner,
-            StatusCode::NOT_FOUND,
-            "conversation.not.found",
-            &format!("Conversation {cid} not found"),
-        )
-    })
+pub(crate) fn conversation_or_404(inner: &Inner, cid: &str) -> Result<usize, Response> {
+    inner
+        .catalog
+        .conversation(cid)
+        .filter(|&c| inner.arrived(c))
+        .ok_or_else(|| {
+            error(
+                inner,
+                StatusCode::NOT_FOUND,
+                "conversation.not.found",
+                &format!("Conversation {cid} not found"),
+            )
+        })
 }
 
-fn recording_or_404(inner: &Inner, conv: usize, rid: &str) -> Result<usize, Response> {
+pub(crate) fn recording_or_404(inner: &Inner, conv: usize, rid: &str) -> Result<usize, Response> {
     inner
         .catalog
         .recording(rid)
@@ -52,11 +56,15 @@ fn recording_or_404(inner: &Inner, conv: usize, rid: &str) -> Result<usize, Resp
 fn retention(inner: &Inner, st: &SimState, rec: usize) -> Value {
     let r = &inner.catalog.recordings[rec];
     let state = inner.file_state(st, rec);
+    // A restore moves the archive date to the one asked for; the recording is archived again
+    // then (restoreExpirationTime).
+    let restore = st.restores.get(&rec);
+    let archive = restore.map_or(r.end + Duration::days(30), |x| x.until);
     json!({
-        "archiveDate": (state != FileState::Deleted).then(|| ts(r.end + Duration::days(30))),
-        "archiveMedium": (state == FileState::Archived).then_some("CLOUDARCHIVE"),
+        "archiveDate": (state != FileState::Deleted).then(|| ts(archive)),
+        "archiveMedium": matches!(state, FileState::Archived | FileState::Restoring).then_some("CLOUDARCHIVE"),
         "deleteDate": ts(r.end + Duration::days(365)),
-        "restoreExpirationTime": (state == FileState::Restored).then(|| ts(inner.clock.utc() + Duration::days(2))),
+        "restoreExpirationTime": (state == FileState::Restored).then(|| ts(restore.map_or(inner.clock.utc() + Duration::days(2), |x| x.until))),
     })
 }
 
@@ -126,7 +134,7 @@ pub async fn metadata_one(
 }
 
 /// Where a transcode stands.
-enum Transcode {
+pub(crate) enum Transcode {
     Ready(String),
     Pending(u64),
 }
@@ -182,7 +190,7 @@ fn annotations(r: &crate::catalog::Recording) -> Value {
     ])
 }
 
-fn recording_json(
+pub(crate) fn recording_json(
     inner: &Inner,
     st: &SimState,
     rec: usize,
@@ -412,7 +420,11 @@ pub async fn batch_submit(
                 "Each item needs a conversationId",
             );
         };
-        let Some(conv) = inner.catalog.conversation(&cid) else {
+        let Some(conv) = inner
+            .catalog
+            .conversation(&cid)
+            .filter(|&c| inner.arrived(c))
+        else {
             push(
                 cid.clone(),
                 None,
@@ -443,6 +455,9 @@ pub async fn batch_submit(
                 FileState::Archived => {
                     Some("Recording is archived; restore it before downloading".to_owned())
                 }
+                FileState::Restoring => Some(
+                    "Recording is being restored from archive; try again once RESTORED".to_owned(),
+                ),
                 FileState::Deleted => Some("Recording has been deleted".to_owned()),
                 _ => None,
             };

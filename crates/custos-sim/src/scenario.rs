@@ -75,6 +75,21 @@ pub struct Scenario {
     /// catalog's last five weeks are reachable by the synchronous query.
     #[serde(with = "time::serde::rfc3339::option")]
     pub analytics_now: Option<OffsetDateTime>,
+    /// Conversations the org may hold under deletion protection at once (the reference found
+    /// 1,000 per org, unconfirmed); a request past it fails for the conversations over.
+    pub protect_limit: usize,
+    /// Time a restore of an archived recording takes (RESTORING → RESTORED), milliseconds of
+    /// the simulator's clock (Genesys: "can take several hours"; `POST /sim/clock` moves it).
+    pub restore_ms: u64,
+    /// Permissions the OAuth clients lack, e.g. `recording:deletionProtection:apply` or
+    /// `recording:recording:restore`: requests that need one get 403.
+    pub denied_permissions: Vec<String>,
+    /// Calls arrive in simulated time: the clock starts at `start`, and a conversation exists
+    /// (analytics, recordings, search) only once it has ended by the simulator's clock
+    /// (`POST /sim/clock` moves it on); analytics' "now" is the clock. For ongoing holds.
+    pub live: bool,
+    /// Orphan recordings (no known conversation), created between `start` and `end`.
+    pub orphans: usize,
     /// Faults to inject.
     pub faults: Faults,
 }
@@ -109,6 +124,11 @@ impl Default for Scenario {
             url_ttl_s: 3_600,
             search_api: true,
             analytics_now: None,
+            protect_limit: 1_000,
+            restore_ms: 3_000,
+            denied_permissions: Vec::new(),
+            live: false,
+            orphans: 3,
             faults: Faults::default(),
         }
     }

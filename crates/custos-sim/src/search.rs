@@ -397,7 +397,7 @@ pub async fn media(State(sim): State<Sim>, Path(id): Path<String>) -> Response {
         Ok(v) => v,
         Err(e) => return e,
     };
-    if state == FileState::Archived {
+    if matches!(state, FileState::Archived | FileState::Restoring) {
         return error(
             inner,
             StatusCode::CONFLICT,

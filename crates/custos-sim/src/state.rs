@@ -25,10 +25,10 @@ pub struct Clock {
 }
 
 impl Clock {
-    fn new() -> Clock {
+    fn new(start: Option<OffsetDateTime>) -> Clock {
         Clock {
             base: Instant::now(),
-            wall: OffsetDateTime::now_utc(),
+            wall: start.unwrap_or_else(OffsetDateTime::now_utc),
             offset_ms: AtomicU64::new(0),
         }
     }
@@ -155,6 +155,10 @@ pub struct State {
     pub search_windows: HashMap<String, Window>,
     /// Recordings deleted by the purge fault.
     pub purged: HashSet<usize>,
+    /// Conversations under deletion protection (legal hold): the purge fault spares them.
+    pub protected: BTreeMap<usize, OffsetDateTime>,
+    /// Restores asked for, by recording.
+    pub restores: HashMap<usize, Restore>,
     /// Transcodes started: (recording, format) → ready at.
     pub transcodes: HashMap<(usize, Codec), Instant>,
     pub batch_jobs: HashMap<String, BatchJob>,
@@ -175,10 +179,25 @@ pub struct State {
     pub api_requests: u64,
 }
 
+/// A restore of an archived recording (`PUT …/recordings/{id}` with a new `archiveDate`).
+#[derive(Clone, Debug)]
+pub struct Restore {
+    /// When the restore was first asked for (simulated wall time).
+    pub requested: OffsetDateTime,
+    /// When the recording becomes RESTORED.
+    pub ready: OffsetDateTime,
+    /// When it is archived again (the `archiveDate` asked for).
+    pub until: OffsetDateTime,
+    /// Restore requests received for this recording (a second is the exporter's mistake).
+    pub requests: u32,
+}
+
 /// Everything shared by the handlers.
 pub struct Inner {
     pub scenario: Scenario,
     pub catalog: Catalog,
+    /// Orphan recordings (crate::orphans).
+    pub orphans: Vec<crate::orphans::Orphan>,
     pub clock: Clock,
     pub state: Mutex<State>,
     pub stats: Mutex<Stats>,
@@ -194,6 +213,8 @@ pub struct Inner {
 
 impl Inner {
     pub fn new(scenario: Scenario) -> Inner {
+        let clock = Clock::new(scenario.live.then_some(scenario.start));
+        let orphans = crate::orphans::draw(&scenario);
         let catalog = Catalog::build(&scenario);
         let scenario_seed = scenario.seed;
         let mut key_rng = Rng::fork(scenario.seed, "url-key");
@@ -206,6 +227,8 @@ impl Inner {
             api_windows: HashMap::new(),
             search_windows: HashMap::new(),
             purged: HashSet::new(),
+            protected: BTreeMap::new(),
+            restores: HashMap::new(),
             transcodes: HashMap::new(),
             batch_jobs: HashMap::new(),
             async_jobs: HashMap::new(),
@@ -220,7 +243,8 @@ impl Inner {
         Inner {
             scenario,
             catalog,
-            clock: Clock::new(),
+            orphans,
+            clock,
             state: Mutex::new(state),
             stats: Mutex::new(Stats::default()),
             url_key,
@@ -249,20 +273,46 @@ impl Inner {
         self.stats.lock().expect("stats lock")
     }
 
-    /// The recording's fileState now (the purge fault deletes recordings while serving).
+    /// The recording's fileState now (the purge fault deletes recordings while serving; a
+    /// restore makes an archived one RESTORING, then RESTORED until the date asked for).
     pub fn file_state(&self, st: &State, rec: usize) -> FileState {
         if st.purged.contains(&rec) {
-            FileState::Deleted
-        } else {
-            self.catalog.recordings[rec].file_state
+            return FileState::Deleted;
         }
+        if let Some(r) = st.restores.get(&rec) {
+            let now = self.clock.utc();
+            return if now < r.ready {
+                FileState::Restoring
+            } else if now < r.until {
+                FileState::Restored
+            } else {
+                FileState::Archived
+            };
+        }
+        self.catalog.recordings[rec].file_state
     }
 
-    /// Whether a conversation is visible yet (drift).
+    /// Whether a conversation is visible yet (drift, and in a live scenario its arrival).
     pub fn visible(&self, st: &State, conv: usize) -> bool {
-        self.catalog.conversations[conv]
-            .reveal_after
-            .is_none_or(|n| st.pages_served >= n)
+        self.arrived(conv)
+            && self.catalog.conversations[conv]
+                .reveal_after
+                .is_none_or(|n| st.pages_served >= n)
+    }
+
+    /// Whether a conversation has happened yet: always, unless the scenario is live and the
+    /// simulator's clock has not reached its end.
+    pub fn arrived(&self, conv: usize) -> bool {
+        !self.scenario.live || self.catalog.conversations[conv].end <= self.clock.utc()
+    }
+
+    /// "Now" for analytics' 35-day rule and data availability: the clock in a live scenario.
+    pub fn analytics_now(&self) -> OffsetDateTime {
+        if self.scenario.live {
+            self.clock.utc()
+        } else {
+            self.scenario.analytics_now()
+        }
     }
 
     /// A fresh id for contexts and jobs (seeded, so runs reproduce).

@@ -61,8 +61,19 @@ pub struct RecordingTruth {
     pub faults: Vec<String>,
     /// Hidden until revealed by the drift fault.
     pub late: bool,
-    /// What a correct export records: Exported, Purged, Archived, Corrupted or Failed.
+    /// Its conversation has happened by the simulator's clock (always, unless the scenario is
+    /// live).
+    pub arrived: bool,
+    /// What a correct export with default flags records: Exported, Purged, Archived,
+    /// Corrupted or Failed. (Under `--protect` a purge-faulted recording is spared, and under
+    /// `--restore-archived` an archived one is restored: both end Exported.)
     pub expected_outcome: String,
+    /// Its conversation is under deletion protection now.
+    pub protected: bool,
+    /// When the protection was applied (simulated UTC), if it is.
+    pub protected_at: Option<String>,
+    /// Restore requests received for it.
+    pub restore_requests: u32,
     /// Who spoke, when and why: the call's facts as the directory names them.
     pub call: CallTruth,
 }
@@ -129,6 +140,11 @@ pub struct Truth {
     pub conversations: usize,
     /// Every recording.
     pub recordings: Vec<RecordingTruth>,
+    /// Conversations with no recording at all (their analytics sessions say `recording:
+    /// false`), sorted: what a completeness report lists as matched but unrecorded.
+    pub conversations_without_recordings: Vec<String>,
+    /// Orphan recordings (no known conversation) that exist by now: id and `createdTime`.
+    pub orphans: Vec<(String, String)>,
 }
 
 fn digest(inner: &Inner, rec: usize, codec: Codec) -> FormatTruth {
@@ -191,7 +207,11 @@ pub fn build(inner: &Inner) -> Truth {
                 .map(|c| (c, digest(inner, i, c)))
                 .collect();
             let original = formats[&r.codec].clone();
-            let state = inner.file_state(&inner.state(), i);
+            let st = inner.state();
+            let state = inner.file_state(&st, i);
+            let protected_at = st.protected.get(&r.conversation).map(|t| ts(*t));
+            let restore_requests = st.restores.get(&i).map_or(0, |x| x.requests);
+            drop(st);
             RecordingTruth {
                 id: r.id.clone(),
                 conversation_id: r.conversation_id.clone(),
@@ -208,18 +228,37 @@ pub fn build(inner: &Inner) -> Truth {
                 sha256: original.sha256,
                 formats,
                 faults,
+                arrived: inner.arrived(r.conversation),
                 late: inner.catalog.conversations[r.conversation]
                     .reveal_after
                     .is_some(),
                 expected_outcome: expected.to_owned(),
+                protected: protected_at.is_some(),
+                protected_at,
+                restore_requests,
                 call: call_truth(inner, r.conversation),
             }
         })
         .collect();
+    let mut conversations_without_recordings: Vec<String> = inner
+        .catalog
+        .conversations
+        .iter()
+        .filter(|c| c.recordings.is_empty())
+        .map(|c| c.id.clone())
+        .collect();
+    conversations_without_recordings.sort();
     Truth {
         seed: inner.scenario.seed,
         conversations: inner.catalog.conversations.len(),
         recordings,
+        conversations_without_recordings,
+        orphans: inner
+            .orphans
+            .iter()
+            .filter(|o| !inner.scenario.live || o.created <= inner.clock.utc())
+            .map(|o| (o.id.clone(), ts(o.created)))
+            .collect(),
     }
 }
 

@@ -51,6 +51,16 @@ pub enum Error {
     /// The run was stopped by a signal: re-run to resume.
     #[error("stopped by {0}; nothing already exported is lost")]
     Stopped(String),
+    /// `--restore-archived --no-wait`: everything else is exported, and these restores are
+    /// still under way at the source. Re-run the same command to continue (it asks no restore
+    /// again).
+    #[error(
+        "{0} archived recordings are still being restored at the source; everything else is exported; re-run the same command later to continue (no restore is asked for twice)"
+    )]
+    RestoresPending(u64),
+    /// Genesys would not put (or take) deletion protection on every conversation asked for.
+    #[error("deletion protection refused: {0}")]
+    Protection(String),
     /// The API refused a request with a client error that asking again will not change.
     #[error("{method} {url} was refused with {status}: {message}")]
     Refused {
@@ -109,6 +119,7 @@ impl Error {
         matches!(
             self,
             Error::Query(_)
+                | Error::Protection(_)
                 | Error::Config(_)
                 | Error::OutputDir { .. }
                 | Error::Auth { .. }

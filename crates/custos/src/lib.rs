@@ -28,6 +28,7 @@ pub mod model;
 pub mod package;
 pub mod produce;
 pub mod proof;
+pub mod protection;
 pub mod query;
 pub mod region;
 pub mod report;

@@ -44,6 +44,19 @@ pub struct Done {
     pub stated_source: Option<String>,
 }
 
+/// A restore of an archived recording (`--restore-archived`), as far as it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreRow {
+    /// The manifest item.
+    pub item: Item,
+    /// The archive date asked for: the recording is archived again then.
+    pub archive_date: String,
+    /// When the request was accepted (none: about to be sent, or a crash came in between).
+    pub requested_at: Option<String>,
+    /// When the recording was first seen RESTORED.
+    pub restored_at: Option<String>,
+}
+
 /// Whether a kept file's duration was compared with the one the API stated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DurationCheck {
@@ -106,6 +119,14 @@ pub enum Key {
     CustodyLogHead,
     /// Set once the directory's names for the manifest's ids are recorded.
     DirectoryRecorded,
+    /// `true` once every manifest conversation is under deletion protection (`--protect`).
+    Protected,
+    /// `true` once every restore `--restore-archived` needs has been asked for.
+    RestoresRequested,
+    /// Recordings listed but left out because an earlier bag of the chain exported them.
+    ChainExcluded,
+    /// `true` once the orphan recordings are listed (`--orphans`).
+    OrphansListed,
     /// `true` once the package is sealed.
     Complete,
     /// Source and API host of a job database from before settings were recorded.
@@ -125,6 +146,10 @@ impl Key {
             Key::ManifestSha256 => "manifest_sha256".into(),
             Key::CustodyLogHead => "custody_log_head".into(),
             Key::DirectoryRecorded => "directory_recorded".into(),
+            Key::Protected => "protected".into(),
+            Key::RestoresRequested => "restores_requested".into(),
+            Key::ChainExcluded => "chain_excluded".into(),
+            Key::OrphansListed => "orphans_listed".into(),
             Key::Complete => "complete".into(),
             Key::Origin => "origin".into(),
             Key::Setting(flag) => format!("setting {flag}").into(),
@@ -159,7 +184,19 @@ impl State {
                  downloaded_at TEXT,
                  UNIQUE (conversation_id, recording_id));",
         )?;
-        db.execute_batch("CREATE INDEX IF NOT EXISTS items_file ON items (file);")?;
+        db.execute_batch(
+            "CREATE INDEX IF NOT EXISTS items_file ON items (file);
+             CREATE TABLE IF NOT EXISTS protected (
+                 conversation_id TEXT PRIMARY KEY,
+                 at TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS restores (
+                 conversation_id TEXT NOT NULL,
+                 recording_id TEXT NOT NULL,
+                 archive_date TEXT NOT NULL,
+                 requested_at TEXT,
+                 restored_at TEXT,
+                 PRIMARY KEY (conversation_id, recording_id));",
+        )?;
         // Columns added after the first release of the table: add them to older job databases.
         for (col, ty) in [
             ("media_ms", "INTEGER"),
@@ -283,6 +320,93 @@ impl State {
             f(item, done)?;
         }
         Ok(())
+    }
+
+    /// Records conversations as protected at `at` (those already recorded keep their time).
+    pub fn protected(&self, conversation_ids: &[String], at: &str) -> Result<()> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        for id in conversation_ids {
+            tx.execute(
+                "INSERT OR IGNORE INTO protected (conversation_id, at) VALUES (?1, ?2)",
+                params![id, at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The conversations recorded as protected, with when, sorted by id.
+    pub fn protected_set(&self) -> Result<Vec<(String, String)>> {
+        let db = self.db();
+        let mut st =
+            db.prepare("SELECT conversation_id, at FROM protected ORDER BY conversation_id")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records that a restore of `item` until `archive_date` is about to be asked for (the
+    /// intent is durable before the request is sent, so a crash in between is noticed).
+    pub fn restore_intent(&self, item: &Item, archive_date: &str) -> Result<()> {
+        self.db().execute(
+            "INSERT OR IGNORE INTO restores (conversation_id, recording_id, archive_date) VALUES (?1, ?2, ?3)",
+            params![item.conversation_id, item.recording_id, archive_date],
+        )?;
+        Ok(())
+    }
+
+    /// Records that the restore of `item` was asked for (and accepted) at `at`.
+    pub fn restore_requested(&self, item: &Item, at: &str) -> Result<()> {
+        self.db().execute(
+            "UPDATE restores SET requested_at = ?3 WHERE conversation_id = ?1 AND recording_id = ?2",
+            params![item.conversation_id, item.recording_id, at],
+        )?;
+        Ok(())
+    }
+
+    /// Records that `item` was seen RESTORED at `at`.
+    pub fn restore_done(&self, item: &Item, at: &str) -> Result<()> {
+        self.db().execute(
+            "UPDATE restores SET restored_at = ?3 WHERE conversation_id = ?1 AND recording_id = ?2",
+            params![item.conversation_id, item.recording_id, at],
+        )?;
+        Ok(())
+    }
+
+    /// Every restore recorded, in manifest order.
+    pub fn restores(&self) -> Result<Vec<RestoreRow>> {
+        self.restores_where("1", [])
+    }
+
+    /// The restore recorded for `item`, if any.
+    pub fn restore_of(&self, item: &Item) -> Result<Option<RestoreRow>> {
+        Ok(self
+            .restores_where(
+                "r.conversation_id = ?1 AND r.recording_id = ?2",
+                [item.conversation_id.as_str(), item.recording_id.as_str()],
+            )?
+            .pop())
+    }
+
+    fn restores_where<P: rusqlite::Params>(&self, cond: &str, p: P) -> Result<Vec<RestoreRow>> {
+        let db = self.db();
+        let mut st = db.prepare(&format!(
+            "SELECT r.conversation_id, r.recording_id, i.listed_state, r.archive_date, r.requested_at, r.restored_at
+             FROM restores r JOIN items i USING (conversation_id, recording_id) WHERE {cond} ORDER BY i.seq"
+        ))?;
+        let rows = st.query_map(p, |r| {
+            Ok(RestoreRow {
+                item: Item {
+                    conversation_id: r.get(0)?,
+                    recording_id: r.get(1)?,
+                    listed_state: r.get(2)?,
+                },
+                archive_date: r.get(3)?,
+                requested_at: r.get(4)?,
+                restored_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The SHA-256 and size recorded for a kept file (path under the bag root).

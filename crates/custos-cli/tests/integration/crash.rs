@@ -256,3 +256,91 @@ async fn a_full_disk_stops_clearly_and_resumes_once_space_returns() {
     drop(disk);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+fn events_named(out: &Path, name: &str) -> usize {
+    let needle = format!("\"event\":\"{name}\"");
+    std::fs::read_to_string(out.join("data/custody_log.jsonl"))
+        .map(|s| s.lines().filter(|l| l.contains(&needle)).count())
+        .unwrap_or(0)
+}
+
+/// `--restore-archived` killed while it waits for restores that take an hour at the source:
+/// the re-run, once they are done, asks for none again and exports every archived recording.
+#[tokio::test]
+async fn sigkill_while_waiting_for_restores_resumes_without_a_second_request() {
+    let scenario = Scenario {
+        conversations: 20,
+        api_rate: 6_000,
+        max_recording_s: 8,
+        archived_fraction: 0.3,
+        deleted_fraction: 0.0,
+        restore_ms: 3_600_000,
+        batch_ms_per_item: 2,
+        async_job_ms: 100,
+        ..Scenario::default()
+    };
+    let running = Sim::new(scenario).unwrap().spawn().await.unwrap();
+    let truth = running.sim.truth();
+    let archived = truth
+        .recordings
+        .iter()
+        .filter(|t| t.catalog_file_state == "ARCHIVED")
+        .count();
+    assert!(archived >= 3, "{archived} archived recordings");
+    let others = truth.recordings.len() - archived;
+    let out = tmp("restore-kill");
+    let cmd = |base: &str, out: &Path| {
+        let mut c = crate::common::export_cmd(base, QUERY, out, &["--restore-archived", "--json"]);
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        c
+    };
+    let (b, o2) = (running.base_url.clone(), out.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd(&b, &o2).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // Waiting: every restore asked for and everything else ended.
+        while events_named(&o2, "restore-requested") < archived
+            || events_named(&o2, "outcome") < others
+        {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the export ended on its own"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the export never reached its wait"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the export did not wait"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    })
+    .await
+    .unwrap();
+    running.sim.advance_clock(3_600_000);
+    let (b, o2) = (running.base_url.clone(), out.clone());
+    let status = tokio::task::spawn_blocking(move || cmd(&b, &o2).status().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "the resumed export failed");
+    let truth = running.sim.truth();
+    let outcomes = custos::package::outcomes(&out).unwrap();
+    let hashes = custos::package::exported_hashes(&out).unwrap();
+    for t in &truth.recordings {
+        assert_eq!(outcomes[&t.id], "Exported", "{}", t.id);
+        assert_eq!(hashes.get(&t.id), Some(&t.sha256), "{}", t.id);
+        let asked = u32::from(t.catalog_file_state == "ARCHIVED");
+        assert_eq!(t.restore_requests, asked, "{}", t.id);
+    }
+    let v = Command::new(BIN)
+        .args(["verify", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    std::fs::remove_dir_all(&out).unwrap();
+}

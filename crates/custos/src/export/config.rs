@@ -115,10 +115,38 @@ pub struct ExportConfig {
     /// RFC 3161 Time Stamping Authorities, tried in order until one timestamps the tag manifest
     /// (and the signature); none: no timestamp.
     pub tsa: Vec<String>,
+    /// Put Genesys deletion protection (a legal hold at the source) on every conversation of
+    /// the sealed manifest before any media is requested (`--protect`).
+    pub protect: bool,
+    /// Restore ARCHIVED recordings, then export them (`--restore-archived`).
+    pub restore: Option<RestoreArchived>,
+    /// List the org's orphan recordings (no known conversation) and report those made in the
+    /// query's interval in data/completeness.json (`--orphans`).
+    pub orphans: bool,
+    /// The previous bag of an ongoing hold's chain: this export holds only what no bag of the
+    /// chain exported yet, and names that bag (`--increment-of`).
+    pub increment_of: Option<PathBuf>,
     /// How long one batch job or one transcode is waited for before its items end `Failed`
     /// ([`JOB_DEADLINE`]; tests shorten it).
     pub job_deadline: std::time::Duration,
 }
+
+/// How `--restore-archived` restores and waits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreArchived {
+    /// Days a restored recording stays restored: its new `archiveDate` is this long after the
+    /// request (`--restore-days`).
+    pub days: u32,
+    /// Wait for every restore to finish (the default), or, once everything else is exported,
+    /// stop with [`Error::RestoresPending`](crate::Error::RestoresPending) (`--no-wait`).
+    pub wait: bool,
+    /// The longest pause between two looks at the recordings still restoring (the pauses
+    /// start at 1 s and double up to this).
+    pub poll_max: std::time::Duration,
+}
+
+/// Days a restored recording stays restored unless `--restore-days` says otherwise.
+pub const DEFAULT_RESTORE_DAYS: u32 = 7;
 
 /// Genesys keeps a transcode or batch job's results for 30 minutes; waiting longer is pointless.
 pub const JOB_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);

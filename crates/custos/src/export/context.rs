@@ -131,6 +131,8 @@ pub(crate) struct Ctx<'a> {
     /// Opened once we know the export is not already sealed (appending to a sealed bag's log
     /// would break it).
     pub(super) log: &'a std::sync::OnceLock<Arc<CustodyLog>>,
+    /// The bag this export continues (`--increment-of`), read and verified.
+    pub(super) previous: Option<super::chain::Previous>,
 }
 
 impl Ctx<'_> {
@@ -144,6 +146,25 @@ impl Ctx<'_> {
 
     /// Records an item's one outcome: in the custody log, the job state, and the progress.
     pub(crate) fn finish(&self, it: &Item, d: &Done) -> Result<()> {
+        // An item exported after its restore says so in the custody record.
+        let noted;
+        let d = match self.cfg.restore.as_ref().map(|_| self.state.restore_of(it)) {
+            Some(r) => match r? {
+                Some(row) if d.outcome == Outcome::Exported && row.restored_at.is_some() => {
+                    let mut n = d.clone();
+                    let note = super::restore::note(&row);
+                    n.reason = if d.reason.is_empty() {
+                        note
+                    } else {
+                        format!("{note}; {}", d.reason)
+                    };
+                    noted = n;
+                    &noted
+                }
+                _ => d,
+            },
+            None => d,
+        };
         tracing::debug!(
             conversation = %it.conversation_id,
             recording = %it.recording_id,

@@ -15,6 +15,7 @@ use crate::state::{Done, Key};
 pub(super) fn settings(
     cfg: &ExportConfig,
     sign_key: Option<&minisign::SecretKey>,
+    previous: Option<&super::chain::Previous>,
 ) -> Vec<(&'static str, String)> {
     let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     vec![
@@ -41,6 +42,27 @@ pub(super) fn settings(
             format!("{}", cfg.duration_tolerance.as_secs_f64()),
         ),
         ("page size", cfg.page_size.to_string()),
+        ("--protect", if cfg.protect { "yes" } else { "no" }.into()),
+        (
+            "--restore-archived",
+            cfg.restore.as_ref().map_or_else(
+                || "no".into(),
+                |r| format!("yes, --restore-days {}", r.days),
+            ),
+        ),
+        ("--orphans", if cfg.orphans { "yes" } else { "no" }.into()),
+        (
+            "--increment-of",
+            previous.map_or_else(
+                || "(none)".into(),
+                |p| {
+                    format!(
+                        "the bag with tag manifest SHA-256 {}",
+                        p.tag_manifest_sha256
+                    )
+                },
+            ),
+        ),
         (
             "--sign-key",
             sign_key
@@ -148,6 +170,25 @@ pub(super) fn compare_settings(ctx: &Ctx<'_>, now: &[(&'static str, String)]) ->
                     }
                 }
                 ctx.state.set(key, value)?;
+            }
+            // A job database from before these were recorded ran without them.
+            None if started_before
+                && [
+                    "--protect",
+                    "--restore-archived",
+                    "--increment-of",
+                    "--orphans",
+                ]
+                .contains(name)
+                && value != "no"
+                && value != "(none)" =>
+            {
+                return Err(Error::OutputDir {
+                    path: ctx.root.clone(),
+                    message: format!(
+                        "this export was started with {name} no (before it was recorded); this run gives {value}. One package is made with one set of settings: export into a new directory"
+                    ),
+                });
             }
             None => ctx.state.set(key, value)?,
         }

@@ -19,6 +19,7 @@ use crate::source::{
     Discovery, NOT_FOUND, genesys_conversations, genesys_recordings, search_by_ids,
     search_recordings,
 };
+use crate::state::Key;
 
 /// Lists what the selection names and seals the manifest.
 pub(super) async fn build_manifest(
@@ -59,10 +60,29 @@ pub(super) async fn build_manifest(
             search_by_ids(&ctx.api, &ids, ctx.api.requests_in_flight()).await?
         }
     };
+    let mut found = found;
+    if let Some(p) = &ctx.previous {
+        // An increment holds only what no earlier bag of its chain exported.
+        let before = found.items.len();
+        found
+            .items
+            .retain(|it| !p.exported.contains(&it.recording_id));
+        let excluded = before - found.items.len();
+        ctx.state.set(Key::ChainExcluded, &excluded.to_string())?;
+        ctx.log(
+            "chain-excluded",
+            json!({"listed": before, "exportedEarlier": excluded, "new": found.items.len()}),
+        )?;
+    }
+    let kept: std::collections::BTreeSet<&str> = found
+        .items
+        .iter()
+        .map(|i| i.recording_id.as_str())
+        .collect();
     let meta_dir = ctx.root.join("data/metadata");
     crate::durable::make_dirs(&meta_dir)?;
     for (rid, raw) in &found.metadata {
-        if safe_id(rid) {
+        if safe_id(rid) && kept.contains(rid.as_str()) {
             write_sealed(&meta_dir.join(format!("{rid}.json")), raw.as_bytes())?;
         }
     }
@@ -75,7 +95,7 @@ pub(super) async fn build_manifest(
             }
         }
         sync_dir(&meta_dir)?;
-        keep_conversation_records(&staging.join("conversations"), &meta_dir, &found.items)?;
+        keep_conversation_records(&staging.join("conversations"), &meta_dir)?;
         std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
     }
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -111,19 +131,19 @@ pub(super) async fn build_manifest(
     Ok(())
 }
 
-/// Moves the analytics record of every conversation that has an item (who spoke, when, why)
-/// from staging into `data/metadata/conversations/`.
-fn keep_conversation_records(staging: &Path, meta_dir: &Path, items: &[Item]) -> Result<()> {
+/// Moves the analytics record of every conversation the query matched (who spoke, when, why;
+/// those without any recording too, which data/completeness.json lists) from staging into
+/// `data/metadata/conversations/`.
+fn keep_conversation_records(staging: &Path, meta_dir: &Path) -> Result<()> {
     if !staging.exists() {
         return Ok(());
     }
     let conv_dir = meta_dir.join("conversations");
     crate::durable::make_dirs(&conv_dir)?;
-    let convs: std::collections::BTreeSet<&str> =
-        items.iter().map(|i| i.conversation_id.as_str()).collect();
-    for cid in convs {
-        let from = staging.join(format!("{cid}.json"));
-        if safe_id(cid) && from.exists() {
+    for e in std::fs::read_dir(staging).map_err(|e| Error::io(staging, e))? {
+        let from = e.map_err(|e| Error::io(staging, e))?.path();
+        let cid = from.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        if safe_id(cid) && from.extension().is_some_and(|x| x == "json") {
             let to = conv_dir.join(format!("{cid}.json"));
             std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
         }

@@ -5,12 +5,17 @@
 //! Dependencies run one way: this module drives the stages; every stage reads `config` and
 //! `context`; no stage calls another.
 
+mod chain;
+mod completeness;
 mod config;
 mod context;
 mod directory;
 mod guard;
 mod manifest;
+mod orphans;
+mod protect;
 mod query;
+mod restore;
 mod retrieve;
 mod seal;
 mod timestamp;
@@ -23,9 +28,11 @@ use std::time::Duration;
 use serde_json::json;
 use time::OffsetDateTime;
 
+pub use chain::{CHAIN_FILE, PRIOR_FILE, read_prior};
+pub use completeness::{COMPLETENESS_FILE, Completeness};
 pub use config::{
-    ExportConfig, JOB_DEADLINE, MAX_CONCURRENCY, MAX_RATE_PER_MINUTE, Retrieval, RetrievalMode,
-    Selection, SourceKind,
+    DEFAULT_RESTORE_DAYS, ExportConfig, JOB_DEADLINE, MAX_CONCURRENCY, MAX_RATE_PER_MINUTE,
+    RestoreArchived, Retrieval, RetrievalMode, Selection, SourceKind,
 };
 pub use context::{NoProgress, Progress, Stage, env_user_if_different, os_identity, tool};
 pub use seal::DurationCoverage;
@@ -78,6 +85,8 @@ pub struct Report {
     pub elapsed: Duration,
     /// Kept files whose duration was compared with the API's, and why the others were not.
     pub duration: DurationCoverage,
+    /// What the query matched that the export does not hold (data/completeness.json).
+    pub completeness: Completeness,
 }
 
 /// Runs (or resumes) an export. Invalid input is refused before anything is written.
@@ -139,6 +148,14 @@ async fn run(
     let resuming = state_path.exists();
     tracing::info!(out = %root.display(), source = cfg.source.as_str(), resuming, "export");
     let state = State::open(&state_path)?;
+    let previous = match &cfg.increment_of {
+        Some(dir) => Some(chain::read_previous(
+            dir,
+            &input.canonical(),
+            &settings(cfg, sign_key.as_ref(), None),
+        )?),
+        None => None,
+    };
     let ctx = Ctx {
         cfg,
         api,
@@ -147,6 +164,7 @@ async fn run(
         progress,
         downloads: tokio::sync::Semaphore::new(cfg.concurrency),
         log: log_cell,
+        previous,
     };
     if let Some(prev) = ctx.state.get(Key::QueryCanonical)?
         && prev != input.canonical()
@@ -158,7 +176,10 @@ async fn run(
             ),
         });
     }
-    compare_settings(&ctx, &settings(cfg, sign_key.as_ref()))?;
+    compare_settings(
+        &ctx,
+        &settings(cfg, sign_key.as_ref(), ctx.previous.as_ref()),
+    )?;
     if ctx.state.get(Key::Complete)?.as_deref() == Some("true")
         && ctx.root.join("tagmanifest-sha256.txt").exists()
     {
@@ -181,14 +202,41 @@ async fn run(
     progress.stage(Stage::Manifest, "finding recordings");
     tracing::info!(stage = "manifest", "finding recordings");
     if ctx.state.get(Key::ManifestSha256)?.is_none() {
+        if let Some(p) = &ctx.previous {
+            chain::log_link(&ctx, p)?;
+        }
         manifest::build_manifest(&ctx, &input, now).await?;
+    }
+    if cfg.protect {
+        progress.stage(
+            Stage::Manifest,
+            "putting every conversation under deletion protection",
+        );
+        tracing::info!(stage = "protect", "deletion protection at the source");
+        protect::protect(&ctx).await?;
+    }
+    if cfg.orphans {
+        progress.stage(Stage::Manifest, "listing orphan recordings");
+        orphans::list(&ctx).await?;
     }
     progress.stage(Stage::Manifest, "naming who and what the calls involve");
     tracing::info!(stage = "directory", "naming the ids the conversations hold");
     directory::record_names(&ctx).await?;
+    if let Some(r) = &cfg.restore {
+        tracing::info!(
+            stage = "restore",
+            "asking for archived recordings to be restored"
+        );
+        restore::request(&ctx, r).await?;
+    }
     progress.stage(Stage::Retrieval, "downloading");
     tracing::info!(stage = "retrieval", "downloading");
-    retrieve::retrieve(&ctx).await?;
+    retrieve::retrieve(&ctx, &restore::Ledger::read(&ctx)?).await?;
+    if let Some(r) = &cfg.restore {
+        restore::wait(&ctx, r).await?;
+        progress.stage(Stage::Retrieval, "downloading the restored recordings");
+        retrieve::retrieve(&ctx, &restore::Ledger::read(&ctx)?).await?;
+    }
     // What this run paused for the rate budget (429 Retry-After, exhausted windows): the
     // report's timeline sums it over the runs that finished retrieving.
     ctx.log(
@@ -237,6 +285,18 @@ fn check_input(
             "unknown --format {f}; use WAV, WEBM, WAV_ULAW, OGG_VORBIS, OGG_OPUS or MP3"
         )));
     }
+    if cfg.source == SourceKind::Search && (cfg.protect || cfg.restore.is_some() || cfg.orphans) {
+        return Err(Error::Config(
+            "--protect, --restore-archived and --orphans use the Genesys Platform API; the search API has no deletion protection, restores or orphan recordings".into(),
+        ));
+    }
+    if let Some(r) = &cfg.restore
+        && !(1..=3650).contains(&r.days)
+    {
+        return Err(Error::Config(
+            "--restore-days must be between 1 and 3650".into(),
+        ));
+    }
     let sign_key = cfg
         .sign_key
         .as_deref()
@@ -261,7 +321,7 @@ fn open_log(ctx: &Ctx<'_>, resuming: bool, sign_key: Option<&minisign::SecretKey
     ctx.api.set_log(log.clone());
     let _ = ctx.log.set(log);
     ctx.log("export-run", json!({"resumed": resuming, "source": cfg.source.as_str(), "apiBase": cfg.api_base, "loginBase": cfg.login_base, "matter": cfg.matter, "pid": std::process::id(),
-        "settings": settings(cfg, sign_key).into_iter().map(|(k, v)| (k.trim_start_matches("--").to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()}))?;
+        "settings": settings(cfg, sign_key, ctx.previous.as_ref()).into_iter().map(|(k, v)| (k.trim_start_matches("--").to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()}))?;
 
     Ok(())
 }
@@ -302,5 +362,6 @@ fn report(
         timestamps: Vec::new(),
         elapsed: started.elapsed(),
         duration,
+        completeness: completeness::recorded(&ctx.root),
     })
 }

@@ -88,8 +88,17 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
     remove_empty_dirs(&ctx.root.join("data/quarantine"))?;
     write_call_facts(ctx)?;
     let tally = write_custody_record(ctx)?;
-    write_summary(ctx, &tally)?;
+    let completeness = super::completeness::write(ctx)?;
+    write_summary(ctx, &tally, &completeness)?;
     let mut info = bag_info(ctx, &tally)?;
+    if let Some(p) = &ctx.previous {
+        let excluded = ctx
+            .state
+            .get(Key::ChainExcluded)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        info.extend(super::chain::seal(ctx, p, excluded)?);
+    }
     // The last event inside the payload: after it the bag seals the log.
     let coc = sha256_file(&ctx.root.join("data/chain_of_custody.csv"))?.0;
     let head = ctx.log(
@@ -285,7 +294,11 @@ fn write_custody_record(ctx: &Ctx<'_>) -> Result<Tally> {
 }
 
 /// `data/summary.json`: counts per outcome, bytes, the seals' hashes, the duration coverage.
-fn write_summary(ctx: &Ctx<'_>, t: &Tally) -> Result<()> {
+fn write_summary(
+    ctx: &Ctx<'_>,
+    t: &Tally,
+    completeness: &super::completeness::Completeness,
+) -> Result<()> {
     let duration = &t.duration;
     let summary = json!({
         "items": t.items,
@@ -295,6 +308,7 @@ fn write_summary(ctx: &Ctx<'_>, t: &Tally) -> Result<()> {
         "querySha256": ctx.state.get(Key::QuerySha256)?,
         "manifestSha256": ctx.state.get(Key::ManifestSha256)?,
         "durationChecked": {"checked": duration.checked, "of": duration.files, "notChecked": duration.not_checked},
+        "completeness": completeness,
     });
     let mut s = serde_json::to_vec_pretty(&summary).expect("json");
     s.push(b'\n');
@@ -333,6 +347,24 @@ fn bag_info(ctx: &Ctx<'_>, t: &Tally) -> Result<Vec<(&'static str, String)>> {
         "Query-SHA256",
         ctx.state.get(Key::QuerySha256)?.unwrap_or_default(),
     ));
+    if cfg.protect {
+        let n = ctx.state.protected_set()?.len();
+        info.push((
+            "Deletion-Protection",
+            format!(
+                "{n} conversations protected at the source ({})",
+                crate::protection::PROTECTION_FILE
+            ),
+        ));
+    }
+    if cfg.restore.is_some() {
+        let rows = ctx.state.restores()?;
+        let restored = rows.iter().filter(|r| r.restored_at.is_some()).count();
+        info.push((
+            "Restored-From-Archive",
+            format!("{restored} of {} restores asked for", rows.len()),
+        ));
+    }
     info.push((
         "Manifest-SHA256",
         ctx.state.get(Key::ManifestSha256)?.unwrap_or_default(),

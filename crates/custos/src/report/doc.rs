@@ -89,6 +89,7 @@ pub fn compose(f: &Facts, sealed: Option<&Seal>) -> Vec<Block> {
     who(f, &mut d);
     timeline(f, &mut d);
     exceptions(f, &mut d);
+    preservation(f, &mut d);
     durations(f, &mut d);
     fingerprints(f, sealed, &mut d);
     if let Some(s) = sealed {
@@ -300,6 +301,68 @@ fn timeline(f: &Facts, d: &mut Vec<Block>) {
         t.rate_limit_wait_ms as f64 / 1000.0,
         t.transport_errors
     )));
+}
+
+/// What the query matched that the package does not hold, the hold at the source, restores,
+/// and the package's place in an ongoing hold (data/completeness.json, bag-info).
+fn preservation(f: &Facts, d: &mut Vec<Block>) {
+    d.push(Block::Heading("Completeness and preservation".into()));
+    let c = f
+        .summary
+        .pointer("/completeness")
+        .cloned()
+        .unwrap_or_default();
+    let mut pairs = Vec::new();
+    if let (Some(m), Some(w)) = (
+        c["conversationsMatched"].as_u64(),
+        c["conversationsWithoutRecordings"].as_u64(),
+    ) {
+        pairs.push((
+            "Conversations matched".to_owned(),
+            Cell::text(format!(
+                "{m}, of which {w} have no recording at all (listed in data/completeness.json)"
+            )),
+        ));
+    }
+    if let Some(states) = c["byFileState"].as_object() {
+        let listed: Vec<String> = states.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        pairs.push((
+            "Recordings listed, by state at the source".to_owned(),
+            Cell::text(format!("{} ({})", c["recordingsListed"], listed.join(", "))),
+        ));
+    }
+    if let Some(n) = c["orphansInInterval"].as_u64() {
+        pairs.push((
+            "Orphan recordings in the interval".to_owned(),
+            Cell::text(format!("{n}: recordings Genesys knows no conversation for, so no query finds them (data/completeness.json)")),
+        ));
+    }
+    for (label, name) in [
+        ("Deletion-Protection", "Legal hold at the source"),
+        ("Restored-From-Archive", "Restored from archive"),
+    ] {
+        if let Some(v) = f.info(label) {
+            pairs.push((name.to_owned(), Cell::text(v)));
+        }
+    }
+    if let (Some(seq), Some(prev)) = (
+        f.info("Chain-Sequence"),
+        f.info("Chain-Previous-Tag-Manifest-SHA256"),
+    ) {
+        pairs.push((
+            "Ongoing hold".to_owned(),
+            Cell::text(format!("bag {seq} of a chain: it holds only recordings no earlier bag exported, and pins the previous bag (data/chain.json)")),
+        ));
+        pairs.push((
+            "Previous bag's tag manifest SHA-256".to_owned(),
+            Cell::mono(prev),
+        ));
+    }
+    if pairs.is_empty() {
+        d.push(Block::Para("The package states nothing about completeness (it was made before custos recorded it).".into()));
+    } else {
+        d.push(Block::Pairs(pairs));
+    }
 }
 
 fn exceptions(f: &Facts, d: &mut Vec<Block>) {

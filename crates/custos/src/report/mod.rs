@@ -116,17 +116,28 @@ fn read_receipts(bag: &Bag) -> Vec<ReceiptLine> {
                         Some("upload-started") => {
                             target = e.get("target").and_then(Value::as_str).unwrap_or("").into()
                         }
+                        Some("release-started") => {
+                            target = "deletion protection at the source: released".into()
+                        }
                         Some("object-stored") => objects += 1,
-                        Some("upload-complete") => state = "complete".into(),
+                        Some("protection-released") => {
+                            objects += e["conversationIds"].as_array().map_or(0, Vec::len)
+                        }
+                        Some("upload-complete" | "release-complete") => state = "complete".into(),
                         _ => {}
                     }
                     Ok::<(), String>(())
                 });
             }
+            let what = if target.starts_with("deletion") {
+                "conversations"
+            } else {
+                "objects"
+            };
             ReceiptLine {
                 file: rel,
                 target,
-                state: format!("{state}, {objects} objects receipted"),
+                state: format!("{state}, {objects} {what} receipted"),
             }
         })
         .collect()

@@ -102,6 +102,11 @@ pub enum FindingKind {
     RemoteReceiptMismatch,
     /// Remote: an object the bag does not list.
     RemoteUnexpected,
+    /// A bag of an ongoing hold's chain does not match the earlier bag it names, or a
+    /// recording is exported twice across the chain (`--previous`).
+    ChainBroken,
+    /// An earlier bag of the chain has findings of its own (`--previous`).
+    ChainPreviousDamaged,
 }
 
 impl FindingKind {
@@ -196,6 +201,12 @@ impl FindingKind {
             }
             RemoteUnexpected => {
                 "it is not part of the evidence; find out who wrote it (access logs)"
+            }
+            ChainBroken => {
+                "the earlier bag is not the one this bag was made after (changed, re-sealed or another bag), or the chain holds a recording twice; compare the bags with known-good copies"
+            }
+            ChainPreviousDamaged => {
+                "the earlier bag of the chain fails verification: run custos verify on it and restore it from a known-good copy"
             }
         }
     }

@@ -15,6 +15,7 @@
 //! directory that is not an export at all is an error.
 
 mod bag;
+mod chain;
 pub mod finding;
 pub mod fsys;
 mod production;
@@ -45,6 +46,9 @@ pub struct VerifyOptions {
     pub seed: Option<Seed>,
     /// Hashing threads.
     pub threads: usize,
+    /// The earlier bags of an ongoing hold's chain, the immediate predecessor first: each is
+    /// verified, and each link checked (crate::export's `--increment-of`).
+    pub previous: Vec<PathBuf>,
     /// The certificates to check RFC 3161 timestamps against (`openssl ts -verify -CAfile`).
     pub tsa_ca: Option<PathBuf>,
 }
@@ -55,6 +59,7 @@ impl Default for VerifyOptions {
             pubkey: None,
             sample: 1.0,
             seed: None,
+            previous: Vec::new(),
             tsa_ca: None,
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -275,6 +280,9 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
     let timestamps = signature::check_timestamps(&bag, &receipts, opts.tsa_ca.as_deref(), &mut f)
         .map_err(|e| VerifyError::Tool(e.0))?;
 
+    if !production {
+        chain::check_links(root, &info, &rows, &opts.previous, opts, &mut f);
+    }
     let findings = f.into_vec();
     Ok(VerifyReport {
         verdict: verdict(&findings, signature, &timestamps),

@@ -269,7 +269,10 @@ pub(super) fn check_receipts(
         };
         let mut started = None;
         let chain = check_chain_lines(std::io::BufReader::new(file), MAX_LINE, |e| {
-            if started.is_none() && e["event"] == "upload-started" {
+            // An upload receipt, or a release of the export's deletion protection.
+            if started.is_none()
+                && (e["event"] == "upload-started" || e["event"] == "release-started")
+            {
                 started = Some(e["tagManifestSha256"].as_str().unwrap_or("").to_owned());
             }
         });

@@ -58,5 +58,9 @@ pub fn config_at(
         duration_tolerance: std::time::Duration::from_secs(1),
         tsa: Vec::new(),
         job_deadline: custos::export::JOB_DEADLINE,
+        protect: false,
+        restore: None,
+        increment_of: None,
+        orphans: false,
     }
 }

@@ -2,10 +2,12 @@
 //! area: exports against the simulator over real HTTP on 127.0.0.1, the fault matrix, hostile
 //! servers, real media files, and the query's derived requests.
 
+mod chain;
 mod common;
 mod export;
 mod facts;
 mod faults;
 mod hostile;
 mod media;
+mod preserve;
 mod query_against_sim;

@@ -156,6 +156,8 @@ async fn every_changed_setting_on_resume_is_refused_naming_it() {
         (vec!["--login-base", &other.base_url], "--login-base"),
         (vec!["--source", "search"], "--source"),
         (vec!["--sign-key", &key_arg], "--sign-key"),
+        (vec!["--protect"], "--protect"),
+        (vec!["--restore-archived"], "--restore-archived"),
     ];
     for (change, name) in cases {
         // The base settings, with one changed (a later flag wins in clap only for the same

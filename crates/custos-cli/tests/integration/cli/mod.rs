@@ -11,6 +11,7 @@ use custos_sim::{Scenario, Sim};
 use crate::common::{BIN, QUERY, tmp};
 
 mod export_guards;
+mod preserve;
 mod produce;
 mod proofs;
 mod report;

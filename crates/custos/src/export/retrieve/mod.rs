@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 
 use super::config::{Retrieval, SourceKind};
 use super::context::Ctx;
+use super::restore::Ledger;
 use crate::error::Result;
 use crate::model::{Item, Outcome, safe_id};
 use crate::source::NOT_FOUND;
@@ -70,7 +71,9 @@ fn in_flight(ctx: &Ctx<'_>) -> usize {
 }
 
 /// Retrieves every item that has no outcome yet.
-pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>) -> Result<()> {
+/// Items still restoring at the source (`--restore-archived`) are left for a later pass;
+/// restored ones are downloaded like AVAILABLE ones.
+pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Result<()> {
     // Only the unfinished items are held (a resumed export of 100,000 holds only what is left).
     let mut todo = Vec::new();
     let mut done_before = Vec::new();
@@ -87,6 +90,13 @@ pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>) -> Result<()> {
     }
     let mut downloadable = Vec::new();
     for it in todo {
+        if restores.pending(&it) {
+            continue;
+        }
+        if restores.restored(&it) {
+            downloadable.push(it);
+            continue;
+        }
         match triage(&it) {
             Some(d) => ctx.finish(&it, &d)?,
             None => downloadable.push(it),

@@ -1,0 +1,186 @@
+//! `data/completeness.json`: what the query matched that the export does not hold, and why —
+//! conversations without any recording (with what their analytics record says of recording),
+//! recordings per listed fileState and per media type, and how each manifest item ended. Read
+//! from the package's own files and the job state when the export is sealed, so a reviewer can
+//! recount every number from the bag.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::context::Ctx;
+use crate::durable::write_durably;
+use crate::error::{Error, Result};
+
+/// The file, in the payload.
+pub const COMPLETENESS_FILE: &str = "data/completeness.json";
+
+/// The counts a run prints (the file holds the lists too).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Completeness {
+    /// Conversations the query matched (genesys `--query`: their analytics records are kept);
+    /// `None` where the source names recordings, not conversations.
+    pub conversations_matched: Option<u64>,
+    /// Of those, conversations without any recording.
+    pub conversations_without_recordings: Option<u64>,
+    /// Of those, the ones whose analytics record flags a session as recorded: a recording the
+    /// listing did not show.
+    pub flagged_recorded_but_unlisted: Option<u64>,
+    /// Recordings listed (the manifest's items).
+    pub recordings_listed: u64,
+    /// Listed recordings per fileState when listed.
+    pub by_file_state: BTreeMap<String, u64>,
+    /// Orphan recordings (no known conversation) created within the query's interval
+    /// (`--orphans`; `None` without it).
+    pub orphans_in_interval: Option<u64>,
+}
+
+/// The orphan recordings listed (`--orphans`), those created within the query's interval.
+fn orphans(ctx: &Ctx<'_>) -> Result<Option<Value>> {
+    let dir = ctx.root.join(super::orphans::ORPHANS_DIR);
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let mut names: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    names.sort();
+    let query = ctx
+        .state
+        .get(crate::state::Key::QueryUsed)?
+        .unwrap_or_default();
+    let range = crate::query::Query::parse(&query)
+        .ok()
+        .and_then(|q| q.time_range());
+    let (mut total, mut inside) = (0u64, Vec::new());
+    for p in names {
+        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        total = v["total"].as_u64().unwrap_or(total);
+        for o in v["entities"].as_array().into_iter().flatten() {
+            let created = o["createdTime"].as_str().and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            });
+            if range
+                .as_ref()
+                .is_none_or(|r| created.is_some_and(|c| r.contains(c)))
+            {
+                inside.push(json!({"id": o["id"], "createdTime": o["createdTime"], "mediaType": o["mediaType"],
+                                   "orphanStatus": o["orphanStatus"], "mediaSizeBytes": o["mediaSizeBytes"], "fileState": o["fileState"]}));
+            }
+        }
+    }
+    Ok(Some(json!({
+        "source": "GET /api/v2/orphanrecordings?hasConversation=false, pages as received in data/metadata/orphans/",
+        "listed": total,
+        "cappedByGenesys": total >= 500,
+        "inIntervalCount": inside.len(),
+        "inInterval": inside,
+    })))
+}
+
+/// Whether an analytics conversation record flags any session as recorded.
+fn flagged_recorded(c: &Value) -> u64 {
+    c["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["sessions"].as_array().into_iter().flatten())
+        .filter(|s| s["recording"] == true)
+        .count() as u64
+}
+
+/// Writes the file and returns its counts.
+pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
+    let root = &ctx.root;
+    let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_media: BTreeMap<String, u64> = BTreeMap::new();
+    let mut with_items: BTreeSet<String> = BTreeSet::new();
+    let mut listed = 0u64;
+    ctx.state.for_each(|it, _| {
+        listed += 1;
+        *by_state.entry(it.listed_state.clone()).or_default() += 1;
+        let meta = root.join(format!("data/metadata/{}.json", it.recording_id));
+        let media = crate::model::safe_id(&it.recording_id)
+            .then(|| std::fs::read(&meta).ok())
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["media"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "(not stated)".into());
+        *by_media.entry(media).or_default() += 1;
+        with_items.insert(it.conversation_id);
+        Ok(())
+    })?;
+    // The analytics record of every conversation the query matched (genesys --query only).
+    let conv_dir = root.join("data/metadata/conversations");
+    let mut matched: Option<Vec<(String, Value)>> = None;
+    if conv_dir.is_dir() {
+        let mut all = Vec::new();
+        for e in std::fs::read_dir(&conv_dir).map_err(|e| Error::io(&conv_dir, e))? {
+            let p = e.map_err(|e| Error::io(&conv_dir, e))?.path();
+            let Some(cid) = p.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+            all.push((cid, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        matched = Some(all);
+    }
+    let without: Option<Vec<Value>> = matched.as_ref().map(|all| {
+        all.iter()
+            .filter(|(cid, _)| !with_items.contains(cid))
+            .map(|(cid, c)| {
+                json!({"conversationId": cid, "conversationStart": c["conversationStart"],
+                       "originatingDirection": c["originatingDirection"],
+                       "sessionsFlaggedRecording": flagged_recorded(c)})
+            })
+            .collect()
+    });
+    let flagged = without.as_ref().map(|w| {
+        w.iter()
+            .filter(|c| c["sessionsFlaggedRecording"].as_u64() > Some(0))
+            .count() as u64
+    });
+    let counts = Completeness {
+        conversations_matched: matched.as_ref().map(|m| m.len() as u64),
+        conversations_without_recordings: without.as_ref().map(|w| w.len() as u64),
+        flagged_recorded_but_unlisted: flagged,
+        recordings_listed: listed,
+        by_file_state: by_state,
+        orphans_in_interval: None,
+    };
+    let orphans = orphans(ctx)?;
+    let mut counts = counts;
+    counts.orphans_in_interval = orphans.as_ref().and_then(|o| o["inIntervalCount"].as_u64());
+    let doc = json!({
+        "conversationsMatched": counts.conversations_matched,
+        "conversationsMatchedSource": if matched.is_some() { "the analytics conversation records kept in data/metadata/conversations/ (every conversation the query matched)" } else { "not known: the selection names recordings, not conversations" },
+        "conversationsWithRecordings": matched.as_ref().map(|_| with_items.len()),
+        "conversationsWithoutRecordings": without,
+        "flaggedRecordedButUnlisted": flagged,
+        "recordingsListed": listed,
+        "recordingsByListedFileState": counts.by_file_state,
+        "recordingsByMedia": by_media,
+        "otherMediaNotTaken": 0,
+        "otherMediaNote": "every listed recording is a manifest item, whatever its media: none is left out",
+        "orphanRecordings": orphans,
+    });
+    let mut bytes = serde_json::to_vec_pretty(&doc).expect("json");
+    bytes.push(b'\n');
+    write_durably(&root.join(COMPLETENESS_FILE), &bytes)?;
+    Ok(counts)
+}
+
+/// The counts a sealed export recorded in `data/summary.json` (default if it has none: an
+/// export sealed before they were).
+pub(super) fn recorded(root: &std::path::Path) -> Completeness {
+    std::fs::read(root.join("data/summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| serde_json::from_value(v["completeness"].clone()).ok())
+        .unwrap_or_default()
+}
