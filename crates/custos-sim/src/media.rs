@@ -119,6 +119,14 @@ pub async fn presigned(
     }
 }
 
+/// Whether the purge fault deletes `r` now. Deletion protection (a legal hold) overrides the
+/// retention policy that purges.
+fn purge_hits(st: &crate::state::State, r: &crate::catalog::Recording) -> bool {
+    r.faults.purge
+        && r.file_state == FileState::Available
+        && !st.protected.contains_key(&r.conversation)
+}
+
 /// The media response for a recording, with its faults; `None` if the recording is gone (or
 /// is deleted right now by the purge fault).
 pub fn stream_media(sim: &Sim, rec: usize, codec: Codec) -> Option<Response> {
@@ -129,11 +137,7 @@ pub fn stream_media(sim: &Sim, rec: usize, codec: Codec) -> Option<Response> {
         if !inner.file_state(&st, rec).downloadable() {
             return None;
         }
-        // Deletion protection (a legal hold) overrides the retention policy that purges.
-        if r.faults.purge
-            && r.file_state == FileState::Available
-            && !st.protected.contains_key(&r.conversation)
-        {
+        if purge_hits(&st, r) {
             st.purged.insert(rec);
             drop(st);
             inner.stats().purged += 1;

@@ -368,6 +368,18 @@ struct BatchItem {
     recording_id: Option<String>,
 }
 
+/// A batch result's `errorMsg` for a recording in `state`, if it cannot be downloaded.
+fn batch_error(state: FileState) -> Option<String> {
+    match state {
+        FileState::Archived => Some("Recording is archived; restore it before downloading".into()),
+        FileState::Restoring => {
+            Some("Recording is being restored from archive; try again once RESTORED".into())
+        }
+        FileState::Deleted => Some("Recording has been deleted".into()),
+        FileState::Available | FileState::Restored => None,
+    }
+}
+
 pub async fn batch_submit(
     State(sim): State<Sim>,
     Extension(caller): Extension<Caller>,
@@ -451,17 +463,11 @@ pub async fn batch_submit(
             },
         };
         for rec in recs {
-            let err = match inner.file_state(&st, rec) {
-                FileState::Archived => {
-                    Some("Recording is archived; restore it before downloading".to_owned())
-                }
-                FileState::Restoring => Some(
-                    "Recording is being restored from archive; try again once RESTORED".to_owned(),
-                ),
-                FileState::Deleted => Some("Recording has been deleted".to_owned()),
-                _ => None,
-            };
-            push(cid.clone(), Some(rec), err);
+            push(
+                cid.clone(),
+                Some(rec),
+                batch_error(inner.file_state(&st, rec)),
+            );
         }
     }
     drop(st);

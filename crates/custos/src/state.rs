@@ -378,6 +378,14 @@ impl State {
         self.restores_where("1", [])
     }
 
+    /// The restores asked for and not yet seen RESTORED, of items without an outcome.
+    pub fn restores_pending(&self) -> Result<Vec<RestoreRow>> {
+        self.restores_where(
+            "r.requested_at IS NOT NULL AND r.restored_at IS NULL AND i.outcome IS NULL",
+            [],
+        )
+    }
+
     /// The restore recorded for `item`, if any.
     pub fn restore_of(&self, item: &Item) -> Result<Option<RestoreRow>> {
         Ok(self

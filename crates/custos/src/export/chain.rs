@@ -48,9 +48,30 @@ fn first_event(log: &Path, name: &str) -> Result<Value> {
         .ok_or_else(|| Error::Config(format!("{}: no {name} event", log.display())))
 }
 
+/// The bag `--increment-of` names, read and verified (none without the option); an output
+/// directory inside it is refused.
+pub(super) fn previous_bag(
+    cfg: &super::ExportConfig,
+    canonical_query: &str,
+    sign_key: Option<&minisign::SecretKey>,
+) -> Result<Option<Previous>> {
+    let Some(dir) = &cfg.increment_of else {
+        return Ok(None);
+    };
+    if crate::package::inside_bag(dir, &cfg.out) {
+        return Err(Error::Config(format!(
+            "--out {} is inside the previous bag {}, which is sealed; write the increment elsewhere",
+            cfg.out.display(),
+            dir.display()
+        )));
+    }
+    let settings = super::guard::settings(cfg, sign_key, None);
+    read_previous(dir, canonical_query, &settings).map(Some)
+}
+
 /// Reads the previous bag after verifying it, and checks that this export repeats its query
 /// and settings.
-pub(super) fn read_previous(
+fn read_previous(
     dir: &Path,
     canonical_query: &str,
     settings: &[(&'static str, String)],
@@ -139,6 +160,24 @@ fn prior_bytes(ids: &BTreeSet<String>) -> Vec<u8> {
     ids.iter()
         .flat_map(|id| [id.as_bytes(), b"\n"].concat())
         .collect()
+}
+
+/// Leaves out of the listing what an earlier bag of the chain exported, and records how many.
+pub(super) fn exclude(
+    ctx: &Ctx<'_>,
+    p: &Previous,
+    items: &mut Vec<crate::model::Item>,
+) -> Result<()> {
+    let before = items.len();
+    items.retain(|it| !p.exported.contains(&it.recording_id));
+    let excluded = before - items.len();
+    ctx.state
+        .set(crate::state::Key::ChainExcluded, &excluded.to_string())?;
+    ctx.log(
+        "chain-excluded",
+        json!({"listed": before, "exportedEarlier": excluded, "new": items.len()}),
+    )?;
+    Ok(())
 }
 
 /// The custody-log event that ties this export to its predecessor (once, before the listing).

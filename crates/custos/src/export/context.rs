@@ -144,27 +144,32 @@ impl Ctx<'_> {
             .append(event, fields)
     }
 
+    /// An item exported after its restore (`--restore-archived`) says so in its reason.
+    fn restore_note(&self, it: &Item, d: &Done) -> Result<Option<Done>> {
+        if self.cfg.restore.is_none() || d.outcome != Outcome::Exported {
+            return Ok(None);
+        }
+        let Some(row) = self
+            .state
+            .restore_of(it)?
+            .filter(|r| r.restored_at.is_some())
+        else {
+            return Ok(None);
+        };
+        let note = super::restore::note(&row);
+        let mut n = d.clone();
+        n.reason = if d.reason.is_empty() {
+            note
+        } else {
+            format!("{note}; {}", d.reason)
+        };
+        Ok(Some(n))
+    }
+
     /// Records an item's one outcome: in the custody log, the job state, and the progress.
     pub(crate) fn finish(&self, it: &Item, d: &Done) -> Result<()> {
-        // An item exported after its restore says so in the custody record.
-        let noted;
-        let d = match self.cfg.restore.as_ref().map(|_| self.state.restore_of(it)) {
-            Some(r) => match r? {
-                Some(row) if d.outcome == Outcome::Exported && row.restored_at.is_some() => {
-                    let mut n = d.clone();
-                    let note = super::restore::note(&row);
-                    n.reason = if d.reason.is_empty() {
-                        note
-                    } else {
-                        format!("{note}; {}", d.reason)
-                    };
-                    noted = n;
-                    &noted
-                }
-                _ => d,
-            },
-            None => d,
-        };
+        let noted = self.restore_note(it, d)?;
+        let d = noted.as_ref().unwrap_or(d);
         tracing::debug!(
             conversation = %it.conversation_id,
             recording = %it.recording_id,

@@ -19,7 +19,6 @@ use crate::source::{
     Discovery, NOT_FOUND, genesys_conversations, genesys_recordings, search_by_ids,
     search_recordings,
 };
-use crate::state::Key;
 
 /// Lists what the selection names and seals the manifest.
 pub(super) async fn build_manifest(
@@ -28,6 +27,9 @@ pub(super) async fn build_manifest(
     now: OffsetDateTime,
 ) -> Result<()> {
     let cfg = ctx.cfg;
+    if let Some(p) = &ctx.previous {
+        super::chain::log_link(ctx, p)?;
+    }
     // Listed metadata waits here, outside the payload, until the manifest says what is kept.
     let staging = ctx.root.join(".custos/metadata-staging");
     let found = match (input, cfg.source) {
@@ -62,17 +64,7 @@ pub(super) async fn build_manifest(
     };
     let mut found = found;
     if let Some(p) = &ctx.previous {
-        // An increment holds only what no earlier bag of its chain exported.
-        let before = found.items.len();
-        found
-            .items
-            .retain(|it| !p.exported.contains(&it.recording_id));
-        let excluded = before - found.items.len();
-        ctx.state.set(Key::ChainExcluded, &excluded.to_string())?;
-        ctx.log(
-            "chain-excluded",
-            json!({"listed": before, "exportedEarlier": excluded, "new": found.items.len()}),
-        )?;
+        super::chain::exclude(ctx, p, &mut found.items)?;
     }
     let kept: std::collections::BTreeSet<&str> = found
         .items

@@ -139,6 +139,8 @@ async fn run(
                 .into(),
         });
     }
+    // An increment's previous bag is verified before the first file is written.
+    let previous = chain::previous_bag(cfg, &input.canonical(), sign_key.as_ref())?;
     // Credentials are proven before the first file is written.
     api.token(None).await?;
     for d in [root.join(".custos"), root.join("data")] {
@@ -148,14 +150,6 @@ async fn run(
     let resuming = state_path.exists();
     tracing::info!(out = %root.display(), source = cfg.source.as_str(), resuming, "export");
     let state = State::open(&state_path)?;
-    let previous = match &cfg.increment_of {
-        Some(dir) => Some(chain::read_previous(
-            dir,
-            &input.canonical(),
-            &settings(cfg, sign_key.as_ref(), None),
-        )?),
-        None => None,
-    };
     let ctx = Ctx {
         cfg,
         api,
@@ -202,41 +196,10 @@ async fn run(
     progress.stage(Stage::Manifest, "finding recordings");
     tracing::info!(stage = "manifest", "finding recordings");
     if ctx.state.get(Key::ManifestSha256)?.is_none() {
-        if let Some(p) = &ctx.previous {
-            chain::log_link(&ctx, p)?;
-        }
         manifest::build_manifest(&ctx, &input, now).await?;
     }
-    if cfg.protect {
-        progress.stage(
-            Stage::Manifest,
-            "putting every conversation under deletion protection",
-        );
-        tracing::info!(stage = "protect", "deletion protection at the source");
-        protect::protect(&ctx).await?;
-    }
-    if cfg.orphans {
-        progress.stage(Stage::Manifest, "listing orphan recordings");
-        orphans::list(&ctx).await?;
-    }
-    progress.stage(Stage::Manifest, "naming who and what the calls involve");
-    tracing::info!(stage = "directory", "naming the ids the conversations hold");
-    directory::record_names(&ctx).await?;
-    if let Some(r) = &cfg.restore {
-        tracing::info!(
-            stage = "restore",
-            "asking for archived recordings to be restored"
-        );
-        restore::request(&ctx, r).await?;
-    }
-    progress.stage(Stage::Retrieval, "downloading");
-    tracing::info!(stage = "retrieval", "downloading");
-    retrieve::retrieve(&ctx, &restore::Ledger::read(&ctx)?).await?;
-    if let Some(r) = &cfg.restore {
-        restore::wait(&ctx, r).await?;
-        progress.stage(Stage::Retrieval, "downloading the restored recordings");
-        retrieve::retrieve(&ctx, &restore::Ledger::read(&ctx)?).await?;
-    }
+    before_retrieval(&ctx).await?;
+    retrieval(&ctx).await?;
     // What this run paused for the rate budget (429 Retry-After, exhausted windows): the
     // report's timeline sums it over the runs that finished retrieving.
     ctx.log(
@@ -323,6 +286,51 @@ fn open_log(ctx: &Ctx<'_>, resuming: bool, sign_key: Option<&minisign::SecretKey
     ctx.log("export-run", json!({"resumed": resuming, "source": cfg.source.as_str(), "apiBase": cfg.api_base, "loginBase": cfg.login_base, "matter": cfg.matter, "pid": std::process::id(),
         "settings": settings(cfg, sign_key, ctx.previous.as_ref()).into_iter().map(|(k, v)| (k.trim_start_matches("--").to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()}))?;
 
+    Ok(())
+}
+
+/// After the manifest, before any media request: the hold at the source (`--protect`), the
+/// orphan listing (`--orphans`), the directory's names, and the restore requests
+/// (`--restore-archived`).
+async fn before_retrieval(ctx: &Ctx<'_>) -> Result<()> {
+    let (cfg, progress) = (ctx.cfg, ctx.progress);
+    if cfg.protect {
+        progress.stage(
+            Stage::Manifest,
+            "putting every conversation under deletion protection",
+        );
+        tracing::info!(stage = "protect", "deletion protection at the source");
+        protect::protect(ctx).await?;
+    }
+    if cfg.orphans {
+        progress.stage(Stage::Manifest, "listing orphan recordings");
+        orphans::list(ctx).await?;
+    }
+    progress.stage(Stage::Manifest, "naming who and what the calls involve");
+    tracing::info!(stage = "directory", "naming the ids the conversations hold");
+    directory::record_names(ctx).await?;
+    if let Some(r) = &cfg.restore {
+        tracing::info!(
+            stage = "restore",
+            "asking for archived recordings to be restored"
+        );
+        restore::request(ctx, r).await?;
+    }
+    Ok(())
+}
+
+/// Every item to an outcome: the downloads, then (`--restore-archived`) the wait for the
+/// restores and the restored recordings' downloads.
+async fn retrieval(ctx: &Ctx<'_>) -> Result<()> {
+    let progress = ctx.progress;
+    progress.stage(Stage::Retrieval, "downloading");
+    tracing::info!(stage = "retrieval", "downloading");
+    retrieve::retrieve(ctx, &restore::Ledger::read(ctx)?).await?;
+    if let Some(r) = &ctx.cfg.restore {
+        restore::wait(ctx, r).await?;
+        progress.stage(Stage::Retrieval, "downloading the restored recordings");
+        retrieve::retrieve(ctx, &restore::Ledger::read(ctx)?).await?;
+    }
     Ok(())
 }
 

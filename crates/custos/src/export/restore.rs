@@ -195,12 +195,8 @@ async fn restore_one(ctx: &Ctx<'_>, it: &Item, date: &str) -> Result<()> {
 pub(super) async fn wait(ctx: &Ctx<'_>, r: &RestoreArchived) -> Result<()> {
     let mut pause = Duration::from_secs(1);
     loop {
-        let pending: Vec<RestoreRow> = ctx
-            .state
-            .restores()?
-            .into_iter()
-            .filter(|x| x.requested_at.is_some() && x.restored_at.is_none())
-            .collect();
+        // An item that ended meanwhile (gone, archived again) is not looked at again.
+        let pending = ctx.state.restores_pending()?;
         let mut left = 0u64;
         for row in pending {
             if settle(ctx, &row).await? {

@@ -71,6 +71,13 @@ pub(super) fn check_links(
             ),
         );
     }
+    check_labels(info, prev, f);
+    check_prior(root, rows, prev, f);
+}
+
+/// The later bag names the earlier one's custody-log head and export id, and the next number.
+fn check_labels(info: &BTreeMap<String, String>, prev: &std::path::Path, f: &mut Findings) {
+    let here = "bag-info.txt";
     let prev_info: BTreeMap<String, String> = std::fs::read_to_string(prev.join("bag-info.txt"))
         .map(|t| crate::package::parse_tags(&t).into_iter().collect())
         .unwrap_or_default();
@@ -108,6 +115,16 @@ pub(super) fn check_links(
             ),
         );
     }
+}
+
+/// The list of what came before is the earlier bag's list plus what it exported, and nothing
+/// exported here was exported before.
+fn check_prior(
+    root: &std::path::Path,
+    rows: &[BTreeMap<String, String>],
+    prev: &std::path::Path,
+    f: &mut Findings,
+) {
     // What came before: the earlier bag's list plus what it exported.
     let mut want = read_prior(prev).unwrap_or_default();
     if let Ok(o) = crate::package::outcomes(prev) {

@@ -103,3 +103,87 @@ async fn no_wait_exits_3_while_restores_are_under_way() {
     assert!(outcomes.values().all(|o| o != "Archived"), "{outcomes:?}");
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[tokio::test]
+async fn an_empty_increment_and_verify_previous_through_the_binary() {
+    let env = start(scenario()).await;
+    let first = tmp("cli-chain-1");
+    let second = tmp("cli-chain-2");
+    let o = run(export_cmd(&env, &first, &["--orphans"])).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("completeness: 40 conversations matched"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("orphan recordings made in the query's interval"),
+        "{stdout}"
+    );
+    // Nothing new since: an empty increment, sealed, that names the first bag.
+    let o = run(export_cmd(
+        &env,
+        &second,
+        &["--orphans", "--increment-of", first.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let verify = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.arg("verify").args(args);
+        c
+    };
+    let (s1, s2) = (first.to_str().unwrap(), second.to_str().unwrap());
+    let v = run(verify(&[s2, "--previous", s1])).await;
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    // The first bag given as its own predecessor: the link is broken.
+    let v = run(verify(&[s1, "--previous", s2])).await;
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("chain-broken"),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    // Another setting than the chain's is refused before anything is written.
+    let third = tmp("cli-chain-3");
+    let o = run(export_cmd(&env, &third, &["--increment-of", s2])).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--orphans"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        !third.exists(),
+        "a refused increment wrote {}",
+        third.display()
+    );
+    let inside = first.join("increment");
+    let o = run(export_cmd(
+        &env,
+        &inside,
+        &["--orphans", "--increment-of", s1],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("inside the previous bag"));
+    assert!(!inside.exists());
+    for d in [first, second, third] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
