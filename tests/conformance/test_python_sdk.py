@@ -289,3 +289,27 @@ def test_orphan_recordings_through_the_sdk(sim, client):
     assert all(o.media_type == "CALL" and o.orphan_status == "NO_CONVERSATION"
                for o in api.get_orphanrecordings(page_size=100, has_conversation=False).entities)
     assert api.get_orphanrecordings(has_conversation=True).entities == []
+
+
+def test_transcripts_and_annotations_through_the_sdk(sim, client):
+    """A voice communication's Speech & Text Analytics transcript URL and a recording's
+    annotations, through the SDK's own methods and models."""
+    truth = live_truth(sim)
+    rec = next(r for r in truth["recordings"] if r["transcript"] and r["fileState"] == "AVAILABLE")
+    sta = gc.SpeechTextAnalyticsApi(client)
+    u = sta.get_speechandtextanalytics_conversation_communication_transcripturl(
+        rec["conversationId"], rec["communicationId"])
+    assert isinstance(u, gc.TranscriptUrl) and u.url
+    with urllib.request.urlopen(u.url) as resp:
+        doc = json.load(resp)
+    phrases = doc["transcripts"][0]["phrases"]
+    assert [(p["startTimeMs"], p["participantPurpose"], p["text"]) for p in phrases] == \
+        [(p["startTimeMs"], p["participantPurpose"], p["text"]) for p in rec["transcript"]]
+    none = next((r for r in truth["recordings"] if not r["transcript"]), None)
+    if none:
+        with pytest.raises(ApiException) as e:
+            sta.get_speechandtextanalytics_conversation_communication_transcripturl(
+                none["conversationId"], none["communicationId"])
+        assert e.value.status == 404
+    notes = gc.RecordingApi(client).get_conversation_recording_annotations(rec["conversationId"], rec["id"])
+    assert isinstance(notes, list) and all(isinstance(a, gc.Annotation) for a in notes)

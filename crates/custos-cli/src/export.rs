@@ -300,6 +300,9 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
         retrieval: Some(RetrievalMode::Transcode),
         operator: Some("custos demo".into()),
         sign_key: args.sign_key.clone(),
+        // What a reviewer reads beside the calls, and what the query cannot find.
+        transcripts: true,
+        orphans: true,
         ..Default::default()
     };
     let credentials = Credentials {

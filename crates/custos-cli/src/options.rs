@@ -88,6 +88,11 @@ pub struct ExportOptions {
     /// report those made in the query's interval (data/completeness.json).
     #[arg(long)]
     pub orphans: bool,
+    /// Also collect each voice recording's Speech & Text Analytics transcript, kept as
+    /// received with a plain-text, speaker-labelled, time-stamped rendering (one API call per
+    /// recording).
+    #[arg(long)]
+    pub transcripts: bool,
     /// Make this export the next bag of an ongoing hold's chain: same query and settings as
     /// the bag in DIR, holding only recordings no bag of the chain exported yet.
     #[arg(long, value_name = "DIR")]
@@ -468,6 +473,7 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         protect: o.protect,
         increment_of: o.increment_of.clone(),
         orphans: o.orphans,
+        transcripts: o.transcripts,
         restore: o.restore_archived.then(|| RestoreArchived {
             days: o.restore_days.unwrap_or(DEFAULT_RESTORE_DAYS),
             wait: !o.no_wait,

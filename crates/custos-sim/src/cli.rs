@@ -104,6 +104,9 @@ pub struct SimArgs {
     /// clock [default: 3000].
     #[arg(long)]
     pub restore_ms: Option<u64>,
+    /// Fraction of voice recordings with a Speech & Text Analytics transcript [default: 0.8].
+    #[arg(long)]
+    pub transcripts: Option<f64>,
     /// Orphan recordings (no known conversation) [default: 3].
     #[arg(long)]
     pub orphans: Option<usize>,
@@ -163,7 +166,8 @@ impl SimArgs {
             archived => archived_fraction, deleted => deleted_fraction, latency_ms => latency_ms,
             bandwidth => bandwidth, api_rate => api_rate, search_rate => search_rate, transcode_ms => transcode_ms,
             batch_ms_per_item => batch_ms_per_item, async_job_ms => async_job_ms, url_ttl => url_ttl_s,
-            restore_ms => restore_ms, protect_limit => protect_limit, orphans => orphans);
+            restore_ms => restore_ms, protect_limit => protect_limit, orphans => orphans,
+            transcripts => transcripts);
         if self.live {
             s.live = true;
         }

@@ -39,6 +39,7 @@ pub mod rng;
 pub mod scenario;
 mod search;
 mod state;
+mod transcripts;
 mod truth;
 mod wire;
 
@@ -116,6 +117,13 @@ impl Sim {
         truth::build(&self.0)
     }
 
+    /// The bytes the transcript URL of recording `recording_id` serves, if it has a transcript.
+    pub fn transcript_bytes(&self, recording_id: &str) -> Option<Vec<u8>> {
+        let rec = self.0.catalog.recording(recording_id)?;
+        transcripts::has_transcript(&self.0, rec)
+            .then(|| serde_json::to_vec(&transcripts::document(&self.0, rec)).expect("json"))
+    }
+
     /// Moves the simulator's clock forward (token, URL, window and job timers), so tests need
     /// not sleep.
     pub fn advance_clock(&self, ms: u64) {
@@ -175,6 +183,14 @@ impl Sim {
             )
             .route("/api/v2/recording/settings", get(recordings::settings))
             .route("/api/v2/orphanrecordings", get(orphans::list))
+            .route(
+                "/api/v2/conversations/{cid}/recordings/{rid}/annotations",
+                get(transcripts::annotations),
+            )
+            .route(
+                "/api/v2/speechandtextanalytics/conversations/{cid}/communications/{comm}/transcripturl",
+                get(transcripts::transcript_url),
+            )
             .route(
                 "/api/v2/recordings/deletionprotection",
                 put(preserve::put_protection).post(preserve::post_protection),

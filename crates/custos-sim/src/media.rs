@@ -51,6 +51,23 @@ pub fn issue_url(inner: &Inner, st: &mut crate::state::State, rec: usize, codec:
     )
 }
 
+/// Issues a pre-signed URL for a recording's Speech & Text Analytics transcript
+/// (crate::transcripts), as Genesys hands out `TranscriptUrl.url`.
+pub fn issue_transcript_url(inner: &Inner, _st: &mut crate::state::State, rec: usize) -> String {
+    let r = &inner.catalog.recordings[rec];
+    let expires = inner.clock.unix() + inner.scenario.url_ttl_s as i64;
+    let sig = signature(inner, &r.conversation_id, &r.id, TRANSCRIPT, expires);
+    format!(
+        "{}/media/{}/{}/{TRANSCRIPT}?expires={expires}&signature={sig}",
+        inner.base_url(),
+        r.conversation_id,
+        r.id
+    )
+}
+
+/// The "format" of a transcript URL.
+const TRANSCRIPT: &str = "TRANSCRIPT";
+
 fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
@@ -91,6 +108,12 @@ pub async fn presigned(
     if expires.is_some_and(|e| e < inner.clock.unix()) {
         inner.stats().expired_url_hits += 1;
         return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
+    }
+    if let (TRANSCRIPT, Some(rec)) = (format.as_str(), inner.catalog.recording(&rid))
+        && inner.catalog.recordings[rec].conversation_id == cid
+        && crate::transcripts::has_transcript(inner, rec)
+    {
+        return crate::wire::ok(crate::transcripts::document(inner, rec));
     }
     let (Some(rec), Some(codec)) = (
         inner.catalog.recording(&rid),

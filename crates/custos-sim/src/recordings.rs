@@ -168,7 +168,7 @@ fn transcode(inner: &Inner, st: &mut SimState, rec: usize, codec: Codec) -> Tran
 /// A recording's system annotations: with a secure pause, the `pause` (cut from the audio, so
 /// its recording-adjusted duration is 0) and a `hold` before it (still recorded). Pause ids are
 /// the recording's own (Genesys: all pauses of a recording share one id); hold ids are fresh.
-fn annotations(r: &crate::catalog::Recording) -> Value {
+pub(crate) fn annotations(r: &crate::catalog::Recording) -> Value {
     let Some((at, len)) = r.pause else {
         return json!([]);
     };

@@ -88,6 +88,8 @@ pub struct Scenario {
     /// (analytics, recordings, search) only once it has ended by the simulator's clock
     /// (`POST /sim/clock` moves it on); analytics' "now" is the clock. For ongoing holds.
     pub live: bool,
+    /// Fraction of voice recordings with a Speech & Text Analytics transcript.
+    pub transcripts: f64,
     /// Orphan recordings (no known conversation), created between `start` and `end`.
     pub orphans: usize,
     /// Faults to inject.
@@ -129,6 +131,7 @@ impl Default for Scenario {
             denied_permissions: Vec::new(),
             live: false,
             orphans: 3,
+            transcripts: 0.8,
             faults: Faults::default(),
         }
     }
@@ -211,6 +214,7 @@ impl Scenario {
         let fractions = [
             ("archived-fraction", self.archived_fraction),
             ("deleted-fraction", self.deleted_fraction),
+            ("transcripts", self.transcripts),
         ];
         for (name, f) in fractions {
             if !(0.0..=1.0).contains(&f) {

@@ -74,6 +74,10 @@ pub struct RecordingTruth {
     pub protected_at: Option<String>,
     /// Restore requests received for it.
     pub restore_requests: u32,
+    /// The voice communication (`sessionId`) its transcript is asked for by.
+    pub communication_id: String,
+    /// Its Speech & Text Analytics transcript's phrases, if it has one.
+    pub transcript: Option<Vec<crate::transcripts::PhraseTruth>>,
     /// Who spoke, when and why: the call's facts as the directory names them.
     pub call: CallTruth,
 }
@@ -236,6 +240,9 @@ pub fn build(inner: &Inner) -> Truth {
                 protected: protected_at.is_some(),
                 protected_at,
                 restore_requests,
+                communication_id: r.session_id.clone(),
+                transcript: crate::transcripts::has_transcript(inner, i)
+                    .then(|| crate::transcripts::phrases(inner, i)),
                 call: call_truth(inner, r.conversation),
             }
         })

@@ -35,6 +35,7 @@ pub mod report;
 pub mod sign;
 pub mod source;
 pub mod state;
+pub mod transcript;
 pub mod tsa;
 pub mod verify;
 

@@ -127,6 +127,8 @@ pub enum Key {
     ChainExcluded,
     /// `true` once the orphan recordings are listed (`--orphans`).
     OrphansListed,
+    /// `true` once annotations and transcripts are collected.
+    TranscriptsCollected,
     /// `true` once the package is sealed.
     Complete,
     /// Source and API host of a job database from before settings were recorded.
@@ -150,6 +152,7 @@ impl Key {
             Key::RestoresRequested => "restores_requested".into(),
             Key::ChainExcluded => "chain_excluded".into(),
             Key::OrphansListed => "orphans_listed".into(),
+            Key::TranscriptsCollected => "transcripts_collected".into(),
             Key::Complete => "complete".into(),
             Key::Origin => "origin".into(),
             Key::Setting(flag) => format!("setting {flag}").into(),

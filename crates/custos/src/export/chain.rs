@@ -145,6 +145,15 @@ fn read_previous(
 /// The recordings a bag's predecessors exported (`PRIOR_FILE`; empty for a first bag).
 pub fn read_prior(dir: &Path) -> Result<BTreeSet<String>> {
     let p = dir.join(PRIOR_FILE);
+    // A regular file of a sane size (the bag verified; this is read after it did).
+    if let Ok(m) = std::fs::symlink_metadata(&p)
+        && (!m.is_file() || m.len() > 512 << 20)
+    {
+        return Err(Error::Config(format!(
+            "{}: not a regular file of at most 512 MiB",
+            p.display()
+        )));
+    }
     match std::fs::read_to_string(&p) {
         Ok(s) => Ok(s
             .lines()

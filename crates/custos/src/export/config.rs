@@ -120,6 +120,9 @@ pub struct ExportConfig {
     pub protect: bool,
     /// Restore ARCHIVED recordings, then export them (`--restore-archived`).
     pub restore: Option<RestoreArchived>,
+    /// Collect each voice recording's Speech & Text Analytics transcript, with a plain-text
+    /// rendering (`--transcripts`; one API call per recording).
+    pub transcripts: bool,
     /// List the org's orphan recordings (no known conversation) and report those made in the
     /// query's interval in data/completeness.json (`--orphans`).
     pub orphans: bool,

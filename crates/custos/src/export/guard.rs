@@ -52,6 +52,10 @@ pub(super) fn settings(
         ),
         ("--orphans", if cfg.orphans { "yes" } else { "no" }.into()),
         (
+            "--transcripts",
+            if cfg.transcripts { "yes" } else { "no" }.into(),
+        ),
+        (
             "--increment-of",
             previous.map_or_else(
                 || "(none)".into(),
@@ -178,6 +182,7 @@ pub(super) fn compare_settings(ctx: &Ctx<'_>, now: &[(&'static str, String)]) ->
                     "--restore-archived",
                     "--increment-of",
                     "--orphans",
+                    "--transcripts",
                 ]
                 .contains(name)
                 && value != "no"

@@ -19,6 +19,7 @@ mod restore;
 mod retrieve;
 mod seal;
 mod timestamp;
+mod transcripts;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -248,9 +249,11 @@ fn check_input(
             "unknown --format {f}; use WAV, WEBM, WAV_ULAW, OGG_VORBIS, OGG_OPUS or MP3"
         )));
     }
-    if cfg.source == SourceKind::Search && (cfg.protect || cfg.restore.is_some() || cfg.orphans) {
+    if cfg.source == SourceKind::Search
+        && (cfg.protect || cfg.restore.is_some() || cfg.orphans || cfg.transcripts)
+    {
         return Err(Error::Config(
-            "--protect, --restore-archived and --orphans use the Genesys Platform API; the search API has no deletion protection, restores or orphan recordings".into(),
+            "--protect, --restore-archived, --orphans and --transcripts use the Genesys Platform API; the search API has no deletion protection, restores, orphan recordings or transcripts".into(),
         ));
     }
     if let Some(r) = &cfg.restore
@@ -330,6 +333,10 @@ async fn retrieval(ctx: &Ctx<'_>) -> Result<()> {
         restore::wait(ctx, r).await?;
         progress.stage(Stage::Retrieval, "downloading the restored recordings");
         retrieve::retrieve(ctx, &restore::Ledger::read(ctx)?).await?;
+    }
+    if ctx.cfg.transcripts {
+        progress.stage(Stage::Retrieval, "collecting transcripts");
+        transcripts::collect(ctx).await?;
     }
     Ok(())
 }

@@ -87,7 +87,7 @@ pub enum ProduceError {
 }
 
 /// The fields of the load files, in order.
-pub const FIELDS: [&str; 27] = [
+pub const FIELDS: [&str; 28] = [
     "BEGDOC",
     "ENDDOC",
     "NATIVELINK",
@@ -115,6 +115,7 @@ pub const FIELDS: [&str; 27] = [
     "CONTENTTYPE",
     "SOURCE_EXPORT_ID",
     "SOURCE_PATH",
+    "TEXTPATH",
 ];
 
 /// One exported recording of the source, with its call facts.
@@ -375,6 +376,9 @@ fn write_volume(
     )?;
     let (rows, known, total) = copy_natives(o, docs, &log, &natives, &src("Export-Id"))?;
     sync_dir(&natives)?;
+    if natives.with_file_name("TEXT").exists() {
+        sync_dir(&natives.with_file_name("TEXT"))?;
+    }
     write_load_files(o, &data, &rows, docs)?;
     let begdoc = rows.first().map(|r| r[0].clone()).unwrap_or_default();
     let enddoc = rows.last().map(|r| r[0].clone()).unwrap_or_default();
@@ -493,9 +497,51 @@ fn copy_natives(
         )?;
         known.insert(format!("data/NATIVES/{name}"), (c.sha256, c.bytes));
         total += c.bytes;
-        rows.push(fields(d, &control, &name, &ext, &c, export_id));
+        let mut row = fields(d, &control, &name, &ext, &c, export_id);
+        row.push(copy_text(&bag, d, &control, natives, log, &mut known)?);
+        rows.push(row);
     }
     Ok((rows, known, total))
+}
+
+/// The document's extracted text: the plain-text rendering of its voice communication's
+/// transcript, where the export holds one (`export --transcripts`), copied to
+/// `data/TEXT/<control>.txt`. Its TEXTPATH, or empty.
+fn copy_text(
+    bag: &Bag,
+    d: &Source,
+    control: &str,
+    natives: &Path,
+    log: &CustodyLog,
+    known: &mut BTreeMap<String, (Sha256, u64)>,
+) -> Result<String, ProduceError> {
+    let rid = d.get("Recording_ID");
+    let cid = d.get("Conversation_ID");
+    let meta: serde_json::Value = bag
+        .read(&format!("data/metadata/{rid}.json"), 16 << 20)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let Some(session) = meta["sessionId"]
+        .as_str()
+        .filter(|s| crate::model::safe_id(s))
+    else {
+        return Ok(String::new());
+    };
+    let rel = format!("data/transcripts/{cid}/{session}.txt");
+    if !crate::model::safe_id(cid) || bag.lstat(&rel).is_err() {
+        return Ok(String::new());
+    }
+    let text_dir = natives.with_file_name("TEXT");
+    make_dirs(&text_dir)?;
+    let name = format!("{control}.txt");
+    let c = copy_native(bag, &rel, &text_dir.join(&name))?;
+    log.append(
+        "text-copied",
+        json!({"control": control, "source": rel, "bytes": c.bytes, "sha256": c.sha256.hex()}),
+    )?;
+    known.insert(format!("data/TEXT/{name}"), (c.sha256, c.bytes));
+    Ok(format!("TEXT\\{name}"))
 }
 
 /// One document's load-file fields, in [`FIELDS`] order.

@@ -9,8 +9,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use super::finding::{FindingKind as K, Findings};
+use super::fsys::Bag;
 use super::{VerifyOptions, verify};
-use crate::export::read_prior;
+use crate::export::PRIOR_FILE;
+
+/// The longest list of earlier exports read (about 14 million recording ids).
+const PRIOR_CAP: u64 = 512 << 20;
+
+/// A bag's list of what its predecessors exported, read as verify reads everything: a regular
+/// file inside the bag, never a link or a FIFO, capped (empty if absent).
+fn prior(bag: &Bag) -> BTreeSet<String> {
+    bag.read_text(PRIOR_FILE, PRIOR_CAP)
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// Checks the bag at `root` (its bag-info `info`, custody rows `rows`) against `previous`.
 pub(super) fn check_links(
@@ -58,7 +75,9 @@ pub(super) fn check_links(
             }
         }
     }
-    let actual = std::fs::read(prev.join("tagmanifest-sha256.txt"))
+    let prev_bag = Bag::new(prev);
+    let actual = prev_bag
+        .read("tagmanifest-sha256.txt", 1 << 30)
         .map(|b| crate::digest::Sha256::of(&b).hex())
         .unwrap_or_default();
     if &actual != named_tag {
@@ -71,14 +90,15 @@ pub(super) fn check_links(
             ),
         );
     }
-    check_labels(info, prev, f);
-    check_prior(root, rows, prev, f);
+    check_labels(info, &prev_bag, f);
+    check_prior(&Bag::new(root), rows, &prev_bag, f);
 }
 
 /// The later bag names the earlier one's custody-log head and export id, and the next number.
-fn check_labels(info: &BTreeMap<String, String>, prev: &std::path::Path, f: &mut Findings) {
+fn check_labels(info: &BTreeMap<String, String>, prev: &Bag, f: &mut Findings) {
     let here = "bag-info.txt";
-    let prev_info: BTreeMap<String, String> = std::fs::read_to_string(prev.join("bag-info.txt"))
+    let prev_info: BTreeMap<String, String> = prev
+        .read_text("bag-info.txt", super::bag::SMALL_TEXT)
         .map(|t| crate::package::parse_tags(&t).into_iter().collect())
         .unwrap_or_default();
     for (mine, theirs) in [
@@ -119,28 +139,24 @@ fn check_labels(info: &BTreeMap<String, String>, prev: &std::path::Path, f: &mut
 
 /// The list of what came before is the earlier bag's list plus what it exported, and nothing
 /// exported here was exported before.
-fn check_prior(
-    root: &std::path::Path,
-    rows: &[BTreeMap<String, String>],
-    prev: &std::path::Path,
-    f: &mut Findings,
-) {
+fn check_prior(root: &Bag, rows: &[BTreeMap<String, String>], prev: &Bag, f: &mut Findings) {
     // What came before: the earlier bag's list plus what it exported.
-    let mut want = read_prior(prev).unwrap_or_default();
-    if let Ok(o) = crate::package::outcomes(prev) {
-        want.extend(
-            o.into_iter()
-                .filter(|(_, out)| out == "Exported")
-                .map(|(id, _)| id),
-        );
-    }
-    let prior = read_prior(root).unwrap_or_default();
+    let mut want = prior(prev);
+    let prev_rows =
+        super::record::read_csv(prev, "data/chain_of_custody.csv", &mut Findings::default());
+    want.extend(
+        prev_rows
+            .iter()
+            .filter(|r| r.get("Outcome").map(String::as_str) == Some("Exported"))
+            .filter_map(|r| r.get("Recording_ID").cloned()),
+    );
+    let prior = prior(root);
     if prior != want {
         let missing = want.difference(&prior).count();
         let extra = prior.difference(&want).count();
         f.push(
             K::ChainBroken,
-            crate::export::PRIOR_FILE,
+            PRIOR_FILE,
             format!("does not list exactly what the earlier bags exported: {missing} missing, {extra} not exported by them"),
         );
     }

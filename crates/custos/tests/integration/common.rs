@@ -62,5 +62,6 @@ pub fn config_at(
         restore: None,
         increment_of: None,
         orphans: false,
+        transcripts: false,
     }
 }

@@ -11,3 +11,4 @@ mod hostile;
 mod media;
 mod preserve;
 mod query_against_sim;
+mod transcripts;

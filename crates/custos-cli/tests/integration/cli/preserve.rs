@@ -173,6 +173,18 @@ async fn an_empty_increment_and_verify_previous_through_the_binary() {
         "a refused increment wrote {}",
         third.display()
     );
+    // A hostile later bag: its list of earlier exports swapped for a FIFO. Verify reports it
+    // and never blocks on it.
+    let prior = second.join("data/chain_prior_exported.txt");
+    std::fs::remove_file(&prior).unwrap();
+    mkfifo(&prior);
+    let v = tokio::time::timeout(
+        Duration::from_secs(60),
+        run(verify(&[s2, "--previous", s1])),
+    )
+    .await
+    .expect("custos verify blocked on a FIFO");
+    assert_eq!(v.status.code(), Some(1));
     let inside = first.join("increment");
     let o = run(export_cmd(
         &env,

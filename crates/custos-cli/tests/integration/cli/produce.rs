@@ -83,7 +83,7 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         &env.base_url,
         crate::common::QUERY,
         &export,
-        &["--matter", "M-9"],
+        &["--matter", "M-9", "--transcripts"],
     ))
     .await;
     assert_eq!(
@@ -128,6 +128,30 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         natives.iter().all(|p| p.is_file()),
         "every NATIVELINK exists"
     );
+    // Extracted text: the transcript's rendering, for exactly the calls that have one.
+    let mut texts = 0;
+    for d in &docs {
+        let t = truth
+            .recordings
+            .iter()
+            .find(|t| t.id == d["RECORDINGID"])
+            .unwrap();
+        let source = export.join(format!(
+            "data/transcripts/{}/{}.txt",
+            t.conversation_id, t.communication_id
+        ));
+        if t.transcript.is_some() {
+            texts += 1;
+            let path = a.join("data").join(d["TEXTPATH"].replace('\\', "/"));
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(&source).unwrap()
+            );
+        } else {
+            assert_eq!(d["TEXTPATH"], "", "{}", t.id);
+        }
+    }
+    assert!(texts > 0, "no document has extracted text");
     let (md5, sha1, sha256) = (
         sums("md5sum", &natives),
         sums("sha1sum", &natives),

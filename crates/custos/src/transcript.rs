@@ -1,0 +1,164 @@
+//! A plain-text, speaker-labelled, time-stamped rendering of a Speech & Text Analytics
+//! transcript for review, with the recording's annotations (holds, secure pauses) in the same
+//! timeline. The transcript as received stays beside it; the rendering is derived from it and
+//! says so.
+//!
+//! Speakers: `participantPurpose` `internal` is the agent, named by the directory's answer for
+//! the transcript's internal `userId`; `external` is the customer, named by the ANI. Times: UTC
+//! (`startTimeMs`, epoch milliseconds) and the offset from the recording's start.
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::facts::Names;
+use crate::query::format_ms;
+
+/// `+HH:MM:SS.mmm`.
+pub fn offset(ms: u64) -> String {
+    format!(
+        "+{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// Who speaks for `purpose`, as the transcript's participants and the directory name them.
+fn speaker(doc: &Value, purpose: &str, names: &Names) -> String {
+    let p = doc["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["participantPurpose"] == purpose);
+    let field = |k: &str| p.and_then(|p| p[k].as_str()).filter(|s| !s.is_empty());
+    match purpose {
+        "internal" => match field("userId").and_then(|u| names.get(u)) {
+            Some(n) => format!("Agent {n}"),
+            None => "Agent".into(),
+        },
+        "external" => match field("ani") {
+            Some(a) => format!("Customer {a}"),
+            None => "Customer".into(),
+        },
+        other => format!("Speaker ({other})"),
+    }
+}
+
+/// One line: `UTC  +offset  text`.
+fn line(at_ms: i64, start_ms: i64, text: &str) -> (i64, String) {
+    let utc = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+        .map(format_ms)
+        .unwrap_or_else(|_| "?".into());
+    let off = offset(u64::try_from(at_ms - start_ms).unwrap_or(0));
+    (at_ms, format!("{utc}  {off}  {text}"))
+}
+
+/// A recording of the transcribed communication: its id, its start (epoch milliseconds) and
+/// its `annotations` (`Annotation[]`, `location` from its start).
+pub struct Recorded<'a> {
+    /// Recording id.
+    pub id: &'a str,
+    /// Its start, epoch milliseconds.
+    pub start_ms: i64,
+    /// Its annotations as listed.
+    pub annotations: &'a Value,
+}
+
+/// The rendering of transcript `doc` (one voice communication; times from its `startTime`, or
+/// the first recording's start), with the annotations of its `recordings`.
+pub fn render(doc: &Value, recordings: &[Recorded<'_>], names: &Names) -> String {
+    let start_ms = doc["startTime"]
+        .as_i64()
+        .or(recordings.first().map(|r| r.start_ms))
+        .unwrap_or(0);
+    let mut lines: Vec<(i64, String)> = Vec::new();
+    for t in doc["transcripts"].as_array().into_iter().flatten() {
+        for p in t["phrases"].as_array().into_iter().flatten() {
+            let (Some(at), Some(text)) = (p["startTimeMs"].as_i64(), p["text"].as_str()) else {
+                continue;
+            };
+            let who = speaker(doc, p["participantPurpose"].as_str().unwrap_or(""), names);
+            lines.push(line(at, start_ms, &format!("{who}: {}", clean(text))));
+        }
+    }
+    for r in recordings {
+        for a in r.annotations.as_array().into_iter().flatten() {
+            let (Some(loc), Some(len)) = (a["location"].as_i64(), a["durationMs"].as_i64()) else {
+                continue;
+            };
+            let what = a["reason"]
+                .as_str()
+                .or(a["name"].as_str())
+                .unwrap_or("annotation");
+            let whose = if recordings.len() > 1 {
+                format!(" in recording {}", clean(r.id))
+            } else {
+                String::new()
+            };
+            lines.push(line(
+                r.start_ms + loc,
+                start_ms,
+                &format!("[{} for {:.3} s{whose}]", clean(what), len as f64 / 1000.0),
+            ));
+        }
+    }
+    lines.sort_by_key(|(at, _)| *at);
+    let ids: Vec<String> = recordings.iter().map(|r| clean(r.id)).collect();
+    let mut out = format!(
+        "Transcript of communication {} (conversation {}; recording {})\n\
+         Derived by custos from the Speech & Text Analytics transcript kept beside this file as \
+         received (.json) and the recordings' annotations; the .json governs.\n\
+         Times: UTC, then the offset from the transcript's start.\n\n",
+        clean(doc["communicationId"].as_str().unwrap_or("?")),
+        clean(doc["conversationId"].as_str().unwrap_or("?")),
+        ids.join(", "),
+    );
+    for (_, l) in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
+}
+
+/// Text as one line, without control characters.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn speakers_times_and_annotations_in_one_timeline() {
+        let doc = json!({
+            "conversationId": "c1", "communicationId": "s1",
+            "transcripts": [{"phrases": [
+                {"text": "Hello\nthere", "startTimeMs": 1_696_150_803_120i64, "participantPurpose": "internal"},
+                {"text": "Hi", "startTimeMs": 1_696_150_805_000i64, "participantPurpose": "external"},
+            ]}],
+            "participants": [{"participantPurpose": "internal", "userId": "u1"}, {"participantPurpose": "external", "ani": "+15550100"}],
+        });
+        let ann = json!([{"reason": "Hold", "location": 4000, "durationMs": 1500}]);
+        let recs = [Recorded {
+            id: "r1",
+            start_ms: 1_696_150_800_000,
+            annotations: &ann,
+        }];
+        let text = render(&doc, &recs, &Names::default());
+        let body: Vec<&str> = text.lines().skip(4).collect();
+        assert_eq!(
+            body,
+            [
+                "2023-10-01T09:00:03.120Z  +00:00:03.120  Agent: Hello there",
+                "2023-10-01T09:00:04.000Z  +00:00:04.000  [Hold for 1.500 s]",
+                "2023-10-01T09:00:05.000Z  +00:00:05.000  Customer +15550100: Hi",
+            ]
+        );
+        assert_eq!(offset(3_723_004), "+01:02:03.004");
+    }
+}
