@@ -373,6 +373,20 @@ pub fn read_credentials(path: &Path) -> Result<Credentials, OptionsError> {
     })
 }
 
+/// `GENESYSCLOUD_OAUTHCLIENT_ID` and `_SECRET`, when both are set.
+pub fn env_credentials(env: &dyn Fn(&str) -> Option<String>) -> Option<Credentials> {
+    match (
+        env("GENESYSCLOUD_OAUTHCLIENT_ID"),
+        env("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
+    ) {
+        (Some(id), Some(secret)) => Some(Credentials {
+            client_id: id,
+            client_secret: secret,
+        }),
+        _ => None,
+    }
+}
+
 /// The flags, the environment (read through `env`; tests pass their own) and the config file
 /// merged, and the settings the export needs resolved from them (or what is wrong).
 pub fn resolve_with(
@@ -390,17 +404,7 @@ pub fn resolve_with(
     let o = merge(&[flags, &from_env, &file]);
     // Credentials never come from a flag, only a file's path does: --credentials FILE, then
     // GENESYSCLOUD_OAUTHCLIENT_*, then the config file's credentials.
-    let env_credentials = match (
-        env("GENESYSCLOUD_OAUTHCLIENT_ID"),
-        env("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
-    ) {
-        (Some(id), Some(secret)) => Some(Credentials {
-            client_id: id,
-            client_secret: secret,
-        }),
-        _ => None,
-    };
-    let credentials = match (&flags.credentials, env_credentials, &file.credentials) {
+    let credentials = match (&flags.credentials, env_credentials(env), &file.credentials) {
         (Some(p), _, _) => read_credentials(p)?,
         (None, Some(c), _) => c,
         (None, None, Some(p)) => read_credentials(p)?,

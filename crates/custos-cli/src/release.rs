@@ -46,16 +46,9 @@ fn credentials(a: &ReleaseArgs) -> Result<Credentials, String> {
     if let Some(p) = &a.credentials {
         return crate::options::read_credentials(p).map_err(|e| e.to_string());
     }
-    match (
-        std::env::var("GENESYSCLOUD_OAUTHCLIENT_ID"),
-        std::env::var("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
-    ) {
-        (Ok(client_id), Ok(client_secret)) => Ok(Credentials {
-            client_id,
-            client_secret,
-        }),
-        _ => Err("no credentials: set GENESYSCLOUD_OAUTHCLIENT_ID and GENESYSCLOUD_OAUTHCLIENT_SECRET, or pass --credentials FILE (chmod 600)".into()),
-    }
+    crate::options::env_credentials(&crate::options::env).ok_or_else(|| {
+        "no credentials: set GENESYSCLOUD_OAUTHCLIENT_ID and GENESYSCLOUD_OAUTHCLIENT_SECRET, or pass --credentials FILE (chmod 600)".into()
+    })
 }
 
 /// The export's `Genesys-API-Base` label.

@@ -57,6 +57,15 @@ pub async fn wrapups(state: State<Sim>, q: RawQuery) -> Response {
 
 fn listing(State(sim): State<Sim>, RawQuery(q): RawQuery, kind: Kind) -> Response {
     let inner = &sim.0;
+    let permission = match kind {
+        Kind::Users => "directory:user:view",
+        Kind::Queues => "routing:queue:view",
+        Kind::Skills => "routing:skill:view",
+        Kind::Wrapups => "routing:wrapupCode:view",
+    };
+    if let Some(r) = crate::preserve::denied(inner, permission) {
+        return r;
+    }
     let bad = |m: &str| error(inner, StatusCode::BAD_REQUEST, "bad.request", m);
     let pairs: Vec<(String, String)> = match serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
     {

@@ -38,7 +38,7 @@ pub struct ProtectParams {
 }
 
 /// 403 if the scenario withholds `permission` from its clients.
-fn denied(inner: &Inner, permission: &str) -> Option<Response> {
+pub(crate) fn denied(inner: &Inner, permission: &str) -> Option<Response> {
     inner
         .scenario
         .denied_permissions

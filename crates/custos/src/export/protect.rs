@@ -36,13 +36,15 @@ pub(super) async fn protect(ctx: &Ctx<'_>) -> Result<()> {
     for chunk in ids.chunks(IDS_PER_REQUEST) {
         let a = match set(&ctx.api, chunk, true).await {
             Ok(a) => a,
-            Err(e) => {
+            // A refusal is final; a network failure is not (a re-run continues).
+            Err(Error::Protection(why)) => {
                 ctx.log(
                     "deletion-protection-refused",
-                    json!({"conversationIds": chunk, "error": e.to_string()}),
+                    json!({"conversationIds": chunk, "error": why}),
                 )?;
-                return Err(refusal(ctx, &e.to_string()));
+                return Err(refusal(ctx, &why));
             }
+            Err(e) => return Err(e),
         };
         ctx.state
             .protected(&a.updated, &format_ms(OffsetDateTime::now_utc()))?;

@@ -103,3 +103,81 @@ async fn call_facts_name_every_party_as_the_simulated_org_does() {
         );
     }
 }
+
+/// A directory the OAuth client may not read (403) stops nothing: the refusal is in the custody
+/// log, no answer is kept for it, and the agents are named by the analytics record's own
+/// `participantName` instead; every other name comes from the directory; the package verifies.
+#[tokio::test]
+async fn a_refused_directory_lookup_is_recorded_and_the_export_goes_on() {
+    let env = Sim::new(Scenario {
+        conversations: 20,
+        api_rate: 6_000,
+        max_recording_s: 8,
+        batch_ms_per_item: 1,
+        async_job_ms: 100,
+        denied_permissions: vec!["directory:user:view".into()],
+        ..Scenario::default()
+    })
+    .unwrap()
+    .spawn()
+    .await
+    .unwrap();
+    let out = out_dir("facts-refused");
+    let cfg = config(&env, out.clone(), SourceKind::Genesys, Retrieval::Batch);
+    custos::export(&cfg, &NoProgress).await.unwrap();
+    let events = custos::custody::read_events(&out.join("data/custody_log.jsonl")).unwrap();
+    let rec = events
+        .iter()
+        .find(|e| e["event"] == "directory-recorded")
+        .unwrap();
+    let refused = rec["lookups"]["users"]["refused"].as_array().unwrap();
+    assert!(
+        !refused.is_empty() && refused[0].as_str().unwrap().contains("403"),
+        "{rec}"
+    );
+    assert_eq!(rec["lookups"]["users"]["files"], 0);
+    assert_eq!(
+        rec["lookups"]["queues"]["refused"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(!out.join("data/metadata/directory/users-0001.json").exists());
+    let truth = env.sim.truth();
+    let mut r = csv::Reader::from_path(out.join("data/call_facts.csv")).unwrap();
+    let head: Vec<String> = r.headers().unwrap().iter().map(str::to_owned).collect();
+    let col = |row: &csv::StringRecord, name: &str| -> String {
+        row[head.iter().position(|h| h == name).unwrap()].to_owned()
+    };
+    let mut rows = 0;
+    for row in r.records() {
+        let row = row.unwrap();
+        if col(&row, "Agent_IDs").is_empty() {
+            continue;
+        }
+        rows += 1;
+        let t = truth
+            .recordings
+            .iter()
+            .find(|t| t.id == col(&row, "Recording_ID"))
+            .unwrap();
+        assert_eq!(
+            col(&row, "Agent_Names"),
+            t.call.agent.1,
+            "the record's participantName"
+        );
+        assert!(
+            !col(&row, "Queue_Names").is_empty(),
+            "other names are given"
+        );
+    }
+    assert!(rows > 0);
+    assert!(
+        custos::verify::verify(&out, &Default::default())
+            .unwrap()
+            .findings
+            .is_empty()
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
