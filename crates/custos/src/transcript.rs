@@ -106,12 +106,17 @@ pub fn render(doc: &Value, recordings: &[Recorded<'_>], names: &Names) -> String
     lines.sort_by_key(|(at, _)| *at);
     let ids: Vec<String> = recordings.iter().map(|r| clean(r.id)).collect();
     let mut out = format!(
-        "Transcript of communication {} (conversation {}; recording {})\n\
+        "Transcript of communication {} (conversation {}; {} {})\n\
          Derived by custos from the Speech & Text Analytics transcript kept beside this file as \
          received (.json) and the recordings' annotations; the .json governs.\n\
          Times: UTC, then the offset from the transcript's start.\n\n",
         clean(doc["communicationId"].as_str().unwrap_or("?")),
         clean(doc["conversationId"].as_str().unwrap_or("?")),
+        if ids.len() == 1 {
+            "recording"
+        } else {
+            "recordings"
+        },
         ids.join(", "),
     );
     for (_, l) in lines {

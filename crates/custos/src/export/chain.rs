@@ -41,11 +41,19 @@ pub struct Previous {
     pub exported: BTreeSet<String>,
 }
 
+/// The first `name` event of a custody log, read line by line up to it (the events asked for
+/// are near the top; the log of a large export is not read whole).
 fn first_event(log: &Path, name: &str) -> Result<Value> {
-    crate::custody::read_events(log)?
-        .into_iter()
-        .find(|e| e["event"] == name)
-        .ok_or_else(|| Error::Config(format!("{}: no {name} event", log.display())))
+    use std::io::BufRead;
+    let f = std::fs::File::open(log).map_err(|e| Error::io(log, e))?;
+    for line in std::io::BufReader::new(f).lines() {
+        let line = line.map_err(|e| Error::io(log, e))?;
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if v["event"] == name {
+            return Ok(v);
+        }
+    }
+    Err(Error::Config(format!("{}: no {name} event", log.display())))
 }
 
 /// The bag `--increment-of` names, read and verified (none without the option); an output
