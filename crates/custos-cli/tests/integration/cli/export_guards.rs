@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use custos_sim::Scenario;
 
-use super::{BIN, copy_export, export_cmd, recordings, run, scenario, start, tmp};
+use super::{BIN, copy_export, export_cmd, recordings, run, scenario, start, tmp, verify_code};
 
 /// A recording whose download finished (its sidecar is written after it), never a `.part`.
 fn finished_recording(root: &Path) -> PathBuf {
@@ -58,16 +58,6 @@ fn slow() -> Scenario {
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn verify_code(dir: &Path) -> i32 {
-    Command::new(BIN)
-        .args(["verify", dir.to_str().unwrap()])
-        .output()
-        .unwrap()
-        .status
-        .code()
-        .unwrap()
 }
 
 async fn wait_for_recordings(out: &Path, n: usize) {

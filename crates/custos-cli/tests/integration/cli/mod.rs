@@ -553,6 +553,17 @@ async fn signed_exports_verify_with_minisign() {
 }
 
 /// A FIFO at `at` (coreutils' mkfifo).
+/// `custos verify DIR`'s exit code.
+fn verify_code(dir: &Path) -> i32 {
+    Command::new(BIN)
+        .args(["verify", dir.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .status
+        .code()
+        .unwrap()
+}
+
 fn mkfifo(at: &Path) {
     assert!(Command::new("mkfifo").arg(at).status().unwrap().success());
 }

@@ -59,18 +59,7 @@ async fn protect_then_release_through_the_binary() {
         "{stdout}"
     );
     assert!(env.sim.truth().recordings.iter().all(|t| !t.protected));
-    let v = run({
-        let mut c = Command::new(BIN);
-        c.args(["verify", out.to_str().unwrap()]);
-        c
-    })
-    .await;
-    assert_eq!(
-        v.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&v.stdout)
-    );
+    assert_eq!(verify_code(&out), 0, "the receipt beside the bag verifies");
     std::fs::remove_dir_all(&out).unwrap();
 }
 
