@@ -313,3 +313,67 @@ def test_transcripts_and_annotations_through_the_sdk(sim, client):
         assert e.value.status == 404
     notes = gc.RecordingApi(client).get_conversation_recording_annotations(rec["conversationId"], rec["id"])
     assert isinstance(notes, list) and all(isinstance(a, gc.Annotation) for a in notes)
+
+
+def test_screen_chat_email_and_messaging_recordings_through_the_sdk():
+    """Every media type through the SDK's own recording GET (formatId, emailFormatId,
+    chatFormatId, messageFormatId) and models: the thread each Recording carries deserialises
+    into ChatMessage, RecordingEmailMessage and RecordingMessagingMessage, the media URL gives
+    the truth's bytes, NONE gives no media, and analytics filters by the session's mediaType."""
+    from conftest import Sim
+
+    sim = Sim("--conversations", "8", "--seed", "11", "--screen", "0.5", "--digital", "9",
+              "--transcode-ms", "0", "--archived", "0", "--deleted", "0",
+              "--client-id", "sdk-client", "--client-secret", "sdk-secret")
+    try:
+        api = gc.api_client.ApiClient(host=sim.base)
+        api.get_client_credentials_token("sdk-client", "sdk-secret")
+        recs = gc.RecordingApi(api)
+        truth = sim.truth()
+        others = [r for r in truth["recordings"] if r["media"] != "audio"]
+        assert {r["media"] for r in others} == {"screen", "chat", "email", "messaging"}
+        field = {"chat": "transcript", "email": "email_transcript", "messaging": "messaging_transcript"}
+        model = {"chat": gc.ChatMessage, "email": gc.RecordingEmailMessage,
+                 "messaging": gc.RecordingMessagingMessage}
+        for t in others:
+            r = recs.get_conversation_recording(
+                t["conversationId"], t["id"], format_id="WEBM", email_format_id="EML",
+                chat_format_id="ZIP", message_format_id="ZIP", download=True)
+            assert isinstance(r, gc.Recording)
+            assert_known_enums(r)
+            assert r.media == t["media"]
+            with urllib.request.urlopen(r.media_uris["S"].media_uri) as resp:
+                assert resp.headers["Content-Type"] == t["contentType"]
+                assert hashlib.sha256(resp.read()).hexdigest() == t["sha256"]
+            if t["media"] == "screen":
+                assert r.media_subtype == "Screen"
+                assert r.output_duration_ms == t["statedDurationMs"]
+                continue
+            thread = getattr(r, field[t["media"]])
+            assert thread and all(isinstance(m, model[t["media"]]) for m in thread)
+            if t["media"] == "email":
+                assert all(isinstance(a, gc.EmailAttachment) and a.content_length > 0
+                           for a in thread[0].attachments)
+                assert isinstance(thread[0].pcFrom, gc.EmailAddress)
+            param = {"chat": "chat_format_id", "email": "email_format_id",
+                     "messaging": "message_format_id"}[t["media"]]
+            bare = recs.get_conversation_recording(t["conversationId"], t["id"], download=True,
+                                                   **{param: "NONE"})
+            assert bare.media_uris is None
+        analytics = gc.ConversationsApi(api)
+        for media_type, media in [("chat", "chat"), ("email", "email"), ("message", "messaging")]:
+            q = gc.ConversationQuery()
+            q.interval = WEEK
+            f = gc.SegmentDetailQueryFilter()
+            f.type = "and"
+            p = gc.SegmentDetailQueryPredicate()
+            p.dimension = "mediaType"
+            p.value = media_type
+            f.predicates = [p]
+            q.segment_filters = [f]
+            resp = analytics.post_analytics_conversations_details_query(q)
+            assert_known_enums(resp)
+            got = {c.conversation_id for c in resp.conversations or []}
+            assert got == {r["conversationId"] for r in others if r["media"] == media}
+    finally:
+        sim.stop()

@@ -239,8 +239,8 @@ pub struct DemoArgs {
 /// Where `custos demo` serves its simulator when the port is free.
 const DEMO_ADDR: &str = "127.0.0.1:47017";
 
-/// Runs `custos demo`: the embedded simulator, a full export, and a check of the result.
-pub async fn run_demo(args: DemoArgs) -> i32 {
+/// The demo's org: 150 conversations with every kind of trouble an export meets.
+fn demo_scenario() -> custos_sim::Scenario {
     let mut scenario = custos_sim::Scenario {
         conversations: 150,
         // A raised per-token limit (Genesys raises it by support case), matched by the export's --rate.
@@ -250,17 +250,30 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
         transcode_ms: 0,
         batch_ms_per_item: 0,
         async_job_ms: 200,
+        // Not only calls: the agents' screens on a tenth of them, and chats, emails and
+        // messaging threads.
+        screen: 0.1,
+        digital: 12,
         ..Default::default()
     };
     // Some recordings are deleted between listing and download (Purged); a few are served
     // shorter than the API states, every time, and a few hold less audio than their metadata
     // claims (both Corrupted, kept in quarantine); a few have a secure pause cut from their
-    // audio (Exported: the pause is subtracted from the call's span). Transcode retrieval is
-    // used because there the API also states each file's size to check against.
+    // audio (Exported: the pause is subtracted from the call's span); a few chat and messaging
+    // ZIPs are damaged (Corrupted: a member fails its CRC). Transcode retrieval is used because
+    // there the API also states each file's size to check against.
     scenario
         .faults
-        .apply_list("purge=0.05,length-under=0.02,duration-lie=0.02,pauses=0.05,fault-attempts=0")
+        .apply_list(
+            "purge=0.05,length-under=0.02,duration-lie=0.02,pauses=0.05,fault-attempts=0,damaged-zip=0.2",
+        )
         .expect("valid faults");
+    scenario
+}
+
+/// Runs `custos demo`: the embedded simulator, a full export, and a check of the result.
+pub async fn run_demo(args: DemoArgs) -> i32 {
+    let scenario = demo_scenario();
     let client = scenario.clients[0].clone();
     let sim = match custos_sim::Sim::new(scenario) {
         Ok(s) => s,
@@ -352,7 +365,11 @@ fn check_against_truth(out: &Path, truth: &custos_sim::Truth) -> Result<(u64, us
             .iter()
             .find(|r| &r.id == rid)
             .ok_or_else(|| format!("{rid} is not in the simulator's catalog"))?;
-        let want = &t.formats[&custos_sim::audio::Codec::Wav].sha256;
+        // Calls transcoded to WAV; every other type as Genesys keeps it.
+        let want = t
+            .formats
+            .get(&custos_sim::audio::Codec::Wav)
+            .map_or(&t.sha256, |f| &f.sha256);
         if want != sha {
             return Err(format!(
                 "{rid}: exported SHA-256 {sha} differs from the ground truth {want}"

@@ -82,9 +82,11 @@ enum Command {
     /// export recorded, after verifying it; receipt in DIR/receipts/ (exit 0 released, 1 some
     /// still protected or the export does not verify, 2 bad usage, 3 API unreachable).
     Release(release::ReleaseArgs),
-    /// Print each media file's container, codec, channels, sample rate and duration, and any
-    /// damage found (exit 0 all sound, 1 some damaged or unreadable, 2 could not run). The same
-    /// reader the export uses to decide Corrupted.
+    /// Print what each recording's file holds, and any damage found: audio (container, codec,
+    /// channels, rate, duration), screen video (codec, size, duration), email EML (headers,
+    /// attachments), chat/messaging ZIP (every member, CRC checked), JSON (exit 0 all sound, 1
+    /// some damaged or unreadable, 2 could not run). The same reader the export uses to decide
+    /// Corrupted.
     Probe {
         /// The files.
         #[arg(required = true)]
@@ -108,7 +110,7 @@ fn probe(files: &[std::path::PathBuf], json: bool) -> i32 {
     let mut out = std::io::stdout().lock();
     let mut code = 0;
     for f in files {
-        let r = custos::media::probe_file(f);
+        let r = custos::media::inspect_file(f, &[]);
         if json {
             let mut v = match &r {
                 Ok(info) => info.to_json(),
@@ -120,7 +122,7 @@ fn probe(files: &[std::path::PathBuf], json: bool) -> i32 {
             match &r {
                 Ok(info) => {
                     let _ = writeln!(out, "{}: {info}", f.display());
-                    for p in &info.problems {
+                    for p in info.problems() {
                         let _ = writeln!(out, "  PROBLEM: {p}");
                     }
                 }
@@ -130,7 +132,7 @@ fn probe(files: &[std::path::PathBuf], json: bool) -> i32 {
             }
         }
         match r {
-            Ok(info) if info.problems.is_empty() => {}
+            Ok(info) if info.problems().is_empty() => {}
             Err(custos::media::MediaError::Io(_)) => code = 2,
             _ => code = code.max(1),
         }

@@ -93,6 +93,12 @@ pub struct ExportOptions {
     /// recording).
     #[arg(long)]
     pub transcripts: bool,
+    /// The media types to export, a comma list of audio, screen, chat, email, messaging
+    /// [default: every type the query's conversations have]. The others are listed in
+    /// data/media_excluded.csv, not retrieved.
+    #[arg(long, value_delimiter = ',', value_name = "TYPES")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<custos::model::Media>,
     /// Make this export the next bag of an ongoing hold's chain: same query and settings as
     /// the bag in DIR, holding only recordings no bag of the chain exported yet.
     #[arg(long, value_name = "DIR")]
@@ -478,6 +484,7 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         increment_of: o.increment_of.clone(),
         orphans: o.orphans,
         transcripts: o.transcripts,
+        media: o.media.clone(),
         restore: o.restore_archived.then(|| RestoreArchived {
             days: o.restore_days.unwrap_or(DEFAULT_RESTORE_DAYS),
             wait: !o.no_wait,
@@ -620,7 +627,11 @@ mod tests {
             // a date, or text.
             let possible = arg.get_possible_values();
             let candidates: Vec<String> = if let Some(p) = possible.first() {
-                vec![p.get_name().to_owned(), format!("{:?}", p.get_name())]
+                vec![
+                    p.get_name().to_owned(),
+                    format!("{:?}", p.get_name()),
+                    format!("[{:?}]", p.get_name()),
+                ]
             } else {
                 ["true", "7", "\"2099-01-31\"", "\"text\"", "[\"text\"]"]
                     .map(String::from)

@@ -261,7 +261,7 @@ fn segment_dim(p: &Participant, s: &Segment, d: &str) -> Option<String> {
     match d {
         "userId" => p.user_id.clone(),
         "queueId" => s.queue_id.clone(),
-        "mediaType" => Some("voice".into()),
+        "mediaType" => Some(p.media_type.into()),
         "direction" => Some(p.direction.into()),
         "ani" => Some(p.ani.clone()),
         "dnis" => Some(p.dnis.clone()),
@@ -295,12 +295,13 @@ pub fn conversation_json(c: &Conversation) -> Value {
                 "participantId": p.participant_id,
                 "participantName": p.name,
                 "purpose": p.purpose,
+                "screenRecording": p.screen_recording.then_some(true),
                 "userId": p.user_id,
                 "sessions": [{
                     "ani": p.ani,
                     "direction": p.direction,
                     "dnis": p.dnis,
-                    "mediaType": "voice",
+                    "mediaType": p.media_type,
                     "recording": p.recording,
                     "sessionId": p.session_id,
                     "segments": segments,

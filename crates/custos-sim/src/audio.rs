@@ -33,6 +33,19 @@ pub enum Codec {
     /// MPEG-2 layer III, 16 kHz, mono, 32 kbit/s CBR.
     #[serde(rename = "MP3")]
     Mp3,
+    /// A screen recording: WebM, VP8 video (crate::natives). Not a `formatId`: what a screen
+    /// recording is kept as.
+    #[serde(rename = "SCREEN_WEBM")]
+    ScreenWebm,
+    /// An email recording: the message as EML (`emailFormatId=EML`).
+    #[serde(rename = "EML")]
+    Eml,
+    /// A chat recording: a ZIP of its transcript (`chatFormatId=ZIP`).
+    #[serde(rename = "CHAT_ZIP")]
+    ChatZip,
+    /// A messaging recording: a ZIP of its transcript and media (`messageFormatId=ZIP`).
+    #[serde(rename = "MESSAGING_ZIP")]
+    MessagingZip,
 }
 
 impl Codec {
@@ -45,7 +58,15 @@ impl Codec {
         Codec::Mp3,
     ];
 
-    /// The Genesys `formatId` spelling.
+    /// The files of recordings that are not audio (never transcoded).
+    pub const NATIVES: [Codec; 4] = [
+        Codec::ScreenWebm,
+        Codec::Eml,
+        Codec::ChatZip,
+        Codec::MessagingZip,
+    ];
+
+    /// The Genesys `formatId` spelling (natives: the simulator's own name, used in media URLs).
     pub fn format_id(self) -> &'static str {
         match self {
             Codec::Wav => "WAV",
@@ -53,12 +74,29 @@ impl Codec {
             Codec::OggOpus => "OGG_OPUS",
             Codec::Webm => "WEBM",
             Codec::Mp3 => "MP3",
+            Codec::ScreenWebm => "SCREEN_WEBM",
+            Codec::Eml => "EML",
+            Codec::ChatZip => "CHAT_ZIP",
+            Codec::MessagingZip => "MESSAGING_ZIP",
         }
     }
 
-    /// Parses a `formatId` the simulator can produce.
+    /// Parses a `formatId` the simulator can transcode audio to.
     pub fn from_format_id(s: &str) -> Option<Codec> {
         Codec::ALL.into_iter().find(|c| c.format_id() == s)
+    }
+
+    /// Parses the format of a media URL (audio formats and natives).
+    pub fn from_url_id(s: &str) -> Option<Codec> {
+        Codec::ALL
+            .into_iter()
+            .chain(Codec::NATIVES)
+            .find(|c| c.format_id() == s)
+    }
+
+    /// Whether this is the file of a recording that is not audio.
+    pub fn is_native(self) -> bool {
+        Codec::NATIVES.contains(&self)
     }
 
     /// The Content-Type the media is served with.
@@ -68,6 +106,9 @@ impl Codec {
             Codec::OggOpus => "audio/ogg",
             Codec::Webm => "audio/webm",
             Codec::Mp3 => "audio/mpeg",
+            Codec::ScreenWebm => "video/webm",
+            Codec::Eml => "message/rfc822",
+            Codec::ChatZip | Codec::MessagingZip => "application/zip",
         }
     }
 
@@ -76,7 +117,7 @@ impl Codec {
         match self {
             Codec::OggOpus | Codec::Webm => Some((48_000, 1)),
             Codec::Mp3 => Some((MP3_RATE, 1)),
-            Codec::Wav | Codec::WavUlaw => None,
+            _ => None,
         }
     }
 }
@@ -94,8 +135,12 @@ pub struct MediaSpec {
     pub duration_ms: u64,
     /// Tone frequency, Hz.
     pub tone_hz: u32,
-    /// Seeds the Ogg stream serial number.
+    /// Seeds the Ogg stream serial number (natives: their contents).
     pub serial: u32,
+    /// When the recording starts, Unix ms (natives: their messages' times).
+    pub start_ms: i64,
+    /// Natives: damaged (a ZIP member changed after its CRC, an EML cut short).
+    pub damaged: bool,
 }
 
 const CHUNK: usize = 64 * 1024;
@@ -159,6 +204,7 @@ impl MediaSpec {
                 size + webm_cluster_len(first, total - first, true)
             }
             Codec::Mp3 => mp3_frame_count(self.duration_ms) * MP3_FRAME_BYTES,
+            _ => crate::natives::bytes(self).len() as u64,
         }
     }
 
@@ -201,7 +247,23 @@ impl MediaGen {
             Codec::OggOpus => self.next_ogg(),
             Codec::Webm => self.next_webm(),
             Codec::Mp3 => self.next_mp3(),
+            _ => self.next_native(),
         }
+    }
+
+    /// Natives are small: built whole once, then yielded in chunks.
+    fn next_native(&mut self) -> Option<Bytes> {
+        if self.stage == 0 {
+            self.stage = 1;
+            self.table = crate::natives::bytes(&self.spec).to_vec();
+        }
+        let at = self.pos as usize;
+        if at >= self.table.len() {
+            return None;
+        }
+        let end = (at + CHUNK).min(self.table.len());
+        self.pos = end as u64;
+        Some(Bytes::copy_from_slice(&self.table[at..end]))
     }
 
     fn next_mp3(&mut self) -> Option<Bytes> {
@@ -404,18 +466,18 @@ fn mp3_frame_count(duration_ms: u64) -> u64 {
 }
 
 /// An EBML element with an 8-byte size field (valid for any size; keeps sizes easy to compute).
-fn ebml(out: &mut BytesMut, id: &[u8], payload: &[u8]) {
+pub(crate) fn ebml(out: &mut BytesMut, id: &[u8], payload: &[u8]) {
     out.put_slice(id);
     out.put_u8(0x01);
     out.put_slice(&(payload.len() as u64).to_be_bytes()[1..]);
     out.put_slice(payload);
 }
 
-fn ebml_uint(out: &mut BytesMut, id: &[u8], v: u64) {
+pub(crate) fn ebml_uint(out: &mut BytesMut, id: &[u8], v: u64) {
     ebml(out, id, &v.to_be_bytes());
 }
 
-fn ebml_float(out: &mut BytesMut, id: &[u8], v: f64) {
+pub(crate) fn ebml_float(out: &mut BytesMut, id: &[u8], v: f64) {
     ebml(out, id, &v.to_be_bytes());
 }
 
@@ -426,9 +488,8 @@ const fn ebml_len(id_len: u64, payload: u64) -> u64 {
 
 const CLUSTER_ID: [u8; 4] = [0x1F, 0x43, 0xB6, 0x75];
 
-/// EBML header, Segment header (its size covers the whole rest of the file), Info and Tracks.
-fn webm_header(s: &MediaSpec) -> Bytes {
-    let mut h = BytesMut::new();
+/// A WebM file's EBML header element, written into `out`.
+pub(crate) fn webm_ebml_header(out: &mut BytesMut) {
     let mut e = BytesMut::new();
     ebml_uint(&mut e, &[0x42, 0x86], 1); // EBMLVersion
     ebml_uint(&mut e, &[0x42, 0xF7], 1); // EBMLReadVersion
@@ -437,7 +498,13 @@ fn webm_header(s: &MediaSpec) -> Bytes {
     ebml(&mut e, &[0x42, 0x82], b"webm"); // DocType
     ebml_uint(&mut e, &[0x42, 0x87], 4); // DocTypeVersion
     ebml_uint(&mut e, &[0x42, 0x85], 2); // DocTypeReadVersion
-    ebml(&mut h, &[0x1A, 0x45, 0xDF, 0xA3], &e);
+    ebml(out, &[0x1A, 0x45, 0xDF, 0xA3], &e);
+}
+
+/// EBML header, Segment header (its size covers the whole rest of the file), Info and Tracks.
+fn webm_header(s: &MediaSpec) -> Bytes {
+    let mut h = BytesMut::new();
+    webm_ebml_header(&mut h);
 
     let mut body = BytesMut::new();
     let mut info = BytesMut::new();
@@ -631,6 +698,8 @@ mod tests {
             duration_ms: ms,
             tone_hz: 440,
             serial: 7,
+            start_ms: 0,
+            damaged: false,
         }
     }
 

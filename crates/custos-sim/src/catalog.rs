@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
 
 use crate::audio::{Codec, MediaSpec};
+use crate::natives::Kind;
 use crate::rng::{Rng, hash_unit};
 use crate::scenario::Scenario;
 
@@ -62,8 +63,12 @@ pub struct Participant {
     pub ani: String,
     /// Session `dnis`.
     pub dnis: String,
-    /// Whether an audio recording was started in this session.
+    /// Whether a recording was started in this session.
     pub recording: bool,
+    /// The session's `mediaType`: voice, chat, email or message.
+    pub media_type: &'static str,
+    /// Whether the agent's screen was recorded (`screenRecording`).
+    pub screen_recording: bool,
     /// Segments: (type, start, end, queueId).
     pub segments: Vec<Segment>,
 }
@@ -137,6 +142,8 @@ pub struct Conversation {
 pub struct Recording {
     /// Recording id.
     pub id: String,
+    /// What it holds (`media`): audio, or a screen, chat, email or messaging recording.
+    pub kind: Kind,
     /// Its conversation.
     pub conversation_id: String,
     /// Index of its conversation in [`Catalog::conversations`].
@@ -169,8 +176,12 @@ impl Recording {
         self.stated_ms - self.pause.map_or(0, |(_, len)| len)
     }
 
-    /// The media of this recording in `codec` (a transcode keeps duration and tone).
+    /// The media of this recording in `codec` (a transcode keeps duration and tone). A
+    /// recording that is not audio has one file whatever is asked for: its own.
     pub fn media_as(&self, codec: Codec) -> MediaSpec {
+        if self.kind != Kind::Audio {
+            return self.media;
+        }
         // Opus and MP3 have a fixed rate and layout here (their audio comes from one encode).
         match codec.fixed_format() {
             Some((sample_rate, channels)) => MediaSpec {
@@ -206,6 +217,29 @@ pub struct RecordingFaults {
     pub slow_transcode: bool,
     /// First media URL issued already expired.
     pub expired_url: bool,
+    /// A chat or messaging ZIP with a member whose bytes no longer match its CRC.
+    pub damaged_zip: bool,
+    /// An email recording's EML cut short (its MIME never closed, an attachment short).
+    pub truncated_eml: bool,
+    /// A screen recording that holds a third of its stated duration.
+    pub short_screen: bool,
+}
+
+impl RecordingFaults {
+    /// The faults of the download itself, which hit any recording (`id`, in `state`): purge,
+    /// truncation, lying lengths, an expired URL.
+    fn transport(s: &Scenario, id: &str, state: FileState) -> RecordingFaults {
+        let f = &s.faults;
+        let hit = |label: &str, p: f64| p > 0.0 && hash_unit(s.seed, label, id) < p;
+        RecordingFaults {
+            purge: state == FileState::Available && hit("purge", f.purge),
+            truncate: hit("truncate", f.truncate),
+            length_over: hit("length-over", f.length_over),
+            length_under: hit("length-under", f.length_under),
+            expired_url: hit("expired-urls", f.expired_urls),
+            ..RecordingFaults::default()
+        }
+    }
 }
 
 /// The org's directory: what the Users, Routing queues, skills and wrap-up codes APIs name.
@@ -237,7 +271,7 @@ pub struct Catalog {
     by_recording: HashMap<String, usize>,
 }
 
-const FIRST: &[&str] = &[
+pub(crate) const FIRST: &[&str] = &[
     "Ada", "Ben", "Chloe", "Dev", "Elif", "Femi", "Grace", "Hugo", "Ines", "Jon", "Kira", "Luca",
 ];
 const QUEUES: &[&str] = &["Sales", "Support", "Billing", "Retention"];
@@ -256,6 +290,19 @@ struct People<'a> {
     users: &'a [(String, String)],
     queues: &'a [(String, &'static str)],
     divisions: &'a [String],
+}
+
+/// A recording that is not audio, still to draw.
+struct Native {
+    kind: Kind,
+    /// Index of its conversation.
+    conversation: usize,
+    /// What it covers.
+    span: (OffsetDateTime, OffsetDateTime),
+    /// The agent's session.
+    session_id: String,
+    /// Seeds its contents (crate::natives).
+    serial: u32,
 }
 
 /// A recording still to draw: (conversation index, its number, connect, end, agent session).
@@ -283,6 +330,14 @@ impl Catalog {
         let mut pending = Vec::new();
         for i in 0..total {
             convs.push(Self::draw_conversation(s, &mut r, i, &people, &mut pending));
+        }
+        // Chat, email and messaging conversations from draws of their own, after the calls.
+        let mut digital = Vec::new();
+        let mut dr = Rng::fork(s.seed, "digital");
+        for i in 0..s.digital {
+            let (c, d) = Self::draw_digital(s, &mut dr, i, &people, convs.len());
+            convs.push(c);
+            digital.push(d);
         }
         // Skills and wrap-up codes from draws of their own, so the conversations' stay as they were.
         let mut d = Rng::fork(s.seed, "directory");
@@ -316,6 +371,12 @@ impl Catalog {
             convs[ci].recordings.push(recordings.len());
             recordings.push(rec);
         }
+        for d in digital {
+            let rec = Self::native_recording(s, &mut dr, &convs[d.conversation], d);
+            convs[rec.conversation].recordings.push(recordings.len());
+            recordings.push(rec);
+        }
+        Self::add_screens(s, &mut convs, &mut recordings);
         Self::index(directory, convs, recordings)
     }
 
@@ -344,6 +405,187 @@ impl Catalog {
                     wrapup_code: Some(c.wrapup_id.clone()),
                 });
             }
+        }
+    }
+
+    /// Screen recordings: the agent's screen during the call, for a `screen` fraction of the
+    /// recorded calls (chosen by a hash of the conversation id, so the calls' draws stay).
+    fn add_screens(s: &Scenario, convs: &mut [Conversation], recordings: &mut Vec<Recording>) {
+        if s.screen <= 0.0 {
+            return;
+        }
+        let mut r = Rng::fork(s.seed, "screen");
+        for (ci, c) in convs.iter_mut().enumerate() {
+            let first_audio = c.recordings.first().map(|&i| &recordings[i]);
+            let Some(audio) = first_audio.filter(|a| a.kind == Kind::Audio) else {
+                continue;
+            };
+            if hash_unit(s.seed, "screen", &c.id) >= s.screen {
+                continue;
+            }
+            let d = Native {
+                kind: Kind::Screen,
+                conversation: ci,
+                span: (audio.start, audio.end),
+                session_id: audio.session_id.clone(),
+                serial: r.next_u64() as u32,
+            };
+            if let Some(agent) = c.participants.iter_mut().find(|p| p.purpose == "agent") {
+                agent.screen_recording = true;
+            }
+            let rec = Self::native_recording(s, &mut r, c, d);
+            c.recordings.push(recordings.len());
+            recordings.push(rec);
+        }
+    }
+
+    /// Digital conversation `i` (chat, email, messaging in turn), index `ci` in the catalog,
+    /// with its one recording still to draw.
+    fn draw_digital(
+        s: &Scenario,
+        r: &mut Rng,
+        i: usize,
+        people: &People<'_>,
+        ci: usize,
+    ) -> (Conversation, Native) {
+        let kind = Kind::DIGITAL[i % Kind::DIGITAL.len()];
+        let span_ms = (s.end - s.start).whole_milliseconds() as u64;
+        let id = r.uuid();
+        let serial = r.next_u64() as u32;
+        let parties = crate::natives::parties(serial);
+        let user = &people.users[parties.agent_index % people.users.len()];
+        let queue = r.pick(people.queues).clone();
+        let division_id = r.pick(people.divisions).clone();
+        let start = s.start + Duration::milliseconds(r.range(0, span_ms.saturating_sub(1)) as i64);
+        let connect = start + Duration::milliseconds(r.range(5_000, 120_000) as i64);
+        let end = connect + Duration::milliseconds(r.range(120_000, 1_800_000) as i64);
+        let (ani, dnis) = match kind {
+            Kind::Email => (
+                parties.customer_email.clone(),
+                "support@contact.example.com".to_owned(),
+            ),
+            Kind::Messaging => (
+                format!("tel:{}", parties.customer_phone),
+                "tel:+18005550100".to_owned(),
+            ),
+            _ => (parties.customer.clone(), "web-chat".to_owned()),
+        };
+        let media_type = kind.session_media_type();
+        let agent_session = r.uuid();
+        let participant =
+            |r: &mut Rng, name: String, purpose, user_id, session_id, segments| Participant {
+                participant_id: r.uuid(),
+                name,
+                purpose,
+                user_id,
+                session_id,
+                direction: "inbound",
+                ani: ani.clone(),
+                dnis: dnis.clone(),
+                recording: purpose == "agent",
+                media_type,
+                screen_recording: false,
+                segments,
+            };
+        let customer_session = r.uuid();
+        let participants = vec![
+            participant(
+                r,
+                parties.customer.clone(),
+                "customer",
+                None,
+                customer_session,
+                vec![Segment::new("interact", start, end, None)],
+            ),
+            participant(
+                r,
+                user.1.clone(),
+                "agent",
+                Some(user.0.clone()),
+                agent_session.clone(),
+                vec![Segment::new(
+                    "interact",
+                    connect,
+                    end,
+                    Some(queue.0.clone()),
+                )],
+            ),
+        ];
+        let c = Conversation {
+            id,
+            start,
+            end,
+            direction: "inbound",
+            division_id,
+            queue_id: queue.0.clone(),
+            skill_id: String::new(),
+            wrapup_id: String::new(),
+            participants,
+            recordings: Vec::new(),
+            reveal_after: None,
+        };
+        let d = Native {
+            kind,
+            conversation: ci,
+            span: (connect, end),
+            session_id: agent_session,
+            serial,
+        };
+        (c, d)
+    }
+
+    /// A recording that is not audio (`d`), of conversation `c`: its file state and faults
+    /// drawn as a call's are, with the faults of its kind.
+    fn native_recording(s: &Scenario, r: &mut Rng, c: &Conversation, d: Native) -> Recording {
+        let id = r.uuid();
+        let (start, end) = d.span;
+        let stated_ms = (end - start).whole_milliseconds() as u64;
+        let roll = r.unit();
+        let file_state = if roll < s.deleted_fraction {
+            FileState::Deleted
+        } else if roll < s.deleted_fraction + s.archived_fraction {
+            FileState::Archived
+        } else {
+            FileState::Available
+        };
+        let f = &s.faults;
+        let hit = |label: &str, p: f64| p > 0.0 && hash_unit(s.seed, label, &id) < p;
+        let faults = RecordingFaults {
+            damaged_zip: matches!(d.kind, Kind::Chat | Kind::Messaging)
+                && hit("damaged-zip", f.damaged_zip),
+            truncated_eml: d.kind == Kind::Email && hit("truncated-eml", f.truncated_eml),
+            short_screen: d.kind == Kind::Screen && hit("short-screen", f.short_screen),
+            ..RecordingFaults::transport(s, &id, file_state)
+        };
+        let codec = d.kind.native().expect("a native kind");
+        let media = MediaSpec {
+            codec,
+            sample_rate: 0,
+            channels: 0,
+            duration_ms: if faults.short_screen {
+                (stated_ms / 3).max(1)
+            } else {
+                stated_ms
+            },
+            tone_hz: 0,
+            serial: d.serial,
+            start_ms: (start.unix_timestamp_nanos() / 1_000_000) as i64,
+            damaged: faults.damaged_zip || faults.truncated_eml,
+        };
+        Recording {
+            id,
+            kind: d.kind,
+            conversation_id: c.id.clone(),
+            conversation: d.conversation,
+            start,
+            end,
+            stated_ms,
+            pause: None,
+            file_state,
+            codec,
+            media,
+            session_id: d.session_id,
+            faults,
         }
     }
 
@@ -389,6 +631,8 @@ impl Catalog {
             ani: ani.clone(),
             dnis: dnis.clone(),
             recording: false,
+            media_type: "voice",
+            screen_recording: false,
             segments: vec![seg("interact", start, end, None)],
         }];
         if inbound {
@@ -402,6 +646,8 @@ impl Catalog {
                 ani: ani.clone(),
                 dnis: dnis.clone(),
                 recording: false,
+                media_type: "voice",
+                screen_recording: false,
                 segments: vec![seg("interact", start, connect, Some(&queue.0))],
             });
         }
@@ -422,6 +668,8 @@ impl Catalog {
             ani,
             dnis,
             recording: nrec > 0,
+            media_type: "voice",
+            screen_recording: false,
             segments: vec![
                 seg(
                     "alert",
@@ -486,14 +734,10 @@ impl Catalog {
         let f = &s.faults;
         let hit = |label: &str, p: f64| p > 0.0 && hash_unit(s.seed, label, &id) < p;
         let faults = RecordingFaults {
-            purge: file_state == FileState::Available && hit("purge", f.purge),
-            truncate: hit("truncate", f.truncate),
-            length_over: hit("length-over", f.length_over),
-            length_under: hit("length-under", f.length_under),
             duration_lie: hit("duration-lie", f.duration_lie),
             paused: stated_ms >= 6_000 && hit("pauses", f.pauses),
             slow_transcode: hit("slow-transcode", f.slow_transcode),
-            expired_url: hit("expired-urls", f.expired_urls),
+            ..RecordingFaults::transport(s, &id, file_state)
         };
         // A pause covers a quarter of the call from a third in, and is cut from the audio.
         let pause = faults.paused.then_some((stated_ms / 3, stated_ms / 4));
@@ -514,9 +758,12 @@ impl Catalog {
             duration_ms: audio_ms,
             tone_hz,
             serial,
+            start_ms: 0,
+            damaged: false,
         };
         Recording {
             id,
+            kind: Kind::Audio,
             conversation_id: conversation_id.to_owned(),
             conversation: ci,
             start,

@@ -107,6 +107,13 @@ pub struct SimArgs {
     /// Fraction of voice recordings with a Speech & Text Analytics transcript [default: 0.8].
     #[arg(long)]
     pub transcripts: Option<f64>,
+    /// Fraction of recorded calls whose agent's screen was recorded too (WebM video)
+    /// [default: 0].
+    #[arg(long)]
+    pub screen: Option<f64>,
+    /// Chat, email and messaging conversations (in turn) besides the calls [default: 0].
+    #[arg(long)]
+    pub digital: Option<usize>,
     /// Orphan recordings (no known conversation) [default: 3].
     #[arg(long)]
     pub orphans: Option<usize>,
@@ -122,7 +129,8 @@ pub struct SimArgs {
     pub no_search_api: bool,
     /// Faults: `all`, or a comma list of NAME or NAME=VALUE. Names: purge, truncate,
     /// length-over, length-under, fault-attempts, duration-lie, pauses, 5xx, 429-storm,
-    /// storm-retry-after, token-expiry, drift, duplicates, slow-transcode, expired-urls, hostile-ids
+    /// storm-retry-after, token-expiry, drift, duplicates, slow-transcode, expired-urls, damaged-zip,
+    /// truncated-eml, short-screen, hostile-ids
     /// (see docs/simulator.md).
     #[arg(long, value_name = "LIST|all")]
     pub faults: Option<String>,
@@ -167,7 +175,7 @@ impl SimArgs {
             bandwidth => bandwidth, api_rate => api_rate, search_rate => search_rate, transcode_ms => transcode_ms,
             batch_ms_per_item => batch_ms_per_item, async_job_ms => async_job_ms, url_ttl => url_ttl_s,
             restore_ms => restore_ms, protect_limit => protect_limit, orphans => orphans,
-            transcripts => transcripts);
+            transcripts => transcripts, screen => screen, digital => digital);
         if self.live {
             s.live = true;
         }

@@ -32,6 +32,7 @@ pub mod cli;
 mod directory;
 mod gate;
 mod media;
+pub mod natives;
 mod orphans;
 mod preserve;
 mod recordings;

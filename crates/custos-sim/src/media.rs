@@ -115,10 +115,8 @@ pub async fn presigned(
     {
         return crate::wire::ok(crate::transcripts::document(inner, rec));
     }
-    let (Some(rec), Some(codec)) = (
-        inner.catalog.recording(&rid),
-        Codec::from_format_id(&format),
-    ) else {
+    let (Some(rec), Some(codec)) = (inner.catalog.recording(&rid), Codec::from_url_id(&format))
+    else {
         return s3_error(
             StatusCode::NOT_FOUND,
             "NoSuchKey",
@@ -247,7 +245,7 @@ pub fn stream_media(sim: &Sim, rec: usize, codec: Codec) -> Option<Response> {
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(codec.content_type()),
+        HeaderValue::from_static(spec.codec.content_type()),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(declared));
     Some(resp)

@@ -17,6 +17,7 @@ use crate::audio::Codec;
 use crate::catalog::FileState;
 use crate::gate::Caller;
 use crate::media::issue_url;
+use crate::natives::Kind;
 use crate::state::{BatchJob, BatchResult, Inner, State as SimState};
 use crate::wire::{compact, error, json_body, ok, ts};
 
@@ -202,8 +203,12 @@ pub(crate) fn recording_json(
         "conversationId": r.conversation_id,
         "startTime": ts(r.start),
         "endTime": ts(r.end),
-        "media": "audio",
-        "mediaSubtype": "Trunk",
+        "media": r.kind.as_str(),
+        "mediaSubtype": match r.kind {
+            Kind::Audio => Some("Trunk"),
+            Kind::Screen => Some("Screen"),
+            _ => None,
+        },
         "annotations": annotations(r),
         "fileState": inner.file_state(st, rec).as_str(),
         "maxAllowedRestorationsForOrg": 10000,
@@ -214,6 +219,16 @@ pub(crate) fn recording_json(
         "selfUri": format!("/api/v2/conversations/{}/recordings/{}", r.conversation_id, r.id),
     });
     merge(&mut v, retention(inner, st, rec));
+    if matches!(r.kind, Kind::Chat | Kind::Email | Kind::Messaging) {
+        let agent = inner.catalog.conversations[r.conversation]
+            .participants
+            .iter()
+            .find(|p| p.purpose == "agent")
+            .and_then(|p| p.user_id.clone())
+            .unwrap_or_default();
+        let (field, transcript) = crate::natives::transcript_field(&r.media, &agent);
+        v[field] = transcript;
+    }
     match media {
         Some((codec, Transcode::Ready(url))) => {
             let ms = transcode_ms(inner, rec);
@@ -223,8 +238,10 @@ pub(crate) fn recording_json(
                     "mediaUris": {"S": {"mediaUri": url}},
                     "actualTranscodeTimeMs": ms,
                     // What the API states: the call less its pauses; under the duration-lie
-                    // fault, more than the audio holds.
-                    "outputDurationMs": r.playable_ms(),
+                    // fault, more than the audio holds. Chat, email and messaging have no
+                    // duration to state.
+                    "outputDurationMs": matches!(r.kind, Kind::Audio | Kind::Screen)
+                        .then(|| r.playable_ms()),
                     "outputSizeInBytes": r.media_as(codec).size(),
                 }),
             );
@@ -237,11 +254,57 @@ pub(crate) fn recording_json(
     compact(v)
 }
 
+/// The recordings list's parameters for the digital kinds: it has none.
+const NO_PARAMS: RecordingParams = RecordingParams {
+    format_id: None,
+    max_wait_ms: None,
+    email_format_id: None,
+    chat_format_id: None,
+    message_format_id: None,
+};
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingParams {
     format_id: Option<String>,
     max_wait_ms: Option<u64>,
+    email_format_id: Option<String>,
+    chat_format_id: Option<String>,
+    message_format_id: Option<String>,
+}
+
+/// What is served for recording `rec` given the request's formats (`formatId` already parsed
+/// into `audio`): audio in the format asked for; a screen recording's WebM unless `formatId`
+/// is NONE; chat, email and messaging their ZIP or EML unless their own parameter (default
+/// ZIP, EML, ZIP; the recordings list has none, and follows `formatId`) is NONE.
+fn served(
+    inner: &Inner,
+    rec: usize,
+    audio: Option<Codec>,
+    p: &RecordingParams,
+    digital_params: bool,
+) -> Result<Option<Codec>, Response> {
+    let r = &inner.catalog.recordings[rec];
+    let (param, value, native) = match r.kind {
+        Kind::Audio => return Ok(audio),
+        Kind::Screen => return Ok(audio.map(|_| r.codec)),
+        Kind::Chat => ("chatFormatId", &p.chat_format_id, "ZIP"),
+        Kind::Email => ("emailFormatId", &p.email_format_id, "EML"),
+        Kind::Messaging => ("messageFormatId", &p.message_format_id, "ZIP"),
+    };
+    if !digital_params {
+        return Ok(audio.map(|_| r.codec));
+    }
+    match value.as_deref().unwrap_or(native) {
+        "NONE" => Ok(None),
+        v if v == native => Ok(Some(r.codec)),
+        v => Err(error(
+            inner,
+            StatusCode::BAD_REQUEST,
+            "invalid.value",
+            &format!("Invalid {param} '{v}'; allowed: {native}, NONE"),
+        )),
+    }
 }
 
 fn parse_format(inner: &Inner, f: Option<&str>) -> Result<Option<Codec>, Response> {
@@ -270,7 +333,9 @@ pub async fn recording_one(
         Ok(r) => r,
         Err(e) => return e,
     };
-    let codec = match parse_format(inner, p.format_id.as_deref()) {
+    let codec = match parse_format(inner, p.format_id.as_deref())
+        .and_then(|audio| served(inner, rec, audio, &p, true))
+    {
         Ok(c) => c,
         Err(e) => return e,
     };
@@ -338,7 +403,8 @@ fn list_once(inner: &Inner, conv: usize, codec: Option<Codec>) -> (Vec<Value>, u
         // Deleted recordings are listed too, with fileState DELETED and no media (the
         // Recording model's fileState has DELETED), as recordingmetadata lists them.
         let state = inner.file_state(&st, rec);
-        match codec.filter(|_| state.downloadable()) {
+        let wanted = codec.and_then(|c| served(inner, rec, Some(c), &NO_PARAMS, false).ok()?);
+        match wanted.filter(|_| state.downloadable()) {
             Some(c) => {
                 let t = transcode(inner, &mut st, rec, c);
                 if let Transcode::Pending(ms) = t {

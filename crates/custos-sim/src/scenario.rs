@@ -92,6 +92,12 @@ pub struct Scenario {
     pub transcripts: f64,
     /// Orphan recordings (no known conversation), created between `start` and `end`.
     pub orphans: usize,
+    /// Fraction of recorded calls whose agent's screen was recorded too (a `screen` recording,
+    /// WebM video).
+    pub screen: f64,
+    /// Chat, email and messaging conversations (in turn), each with one recording, besides
+    /// the calls.
+    pub digital: usize,
     /// Faults to inject.
     pub faults: Faults,
 }
@@ -132,6 +138,8 @@ impl Default for Scenario {
             live: false,
             orphans: 3,
             transcripts: 0.8,
+            screen: 0.0,
+            digital: 0,
             faults: Faults::default(),
         }
     }
@@ -204,6 +212,12 @@ impl Scenario {
         if self.codecs.is_empty() {
             return Err("codecs must name at least one codec".into());
         }
+        if let Some(c) = self.codecs.iter().find(|c| c.is_native()) {
+            return Err(format!(
+                "codecs: {} is not an audio codec (screen, chat, email and messaging recordings come from screen and digital)",
+                c.format_id()
+            ));
+        }
         if self.api_rate == 0 || self.search_rate == 0 {
             return Err("api-rate and search-rate must be positive".into());
         }
@@ -215,6 +229,7 @@ impl Scenario {
             ("archived-fraction", self.archived_fraction),
             ("deleted-fraction", self.deleted_fraction),
             ("transcripts", self.transcripts),
+            ("screen", self.screen),
         ];
         for (name, f) in fractions {
             if !(0.0..=1.0).contains(&f) {
@@ -279,6 +294,14 @@ pub struct Faults {
     pub slow_transcode: f64,
     /// Fraction of recordings whose first media URL is issued already expired.
     pub expired_urls: f64,
+    /// Fraction of chat and messaging recordings whose ZIP has a member whose bytes no longer
+    /// match its CRC (served whole, every time).
+    pub damaged_zip: f64,
+    /// Fraction of email recordings whose EML ends 60 % of the way through (served with a
+    /// matching Content-Length, every time).
+    pub truncated_eml: f64,
+    /// Fraction of screen recordings that hold a third of the duration the API states.
+    pub short_screen: f64,
     /// The first conversation's `recordingmetadata` and `recordings` lists also hold
     /// recordings whose ids are hostile as file names (`../../x`, `a/b`, `a\b`, NUL, control
     /// characters). They have no media; an exporter must refuse them without writing anything.
@@ -305,6 +328,9 @@ impl Default for Faults {
             duplicates: false,
             slow_transcode: 0.0,
             expired_urls: 0.0,
+            damaged_zip: 0.0,
+            truncated_eml: 0.0,
+            short_screen: 0.0,
             hostile_ids: false,
         }
     }
@@ -343,6 +369,9 @@ pub const FAULT_NAMES: &[(&str, &str)] = &[
     ("duplicates", "true"),
     ("slow-transcode", "0.1"),
     ("expired-urls", "0.05"),
+    ("damaged-zip", "0.2"),
+    ("truncated-eml", "0.2"),
+    ("short-screen", "0.2"),
     ("hostile-ids", "true"),
 ];
 
@@ -406,6 +435,9 @@ impl Faults {
             }
             "slow-transcode" => self.slow_transcode = frac(value)?,
             "expired-urls" => self.expired_urls = frac(value)?,
+            "damaged-zip" => self.damaged_zip = frac(value)?,
+            "truncated-eml" => self.truncated_eml = frac(value)?,
+            "short-screen" => self.short_screen = frac(value)?,
             "hostile-ids" => {
                 self.hostile_ids = value
                     .parse()
@@ -432,6 +464,9 @@ impl Faults {
             ("5xx", self.server_errors),
             ("slow-transcode", self.slow_transcode),
             ("expired-urls", self.expired_urls),
+            ("damaged-zip", self.damaged_zip),
+            ("truncated-eml", self.truncated_eml),
+            ("short-screen", self.short_screen),
         ];
         for (name, f) in fractions {
             if !(0.0..=1.0).contains(&f) {

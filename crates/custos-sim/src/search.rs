@@ -317,7 +317,8 @@ pub async fn search(State(sim): State<Sim>, Query(p): Query<SearchParams>) -> Re
     let mut hits = Vec::new();
     for (ri, r) in inner.catalog.recordings.iter().enumerate() {
         let c = &inner.catalog.conversations[r.conversation];
-        if !inner.visible(&st, r.conversation) {
+        // The design guide's search API knows call recordings only.
+        if r.kind != crate::natives::Kind::Audio || !inner.visible(&st, r.conversation) {
             continue;
         }
         let mut all = true;

@@ -67,7 +67,8 @@ fn canonical(inner: &Inner, rec: usize) -> usize {
 /// Whether recording `rec`'s communication has a transcript (a seeded draw).
 pub fn has_transcript(inner: &Inner, rec: usize) -> bool {
     let r = &inner.catalog.recordings[rec];
-    hash_unit(inner.scenario.seed, "transcript", &r.session_id) < inner.scenario.transcripts
+    r.kind == crate::natives::Kind::Audio
+        && hash_unit(inner.scenario.seed, "transcript", &r.session_id) < inner.scenario.transcripts
 }
 
 /// The agent's (name, userId, queueId) and the customer's (ANI, DNIS) of the recording's call.

@@ -31,6 +31,8 @@ pub struct FormatTruth {
 pub struct RecordingTruth {
     /// Recording id.
     pub id: String,
+    /// `media`: audio, screen, chat, email or messaging.
+    pub media: String,
     /// Its conversation.
     pub conversation_id: String,
     /// Conversation start (ISO-8601).
@@ -170,6 +172,44 @@ fn digest(inner: &Inner, rec: usize, codec: Codec) -> FormatTruth {
     }
 }
 
+/// The faults that hit recording `r`, by name, and the outcome a correct export with default
+/// flags gives it (`fa`: the scenario's fault-attempts).
+fn expected(r: &crate::catalog::Recording, fa: u32) -> (Vec<String>, &'static str) {
+    let f = r.faults;
+    let faults = [
+        (f.purge, "purge"),
+        (f.truncate, "truncate"),
+        (f.length_over, "length-over"),
+        (f.length_under, "length-under"),
+        (f.duration_lie, "duration-lie"),
+        (f.slow_transcode, "slow-transcode"),
+        (f.paused, "pauses"),
+        (f.expired_url, "expired-urls"),
+        (f.damaged_zip, "damaged-zip"),
+        (f.truncated_eml, "truncated-eml"),
+        (f.short_screen, "short-screen"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| name.to_owned())
+    .collect();
+    let outcome = match r.file_state {
+        FileState::Deleted => "Purged",
+        FileState::Archived => "Archived",
+        _ if f.purge => "Purged",
+        // Every retrieval mode states a duration (batch: the recording's endTime −
+        // startTime less its pauses), so a file that holds less is caught everywhere.
+        _ if f.duration_lie => "Corrupted",
+        // A native that fails its own check (ZIP CRC, MIME structure, video duration).
+        _ if f.damaged_zip || f.truncated_eml || f.short_screen => "Corrupted",
+        // Served short every time, yet consistently: complete bytes that are not the recording.
+        _ if fa == 0 && f.length_under && !(f.truncate || f.length_over) => "Corrupted",
+        _ if fa == 0 && (f.truncate || f.length_over || f.length_under) => "Failed",
+        _ => "Exported",
+    };
+    (faults, outcome)
+}
+
 pub fn build(inner: &Inner) -> Truth {
     let fa = inner.scenario.faults.fault_attempts;
     let recordings = inner
@@ -178,35 +218,13 @@ pub fn build(inner: &Inner) -> Truth {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let f = r.faults;
-            let mut faults = Vec::new();
-            for (on, name) in [
-                (f.purge, "purge"),
-                (f.truncate, "truncate"),
-                (f.length_over, "length-over"),
-                (f.length_under, "length-under"),
-                (f.duration_lie, "duration-lie"),
-                (f.slow_transcode, "slow-transcode"),
-                (f.paused, "pauses"),
-                (f.expired_url, "expired-urls"),
-            ] {
-                if on {
-                    faults.push(name.to_owned());
-                }
-            }
-            let expected = match r.file_state {
-                FileState::Deleted => "Purged",
-                FileState::Archived => "Archived",
-                _ if f.purge => "Purged",
-                // Every retrieval mode states a duration (batch: the recording's endTime −
-                // startTime less its pauses), so a file that holds less is caught everywhere.
-                _ if f.duration_lie => "Corrupted",
-                // Served short every time, yet consistently: complete bytes that are not the recording.
-                _ if fa == 0 && f.length_under && !(f.truncate || f.length_over) => "Corrupted",
-                _ if fa == 0 && (f.truncate || f.length_over || f.length_under) => "Failed",
-                _ => "Exported",
+            let (faults, expected) = expected(r, fa);
+            // A recording that is not audio has one file: its own.
+            let renditions = match r.kind {
+                crate::natives::Kind::Audio => Codec::ALL.to_vec(),
+                _ => vec![r.codec],
             };
-            let formats: BTreeMap<Codec, FormatTruth> = Codec::ALL
+            let formats: BTreeMap<Codec, FormatTruth> = renditions
                 .into_iter()
                 .map(|c| (c, digest(inner, i, c)))
                 .collect();
@@ -218,6 +236,7 @@ pub fn build(inner: &Inner) -> Truth {
             drop(st);
             RecordingTruth {
                 id: r.id.clone(),
+                media: r.kind.as_str().to_owned(),
                 conversation_id: r.conversation_id.clone(),
                 conversation_start: ts(inner.catalog.conversations[r.conversation].start),
                 start_time: ts(r.start),

@@ -51,6 +51,69 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// What a recording holds (`Recording.media`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Media {
+    /// A call: audio, its duration checked.
+    Audio,
+    /// The agent's screen: WebM video, its duration checked.
+    Screen,
+    /// A web chat: a ZIP of its transcript.
+    Chat,
+    /// An email: the message as EML.
+    Email,
+    /// Messaging (SMS, social, web messaging): a ZIP of its transcript and media.
+    Messaging,
+}
+
+impl Media {
+    /// Every media type, in this order.
+    pub const ALL: [Media; 5] = [
+        Media::Audio,
+        Media::Screen,
+        Media::Chat,
+        Media::Email,
+        Media::Messaging,
+    ];
+
+    /// The wire spelling (`Recording.media`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Media::Audio => "audio",
+            Media::Screen => "screen",
+            Media::Chat => "chat",
+            Media::Email => "email",
+            Media::Messaging => "messaging",
+        }
+    }
+
+    /// Parses the wire spelling (case-insensitive). A recording whose `media` is missing is
+    /// audio (the search API's, and older answers, state none).
+    pub fn parse(s: Option<&str>) -> Option<Media> {
+        match s {
+            None => Some(Media::Audio),
+            Some(s) => Media::ALL
+                .into_iter()
+                .find(|m| m.as_str().eq_ignore_ascii_case(s)),
+        }
+    }
+
+    /// Whether its file has a playing time to check against the stated one.
+    pub fn timed(self) -> bool {
+        matches!(self, Media::Audio | Media::Screen)
+    }
+}
+
+impl fmt::Display for Media {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Whether an id from the API is safe to use as a file name: ASCII letters, digits, `-`, `_`
 /// and `.`, not `.` or `..`, at most 128 characters. Anything else (`../../x`, `a/b`, NUL,
 /// control characters) is refused: the item is `Failed`, and nothing is written for it.

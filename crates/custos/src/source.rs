@@ -31,6 +31,10 @@ pub struct Discovery {
 
     /// Conversations that answered 404 to the recordings list.
     pub missing_conversations: BTreeSet<String>,
+
+    /// Recording id → its `media` as listed (audio, screen, chat, email, messaging), where
+    /// stated.
+    pub media: BTreeMap<String, String>,
 }
 
 const SYNC_RECORD_CAP: u64 = 10_000;
@@ -293,6 +297,7 @@ pub async fn genesys_recordings(
         })
         .buffer_unordered(concurrency.max(1));
     let mut items = Vec::new();
+    let mut media = BTreeMap::new();
     let mut missing_conversations = BTreeSet::new();
     while let Some(listed) = lists.next().await {
         let (cid, list) = listed?;
@@ -316,6 +321,9 @@ pub async fn genesys_recordings(
                 recording_id: rid.to_owned(),
                 listed_state: v["fileState"].as_str().unwrap_or("UNKNOWN").to_owned(),
             });
+            if let Some(m) = v["media"].as_str() {
+                media.insert(rid.to_owned(), m.to_owned());
+            }
         }
     }
     items.sort();
@@ -326,6 +334,7 @@ pub async fn genesys_recordings(
         items,
         metadata: BTreeMap::new(),
         missing_conversations,
+        media,
     })
 }
 
@@ -393,6 +402,7 @@ pub async fn search_recordings(api: &Api, query_text: &str, page_size: u32) -> R
         items,
         metadata: BTreeMap::new(),
         missing_conversations: BTreeSet::new(),
+        media: BTreeMap::new(),
     })
 }
 
@@ -442,6 +452,7 @@ pub async fn search_by_ids(api: &Api, ids: &[String], concurrency: usize) -> Res
         items,
         metadata,
         missing_conversations: BTreeSet::new(),
+        media: BTreeMap::new(),
     })
 }
 

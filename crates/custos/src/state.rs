@@ -86,9 +86,17 @@ impl Done {
     }
 
     /// For an item that kept a file, whether its duration was compared with the stated one;
-    /// `None` for an item without a file.
+    /// `None` for an item without a file, or whose recording has no playing time.
     pub fn duration_check(&self) -> Option<DurationCheck> {
         self.file.as_ref()?;
+        if self.media_ms.is_none()
+            && self
+                .stated_source
+                .as_deref()
+                .is_some_and(|s| s.ends_with(NO_PLAYING_TIME))
+        {
+            return None; // an email, a chat, a messaging thread: no duration to compare
+        }
         Some(match (self.media_ms, self.stated_ms) {
             (Some(_), Some(_)) => DurationCheck::Checked,
             (None, _) => DurationCheck::NotChecked("the file could not be read as audio".into()),
@@ -100,6 +108,11 @@ impl Done {
         })
     }
 }
+
+/// How a recording without a playing time (chat, email, messaging) ends its
+/// `Stated_Duration_Source`: its duration check does not apply (`Duration_Checked` empty, not
+/// counted among the files whose duration could be checked).
+pub const NO_PLAYING_TIME: &str = "has no playing time";
 
 /// What the job database records about the export, besides its items (the names are those
 /// of its `meta` table, kept as they are so an older job database resumes).

@@ -126,6 +126,142 @@ pub fn render(doc: &Value, recordings: &[Recorded<'_>], names: &Names) -> String
     out
 }
 
+/// Epoch milliseconds of an RFC 3339 time.
+fn epoch_ms(v: &Value) -> Option<i64> {
+    let t =
+        OffsetDateTime::parse(v.as_str()?, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// `Name <address>` (an `EmailAddress`).
+fn address(a: &Value) -> String {
+    match (a["name"].as_str(), a["email"].as_str()) {
+        (Some(n), Some(e)) if !n.is_empty() => format!("{} <{}>", clean(n), clean(e)),
+        (_, Some(e)) => clean(e),
+        (Some(n), None) => clean(n),
+        (None, None) => "?".into(),
+    }
+}
+
+/// Who wrote a chat or messaging message: its purpose, named by the directory's answer for its
+/// user where there is one, else as the message names the sender.
+fn writer(m: &Value, names: &Names) -> String {
+    let purpose = m["participantPurpose"]
+        .as_str()
+        .or(m["purpose"].as_str())
+        .unwrap_or("participant");
+    let user = m["user"]["id"].as_str().or(m["fromUser"]["id"].as_str());
+    let name = user
+        .and_then(|u| names.get(u))
+        .map(str::to_owned)
+        .or_else(|| m["user"]["displayName"].as_str().map(str::to_owned))
+        .or_else(|| m["fromUser"]["name"].as_str().map(str::to_owned))
+        .or_else(|| m["from"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut who = String::new();
+    let mut chars = purpose.chars();
+    if let Some(c) = chars.next() {
+        who.extend(c.to_uppercase());
+        who.push_str(chars.as_str());
+    }
+    if !name.is_empty() {
+        who.push(' ');
+        who.push_str(&clean(&name));
+    }
+    who
+}
+
+/// The rendering of a chat, email or messaging recording: its messages, as its metadata states
+/// them (`transcript`, `emailTranscript`, `messagingTranscript`), speaker-labelled and
+/// time-stamped, with every attachment named. `None` for a recording with none of them.
+pub fn render_digital(meta: &Value, names: &Names) -> Option<String> {
+    let (field, kind) = [
+        ("transcript", "Chat"),
+        ("emailTranscript", "Email"),
+        ("messagingTranscript", "Messaging"),
+    ]
+    .into_iter()
+    .find(|(f, _)| meta[*f].is_array())?;
+    let msgs = meta[field].as_array()?;
+    let time_of = |m: &Value| {
+        epoch_ms(&m["utc"])
+            .or(epoch_ms(&m["time"]))
+            .or(epoch_ms(&m["timestamp"]))
+    };
+    let start = msgs.iter().filter_map(time_of).min().unwrap_or(0);
+    let mut lines: Vec<(i64, String)> = Vec::new();
+    for m in msgs {
+        let at = time_of(m).unwrap_or(start);
+        let text = match kind {
+            "Email" => {
+                let mut t = format!(
+                    "From {} to {}: Subject: {}: {}",
+                    address(&m["from"]),
+                    m["to"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(address)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    clean(m["subject"].as_str().unwrap_or("")),
+                    clean(m["textBody"].as_str().unwrap_or("")),
+                );
+                for a in m["attachments"].as_array().into_iter().flatten() {
+                    t.push_str(&format!(
+                        " [attachment {}, {}, {} bytes]",
+                        clean(a["name"].as_str().unwrap_or("?")),
+                        clean(a["contentType"].as_str().unwrap_or("?")),
+                        a["contentLength"]
+                    ));
+                }
+                t
+            }
+            "Chat" => format!(
+                "{}: {}",
+                writer(m, names),
+                clean(m["body"].as_str().unwrap_or(""))
+            ),
+            _ => {
+                let mut t = format!(
+                    "{}: {}",
+                    writer(m, names),
+                    clean(m["messageText"].as_str().unwrap_or(""))
+                );
+                for a in m["messageMediaAttachments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    t.push_str(&format!(
+                        " [media {}, {}, {} bytes]",
+                        clean(a["name"].as_str().unwrap_or("?")),
+                        clean(a["mediaType"].as_str().unwrap_or("?")),
+                        a["contentLength"]
+                    ));
+                }
+                t
+            }
+        };
+        lines.push(line(at, start, &text));
+    }
+    lines.sort_by_key(|(at, _)| *at);
+    let mut out = format!(
+        "{kind} transcript of recording {} (conversation {})\n\
+         Derived by custos from the recording's metadata as received (data/metadata/{}.json, \
+         its `{field}`); the JSON governs, and the recording's own file is the native.\n\
+         Times: UTC, then the offset from the first message.\n\n",
+        clean(meta["id"].as_str().unwrap_or("?")),
+        clean(meta["conversationId"].as_str().unwrap_or("?")),
+        clean(meta["id"].as_str().unwrap_or("?")),
+    );
+    for (_, l) in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    Some(out)
+}
+
 /// Text as one line, without control characters.
 fn clean(s: &str) -> String {
     s.chars()

@@ -35,6 +35,30 @@ pub struct Completeness {
     /// Orphan recordings (no known conversation) created within the query's interval
     /// (`--orphans`; `None` without it).
     pub orphans_in_interval: Option<u64>,
+    /// Recordings of media types `--media` left out, per type (data/media_excluded.csv).
+    pub media_not_taken: BTreeMap<String, u64>,
+}
+
+/// The recordings `--media` left out ([`super::manifest::MEDIA_EXCLUDED_FILE`]): their count
+/// per media type, and their conversations.
+fn media_excluded(root: &std::path::Path) -> Result<(BTreeMap<String, u64>, BTreeSet<String>)> {
+    let path = root.join(super::manifest::MEDIA_EXCLUDED_FILE);
+    let (mut counts, mut convs) = (BTreeMap::new(), BTreeSet::new());
+    if !path.exists() {
+        return Ok((counts, convs));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    // Written by this export's manifest step: every row is well formed.
+    for row in csv::Reader::from_reader(bytes.as_slice())
+        .records()
+        .flatten()
+    {
+        convs.insert(row.get(0).unwrap_or("").to_owned());
+        *counts
+            .entry(row.get(2).unwrap_or("").to_owned())
+            .or_default() += 1;
+    }
+    Ok((counts, convs))
 }
 
 /// The orphan recordings listed (`--orphans`), those created within the query's interval.
@@ -114,6 +138,8 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
         with_items.insert(it.conversation_id);
         Ok(())
     })?;
+    let (not_taken, excluded_convs) = media_excluded(root)?;
+    with_items.extend(excluded_convs);
     // The analytics record of every conversation the query matched (genesys --query only).
     let conv_dir = root.join("data/metadata/conversations");
     let mut matched: Option<Vec<(String, Value)>> = None;
@@ -152,6 +178,7 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
         recordings_listed: listed,
         by_file_state: by_state,
         orphans_in_interval: None,
+        media_not_taken: not_taken.clone(),
     };
     let orphans = orphans(ctx)?;
     let mut counts = counts;
@@ -165,8 +192,13 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
         "recordingsListed": listed,
         "recordingsByListedFileState": counts.by_file_state,
         "recordingsByMedia": by_media,
-        "otherMediaNotTaken": 0,
-        "otherMediaNote": "every listed recording is a manifest item, whatever its media: none is left out",
+        "otherMediaNotTaken": not_taken.values().sum::<u64>(),
+        "otherMediaNotTakenByMedia": not_taken,
+        "otherMediaNote": if not_taken.is_empty() {
+            "every listed recording is a manifest item, whatever its media: none is left out".to_owned()
+        } else {
+            format!("--media left out the recordings listed in {}; every other listed recording is a manifest item", super::manifest::MEDIA_EXCLUDED_FILE)
+        },
         "orphanRecordings": orphans,
     });
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("json");

@@ -123,6 +123,9 @@ pub struct ExportConfig {
     /// Collect each voice recording's Speech & Text Analytics transcript, with a plain-text
     /// rendering (`--transcripts`; one API call per recording).
     pub transcripts: bool,
+    /// The media types exported (`--media`); empty: every type the query's conversations have.
+    /// Recordings of other types are listed in data/media_excluded.csv, not retrieved.
+    pub media: Vec<crate::model::Media>,
     /// List the org's orphan recordings (no known conversation) and report those made in the
     /// query's interval in data/completeness.json (`--orphans`).
     pub orphans: bool,

@@ -55,6 +55,7 @@ pub(super) fn settings(
             "--transcripts",
             if cfg.transcripts { "yes" } else { "no" }.into(),
         ),
+        ("--media", media_setting(&cfg.media)),
         (
             "--increment-of",
             previous.map_or_else(
@@ -183,10 +184,12 @@ pub(super) fn compare_settings(ctx: &Ctx<'_>, now: &[(&'static str, String)]) ->
                     "--increment-of",
                     "--orphans",
                     "--transcripts",
+                    "--media",
                 ]
                 .contains(name)
                 && value != "no"
-                && value != "(none)" =>
+                && value != "(none)"
+                && value != EVERY_MEDIA =>
             {
                 return Err(Error::OutputDir {
                     path: ctx.root.clone(),
@@ -288,4 +291,17 @@ pub(super) fn empty_or_our_skeleton(root: &Path) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// `--media` as the settings record it: every type, or the sorted list.
+const EVERY_MEDIA: &str = "(every type)";
+
+fn media_setting(media: &[crate::model::Media]) -> String {
+    if media.is_empty() {
+        return EVERY_MEDIA.into();
+    }
+    let mut m = media.to_vec();
+    m.sort();
+    m.dedup();
+    m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",")
 }

@@ -66,30 +66,8 @@ pub(super) async fn build_manifest(
     if let Some(p) = &ctx.previous {
         super::chain::exclude(ctx, p, &mut found.items)?;
     }
-    let kept: std::collections::BTreeSet<&str> = found
-        .items
-        .iter()
-        .map(|i| i.recording_id.as_str())
-        .collect();
-    let meta_dir = ctx.root.join("data/metadata");
-    crate::durable::make_dirs(&meta_dir)?;
-    for (rid, raw) in &found.metadata {
-        if safe_id(rid) && kept.contains(rid.as_str()) {
-            write_sealed(&meta_dir.join(format!("{rid}.json")), raw.as_bytes())?;
-        }
-    }
-    if staging.exists() {
-        for it in &found.items {
-            let from = staging.join(format!("{}.json", it.recording_id));
-            if safe_id(&it.recording_id) && from.exists() {
-                let to = meta_dir.join(format!("{}.json", it.recording_id));
-                std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
-            }
-        }
-        sync_dir(&meta_dir)?;
-        keep_conversation_records(&staging.join("conversations"), &meta_dir)?;
-        std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
-    }
+    select_media(ctx, &mut found)?;
+    keep_metadata(ctx, &found, &staging)?;
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "Sequence",
@@ -119,6 +97,89 @@ pub(super) async fn build_manifest(
     ctx.log(
         "manifest-sealed",
         json!({"file": "data/manifest.csv", "sha256": sha, "items": found.items.len()}),
+    )?;
+    Ok(())
+}
+
+/// Keeps the listed metadata of the items kept (and every matched conversation's record) in
+/// `data/metadata/`, and removes the staging area.
+fn keep_metadata(ctx: &Ctx<'_>, found: &Discovery, staging: &Path) -> Result<()> {
+    let kept: std::collections::BTreeSet<&str> = found
+        .items
+        .iter()
+        .map(|i| i.recording_id.as_str())
+        .collect();
+    let meta_dir = ctx.root.join("data/metadata");
+    crate::durable::make_dirs(&meta_dir)?;
+    for (rid, raw) in &found.metadata {
+        if safe_id(rid) && kept.contains(rid.as_str()) {
+            write_sealed(&meta_dir.join(format!("{rid}.json")), raw.as_bytes())?;
+        }
+    }
+    if staging.exists() {
+        for it in &found.items {
+            let from = staging.join(format!("{}.json", it.recording_id));
+            if safe_id(&it.recording_id) && from.exists() {
+                let to = meta_dir.join(format!("{}.json", it.recording_id));
+                std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
+            }
+        }
+        sync_dir(&meta_dir)?;
+        keep_conversation_records(&staging.join("conversations"), &meta_dir)?;
+        std::fs::remove_dir_all(staging).map_err(|e| Error::io(staging, e))?;
+    }
+    Ok(())
+}
+
+/// The recordings of media types `--media` leaves out, in the payload: each one listed, so the
+/// package says what the query found that it does not hold.
+pub const MEDIA_EXCLUDED_FILE: &str = "data/media_excluded.csv";
+
+/// With `--media`, keeps the items of the types asked for; the others are written to
+/// [`MEDIA_EXCLUDED_FILE`] and counted in the custody log. A recording whose type is not stated,
+/// or not one we know, is kept (it is judged by what its file holds).
+fn select_media(ctx: &Ctx<'_>, found: &mut Discovery) -> Result<()> {
+    let wanted = &ctx.cfg.media;
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut excluded = Vec::new();
+    found.items.retain(|it| {
+        let listed = found.media.get(&it.recording_id);
+        match crate::model::Media::parse(listed.map(String::as_str)) {
+            Some(m) if !wanted.contains(&m) => {
+                excluded.push((it.clone(), m));
+                false
+            }
+            _ => true,
+        }
+    });
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "Conversation_ID",
+        "Recording_ID",
+        "Media",
+        "Listed_File_State",
+    ])
+    .expect("csv");
+    let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+    for (it, m) in &excluded {
+        w.write_record([
+            csv_cell(&it.conversation_id).as_ref(),
+            &csv_cell(&it.recording_id),
+            m.as_str(),
+            &csv_cell(&it.listed_state),
+        ])
+        .expect("csv");
+        *counts.entry(m.as_str()).or_default() += 1;
+    }
+    let bytes = w.into_inner().expect("csv");
+    write_sealed(&ctx.root.join(MEDIA_EXCLUDED_FILE), &bytes)?;
+    let selected: Vec<&str> = wanted.iter().map(|m| m.as_str()).collect();
+    ctx.log(
+        "media-excluded",
+        json!({"selected": selected, "excluded": counts, "file": MEDIA_EXCLUDED_FILE,
+               "sha256": Sha256::of(&bytes).hex()}),
     )?;
     Ok(())
 }

@@ -338,7 +338,7 @@ async fn retrieval(ctx: &Ctx<'_>) -> Result<()> {
         progress.stage(Stage::Retrieval, "collecting transcripts");
         transcripts::collect(ctx).await?;
     }
-    Ok(())
+    transcripts::render_digital(ctx)
 }
 
 fn report(

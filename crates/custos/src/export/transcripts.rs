@@ -77,6 +77,53 @@ pub(super) async fn collect(ctx: &Ctx<'_>) -> Result<()> {
     ctx.state.set(Key::TranscriptsCollected, "true")
 }
 
+/// Renders every chat, email and messaging recording that exists at the source (every item
+/// but the `Purged`) as plain text from the messages its metadata states, into
+/// `data/transcripts/<cid>/<communicationId>.txt` (the communication, as for calls). No API
+/// call: the metadata is already kept. A rendering already written is left as it is.
+pub(super) fn render_digital(ctx: &Ctx<'_>) -> Result<()> {
+    let names = crate::facts::Names::read(&ctx.root.join(crate::facts::DIRECTORY_DIR));
+    let mut rendered = 0u64;
+    ctx.state.for_each(|it, d| {
+        if d.is_none_or(|d| d.outcome == Outcome::Purged)
+            || !safe_id(&it.conversation_id)
+            || !safe_id(&it.recording_id)
+        {
+            return Ok(());
+        }
+        let p = ctx
+            .root
+            .join(format!("data/metadata/{}.json", it.recording_id));
+        let Some(v) = std::fs::read(&p)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        else {
+            return Ok(());
+        };
+        let Some(session) = v["sessionId"].as_str().filter(|s| safe_id(s)) else {
+            return Ok(());
+        };
+        let dir = ctx.root.join(TRANSCRIPTS_DIR).join(&it.conversation_id);
+        let txt = dir.join(format!("{session}.txt"));
+        if txt.exists() {
+            return Ok(());
+        }
+        if let Some(text) = crate::transcript::render_digital(&v, &names) {
+            make_dirs(&dir)?;
+            write_sealed(&txt, text.as_bytes())?;
+            rendered += 1;
+        }
+        Ok(())
+    })?;
+    if rendered > 0 {
+        ctx.log(
+            "digital-transcripts-rendered",
+            json!({"rendered": rendered, "dir": TRANSCRIPTS_DIR}),
+        )?;
+    }
+    Ok(())
+}
+
 /// The recording's metadata as kept: its `sessionId`, `media`, start (epoch ms) and
 /// `annotations`.
 fn listed(ctx: &Ctx<'_>, it: &Item) -> Option<(String, String, Option<i64>, Value)> {

@@ -114,6 +114,10 @@ pub fn extension(content_type: &str) -> &'static str {
         "audio/mpeg" | "audio/mp3" => "mp3",
         "audio/webm" | "video/webm" => "webm",
         "audio/mp4" | "audio/x-m4a" => "m4a",
+        "video/mp4" => "mp4",
+        "message/rfc822" => "eml",
+        "application/zip" | "application/x-zip-compressed" => "zip",
+        "application/json" => "json",
         _ => "bin",
     }
 }

@@ -17,6 +17,9 @@ pub struct MediaInfo {
     pub sample_rate: u32,
     /// The playable duration: what a decoder outputs (gapless trims and pre-skip removed).
     pub duration: Duration,
+    /// A video (a screen recording): its width and height in pixels. Channels and sample
+    /// rate are then 0.
+    pub video: Option<(u32, u32)>,
     /// Inconsistencies that make the file untrustworthy as evidence (truncation, a header that
     /// claims more than the file holds, CRC failures, junk between frames). Empty for a sound file.
     pub problems: Vec<String>,
@@ -30,19 +33,33 @@ impl MediaInfo {
 
     /// The facts as JSON (`custos probe --json`, the custody log).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "container": self.container,
             "codec": self.codec,
             "channels": self.channels,
             "sampleRate": self.sample_rate,
             "durationSeconds": (self.seconds() * 1e6).round() / 1e6,
             "problems": self.problems,
-        })
+        });
+        if let Some((w, h)) = self.video {
+            v["width"] = w.into();
+            v["height"] = h.into();
+        }
+        v
     }
 }
 
 impl std::fmt::Display for MediaInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some((w, h)) = self.video {
+            return write!(
+                f,
+                "{}, {}, {w}x{h}, {:.3} s",
+                self.container,
+                self.codec,
+                self.seconds()
+            );
+        }
         write!(
             f,
             "{}, {}, {} ch, {} Hz, {:.3} s",

@@ -14,6 +14,11 @@
 //! `matroska-demuxer` crate: `Duration` minus `CodecDelay`, checked against the last block).
 //! The format is told by the file's first bytes, never by its name.
 //!
+//! Recordings that are not calls are read too ([`inspect`]): a screen recording is WebM video
+//! (its video track read as above), an email an EML (MIME parsed, every attachment decoded), a
+//! chat or messaging transcript a ZIP (every member inflated and CRC-checked) holding JSON
+//! (parsed); see [`DocumentInfo`].
+//!
 //! Hostile input never panics and never makes us allocate more than the file holds: every length
 //! read from a file is checked against the file's size before it is used.
 //!
@@ -38,6 +43,7 @@
 //! # Ok(()) }
 //! ```
 
+mod document;
 mod info;
 mod mp3;
 mod ogg;
@@ -48,8 +54,120 @@ mod webm;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+pub use document::{DocumentInfo, MAX_DOCUMENT_BYTES, MAX_INFLATED_BYTES, Part};
 pub use info::{MediaError, MediaInfo};
 use read::Src;
+
+/// What any recording's file holds: audio or video, or a document (EML, ZIP, JSON).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Inspection {
+    /// Audio, or a screen recording's video.
+    Media(MediaInfo),
+    /// An email, an archive or JSON.
+    Document(DocumentInfo),
+}
+
+impl Inspection {
+    /// What makes it untrustworthy as evidence.
+    pub fn problems(&self) -> &[String] {
+        match self {
+            Inspection::Media(m) => &m.problems,
+            Inspection::Document(d) => &d.problems,
+        }
+    }
+
+    /// The facts as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Inspection::Media(m) => m.to_json(),
+            Inspection::Document(d) => d.to_json(),
+        }
+    }
+
+    /// The playable duration, for audio and video.
+    pub fn duration(&self) -> Option<std::time::Duration> {
+        match self {
+            Inspection::Media(m) => Some(m.duration),
+            Inspection::Document(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Inspection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Inspection::Media(m) => m.fmt(f),
+            Inspection::Document(d) => d.fmt(f),
+        }
+    }
+}
+
+/// Reads any recording's file at `path`, its format told by its first bytes: ZIP, JSON, an
+/// RFC 5322 message, or audio/video ([`probe`]). `stated_attachments` are the attachments (name,
+/// bytes) the recording's metadata states, which an EML must hold.
+pub fn inspect_file(
+    path: &Path,
+    stated_attachments: &[(String, u64)],
+) -> Result<Inspection, MediaError> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut head = [0u8; 64];
+    let n = f.read(&mut head)?;
+    f.seek(SeekFrom::Start(0))?;
+    let head = &head[..n];
+    let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return document::zip(f).map(Inspection::Document);
+    }
+    if media_magic(head) {
+        return probe(f).map(Inspection::Media);
+    }
+    if matches!(first, Some(b'{' | b'[')) {
+        return document::json(f, len).map(Inspection::Document);
+    }
+    if document::looks_like_eml(head) {
+        return document::eml(f, len, stated_attachments).map(Inspection::Document);
+    }
+    probe(f).map(Inspection::Media)
+}
+
+/// Reads a recording's file with the reader for what its `media` says it is (audio and screen
+/// video: [`probe`]; email: EML; chat and messaging: ZIP), or, when that is not known, by its
+/// first bytes ([`inspect_file`]).
+pub fn inspect_file_as(
+    path: &Path,
+    media: Option<crate::model::Media>,
+    stated_attachments: &[(String, u64)],
+) -> Result<Inspection, MediaError> {
+    use crate::model::Media;
+    let open = || -> Result<(std::fs::File, u64), MediaError> {
+        let f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        Ok((f, len))
+    };
+    match media {
+        None => inspect_file(path, stated_attachments),
+        Some(Media::Audio | Media::Screen) => probe_file(path).map(Inspection::Media),
+        Some(Media::Email) => {
+            let (f, len) = open()?;
+            document::eml(f, len, stated_attachments).map(Inspection::Document)
+        }
+        Some(Media::Chat | Media::Messaging) => document::zip(open()?.0).map(Inspection::Document),
+    }
+}
+
+/// Whether `head` starts like a media file [`probe`] reads.
+fn media_magic(head: &[u8]) -> bool {
+    matches!(
+        head,
+        [b'R', b'I', b'F', b'F', ..]
+            | [b'R', b'F', b'6', b'4', ..]
+            | [b'B', b'W', b'6', b'4', ..]
+            | [b'O', b'g', b'g', b'S', ..]
+            | [0x1A, 0x45, 0xDF, 0xA3, ..]
+            | [b'I', b'D', b'3', ..]
+    ) || matches!(head, [0xFF, b, ..] if b & 0xE0 == 0xE0)
+}
 
 /// Probes the file at `path`.
 pub fn probe_file(path: &Path) -> Result<MediaInfo, MediaError> {

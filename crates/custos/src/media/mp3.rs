@@ -271,6 +271,7 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
         channels: first.channels,
         sample_rate: first.rate,
         duration: samples_to_duration(samples.saturating_sub(trim), first.rate),
+        video: None,
         problems,
     })
 }

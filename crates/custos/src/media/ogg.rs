@@ -148,6 +148,7 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
         channels,
         sample_rate: rate,
         duration: samples_to_duration(samples, rate),
+        video: None,
         problems,
     })
 }

@@ -98,9 +98,7 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
         (t, _) => format!("wav format 0x{t:04x}"),
     };
     let pcm = matches!(fmt.tag, 1 | 3 | 6 | 7);
-    if pcm {
-        check_pcm_header(&fmt, &mut problems);
-    }
+    check_pcm_header(&fmt, &mut problems);
     let frames = if pcm {
         bytes / u64::from(fmt.block_align)
     } else if let Some(n) = fact {
@@ -118,6 +116,7 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
         channels: u32::from(fmt.channels),
         sample_rate: fmt.rate,
         duration: samples_to_duration(frames, fmt.rate),
+        video: None,
         problems,
     })
 }
@@ -151,6 +150,9 @@ fn read_fmt<R: Read + Seek>(src: &mut Src<R>, body: u64, size32: u32) -> Result<
 
 /// PCM's block align and byte rate must follow from channels, bits and rate.
 fn check_pcm_header(fmt: &Fmt, problems: &mut Vec<String>) {
+    if !matches!(fmt.tag, 1 | 3 | 6 | 7) {
+        return; // not PCM: other layouts have other rules
+    }
     let expect = u32::from(fmt.channels) * u32::from(fmt.bits).div_ceil(8);
     if fmt.bits == 0 || u32::from(fmt.block_align) != expect {
         problems.push(format!(

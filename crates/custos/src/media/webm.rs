@@ -1,5 +1,6 @@
 //! WebM/Matroska through the `matroska-demuxer` crate: the first audio track's codec, channels and
-//! rate; the duration from the segment's `Duration` minus the track's `CodecDelay` (Opus
+//! rate (or, in a file without audio, a screen recording, the first video track's codec and
+//! size); the duration from the segment's `Duration` minus the track's `CodecDelay` (Opus
 //! pre-skip), checked against the blocks themselves, which are all walked. Without a `Duration`
 //! (a live-written file), the end of the last block is the duration.
 
@@ -23,19 +24,29 @@ pub(super) fn probe<R: Read + Seek>(src: Src<R>) -> Result<MediaInfo, MediaError
     } else {
         "matroska"
     };
-    let track = mkv
-        .tracks()
+    let tracks = mkv.tracks();
+    let track = tracks
         .iter()
         .find(|t| t.track_type() == TrackType::Audio)
-        .ok_or_else(|| MediaError::Invalid(format!("{container} without an audio track")))?;
+        .or_else(|| tracks.iter().find(|t| t.track_type() == TrackType::Video))
+        .ok_or_else(|| {
+            MediaError::Invalid(format!("{container} without an audio or video track"))
+        })?;
     let number = track.track_number().get();
     let codec = match track.codec_id() {
         "A_OPUS" => "opus".to_owned(),
         "A_VORBIS" => "vorbis".to_owned(),
         "A_PCM/INT/LIT" => "pcm".to_owned(),
         "A_MPEG/L3" => "mp3".to_owned(),
+        "V_VP8" => "vp8".to_owned(),
+        "V_VP9" => "vp9".to_owned(),
+        "V_AV1" => "av1".to_owned(),
         other => other.to_owned(),
     };
+    let video = track.video().map(|v| {
+        let px = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        (px(v.pixel_width().get()), px(v.pixel_height().get()))
+    });
     let (channels, rate) = track.audio().map_or((0, 0.0), |a| {
         (
             u32::try_from(a.channels().get()).unwrap_or(u32::MAX),
@@ -87,7 +98,7 @@ pub(super) fn probe<R: Read + Seek>(src: Src<R>) -> Result<MediaInfo, MediaError
         None => walked,
     };
     if blocks == 0 {
-        problems.push("no audio blocks".into());
+        problems.push("no blocks in the track".into());
     }
     Ok(MediaInfo {
         container,
@@ -95,6 +106,7 @@ pub(super) fn probe<R: Read + Seek>(src: Src<R>) -> Result<MediaInfo, MediaError
         channels,
         sample_rate: rate as u32,
         duration: duration.saturating_sub(delay),
+        video,
         problems,
     })
 }

@@ -505,7 +505,8 @@ fn copy_natives(
 }
 
 /// The document's extracted text: the plain-text rendering of its voice communication's
-/// transcript, where the export holds one (`export --transcripts`), copied to
+/// transcript, where the export holds one (`export --transcripts`), or of its chat, email or
+/// messaging thread (always rendered), copied to
 /// `data/TEXT/<control>.txt`. Its TEXTPATH, or empty.
 fn copy_text(
     bag: &Bag,
@@ -528,6 +529,11 @@ fn copy_text(
     else {
         return Ok(String::new());
     };
+    if meta["media"] == "screen" {
+        // A screen recording shares its call's communication, whose transcript is the call's
+        // text, not the video's.
+        return Ok(String::new());
+    }
     let rel = format!("data/transcripts/{cid}/{session}.txt");
     if !crate::model::safe_id(cid) || bag.lstat(&rel).is_err() {
         return Ok(String::new());

@@ -62,6 +62,7 @@ pub fn config_at(
         restore: None,
         increment_of: None,
         orphans: false,
+        media: Vec::new(),
         transcripts: false,
     }
 }

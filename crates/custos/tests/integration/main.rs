@@ -9,6 +9,7 @@ mod facts;
 mod faults;
 mod hostile;
 mod media;
+mod natives;
 mod preserve;
 mod query_against_sim;
 mod transcripts;

@@ -972,6 +972,87 @@ fn probe_reports_files_and_damage() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `custos probe` reads every media type: screen video (made by ffmpeg), an EML (whole, and cut
+/// short), a ZIP (made by Python's zipfile: whole, and with a member's byte changed) and JSON;
+/// damage is a problem and exit 1.
+#[test]
+fn probe_reads_screen_email_zip_and_json() {
+    let dir = tmp("probe-natives");
+    std::fs::create_dir_all(&dir).unwrap();
+    let webm = dir.join("screen.webm");
+    let ok = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x90:rate=5:d=3",
+        ])
+        .args(["-c:v", "libvpx", "-b:v", "100k"])
+        .arg(&webm)
+        .status()
+        .expect("ffmpeg must be installed (.ci/run installs it)");
+    assert!(ok.success());
+    let eml = dir.join("mail.eml");
+    let mail = "From: A <a@example.net>\r\nDate: Sun, 1 Oct 2023 10:00:00 +0000\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nhi\r\n--B\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--B--\r\n";
+    std::fs::write(&eml, mail).unwrap();
+    let cut = dir.join("cut.eml");
+    std::fs::write(&cut, &mail[..mail.len() - 10]).unwrap();
+    let (zip, bad) = (dir.join("chat.zip"), dir.join("bad.zip"));
+    let made = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z: z.writestr('transcript.json', '[{\"body\": \"hello there\"}]')\nb = bytearray(open(sys.argv[1], 'rb').read()); b[30 + len('transcript.json') + 12] ^= 1; open(sys.argv[2], 'wb').write(b)",
+        ])
+        .args([&zip, &bad])
+        .status()
+        .expect("python3 (installed by .ci/run)");
+    assert!(made.success());
+    let json = dir.join("t.json");
+    std::fs::write(&json, "[1, 2]").unwrap();
+
+    let o = std::process::Command::new(BIN)
+        .args(["probe", "--json"])
+        .args([&webm, &eml, &zip, &json])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        (lines[0]["codec"].as_str(), lines[0]["width"].as_u64()),
+        (Some("vp8"), Some(160))
+    );
+    assert!(
+        (lines[0]["durationSeconds"].as_f64().unwrap() - 3.0).abs() < 0.25,
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1]["container"], "eml");
+    assert_eq!(lines[1]["parts"][0]["name"], "a.pdf");
+    assert_eq!(lines[1]["parts"][0]["bytes"], 9);
+    assert_eq!(lines[2]["container"], "zip");
+    assert_eq!(lines[2]["parts"][0]["name"], "transcript.json");
+    assert_eq!(lines[3]["container"], "json");
+
+    for (f, says) in [(&cut, "never closed"), (&bad, "damaged")] {
+        let o = std::process::Command::new(BIN)
+            .arg("probe")
+            .arg(f)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert!(text.contains("PROBLEM") && text.contains(says), "{text}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `-v`/`-vv` and `RUST_LOG` show what a run does on stderr for an operator; without them
 /// nothing is added; never a secret, a token or a pre-signed URL's signature either way.
 #[tokio::test(flavor = "multi_thread")]

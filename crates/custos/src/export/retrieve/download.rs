@@ -183,7 +183,10 @@ async fn attempt_once(
     let (mut media, mut media_json) = (None, Value::Null);
     if r.is_ok() {
         let (info, verdict) = judge(ctx, part, stated).await;
-        media = info.as_ref().map(|i| i.duration.as_millis() as u64);
+        media = info
+            .as_ref()
+            .and_then(|i| i.duration())
+            .map(|d| d.as_millis() as u64);
         if let Err(why) = verdict {
             r = Err(FetchError::NotEvidence {
                 why,

@@ -16,8 +16,10 @@ use crate::state::Done;
 pub(super) async fn search_item(ctx: &Ctx<'_>, it: &Item) -> Result<Done> {
     let meta_path = format!("/api/v2/recordings/{}", url_path(&it.recording_id));
     let r = ctx.api.send(Method::GET, &meta_path, None).await?;
+    // The design guide's search API serves call recordings only.
     let mut stated = Stated {
         source: "not stated: the metadata is not JSON".into(),
+        media: Some(crate::model::Media::Audio),
         ..Stated::default()
     };
     match r.status.as_u16() {

@@ -8,7 +8,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::super::context::Ctx;
-use crate::model::Item;
+use crate::media::Inspection;
+use crate::model::{Item, Media};
 
 /// What the source stated about a recording's media, to check the file against.
 #[derive(Clone, Debug, Default)]
@@ -20,9 +21,44 @@ pub(crate) struct Stated {
     pub duration_ms: Option<u64>,
     /// Where `duration_ms` came from, or why there is none (the custody record says it).
     pub source: String,
+    /// What the recording holds (`media`); `None` when it names a type we do not know.
+    pub media: Option<Media>,
+    /// An email recording's attachments (name, bytes), as `emailTranscript` states them.
+    pub attachments: Vec<(String, u64)>,
 }
 
 impl Stated {
+    /// What a recording's JSON states about its file: its duration (`ms_key`, or end − start
+    /// less pauses; none for chat, email and messaging, which have no playing time), its media
+    /// type, and an email's attachments.
+    pub(super) fn of_recording(v: &Value, ms_key: &str) -> Stated {
+        let media = Media::parse(v["media"].as_str());
+        let (duration_ms, source) = match media {
+            Some(m) if !m.timed() => (
+                None,
+                format!(
+                    "not stated: a {m} recording {}",
+                    crate::state::NO_PLAYING_TIME
+                ),
+            ),
+            _ => Stated::duration(v, ms_key, "startTime", "endTime"),
+        };
+        let attachments = v["emailTranscript"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|m| m["attachments"].as_array().into_iter().flatten())
+            .filter_map(|a| Some((a["name"].as_str()?.to_owned(), a["contentLength"].as_u64()?)))
+            .collect();
+        Stated {
+            size: None,
+            duration_ms,
+            source,
+            media,
+            attachments,
+        }
+    }
+
     /// The playable duration a recording's JSON states: `ms_key` when present, else
     /// `end_key − start_key` less every `pause` annotation (Genesys cuts paused spans from the
     /// recording: `absoluteLocation` is "after removing the cumulative duration of all pauses").
@@ -100,46 +136,92 @@ impl Stated {
                 };
             }
         };
-        let (duration_ms, source) =
-            Stated::duration(&v, "outputDurationMs", "startTime", "endTime");
-        Stated {
-            size: None,
-            duration_ms,
-            source,
-        }
+        Stated::of_recording(&v, "outputDurationMs")
     }
 }
 
-/// Reads the downloaded file's container and judges it against what the API stated: the
-/// measured duration (ms) if one could be read, and why it is not evidence, if it is not.
+/// What the file of a `media` recording must be, in words, and whether `info` is that.
+fn expected_kind(media: Option<Media>, info: &Inspection) -> Result<(), String> {
+    let (ok, want) = match (media, info) {
+        (None, _) => (true, ""),
+        (Some(Media::Audio), Inspection::Media(m)) => (m.video.is_none(), "audio"),
+        (Some(Media::Screen), Inspection::Media(m)) => (m.video.is_some(), "video"),
+        (Some(Media::Email), Inspection::Document(d)) => (d.container == "eml", "an email (EML)"),
+        (Some(Media::Chat | Media::Messaging), Inspection::Document(d)) => {
+            (d.container == "zip", "a ZIP archive")
+        }
+        (Some(m), _) => (false, what(Some(m))),
+    };
+    if ok {
+        Ok(())
+    } else {
+        let found = match info {
+            Inspection::Media(m) if m.video.is_some() => "video".to_owned(),
+            Inspection::Media(_) => "audio".to_owned(),
+            Inspection::Document(d) => d.container.to_uppercase(),
+        };
+        Err(format!(
+            "the file is {found}, not {want} as the recording's media says"
+        ))
+    }
+}
+
+/// What a `media` recording's file is, in words.
+fn what(media: Option<Media>) -> &'static str {
+    match media {
+        Some(Media::Audio) => "audio",
+        Some(Media::Screen) => "video",
+        Some(Media::Email) => "an email (EML)",
+        Some(Media::Chat | Media::Messaging) => "a ZIP archive",
+        None => "media",
+    }
+}
+
+/// Reads the downloaded file (audio or video by its container, an email by its MIME, a ZIP by
+/// every member) and judges it against what the API stated: what was read, and why it is not
+/// evidence, if it is not.
 pub(super) async fn judge(
     ctx: &Ctx<'_>,
     part: &Path,
     stated: &Stated,
-) -> (Option<crate::media::MediaInfo>, Result<(), String>) {
+) -> (Option<Inspection>, Result<(), String>) {
     let p = part.to_path_buf();
-    let probed = tokio::task::spawn_blocking(move || crate::media::probe_file(&p))
-        .await
-        .unwrap_or_else(|e| {
-            Err(crate::media::MediaError::Invalid(format!(
-                "probe failed: {e}"
-            )))
-        });
+    let (media, attachments) = (stated.media, stated.attachments.clone());
+    let probed =
+        tokio::task::spawn_blocking(move || crate::media::inspect_file_as(&p, media, &attachments))
+            .await
+            .unwrap_or_else(|e| {
+                Err(crate::media::MediaError::Invalid(format!(
+                    "probe failed: {e}"
+                )))
+            });
     let info = match probed {
         Ok(i) => i,
-        Err(e) => return (None, Err(format!("not readable as audio: {e}"))),
+        Err(e) => {
+            return (
+                None,
+                Err(format!("not readable as {}: {e}", what(stated.media))),
+            );
+        }
     };
-    let verdict = if !info.problems.is_empty() {
-        Err(format!("damaged media: {}", info.problems.join("; ")))
-    } else if info.duration.is_zero() {
-        Err("no audio: the file's duration is 0 s".to_owned())
-    } else if let Some(ms) = stated.duration_ms {
+    let duration = info.duration();
+    let verdict = if !info.problems().is_empty() {
+        Err(format!(
+            "damaged {}: {}",
+            what(stated.media),
+            info.problems().join("; ")
+        ))
+    } else if let Err(why) = expected_kind(stated.media, &info) {
+        Err(why)
+    } else if duration.is_some_and(|d| d.is_zero()) {
+        Err("nothing to play: the file's duration is 0 s".to_owned())
+    } else if let (Some(ms), Some(d)) = (stated.duration_ms, duration) {
         let said = Duration::from_millis(ms);
-        let diff = info.duration.abs_diff(said);
+        let diff = d.abs_diff(said);
         if diff > ctx.cfg.duration_tolerance {
             Err(format!(
                 "duration mismatch: the file holds {:.3} s, the API states {:.3} s (tolerance {} s)",
-                info.seconds(),
+                d.as_secs_f64(),
                 said.as_secs_f64(),
                 ctx.cfg.duration_tolerance.as_secs_f64()
             ))

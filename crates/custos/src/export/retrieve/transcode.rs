@@ -1,5 +1,8 @@
 //! Genesys transcode retrieval: one recording request per item in the chosen `formatId`,
-//! waited on (202) to the job deadline, then its media URI downloaded.
+//! waited on (202) to the job deadline, then its media URI downloaded. A recording that is not
+//! audio is asked for as what Genesys keeps it as: a screen recording as `WEBM` (video), chat
+//! and messaging as `ZIP`, email as `EML` (`chatFormatId`, `messageFormatId`, `emailFormatId`,
+//! named on every request so no default is relied on).
 
 use std::time::Duration;
 
@@ -10,14 +13,18 @@ use super::super::context::Ctx;
 use super::download::{Got, URL_ROUNDS, download};
 use super::stated::Stated;
 use crate::error::Result;
-use crate::model::{Item, Outcome};
+use crate::model::{Item, Media, Outcome};
 use crate::source::url_path;
 use crate::state::Done;
 
 /// Retrieves one item by transcoding it to `format`.
 pub(super) async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Result<Done> {
+    let format = match Stated::of_listed(ctx, it).media {
+        Some(Media::Screen) => "WEBM",
+        _ => format,
+    };
     let path = format!(
-        "/api/v2/conversations/{}/recordings/{}?formatId={format}&download=true",
+        "/api/v2/conversations/{}/recordings/{}?formatId={format}&emailFormatId=EML&chatFormatId=ZIP&messageFormatId=ZIP&download=true",
         url_path(&it.conversation_id),
         url_path(&it.recording_id)
     );
@@ -68,12 +75,9 @@ pub(super) async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Re
                         format!("no media URI (fileState {state})"),
                     ));
                 };
-                let (duration_ms, source) =
-                    Stated::duration(&v, "outputDurationMs", "startTime", "endTime");
                 let stated = Stated {
                     size: v["outputSizeInBytes"].as_u64().filter(|n| *n > 0),
-                    duration_ms,
-                    source,
+                    ..Stated::of_recording(&v, "outputDurationMs")
                 };
                 match download(ctx, it, uri, None, stated).await? {
                     Got::Done(d) => return Ok(*d),

@@ -1,0 +1,351 @@
+//! Recordings that are documents, not audio or video: an email recording's EML (RFC 5322 and
+//! MIME, parsed by the `mailparse` crate), a chat or messaging recording's ZIP (read by the `zip`
+//! crate: every member inflated and its CRC-32 checked), and JSON (parsed whole).
+//!
+//! As with audio, the file is judged by what it holds, never by its name, and everything found
+//! wrong is a problem that keeps it out of the evidentiary set: an EML whose multipart never
+//! closes (a message cut short), an attachment that does not decode or is not the size the
+//! recording's metadata states, a ZIP member whose bytes do not match its CRC, a JSON member
+//! that does not parse. Hostile input is bounded: an EML or JSON larger than
+//! [`MAX_DOCUMENT_BYTES`] is not read, and a ZIP is never inflated past [`MAX_INFLATED_BYTES`].
+
+use std::io::{Read, Seek};
+
+use super::info::MediaError;
+
+/// The largest EML or JSON read whole (an email with attachments is tens of MB at most).
+pub const MAX_DOCUMENT_BYTES: u64 = 512 << 20;
+/// The most a ZIP is inflated to, all members together (a ZIP bomb stops here).
+pub const MAX_INFLATED_BYTES: u64 = 4 << 30;
+/// The largest JSON member parsed.
+const MAX_JSON_MEMBER: u64 = 64 << 20;
+
+/// One part of a document: an EML attachment or a ZIP member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// Its name (file name, or member path).
+    pub name: String,
+    /// Its MIME type (EML) or compression method (ZIP).
+    pub kind: String,
+    /// Its decoded (inflated) size in bytes.
+    pub bytes: u64,
+}
+
+/// What a document holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocumentInfo {
+    /// `eml`, `zip` or `json`.
+    pub container: &'static str,
+    /// EML: From, Date and Subject; ZIP: member count; JSON: its top-level shape.
+    pub summary: String,
+    /// EML: the attachments; ZIP: the members.
+    pub parts: Vec<Part>,
+    /// Everything that makes it untrustworthy as evidence. Empty for a sound file.
+    pub problems: Vec<String>,
+}
+
+impl DocumentInfo {
+    /// The facts as JSON (`custos probe --json`, the custody log).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "container": self.container,
+            "summary": self.summary,
+            "parts": self.parts.iter().map(|p| serde_json::json!({
+                "name": p.name, "kind": p.kind, "bytes": p.bytes,
+            })).collect::<Vec<_>>(),
+            "problems": self.problems,
+        })
+    }
+}
+
+impl std::fmt::Display for DocumentInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, {}", self.container, self.summary)?;
+        for p in &self.parts {
+            write!(f, "\n  part {} ({}, {} bytes)", p.name, p.kind, p.bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a whole document, refusing one over [`MAX_DOCUMENT_BYTES`].
+fn read_whole<R: Read>(r: R, len: u64) -> Result<Vec<u8>, MediaError> {
+    if len > MAX_DOCUMENT_BYTES {
+        return Err(MediaError::Invalid(format!(
+            "{len} bytes: larger than the {} MiB a document is read to",
+            MAX_DOCUMENT_BYTES >> 20
+        )));
+    }
+    let mut b = Vec::with_capacity(len as usize);
+    r.take(MAX_DOCUMENT_BYTES).read_to_end(&mut b)?;
+    Ok(b)
+}
+
+/// Reads an EML: its headers, its MIME tree (every multipart closed), and its attachments
+/// (each decoded). `stated` are the attachments the recording's metadata names, with their
+/// sizes (`emailTranscript[].attachments[]`): each must be in the message, at that size.
+pub fn eml<R: Read>(r: R, len: u64, stated: &[(String, u64)]) -> Result<DocumentInfo, MediaError> {
+    let bytes = read_whole(r, len)?;
+    let mail = mailparse::parse_mail(&bytes)
+        .map_err(|e| MediaError::Invalid(format!("EML: not a MIME message: {e}")))?;
+    let mut problems = Vec::new();
+    let header = |name: &str| {
+        mailparse::MailHeaderMap::get_first_value(mail.headers.as_slice(), name).unwrap_or_default()
+    };
+    let (from, date, subject) = (header("From"), header("Date"), header("Subject"));
+    if from.is_empty() {
+        problems.push("EML: no From header".to_owned());
+    }
+    if date.is_empty() {
+        problems.push("EML: no Date header".to_owned());
+    } else if mailparse::dateparse(&date).is_err() {
+        problems.push(format!("EML: Date '{date}' is not an RFC 5322 date"));
+    }
+    let mut parts = Vec::new();
+    walk(&mail, &mut parts, &mut problems);
+    for (name, size) in stated {
+        match parts.iter().find(|p| &p.name == name) {
+            None => problems.push(format!(
+                "attachment '{name}' ({size} bytes) that the recording states is not in the message"
+            )),
+            Some(p) if p.bytes != *size => problems.push(format!(
+                "attachment '{name}' holds {} bytes; the recording states {size}",
+                p.bytes
+            )),
+            Some(_) => {}
+        }
+    }
+    Ok(DocumentInfo {
+        container: "eml",
+        summary: format!(
+            "from {}, {}, subject {:?}",
+            one_line(&from),
+            one_line(&date),
+            one_line(&subject)
+        ),
+        parts,
+        problems,
+    })
+}
+
+/// Walks the MIME tree: every multipart must have its closing delimiter (RFC 2046 §5.1.1), and
+/// every attachment must decode.
+fn walk(part: &mailparse::ParsedMail<'_>, out: &mut Vec<Part>, problems: &mut Vec<String>) {
+    let mime = part.ctype.mimetype.to_ascii_lowercase();
+    if mime.starts_with("multipart/") {
+        match part.ctype.params.get("boundary") {
+            Some(b) => {
+                let close = format!("--{b}--");
+                if !contains(part.raw_bytes, close.as_bytes()) {
+                    problems.push(format!(
+                        "EML: {mime} is never closed (no '{close}'): the message is cut short"
+                    ));
+                }
+            }
+            None => problems.push(format!("EML: {mime} without a boundary")),
+        }
+        for sub in &part.subparts {
+            walk(sub, out, problems);
+        }
+        return;
+    }
+    let disposition = part.get_content_disposition();
+    let name = disposition
+        .params
+        .get("filename")
+        .or_else(|| part.ctype.params.get("name"))
+        .cloned();
+    let attachment = disposition.disposition == mailparse::DispositionType::Attachment;
+    let Some(name) = name.filter(|_| attachment || part.ctype.params.contains_key("name")) else {
+        if let Err(e) = part.get_body_raw() {
+            problems.push(format!("EML: a {mime} part does not decode: {e}"));
+        }
+        return;
+    };
+    match part.get_body_raw() {
+        Ok(body) => out.push(Part {
+            name: one_line(&name),
+            kind: mime,
+            bytes: body.len() as u64,
+        }),
+        Err(e) => problems.push(format!(
+            "attachment '{}' does not decode: {e}",
+            one_line(&name)
+        )),
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Text as one line, without control characters, at most 200 characters.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Reads a ZIP: every member inflated (bounded) and its CRC-32 checked; members named `.json`
+/// parsed.
+pub fn zip<R: Read + Seek>(r: R) -> Result<DocumentInfo, MediaError> {
+    let mut z = ::zip::ZipArchive::new(r)
+        .map_err(|e| MediaError::Invalid(format!("ZIP: not a readable archive: {e}")))?;
+    let mut problems = Vec::new();
+    let mut parts = Vec::new();
+    let mut inflated = 0u64;
+    for i in 0..z.len() {
+        let mut m = match z.by_index(i) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(format!("ZIP: member {i} cannot be read: {e}"));
+                continue;
+            }
+        };
+        let name = one_line(&String::from_utf8_lossy(m.name_raw()));
+        let kind = m.compression().to_string();
+        if m.is_dir() {
+            continue;
+        }
+        let declared = m.size();
+        if inflated.saturating_add(declared) > MAX_INFLATED_BYTES {
+            problems.push(format!(
+                "ZIP: the members declare more than {} GiB; '{name}' and the rest were not read",
+                MAX_INFLATED_BYTES >> 30
+            ));
+            break;
+        }
+        let json = name.to_ascii_lowercase().ends_with(".json") && declared <= MAX_JSON_MEMBER;
+        let mut body = Vec::new();
+        // The zip crate checks the CRC-32 when the member has been read to its end.
+        let read = if json {
+            (&mut m).take(MAX_JSON_MEMBER + 1).read_to_end(&mut body)
+        } else {
+            std::io::copy(
+                &mut (&mut m).take(declared.saturating_add(1)),
+                &mut std::io::sink(),
+            )
+            .map(|n| n as usize)
+        };
+        match read {
+            Ok(n) => {
+                inflated += n as u64;
+                if n as u64 != declared {
+                    problems.push(format!(
+                        "ZIP: member '{name}' inflates to {n} bytes; its header says {declared}"
+                    ));
+                }
+                if json && let Err(e) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    problems.push(format!("ZIP: member '{name}' is not JSON: {e}"));
+                }
+            }
+            Err(e) => problems.push(format!("ZIP: member '{name}' is damaged: {e}")),
+        }
+        parts.push(Part {
+            name,
+            kind,
+            bytes: declared,
+        });
+    }
+    if parts.is_empty() {
+        problems.push("ZIP: no members".to_owned());
+    }
+    Ok(DocumentInfo {
+        container: "zip",
+        summary: format!("{} members", parts.len()),
+        parts,
+        problems,
+    })
+}
+
+/// Reads JSON whole and parses it.
+pub fn json<R: Read>(r: R, len: u64) -> Result<DocumentInfo, MediaError> {
+    let bytes = read_whole(r, len)?;
+    let (summary, problems) = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Array(a)) => (format!("an array of {}", a.len()), Vec::new()),
+        Ok(serde_json::Value::Object(o)) => {
+            (format!("an object of {} fields", o.len()), Vec::new())
+        }
+        Ok(_) => ("a scalar".to_owned(), Vec::new()),
+        Err(e) => ("not JSON".to_owned(), vec![format!("JSON: {e}")]),
+    };
+    Ok(DocumentInfo {
+        container: "json",
+        summary,
+        parts: Vec::new(),
+        problems,
+    })
+}
+
+/// Whether `head` (a file's first bytes, at least a line of them) looks like an RFC 5322
+/// message: a first line that is all printable ASCII and ends, made of a header field name of
+/// two or more letters, digits or `-`, a colon, and the field's value. (Audio is told by its
+/// magic numbers before this is asked: a WAV whose size bytes happen to spell `RIFF:` is not
+/// mail.)
+pub fn looks_like_eml(head: &[u8]) -> bool {
+    let Some(end) = head.iter().position(|&b| b == b'\n') else {
+        return false;
+    };
+    let line = head[..end].strip_suffix(b"\r").unwrap_or(&head[..end]);
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    colon >= 2
+        && line
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7F).contains(&b))
+        && line[..colon]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+
+    const EML: &str = "From: A <a@example.net>\r\nTo: b@example.com\r\nSubject: hi\r\nDate: Sun, 1 Oct 2023 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XX\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--XX--\r\n";
+
+    #[test]
+    fn a_whole_email_passes_and_a_cut_one_does_not() {
+        let stated = [("a.pdf".to_owned(), 9)];
+        let ok = eml(Cursor::new(EML), EML.len() as u64, &stated).unwrap();
+        assert!(ok.problems.is_empty(), "{:?}", ok.problems);
+        assert_eq!(ok.parts[0].bytes, 9);
+        let cut = &EML[..EML.len() - 12];
+        let bad = eml(Cursor::new(cut), cut.len() as u64, &stated).unwrap();
+        assert!(
+            bad.problems.iter().any(|p| p.contains("never closed")),
+            "{:?}",
+            bad.problems
+        );
+        let wrong = eml(Cursor::new(EML), EML.len() as u64, &[("a.pdf".into(), 10)]).unwrap();
+        assert!(wrong.problems.iter().any(|p| p.contains("states 10")));
+        assert!(looks_like_eml(EML.as_bytes()));
+        assert!(!looks_like_eml(b"{\"a\": 1}"));
+        assert!(!looks_like_eml(b"RIFF:\x01\x00\x00WAVEfmt \n"));
+        assert!(!looks_like_eml(b"From: no end of line"));
+    }
+
+    #[test]
+    fn zip_crc_damage_and_json_members_are_problems() {
+        let mut w = ::zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = ::zip::write::SimpleFileOptions::default()
+            .compression_method(::zip::CompressionMethod::Stored);
+        w.start_file("transcript.json", opts).unwrap();
+        w.write_all(b"[{\"body\": \"hello there\"}]").unwrap();
+        let good = w.finish().unwrap().into_inner();
+        assert!(zip(Cursor::new(good.clone())).unwrap().problems.is_empty());
+        let mut bad = good.clone();
+        let at = 30 + "transcript.json".len() + 12;
+        bad[at] ^= 0x01;
+        let info = zip(Cursor::new(bad)).unwrap();
+        assert!(
+            info.problems.iter().any(|p| p.contains("damaged")),
+            "{:?}",
+            info.problems
+        );
+        assert!(zip(Cursor::new(b"PK\x03\x04junk".to_vec())).is_err());
+    }
+}
