@@ -117,6 +117,17 @@ fn print_completeness(c: &custos::export::Completeness) {
             "  orphan recordings made in the query's interval (no conversation, so no query finds them): {n}"
         );
     }
+    if !c.media_not_taken.is_empty() {
+        let left: Vec<String> = c
+            .media_not_taken
+            .iter()
+            .map(|(m, n)| format!("{m} {n}"))
+            .collect();
+        out!(
+            "  left out by --media: {} (data/media_excluded.csv)",
+            left.join(", ")
+        );
+    }
 }
 
 fn exit_code(r: &Report) -> i32 {

@@ -78,6 +78,8 @@ pub struct CallFacts {
     pub dnis: String,
     /// Every participant, `purpose: name`.
     pub participants: Vec<String>,
+    /// The recording's `media`: audio, screen, chat, email, messaging.
+    pub recording_media: String,
 }
 
 fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
@@ -108,6 +110,7 @@ impl CallFacts {
         if let Some(r) = recording {
             f.recording_start = s(&r["startTime"]);
             f.recording_end = s(&r["endTime"]);
+            f.recording_media = s(&r["media"]);
         }
         let Some(c) = conversation else {
             return f;
@@ -182,7 +185,7 @@ impl CallFacts {
     }
 
     /// The CSV's columns.
-    pub const HEADER: [&'static str; 20] = [
+    pub const HEADER: [&'static str; 21] = [
         "Recording_ID",
         "Conversation_ID",
         "Conversation_Start",
@@ -203,6 +206,7 @@ impl CallFacts {
         "ANI",
         "DNIS",
         "Participants",
+        "Recording_Media",
     ];
 
     /// This row, in [`CallFacts::HEADER`]'s order (several values in a cell joined by `; `).
@@ -233,6 +237,7 @@ impl CallFacts {
             self.ani.clone(),
             self.dnis.clone(),
             j(&self.participants),
+            self.recording_media.clone(),
         ]
     }
 }

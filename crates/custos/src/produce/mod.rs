@@ -589,7 +589,12 @@ fn fields(
         g("Wrapup_Codes"),
         g("Conversation_ID"),
         g("Recording_ID"),
-        g("Media_Types"),
+        // What the document is (a screen recording of a call is `screen`), else the sessions'.
+        if d.get("Recording_Media").is_empty() {
+            g("Media_Types")
+        } else {
+            g("Recording_Media")
+        },
         g("Content_Type"),
         export_id.to_owned(),
         g("File_Name"),

@@ -331,6 +331,16 @@ fn preservation(f: &Facts, d: &mut Vec<Block>) {
             Cell::text(format!("{} ({})", c["recordingsListed"], listed.join(", "))),
         ));
     }
+    if let Some(left) = c["mediaNotTaken"].as_object().filter(|m| !m.is_empty()) {
+        let left: Vec<String> = left.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        pairs.push((
+            "Recordings left out by media type".to_owned(),
+            Cell::text(format!(
+                "{}: the export was asked for other media types only (each one listed in data/media_excluded.csv)",
+                left.join(", ")
+            )),
+        ));
+    }
     if let Some(n) = c["orphansInInterval"].as_u64() {
         pairs.push((
             "Orphan recordings in the interval".to_owned(),

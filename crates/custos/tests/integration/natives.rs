@@ -322,6 +322,8 @@ async fn media_narrows_the_export_and_the_package_lists_what_it_left_out() {
         c["otherMediaNotTaken"].as_u64(),
         Some(left.values().sum::<u64>())
     );
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("Recordings left out by media type"));
     // A conversation whose recordings were all left out is not "without recordings".
     for w in c["conversationsWithoutRecordings"].as_array().unwrap() {
         assert!(

@@ -75,7 +75,13 @@ fn produce(export: &Path, out: &Path, extra: &[&str]) -> Output {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_production_loads_checks_out_and_names_every_party() {
-    let env = start(scenario()).await;
+    // Screen recordings and chat, email and messaging threads beside the calls.
+    let env = start(custos_sim::Scenario {
+        screen: 0.3,
+        digital: 9,
+        ..scenario()
+    })
+    .await;
     let dir = tmp("produce");
     std::fs::create_dir_all(&dir).unwrap();
     let export = dir.join("export");
@@ -128,8 +134,9 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         natives.iter().all(|p| p.is_file()),
         "every NATIVELINK exists"
     );
-    // Extracted text: the transcript's rendering, for exactly the calls that have one.
-    let mut texts = 0;
+    // Extracted text: the transcript's rendering, for exactly the calls that have one, and
+    // every thread's; a screen recording has none. MEDIATYPE says what each document is.
+    let (mut texts, mut threads) = (0, 0);
     for d in &docs {
         let t = truth
             .recordings
@@ -140,7 +147,10 @@ async fn a_production_loads_checks_out_and_names_every_party() {
             "data/transcripts/{}/{}.txt",
             t.conversation_id, t.communication_id
         ));
-        if t.transcript.is_some() {
+        assert_eq!(d["MEDIATYPE"], t.media, "{}", t.id);
+        let thread = matches!(t.media.as_str(), "chat" | "email" | "messaging");
+        threads += usize::from(thread);
+        if t.transcript.is_some() || thread {
             texts += 1;
             let path = a.join("data").join(d["TEXTPATH"].replace('\\', "/"));
             assert_eq!(
@@ -151,7 +161,10 @@ async fn a_production_loads_checks_out_and_names_every_party() {
             assert_eq!(d["TEXTPATH"], "", "{}", t.id);
         }
     }
-    assert!(texts > 0, "no document has extracted text");
+    assert!(
+        texts > threads && threads > 0,
+        "{texts} texts, {threads} threads"
+    );
     let (md5, sha1, sha256) = (
         sums("md5sum", &natives),
         sums("sha1sum", &natives),
