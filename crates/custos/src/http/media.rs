@@ -294,6 +294,9 @@ mod tests {
         assert_eq!(extension("Audio/OGG; codecs=opus"), "ogg");
         assert_eq!(extension("audio/mpeg"), "mp3");
         assert_eq!(extension("audio/webm"), "webm");
+        assert_eq!(extension("video/webm"), "webm");
+        assert_eq!(extension("message/rfc822"), "eml");
+        assert_eq!(extension("application/zip"), "zip");
         assert_eq!(extension("application/octet-stream"), "bin");
         assert_eq!(extension(""), "bin");
     }

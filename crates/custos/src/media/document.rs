@@ -194,7 +194,7 @@ pub fn zip<R: Read + Seek>(r: R) -> Result<DocumentInfo, MediaError> {
         .map_err(|e| MediaError::Invalid(format!("ZIP: not a readable archive: {e}")))?;
     let mut problems = Vec::new();
     let mut parts = Vec::new();
-    let mut inflated = 0u64;
+    let mut declared_total = 0u64;
     for i in 0..z.len() {
         let mut m = match z.by_index(i) {
             Ok(m) => m,
@@ -209,7 +209,10 @@ pub fn zip<R: Read + Seek>(r: R) -> Result<DocumentInfo, MediaError> {
             continue;
         }
         let declared = m.size();
-        if inflated.saturating_add(declared) > MAX_INFLATED_BYTES {
+        // Each member is read to at most its declared size (+1, to see a lie), so capping
+        // what the members declare caps what is inflated.
+        declared_total = declared_total.saturating_add(declared);
+        if declared_total > MAX_INFLATED_BYTES {
             problems.push(format!(
                 "ZIP: the members declare more than {} GiB; '{name}' and the rest were not read",
                 MAX_INFLATED_BYTES >> 30
@@ -220,7 +223,7 @@ pub fn zip<R: Read + Seek>(r: R) -> Result<DocumentInfo, MediaError> {
         let mut body = Vec::new();
         // The zip crate checks the CRC-32 when the member has been read to its end.
         let read = if json {
-            (&mut m).take(MAX_JSON_MEMBER + 1).read_to_end(&mut body)
+            (&mut m).take(declared + 1).read_to_end(&mut body)
         } else {
             std::io::copy(
                 &mut (&mut m).take(declared.saturating_add(1)),
@@ -230,7 +233,6 @@ pub fn zip<R: Read + Seek>(r: R) -> Result<DocumentInfo, MediaError> {
         };
         match read {
             Ok(n) => {
-                inflated += n as u64;
                 if n as u64 != declared {
                     problems.push(format!(
                         "ZIP: member '{name}' inflates to {n} bytes; its header says {declared}"
@@ -347,5 +349,47 @@ mod tests {
             info.problems
         );
         assert!(zip(Cursor::new(b"PK\x03\x04junk".to_vec())).is_err());
+    }
+
+    /// A ZIP whose members declare more than [`MAX_INFLATED_BYTES`] in all (a bomb) is not
+    /// inflated past the cap: a problem, at once.
+    #[test]
+    fn a_zip_bomb_is_refused_unread() {
+        let mut w = ::zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = ::zip::write::SimpleFileOptions::default()
+            .compression_method(::zip::CompressionMethod::Stored);
+        for name in ["a.bin", "b.bin"] {
+            w.start_file(name, opts).unwrap();
+            w.write_all(b"0123456789").unwrap();
+        }
+        let mut z = w.finish().unwrap().into_inner();
+        // Each central directory entry now declares 3 GiB uncompressed.
+        let mut at = 0;
+        while let Some(p) = z[at..].windows(4).position(|w| w == b"PK\x01\x02") {
+            let entry = at + p;
+            z[entry + 24..entry + 28].copy_from_slice(&(3u32 << 30).to_le_bytes());
+            at = entry + 4;
+        }
+        let info = zip(Cursor::new(z)).unwrap();
+        assert!(
+            info.problems
+                .iter()
+                .any(|p| p.contains("declare more than")),
+            "{:?}",
+            info.problems
+        );
+    }
+
+    /// An "email" larger than [`MAX_DOCUMENT_BYTES`] (sparse: nothing is written) is refused
+    /// without being read.
+    #[test]
+    fn an_oversized_email_is_refused_unread() {
+        let p = std::env::temp_dir().join(format!("custos-big-eml-{}", std::process::id()));
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(MAX_DOCUMENT_BYTES + 1).unwrap();
+        let e =
+            super::super::inspect_file_as(&p, Some(crate::model::Media::Email), &[]).unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
+        std::fs::remove_file(&p).unwrap();
     }
 }
