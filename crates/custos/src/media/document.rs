@@ -328,6 +328,14 @@ mod tests {
         assert!(!looks_like_eml(b"{\"a\": 1}"));
         assert!(!looks_like_eml(b"RIFF:\x01\x00\x00WAVEfmt \n"));
         assert!(!looks_like_eml(b"From: no end of line"));
+        let received = format!(
+            "Received: from {} by mx.example.com\r\n",
+            "relay.".repeat(40)
+        );
+        assert!(
+            looks_like_eml(received.as_bytes()),
+            "a long first header line"
+        );
     }
 
     #[test]

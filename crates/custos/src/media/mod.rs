@@ -111,10 +111,11 @@ pub fn inspect_file(
 ) -> Result<Inspection, MediaError> {
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
-    let mut head = [0u8; 64];
-    let n = f.read(&mut head)?;
+    // Enough for an RFC 5322 header line (at most 998 characters, RFC 5322 §2.1.1).
+    let mut head = Vec::with_capacity(1024);
+    (&mut f).take(1024).read_to_end(&mut head)?;
     f.seek(SeekFrom::Start(0))?;
-    let head = &head[..n];
+    let head = head.as_slice();
     let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return document::zip(f).map(Inspection::Document);
