@@ -11,7 +11,9 @@
 //! A-law, extensible), MP3 (MPEG 1/2/2.5 layers I–III; Xing/Info with LAME gapless delay and
 //! padding, or VBRI; every frame walked), Ogg Opus and Ogg Vorbis (every page walked with its
 //! CRC; last granule position, minus pre-skip for Opus), WebM/Matroska (through the
-//! `matroska-demuxer` crate: `Duration` minus `CodecDelay`, checked against the last block).
+//! `matroska-demuxer` crate: `Duration` minus `CodecDelay`, checked against the last block),
+//! MP4 (every top-level box's size checked; the media header's duration; chunk offsets inside
+//! the file).
 //! The format is told by the file's first bytes, never by its name.
 //!
 //! Recordings that are not calls are read too ([`inspect`]): a screen recording is WebM video
@@ -46,6 +48,7 @@
 mod document;
 mod info;
 mod mp3;
+mod mp4;
 mod ogg;
 mod read;
 mod wav;
@@ -167,6 +170,7 @@ fn media_magic(head: &[u8]) -> bool {
             | [b'O', b'g', b'g', b'S', ..]
             | [0x1A, 0x45, 0xDF, 0xA3, ..]
             | [b'I', b'D', b'3', ..]
+            | [_, _, _, _, b'f', b't', b'y', b'p', ..]
     ) || matches!(head, [0xFF, b, ..] if b & 0xE0 == 0xE0)
 }
 
@@ -201,6 +205,7 @@ pub fn probe<R: Read + Seek>(mut r: R) -> Result<MediaInfo, MediaError> {
                     ))
                 })
         }
+        [_, _, _, _, b'f', b't', b'y', b'p', ..] => mp4::probe(&mut src),
         [b'I', b'D', b'3', ..] => mp3::probe(&mut src),
         [0xFF, b, ..] if b & 0xE0 == 0xE0 => mp3::probe(&mut src),
         _ => Err(MediaError::Unrecognised(format!(

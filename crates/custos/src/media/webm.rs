@@ -43,10 +43,16 @@ pub(super) fn probe<R: Read + Seek>(src: Src<R>) -> Result<MediaInfo, MediaError
         "V_AV1" => "av1".to_owned(),
         other => other.to_owned(),
     };
-    let video = track.video().map(|v| {
-        let px = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-        (px(v.pixel_width().get()), px(v.pixel_height().get()))
-    });
+    // The picture of the first video track, whichever track is timed (a screen recording
+    // with sound is still video).
+    let video = tracks
+        .iter()
+        .find(|t| t.track_type() == TrackType::Video)
+        .and_then(|t| t.video())
+        .map(|v| {
+            let px = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+            (px(v.pixel_width().get()), px(v.pixel_height().get()))
+        });
     let (channels, rate) = track.audio().map_or((0, 0.0), |a| {
         (
             u32::try_from(a.channels().get()).unwrap_or(u32::MAX),
