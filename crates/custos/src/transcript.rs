@@ -195,7 +195,7 @@ pub fn render_digital(meta: &Value, names: &Names) -> Option<String> {
         let text = match kind {
             "Email" => {
                 let mut t = format!(
-                    "From {} to {}: Subject: {}: {}",
+                    "{} to {}, subject \"{}\": {}",
                     address(&m["from"]),
                     m["to"]
                         .as_array()
@@ -301,5 +301,45 @@ mod tests {
             ]
         );
         assert_eq!(offset(3_723_004), "+01:02:03.004");
+    }
+
+    #[test]
+    fn threads_are_rendered_with_writers_times_and_attachments() {
+        let email = json!({
+            "id": "r1", "conversationId": "c1",
+            "emailTranscript": [{
+                "from": {"email": "jo@example.net", "name": "Jo"},
+                "to": [{"email": "help@example.com"}],
+                "subject": "Refund", "textBody": "Please\u{7}refund.",
+                "time": "2023-10-01T10:00:00.000Z",
+                "attachments": [{"name": "r.pdf", "contentType": "application/pdf", "contentLength": 12}],
+            }],
+        });
+        let text = render_digital(&email, &Names::default()).unwrap();
+        assert!(
+            text.starts_with("Email transcript of recording r1 (conversation c1)"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "2023-10-01T10:00:00.000Z  +00:00:00.000  Jo <jo@example.net> to help@example.com, subject \"Refund\": Please refund. [attachment r.pdf, application/pdf, 12 bytes]"
+        ), "{text}");
+        let chat = json!({
+            "id": "r2", "conversationId": "c2",
+            "transcript": [
+                {"body": "Hi", "participantPurpose": "customer", "from": "Sam", "utc": "2023-10-01T10:00:05.000Z"},
+                {"body": "Hello", "participantPurpose": "agent", "utc": "2023-10-01T10:00:01.000Z",
+                 "user": {"id": "u1", "displayName": "Ada Agent"}},
+            ],
+        });
+        let text = render_digital(&chat, &Names::default()).unwrap();
+        let lines: Vec<&str> = text.lines().skip(4).collect();
+        assert_eq!(
+            lines,
+            [
+                "2023-10-01T10:00:01.000Z  +00:00:00.000  Agent Ada Agent: Hello",
+                "2023-10-01T10:00:05.000Z  +00:00:04.000  Customer Sam: Hi",
+            ]
+        );
+        assert!(render_digital(&json!({"id": "r3"}), &Names::default()).is_none());
     }
 }
