@@ -342,6 +342,10 @@ def test_screen_chat_email_and_messaging_recordings_through_the_sdk():
             assert isinstance(r, gc.Recording)
             assert_known_enums(r)
             assert r.media == t["media"]
+            meta = recs.get_conversation_recordingmetadata_recording_id(t["conversationId"], t["id"])
+            assert_known_enums(meta)
+            assert meta.media == t["media"]
+            assert (meta.start_time is not None) == (t["media"] == "screen")
             with urllib.request.urlopen(r.media_uris["S"].media_uri) as resp:
                 assert resp.headers["Content-Type"] == t["contentType"]
                 assert hashlib.sha256(resp.read()).hexdigest() == t["sha256"]

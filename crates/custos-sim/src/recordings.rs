@@ -69,14 +69,26 @@ fn retention(inner: &Inner, st: &SimState, rec: usize) -> Value {
     })
 }
 
+/// `mediaSubtype`: a call's trunk leg, a screen recording's Screen; none for the digital kinds.
+fn subtype(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::Audio => Some("Trunk"),
+        Kind::Screen => Some("Screen"),
+        _ => None,
+    }
+}
+
 /// `RecordingMetadata`. Genesys gives startTime/endTime here only for screen recordings.
 fn metadata_json(inner: &Inner, st: &SimState, rec: usize) -> Value {
     let r = &inner.catalog.recordings[rec];
+    let screen = r.kind == Kind::Screen;
     let mut v = json!({
         "id": r.id,
         "conversationId": r.conversation_id,
-        "media": "audio",
-        "mediaSubtype": "Trunk",
+        "media": r.kind.as_str(),
+        "mediaSubtype": subtype(r.kind),
+        "startTime": screen.then(|| ts(r.start)),
+        "endTime": screen.then(|| ts(r.end)),
         "annotations": [],
         "fileState": inner.file_state(st, rec).as_str(),
         "maxAllowedRestorationsForOrg": 10000,
@@ -204,11 +216,7 @@ pub(crate) fn recording_json(
         "startTime": ts(r.start),
         "endTime": ts(r.end),
         "media": r.kind.as_str(),
-        "mediaSubtype": match r.kind {
-            Kind::Audio => Some("Trunk"),
-            Kind::Screen => Some("Screen"),
-            _ => None,
-        },
+        "mediaSubtype": subtype(r.kind),
         "annotations": annotations(r),
         "fileState": inner.file_state(st, rec).as_str(),
         "maxAllowedRestorationsForOrg": 10000,
