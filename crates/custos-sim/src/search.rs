@@ -366,9 +366,11 @@ pub async fn search(State(sim): State<Sim>, Query(p): Query<SearchParams>) -> Re
 
 fn lookup(inner: &Inner, id: &str) -> Result<(usize, FileState), Response> {
     let st = inner.state();
+    // The design guide's search API knows call recordings only.
     match inner
         .catalog
         .recording(id)
+        .filter(|&r| inner.catalog.recordings[r].kind == crate::natives::Kind::Audio)
         .map(|r| (r, inner.file_state(&st, r)))
     {
         Some((r, s)) if s != FileState::Deleted => Ok((r, s)),

@@ -99,7 +99,9 @@ impl Done {
         }
         Some(match (self.media_ms, self.stated_ms) {
             (Some(_), Some(_)) => DurationCheck::Checked,
-            (None, _) => DurationCheck::NotChecked("the file could not be read as audio".into()),
+            (None, _) => {
+                DurationCheck::NotChecked("the file could not be read as audio or video".into())
+            }
             (Some(_), None) => DurationCheck::NotChecked(
                 self.stated_source
                     .clone()

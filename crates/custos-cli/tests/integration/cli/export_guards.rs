@@ -492,7 +492,10 @@ async fn default_flags_against_every_fault_give_the_truth_per_id() {
         checked["of"].as_u64().unwrap()
     );
     for n in not_checked {
-        assert_eq!(n["why"], "the file could not be read as audio", "{n}");
+        assert_eq!(
+            n["why"], "the file could not be read as audio or video",
+            "{n}"
+        );
     }
     let info = std::fs::read_to_string(out.join("bag-info.txt")).unwrap();
     assert!(
