@@ -32,8 +32,8 @@ pub struct Discovery {
     /// Conversations that answered 404 to the recordings list.
     pub missing_conversations: BTreeSet<String>,
 
-    /// Recording id → its `media` as listed (audio, screen, chat, email, messaging), where
-    /// stated.
+    /// Recording id → its `media` as listed, where it is stated and not `audio` (screen, chat,
+    /// email, messaging, or a type we do not know); a recording without an entry is audio.
     pub media: BTreeMap<String, String>,
 }
 
@@ -321,7 +321,9 @@ pub async fn genesys_recordings(
                 recording_id: rid.to_owned(),
                 listed_state: v["fileState"].as_str().unwrap_or("UNKNOWN").to_owned(),
             });
-            if let Some(m) = v["media"].as_str() {
+            // Only what is not a call is remembered: a recording without an entry is audio
+            // (an org of calls holds nothing here).
+            if let Some(m) = v["media"].as_str().filter(|m| *m != "audio") {
                 media.insert(rid.to_owned(), m.to_owned());
             }
         }

@@ -140,39 +140,41 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
     })?;
     let (not_taken, excluded_convs) = media_excluded(root)?;
     with_items.extend(excluded_convs);
-    // The analytics record of every conversation the query matched (genesys --query only).
+    // The analytics record of every conversation the query matched (genesys --query only):
+    // counted by name; only those without a recording are read, one at a time (an export of
+    // 100,000 conversations never holds their records in memory).
     let conv_dir = root.join("data/metadata/conversations");
-    let mut matched: Option<Vec<(String, Value)>> = None;
+    let mut matched: Option<u64> = None;
+    let mut without: Option<Vec<Value>> = None;
     if conv_dir.is_dir() {
-        let mut all = Vec::new();
+        let mut names = Vec::new();
         for e in std::fs::read_dir(&conv_dir).map_err(|e| Error::io(&conv_dir, e))? {
             let p = e.map_err(|e| Error::io(&conv_dir, e))?.path();
-            let Some(cid) = p.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
-                continue;
-            };
-            let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-            all.push((cid, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
+            if let Some(cid) = p.file_stem().and_then(|s| s.to_str()) {
+                names.push((cid.to_owned(), p));
+            }
         }
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        matched = Some(all);
-    }
-    let without: Option<Vec<Value>> = matched.as_ref().map(|all| {
-        all.iter()
-            .filter(|(cid, _)| !with_items.contains(cid))
-            .map(|(cid, c)| {
+        names.sort();
+        matched = Some(names.len() as u64);
+        let mut w = Vec::new();
+        for (cid, p) in names.iter().filter(|(cid, _)| !with_items.contains(cid)) {
+            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+            let c: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            w.push(
                 json!({"conversationId": cid, "conversationStart": c["conversationStart"],
-                       "originatingDirection": c["originatingDirection"],
-                       "sessionsFlaggedRecording": flagged_recorded(c)})
-            })
-            .collect()
-    });
+                          "originatingDirection": c["originatingDirection"],
+                          "sessionsFlaggedRecording": flagged_recorded(&c)}),
+            );
+        }
+        without = Some(w);
+    }
     let flagged = without.as_ref().map(|w| {
         w.iter()
             .filter(|c| c["sessionsFlaggedRecording"].as_u64() > Some(0))
             .count() as u64
     });
     let counts = Completeness {
-        conversations_matched: matched.as_ref().map(|m| m.len() as u64),
+        conversations_matched: matched,
         conversations_without_recordings: without.as_ref().map(|w| w.len() as u64),
         flagged_recorded_but_unlisted: flagged,
         recordings_listed: listed,
@@ -186,7 +188,7 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
     let doc = json!({
         "conversationsMatched": counts.conversations_matched,
         "conversationsMatchedSource": if matched.is_some() { "the analytics conversation records kept in data/metadata/conversations/ (every conversation the query matched)" } else { "not known: the selection names recordings, not conversations" },
-        "conversationsWithRecordings": matched.as_ref().map(|_| with_items.len()),
+        "conversationsWithRecordings": matched.map(|_| with_items.len()),
         "conversationsWithoutRecordings": without,
         "flaggedRecordedButUnlisted": flagged,
         "recordingsListed": listed,
