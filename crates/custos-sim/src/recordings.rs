@@ -262,15 +262,6 @@ pub(crate) fn recording_json(
     compact(v)
 }
 
-/// The recordings list's parameters for the digital kinds: it has none.
-const NO_PARAMS: RecordingParams = RecordingParams {
-    format_id: None,
-    max_wait_ms: None,
-    email_format_id: None,
-    chat_format_id: None,
-    message_format_id: None,
-};
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingParams {
@@ -284,25 +275,22 @@ pub struct RecordingParams {
 /// What is served for recording `rec` given the request's formats (`formatId` already parsed
 /// into `audio`): audio in the format asked for; a screen recording's WebM unless `formatId`
 /// is NONE; chat, email and messaging their ZIP or EML unless their own parameter (default
-/// ZIP, EML, ZIP; the recordings list has none, and follows `formatId`) is NONE.
+/// ZIP, EML, ZIP) is NONE. The recordings list (`p` None) has no such parameters: there every
+/// kind follows `formatId`.
 fn served(
     inner: &Inner,
     rec: usize,
     audio: Option<Codec>,
-    p: &RecordingParams,
-    digital_params: bool,
+    p: Option<&RecordingParams>,
 ) -> Result<Option<Codec>, Response> {
     let r = &inner.catalog.recordings[rec];
-    let (param, value, native) = match r.kind {
-        Kind::Audio => return Ok(audio),
-        Kind::Screen => return Ok(audio.map(|_| r.codec)),
-        Kind::Chat => ("chatFormatId", &p.chat_format_id, "ZIP"),
-        Kind::Email => ("emailFormatId", &p.email_format_id, "EML"),
-        Kind::Messaging => ("messageFormatId", &p.message_format_id, "ZIP"),
+    let (param, value, native) = match (r.kind, p) {
+        (Kind::Audio, _) => return Ok(audio),
+        (Kind::Screen, _) | (_, None) => return Ok(audio.map(|_| r.codec)),
+        (Kind::Chat, Some(p)) => ("chatFormatId", &p.chat_format_id, "ZIP"),
+        (Kind::Email, Some(p)) => ("emailFormatId", &p.email_format_id, "EML"),
+        (Kind::Messaging, Some(p)) => ("messageFormatId", &p.message_format_id, "ZIP"),
     };
-    if !digital_params {
-        return Ok(audio.map(|_| r.codec));
-    }
     match value.as_deref().unwrap_or(native) {
         "NONE" => Ok(None),
         v if v == native => Ok(Some(r.codec)),
@@ -342,7 +330,7 @@ pub async fn recording_one(
         Err(e) => return e,
     };
     let codec = match parse_format(inner, p.format_id.as_deref())
-        .and_then(|audio| served(inner, rec, audio, &p, true))
+        .and_then(|audio| served(inner, rec, audio, Some(&p)))
     {
         Ok(c) => c,
         Err(e) => return e,
@@ -411,7 +399,7 @@ fn list_once(inner: &Inner, conv: usize, codec: Option<Codec>) -> (Vec<Value>, u
         // Deleted recordings are listed too, with fileState DELETED and no media (the
         // Recording model's fileState has DELETED), as recordingmetadata lists them.
         let state = inner.file_state(&st, rec);
-        let wanted = codec.and_then(|c| served(inner, rec, Some(c), &NO_PARAMS, false).ok()?);
+        let wanted = codec.and_then(|c| served(inner, rec, Some(c), None).ok()?);
         match wanted.filter(|_| state.downloadable()) {
             Some(c) => {
                 let t = transcode(inner, &mut st, rec, c);
