@@ -2,7 +2,9 @@
 """A Time Stamping Authority on loopback for the tests, made of OpenSSL's own RFC 3161
 implementation (`openssl ts -reply`): python3 tsa_server.py DIR. It makes a test CA and a TSA
 certificate (extendedKeyUsage timeStamping, critical) in DIR, listens on 127.0.0.1 (a free port),
-prints `port <N>` and answers every POST of a TimeStampReq with OpenSSL's TimeStampResp."""
+prints `port <N>` and answers every POST of a TimeStampReq with OpenSSL's TimeStampResp.
+With a second argument `tampered`, it is a hostile TSA: the reply parses and attests the
+digest and nonce asked, but one bit of its signature is flipped."""
 import http.server
 import os
 import subprocess
@@ -10,6 +12,7 @@ import sys
 import tempfile
 
 DIR = os.path.abspath(sys.argv[1])
+MODE = sys.argv[2] if len(sys.argv) > 2 else "honest"
 
 
 def sh(*args):
@@ -71,6 +74,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(done.stderr)
                 return
             body = open(r, "rb").read()
+        if MODE == "tampered":
+            # The signature is the reply's last field: flip a bit of it.
+            body = body[:-1] + bytes([body[-1] ^ 1])
         self.send_response(200)
         self.send_header("Content-Type", "application/timestamp-reply")
         self.send_header("Content-Length", str(len(body)))

@@ -8,6 +8,7 @@ use clap::Args;
 use custos::export::{ExportConfig, Report, RetrievalMode};
 use custos::http::Credentials;
 use custos::model::Outcome;
+use custos::shown::Shown;
 
 use crate::options::{ExportOptions, env, resolve_with};
 use crate::progress::Bars;
@@ -60,8 +61,8 @@ fn print_report(r: &Report, json: bool) {
     for n in r.duration.not_checked.iter().take(10) {
         out!(
             "    not checked: {} ({})",
-            n["recordingId"].as_str().unwrap_or(""),
-            n["why"].as_str().unwrap_or("")
+            Shown(n["recordingId"].as_str().unwrap_or("")),
+            Shown(n["why"].as_str().unwrap_or(""))
         );
     }
     if r.duration.not_checked.len() > 10 {
@@ -92,10 +93,11 @@ fn print_report(r: &Report, json: bool) {
 
 /// The completeness line: what the query matched that the export does not hold.
 fn print_completeness(c: &custos::export::Completeness) {
+    // fileState values are the API's words: shown, never obeyed by the terminal.
     let states = c
         .by_file_state
         .iter()
-        .map(|(s, n)| format!("{s} {n}"))
+        .map(|(s, n)| format!("{} {n}", Shown(s)))
         .collect::<Vec<_>>()
         .join(", ");
     match (c.conversations_matched, c.conversations_without_recordings) {
@@ -143,7 +145,7 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
     let (args, cfg) = match resolve_with(&flags, &env) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            eprintln!("custos: error: {}", Shown(&e.to_string()));
             return 2;
         }
     };
@@ -165,14 +167,22 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
             .map_err(|e| e.to_string())
             .and_then(|t| crate::upload::options(&t, &args.store, receipting.clone()));
         if let Err(e) = checked {
-            eprintln!("custos: error: {e}");
+            eprintln!("custos: error: {}", Shown(&e.to_string()));
             return 2;
         }
     }
     let code = run(&cfg, args.json).await;
     match &args.upload {
         Some(url) if code <= 1 => {
-            let up = crate::upload::upload(&cfg.out, url, &args.store, receipting, args.json).await;
+            let up = crate::upload::upload(
+                &cfg.out,
+                url,
+                &args.store,
+                receipting,
+                args.json,
+                crate::upload::Opened::JustSealed,
+            )
+            .await;
             code.max(up)
         }
         _ => code,
@@ -189,7 +199,7 @@ async fn run(cfg: &ExportConfig, json: bool) -> i32 {
             exit_code(&r)
         }
         Err(e) => {
-            eprintln!("custos: error: {e:#}");
+            eprintln!("custos: error: {}", Shown(&format!("{e:#}")));
             match e {
                 ref e if e.is_permanent() => 2,
                 // The message says what to do; the exit says "not finished".
@@ -289,7 +299,7 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
     let sim = match custos_sim::Sim::new(scenario) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            eprintln!("custos: error: {}", Shown(&e.to_string()));
             return 2;
         }
     };
@@ -336,7 +346,7 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
     let cfg: ExportConfig = match crate::options::config(&demo, credentials) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            eprintln!("custos: error: {}", Shown(&e.to_string()));
             return 2;
         }
     };

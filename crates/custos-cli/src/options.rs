@@ -103,6 +103,10 @@ pub struct ExportOptions {
     /// the bag in DIR, holding only recordings no bag of the chain exported yet.
     #[arg(long, value_name = "DIR")]
     pub increment_of: Option<PathBuf>,
+    /// The minisign public key the earlier bag (--increment-of) must be signed with: a chain
+    /// continues only from a bag that proves who sealed it. `custos release` reads it too.
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: Option<PathBuf>,
     /// Restore ARCHIVED recordings (a new archive date), wait for them, and export them too.
     #[arg(long)]
     pub restore_archived: bool,
@@ -403,13 +407,24 @@ pub fn resolve_with(
         Some(p) => read_file(p)?,
         None => ExportOptions::default(),
     };
+    let (o, credentials) = layered(flags, env, &file)?;
+    let cfg = config(&o, credentials)?;
+    Ok((o, cfg))
+}
+
+/// The flags over the environment over the config file `file`, and the OAuth client:
+/// credentials never come from a flag, only a file's path does: --credentials FILE, then
+/// GENESYSCLOUD_OAUTHCLIENT_*, then the config file's credentials.
+pub fn layered(
+    flags: &ExportOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: &ExportOptions,
+) -> Result<(ExportOptions, Credentials), OptionsError> {
     let from_env = ExportOptions {
         region: env("GENESYSCLOUD_REGION"),
         ..Default::default()
     };
-    let o = merge(&[flags, &from_env, &file]);
-    // Credentials never come from a flag, only a file's path does: --credentials FILE, then
-    // GENESYSCLOUD_OAUTHCLIENT_*, then the config file's credentials.
+    let o = merge(&[flags, &from_env, file]);
     let credentials = match (&flags.credentials, env_credentials(env), &file.credentials) {
         (Some(p), _, _) => read_credentials(p)?,
         (None, Some(c), _) => c,
@@ -418,8 +433,24 @@ pub fn resolve_with(
             return Err("no credentials: set GENESYSCLOUD_OAUTHCLIENT_ID and GENESYSCLOUD_OAUTHCLIENT_SECRET, or pass --credentials FILE (chmod 600)".into());
         }
     };
-    let cfg = config(&o, credentials)?;
-    Ok((o, cfg))
+    Ok((o, credentials))
+}
+
+/// Where the API and the login are, from the operator's own settings (never from a package):
+/// `--api-base` (and `--login-base`), or the region, by default mypurecloud.com.
+pub fn api_location(o: &ExportOptions) -> Result<(String, String), OptionsError> {
+    Ok(match &o.api_base {
+        Some(api) => {
+            let login =
+                (o.login_base.clone()).unwrap_or_else(|| api.replacen("//api.", "//login.", 1));
+            (api.clone(), login)
+        }
+        None => {
+            let r = Region::parse(o.region.as_deref().unwrap_or("mypurecloud.com"))
+                .map_err(|e| e.to_string())?;
+            (r.api_base(), o.login_base.clone().unwrap_or(r.login_base()))
+        }
+    })
 }
 
 /// The library's config from merged options: the defaults live here.
@@ -434,18 +465,7 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         .clone()
         .ok_or("--out is required: the directory the evidence package is written to")?;
     let source = o.source.unwrap_or(SourceKind::Genesys);
-    let (api_base, login_base) = match &o.api_base {
-        Some(api) => {
-            let login =
-                (o.login_base.clone()).unwrap_or_else(|| api.replacen("//api.", "//login.", 1));
-            (api.clone(), login)
-        }
-        None => {
-            let r = Region::parse(o.region.as_deref().unwrap_or("mypurecloud.com"))
-                .map_err(|e| e.to_string())?;
-            (r.api_base(), o.login_base.clone().unwrap_or(r.login_base()))
-        }
-    };
+    let (api_base, login_base) = api_location(o)?;
     let retrieval = match o.retrieval.unwrap_or(RetrievalMode::Batch) {
         RetrievalMode::Batch => Retrieval::Batch,
         RetrievalMode::Transcode => {
@@ -482,6 +502,7 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         job_deadline: JOB_DEADLINE,
         protect: o.protect,
         increment_of: o.increment_of.clone(),
+        pubkey: o.pubkey.clone(),
         orphans: o.orphans,
         transcripts: o.transcripts,
         media: o.media.clone(),

@@ -55,7 +55,7 @@ pub async fn run_produce(a: ProduceArgs) -> i32 {
     };
     let mut r = custos::produce::produce(&o);
     if let (Ok(r), false) = (&mut r, a.tsa.is_empty()) {
-        match crate::timestamp::stamp(&r.out, &a.tsa).await {
+        match crate::timestamp::stamp(&r.out, &a.tsa, None).await {
             Ok(stamps) => r.timestamps = stamps,
             Err(code) => {
                 eprintln!(

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use custos::shown::Shown;
 
 /// Options of `custos prove`.
 #[derive(Args, Debug)]
@@ -15,6 +16,10 @@ pub struct ProveArgs {
     /// Where to write the proof (JSON).
     #[arg(long)]
     pub out: PathBuf,
+    /// The export must be signed by this minisign public key (the proof is only as good as
+    /// the signature it carries).
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: Option<PathBuf>,
 }
 
 /// Options of `custos verify-proof`.
@@ -33,12 +38,17 @@ pub struct VerifyProofArgs {
     pub json: bool,
 }
 
-/// Runs `custos prove` (0 written, 2 could not).
+/// Runs `custos prove` (0 written, 1 the export does not verify or is not signed by
+/// --pubkey, 2 could not).
 pub fn run_prove(a: ProveArgs) -> i32 {
-    let proof = match custos::proof::prove(&a.dir, &a.recording_id) {
+    let pkg = match crate::verify::open_package(&a.dir, a.pubkey.as_deref()) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let proof = match custos::proof::prove(&pkg, &a.recording_id) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            eprintln!("custos: error: {}", Shown(&e.to_string()));
             return 2;
         }
     };

@@ -1,26 +1,44 @@
 //! `custos release --protect DIR`: revokes the Genesys deletion protection an export put on
-//! (`export --protect`), exactly the set it recorded, with a receipt beside the bag.
+//! (`export --protect`), exactly the set it proves it protected, with a receipt beside the bag.
+//!
+//! Releasing a hold acts at the source, so the export must be signed by the key the operator
+//! names (`--pubkey`), and the API, the login host and the OAuth client come from the
+//! operator's own settings (flags, environment, `--config`), never from the package: an export
+//! naming another API than the one given is refused with both named, before anything is sent.
 
 use std::path::PathBuf;
 
 use clap::Args;
-use custos::http::{Api, Credentials};
+use custos::http::Api;
 use custos::protection::{ReleaseOptions, release};
+use custos::shown::Shown;
+
+use crate::options::{ExportOptions, OptionsError};
 
 /// Options of `custos release`.
 #[derive(Args, Debug)]
 pub struct ReleaseArgs {
-    /// The sealed export whose protection is released (it must verify).
+    /// The sealed export whose protection is released (it must verify, signed by --pubkey).
     pub dir: PathBuf,
     /// Release the deletion protection `export --protect` put on (the one thing releasable).
     #[arg(long, required = true)]
     pub protect: bool,
-    /// The Platform API [default: the export's Genesys-API-Base].
+    /// The minisign public key the export must be signed with [or `pubkey` in --config].
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: Option<PathBuf>,
+    /// Genesys region, as for export [env: GENESYSCLOUD_REGION; default: mypurecloud.com].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The Platform API instead of a region; must be the one the export was made against.
     #[arg(long, value_name = "URL")]
     pub api_base: Option<String>,
     /// The login host [default: the API's, with api. replaced by login.].
     #[arg(long, value_name = "URL")]
     pub login_base: Option<String>,
+    /// The export's TOML config file: its region, api-base, login-base, credentials and pubkey
+    /// are used (flags > environment > file).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// TOML file with client-id and client-secret (chmod 600); or set
     /// GENESYSCLOUD_OAUTHCLIENT_ID and GENESYSCLOUD_OAUTHCLIENT_SECRET.
     #[arg(long, value_name = "FILE")]
@@ -28,9 +46,6 @@ pub struct ReleaseArgs {
     /// API requests per minute.
     #[arg(long, default_value_t = 300)]
     pub rate: u32,
-    /// Verify the export's signature with this minisign public key first.
-    #[arg(long, value_name = "FILE")]
-    pub pubkey: Option<PathBuf>,
     /// Sign the receipt with this minisign secret key.
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
@@ -42,45 +57,42 @@ pub struct ReleaseArgs {
     pub json: bool,
 }
 
-fn credentials(a: &ReleaseArgs) -> Result<Credentials, String> {
-    if let Some(p) = &a.credentials {
-        return crate::options::read_credentials(p).map_err(|e| e.to_string());
-    }
-    crate::options::env_credentials(&crate::options::env).ok_or_else(|| {
-        "no credentials: set GENESYSCLOUD_OAUTHCLIENT_ID and GENESYSCLOUD_OAUTHCLIENT_SECRET, or pass --credentials FILE (chmod 600)".into()
-    })
+/// The operator's settings: the API, the login, the OAuth client and the key, from the flags,
+/// the environment and the config file; nothing from the package.
+fn settings(
+    a: &ReleaseArgs,
+) -> Result<(String, String, custos::http::Credentials, PathBuf), OptionsError> {
+    let flags = ExportOptions {
+        region: a.region.clone(),
+        api_base: a.api_base.clone(),
+        login_base: a.login_base.clone(),
+        credentials: a.credentials.clone(),
+        pubkey: a.pubkey.clone(),
+        ..Default::default()
+    };
+    let file = match &a.config {
+        Some(p) => crate::options::read_file(p)?,
+        None => ExportOptions::default(),
+    };
+    let (o, creds) = crate::options::layered(&flags, &crate::options::env, &file)?;
+    let (api_base, login_base) = crate::options::api_location(&o)?;
+    let pubkey = o.pubkey.ok_or(
+        "releasing a hold acts at the source, so the export must prove who sealed it: pass --pubkey KEY.pub (the public half of the export's --sign-key), or set pubkey in --config",
+    )?;
+    Ok((api_base, login_base, creds, pubkey))
 }
 
-/// The export's `Genesys-API-Base` label.
-fn recorded_api_base(a: &ReleaseArgs) -> Option<String> {
-    let text = std::fs::read_to_string(a.dir.join("bag-info.txt")).ok()?;
-    custos::package::parse_tags(&text)
-        .into_iter()
-        .find(|(k, _)| k == "Genesys-API-Base")
-        .map(|(_, v)| v)
-}
-
-/// Runs `custos release` (exit 0 released, 1 some still protected or the export does not
-/// verify, 2 bad usage, 3 the API could not be reached).
+/// Runs `custos release` (exit 0 released, 1 some still protected, some listed ids not proven,
+/// or the export does not verify or is not signed by --pubkey, 2 bad usage, 3 the API could
+/// not be reached).
 pub async fn run_release(a: ReleaseArgs) -> i32 {
-    let creds = match credentials(&a) {
-        Ok(c) => c,
+    let (api_base, login_base, creds, pubkey) = match settings(&a) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("custos: error: {e}");
             return 2;
         }
     };
-    let Some(api_base) = a.api_base.clone().or_else(|| recorded_api_base(&a)) else {
-        eprintln!(
-            "custos: error: {}: no Genesys-API-Base in bag-info.txt; pass --api-base",
-            a.dir.display()
-        );
-        return 2;
-    };
-    let login_base = a
-        .login_base
-        .clone()
-        .unwrap_or_else(|| api_base.replacen("//api.", "//login.", 1));
     let api = match Api::new(&api_base, &login_base, creds, a.rate) {
         Ok(api) => api,
         Err(e) => {
@@ -90,7 +102,7 @@ pub async fn run_release(a: ReleaseArgs) -> i32 {
     };
     let o = ReleaseOptions {
         export: a.dir.clone(),
-        pubkey: a.pubkey.clone(),
+        pubkey,
         sign_key: a.sign_key.clone(),
         operator: a.operator.clone(),
     };
@@ -106,6 +118,7 @@ pub async fn run_release(a: ReleaseArgs) -> i32 {
                 r.conversations,
                 r.not_found
             );
+            out!("  export    {}", r.origin);
             out!("  receipt   {}", r.receipt.display());
             if let Some(s) = &r.signature {
                 out!("  signature {}", s.display());
@@ -113,9 +126,11 @@ pub async fn run_release(a: ReleaseArgs) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            eprintln!("custos: error: {}", Shown(&e.to_string()));
             match e {
-                custos::Error::Tampered { .. } | custos::Error::Protection(_) => 1,
+                custos::Error::Tampered { .. }
+                | custos::Error::Unproven(_)
+                | custos::Error::Protection(_) => 1,
                 ref e if e.is_permanent() => 2,
                 _ => 3,
             }

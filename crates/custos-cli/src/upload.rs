@@ -23,6 +23,9 @@ pub struct UploadArgs {
     /// The person uploading, recorded in the receipt.
     #[arg(long)]
     pub operator: Option<String>,
+    /// The export must be signed by this minisign public key before anything is sent.
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: Option<PathBuf>,
     /// Have this RFC 3161 Time Stamping Authority timestamp the completed receipt (and its
     /// signature); repeat it for fallbacks, tried in order.
     #[arg(long, value_name = "URL")]
@@ -153,14 +156,24 @@ fn print(r: &UploadReport, json: bool) {
     );
 }
 
-/// Uploads `dir` to `url`; the exit code (0 complete, 1 objects not stored, 2 settings or not
-/// write-once, 3 stopped).
+/// What is known of the package before it is sent.
+pub enum Opened<'a> {
+    /// Sealed by this very run (`export --upload`): custos wrote it a moment ago.
+    JustSealed,
+    /// Handed to `custos upload`: verified first (signed by the key, when one is given).
+    Verify(Option<&'a std::path::Path>),
+}
+
+/// Uploads `dir` to `url`; the exit code (0 complete, 1 objects not stored or the package does
+/// not verify, 2 settings or not write-once, 3 stopped). The settings are checked first, then
+/// the package is opened as `opened` says, then objects are sent.
 pub async fn upload(
     dir: &std::path::Path,
     url: &str,
     a: &StoreArgs,
     r: Receipting,
     json: bool,
+    opened: Opened<'_>,
 ) -> i32 {
     let target = match Target::parse(url) {
         Ok(t) => t,
@@ -176,6 +189,12 @@ pub async fn upload(
             return 2;
         }
     };
+    if let Opened::Verify(pubkey) = opened
+        && let Err(code) = crate::verify::open_package(dir, pubkey)
+    {
+        eprintln!("custos: nothing was uploaded");
+        return code;
+    }
     let bar =
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     if json || crate::progress::is_quiet() || !std::io::IsTerminal::is_terminal(&std::io::stderr())
@@ -216,7 +235,8 @@ pub async fn upload(
     }
 }
 
-/// Runs `custos upload`.
+/// Runs `custos upload`: the package is opened verified first (and signed by `pubkey`, when
+/// given); one that does not verify is not sent (exit 1).
 pub async fn run_upload(a: UploadArgs) -> i32 {
     // The same merge as `custos export`: these flags over the config file's same keys.
     let flags = crate::options::ExportOptions {
@@ -224,6 +244,7 @@ pub async fn run_upload(a: UploadArgs) -> i32 {
         sign_key: a.sign_key,
         operator: a.operator,
         tsa: a.tsa,
+        pubkey: a.pubkey,
         ..Default::default()
     };
     let file = match &a.config {
@@ -242,7 +263,8 @@ pub async fn run_upload(a: UploadArgs) -> i32 {
         operator: o.operator,
         tsa: o.tsa,
     };
-    upload(&a.dir, &a.url, &o.store, r, a.json).await
+    let opened = Opened::Verify(o.pubkey.as_deref());
+    upload(&a.dir, &a.url, &o.store, r, a.json, opened).await
 }
 
 /// `custos verify --remote`: the remote comparison's findings (or why it could not run).

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use custos::shown::Shown;
 use custos::verify::VerifyReport;
 use custos_store::remote::RemoteReport;
 
@@ -104,6 +105,29 @@ pub async fn run_verify(a: VerifyArgs) -> i32 {
     if report.findings.is_empty() { 0 } else { 1 }
 }
 
+/// Opens the package at `dir` for a command that reads it: verified, and signed by `pubkey`
+/// when one is given; or the exit code (1 it does not verify or is not signed by the key, 2
+/// not an export) with the reason printed.
+pub fn open_package(dir: &Path, pubkey: Option<&Path>) -> Result<custos::verify::Package, i32> {
+    use custos::verify::{OpenError, Package, Require, VerifyOptions};
+    let opts = VerifyOptions {
+        pubkey: pubkey.map(Path::to_path_buf),
+        ..Default::default()
+    };
+    let require = if pubkey.is_some() {
+        Require::Signed
+    } else {
+        Require::Intact
+    };
+    Package::open(dir, &opts, require).map_err(|e| {
+        eprintln!("custos: error: {}", Shown(&e.to_string()));
+        match e {
+            OpenError::NotAnExport(_) => 2,
+            _ => 1,
+        }
+    })
+}
+
 fn print_report(dir: &Path, report: &VerifyReport, remote: Option<&RemoteReport>, json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
@@ -114,10 +138,14 @@ fn print_report(dir: &Path, report: &VerifyReport, remote: Option<&RemoteReport>
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
         for f in &report.findings {
+            // Where and what quote the package; a crafted row must not draw on the terminal.
             let _ = writeln!(
                 out,
                 "FINDING {}: {}: {}\n  what to do: {}",
-                f.kind, f.r#where, f.what, f.action
+                f.kind,
+                Shown(&f.r#where),
+                Shown(&f.what),
+                f.action
             );
         }
         use custos::verify::Verdict;
@@ -134,8 +162,8 @@ fn print_report(dir: &Path, report: &VerifyReport, remote: Option<&RemoteReport>
             let _ = writeln!(
                 out,
                 "timestamp: {} existed at {} (RFC 3161){}",
-                t.file,
-                t.gen_time,
+                Shown(&t.file),
+                Shown(&t.gen_time),
                 if t.checked {
                     ", token verified against --tsa-ca"
                 } else {

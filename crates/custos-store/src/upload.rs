@@ -513,7 +513,8 @@ async fn stamp_receipt(
             .unwrap_or(&file)
             .to_string_lossy()
             .into_owned();
-        let (tried, granted) = custos::tsa::stamp_file(&http, &opts.tsa, &file, &name).await?;
+        let (tried, granted) =
+            custos::tsa::stamp_file(&http, &opts.tsa, None, &file, &name).await?;
         report.timestamps.extend(tried);
         if !granted {
             return Err(UploadError::Stopped(format!(

@@ -42,6 +42,9 @@ pub enum Error {
         /// What differs, and what to do.
         message: String,
     },
+    /// A package that does not prove what the command needs (crate::verify::Package).
+    #[error("{0}")]
+    Unproven(#[from] crate::verify::OpenError),
     /// No Time Stamping Authority timestamped the sealed export: re-run to try again.
     #[error("not timestamped: {0}; the export is sealed; re-run the same command to ask again")]
     Timestamp(String),
@@ -125,6 +128,7 @@ impl Error {
                 | Error::Auth { .. }
                 | Error::Busy { .. }
                 | Error::Tampered { .. }
+                | Error::Unproven(_)
                 | Error::Refused { .. }
         )
     }

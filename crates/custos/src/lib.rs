@@ -32,6 +32,7 @@ pub mod protection;
 pub mod query;
 pub mod region;
 pub mod report;
+pub mod shown;
 pub mod sign;
 pub mod source;
 pub mod state;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Sha256;
 use crate::merkle::{audit_path, leaf_hash, root, root_from_path};
 use crate::package::{MERKLE_ROOT_LABEL, MERKLE_SIZE_LABEL};
+use crate::verify::{Package, files};
 
 /// The format tag of a proof file.
 pub const FORMAT: &str = "custos-inclusion-proof/1";
@@ -107,24 +108,6 @@ pub fn read_proof(path: &Path) -> Result<Proof, ProofError> {
         .map_err(|e| ProofError::Fails(format!("{}: not a proof: {e}", path.display())))
 }
 
-/// A file of the export, read whole: regular, and at most 1 GiB (a manifest of millions of
-/// lines); never a FIFO a hostile directory put in its place.
-fn read(path: &Path) -> Result<String, ProofError> {
-    use std::io::Read;
-    const CAP: u64 = 1 << 30;
-    let (f, len) = open_regular(path)?;
-    let io = |source| ProofError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if len > CAP {
-        return Err(io(std::io::Error::other("larger than 1 GiB; refused")));
-    }
-    let mut text = String::new();
-    f.take(CAP).read_to_string(&mut text).map_err(io)?;
-    Ok(text)
-}
-
 fn label<'a>(bag_info: &'a str, name: &str) -> Option<&'a str> {
     bag_info
         .lines()
@@ -132,26 +115,32 @@ fn label<'a>(bag_info: &'a str, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-/// The proof that `recording_id`'s file belongs to the sealed export at `root_dir`. The export's
-/// manifest must give the root its bag-info states, and the file must hash as its line says.
-pub fn prove(root_dir: &Path, recording_id: &str) -> Result<Proof, ProofError> {
+/// The proof that `recording_id`'s file belongs to the sealed export `pkg` (opened verified).
+/// The export's manifest must give the root its bag-info states, and the file must hash as its
+/// line says.
+pub fn prove(pkg: &Package, recording_id: &str) -> Result<Proof, ProofError> {
     let export = |m: String| ProofError::Export(m);
-    let rows = crate::package::custody_rows(root_dir).map_err(|e| export(e.to_string()))?;
+    let rows = pkg.custody_rows().map_err(|e| export(e.to_string()))?;
     let row = rows
         .iter()
         .find(|r| r.recording_id == recording_id && r.outcome == "Exported")
         .ok_or_else(|| {
             export(format!(
-                "{recording_id} is not an Exported recording of this export (only kept evidence can be proven)"
+                "{} is not an Exported recording of this export (only kept evidence can be proven)",
+                crate::shown::text(recording_id)
             ))
         })?;
-    let bag_info = read(&root_dir.join("bag-info.txt"))?;
+    let read = |rel: &str| {
+        pkg.read_text(rel, 1 << 30)
+            .map_err(|e| export(e.to_string()))
+    };
+    let bag_info = read(files::BAG_INFO)?;
     let stated_root = label(&bag_info, MERKLE_ROOT_LABEL).ok_or_else(|| {
         export(format!(
             "bag-info.txt has no {MERKLE_ROOT_LABEL}: the export was sealed before custos made Merkle roots; export it again to prove recordings of it"
         ))
     })?;
-    let mut entries: Vec<(String, String)> = read(&root_dir.join("manifest-sha256.txt"))?
+    let mut entries: Vec<(String, String)> = read(files::MANIFEST)?
         .lines()
         .filter_map(|l| {
             l.split_once("  ")
@@ -170,15 +159,8 @@ pub fn prove(root_dir: &Path, recording_id: &str) -> Result<Proof, ProofError> {
         .iter()
         .position(|(p, _)| *p == row.file_name)
         .ok_or_else(|| export(format!("{} is not in the payload manifest", row.file_name)))?;
-    let (now, _) = crate::durable::sha256_file(&root_dir.join(&row.file_name))
+    pkg.check_file(&row.file_name)
         .map_err(|e| export(e.to_string()))?;
-    if lines[index] != format!("{now}  {}", row.file_name) {
-        return Err(export(format!(
-            "{} no longer hashes as the manifest says; run custos verify",
-            row.file_name
-        )));
-    }
-    let signature = root_dir.join("tagmanifest-sha256.txt.minisig");
     Ok(Proof {
         format: FORMAT.into(),
         recording_id: recording_id.into(),
@@ -189,8 +171,8 @@ pub fn prove(root_dir: &Path, recording_id: &str) -> Result<Proof, ProofError> {
         audit_path: audit_path(&lines, index).iter().map(Sha256::hex).collect(),
         root: tree_root,
         bag_info,
-        tag_manifest: read(&root_dir.join("tagmanifest-sha256.txt"))?,
-        signature: signature.exists().then(|| read(&signature)).transpose()?,
+        tag_manifest: read(files::TAG_MANIFEST)?,
+        signature: pkg.signature_text().map_err(|e| export(e.to_string()))?,
     })
 }
 

@@ -13,7 +13,7 @@
 //! hash-chained receipt beside the bag (`receipts/release-<time>.jsonl`), signed when asked.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -23,13 +23,14 @@ use crate::custody::CustodyLog;
 use crate::digest::Sha256;
 use crate::error::{Error, Result};
 use crate::http::Api;
+use crate::verify::{Package, Require, files};
 
 /// The endpoint.
 pub const ENDPOINT: &str = "/api/v2/recordings/deletionprotection";
 /// Conversation ids per request ("The list cannot exceed 100 conversationids").
 pub const IDS_PER_REQUEST: usize = 100;
 /// The protected set, in the export's payload.
-pub const PROTECTION_FILE: &str = "data/protection.json";
+pub const PROTECTION_FILE: &str = files::PROTECTION;
 
 /// What one request changed.
 #[derive(Clone, Debug, Default)]
@@ -107,27 +108,113 @@ pub async fn listed(api: &Api, ids: &[String]) -> Result<BTreeSet<String>> {
     Ok(out)
 }
 
-/// The protected set an export recorded: `conversationId`s of [`PROTECTION_FILE`].
-pub fn recorded_set(root: &Path) -> Result<Vec<String>> {
-    let p = root.join(PROTECTION_FILE);
-    let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Config(format!("{}: not JSON: {e}", p.display())))?;
-    let ids: Option<Vec<String>> = v["conversations"].as_array().map(|a| {
-        a.iter()
-            .filter_map(|c| c["conversationId"].as_str().map(str::to_owned))
-            .collect()
-    });
-    ids.ok_or_else(|| Error::Config(format!("{}: holds no conversations list", p.display())))
+/// What an export proves it protected, and may therefore release: the conversations that
+/// [`PROTECTION_FILE`] lists **and** the sealed manifest holds **and** the custody log records
+/// as protected by this export (`deletion-protection` events: the ids asked for, less those
+/// Genesys refused), with the file itself the one the log confirmed (its SHA-256 in
+/// `deletion-protection-confirmed`). Anything else the file lists is refused, with why.
+#[derive(Clone, Debug, Default)]
+pub struct Releasable {
+    /// Conversations to release, sorted.
+    pub ids: Vec<String>,
+    /// Listed in the file but not proven: (id, why).
+    pub refused: Vec<(String, String)>,
+    /// SHA-256 of [`PROTECTION_FILE`].
+    pub file_sha256: String,
+}
+
+/// Reads what `pkg` proves it protected (see [`Releasable`]).
+pub fn releasable(pkg: &Package) -> Result<Releasable> {
+    let bytes = pkg.read(files::PROTECTION, 256 << 20)?;
+    let file_sha256 = Sha256::of(&bytes).hex();
+    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Config(format!(
+            "{}: {}: not JSON: {e}",
+            pkg.root().display(),
+            files::PROTECTION
+        ))
+    })?;
+    let listed: Vec<String> = doc["conversations"]
+        .as_array()
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{}: {} holds no conversations list",
+                pkg.root().display(),
+                files::PROTECTION
+            ))
+        })?
+        .iter()
+        .map(|c| c["conversationId"].as_str().unwrap_or("").to_owned())
+        .collect();
+    let manifest: BTreeSet<String> = pkg
+        .read_csv(files::MANIFEST_CSV)?
+        .into_iter()
+        .filter_map(|mut r| r.remove("Conversation_ID"))
+        .collect();
+    let mut logged = BTreeSet::new();
+    let mut confirmed = None;
+    pkg.custody_events(|e| match e["event"].as_str() {
+        Some("deletion-protection") if e["protect"] == true => {
+            let failed: BTreeSet<&str> = e["failedUpdates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["conversation"]["id"].as_str())
+                .collect();
+            for id in e["conversationIds"].as_array().into_iter().flatten() {
+                if let Some(id) = id.as_str().filter(|id| !failed.contains(id)) {
+                    logged.insert(id.to_owned());
+                }
+            }
+        }
+        Some("deletion-protection-confirmed") => {
+            confirmed = e["sha256"].as_str().map(str::to_owned);
+        }
+        _ => {}
+    })?;
+    if confirmed.as_deref() != Some(file_sha256.as_str()) {
+        return Err(Error::Tampered {
+            path: pkg.root().join(files::PROTECTION),
+            message: format!(
+                "SHA-256 {file_sha256} is not the protected set the custody log confirmed ({}); nothing is released",
+                confirmed
+                    .as_deref()
+                    .unwrap_or("no deletion-protection-confirmed event")
+            ),
+        });
+    }
+    let mut out = Releasable {
+        file_sha256,
+        ..Default::default()
+    };
+    let mut seen = BTreeSet::new();
+    for id in listed {
+        let why = if !seen.insert(id.clone()) {
+            "listed twice"
+        } else if !crate::model::safe_id(&id) {
+            "not a conversation id"
+        } else if !manifest.contains(&id) {
+            "not in the export's sealed manifest"
+        } else if !logged.contains(&id) {
+            "the custody log does not record this export protecting it"
+        } else {
+            out.ids.push(id);
+            continue;
+        };
+        out.refused.push((id, why.to_owned()));
+    }
+    out.ids.sort();
+    Ok(out)
 }
 
 /// What `custos release --protect` is told.
 #[derive(Clone, Debug)]
 pub struct ReleaseOptions {
-    /// The export whose protection is released (sealed and verifying).
+    /// The export whose protection is released (sealed, verifying, signed by `pubkey`).
     pub export: PathBuf,
-    /// Its signature's public key, to verify it first.
-    pub pubkey: Option<PathBuf>,
+    /// The public key the export must be signed with: releasing a hold acts at the source, so
+    /// only a package that proves who sealed it is acted on.
+    pub pubkey: PathBuf,
     /// Sign the receipt with this minisign secret key.
     pub sign_key: Option<PathBuf>,
     /// Who releases (recorded in the receipt).
@@ -142,6 +229,8 @@ pub struct ReleaseReport {
     pub receipt: PathBuf,
     /// Its signature, if signed.
     pub signature: Option<PathBuf>,
+    /// Who sealed the export, as proven.
+    pub origin: crate::verify::Origin,
     /// Conversations the export protected.
     pub conversations: usize,
     /// Those Genesys released.
@@ -152,35 +241,50 @@ pub struct ReleaseReport {
     pub still_protected: usize,
 }
 
-/// Revokes the deletion protection the export at `o.export` put on, exactly its recorded
-/// set, after verifying the export; every request and answer goes into the receipt.
-pub async fn release(o: &ReleaseOptions, api: &Api) -> Result<ReleaseReport> {
-    let root = &o.export;
-    let v = crate::verify::verify(
-        root,
+/// Opens the export for a release: verified and signed by `o.pubkey`, and made against the
+/// API `api` talks to. Nothing is sent anywhere before this returns.
+pub fn open_for_release(o: &ReleaseOptions, api_base: &str) -> Result<Package> {
+    let pkg = Package::open(
+        &o.export,
         &crate::verify::VerifyOptions {
-            pubkey: o.pubkey.clone(),
+            pubkey: Some(o.pubkey.clone()),
             ..Default::default()
         },
-    )
-    .map_err(|e| Error::Config(e.to_string()))?;
-    if v.verdict == crate::verify::Verdict::Findings {
-        return Err(Error::Tampered {
-            path: root.clone(),
-            message: format!(
-                "the export does not verify ({} finding(s); run custos verify); its protected set cannot be trusted",
-                v.findings.len()
-            ),
-        });
+        Require::Signed,
+    )?;
+    let theirs = pkg
+        .label("Genesys-API-Base")
+        .unwrap_or("")
+        .trim_end_matches('/');
+    let ours = api_base.trim_end_matches('/');
+    if theirs != ours {
+        return Err(Error::Config(format!(
+            "{}: the export was made against {} and this release would go to {ours}; a hold is released only through the API of the organization that placed it. Name that API yourself (--api-base or --region) if it is the one you mean; custos never takes a host from the package",
+            o.export.display(),
+            if theirs.is_empty() {
+                "(no Genesys-API-Base)"
+            } else {
+                theirs
+            },
+        )));
     }
-    let ids = recorded_set(root)?;
+    Ok(pkg)
+}
+
+/// Revokes the deletion protection the export at `o.export` put on: exactly what it proves it
+/// protected ([`releasable`]), after [`open_for_release`]; every request and answer goes into
+/// the receipt. Listed ids that are not proven are refused, named, and never sent.
+pub async fn release(o: &ReleaseOptions, api: &Api) -> Result<ReleaseReport> {
+    let pkg = open_for_release(o, api.base())?;
+    let root = pkg.root();
+    let plan = releasable(&pkg)?;
+    let ids = &plan.ids;
     let sign_key = o
         .sign_key
         .as_deref()
         .map(crate::sign::load_secret_key)
         .transpose()?;
-    let (tag_sha, _) = crate::durable::sha256_file(&root.join("tagmanifest-sha256.txt"))?;
-    let (set_sha, _) = crate::durable::sha256_file(&root.join(PROTECTION_FILE))?;
+    let tag_sha = pkg.tag_manifest_sha256()?;
     let now = OffsetDateTime::now_utc();
     let stamp = crate::query::format_ms(now).replace([':', '-', '.'], "");
     let dir = root.join("receipts");
@@ -190,8 +294,16 @@ pub async fn release(o: &ReleaseOptions, api: &Api) -> Result<ReleaseReport> {
     let log = CustodyLog::open(&receipt, actor, crate::export::tool())?;
     log.append(
         "release-started",
-        json!({"what": "deletion protection", "tagManifestSha256": tag_sha.hex(), "protectionSha256": set_sha.hex(), "conversations": ids.len()}),
+        json!({"what": "deletion protection", "tagManifestSha256": tag_sha, "origin": pkg.origin(),
+               "apiBase": api.base(), "protectionSha256": plan.file_sha256, "conversations": ids.len()}),
     )?;
+    if !plan.refused.is_empty() {
+        log.append(
+            "release-refused",
+            json!({"why": "listed in the protection file but not proven protected by this export; not sent",
+                   "conversations": plan.refused.iter().map(|(id, why)| json!({"conversationId": id, "why": why})).collect::<Vec<_>>()}),
+        )?;
+    }
     let (mut released, mut not_found, mut refused) = (0, 0, Vec::new());
     for chunk in ids.chunks(IDS_PER_REQUEST) {
         let a = set(api, chunk, false).await?;
@@ -203,11 +315,12 @@ pub async fn release(o: &ReleaseOptions, api: &Api) -> Result<ReleaseReport> {
         not_found += a.not_found.len();
         refused.extend(a.refused);
     }
-    let still = listed(api, &ids).await?;
-    let complete = refused.is_empty() && still.is_empty();
+    let still = listed(api, ids).await?;
+    let complete = refused.is_empty() && still.is_empty() && plan.refused.is_empty();
     let head = log.append(
         if complete { "release-complete" } else { "release-incomplete" },
-        json!({"released": released, "notFound": not_found, "stillProtected": still.iter().collect::<Vec<_>>()}),
+        json!({"released": released, "notFound": not_found, "stillProtected": still.iter().collect::<Vec<_>>(),
+               "notProven": plan.refused.len()}),
     )?;
     let signature = match &sign_key {
         Some(k) => Some(crate::sign::sign_file(
@@ -218,6 +331,21 @@ pub async fn release(o: &ReleaseOptions, api: &Api) -> Result<ReleaseReport> {
         )?),
         None => None,
     };
+    if !plan.refused.is_empty() {
+        let named = plan
+            .refused
+            .iter()
+            .take(5)
+            .map(|(id, why)| format!("{} ({why})", crate::shown::text(id)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(Error::Protection(format!(
+            "{} listed conversation(s) were not released, because the export does not prove it protected them: {named}{}; the {released} it proves were released. The receipt {} records both",
+            plan.refused.len(),
+            if plan.refused.len() > 5 { "; …" } else { "" },
+            receipt.display()
+        )));
+    }
     if !complete {
         let why = refused
             .iter()
@@ -239,6 +367,7 @@ pub async fn release(o: &ReleaseOptions, api: &Api) -> Result<ReleaseReport> {
     Ok(ReleaseReport {
         receipt,
         signature,
+        origin: pkg.origin().clone(),
         conversations: ids.len(),
         released,
         not_found,

@@ -28,6 +28,151 @@ pub enum TsaError {
     /// The token is not a well-formed RFC 3161 token.
     #[error("not an RFC 3161 timestamp: {0}")]
     Malformed(String),
+    /// `openssl`, which checks a token's signature, could not run.
+    #[error(
+        "cannot check the token's signature: openssl ts -verify: {0} (apt-get install openssl)"
+    )]
+    Tool(String),
+}
+
+/// How far in the future a token's time may be (clocks differ a little; a TSA's never by more).
+pub const FUTURE_SKEW: time::Duration = time::Duration::minutes(10);
+
+/// A token dated later than now (plus [`FUTURE_SKEW`]) attests nothing: refused.
+pub fn check_time(a: &Attested) -> Result<(), String> {
+    let t = &a.gen_time;
+    let digits: String = t.chars().take(14).collect();
+    let latest = time::OffsetDateTime::now_utc() + FUTURE_SKEW;
+    let now = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        latest.year(),
+        u8::from(latest.month()),
+        latest.day(),
+        latest.hour(),
+        latest.minute(),
+        latest.second()
+    );
+    if digits.len() != 14 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "its time '{}' is not a GeneralizedTime",
+            crate::shown::text(t)
+        ));
+    }
+    if digits > now {
+        return Err(format!(
+            "dated {}, in the future: a TSA does not sign times to come",
+            crate::shown::text(t)
+        ));
+    }
+    Ok(())
+}
+
+/// `openssl ts -verify` of `token` (a TimeStampResp) for the SHA-256 `sha256_hex`, on a copy
+/// of what was read (never on a package's own paths, which a hostile package could swap for a
+/// FIFO): the CMS signature, the imprint, and the signer's certificate chain to `ca` (the TSA's certificates, PEM). With
+/// no `ca`, the certificate the token carries is taken as the anchor: that proves the token is
+/// whole and signed by the key its certificate names (with the timeStamping purpose), not who
+/// that is. `Ok(Err(why))` when openssl refuses the token.
+pub fn openssl_verify(
+    token: &[u8],
+    sha256_hex: &str,
+    ca: Option<&Path>,
+) -> Result<Result<(), String>, TsaError> {
+    let dir = std::env::temp_dir().join(format!(
+        "custos-ts-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    let tool = |e: std::io::Error| TsaError::Tool(e.to_string());
+    crate::durable::make_dirs(&dir).map_err(|e| TsaError::Tool(e.to_string()))?;
+    let result = verify_in(&dir, token, sha256_hex, ca);
+    let _ = std::fs::remove_dir_all(&dir);
+    result.map_err(tool)
+}
+
+fn verify_in(
+    dir: &Path,
+    token: &[u8],
+    sha256_hex: &str,
+    ca: Option<&Path>,
+) -> std::io::Result<Result<(), String>> {
+    use std::process::{Command, Stdio};
+    let t = dir.join("token.tsr");
+    std::fs::write(&t, token)?;
+    let mut cmd = Command::new("openssl");
+    cmd.args(["ts", "-verify", "-in"])
+        .arg(&t)
+        .args(["-digest", sha256_hex])
+        .stdin(Stdio::null());
+    match ca {
+        Some(ca) => {
+            cmd.arg("-CAfile").arg(ca);
+        }
+        None => {
+            // The token's own certificates, as the anchor.
+            let pem = dir.join("embedded.pem");
+            let token_p7 = dir.join("token.p7");
+            let o = Command::new("openssl")
+                .args(["ts", "-reply", "-in"])
+                .arg(&t)
+                .args(["-token_out", "-out"])
+                .arg(&token_p7)
+                .stdin(Stdio::null())
+                .output()?;
+            if !o.status.success() {
+                return Ok(Err("openssl cannot read the reply's token".into()));
+            }
+            let o = Command::new("openssl")
+                .args(["pkcs7", "-inform", "DER", "-print_certs", "-in"])
+                .arg(&token_p7)
+                .arg("-out")
+                .arg(&pem)
+                .stdin(Stdio::null())
+                .output()?;
+            let has_cert =
+                std::fs::read_to_string(&pem).is_ok_and(|p| p.contains("BEGIN CERTIFICATE"));
+            if !o.status.success() || !has_cert {
+                return Ok(Err(
+                    "the token carries no certificate to check its signature with".into(),
+                ));
+            }
+            cmd.arg("-CAfile").arg(&pem).arg("-partial_chain");
+        }
+    }
+    let o = cmd.output()?;
+    let said = String::from_utf8_lossy(&o.stdout);
+    if o.status.success() && said.contains("Verification: OK") {
+        return Ok(Ok(()));
+    }
+    let err = String::from_utf8_lossy(&o.stderr);
+    let why: String = err
+        .lines()
+        .chain(said.lines())
+        .find(|l| l.contains("error") || l.contains("FAILED"))
+        .unwrap_or("refused")
+        .chars()
+        .take(300)
+        .collect();
+    Ok(Err(format!(
+        "openssl ts -verify: {}",
+        crate::shown::text(&why)
+    )))
+}
+
+/// Whether `token` is one to keep for a file whose SHA-256 is `digest`: it attests that
+/// digest, is not dated in the future, and its signature checks (against `ca`, or its own
+/// certificate).
+pub fn check_token(token: &[u8], digest: &Sha256, ca: Option<&Path>) -> Result<Attested, String> {
+    let a = read(token).map_err(|e| e.to_string())?;
+    if a.sha256 != digest.hex() {
+        return Err(format!(
+            "attests SHA-256 {}, the file is {digest}",
+            a.sha256
+        ));
+    }
+    check_time(&a)?;
+    openssl_verify(token, &a.sha256, ca).map_err(|e| e.to_string())??;
+    Ok(a)
 }
 
 /// What a token attests.
@@ -177,12 +322,14 @@ pub fn read(resp: &[u8]) -> Result<Attested, TsaError> {
     })
 }
 
-/// Asks the TSA at `url` to timestamp `digest`: the TimeStampResp, checked to be granted and to
-/// attest exactly this digest and nonce.
+/// Asks the TSA at `url` to timestamp `digest`: the TimeStampResp, checked to be granted, to
+/// attest exactly this digest and nonce, and to verify ([`check_token`], against `ca` when
+/// given).
 pub async fn stamp(
     http: &reqwest::Client,
     url: &str,
     digest: &Sha256,
+    ca: Option<&Path>,
 ) -> Result<(Vec<u8>, Attested), TsaError> {
     let refused = |why: String| TsaError::Refused {
         url: crate::custody::redact_url(url),
@@ -225,6 +372,10 @@ pub async fn stamp(
             "the token attests another digest or nonce than asked".into(),
         ));
     }
+    // Kept only if it proves itself: a token that does not check would be stored as the bag's
+    // timestamp and stop a real one from being asked for.
+    check_token(&body, digest, ca)
+        .map_err(|why| refused(format!("the token is refused: {why}")))?;
     Ok((body.to_vec(), attested))
 }
 
@@ -250,26 +401,47 @@ pub fn token_path(file: &Path) -> PathBuf {
 }
 
 /// Timestamps `file` (shown as `name`) into `<file>.tsr` with the first of `tsas` that grants
-/// a token, unless a token for its current bytes is already there. Returns every attempt, and
-/// whether the file now has a token (`false`: no TSA granted one; asking again later is safe).
+/// a token that verifies (against `ca`, or its own certificate), unless a token that verifies
+/// for its current bytes is already there. A token already there that does not verify is set
+/// aside (renamed `<file>.tsr.rejected-<time>`, never deleted) and a new one asked for. Both
+/// are read as a package's files are: regular files only, never a FIFO or a link. Returns every
+/// attempt, and whether the file now has a token (`false`: no TSA granted one; asking again
+/// later is safe).
 pub async fn stamp_file(
     http: &reqwest::Client,
     tsas: &[String],
+    ca: Option<&Path>,
     file: &Path,
     name: &str,
 ) -> crate::Result<(Vec<Stamp>, bool)> {
     let token = token_path(file);
-    let (digest, _) = crate::durable::sha256_file(file)?;
-    let current = std::fs::read(&token)
-        .ok()
-        .and_then(|t| read(&t).ok())
-        .is_some_and(|a| a.sha256 == digest.hex());
-    if current {
-        return Ok((Vec::new(), true));
-    }
+    let (dir, base) = match (file.parent(), file.file_name().and_then(|n| n.to_str())) {
+        (Some(d), Some(b)) => (d, b),
+        _ => {
+            return Err(crate::Error::Config(format!(
+                "{}: not a file to timestamp",
+                file.display()
+            )));
+        }
+    };
+    let files = crate::verify::fsys::Bag::new(dir);
+    let refused = |rel: &str, e: crate::verify::fsys::Refused| {
+        crate::Error::Config(format!("{}: {}", dir.join(rel).display(), e))
+    };
+    let data = files.read(base, 1 << 30).map_err(|e| refused(base, e))?;
+    let digest = Sha256::of(&data);
+    let token_name = format!("{base}.tsr");
     let mut stamps = Vec::new();
+    match files.read(&token_name, MAX_REPLY as u64) {
+        Err(crate::verify::fsys::Refused::Missing) => {}
+        Ok(t) => match check_token(&t, &digest, ca) {
+            Ok(_) => return Ok((Vec::new(), true)),
+            Err(why) => set_aside(&token, name, &why, &mut stamps)?,
+        },
+        Err(e) => return Err(refused(&token_name, e)),
+    }
     for url in tsas {
-        let (time, error) = match stamp(http, url, &digest).await {
+        let (time, error) = match stamp(http, url, &digest, ca).await {
             Ok((der, attested)) => {
                 crate::durable::write_durably(&token, &der)?;
                 (Some(attested.gen_time), None)
@@ -291,11 +463,35 @@ pub async fn stamp_file(
     Ok((stamps, false))
 }
 
+/// Renames a token that does not verify out of the way (kept, for whoever wants to see it),
+/// and says so among the stamps.
+fn set_aside(token: &Path, name: &str, why: &str, stamps: &mut Vec<Stamp>) -> crate::Result<()> {
+    let stamp =
+        crate::query::format_ms(time::OffsetDateTime::now_utc()).replace([':', '-', '.'], "");
+    let mut aside = token.as_os_str().to_owned();
+    aside.push(format!(".rejected-{stamp}"));
+    std::fs::rename(token, &aside).map_err(|e| crate::Error::io(token, e))?;
+    stamps.push(Stamp {
+        file: name.into(),
+        tsa: "(the token already there)".into(),
+        time: None,
+        error: Some(format!(
+            "set aside as {}: {why}",
+            std::path::Path::new(&aside).display()
+        )),
+    });
+    Ok(())
+}
+
 /// Timestamps a sealed bag's tag manifest and (when signed) its signature, each unless a
-/// token for its current bytes is already there: an export, a production volume. Every TSA
-/// tried is returned; `Err(Error::Timestamp)` when none timestamped one of them (asking again
-/// later is safe).
-pub async fn stamp_bag(root: &Path, tsas: &[String]) -> crate::Result<Vec<Stamp>> {
+/// token that verifies for its current bytes is already there: an export, a production
+/// volume. Every TSA tried is returned; `Err(Error::Timestamp)` when none timestamped one of
+/// them (asking again later is safe).
+pub async fn stamp_bag(
+    root: &Path,
+    tsas: &[String],
+    ca: Option<&Path>,
+) -> crate::Result<Vec<Stamp>> {
     let mut stamps = Vec::new();
     if tsas.is_empty() {
         return Ok(stamps);
@@ -303,10 +499,13 @@ pub async fn stamp_bag(root: &Path, tsas: &[String]) -> crate::Result<Vec<Stamp>
     let http = reqwest::Client::new();
     for name in ["tagmanifest-sha256.txt", "tagmanifest-sha256.txt.minisig"] {
         let file = root.join(name);
-        if !file.exists() {
+        if matches!(
+            crate::verify::fsys::Bag::new(root).lstat(name),
+            Err(crate::verify::fsys::Refused::Missing)
+        ) {
             continue;
         }
-        let (tried, granted) = stamp_file(&http, tsas, &file, name).await?;
+        let (tried, granted) = stamp_file(&http, tsas, ca, &file, name).await?;
         stamps.extend(tried);
         if !granted {
             return Err(crate::Error::Timestamp(format!(
@@ -344,12 +543,40 @@ mod tests {
         assert!(read(&req).is_err(), "a request is not a reply");
     }
 
+    fn attested(gen_time: &str) -> Attested {
+        Attested {
+            gen_time: gen_time.into(),
+            sha256: "00".repeat(32),
+            serial: "01".into(),
+            nonce: None,
+        }
+    }
+
+    #[test]
+    fn a_token_dated_in_the_future_is_refused() {
+        let e = check_time(&attested("20991231000000Z")).unwrap_err();
+        assert!(e.contains("in the future"), "{e}");
+    }
+
+    #[test]
+    fn a_token_dated_in_the_past_passes_the_time_check() {
+        check_time(&attested("20240101120000Z")).unwrap();
+        check_time(&attested("20240101120000.123Z")).unwrap();
+    }
+
+    #[test]
+    fn a_time_that_is_not_generalized_time_is_refused_and_shown_escaped() {
+        let e = check_time(&attested("\u{1b}[2Jsoon")).unwrap_err();
+        assert!(e.contains("\\u{1b}[2J") && !e.contains('\u{1b}'), "{e}");
+    }
+
     #[tokio::test]
     async fn a_tsa_url_with_credentials_is_refused_and_never_repeated() {
         let e = stamp(
             &reqwest::Client::new(),
             "https://user:s3cret@tsa.example/?token=t0ps3cret",
             &Sha256::of(b"x"),
+            None,
         )
         .await
         .unwrap_err()

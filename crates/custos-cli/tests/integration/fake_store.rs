@@ -433,13 +433,37 @@ async fn serve() -> (String, Shared) {
     (url, st)
 }
 
-/// A sealed bag made by hand (what `custos upload` reads: the manifests, bag-info's labels).
+/// A sealed bag made by hand that `custos verify` accepts (as `custos upload` requires): the
+/// given payload files beside an empty custody record (no item, outside `data/recordings/`),
+/// a one-line custody log, the seals in bag-info, the manifests.
 fn make_bag(root: &Path, files: &[(&str, Vec<u8>)]) {
     let sha = |d: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(d));
     std::fs::create_dir_all(root.join("data")).unwrap();
+    let query = b"{\"query\":\"made by hand\"}\n".to_vec();
+    let items = b"Conversation_ID,Recording_ID\n".to_vec();
+    let rows = b"Recording_ID,Conversation_ID,File_Name,SHA256_Hash,Outcome\n".to_vec();
+    let line = format!(
+        "{{\"seq\":1,\"time\":\"2026-01-01T00:00:00.000Z\",\"event\":\"export-run\",\"prev\":\"{}\"}}",
+        "0".repeat(64)
+    );
+    let head = sha(line.as_bytes());
+    let mut all: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(r, d)| (r.to_string(), d.clone()))
+        .collect();
+    all.extend([
+        ("data/query.json".to_owned(), query.clone()),
+        ("data/manifest.csv".to_owned(), items.clone()),
+        ("data/chain_of_custody.csv".to_owned(), rows),
+        (
+            "data/custody_log.jsonl".to_owned(),
+            format!("{line}\n").into_bytes(),
+        ),
+    ]);
+    all.sort();
     let mut manifest = String::new();
     let mut bytes = 0;
-    for (rel, data) in files {
+    for (rel, data) in &all {
         let p = root.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, data).unwrap();
@@ -454,9 +478,10 @@ fn make_bag(root: &Path, files: &[(&str, Vec<u8>)]) {
         (
             "bag-info.txt",
             format!(
-                "Payload-Oxum: {bytes}.{}\nExport-Id: e-1\nExternal-Identifier: M-9\nCustody-Log-Head: {}\n",
-                files.len(),
-                "ab".repeat(32)
+                "Payload-Oxum: {bytes}.{}\nExport-Id: e-1\nExternal-Identifier: M-9\nQuery-SHA256: {}\nManifest-SHA256: {}\nCustody-Log-Head: {head}\n",
+                all.len(),
+                sha(&query),
+                sha(&items)
             ),
         ),
         ("manifest-sha256.txt", manifest),
@@ -521,8 +546,8 @@ async fn s3_every_put_carries_the_sealed_sha256_lock_and_kms_and_big_files_go_as
         .collect();
     assert_eq!(
         puts.len(),
-        7,
-        "a.wav, b.json, the four tag files, then the receipt, in single PUTs"
+        11,
+        "a.wav, b.json, the four custody-record files, the four tag files, then the receipt, in single PUTs"
     );
     assert!(
         puts.last()
@@ -530,7 +555,7 @@ async fn s3_every_put_carries_the_sealed_sha256_lock_and_kms_and_big_files_go_as
             .path
             .contains("/receipts/upload-s3-evidence-")
     );
-    let puts = &puts[..6];
+    let puts = &puts[..10];
     for r in puts {
         assert_eq!(
             r.h("x-amz-checksum-sha256"),
@@ -645,8 +670,8 @@ async fn s3_every_put_carries_the_sealed_sha256_lock_and_kms_and_big_files_go_as
     );
     assert_eq!(
         st.lock().unwrap().objects.len(),
-        8,
-        "seven files and the receipt"
+        12,
+        "eleven files and the receipt"
     );
     assert!(
         log.iter()
@@ -733,8 +758,8 @@ async fn azure_put_blob_and_block_lists_carry_md5_immutability_legal_hold_and_sc
             .collect();
         assert_eq!(
             writes.len(),
-            7,
-            "a.wav, big.wav's block list, four tag files, the receipt"
+            11,
+            "a.wav, big.wav's block list, four custody-record files, four tag files, the receipt"
         );
         for r in &writes {
             assert_eq!(r.h("if-none-match"), Some("*"), "{}", r.path);
@@ -866,7 +891,7 @@ async fn an_upload_killed_mid_way_resumes_to_a_complete_receipt_and_stores_each_
     );
     let stored_before = st.lock().unwrap().objects.len();
     assert!(
-        stored_before < 34,
+        stored_before < 38,
         "{stored_before} objects stored before the kill"
     );
 
@@ -883,11 +908,15 @@ async fn an_upload_killed_mid_way_resumes_to_a_complete_receipt_and_stores_each_
     let unique: std::collections::BTreeSet<&str> = stored.iter().copied().collect();
     assert_eq!(
         (stored.len(), unique.len()),
-        (34, 34),
+        (38, 38),
         "each object receipted once"
     );
     let f = st.lock().unwrap();
-    assert_eq!(f.objects.len(), 35, "34 files and the receipt");
+    assert_eq!(
+        f.objects.len(),
+        39,
+        "30 recordings, 4 custody-record files, 4 tag files and the receipt"
+    );
     // Every write was a conditional create: one that met an object stored before the kill was
     // refused, never an overwrite.
     assert!(

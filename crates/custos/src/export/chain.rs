@@ -9,19 +9,19 @@
 //! says so.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use serde_json::{Value, json};
 
 use super::context::Ctx;
 use crate::digest::Sha256;
-use crate::durable::{sha256_file, write_durably};
+use crate::durable::write_durably;
 use crate::error::{Error, Result};
+use crate::verify::{Package, Require, files};
 
 /// The chain's facts for this bag, in its payload.
-pub const CHAIN_FILE: &str = "data/chain.json";
+pub const CHAIN_FILE: &str = files::CHAIN;
 /// Every recording the earlier bags of the chain exported, one id a line, sorted.
-pub const PRIOR_FILE: &str = "data/chain_prior_exported.txt";
+pub const PRIOR_FILE: &str = files::CHAIN_PRIOR;
 
 /// Settings that may differ between the bags of a chain: who runs it and with which key.
 const MAY_DIFFER: [&str; 3] = ["operator", "sign-key", "increment-of"];
@@ -41,23 +41,9 @@ pub struct Previous {
     pub exported: BTreeSet<String>,
 }
 
-/// The first `name` event of a custody log, read line by line up to it (the events asked for
-/// are near the top; the log of a large export is not read whole).
-fn first_event(log: &Path, name: &str) -> Result<Value> {
-    use std::io::BufRead;
-    let f = std::fs::File::open(log).map_err(|e| Error::io(log, e))?;
-    for line in std::io::BufReader::new(f).lines() {
-        let line = line.map_err(|e| Error::io(log, e))?;
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if v["event"] == name {
-            return Ok(v);
-        }
-    }
-    Err(Error::Config(format!("{}: no {name} event", log.display())))
-}
-
-/// The bag `--increment-of` names, read and verified (none without the option); an output
-/// directory inside it is refused.
+/// The bag `--increment-of` names, opened as proven (none without the option): it must
+/// verify and be signed by `cfg.pubkey`, since what it says it exported decides what this
+/// export leaves out. An output directory inside it is refused.
 pub(super) fn previous_bag(
     cfg: &super::ExportConfig,
     canonical_query: &str,
@@ -73,52 +59,54 @@ pub(super) fn previous_bag(
             dir.display()
         )));
     }
+    let Some(pubkey) = &cfg.pubkey else {
+        return Err(Error::Config(format!(
+            "--increment-of {}: an increment leaves out what the earlier bag says it exported, so that bag must prove who sealed it: pass --pubkey KEY.pub, the public key it was signed with",
+            dir.display()
+        )));
+    };
+    let pkg = Package::open(
+        dir,
+        &crate::verify::VerifyOptions {
+            pubkey: Some(pubkey.clone()),
+            ..Default::default()
+        },
+        Require::Signed,
+    )?;
     let settings = super::guard::settings(cfg, sign_key, None);
-    read_previous(dir, canonical_query, &settings).map(Some)
+    read_previous(&pkg, canonical_query, &settings).map(Some)
 }
 
-/// Reads the previous bag after verifying it, and checks that this export repeats its query
+/// Reads the previous bag, opened as proven, and checks that this export repeats its query
 /// and settings.
 fn read_previous(
-    dir: &Path,
+    pkg: &Package,
     canonical_query: &str,
     settings: &[(&'static str, String)],
 ) -> Result<Previous> {
+    let dir = pkg.root();
     let refuse = |why: String| Error::Config(format!("--increment-of {}: {why}", dir.display()));
-    let v = crate::verify::verify(dir, &Default::default()).map_err(|e| refuse(e.to_string()))?;
-    if v.verdict == crate::verify::Verdict::Findings {
-        return Err(Error::Tampered {
-            path: dir.to_path_buf(),
-            message: format!(
-                "the previous bag does not verify ({} finding(s), e.g. {}); a chain cannot continue from it",
-                v.findings.len(),
-                v.findings
-                    .first()
-                    .map(|f| format!("{} {}", f.r#where, f.what))
-                    .unwrap_or_default()
-            ),
-        });
-    }
-    let text = std::fs::read_to_string(dir.join("bag-info.txt")).map_err(|e| Error::io(dir, e))?;
-    let info: std::collections::BTreeMap<String, String> =
-        crate::package::parse_tags(&text).into_iter().collect();
-    let label = |k: &str| info.get(k).cloned().unwrap_or_default();
+    let label = |k: &str| pkg.label(k).unwrap_or_default().to_owned();
     if !label("Custos-Package-Type").is_empty() || label("Export-Id").is_empty() {
         return Err(refuse(
             "not a custos export (a production volume, or another bag)".into(),
         ));
     }
-    let log = dir.join("data/custody_log.jsonl");
-    let prev_query = first_event(&log, "query-recorded")?["canonicalQuery"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
+    // The first of each: the query as recorded, the settings of the run that started it.
+    let (mut query, mut first_run) = (None, None);
+    pkg.custody_events(|e| match e["event"].as_str() {
+        Some("query-recorded") if query.is_none() => query = Some(e["canonicalQuery"].clone()),
+        Some("export-run") if first_run.is_none() => first_run = Some(e["settings"].clone()),
+        _ => {}
+    })?;
+    let prev_query = query.as_ref().and_then(Value::as_str).unwrap_or("");
     if prev_query != canonical_query {
         return Err(refuse(format!(
-            "it was made with another query ({prev_query}); an increment repeats its chain's query"
+            "it was made with another query ({}); an increment repeats its chain's query",
+            crate::shown::text(prev_query)
         )));
     }
-    let prev_settings = first_event(&log, "export-run")?["settings"].clone();
+    let prev_settings = first_run.unwrap_or(Value::Null);
     for (name, value) in settings {
         let key = name.trim_start_matches("--");
         if MAY_DIFFER.contains(&key) {
@@ -131,46 +119,39 @@ fn read_previous(
         });
         if theirs != value {
             return Err(refuse(format!(
-                "it was made with {name} {theirs}; this run gives {value}. An increment repeats its chain's settings"
+                "it was made with {name} {}; this run gives {value}. An increment repeats its chain's settings",
+                crate::shown::text(theirs)
             )));
         }
     }
-    let mut exported: BTreeSet<String> = read_prior(dir)?;
-    for (rid, outcome) in crate::package::outcomes(dir).map_err(|e| refuse(e.to_string()))? {
-        if outcome == "Exported" {
-            exported.insert(rid);
+    let mut exported: BTreeSet<String> = read_prior(pkg)?;
+    for row in pkg.read_csv(files::CUSTODY_CSV)? {
+        if row.get("Outcome").map(String::as_str) == Some("Exported")
+            && let Some(rid) = row.get("Recording_ID")
+        {
+            exported.insert(rid.clone());
         }
     }
     Ok(Previous {
         export_id: label("Export-Id"),
-        tag_manifest_sha256: sha256_file(&dir.join("tagmanifest-sha256.txt"))?.0.hex(),
+        tag_manifest_sha256: pkg.tag_manifest_sha256()?,
         custody_log_head: label("Custody-Log-Head"),
         sequence: label("Chain-Sequence").parse().unwrap_or(1),
         exported,
     })
 }
 
-/// The recordings a bag's predecessors exported (`PRIOR_FILE`; empty for a first bag).
-pub fn read_prior(dir: &Path) -> Result<BTreeSet<String>> {
-    let p = dir.join(PRIOR_FILE);
-    // A regular file of a sane size (the bag verified; this is read after it did).
-    if let Ok(m) = std::fs::symlink_metadata(&p)
-        && (!m.is_file() || m.len() > 512 << 20)
-    {
-        return Err(Error::Config(format!(
-            "{}: not a regular file of at most 512 MiB",
-            p.display()
-        )));
-    }
-    match std::fs::read_to_string(&p) {
-        Ok(s) => Ok(s
+/// The recordings a bag's predecessors exported ([`PRIOR_FILE`]; empty for a first bag), read
+/// as sealed.
+pub fn read_prior(pkg: &Package) -> Result<BTreeSet<String>> {
+    Ok(match pkg.read_if_held(PRIOR_FILE, 512 << 20)? {
+        Some(bytes) => String::from_utf8_lossy(&bytes)
             .lines()
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
-            .collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
-        Err(e) => Err(Error::io(&p, e)),
-    }
+            .collect(),
+        None => BTreeSet::new(),
+    })
 }
 
 fn prior_bytes(ids: &BTreeSet<String>) -> Vec<u8> {

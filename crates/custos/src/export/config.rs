@@ -132,6 +132,8 @@ pub struct ExportConfig {
     /// The previous bag of an ongoing hold's chain: this export holds only what no bag of the
     /// chain exported yet, and names that bag (`--increment-of`).
     pub increment_of: Option<PathBuf>,
+    /// The public key the previous bag (`increment_of`) must be signed with.
+    pub pubkey: Option<PathBuf>,
     /// How long one batch job or one transcode is waited for before its items end `Failed`
     /// ([`JOB_DEADLINE`]; tests shorten it).
     pub job_deadline: std::time::Duration,

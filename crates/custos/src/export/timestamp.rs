@@ -10,5 +10,5 @@ pub use crate::tsa::Stamp;
 /// for their current bytes is there yet. `Err` when no TSA timestamped one of them (a re-run
 /// asks again).
 pub(super) async fn stamp_all(ctx: &Ctx<'_>) -> Result<Vec<Stamp>> {
-    crate::tsa::stamp_bag(&ctx.root, &ctx.cfg.tsa).await
+    crate::tsa::stamp_bag(&ctx.root, &ctx.cfg.tsa, None).await
 }

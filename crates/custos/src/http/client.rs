@@ -105,6 +105,11 @@ impl Api {
         self.calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The API base URL (no trailing `/`): where every request and the bearer token go.
+    pub fn base(&self) -> &str {
+        &self.api_base
+    }
+
     /// The full URL of an API path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.api_base)

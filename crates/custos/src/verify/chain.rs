@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use super::files::CHAIN_PRIOR as PRIOR_FILE;
 use super::finding::{FindingKind as K, Findings};
 use super::fsys::Bag;
 use super::{VerifyOptions, verify};
-use crate::export::PRIOR_FILE;
 
 /// The longest list of earlier exports read (about 14 million recording ids).
 const PRIOR_CAP: u64 = 512 << 20;

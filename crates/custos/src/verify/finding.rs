@@ -82,6 +82,9 @@ pub enum FindingKind {
     OutcomeDisagreesWithLog,
     /// The hash recorded differs from the hash at acquisition.
     AcquisitionHashMismatch,
+    /// The custody log says the export was signed, but the bag has no signature: it was
+    /// removed, and whatever changed with it is unproven.
+    SignatureRemoved,
     /// A public key was given but there is no signature.
     Unsigned,
     /// The signature does not verify.
@@ -90,6 +93,8 @@ pub enum FindingKind {
     ReceiptChainBroken,
     /// An upload receipt of another export.
     ReceiptOtherExport,
+    /// An upload or release receipt without a signature, when a key was given.
+    ReceiptUnsigned,
     /// An upload receipt's signature does not verify.
     ReceiptSignatureInvalid,
     /// Remote: a sealed file is not in the store.
@@ -177,6 +182,9 @@ impl FindingKind {
             OutcomeDisagreesWithLog => "the custody record and the log disagree: one was edited",
             AcquisitionHashMismatch => "the file recorded is not the file acquired",
             Unsigned => "the signature was removed, or the export was never signed",
+            SignatureRemoved => {
+                "the signature the export was sealed with is gone; restore the package from a known-good copy and treat this one as altered"
+            }
             SignatureInvalid => {
                 "the bag or the signature was changed after signing, or the key is not the signer's"
             }
@@ -185,6 +193,9 @@ impl FindingKind {
             }
             ReceiptOtherExport => {
                 "the receipt belongs to another export, or the bag changed after upload"
+            }
+            ReceiptUnsigned => {
+                "re-run the upload or release with --sign-key to have a receipt that proves itself; a receipt you did not write is not evidence"
             }
             ReceiptSignatureInvalid => {
                 "the receipt or its signature was changed after signing, or the key is not the signer's"
@@ -272,18 +283,13 @@ impl Findings {
     }
 }
 
-/// A path for a message: lossless for UTF-8, escaped otherwise, never with control characters.
+/// A path for a message: lossless for UTF-8, escaped otherwise, never with a character that
+/// changes how the text around it is shown (crate::shown).
 pub fn shown(name: &std::ffi::OsStr) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for chunk in name.as_encoded_bytes().utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_control() {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            } else {
-                out.push(c);
-            }
-        }
+        out.push_str(&crate::shown::text(chunk.valid()));
         for b in chunk.invalid() {
             let _ = write!(out, "\\x{b:02x}");
         }

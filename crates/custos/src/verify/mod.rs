@@ -18,6 +18,7 @@ mod bag;
 mod chain;
 pub mod finding;
 pub mod fsys;
+pub mod open;
 mod production;
 mod record;
 mod signature;
@@ -29,6 +30,7 @@ use serde::Serialize;
 use sha2::Digest;
 
 pub use finding::{Finding, FindingKind, Findings};
+pub use open::{OpenError, Origin, Package, Require, files};
 pub use signature::{SignatureStatus, TimestampReport, receipt_paths};
 
 use fsys::{Bag, Refused, Walk};
@@ -208,8 +210,18 @@ pub enum VerifyError {
     Random(String),
 }
 
-/// Verifies the export at `root`. `Err` only when it is not an export at all.
+/// Verifies the export at `root`. `Err` only when it is not an export at all. A command that
+/// acts on the package opens it with [`Package::open`] instead.
 pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
+    verify_sealed(root, opts).map(|(report, _)| report)
+}
+
+/// [`verify`], with what it read of the seals: bag-info's labels and every sealed SHA-256
+/// (the payload manifest, the tag manifest, and the tag manifest's own hash).
+fn verify_sealed(
+    root: &Path,
+    opts: &VerifyOptions,
+) -> Result<(VerifyReport, open::Sealed), VerifyError> {
     let not = |why: &str| VerifyError::NotAnExport {
         path: root.to_path_buf(),
         why: why.to_owned(),
@@ -257,9 +269,16 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
     let sizes: BTreeMap<&str, u64> = walk.files.iter().map(|(r, n)| (r.as_str(), *n)).collect();
 
     // The custody record and log (a production volume: its log and cross-reference).
-    let (n_items, head) = if production {
+    let (n_items, log) = if production {
         let n = production::check_xref(&bag, &info, &manifests.sha256(), &mut f);
-        (n, production::check_log(&bag, &info, &mut f))
+        let head = production::check_log(&bag, &info, &mut f);
+        (
+            n,
+            head.map(|head| record::LogFacts {
+                head,
+                sealed_with: None,
+            }),
+        )
     } else {
         record::check_seals(&info, &hashed.sha256, &mut f);
         let items = record::read_csv(&bag, "data/manifest.csv", &mut f);
@@ -269,10 +288,9 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
     };
 
     // Who sealed it, and the upload receipts.
-    let signature =
-        signature::check_signature(&bag, opts.pubkey.as_deref(), head.as_deref(), &mut f);
+    let signature = signature::check_signature(&bag, opts.pubkey.as_deref(), log.as_ref(), &mut f);
     let tag_sha = bag
-        .read("tagmanifest-sha256.txt", 1 << 30)
+        .read(files::TAG_MANIFEST, 1 << 30)
         .map(|b| crate::digest::Sha256::of(&b).hex())
         .unwrap_or_default();
     let receipts = signature::receipt_paths(&bag, &mut f);
@@ -284,7 +302,14 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
         chain::check_links(root, &info, &rows, &opts.previous, opts, &mut f);
     }
     let findings = f.into_vec();
-    Ok(VerifyReport {
+    let mut sealed = manifests.sha256();
+    for m in manifests.tag.iter().filter(|m| m.alg == fsys::Alg::Sha256) {
+        sealed.extend(m.entries.clone());
+    }
+    if !tag_sha.is_empty() {
+        sealed.insert(files::TAG_MANIFEST.to_owned(), tag_sha);
+    }
+    let report = VerifyReport {
         verdict: verdict(&findings, signature, &timestamps),
         findings,
         files_hashed: hashed.files,
@@ -293,7 +318,14 @@ pub fn verify(root: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyE
         signature,
         sample,
         timestamps,
-    })
+    };
+    Ok((
+        report,
+        open::Sealed {
+            info,
+            sha256: sealed,
+        },
+    ))
 }
 
 /// Hashes the payload (every file but the recordings a sample leaves out, whose sizes are

@@ -256,9 +256,10 @@ pub(super) fn check_log(
     info: &BTreeMap<String, String>,
     rows: &[Row],
     f: &mut Findings,
-) -> Option<String> {
+) -> Option<LogFacts> {
     let mut acquired: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut logged: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut sealed_with = None;
     let s = |v: &Value, k: &str| csv_cell(v[k].as_str().unwrap_or("")).into_owned();
     let head = check_chained_log(
         bag,
@@ -274,6 +275,10 @@ pub(super) fn check_log(
                 }
                 Some("outcome") => {
                     logged.insert(k, s(e, "outcome"));
+                }
+                // The last run's key is the one that sealed the package.
+                Some("export-run") => {
+                    sealed_with = e["settings"]["sign-key"].as_str().map(str::to_owned);
                 }
                 _ => {}
             }
@@ -306,5 +311,15 @@ pub(super) fn check_log(
             }
         }
     }
-    Some(head)
+    Some(LogFacts { head, sealed_with })
+}
+
+/// What the custody log says about the package's seal.
+#[derive(Debug)]
+pub(super) struct LogFacts {
+    /// The hash of its last line.
+    pub head: String,
+    /// The last run's `--sign-key` setting as logged: `key id <hex>`, `(unsigned)`, or `None`
+    /// when the log does not say (a production volume, an export made before it was logged).
+    pub sealed_with: Option<String>,
 }

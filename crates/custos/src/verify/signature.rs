@@ -30,13 +30,18 @@ const SIG: &str = "tagmanifest-sha256.txt.minisig";
 const TAG: &str = "tagmanifest-sha256.txt";
 
 /// Checks the bag's signature with `pubkey` (if given); a key given for an unsigned bag is a
-/// finding.
+/// finding, and so is a bag without a signature, or signed with another key, whose custody
+/// log says which key sealed it.
 pub(super) fn check_signature(
     bag: &Bag,
     pubkey: Option<&Path>,
-    head: Option<&str>,
+    log: Option<&super::record::LogFacts>,
     f: &mut Findings,
 ) -> SignatureStatus {
+    let head = log.map(|l| l.head.as_str());
+    let logged_key = log
+        .and_then(|l| l.sealed_with.as_deref())
+        .and_then(|s| s.strip_prefix("key id "));
     let present = match bag.lstat(SIG) {
         Err(Refused::Missing) => false,
         Ok(m) if m.is_file() => true,
@@ -49,6 +54,21 @@ pub(super) fn check_signature(
             return SignatureStatus::Invalid;
         }
     };
+    if let Some(logged) = logged_key {
+        match (present, key_id(bag)) {
+            (false, _) => f.push(
+                K::SignatureRemoved,
+                SIG,
+                format!("the custody log says the export was sealed and signed with key id {logged}, but the bag has no signature"),
+            ),
+            (true, Some(id)) if id != logged => f.push(
+                K::SignatureInvalid,
+                SIG,
+                format!("signed with key id {id}; the custody log says the export was signed with key id {logged}"),
+            ),
+            _ => {}
+        }
+    }
     match (present, pubkey) {
         (false, Some(_)) => {
             f.push(K::Unsigned, SIG, "no signature, but a public key was given");
@@ -71,6 +91,14 @@ pub(super) fn check_signature(
             }
         },
     }
+}
+
+/// The key id of the bag's signature (hex, as the custody log's `sign-key` setting writes it),
+/// if it has a readable one.
+pub(super) fn key_id(bag: &Bag) -> Option<String> {
+    let text = bag.read_text(SIG, SMALL_TEXT).ok()?;
+    let sig = minisign::SignatureBox::from_string(&text).ok()?;
+    Some(hex::encode_upper(sig.keynum()))
 }
 
 /// Checks the signature `sig` over `file` (both in the bag) with `pubkey`; returns the
@@ -160,8 +188,13 @@ pub(super) fn check_timestamps(
             );
             continue;
         }
+        if let Err(why) = crate::tsa::check_time(&attested) {
+            f.push(K::TimestampInvalid, name, why);
+            continue;
+        }
         if let Some(ca) = tsa_ca
-            && let Err(why) = openssl_verify(&token, &data, ca)?
+            && let Err(why) = crate::tsa::openssl_verify(&token, &digest, Some(ca))
+                .map_err(|e| ToolMissing(e.to_string()))?
         {
             f.push(K::TimestampInvalid, name, why);
             continue;
@@ -173,53 +206,6 @@ pub(super) fn check_timestamps(
         });
     }
     Ok(out)
-}
-
-/// `openssl ts -verify` on copies of what was read (never on the bag's own paths, which a
-/// hostile package could swap for a FIFO): `Ok(Err(why))` when it refuses the token.
-fn openssl_verify(token: &[u8], data: &[u8], ca: &Path) -> Result<Result<(), String>, ToolMissing> {
-    let dir = std::env::temp_dir().join(format!(
-        "custos-ts-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4()
-    ));
-    let tool = |e: std::io::Error| ToolMissing(format!("openssl ts -verify: {e}"));
-    std::fs::create_dir_all(&dir).map_err(tool)?;
-    let (t, d) = (dir.join("token.tsr"), dir.join("data"));
-    let result = std::fs::write(&t, token)
-        .and_then(|_| std::fs::write(&d, data))
-        .and_then(|_| {
-            std::process::Command::new("openssl")
-                .args(["ts", "-verify", "-in"])
-                .arg(&t)
-                .arg("-data")
-                .arg(&d)
-                .arg("-CAfile")
-                .arg(ca)
-                .stdin(std::process::Stdio::null())
-                .output()
-        });
-    let _ = std::fs::remove_dir_all(&dir);
-    let o = result.map_err(|e| {
-        ToolMissing(format!(
-            "--tsa-ca needs openssl on PATH (apt-get install openssl): {e}"
-        ))
-    })?;
-    let said = String::from_utf8_lossy(&o.stdout);
-    if o.status.success() && said.contains("Verification: OK") {
-        Ok(Ok(()))
-    } else {
-        let err = String::from_utf8_lossy(&o.stderr);
-        let why: String = err
-            .lines()
-            .chain(said.lines())
-            .find(|l| l.contains("error") || l.contains("FAILED"))
-            .unwrap_or("refused")
-            .chars()
-            .take(300)
-            .collect();
-        Ok(Err(format!("openssl ts -verify: {why}")))
-    }
 }
 
 /// Every `receipts/*.jsonl`: chained, naming this bag's tag manifest (`tag_sha256`), and signed
@@ -287,11 +273,22 @@ pub(super) fn check_receipts(
                 "the receipt does not name this bag's tag manifest",
             );
         }
+        // With a key given, a receipt counts only when that key signed it: anyone can write
+        // an unsigned receipt beside a bag, naming uploads that never happened.
         let sig = format!("{rel}.minisig");
-        if let (false, Some(pk)) = (matches!(bag.lstat(&sig), Err(Refused::Missing)), pubkey)
-            && let Err(e) = check_signed(bag, &rel, &sig, pk)
-        {
-            f.push(K::ReceiptSignatureInvalid, rel, e);
+        let signed = !matches!(bag.lstat(&sig), Err(Refused::Missing));
+        match (signed, pubkey) {
+            (true, Some(pk)) => {
+                if let Err(e) = check_signed(bag, &rel, &sig, pk) {
+                    f.push(K::ReceiptSignatureInvalid, rel, e);
+                }
+            }
+            (false, Some(_)) => f.push(
+                K::ReceiptUnsigned,
+                rel,
+                "not signed, so nothing proves who wrote it; a key was given, and an unsigned receipt is not taken as proof of an upload or a release",
+            ),
+            (_, None) => {}
         }
     }
 }

@@ -61,6 +61,7 @@ pub fn config_at(
         protect: false,
         restore: None,
         increment_of: None,
+        pubkey: None,
         orphans: false,
         media: Vec::new(),
         transcripts: false,

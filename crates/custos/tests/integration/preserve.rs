@@ -36,8 +36,12 @@ async fn protect_holds_every_conversation_before_any_media_and_spares_purges_the
     s.faults.apply_list("purge=0.3").unwrap();
     let running = Sim::new(s).unwrap().spawn().await.unwrap();
     let out = out_dir("protect");
+    let key = out_dir("protect-key");
+    std::fs::create_dir_all(&key).unwrap();
+    let pk = custos::sign::keygen(&key.join("custos.key")).unwrap();
     let mut cfg = config(&running, out.clone(), SourceKind::Genesys, Retrieval::Batch);
     cfg.protect = true;
+    cfg.sign_key = Some(key.join("custos.key"));
     custos::export(&cfg, &NoProgress).await.unwrap();
     let truth = running.sim.truth();
     let outcomes = custos::package::outcomes(&out).unwrap();
@@ -87,10 +91,18 @@ async fn protect_holds_every_conversation_before_any_media_and_spares_purges_the
         .map(|t| t.conversation_id.clone())
         .collect();
     assert_eq!(protected_in_log, conversations);
-    let recorded: BTreeSet<String> = custos::protection::recorded_set(&out)
-        .unwrap()
-        .into_iter()
-        .collect();
+    let pkg = custos::verify::Package::open(
+        &out,
+        &custos::verify::VerifyOptions {
+            pubkey: Some(pk.clone()),
+            ..Default::default()
+        },
+        custos::verify::Require::Signed,
+    )
+    .unwrap();
+    let releasable = custos::protection::releasable(&pkg).unwrap();
+    assert!(releasable.refused.is_empty(), "{:?}", releasable.refused);
+    let recorded: BTreeSet<String> = releasable.ids.into_iter().collect();
     assert_eq!(recorded, conversations);
     let info = std::fs::read_to_string(out.join("bag-info.txt")).unwrap();
     assert!(
@@ -126,7 +138,7 @@ async fn protect_holds_every_conversation_before_any_media_and_spares_purges_the
     .unwrap();
     let opts = custos::protection::ReleaseOptions {
         export: out.clone(),
-        pubkey: None,
+        pubkey: pk.clone(),
         sign_key: None,
         operator: Some("Test Operator".into()),
     };
@@ -143,6 +155,7 @@ async fn protect_holds_every_conversation_before_any_media_and_spares_purges_the
     let v = custos::verify::verify(&out, &Default::default()).unwrap();
     assert!(v.findings.is_empty(), "{:?}", v.findings);
     std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(&key).unwrap();
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod produce;
 mod proofs;
 mod report;
 pub(crate) mod timestamps;
+mod trust;
 mod verify_hostile;
 
 type Env = custos_sim::Running;

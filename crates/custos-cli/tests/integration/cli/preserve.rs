@@ -7,7 +7,15 @@ use super::*;
 async fn protect_then_release_through_the_binary() {
     let env = start(scenario()).await;
     let out = tmp("cli-protect");
-    let o = run(export_cmd(&env, &out, &["--protect"])).await;
+    let key = tmp("cli-protect-key");
+    keygen(&key);
+    let public = format!("{}.pub", key.display());
+    let o = run(export_cmd(
+        &env,
+        &out,
+        &["--protect", "--sign-key", key.to_str().unwrap()],
+    ))
+    .await;
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -39,6 +47,10 @@ async fn protect_then_release_through_the_binary() {
             out.to_str().unwrap(),
             "--operator",
             "Jane Doe",
+            "--pubkey",
+            &public,
+            "--api-base",
+            &env.base_url,
         ])
         .env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
         .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret");
@@ -59,8 +71,11 @@ async fn protect_then_release_through_the_binary() {
         "{stdout}"
     );
     assert!(env.sim.truth().recordings.iter().all(|t| !t.protected));
+    assert!(stdout.contains("export    signed by key"), "{stdout}");
     assert_eq!(verify_code(&out), 0, "the receipt beside the bag verifies");
     std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    std::fs::remove_file(&public).unwrap();
 }
 
 #[tokio::test]
@@ -98,7 +113,16 @@ async fn an_empty_increment_and_verify_previous_through_the_binary() {
     let env = start(scenario()).await;
     let first = tmp("cli-chain-1");
     let second = tmp("cli-chain-2");
-    let o = run(export_cmd(&env, &first, &["--orphans"])).await;
+    let key = tmp("cli-chain-key");
+    keygen(&key);
+    let public = format!("{}.pub", key.display());
+    let signed = ["--sign-key", key.to_str().unwrap(), "--pubkey", &public];
+    let o = run(export_cmd(
+        &env,
+        &first,
+        &[&["--orphans"][..], &signed].concat(),
+    ))
+    .await;
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -118,7 +142,11 @@ async fn an_empty_increment_and_verify_previous_through_the_binary() {
     let o = run(export_cmd(
         &env,
         &second,
-        &["--orphans", "--increment-of", first.to_str().unwrap()],
+        &[
+            &["--orphans", "--increment-of", first.to_str().unwrap()][..],
+            &signed,
+        ]
+        .concat(),
     ))
     .await;
     assert_eq!(
@@ -150,7 +178,12 @@ async fn an_empty_increment_and_verify_previous_through_the_binary() {
     );
     // Another setting than the chain's is refused before anything is written.
     let third = tmp("cli-chain-3");
-    let o = run(export_cmd(&env, &third, &["--increment-of", s2])).await;
+    let o = run(export_cmd(
+        &env,
+        &third,
+        &[&["--increment-of", s2][..], &signed].concat(),
+    ))
+    .await;
     assert_eq!(o.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("--orphans"),
@@ -178,7 +211,7 @@ async fn an_empty_increment_and_verify_previous_through_the_binary() {
     let o = run(export_cmd(
         &env,
         &inside,
-        &["--orphans", "--increment-of", s1],
+        &[&["--orphans", "--increment-of", s1][..], &signed].concat(),
     ))
     .await;
     assert_eq!(o.status.code(), Some(2));
@@ -187,4 +220,6 @@ async fn an_empty_increment_and_verify_previous_through_the_binary() {
     for d in [first, second, third] {
         let _ = std::fs::remove_dir_all(d);
     }
+    let _ = std::fs::remove_file(&key);
+    let _ = std::fs::remove_file(&public);
 }

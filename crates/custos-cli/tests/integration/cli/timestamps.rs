@@ -25,9 +25,15 @@ impl Drop for Tsa {
 }
 
 pub(crate) fn tsa(dir: &Path) -> Tsa {
+    tsa_in_mode(dir, "honest")
+}
+
+/// The TSA, honest or (`tampered`) hostile: its tokens parse but their signature does not hold.
+pub(crate) fn tsa_in_mode(dir: &Path, mode: &str) -> Tsa {
     let mut child = Command::new("python3")
         .arg(TSA)
         .arg(dir)
+        .arg(mode)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -137,13 +143,20 @@ async fn exports_are_timestamped_and_openssl_and_verify_check_the_tokens() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("NOT CHECKED"));
     // Unsigned, with an unchecked token: the verdict says the time (and so the origin) is
     // unproven, and does not speak of a signature.
-    let unsigned = super::copy_export(&out, "timestamps-unsigned");
-    for f in [
-        "tagmanifest-sha256.txt.minisig",
-        "tagmanifest-sha256.txt.minisig.tsr",
-    ] {
-        std::fs::remove_file(unsigned.join(f)).unwrap();
-    }
+    let unsigned = dir.join("unsigned");
+    let o = run(crate::common::export_cmd(
+        &env.base_url,
+        crate::common::QUERY,
+        &unsigned,
+        &["--tsa", &t.url],
+    ))
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = verify(&unsigned, &[]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{text}");
@@ -257,4 +270,76 @@ async fn production_volumes_are_timestamped_and_custos_timestamp_asks_again() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("already timestamped"));
     let o = custos(&["timestamp", dir.to_str().unwrap(), "--tsa", &t.url]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// A token that does not verify is never kept, and never stops a real one from being asked
+/// for: a hostile TSA's answer (it parses, attests the digest and nonce asked, but its
+/// signature does not hold) is refused, and a bad token already beside the bag is set aside
+/// (kept, renamed) when `custos timestamp` asks a real TSA.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_that_does_not_verify_is_never_kept_and_never_blocks_a_real_one() {
+    let env = start(scenario()).await;
+    let dir = tmp("timestamps-hostile");
+    std::fs::create_dir_all(&dir).unwrap();
+    let honest = tsa(&dir.join("tsa"));
+    let hostile = tsa_in_mode(&dir.join("hostile-tsa"), "tampered");
+    let key = dir.join("k.key");
+    keygen(&key);
+    let out = dir.join("export");
+    let tsr = out.join("tagmanifest-sha256.txt.tsr");
+    // The hostile TSA alone: sealed, not timestamped (exit 3), nothing kept.
+    let o = run(crate::common::export_cmd(
+        &env.base_url,
+        crate::common::QUERY,
+        &out,
+        &["--sign-key", key.to_str().unwrap(), "--tsa", &hostile.url],
+    ))
+    .await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("the token is refused"), "{err}");
+    assert!(!tsr.exists(), "a token that does not verify was kept");
+    // `custos timestamp` with the hostile TSA: refused the same way.
+    let stamp = |url: &str| {
+        Command::new(BIN)
+            .args(["timestamp", out.to_str().unwrap(), "--tsa", url])
+            .output()
+            .unwrap()
+    };
+    let o = stamp(&hostile.url);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    assert!(!tsr.exists());
+    // The honest TSA: granted; then the token is damaged as a hostile answer would have been.
+    let o = stamp(&honest.url);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let mut b = std::fs::read(&tsr).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    std::fs::write(&tsr, &b).unwrap();
+    let tm = out.join("tagmanifest-sha256.txt");
+    let o = openssl_verify(&tsr, &tm, &honest.ca);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("Verification: OK"));
+    // Asking again sets the bad token aside (kept) and stores one that verifies.
+    let o = stamp(&honest.url);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    assert!(said.contains("set aside"), "{said}");
+    let o = openssl_verify(&tsr, &tm, &honest.ca);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Verification: OK"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let aside: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("tagmanifest-sha256.txt.tsr.rejected-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "the bad token is kept aside");
+    assert_eq!(std::fs::read(aside[0].path()).unwrap(), b);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -79,7 +79,7 @@ fn libc_o_nonblock() -> i32 {
 }
 
 /// Runs `cmd` for at most `limit`; `None` if it had to be killed.
-fn run_for(mut cmd: Command, limit: Duration) -> (Option<i32>, String, Duration) {
+pub(super) fn run_for(mut cmd: Command, limit: Duration) -> (Option<i32>, String, Duration) {
     use std::io::Read;
     let started = Instant::now();
     let mut child = cmd
