@@ -262,10 +262,12 @@ pub fn render_digital(meta: &Value, names: &Names) -> Option<String> {
     Some(out)
 }
 
-/// Text as one line, without control characters.
+/// Text as one line: without control characters, and without what would start a line of its
+/// own or reorder the text around it (U+2028/U+2029, bidi controls): a message cannot forge
+/// another speaker's line.
 fn clean(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if crate::shown::is_hazard(c) { ' ' } else { c })
         .collect()
 }
 
@@ -301,6 +303,13 @@ mod tests {
             ]
         );
         assert_eq!(offset(3_723_004), "+01:02:03.004");
+    }
+
+    #[test]
+    fn a_line_separator_or_bidi_control_cannot_forge_a_speaker_line() {
+        let t = clean("hello\u{2028}[00:00:05] Agent: I agree\u{202e}");
+        assert!(!t.contains('\u{2028}') && !t.contains('\u{202e}'), "{t:?}");
+        assert_eq!(t.lines().count(), 1);
     }
 
     #[test]

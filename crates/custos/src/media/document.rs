@@ -195,6 +195,8 @@ pub fn zip<R: Read + Seek>(r: R) -> Result<DocumentInfo, MediaError> {
     let mut problems = Vec::new();
     let mut parts = Vec::new();
     let mut declared_total = 0u64;
+    // Each member's local header offset, compressed size and central-directory name.
+    let mut layout: Vec<(u64, u64, Vec<u8>)> = Vec::new();
     for i in 0..z.len() {
         let mut m = match z.by_index(i) {
             Ok(m) => m,
@@ -205,6 +207,14 @@ pub fn zip<R: Read + Seek>(r: R) -> Result<DocumentInfo, MediaError> {
         };
         let name = one_line(&String::from_utf8_lossy(m.name_raw()));
         let kind = m.compression().to_string();
+        // A name that escapes the folder it is extracted into (`..`, absolute, a drive) is
+        // ambiguous evidence: what a reviewer's tool writes is not what the archive names.
+        if m.enclosed_name().is_none() {
+            problems.push(format!(
+                "ZIP: member '{name}' names a path outside the archive's folder"
+            ));
+        }
+        layout.push((m.header_start(), m.compressed_size(), m.name_raw().to_vec()));
         if m.is_dir() {
             continue;
         }
@@ -253,12 +263,51 @@ pub fn zip<R: Read + Seek>(r: R) -> Result<DocumentInfo, MediaError> {
     if parts.is_empty() {
         problems.push("ZIP: no members".to_owned());
     }
+    problems.extend(ambiguities(&mut z.into_inner(), layout));
     Ok(DocumentInfo {
         container: "zip",
         summary: format!("{} members", parts.len()),
         parts,
         problems,
     })
+}
+
+/// What makes an archive read two ways (Python's zipfile refuses both): a member whose local
+/// header names another file than the central directory does, and members whose bytes overlap
+/// (one stored range read as two files, or a member hidden inside another).
+fn ambiguities<R: Read + Seek>(r: &mut R, mut layout: Vec<(u64, u64, Vec<u8>)>) -> Vec<String> {
+    let mut problems = Vec::new();
+    layout.sort();
+    let mut prev_end = 0u64;
+    for (start, compressed, central) in layout {
+        let shown = one_line(&String::from_utf8_lossy(&central));
+        let mut head = [0u8; 30];
+        let read = r
+            .seek(std::io::SeekFrom::Start(start))
+            .and_then(|_| r.read_exact(&mut head));
+        if read.is_err() || head[..4] != [0x50, 0x4b, 0x03, 0x04] {
+            problems.push(format!(
+                "ZIP: member '{shown}' has no local header where the central directory says"
+            ));
+            continue;
+        }
+        let n = u16::from_le_bytes([head[26], head[27]]) as usize;
+        let extra = u64::from(u16::from_le_bytes([head[28], head[29]]));
+        let mut local = vec![0u8; n];
+        if r.read_exact(&mut local).is_err() || local != central {
+            problems.push(format!(
+                "ZIP: member '{shown}' is named '{}' in its local header: the archive reads two ways",
+                one_line(&String::from_utf8_lossy(&local))
+            ));
+        }
+        if start < prev_end {
+            problems.push(format!(
+                "ZIP: member '{shown}' overlaps the member before it: the same bytes are read as two files"
+            ));
+        }
+        prev_end = prev_end.max(start + 30 + n as u64 + extra + compressed);
+    }
+    problems
 }
 
 /// Reads JSON whole and parses it.
@@ -361,6 +410,75 @@ mod tests {
 
     /// A ZIP whose members declare more than [`MAX_INFLATED_BYTES`] in all (a bomb) is not
     /// inflated past the cap: a problem, at once.
+    fn two_members_zip() -> Vec<u8> {
+        let mut w = ::zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = ::zip::write::SimpleFileOptions::default()
+            .compression_method(::zip::CompressionMethod::Stored);
+        w.start_file("transcript.json", opts).unwrap();
+        w.write_all(b"{\"a\":1}").unwrap();
+        w.start_file("media/b.txt", opts).unwrap();
+        w.write_all(b"hello").unwrap();
+        w.finish().unwrap().into_inner()
+    }
+
+    fn zip_problems(bytes: Vec<u8>) -> Vec<String> {
+        zip(Cursor::new(bytes)).unwrap().problems
+    }
+
+    #[test]
+    fn a_sound_zip_has_no_ambiguity() {
+        assert!(zip_problems(two_members_zip()).is_empty());
+    }
+
+    #[test]
+    fn a_local_name_other_than_the_central_one_is_a_problem() {
+        let mut b = two_members_zip();
+        // The first local header's name (offset 30): transcript.json → transcriptXjson.
+        assert_eq!(&b[30..45], b"transcript.json");
+        b[40] = b'X';
+        let p = zip_problems(b);
+        assert!(p.iter().any(|x| x.contains("reads two ways")), "{p:?}");
+    }
+
+    #[test]
+    fn a_member_escaping_the_folder_is_a_problem() {
+        let mut w = ::zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = ::zip::write::SimpleFileOptions::default()
+            .compression_method(::zip::CompressionMethod::Stored);
+        w.start_file("../../etc/x.json", opts).unwrap();
+        w.write_all(b"{}").unwrap();
+        let p = zip_problems(w.finish().unwrap().into_inner());
+        assert!(p.iter().any(|x| x.contains("outside the archive")), "{p:?}");
+    }
+
+    #[test]
+    fn overlapping_members_are_a_problem() {
+        let b = two_members_zip();
+        // A third central entry, under another name, pointing at the first member's local
+        // header: two files, one stored range.
+        let eocd = b.len() - 22;
+        let cd_start = u32::from_le_bytes(b[eocd + 16..eocd + 20].try_into().unwrap()) as usize;
+        let cd_len = u32::from_le_bytes(b[eocd + 12..eocd + 16].try_into().unwrap()) as usize;
+        let first_len = 46
+            + u16::from_le_bytes([b[cd_start + 28], b[cd_start + 29]]) as usize
+            + u16::from_le_bytes([b[cd_start + 30], b[cd_start + 31]]) as usize
+            + u16::from_le_bytes([b[cd_start + 32], b[cd_start + 33]]) as usize;
+        let mut out = b[..cd_start + cd_len].to_vec();
+        let mut third = b[cd_start..cd_start + first_len].to_vec();
+        // Another name (a duplicate one would be one member to the reader).
+        third[46 + 10] = b'X';
+        out.extend_from_slice(&third);
+        let mut end = b[eocd..].to_vec();
+        for at in [8, 10] {
+            let n = u16::from_le_bytes([end[at], end[at + 1]]) + 1;
+            end[at..at + 2].copy_from_slice(&n.to_le_bytes());
+        }
+        end[12..16].copy_from_slice(&((cd_len + first_len) as u32).to_le_bytes());
+        out.extend_from_slice(&end);
+        let p = zip_problems(out);
+        assert!(p.iter().any(|x| x.contains("overlaps")), "{p:?}");
+    }
+
     #[test]
     fn a_zip_bomb_is_refused_unread() {
         let mut w = ::zip::ZipWriter::new(Cursor::new(Vec::new()));

@@ -10,15 +10,16 @@ pub const QUOTE: char = '\u{fe}';
 /// Stands for a line break inside a value (®).
 pub const NEWLINE: char = '\u{ae}';
 
-/// One value, quoted; the quote character itself cannot be escaped in this format, so it is
-/// replaced (by `?`), and line breaks become `®`.
+/// One value, quoted. The format has no escape: the quote, the separator and a literal `®` (read
+/// back as a line break) are replaced by `?`, so no value is ever read as another (the CSV load
+/// file beside it holds the true value), and line breaks become `®`.
 fn field(v: &str) -> String {
     let mut out = String::with_capacity(v.len() + 2);
     out.push(QUOTE);
     let mut chars = v.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            QUOTE | COLUMN => out.push('?'),
+            QUOTE | COLUMN | NEWLINE => out.push('?'),
             '\r' => {
                 if chars.peek() == Some(&'\n') {
                     chars.next();
@@ -55,5 +56,10 @@ mod tests {
     fn values_are_quoted_and_never_break_the_record() {
         let r = record(&["a".into(), "two\r\nlines\nhere".into(), "þ\u{14}".into()]);
         assert_eq!(r, "þaþ\u{14}þtwo®lines®hereþ\u{14}þ??þ\r\n");
+    }
+
+    #[test]
+    fn a_literal_registered_sign_is_never_read_back_as_a_line_break() {
+        assert_eq!(record(&["Acme® Ltd".into()]), "þAcme? Ltdþ\r\n");
     }
 }
