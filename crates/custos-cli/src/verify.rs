@@ -128,6 +128,36 @@ pub fn open_package(dir: &Path, pubkey: Option<&Path>) -> Result<custos::verify:
     })
 }
 
+/// Who and where, as the package's bag-info states them (read safely, shown escaped).
+fn print_source(out: &mut impl Write, dir: &Path) {
+    let Ok(text) = custos::verify::fsys::Bag::new(dir).read_text("bag-info.txt", 1 << 20) else {
+        return;
+    };
+    let info: std::collections::BTreeMap<String, String> =
+        custos::package::parse_tags(&text).into_iter().collect();
+    let get = |k: &str| info.get(k).map(|v| Shown(v).to_string());
+    if let Some(id) = get("Genesys-Organization-Id") {
+        let _ = writeln!(
+            out,
+            "source: organization {} ({id}), OAuth client {} ({}), API {}",
+            get("Genesys-Organization-Name").unwrap_or_default(),
+            get("Genesys-OAuth-Client-Name").unwrap_or_default(),
+            get("Genesys-OAuth-Client-Id").unwrap_or_default(),
+            get("Genesys-API-Base").unwrap_or_default()
+        );
+    }
+    if let Some(host) = get("Export-Host") {
+        let _ = writeln!(
+            out,
+            "collected by: {} on {host}, custos {} (binary SHA-256 {}), clock offset {} s against the API",
+            get("Export-Operator").unwrap_or_else(|| "(no operator named)".into()),
+            get("Export-Tool-Version").unwrap_or_default(),
+            get("Export-Tool-SHA256").unwrap_or_default(),
+            get("Clock-Offset-Seconds").unwrap_or_else(|| "(not measured)".into())
+        );
+    }
+}
+
 fn print_report(dir: &Path, report: &VerifyReport, remote: Option<&RemoteReport>, json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
@@ -148,6 +178,7 @@ fn print_report(dir: &Path, report: &VerifyReport, remote: Option<&RemoteReport>
                 f.action
             );
         }
+        print_source(&mut out, dir);
         use custos::verify::Verdict;
         let _ = writeln!(
             out,

@@ -40,6 +40,7 @@ pub mod rng;
 pub mod scenario;
 mod search;
 mod state;
+mod tokens;
 mod transcripts;
 mod truth;
 mod wire;
@@ -196,6 +197,7 @@ impl Sim {
                 "/api/v2/recordings/deletionprotection",
                 put(preserve::put_protection).post(preserve::post_protection),
             )
+            .route("/api/v2/tokens/me", get(tokens::me))
             .route("/api/v2/users", get(directory::users))
             .route("/api/v2/routing/queues", get(directory::queues))
             .route("/api/v2/routing/skills", get(directory::skills))

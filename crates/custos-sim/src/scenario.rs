@@ -24,6 +24,10 @@ pub struct Client {
 pub struct Scenario {
     /// OAuth clients accepted by `POST /oauth/token`.
     pub clients: Vec<Client>,
+    /// The organization's id, as `GET /api/v2/tokens/me` names it.
+    pub org_id: String,
+    /// The organization's name.
+    pub org_name: String,
     /// Lifetime of an access token, seconds (Genesys default: 86400).
     pub token_ttl_s: u64,
     /// Seed of the catalog and of every seeded fault.
@@ -109,6 +113,8 @@ impl Default for Scenario {
                 id: "custos-sim-client".into(),
                 secret: "custos-sim-secret".into(),
             }],
+            org_id: "5b0f2c3e-0000-4000-8000-00000000c057".into(),
+            org_name: "Custos Simulated Org".into(),
             token_ttl_s: 86_400,
             seed: 1,
             conversations: 200,

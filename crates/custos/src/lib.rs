@@ -20,6 +20,7 @@ pub mod error;
 pub mod export;
 pub mod facts;
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod lines;
 pub mod media;

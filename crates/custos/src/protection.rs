@@ -271,11 +271,39 @@ pub fn open_for_release(o: &ReleaseOptions, api_base: &str) -> Result<Package> {
     Ok(pkg)
 }
 
+/// The organization the release's token belongs to must be the one the export names
+/// (`Genesys-Organization-Id`): a hold is lifted only in the organization that placed it. An
+/// export made before custos recorded the organization is compared by its API alone.
+async fn check_organization(pkg: &Package, api: &Api) -> Result<()> {
+    let Some(theirs) = pkg.label("Genesys-Organization-Id") else {
+        return Ok(());
+    };
+    let ours = crate::identity::whoami(api).await?;
+    match ours {
+        Some(s) if s.organization_id == theirs => Ok(()),
+        Some(s) => Err(Error::Config(format!(
+            "{}: the export was made in Genesys organization {} ({}); these credentials belong to organization {} ({}). A hold is released only in the organization that placed it; nothing was released",
+            pkg.root().display(),
+            crate::shown::text(theirs),
+            crate::shown::text(pkg.label("Genesys-Organization-Name").unwrap_or("?")),
+            crate::shown::text(&s.organization_id),
+            crate::shown::text(&s.organization_name),
+        ))),
+        None => Err(Error::Config(format!(
+            "{}: the export names organization {}, and the API does not say which organization these credentials belong to (GET {}); nothing was released",
+            pkg.root().display(),
+            crate::shown::text(theirs),
+            crate::identity::TOKENS_ME
+        ))),
+    }
+}
+
 /// Revokes the deletion protection the export at `o.export` put on: exactly what it proves it
 /// protected ([`releasable`]), after [`open_for_release`]; every request and answer goes into
 /// the receipt. Listed ids that are not proven are refused, named, and never sent.
 pub async fn release(o: &ReleaseOptions, api: &Api) -> Result<ReleaseReport> {
     let pkg = open_for_release(o, api.base())?;
+    check_organization(&pkg, api).await?;
     let root = pkg.root();
     let plan = releasable(&pkg)?;
     let ids = &plan.ids;
@@ -295,7 +323,7 @@ pub async fn release(o: &ReleaseOptions, api: &Api) -> Result<ReleaseReport> {
     log.append(
         "release-started",
         json!({"what": "deletion protection", "tagManifestSha256": tag_sha, "origin": pkg.origin(),
-               "apiBase": api.base(), "protectionSha256": plan.file_sha256, "conversations": ids.len()}),
+               "apiBase": api.base(), "organizationId": pkg.label("Genesys-Organization-Id"), "protectionSha256": plan.file_sha256, "conversations": ids.len()}),
     )?;
     if !plan.refused.is_empty() {
         log.append(

@@ -148,6 +148,9 @@ pub enum Key {
     Complete,
     /// Source and API host of a job database from before settings were recorded.
     Origin,
+    /// Who and where, as the last run identified them (JSON: organization, OAuth client,
+    /// host, binary, clock offset).
+    Identity,
     /// A setting that shapes the package, by its flag name (`--api-base`, …).
     Setting(&'static str),
 }
@@ -170,6 +173,7 @@ impl Key {
             Key::TranscriptsCollected => "transcripts_collected".into(),
             Key::Complete => "complete".into(),
             Key::Origin => "origin".into(),
+            Key::Identity => "identity".into(),
             Key::Setting(flag) => format!("setting {flag}").into(),
         }
     }

@@ -188,6 +188,7 @@ async fn run(
     }
     remove_partials(&ctx.root.join("data"))?;
     open_log(&ctx, resuming, sign_key.as_ref())?;
+    identify(&ctx).await?;
 
     progress.stage(Stage::Query, "recording the query");
     tracing::info!(stage = "query", "recording the query");
@@ -263,12 +264,50 @@ fn check_input(
             "--restore-days must be between 1 and 3650".into(),
         ));
     }
+    // The custody record names the person who collected from a real organization.
+    if cfg.operator.as_deref().is_none_or(|o| o.trim().is_empty())
+        && !crate::identity::is_loopback(&cfg.api_base)
+    {
+        return Err(Error::Config(
+            "--operator is required against a real Genesys organization: the custody record names the person who collected, e.g. --operator \"Jane Doe <jane@firm.example>\" (or operator in --config)".into(),
+        ));
+    }
     let sign_key = cfg
         .sign_key
         .as_deref()
         .map(crate::sign::load_secret_key)
         .transpose()?;
     Ok((input, sign_key))
+}
+
+/// Who and where, in the custody log before anything is listed (every run, so a resume by
+/// another client or machine is recorded too) and for bag-info: the organization and OAuth
+/// client the token belongs to (Genesys source), the API and login hosts, the machine, the
+/// binary, and the clock against the API's.
+async fn identify(ctx: &Ctx<'_>) -> Result<()> {
+    let source = match ctx.cfg.source {
+        SourceKind::Genesys => crate::identity::whoami(&ctx.api).await?,
+        SourceKind::Search => None,
+    };
+    let offset = source.as_ref().and_then(|s| s.clock_offset_s);
+    if let Some(o) = offset.filter(|o| o.abs() > crate::identity::CLOCK_WARN_S) {
+        tracing::warn!(
+            offset_s = o,
+            "this machine's clock differs from the API's; the times custos records are off by as much"
+        );
+    }
+    let fields = json!({
+        "organization": source.as_ref().map(|s| json!({"id": s.organization_id, "name": s.organization_name})),
+        "oauthClient": source.as_ref().map(|s| json!({"id": s.oauth_client_id, "name": s.oauth_client_name})).unwrap_or(json!({"id": ctx.api.client_id()})),
+        "reportedBy": source.as_ref().map_or("not reported: the API does not answer GET /api/v2/tokens/me", |_| crate::identity::TOKENS_ME),
+        "apiBase": ctx.cfg.api_base, "loginBase": ctx.cfg.login_base,
+        "host": os_identity(), "operator": ctx.cfg.operator,
+        "binary": crate::identity::binary(),
+        "serverDate": source.as_ref().and_then(|s| s.server_date.clone()),
+        "clockOffsetSeconds": offset,
+    });
+    ctx.log("source-identified", fields.clone())?;
+    ctx.state.set(Key::Identity, &fields.to_string())
 }
 
 /// Opens the custody log (the API records every response in it from now on) and records this

@@ -335,6 +335,36 @@ fn bag_info(ctx: &Ctx<'_>, t: &Tally) -> Result<Vec<(&'static str, String)>> {
     info.push(("Export-Id", export_id));
     info.push(("Export-Source", cfg.source.as_str().into()));
     info.push(("Genesys-API-Base", cfg.api_base.clone()));
+    // Who and where, as the last run identified them (custody log: source-identified).
+    let id: serde_json::Value = ctx
+        .state
+        .get(Key::Identity)?
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    for (label, value) in [
+        ("Genesys-Organization-Id", text(&id["organization"]["id"])),
+        (
+            "Genesys-Organization-Name",
+            text(&id["organization"]["name"]),
+        ),
+        ("Genesys-OAuth-Client-Id", text(&id["oauthClient"]["id"])),
+        (
+            "Genesys-OAuth-Client-Name",
+            text(&id["oauthClient"]["name"]),
+        ),
+        ("Export-Operator", cfg.operator.clone()),
+        ("Export-Host", text(&id["host"])),
+        ("Export-Tool-SHA256", text(&id["binary"]["sha256"])),
+        (
+            "Clock-Offset-Seconds",
+            id["clockOffsetSeconds"].as_i64().map(|o| o.to_string()),
+        ),
+    ] {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            info.push((label, v));
+        }
+    }
     info.push((
         "Duration-Tolerance-Seconds",
         format!("{}", cfg.duration_tolerance.as_secs_f64()),

@@ -73,8 +73,18 @@ async fn serve(l: TcpListener, reply: Reply, api_hits: Arc<AtomicUsize>) {
             let Some(line) = read_request(&mut s).await else {
                 return;
             };
-            if line.contains("/oauth/token") {
-                let body = r#"{"access_token":"tok-123","token_type":"bearer","expires_in":86400}"#;
+            // The token and who it is are answered plainly: the hostile answer is the first
+            // question about recordings.
+            let plain = if line.contains("/oauth/token") {
+                Some(r#"{"access_token":"tok-123","token_type":"bearer","expires_in":86400}"#)
+            } else if line.contains("/api/v2/tokens/me") {
+                Some(
+                    r#"{"organization":{"id":"org-1","name":"Org"},"OAuthClient":{"id":"id","name":"c"}}"#,
+                )
+            } else {
+                None
+            };
+            if let Some(body) = plain {
                 let _ = s
                     .write_all(
                         format!(

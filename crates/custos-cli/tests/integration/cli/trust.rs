@@ -739,3 +739,117 @@ async fn a_crafted_custody_row_never_draws_on_the_terminal() {
         let _ = std::fs::remove_dir_all(x);
     }
 }
+
+#[tokio::test]
+async fn the_custody_record_names_the_organization_client_operator_host_binary_and_clock() {
+    let env = start(scenario()).await;
+    let out = tmp("trust-identity");
+    let o = run(export_cmd(
+        &env,
+        &out,
+        &["--operator", "Jane Doe <jane@firm.example>"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = env.sim.scenario();
+    let info = std::fs::read_to_string(out.join("bag-info.txt")).unwrap();
+    for want in [
+        format!("Genesys-Organization-Id: {}", s.org_id),
+        format!("Genesys-Organization-Name: {}", s.org_name),
+        "Genesys-OAuth-Client-Id: custos-sim-client".to_owned(),
+        "Export-Operator: Jane Doe <jane@firm.example>".to_owned(),
+        "Export-Host: ".to_owned(),
+    ] {
+        assert!(info.contains(&want), "{want} not in {info}");
+    }
+    // The binary's hash is the one of the binary that ran.
+    let bin_sha = sha256(&std::fs::read(BIN).unwrap());
+    assert!(
+        info.contains(&format!("Export-Tool-SHA256: {bin_sha}")),
+        "{info}"
+    );
+    let offset: i64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Clock-Offset-Seconds: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(offset.abs() <= 2, "loopback clock offset {offset}");
+    let ev = custos::custody::read_events(&out.join("data/custody_log.jsonl")).unwrap();
+    let id = ev
+        .iter()
+        .find(|e| e["event"] == "source-identified")
+        .expect("source-identified");
+    assert_eq!(id["organization"]["id"], s.org_id.as_str());
+    assert_eq!(id["binary"]["sha256"], bin_sha.as_str());
+    // Before anything is listed.
+    let pos = |name: &str| ev.iter().position(|e| e["event"] == name).unwrap();
+    assert!(pos("source-identified") < pos("query-recorded"));
+    // custos verify shows them.
+    let o = Command::new(BIN).arg("verify").arg(&out).output().unwrap();
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains(&format!(
+            "source: organization {} ({})",
+            s.org_name, s.org_id
+        )) && said.contains("collected by: Jane Doe <jane@firm.example> on "),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn an_export_against_a_real_organization_needs_an_operator() {
+    let out = tmp("trust-operator");
+    let mut c = crate::common::export_cmd(
+        "https://api.mypurecloud.ie",
+        crate::common::QUERY,
+        &out,
+        &[],
+    );
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--operator is required"), "{}", text(&o));
+    assert!(!out.exists());
+}
+
+#[tokio::test]
+async fn release_refuses_an_export_of_another_organization() {
+    let env = start(scenario()).await;
+    let (kdir, ours, _) = keys("trust-org-keys");
+    let out = tmp("trust-org");
+    let o = run(export_cmd(
+        &env,
+        &out,
+        &["--protect", "--sign-key", ours.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The same export, as if made in another organization (signed with the operator's key, so
+    // only the organization differs).
+    let d = copy_export(&out, "trust-org-other");
+    super::with_lines(&d.join("bag-info.txt"), |l| {
+        for x in l
+            .iter_mut()
+            .filter(|x| x.starts_with("Genesys-Organization-Id: "))
+        {
+            *x = "Genesys-Organization-Id: 00000000-0000-4000-8000-0000000000ff".into();
+        }
+    });
+    forge(&d, &[], Some(&ours));
+    let o = run(release_cmd(&d, &pub_of(&ours), &env.base_url)).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let said = text(&o);
+    assert!(
+        said.contains("00000000-0000-4000-8000-0000000000ff")
+            && said.contains(&env.sim.scenario().org_id),
+        "both organizations named: {said}"
+    );
+    assert!(
+        env.sim.truth().recordings.iter().all(|t| t.protected),
+        "a hold was lifted"
+    );
+    for x in [out, d, kdir] {
+        let _ = std::fs::remove_dir_all(x);
+    }
+}
