@@ -216,6 +216,35 @@ fn who(f: &Facts, d: &mut Vec<Block>) {
     if let Some(org) = f.info("Source-Organization") {
         p.push(("Source organization".into(), Cell::text(org)));
     }
+    if let Some(id) = f.info("Genesys-Organization-Id") {
+        p.push((
+            "Genesys organization (as the API reports the token's)".into(),
+            Cell::text(format!(
+                "{} ({id})",
+                f.info("Genesys-Organization-Name").unwrap_or("?")
+            )),
+        ));
+    }
+    if let Some(name) = f.info("Genesys-OAuth-Client-Name") {
+        p.push(("OAuth client name".into(), Cell::text(name)));
+    }
+    if let Some(host) = f.info("Export-Host") {
+        p.push(("Machine (last run)".into(), Cell::text(host)));
+    }
+    if let Some(sha) = f.info("Export-Tool-SHA256") {
+        p.push(("Tool binary SHA-256".into(), Cell::mono(sha)));
+    }
+    if let Some(o) = f.info("Clock-Offset-Seconds") {
+        let off: i64 = o.parse().unwrap_or(0);
+        p.push((
+            "Clock offset against the API".into(),
+            Cell::text(if off.abs() > crate::identity::CLOCK_WARN_S {
+                format!("{o} s: WARNING, the times this export records are off by about as much")
+            } else {
+                format!("{o} s")
+            }),
+        ));
+    }
     p.push((
         "Tool".into(),
         Cell::text(format!(

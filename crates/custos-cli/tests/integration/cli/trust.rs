@@ -785,7 +785,12 @@ async fn the_custody_record_names_the_organization_client_operator_host_binary_a
     // Before anything is listed.
     let pos = |name: &str| ev.iter().position(|e| e["event"] == name).unwrap();
     assert!(pos("source-identified") < pos("query-recorded"));
-    // custos verify shows them.
+    // The report names them, and custos verify shows them.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains(&format!("{} ({})", s.org_name, s.org_id)) && html.contains(&bin_sha),
+        "the report does not name the organization and the binary"
+    );
     let o = Command::new(BIN).arg("verify").arg(&out).output().unwrap();
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(
