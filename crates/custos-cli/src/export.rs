@@ -145,7 +145,7 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
     let (args, cfg) = match resolve_with(&flags, &env) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("custos: error: {}", Shown(&e.to_string()));
+            crate::error(&e);
             return 2;
         }
     };
@@ -167,7 +167,7 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
             .map_err(|e| e.to_string())
             .and_then(|t| crate::upload::options(&t, &args.store, receipting.clone()));
         if let Err(e) = checked {
-            eprintln!("custos: error: {}", Shown(&e.to_string()));
+            crate::error(&e);
             return 2;
         }
     }
@@ -199,7 +199,7 @@ async fn run(cfg: &ExportConfig, json: bool) -> i32 {
             exit_code(&r)
         }
         Err(e) => {
-            eprintln!("custos: error: {}", Shown(&format!("{e:#}")));
+            crate::error(&format!("{e:#}"));
             match e {
                 ref e if e.is_permanent() => 2,
                 // The message says what to do; the exit says "not finished".
@@ -299,7 +299,7 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
     let sim = match custos_sim::Sim::new(scenario) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("custos: error: {}", Shown(&e.to_string()));
+            crate::error(&e);
             return 2;
         }
     };
@@ -346,7 +346,7 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
     let cfg: ExportConfig = match crate::options::config(&demo, credentials) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("custos: error: {}", Shown(&e.to_string()));
+            crate::error(&e);
             return 2;
         }
     };

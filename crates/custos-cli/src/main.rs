@@ -15,6 +15,12 @@ macro_rules! out {
     }};
 }
 
+/// Says what went wrong, to a person: `custos: error: …` on stderr, escaped (the text may
+/// quote an API, a package or a file: it must not draw on the terminal).
+pub(crate) fn error(e: &dyn std::fmt::Display) {
+    eprintln!("custos: error: {}", custos::shown::Shown(&e.to_string()));
+}
+
 mod diagnostics;
 mod export;
 mod options;
@@ -168,14 +174,14 @@ async fn main() {
                 0
             }
             Err(e) => {
-                eprintln!("custos: error: {e}");
+                crate::error(&e);
                 2
             }
         },
         Command::Sim(args) => match custos_sim::cli::run(*args).await {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("custos: error: {e}");
+                crate::error(&e);
                 2
             }
         },

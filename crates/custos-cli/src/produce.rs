@@ -90,7 +90,7 @@ pub async fn run_produce(a: ProduceArgs) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             match e {
                 ProduceError::NotVerified(_) => 1,
                 ProduceError::Config(_) => 2,

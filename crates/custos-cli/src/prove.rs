@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use custos::shown::Shown;
 
 /// Options of `custos prove`.
 #[derive(Args, Debug)]
@@ -48,14 +47,14 @@ pub fn run_prove(a: ProveArgs) -> i32 {
     let proof = match custos::proof::prove(&pkg, &a.recording_id) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("custos: error: {}", Shown(&e.to_string()));
+            crate::error(&e);
             return 2;
         }
     };
     let mut text = serde_json::to_vec_pretty(&proof).expect("json");
     text.push(b'\n');
     if let Err(e) = custos::durable::write_durably(&a.out, &text) {
-        eprintln!("custos: error: {e}");
+        crate::error(&e);
         return 2;
     }
     out!(
@@ -83,7 +82,7 @@ pub fn run_verify_proof(a: VerifyProofArgs) -> i32 {
             return 1;
         }
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             return 2;
         }
     };
@@ -112,7 +111,7 @@ pub fn run_verify_proof(a: VerifyProofArgs) -> i32 {
             1
         }
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             2
         }
     }

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use clap::Args;
 use custos::http::Api;
 use custos::protection::{ReleaseOptions, release};
-use custos::shown::Shown;
 
 use crate::options::{ExportOptions, OptionsError};
 
@@ -89,14 +88,14 @@ pub async fn run_release(a: ReleaseArgs) -> i32 {
     let (api_base, login_base, creds, pubkey) = match settings(&a) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             return 2;
         }
     };
     let api = match Api::new(&api_base, &login_base, creds, a.rate) {
         Ok(api) => api,
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             return 2;
         }
     };
@@ -126,7 +125,7 @@ pub async fn run_release(a: ReleaseArgs) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("custos: error: {}", Shown(&e.to_string()));
+            crate::error(&e);
             match e {
                 custos::Error::Tampered { .. }
                 | custos::Error::Unproven(_)

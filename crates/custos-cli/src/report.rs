@@ -47,7 +47,7 @@ pub fn run_report(a: ReportArgs) -> i32 {
     let v = match custos::verify::verify(&a.dir, &opts) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             return 2;
         }
     };
@@ -56,20 +56,20 @@ pub fn run_report(a: ReportArgs) -> i32 {
     let facts = match Facts::read(&Bag::new(&a.dir)) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("custos: error: cannot report on {}: {e}", a.dir.display());
+            crate::error(&format!("cannot report on {}: {e}", a.dir.display()));
             return 2;
         }
     };
     let html = custos::report::html(&facts, Some(&seal));
     if let Err(e) = custos::durable::write_durably(&a.out, html.as_bytes()) {
-        eprintln!("custos: error: {e}");
+        crate::error(&e);
         return 2;
     }
     out!("{}: report written", a.out.display());
     if let Some(p) = &a.pdf {
         if let Err(e) = custos::durable::write_durably(p, &custos::report::pdf(&facts, Some(&seal)))
         {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             return 2;
         }
         out!("{}: report written (PDF)", p.display());

@@ -52,7 +52,7 @@ pub async fn stamp(
     tsa_ca: Option<&Path>,
 ) -> Result<Vec<custos::tsa::Stamp>, i32> {
     custos::tsa::stamp_bag(dir, tsa, tsa_ca).await.map_err(|e| {
-        eprintln!("custos: error: {}", Shown(&e.to_string()));
+        crate::error(&e);
         eprintln!(
             "custos: run `custos timestamp {} --tsa URL` to ask again",
             dir.display()

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use custos::shown::Shown;
 use custos_store::target::{Encryption, Protection, Target};
 use custos_store::upload::{UploadError, UploadOptions, UploadReport};
 
@@ -124,7 +125,12 @@ fn print(r: &UploadReport, json: bool) {
             Some(false) => "note",
             None => "unknown",
         };
-        out!("  pre-flight {:<20} {:<8} {}", c.name, mark, c.detail);
+        out!(
+            "  pre-flight {:<20} {:<8} {}",
+            c.name,
+            mark,
+            Shown(&c.detail)
+        );
     }
     out!("Upload: {}", r.target);
     out!(
@@ -136,7 +142,7 @@ fn print(r: &UploadReport, json: bool) {
         r.failed.len()
     );
     for (path, why) in &r.failed {
-        out!("  FAILED {path}: {why}");
+        out!("  FAILED {}: {}", Shown(path), Shown(why));
     }
     out!("  receipt                {}", r.receipt.display());
     if let Some(s) = &r.signature {
@@ -178,14 +184,14 @@ pub async fn upload(
     let target = match Target::parse(url) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             return 2;
         }
     };
     let opts = match options(&target, a, r) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             return 2;
         }
     };
@@ -223,12 +229,12 @@ pub async fn upload(
             }
         }
         Err(e @ (UploadError::Config(_) | UploadError::NotWorm(_))) => {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             eprintln!("custos: nothing was uploaded");
             2
         }
         Err(e @ UploadError::Stopped(_)) => {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             eprintln!("custos: the upload stopped; re-run the same command to resume it");
             3
         }
@@ -251,7 +257,7 @@ pub async fn run_upload(a: UploadArgs) -> i32 {
         Some(p) => match crate::options::read_file(p) {
             Ok(f) => f,
             Err(e) => {
-                eprintln!("custos: error: {e}");
+                crate::error(&e);
                 return 2;
             }
         },

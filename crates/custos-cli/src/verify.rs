@@ -69,7 +69,7 @@ pub async fn run_verify(a: VerifyArgs) -> i32 {
     {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             return 2;
         }
     };
@@ -84,7 +84,7 @@ pub async fn run_verify(a: VerifyArgs) -> i32 {
     let mut report = match custos::verify::verify(&a.dir, &opts) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("custos: error: {e}");
+            crate::error(&e);
             return 2;
         }
     };
@@ -95,7 +95,7 @@ pub async fn run_verify(a: VerifyArgs) -> i32 {
                 Some(r)
             }
             Err(e) => {
-                eprintln!("custos: error: the remote check could not run: {e}");
+                crate::error(&format!("the remote check could not run: {e}"));
                 return 2;
             }
         },
@@ -120,7 +120,7 @@ pub fn open_package(dir: &Path, pubkey: Option<&Path>) -> Result<custos::verify:
         Require::Intact
     };
     Package::open(dir, &opts, require).map_err(|e| {
-        eprintln!("custos: error: {}", Shown(&e.to_string()));
+        crate::error(&e);
         match e {
             OpenError::NotAnExport(_) => 2,
             _ => 1,

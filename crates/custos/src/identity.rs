@@ -86,17 +86,9 @@ pub fn binary() -> Value {
     json!({"version": env!("CARGO_PKG_VERSION"), "commit": env!("CUSTOS_GIT_COMMIT"), "path": path, "sha256": sha})
 }
 
-/// Whether `url`'s host is a loopback address (the simulator, a test): no real organization.
+/// Whether `url` names a loopback host (the simulator, a test server): no real organization.
 pub fn is_loopback(url: &str) -> bool {
-    match url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host().map(|h| h.to_owned()))
-    {
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    }
+    reqwest::Url::parse(url).is_ok_and(|u| crate::http::is_loopback(&u))
 }
 
 #[cfg(test)]

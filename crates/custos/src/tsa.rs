@@ -175,6 +175,18 @@ pub fn check_token(token: &[u8], digest: &Sha256, ca: Option<&Path>) -> Result<A
     Ok(a)
 }
 
+/// [`check_token`] off the async runtime (it runs `openssl`).
+async fn check_token_blocking(
+    token: Vec<u8>,
+    digest: &Sha256,
+    ca: Option<&Path>,
+) -> Result<Attested, String> {
+    let (digest, ca) = (*digest, ca.map(Path::to_path_buf));
+    tokio::task::spawn_blocking(move || check_token(&token, &digest, ca.as_deref()))
+        .await
+        .map_err(|e| format!("the check did not finish: {e}"))?
+}
+
 /// What a token attests.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -374,9 +386,11 @@ pub async fn stamp(
     }
     // Kept only if it proves itself: a token that does not check would be stored as the bag's
     // timestamp and stop a real one from being asked for.
-    check_token(&body, digest, ca)
+    let body = body.to_vec();
+    check_token_blocking(body.clone(), digest, ca)
+        .await
         .map_err(|why| refused(format!("the token is refused: {why}")))?;
-    Ok((body.to_vec(), attested))
+    Ok((body, attested))
 }
 
 /// One TSA asked to timestamp one file.
@@ -434,7 +448,7 @@ pub async fn stamp_file(
     let mut stamps = Vec::new();
     match files.read(&token_name, MAX_REPLY as u64) {
         Err(crate::verify::fsys::Refused::Missing) => {}
-        Ok(t) => match check_token(&t, &digest, ca) {
+        Ok(t) => match check_token_blocking(t, &digest, ca).await {
             Ok(_) => return Ok((Vec::new(), true)),
             Err(why) => set_aside(&token, name, &why, &mut stamps)?,
         },

@@ -132,7 +132,7 @@ fn write_call_facts(ctx: &Ctx<'_>) -> Result<()> {
     let read = |p: std::path::PathBuf| -> Option<Value> {
         serde_json::from_slice(&std::fs::read(p).ok()?).ok()
     };
-    let mut w = CsvFile::create(&ctx.root.join("data/call_facts.csv"))?;
+    let mut w = CsvFile::create(&ctx.root.join(crate::verify::files::CALL_FACTS))?;
     w.row(CallFacts::HEADER)?;
     // Items come in manifest order (by conversation): one record read per conversation.
     let mut conv: Option<(String, Option<Value>)> = None;

@@ -29,18 +29,23 @@ pub fn check_media_url(what: &str, url: &str) -> Result<()> {
     check_url_scheme(what, url, &parsed)
 }
 
+/// Whether the URL's host is a loopback address (127.0.0.0/8, ::1, localhost): the simulator,
+/// a test server; never a real organization.
+pub fn is_loopback(parsed: &reqwest::Url) -> bool {
+    match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
 fn check_url_scheme(what: &str, url: &str, parsed: &reqwest::Url) -> Result<()> {
     let url = crate::custody::redact_url(url);
     match parsed.scheme() {
         "https" => Ok(()),
         "http" => {
-            let loopback = match parsed.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(d)) => d == "localhost",
-                None => false,
-            };
-            if loopback {
+            if is_loopback(parsed) {
                 Ok(())
             } else {
                 Err(Error::Config(format!(

@@ -441,12 +441,7 @@ mod tests {
 
     #[test]
     fn zip_crc_damage_and_json_members_are_problems() {
-        let mut w = ::zip::ZipWriter::new(Cursor::new(Vec::new()));
-        let opts = ::zip::write::SimpleFileOptions::default()
-            .compression_method(::zip::CompressionMethod::Stored);
-        w.start_file("transcript.json", opts).unwrap();
-        w.write_all(b"[{\"body\": \"hello there\"}]").unwrap();
-        let good = w.finish().unwrap().into_inner();
+        let good = zip_of(&[("transcript.json", b"[{\"body\": \"hello there\"}]")]);
         assert!(zip(Cursor::new(good.clone())).unwrap().problems.is_empty());
         let mut bad = good.clone();
         let at = 30 + "transcript.json".len() + 12;
@@ -460,17 +455,20 @@ mod tests {
         assert!(zip(Cursor::new(b"PK\x03\x04junk".to_vec())).is_err());
     }
 
-    /// A ZIP whose members declare more than [`MAX_INFLATED_BYTES`] in all (a bomb) is not
-    /// inflated past the cap: a problem, at once.
-    fn two_members_zip() -> Vec<u8> {
+    /// A ZIP of `members` (name, bytes), stored uncompressed, as the `zip` crate writes it.
+    fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
         let mut w = ::zip::ZipWriter::new(Cursor::new(Vec::new()));
         let opts = ::zip::write::SimpleFileOptions::default()
             .compression_method(::zip::CompressionMethod::Stored);
-        w.start_file("transcript.json", opts).unwrap();
-        w.write_all(b"{\"a\":1}").unwrap();
-        w.start_file("media/b.txt", opts).unwrap();
-        w.write_all(b"hello").unwrap();
+        for (name, bytes) in members {
+            w.start_file(*name, opts).unwrap();
+            w.write_all(bytes).unwrap();
+        }
         w.finish().unwrap().into_inner()
+    }
+
+    fn two_members_zip() -> Vec<u8> {
+        zip_of(&[("transcript.json", b"{\"a\":1}"), ("media/b.txt", b"hello")])
     }
 
     fn zip_problems(bytes: Vec<u8>) -> Vec<String> {
@@ -535,12 +533,7 @@ mod tests {
 
     #[test]
     fn a_member_escaping_the_folder_is_a_problem() {
-        let mut w = ::zip::ZipWriter::new(Cursor::new(Vec::new()));
-        let opts = ::zip::write::SimpleFileOptions::default()
-            .compression_method(::zip::CompressionMethod::Stored);
-        w.start_file("../../etc/x.json", opts).unwrap();
-        w.write_all(b"{}").unwrap();
-        let p = zip_problems(w.finish().unwrap().into_inner());
+        let p = zip_problems(zip_of(&[("../../etc/x.json", b"{}")]));
         assert!(p.iter().any(|x| x.contains("outside the archive")), "{p:?}");
     }
 
@@ -572,16 +565,11 @@ mod tests {
         assert!(p.iter().any(|x| x.contains("overlaps")), "{p:?}");
     }
 
+    /// A ZIP whose members declare more than [`MAX_INFLATED_BYTES`] in all (a bomb) is not
+    /// inflated past the cap: a problem, at once.
     #[test]
     fn a_zip_bomb_is_refused_unread() {
-        let mut w = ::zip::ZipWriter::new(Cursor::new(Vec::new()));
-        let opts = ::zip::write::SimpleFileOptions::default()
-            .compression_method(::zip::CompressionMethod::Stored);
-        for name in ["a.bin", "b.bin"] {
-            w.start_file(name, opts).unwrap();
-            w.write_all(b"0123456789").unwrap();
-        }
-        let mut z = w.finish().unwrap().into_inner();
+        let mut z = zip_of(&[("a.bin", b"0123456789"), ("b.bin", b"0123456789")]);
         // Each central directory entry now declares 3 GiB uncompressed.
         let mut at = 0;
         while let Some(p) = z[at..].windows(4).position(|w| w == b"PK\x01\x02") {

@@ -26,8 +26,9 @@ use serde_json::json;
 use crate::custody::{CustodyLog, csv_cell};
 use crate::digest::Sha256;
 use crate::durable::{EVIDENCE_MODE, make_dirs, sha256_file, sync_dir, write_sealed};
+use crate::verify::files::{self, CALL_FACTS};
 use crate::verify::fsys::Bag;
-use crate::verify::{Verdict, VerifyOptions};
+use crate::verify::{Package, Require, VerifyOptions};
 
 /// What `custos produce` is told.
 #[derive(Clone, Debug)]
@@ -133,39 +134,22 @@ impl Source {
     }
 }
 
-fn read_csv(path: &Path) -> Result<Vec<BTreeMap<String, String>>, ProduceError> {
-    let bad = |e: String| ProduceError::Config(format!("{}: {e}", path.display()));
-    let mut r = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
-    let head: Vec<String> = r
-        .headers()
-        .map_err(|e| bad(e.to_string()))?
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    r.records()
-        .map(|rec| {
-            let rec = rec.map_err(|e| bad(e.to_string()))?;
-            Ok(head
-                .iter()
-                .cloned()
-                .zip(rec.iter().map(str::to_owned))
-                .collect())
-        })
-        .collect()
-}
-
-/// The exported recordings of the export at `root`, ordered for numbering, `--ids` applied.
-fn documents(root: &Path, ids: Option<&Path>) -> Result<Vec<Source>, ProduceError> {
-    let facts_path = root.join("data/call_facts.csv");
-    let facts: BTreeMap<String, BTreeMap<String, String>> = if facts_path.exists() {
-        read_csv(&facts_path)?
+/// The exported recordings of the verified export `pkg`, ordered for numbering, `--ids`
+/// applied (its files read as sealed).
+fn documents(pkg: &Package, ids: Option<&Path>) -> Result<Vec<Source>, ProduceError> {
+    let unread = |e: crate::verify::OpenError| ProduceError::NotVerified(e.to_string());
+    let facts: BTreeMap<String, BTreeMap<String, String>> = if pkg.holds(CALL_FACTS) {
+        pkg.read_csv(CALL_FACTS)
+            .map_err(unread)?
             .into_iter()
             .map(|f| (f.get("Recording_ID").cloned().unwrap_or_default(), f))
             .collect()
     } else {
         BTreeMap::new()
     };
-    let mut docs: Vec<Source> = read_csv(&root.join("data/chain_of_custody.csv"))?
+    let mut docs: Vec<Source> = pkg
+        .read_csv(files::CUSTODY_CSV)
+        .map_err(unread)?
         .into_iter()
         .filter(|r| r.get("Outcome").map(String::as_str) == Some("Exported"))
         .map(|row| {
@@ -286,28 +270,19 @@ fn check_options(o: &ProduceOptions) -> Result<(), ProduceError> {
 /// Produces the volume. Nothing is written unless the export verifies and the options hold.
 pub fn produce(o: &ProduceOptions) -> Result<ProduceReport, ProduceError> {
     check_options(o)?;
-    let v = crate::verify::verify(
-        &o.export,
-        &VerifyOptions {
-            pubkey: o.pubkey.clone(),
-            ..VerifyOptions::default()
-        },
-    )
-    .map_err(|e| ProduceError::NotVerified(e.to_string()))?;
-    if v.verdict == Verdict::Findings {
-        let first: Vec<String> = v
-            .findings
-            .iter()
-            .take(5)
-            .map(|f| format!("{} {}", f.r#where, f.what))
-            .collect();
-        return Err(ProduceError::NotVerified(format!(
-            "{} finding(s): {}",
-            v.findings.len(),
-            first.join("; ")
-        )));
-    }
-    let docs = documents(&o.export, o.ids.as_deref())?;
+    // Opened the one verified way; signed by the key when one is given.
+    let require = if o.pubkey.is_some() {
+        Require::Signed
+    } else {
+        Require::Intact
+    };
+    let opts = VerifyOptions {
+        pubkey: o.pubkey.clone(),
+        ..VerifyOptions::default()
+    };
+    let pkg = Package::open(&o.export, &opts, require)
+        .map_err(|e| ProduceError::NotVerified(e.to_string()))?;
+    let docs = documents(&pkg, o.ids.as_deref())?;
     if docs.is_empty() {
         return Err(ProduceError::Config(
             "no Exported recording to produce".into(),
@@ -333,23 +308,19 @@ pub fn produce(o: &ProduceOptions) -> Result<ProduceReport, ProduceError> {
             o.out.display()
         ))
     })?;
-    write_volume(o, &docs, sign_key.as_ref())
-}
-
-/// The export's bag-info labels (it verified: each is given once).
-fn info_of(root: &Path) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(root.join("bag-info.txt")).unwrap_or_default();
-    crate::package::parse_tags(&text).into_iter().collect()
+    write_volume(o, &pkg, &docs, sign_key.as_ref())
 }
 
 fn write_volume(
     o: &ProduceOptions,
+    pkg: &Package,
     docs: &[Source],
     sign_key: Option<&minisign::SecretKey>,
 ) -> Result<ProduceReport, ProduceError> {
-    let src_info = info_of(&o.export);
-    let src = |k: &str| src_info.get(k).cloned().unwrap_or_default();
-    let (tag_sha, _) = sha256_file(&o.export.join("tagmanifest-sha256.txt"))?;
+    let src = |k: &str| pkg.label(k).unwrap_or_default().to_owned();
+    let tag_sha = pkg
+        .tag_manifest_sha256()
+        .map_err(|e| ProduceError::NotVerified(e.to_string()))?;
     let natives = o.out.join("data/NATIVES");
     let data = o.out.join("data/DATA");
     make_dirs(&natives)?;
@@ -367,7 +338,7 @@ fn write_volume(
     log.append(
         "production-started",
         json!({
-            "sourceExportId": src("Export-Id"), "sourceTagManifestSha256": tag_sha.hex(),
+            "sourceExportId": src("Export-Id"), "sourceTagManifestSha256": tag_sha.clone(),
             "sourceCustodyLogHead": src("Custody-Log-Head"),
             "sourceMerkleRoot": src(crate::package::MERKLE_ROOT_LABEL),
             "prefix": o.prefix, "start": o.start, "documents": docs.len(),
@@ -402,7 +373,7 @@ fn write_volume(
         ("Production-Enddoc", enddoc.clone()),
         ("Production-Documents", rows.len().to_string()),
         ("Source-Export-Id", src("Export-Id")),
-        ("Source-Tag-Manifest-SHA256", tag_sha.hex()),
+        ("Source-Tag-Manifest-SHA256", tag_sha.clone()),
         ("Source-Custody-Log-Head", src("Custody-Log-Head")),
         ("Production-Log-Head", head.clone()),
     ];
@@ -423,7 +394,7 @@ fn write_volume(
                 begdoc,
                 enddoc,
                 src("Export-Id"),
-                tag_sha.hex()
+                tag_sha.clone()
             ),
         )?),
         None => None,
@@ -435,7 +406,7 @@ fn write_volume(
         begdoc,
         enddoc,
         bytes: total,
-        source_tag_manifest_sha256: tag_sha.hex(),
+        source_tag_manifest_sha256: tag_sha.clone(),
         signature,
         timestamps: Vec::new(),
     })

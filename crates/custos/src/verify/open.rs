@@ -8,10 +8,13 @@
 //! Commands that act at the source (`release --protect`, `export --increment-of`) require
 //! [`Require::Signed`]: a bag signed by a key the operator names. Whoever can edit an export
 //! folder can re-seal it (every manifest recomputed) but cannot sign it with the operator's key.
-//! Commands that read and report (report, produce, prove, timestamp, upload) require
-//! [`Require::Intact`], and carry what was proven into what they write.
+//! Commands that carry a package further (`produce`, `prove`, `timestamp`, `upload`) require
+//! [`Require::Intact`], or `Signed` when the operator gives a key. `custos report` alone renders
+//! a package that has findings (it states them), so it verifies and reads through the safe
+//! reader without opening a `Package`.
 //!
-//! The package's file names are [`files`]: one list, used by the writer and every reader.
+//! The package's file names are [`files`], in one place; the readers use them (some of the
+//! writer's paths are still spelled out where it writes them).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -42,6 +45,8 @@ pub mod files {
     pub const MANIFEST_CSV: &str = "data/manifest.csv";
     /// One row per manifest item, with its outcome.
     pub const CUSTODY_CSV: &str = "data/chain_of_custody.csv";
+    /// Who spoke, when and why, per manifest item.
+    pub const CALL_FACTS: &str = "data/call_facts.csv";
     /// The hash-chained custody log.
     pub const CUSTODY_LOG: &str = "data/custody_log.jsonl";
     /// The set `--protect` put under deletion protection.
@@ -366,12 +371,14 @@ impl Package {
     }
 
     /// The SHA-256 of the tag manifest: the one hash that names this sealed package.
+    /// The tag manifest is read again and must still be the one verified (what a receipt or a
+    /// chain link names is then what was proven).
     pub fn tag_manifest_sha256(&self) -> Result<String, OpenError> {
-        let bytes = self
-            .bag
-            .read(files::TAG_MANIFEST, 1 << 30)
-            .map_err(|e| self.err(files::TAG_MANIFEST, e.finding(files::TAG_MANIFEST).what))?;
-        Ok(hex::encode(sha2::Sha256::digest(&bytes)))
+        self.read(files::TAG_MANIFEST, 1 << 30)?;
+        Ok(self
+            .sealed_sha256(files::TAG_MANIFEST)
+            .unwrap_or_default()
+            .to_owned())
     }
 }
 

@@ -10,6 +10,7 @@ mod faults;
 mod hostile;
 mod media;
 mod natives;
+mod package;
 mod preserve;
 mod query_against_sim;
 mod transcripts;

@@ -165,6 +165,12 @@ fn assert_consistent(d: &Path, case: &str) {
     assert_eq!(o.status.code(), Some(0), "{case}: {}", text(&o));
 }
 
+/// Exports into `out` with `extra`, and insists it succeeded.
+async fn export_ok(env: &Env, out: &Path, extra: &[&str]) {
+    let o = run(export_cmd(env, out, extra)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
 /// `custos release --protect DIR --pubkey PUB --api-base API` with the simulator's client.
 fn release_cmd(dir: &Path, pubkey: &Path, api_base: &str) -> Command {
     let mut c = Command::new(BIN);
@@ -213,6 +219,20 @@ fn pub_of(key: &Path) -> PathBuf {
     PathBuf::from(format!("{}.pub", key.display()))
 }
 
+/// A protected export signed with the operator's key, in `tmp(name)`: (keys' folder, the
+/// operator's key, a forger's key, the export).
+async fn signed_protected(env: &Env, name: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let (kdir, ours, theirs) = keys(&format!("{name}-keys"));
+    let out = tmp(name);
+    export_ok(
+        env,
+        &out,
+        &["--protect", "--sign-key", ours.to_str().unwrap()],
+    )
+    .await;
+    (kdir, ours, theirs, out)
+}
+
 /// Two matters' exports of one org, each signed and protected: (first, second).
 async fn two_matters(env: &Env, key: &Path, name: &str) -> (PathBuf, PathBuf) {
     let (a, b) = (tmp(&format!("{name}-a")), tmp(&format!("{name}-b")));
@@ -256,15 +276,7 @@ fn list_other_matter(a: &Path, b: &Path) {
 #[tokio::test]
 async fn release_never_sends_credentials_to_a_host_the_package_names() {
     let env = start(scenario()).await;
-    let (kdir, ours, theirs) = keys("trust-host-keys");
-    let genuine = tmp("trust-host");
-    let o = run(export_cmd(
-        &env,
-        &genuine,
-        &["--protect", "--sign-key", ours.to_str().unwrap()],
-    ))
-    .await;
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (kdir, ours, theirs, genuine) = signed_protected(&env, "trust-host").await;
     let held = protected(&env);
     assert!(!held.is_empty());
     let fake = Listener::start();
@@ -381,13 +393,7 @@ async fn an_increment_continues_only_from_a_bag_signed_by_the_operators_key() {
     let env = start(scenario()).await;
     let (kdir, ours, theirs) = keys("trust-chain-keys");
     let first = tmp("trust-chain-1");
-    let o = run(export_cmd(
-        &env,
-        &first,
-        &["--sign-key", ours.to_str().unwrap()],
-    ))
-    .await;
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    export_ok(&env, &first, &["--sign-key", ours.to_str().unwrap()]).await;
     let exported: Vec<String> = custos::package::outcomes(&first)
         .unwrap()
         .into_iter()
@@ -469,13 +475,7 @@ async fn a_removed_signature_and_an_unsigned_receipt_are_findings() {
     let env = start(scenario()).await;
     let (kdir, ours, _) = keys("trust-sig-keys");
     let signed = tmp("trust-sig");
-    let o = run(export_cmd(
-        &env,
-        &signed,
-        &["--sign-key", ours.to_str().unwrap()],
-    ))
-    .await;
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    export_ok(&env, &signed, &["--sign-key", ours.to_str().unwrap()]).await;
     let verify = |d: &Path, pubkey: bool| {
         let mut c = Command::new(BIN);
         c.arg("verify").arg(d);
@@ -535,15 +535,7 @@ async fn hostile_copies(
     env: &Env,
     name: &str,
 ) -> (PathBuf, PathBuf, PathBuf, Vec<(String, PathBuf)>) {
-    let (kdir, ours, _) = keys(&format!("{name}-keys"));
-    let base = tmp(name);
-    let o = run(export_cmd(
-        env,
-        &base,
-        &["--protect", "--sign-key", ours.to_str().unwrap()],
-    ))
-    .await;
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (kdir, ours, _, base) = signed_protected(env, name).await;
     let mut out = Vec::new();
     for rel in [
         "bag-info.txt",
@@ -689,8 +681,7 @@ async fn report_never_hangs_on_a_fifo_or_dev_zero() {
 async fn a_crafted_custody_row_never_draws_on_the_terminal() {
     let env = start(scenario()).await;
     let base = tmp("trust-ansi");
-    let o = run(export_cmd(&env, &base, &[])).await;
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    export_ok(&env, &base, &[]).await;
     let d = copy_export(&base, "trust-ansi-row");
     // The first row's outcome becomes: clear the screen, home the cursor, print VERIFIED.
     let csv = d.join("data/chain_of_custody.csv");
@@ -744,13 +735,7 @@ async fn a_crafted_custody_row_never_draws_on_the_terminal() {
 async fn the_custody_record_names_the_organization_client_operator_host_binary_and_clock() {
     let env = start(scenario()).await;
     let out = tmp("trust-identity");
-    let o = run(export_cmd(
-        &env,
-        &out,
-        &["--operator", "Jane Doe <jane@firm.example>"],
-    ))
-    .await;
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    export_ok(&env, &out, &["--operator", "Jane Doe <jane@firm.example>"]).await;
     let s = env.sim.scenario();
     let info = std::fs::read_to_string(out.join("bag-info.txt")).unwrap();
     for want in [
@@ -821,15 +806,7 @@ fn an_export_against_a_real_organization_needs_an_operator() {
 #[tokio::test]
 async fn release_refuses_an_export_of_another_organization() {
     let env = start(scenario()).await;
-    let (kdir, ours, _) = keys("trust-org-keys");
-    let out = tmp("trust-org");
-    let o = run(export_cmd(
-        &env,
-        &out,
-        &["--protect", "--sign-key", ours.to_str().unwrap()],
-    ))
-    .await;
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (kdir, ours, _, out) = signed_protected(&env, "trust-org").await;
     // The same export, as if made in another organization (signed with the operator's key, so
     // only the organization differs).
     let d = copy_export(&out, "trust-org-other");
@@ -857,4 +834,40 @@ async fn release_refuses_an_export_of_another_organization() {
     for x in [out, d, kdir] {
         let _ = std::fs::remove_dir_all(x);
     }
+}
+
+/// Control characters in what the API says (the organization's name here) are recorded as
+/// received, and shown escaped: `custos verify` never writes them to the terminal raw.
+#[tokio::test]
+async fn control_characters_from_the_api_never_reach_the_terminal() {
+    let env = start(Scenario {
+        org_name: "Acme\u{1b}[2J\u{1b}[HVERIFIED\u{202e}".into(),
+        ..scenario()
+    })
+    .await;
+    let out = tmp("trust-api-ansi");
+    let o = run(export_cmd(&env, &out, &[])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        !o.stdout.contains(&0x1b) && !o.stderr.contains(&0x1b),
+        "export wrote an escape byte"
+    );
+    let ev = custos::custody::read_events(&out.join("data/custody_log.jsonl")).unwrap();
+    let id = ev
+        .iter()
+        .find(|e| e["event"] == "source-identified")
+        .unwrap();
+    assert_eq!(
+        id["organization"]["name"], "Acme\u{1b}[2J\u{1b}[HVERIFIED\u{202e}",
+        "the custody log keeps the name as received"
+    );
+    let o = Command::new(BIN).arg("verify").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !o.stdout.contains(&0x1b) && !said.contains('\u{202e}'),
+        "verify wrote the API's control characters raw: {said:?}"
+    );
+    assert!(said.contains("Acme\\u{1b}[2J"), "{said}");
+    let _ = std::fs::remove_dir_all(&out);
 }
