@@ -141,6 +141,10 @@ pub struct MediaSpec {
     pub start_ms: i64,
     /// Natives: damaged (a ZIP member changed after its CRC, an EML cut short).
     pub damaged: bool,
+    /// What the container's header claims the audio lasts, milliseconds, when it lies (the
+    /// `header-lie` fault): the Ogg Opus last granule position, the WebM `Duration`, the WAV
+    /// data size. `None`: the header tells the truth.
+    pub claimed_ms: Option<u64>,
 }
 
 const CHUNK: usize = 64 * 1024;
@@ -160,12 +164,21 @@ impl MediaSpec {
         self.duration_ms * u64::from(self.sample_rate) / 1000
     }
 
+    /// What the header says the audio lasts, milliseconds.
+    fn header_ms(&self) -> u64 {
+        self.claimed_ms.unwrap_or(self.duration_ms)
+    }
+
     fn wav_data_len(&self) -> u64 {
+        self.wav_bytes(self.frames())
+    }
+
+    fn wav_bytes(&self, frames: u64) -> u64 {
         let bps = match self.codec {
             Codec::Wav => 2,
             _ => 1,
         };
-        self.frames() * u64::from(self.channels) * bps
+        frames * u64::from(self.channels) * bps
     }
 
     /// Size of the file in bytes, computed without generating it.
@@ -363,7 +376,7 @@ impl MediaGen {
                 self.pos += n;
                 let last = self.pos == total;
                 let granule = if last {
-                    OPUS_PRE_SKIP + self.spec.duration_ms * 48
+                    OPUS_PRE_SKIP + self.spec.header_ms() * 48
                 } else {
                     self.pos * OPUS_FRAME
                 };
@@ -376,7 +389,9 @@ impl MediaGen {
 }
 
 fn wav_header(s: &MediaSpec) -> Bytes {
-    let data = s.wav_data_len();
+    // The sizes the header states (a lying header states more than follows).
+    let frames = s.header_ms() * u64::from(s.sample_rate) / 1000;
+    let data = s.wav_bytes(frames);
     let mut h = BytesMut::with_capacity(58);
     let ch = u32::from(s.channels);
     match s.codec {
@@ -407,7 +422,7 @@ fn wav_header(s: &MediaSpec) -> Bytes {
             h.put_u16_le(0); // cbSize
             h.put_slice(b"fact");
             h.put_u32_le(4);
-            h.put_u32_le(s.frames() as u32);
+            h.put_u32_le(frames as u32);
         }
     }
     h.put_slice(b"data");
@@ -513,7 +528,7 @@ fn webm_header(s: &MediaSpec) -> Bytes {
     ebml_float(
         &mut info,
         &[0x44, 0x89],
-        s.duration_ms as f64 + OPUS_PRE_SKIP as f64 / 48.0,
+        s.header_ms() as f64 + OPUS_PRE_SKIP as f64 / 48.0,
     );
     ebml(&mut info, &[0x4D, 0x80], b"custos-sim"); // MuxingApp
     ebml(&mut info, &[0x57, 0x41], b"custos-sim"); // WritingApp
@@ -700,6 +715,7 @@ mod tests {
             serial: 7,
             start_ms: 0,
             damaged: false,
+            claimed_ms: None,
         }
     }
 

@@ -211,6 +211,8 @@ pub struct RecordingFaults {
     pub length_under: bool,
     /// Metadata duration longer than the audio.
     pub duration_lie: bool,
+    /// Metadata and the container's header both longer than the audio.
+    pub header_lie: bool,
     /// A secure pause cut from the audio (not a fault: the truth says Exported).
     pub paused: bool,
     /// Transcode takes 10x.
@@ -571,6 +573,7 @@ impl Catalog {
             serial: d.serial,
             start_ms: (start.unix_timestamp_nanos() / 1_000_000) as i64,
             damaged: faults.damaged_zip || faults.truncated_eml,
+            claimed_ms: None,
         };
         Recording {
             id,
@@ -735,6 +738,7 @@ impl Catalog {
         let hit = |label: &str, p: f64| p > 0.0 && hash_unit(s.seed, label, &id) < p;
         let faults = RecordingFaults {
             duration_lie: hit("duration-lie", f.duration_lie),
+            header_lie: hit("header-lie", f.header_lie),
             paused: stated_ms >= 6_000 && hit("pauses", f.pauses),
             slow_transcode: hit("slow-transcode", f.slow_transcode),
             ..RecordingFaults::transport(s, &id, file_state)
@@ -743,7 +747,7 @@ impl Catalog {
         let pause = faults.paused.then_some((stated_ms / 3, stated_ms / 4));
         let playable_ms = stated_ms - pause.map_or(0, |(_, len)| len);
         // A lying recording holds a third of what its metadata claims (at least 2 s short).
-        let audio_ms = if faults.duration_lie {
+        let audio_ms = if faults.duration_lie || faults.header_lie {
             (playable_ms / 3)
                 .min(playable_ms.saturating_sub(2_000))
                 .max(1)
@@ -760,6 +764,7 @@ impl Catalog {
             serial,
             start_ms: 0,
             damaged: false,
+            claimed_ms: faults.header_lie.then_some(playable_ms),
         };
         Recording {
             id,

@@ -128,7 +128,7 @@ pub struct SimArgs {
     #[arg(long)]
     pub no_search_api: bool,
     /// Faults: `all`, or a comma list of NAME or NAME=VALUE. Names: purge, truncate,
-    /// length-over, length-under, fault-attempts, duration-lie, pauses, 5xx, 429-storm,
+    /// length-over, length-under, fault-attempts, duration-lie, header-lie, pauses, 5xx, 429-storm,
     /// storm-retry-after, token-expiry, drift, duplicates, slow-transcode, expired-urls, damaged-zip,
     /// truncated-eml, short-screen, hostile-ids
     /// (see docs/simulator.md).

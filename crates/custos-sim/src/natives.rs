@@ -521,6 +521,7 @@ mod tests {
             serial: 7,
             start_ms: 1_696_118_400_000,
             damaged,
+            claimed_ms: None,
         }
     }
 

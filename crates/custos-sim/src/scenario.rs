@@ -277,6 +277,10 @@ pub struct Faults {
     /// Fraction of recordings whose metadata duration (startTime/endTime, outputDurationMs)
     /// is longer than the audio actually holds.
     pub duration_lie: f64,
+    /// Fraction of recordings that hold a third of their stated duration while their
+    /// container's header agrees with the metadata (Ogg Opus last granule, WebM `Duration`, WAV
+    /// data size): only the content tells.
+    pub header_lie: f64,
     /// Fraction of recordings (of 6 s or more) with a secure pause: a `pause` annotation whose
     /// span (a quarter of the call) is cut from the audio served, and a `hold` annotation that
     /// is not. Not a fault: an exporter that checks `endTime − startTime` without subtracting
@@ -325,6 +329,7 @@ impl Default for Faults {
             length_under: 0.0,
             fault_attempts: 1,
             duration_lie: 0.0,
+            header_lie: 0.0,
             pauses: 0.0,
             server_errors: 0.0,
             storm_every: 0,
@@ -366,6 +371,7 @@ pub const FAULT_NAMES: &[(&str, &str)] = &[
     ("length-under", "0.03"),
     ("fault-attempts", "1"),
     ("duration-lie", "0.03"),
+    ("header-lie", "0.03"),
     ("pauses", "0.1"),
     ("5xx", "0.02"),
     ("429-storm", "100"),
@@ -428,6 +434,7 @@ impl Faults {
             "length-under" => self.length_under = frac(value)?,
             "fault-attempts" => self.fault_attempts = int(value)? as u32,
             "duration-lie" => self.duration_lie = frac(value)?,
+            "header-lie" => self.header_lie = frac(value)?,
             "pauses" => self.pauses = frac(value)?,
             "5xx" => self.server_errors = frac(value)?,
             "429-storm" => self.storm_every = int(value)?,
@@ -466,6 +473,7 @@ impl Faults {
             ("length-over", self.length_over),
             ("length-under", self.length_under),
             ("duration-lie", self.duration_lie),
+            ("header-lie", self.header_lie),
             ("pauses", self.pauses),
             ("5xx", self.server_errors),
             ("slow-transcode", self.slow_transcode),

@@ -182,6 +182,7 @@ fn expected(r: &crate::catalog::Recording, fa: u32) -> (Vec<String>, &'static st
         (f.length_over, "length-over"),
         (f.length_under, "length-under"),
         (f.duration_lie, "duration-lie"),
+        (f.header_lie, "header-lie"),
         (f.slow_transcode, "slow-transcode"),
         (f.paused, "pauses"),
         (f.expired_url, "expired-urls"),
@@ -200,6 +201,8 @@ fn expected(r: &crate::catalog::Recording, fa: u32) -> (Vec<String>, &'static st
         // Every retrieval mode states a duration (batch: the recording's endTime −
         // startTime less its pauses), so a file that holds less is caught everywhere.
         _ if f.duration_lie => "Corrupted",
+        // The container's header agrees with the metadata; only its content says otherwise.
+        _ if f.header_lie => "Corrupted",
         // A native that fails its own check (ZIP CRC, MIME structure, video duration).
         _ if f.damaged_zip || f.truncated_eml || f.short_screen => "Corrupted",
         // Served short every time, yet consistently: complete bytes that are not the recording.

@@ -10,10 +10,12 @@
 //! Formats (everything Genesys delivers): WAV in RIFF or RF64/BW64 (PCM, IEEE float, µ-law,
 //! A-law, extensible), MP3 (MPEG 1/2/2.5 layers I–III; Xing/Info with LAME gapless delay and
 //! padding, or VBRI; every frame walked), Ogg Opus and Ogg Vorbis (every page walked with its
-//! CRC; last granule position, minus pre-skip for Opus), WebM/Matroska (through the
-//! `matroska-demuxer` crate: `Duration` minus `CodecDelay`, checked against the last block),
-//! MP4 (every top-level box's size checked; the media header's duration; chunk offsets inside
-//! the file).
+//! CRC; last granule position, minus pre-skip for Opus, checked against what the Opus packets'
+//! TOC bytes say they decode to), WebM/Matroska (through the `matroska-demuxer` crate:
+//! `Duration` minus `CodecDelay`, checked against the last block), MP4 (every top-level box's
+//! size checked; the edit list's or media header's duration, checked against the sample table;
+//! chunk offsets inside the file). A header that claims more than the content holds is a
+//! problem, and the duration is the content's.
 //! The format is told by the file's first bytes, never by its name.
 //!
 //! Recordings that are not calls are read too ([`inspect`]): a screen recording is WebM video

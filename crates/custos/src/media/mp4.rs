@@ -5,15 +5,32 @@
 //! what its edit list presents (a player's output: AAC priming and padding cut), else the media
 //! header's, else the movie header's. Damage found: a box that reaches past the end of
 //! the file (a cut file), sample data the chunk offsets place past the end, no media data.
+//!
+//! The stated duration is checked against the content: the sample table (`stts`: how many
+//! samples, each lasting how long) gives the media the track really holds. A header that claims
+//! more (an M4A whose `mdhd`, `mvhd` and edit list say 300 s over 3 s of samples) is a problem,
+//! and the duration is the sample table's. So is a sound sample said to last more than
+//! [`MAX_AUDIO_SAMPLE`] (no audio codec's frame does: a stretched table plays silence), a sample
+//! count that `stts` and `stsz` disagree on, and sample sizes that add up to more than the file.
+//! A fragmented file (`moof`) keeps its sample tables in the fragments; its `moov` table is
+//! empty and is not checked.
 
 use std::io::{Read, Seek};
 use std::time::Duration;
 
 use super::info::{MediaError, MediaInfo};
-use super::read::{Src, u32be};
+use super::read::{Src, samples_to_duration, u32be};
 
 /// The largest movie box read (an hour of video indexes in a few MB).
 const MAX_MOOV: u64 = 64 << 20;
+
+/// The longest one sound sample may last: AAC's longest frame (2,048 samples at 8 kHz) is
+/// 256 ms, Opus's 120 ms, MP3's 144 ms.
+const MAX_AUDIO_SAMPLE: Duration = Duration::from_millis(300);
+
+/// How much a header may claim past the sample table: rounding between the media's and the
+/// movie's timescales.
+const ROUNDING: Duration = Duration::from_millis(20);
 
 /// One box: its type, where its payload starts, and its payload's length.
 struct Bx {
@@ -88,6 +105,48 @@ struct Track {
     /// What its edit list presents, in the movie's timescale: the media a player plays (an
     /// AAC track's encoder priming and padding cut), if it has one that says.
     edited: Option<u64>,
+    /// The time-to-sample table (`stts`): samples, their total length in the media timescale,
+    /// and the longest one.
+    stts: Table,
+    /// The sample-size table (`stsz`): samples and their total bytes.
+    stsz: Option<(u64, u64)>,
+}
+
+/// What a track's `stts` says.
+#[derive(Default)]
+struct Table {
+    samples: u64,
+    ticks: u64,
+    longest: u64,
+}
+
+/// The time-to-sample box: (sample count, sample delta) entries (ISO/IEC 14496-12 §8.6.1.2).
+fn stts(b: &[u8]) -> Table {
+    let n = u32be(b, 4) as usize;
+    let mut t = Table::default();
+    for i in 0..n.min(b.len().saturating_sub(8) / 8) {
+        let (count, delta) = (
+            u64::from(u32be(b, 8 + 8 * i)),
+            u64::from(u32be(b, 12 + 8 * i)),
+        );
+        t.samples = t.samples.saturating_add(count);
+        t.ticks = t.ticks.saturating_add(count.saturating_mul(delta));
+        if count > 0 {
+            t.longest = t.longest.max(delta);
+        }
+    }
+    t
+}
+
+/// The sample-size box: (sample count, total bytes) (ISO/IEC 14496-12 §8.7.3.2).
+fn stsz(b: &[u8]) -> (u64, u64) {
+    let (size, n) = (u64::from(u32be(b, 4)), u32be(b, 8) as usize);
+    if size != 0 {
+        return (n as u64, size.saturating_mul(n as u64));
+    }
+    let listed = n.min(b.len().saturating_sub(12) / 4);
+    let total = (0..listed).map(|i| u64::from(u32be(b, 12 + 4 * i))).sum();
+    (n as u64, total)
 }
 
 /// The presented length of an edit list (`elst`): the sum of its edits that show media
@@ -144,6 +203,8 @@ fn track(trak: &[u8]) -> Option<Track> {
         entry: entry.to_vec(),
         chunk_offsets,
         edited,
+        stts: child(stbl, b"stts").map(stts).unwrap_or_default(),
+        stsz: child(stbl, b"stsz").map(stsz),
     })
 }
 
@@ -335,15 +396,43 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
         _ if t.timescale > 0 && t.duration > 0 => (t.timescale, t.duration),
         _ => (movie_scale, movie_duration),
     };
-    let duration = if scale == 0 {
-        Duration::ZERO
-    } else {
-        Duration::from_nanos(
-            u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(scale))
-                .unwrap_or(u64::MAX),
-        )
-    };
+    let mut duration = samples_to_duration(ticks, scale);
     let sound = &t.handler == b"soun";
+    if t.stts.samples > 0 {
+        let held = samples_to_duration(t.stts.ticks, t.timescale);
+        if duration > held + ROUNDING {
+            problems.push(format!(
+                "the header claims {:.3} s, the sample table holds {:.3} s",
+                duration.as_secs_f64(),
+                held.as_secs_f64()
+            ));
+            duration = held;
+        }
+        let longest = samples_to_duration(t.stts.longest, t.timescale);
+        if sound && longest > MAX_AUDIO_SAMPLE {
+            problems.push(format!(
+                "the sample table says a sound sample lasts {:.3} s (no audio frame lasts over {} ms)",
+                longest.as_secs_f64(),
+                MAX_AUDIO_SAMPLE.as_millis()
+            ));
+        }
+        if let Some((count, _)) = t.stsz
+            && count != t.stts.samples
+        {
+            problems.push(format!(
+                "the sample tables disagree: {} samples timed (stts), {count} sized (stsz)",
+                t.stts.samples
+            ));
+        }
+    }
+    if let Some((_, bytes)) = t.stsz
+        && bytes > src.len
+    {
+        problems.push(format!(
+            "the sample sizes add up to {bytes} bytes, the file holds {}",
+            src.len
+        ));
+    }
     let picture = video.map(|(v, _)| {
         (
             u32::from(u16be(&v.entry, 32)),

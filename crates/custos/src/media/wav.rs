@@ -1,6 +1,9 @@
 //! WAV: RIFF, RF64 and BW64 (EBU Tech 3306), walked chunk by chunk; only the header is read, so a
-//! 2 GB file costs a few small reads. Duration = data bytes / block align / sample rate; for
-//! compressed payloads, the `fact` chunk's sample count.
+//! 2 GB file costs a few small reads. Duration = data bytes / block align / sample rate: what the
+//! data chunk really holds, never the header's word for it (a data size past the end of the file
+//! is a problem). For compressed payloads, the `fact` chunk's sample count, checked against what
+//! the data holds at the header's byte rate: a `fact` that claims more is a problem, and the
+//! duration is the data's.
 
 use std::io::{Read, Seek};
 
@@ -102,7 +105,24 @@ pub(super) fn probe<R: Read + Seek>(src: &mut Src<R>) -> Result<MediaInfo, Media
     let frames = if pcm {
         bytes / u64::from(fmt.block_align)
     } else if let Some(n) = fact {
-        u64::from(n)
+        let stated = u64::from(n);
+        if fmt.byte_rate > 0 {
+            let held = bytes * u64::from(fmt.rate) / u64::from(fmt.byte_rate);
+            // The byte rate of a compressed format is an average: 2 % and 100 ms of slack.
+            if stated > held + held / 50 + u64::from(fmt.rate) / 10 {
+                problems.push(format!(
+                    "the fact chunk claims {:.3} s, the data holds {:.3} s at {} bytes/s",
+                    stated as f64 / f64::from(fmt.rate),
+                    held as f64 / f64::from(fmt.rate),
+                    fmt.byte_rate
+                ));
+                held
+            } else {
+                stated
+            }
+        } else {
+            stated
+        }
     } else if fmt.byte_rate > 0 {
         bytes * u64::from(fmt.rate) / u64::from(fmt.byte_rate)
     } else {
@@ -244,6 +264,51 @@ pub(crate) mod tests {
         assert_eq!(i.container, "rf64");
         assert_eq!(i.duration.as_millis(), 500);
         assert!(i.problems.is_empty(), "{:?}", i.problems);
+    }
+
+    /// A compressed WAV (GSM 6.10, 1,625 bytes/s at 8 kHz) with a `fact` chunk stating
+    /// `stated` samples over 2 s of data.
+    fn gsm(stated: u32) -> Vec<u8> {
+        let data = 3250u32;
+        let mut v = Vec::new();
+        v.extend_from_slice(b"RIFF");
+        v.extend_from_slice(&(4 + 8 + 20 + 12 + 8 + data).to_le_bytes());
+        v.extend_from_slice(b"WAVEfmt ");
+        v.extend_from_slice(&20u32.to_le_bytes());
+        for x in [0x31u16, 1] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        for x in [8000u32, 1625] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        for x in [65u16, 0, 2, 320] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v.extend_from_slice(b"fact");
+        v.extend_from_slice(&4u32.to_le_bytes());
+        v.extend_from_slice(&stated.to_le_bytes());
+        v.extend_from_slice(b"data");
+        v.extend_from_slice(&data.to_le_bytes());
+        v.resize(v.len() + data as usize, 0);
+        v
+    }
+
+    #[test]
+    fn a_fact_chunk_that_agrees_with_the_data_is_the_duration() {
+        let i = probe(Cursor::new(gsm(16_000))).unwrap();
+        assert_eq!(i.duration.as_millis(), 2000);
+        assert!(i.problems.is_empty(), "{:?}", i.problems);
+    }
+
+    #[test]
+    fn a_fact_chunk_claiming_more_than_the_data_holds_is_a_problem() {
+        let i = probe(Cursor::new(gsm(300 * 8000))).unwrap();
+        assert_eq!(i.duration.as_millis(), 2000);
+        assert!(
+            i.problems[0].contains("claims 300.000 s") && i.problems[0].contains("holds 2.000 s"),
+            "{:?}",
+            i.problems
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ async fn run_case(name: &str, faults: &str, source: SourceKind, retrieval: Retri
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     let truth = running.sim.truth();
-    for fault in ["pauses", "duration-lie"] {
+    for fault in ["pauses", "duration-lie", "header-lie"] {
         if faults.contains(fault) {
             assert!(
                 truth
@@ -106,6 +106,14 @@ async fn run_case(name: &str, faults: &str, source: SourceKind, retrieval: Retri
                 row["Stated_Duration_Source"].contains("pause")
                     || row["Stated_Duration_Source"] == "outputDurationMs"
                     || row["Stated_Duration_Source"] == "durationMs",
+                "{name}: {row:?}"
+            );
+        }
+        if t.faults.iter().any(|f| f == "header-lie") && row["Outcome"] == "Corrupted" {
+            // The header's duration agrees with the metadata: the damage the content shows is
+            // the reason, not a duration mismatch.
+            assert!(
+                row["Reason"].starts_with("damaged audio: "),
                 "{name}: {row:?}"
             );
         }
@@ -334,4 +342,41 @@ async fn hostile_ids_from_the_api_are_failed_and_write_nothing() {
     assert!(v.findings.is_empty(), "{:?}", v.findings);
     assert!(custos::custody::check_chain(&out.join("data/custody_log.jsonl")).is_ok());
     std::fs::remove_dir_all(out.parent().unwrap()).unwrap();
+}
+
+/// `header-lie`: the container's own header (here the Ogg Opus last granule position) agrees
+/// with the metadata; only the packets say the audio holds a third of it.
+#[tokio::test]
+async fn an_ogg_opus_granule_that_agrees_with_the_metadata_is_caught_by_its_packets() {
+    run_case(
+        "header-lie-ogg",
+        "header-lie=0.5",
+        SourceKind::Genesys,
+        Retrieval::Transcode("OGG_OPUS".into()),
+    )
+    .await;
+}
+
+/// `header-lie` in a WebM: its `Duration` agrees with the metadata, its blocks do not.
+#[tokio::test]
+async fn a_webm_duration_that_agrees_with_the_metadata_is_caught_by_its_blocks() {
+    run_case(
+        "header-lie-webm",
+        "header-lie=0.5",
+        SourceKind::Genesys,
+        Retrieval::Transcode("WEBM".into()),
+    )
+    .await;
+}
+
+/// `header-lie` in a WAV: its data size agrees with the metadata, its bytes do not.
+#[tokio::test]
+async fn a_wav_data_size_that_agrees_with_the_metadata_is_caught_by_its_bytes() {
+    run_case(
+        "header-lie-wav",
+        "header-lie=0.5",
+        SourceKind::Genesys,
+        Retrieval::Transcode("WAV".into()),
+    )
+    .await;
 }

@@ -514,3 +514,127 @@ fn screen_video_and_mp4_agree_with_ffprobe_and_cut_files_are_problems() {
     assert!(e.to_string().contains("moov"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The Ogg page CRC (RFC 3533: polynomial 0x04C11DB7, not reflected, initial 0), to re-seal an
+/// edited page as a forger would.
+fn ogg_crc(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0u32, |mut c, &b| {
+        c ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            c = if c & 0x8000_0000 != 0 {
+                (c << 1) ^ 0x04C1_1DB7
+            } else {
+                c << 1
+            };
+        }
+        c
+    })
+}
+
+/// Sets the granule position of the Ogg page at `at` and re-seals its CRC.
+fn set_granule(b: &mut [u8], at: usize, granule: u64) {
+    b[at + 6..at + 14].copy_from_slice(&granule.to_le_bytes());
+    let len = 27
+        + usize::from(b[at + 26])
+        + b[at + 27..at + 27 + usize::from(b[at + 26])]
+            .iter()
+            .map(|&l| usize::from(l))
+            .sum::<usize>();
+    b[at + 22..at + 26].fill(0);
+    let crc = ogg_crc(&b[at..at + len]);
+    b[at + 22..at + 26].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// An Ogg Opus of 3 s whose last granule position says 300 s, CRC re-sealed: every page is
+/// valid, so only the packets' own durations (their TOC bytes) tell the truth.
+#[test]
+fn an_opus_granule_claiming_more_than_the_packets_hold_is_a_problem() {
+    let dir = tmp("granule");
+    let p = dir.join("inflated.ogg");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=3:r=48000",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "16k",
+        p.to_str().unwrap(),
+    ]);
+    let sound = probe_file(&p).unwrap();
+    assert!(sound.problems.is_empty(), "{:?}", sound.problems);
+    let mut b = std::fs::read(&p).unwrap();
+    let last = b.windows(4).rposition(|w| w == b"OggS").unwrap();
+    set_granule(&mut b, last, 300 * 48_000 + 312);
+    std::fs::write(&p, &b).unwrap();
+    let info = probe_file(&p).unwrap();
+    assert!(
+        info.problems
+            .iter()
+            .any(|x| x.contains("granule position claims")),
+        "{:?}",
+        info.problems
+    );
+    let decoded = decoded_seconds(&p);
+    assert!(decoded < 3.1, "ffmpeg decodes {decoded} s");
+    assert!(
+        (info.seconds() - decoded).abs() <= 0.05,
+        "{info}, decoding gives {decoded} s"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An M4A of 3 s whose movie header, media header and edit list all say 300 s: the sample
+/// table (stts) says what the track holds.
+#[test]
+fn an_m4a_header_claiming_more_than_the_sample_table_holds_is_a_problem() {
+    let dir = tmp("m4a-lie");
+    let p = dir.join("inflated.m4a");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=3:r=48000",
+        "-c:a",
+        "aac",
+        p.to_str().unwrap(),
+    ]);
+    assert!(probe_file(&p).unwrap().problems.is_empty());
+    let mut b = std::fs::read(&p).unwrap();
+    // mvhd and mdhd (version 0): timescale at +12, duration at +16 of the payload; the edit
+    // list's first segment duration at +8 (after version, flags and the entry count).
+    let mut edited = 0;
+    for kind in [&b"mvhd"[..], b"mdhd"] {
+        let at = b.windows(4).position(|w| w == kind).unwrap() + 4;
+        assert_eq!(b[at], 0, "version 0 {}", String::from_utf8_lossy(kind));
+        let scale = u32::from_be_bytes(b[at + 12..at + 16].try_into().unwrap());
+        b[at + 16..at + 20].copy_from_slice(&(300 * scale).to_be_bytes());
+        edited += 1;
+    }
+    if let Some(at) = b.windows(4).position(|w| w == b"elst") {
+        let scale = {
+            let m = b.windows(4).position(|w| w == b"mvhd").unwrap() + 4;
+            u32::from_be_bytes(b[m + 12..m + 16].try_into().unwrap())
+        };
+        b[at + 12..at + 16].copy_from_slice(&(300 * scale).to_be_bytes());
+        edited += 1;
+    }
+    assert!(edited >= 2);
+    std::fs::write(&p, &b).unwrap();
+    let info = probe_file(&p).unwrap();
+    assert!(
+        info.problems
+            .iter()
+            .any(|x| x.contains("claims 300.000 s") && x.contains("sample table holds")),
+        "{:?}",
+        info.problems
+    );
+    let decoded = decoded_seconds(&p);
+    assert!(decoded < 3.2, "ffmpeg decodes {decoded} s");
+    assert!(
+        (info.seconds() - decoded).abs() <= 0.15,
+        "{info}, decoding gives {decoded} s"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
