@@ -119,6 +119,20 @@ fn print_completeness(c: &custos::export::Completeness) {
             "  orphan recordings made in the query's interval (no conversation, so no query finds them): {n}"
         );
     }
+    for a in c
+        .analytics_data_availability
+        .iter()
+        .filter(|a| !a.covers_interval)
+    {
+        out!(
+            "  WARNING: the analytics data lake is complete only up to {} ({}), and the job's interval {} ends later: conversations after that date may be missing; export again once it has passed the interval's end (data/completeness.json)",
+            a.data_availability_date
+                .as_deref()
+                .map_or("(not stated)".to_owned(), |d| Shown(d).to_string()),
+            a.source,
+            Shown(&a.interval)
+        );
+    }
     if !c.media_not_taken.is_empty() {
         let left: Vec<String> = c
             .media_not_taken
@@ -132,8 +146,12 @@ fn print_completeness(c: &custos::export::Completeness) {
     }
 }
 
+/// 1 when an item failed or is corrupted, or when an analytics job's interval ended past what
+/// the data lake holds in full (the query may have matched fewer conversations than exist).
 fn exit_code(r: &Report) -> i32 {
-    if r.counts[&Outcome::Failed] + r.counts[&Outcome::Corrupted] > 0 {
+    if r.counts[&Outcome::Failed] + r.counts[&Outcome::Corrupted] > 0
+        || r.completeness.analytics_short()
+    {
         1
     } else {
         0

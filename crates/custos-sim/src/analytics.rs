@@ -499,11 +499,13 @@ pub async fn submit_job(
         conversation: &q.conversation_filters,
         segment: &q.segment_filters,
     };
-    // The data lake answers from a consistent snapshot, with every conversation (no drift).
+    // The data lake answers from a consistent snapshot, with every conversation (no drift)
+    // that had reached it: those that ended before its dataAvailabilityDate.
+    let lake = data_availability(inner);
     let mut matches: Vec<usize> = (0..inner.catalog.conversations.len())
         .filter(|&i| {
             let c = &inner.catalog.conversations[i];
-            c.start < b && c.end > a && inner.arrived(i) && m.matches(c)
+            c.start < b && c.end > a && c.end <= lake && inner.arrived(i) && m.matches(c)
         })
         .collect();
     if let Err(r) = sort(
@@ -677,6 +679,8 @@ pub async fn job_results(
     ok(body)
 }
 
+/// The data lake's `dataAvailabilityDate`: an hour behind the analytics clock. A job answers
+/// only with conversations that ended by then.
 fn data_availability(inner: &Inner) -> OffsetDateTime {
     inner.analytics_now() - Duration::hours(1)
 }

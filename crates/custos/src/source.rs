@@ -84,21 +84,54 @@ fn page_conversations(body: &[u8]) -> Vec<(Value, &RawValue)> {
         .collect()
 }
 
+/// The path that says up to when the analytics data lake is complete.
+pub const DETAILS_JOBS_AVAILABILITY: &str =
+    "/api/v2/analytics/conversations/details/jobs/availability";
+
+/// What Genesys' analytics data lake says it holds in full, against the end of the interval an
+/// analytics job asked for. A job reads the data lake, which lags real time: conversations after
+/// its `dataAvailabilityDate` may not be there yet, and a job answers without them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataAvailability {
+    /// The job's interval, as sent (`start/end`, UTC).
+    pub interval: String,
+    /// `dataAvailabilityDate` as the API sent it, if it sent one.
+    pub data_availability_date: Option<String>,
+    /// Where that date came from: the job's results, or the availability endpoint.
+    pub source: String,
+    /// Whether the data lake is complete up to the interval's end. `false` when the date is
+    /// earlier than the end, or unknown: conversations after it may be missing.
+    pub covers_interval: bool,
+}
+
+/// The conversations a query matched, and what the data lake said of each analytics job's
+/// interval (empty when every window was read through the synchronous query).
+#[derive(Debug, Default)]
+pub struct Conversations {
+    /// The conversation ids.
+    pub ids: BTreeSet<String>,
+    /// One per analytics job.
+    pub availability: Vec<DataAvailability>,
+}
+
 /// Finds the conversations of `query` (those that started in its range) through the analytics
 /// API. Each one's analytics record (participants, sessions, segments: who spoke, when, why) is
-/// written to `staging/<conversationId>.json`, byte for byte as it arrived.
+/// written to `staging/<conversationId>.json`, byte for byte as it arrived. Each analytics job's
+/// interval is checked against the data lake's `dataAvailabilityDate` ([`DataAvailability`]).
 pub async fn genesys_conversations(
     api: &Api,
     query: &Query,
     now: OffsetDateTime,
     page_size: u32,
     staging: &std::path::Path,
-) -> Result<BTreeSet<String>> {
+) -> Result<Conversations> {
     let range = query
         .time_range()
         .ok_or_else(|| Error::Config("the genesys source needs a timestamp range".into()))?;
     crate::durable::make_dirs(staging)?;
     let mut found = BTreeSet::new();
+    let mut availability = Vec::new();
     let keep = |c: &Value, raw: &RawValue, found: &mut BTreeSet<String>| {
         keep_in_range(&range, staging, c, raw, found)
     };
@@ -179,17 +212,63 @@ pub async fn genesys_conversations(
             job_body = Some(req.body.clone());
         }
         if let Some(body) = job_body {
-            run_job(api, &body, &mut |c, raw| keep(c, raw, &mut found)).await?;
+            let stated = run_job(api, &body, &mut |c, raw| keep(c, raw, &mut found)).await?;
+            availability.push(data_availability(api, &body, stated).await?);
         }
     }
-    Ok(found)
+    Ok(Conversations {
+        ids: found,
+        availability,
+    })
 }
 
+/// The data lake's `dataAvailabilityDate` (the job's results' `stated`, else the availability
+/// endpoint's) against the end of the job's interval.
+async fn data_availability(
+    api: &Api,
+    job: &Value,
+    stated: Option<String>,
+) -> Result<DataAvailability> {
+    let interval = job["interval"].as_str().unwrap_or_default().to_owned();
+    let (date, source) = match stated {
+        Some(d) => (Some(d), "the analytics job's results"),
+        None => {
+            let path = DETAILS_JOBS_AVAILABILITY;
+            let r = api.send(Method::GET, path, None).await?;
+            let date = if r.status.is_success() {
+                r.json(&Method::GET, &api.url(path))?["dataAvailabilityDate"]
+                    .as_str()
+                    .map(str::to_owned)
+            } else {
+                None
+            };
+            (
+                date,
+                "GET /api/v2/analytics/conversations/details/jobs/availability",
+            )
+        }
+    };
+    let parse = |t: &str| OffsetDateTime::parse(t, &Rfc3339).ok();
+    let end = interval.split_once('/').and_then(|(_, e)| parse(e));
+    let covers_interval = matches!(
+        (date.as_deref().and_then(parse), end),
+        (Some(d), Some(e)) if d >= e
+    );
+    Ok(DataAvailability {
+        interval,
+        data_availability_date: date,
+        source: source.to_owned(),
+        covers_interval,
+    })
+}
+
+/// Runs an analytics job to its end, each conversation of its results to `each`; the
+/// `dataAvailabilityDate` its results state, if any.
 async fn run_job(
     api: &Api,
     body: &Value,
     each: &mut dyn FnMut(&Value, &RawValue) -> Result<()>,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let url = api.url(DETAILS_JOBS);
     let v = api
         .send_ok(Method::POST, DETAILS_JOBS, Some(body))
@@ -229,6 +308,7 @@ async fn run_job(
         }
     }
     let mut cursor: Option<String> = None;
+    let mut available = None;
     loop {
         let mut path = format!("{status_path}/results?pageSize=1000");
         if let Some(c) = &cursor {
@@ -239,9 +319,12 @@ async fn run_job(
         for (c, raw) in page_conversations(&r.body) {
             each(&c, raw)?;
         }
+        if let Some(d) = v["dataAvailabilityDate"].as_str() {
+            available.get_or_insert_with(|| d.to_owned());
+        }
         match v["cursor"].as_str() {
             Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
-            _ => return Ok(()),
+            _ => return Ok(available),
         }
     }
 }

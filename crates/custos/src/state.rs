@@ -151,6 +151,9 @@ pub enum Key {
     /// Who and where, as the last run identified them (JSON: organization, OAuth client,
     /// host, binary, clock offset).
     Identity,
+    /// What the analytics data lake said of each job's interval (JSON list of
+    /// `source::DataAvailability`).
+    AnalyticsAvailability,
     /// A setting that shapes the package, by its flag name (`--api-base`, …).
     Setting(&'static str),
 }
@@ -174,6 +177,7 @@ impl Key {
             Key::Complete => "complete".into(),
             Key::Origin => "origin".into(),
             Key::Identity => "identity".into(),
+            Key::AnalyticsAvailability => "analytics_availability".into(),
             Key::Setting(flag) => format!("setting {flag}").into(),
         }
     }

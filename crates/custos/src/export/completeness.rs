@@ -37,6 +37,18 @@ pub struct Completeness {
     pub orphans_in_interval: Option<u64>,
     /// Recordings of media types `--media` left out, per type (data/media_excluded.csv).
     pub media_not_taken: BTreeMap<String, u64>,
+    /// What the analytics data lake said of each job's interval (empty: no job was needed).
+    pub analytics_data_availability: Vec<crate::source::DataAvailability>,
+}
+
+impl Completeness {
+    /// Whether an analytics job's interval ended past what the data lake holds in full (or it
+    /// did not say): the query may have matched fewer conversations than exist.
+    pub fn analytics_short(&self) -> bool {
+        self.analytics_data_availability
+            .iter()
+            .any(|a| !a.covers_interval)
+    }
 }
 
 /// The recordings `--media` left out ([`super::manifest::MEDIA_EXCLUDED_FILE`]): their count
@@ -181,6 +193,11 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
         by_file_state: by_state,
         orphans_in_interval: None,
         media_not_taken: not_taken.clone(),
+        analytics_data_availability: ctx
+            .state
+            .get(crate::state::Key::AnalyticsAvailability)?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
     };
     let orphans = orphans(ctx)?;
     let mut counts = counts;
@@ -202,6 +219,14 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
             format!("--media left out the recordings listed in {}; every other listed recording is a manifest item", super::manifest::MEDIA_EXCLUDED_FILE)
         },
         "orphanRecordings": orphans,
+        "analyticsDataAvailability": counts.analytics_data_availability,
+        "analyticsDataAvailabilityNote": if counts.analytics_data_availability.is_empty() {
+            "every window of the interval was read through the synchronous analytics query (no data-lake job)"
+        } else if counts.analytics_short() {
+            "an analytics job's interval ends after the data lake's dataAvailabilityDate (or the date is unknown): conversations after that date may be missing from this export; export again once it has passed the interval's end"
+        } else {
+            "the analytics data lake was complete up to the end of every job's interval"
+        },
     });
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("json");
     bytes.push(b'\n');

@@ -20,6 +20,28 @@ use crate::source::{
     search_recordings,
 };
 
+/// Records what the analytics data lake said of each job's interval: a custody event per job
+/// (`analytics-data-availability`), kept in the job state for the completeness file, which the
+/// seal writes (perhaps in a later run).
+fn record_availability(
+    ctx: &Ctx<'_>,
+    availability: &[crate::source::DataAvailability],
+) -> Result<()> {
+    for a in availability {
+        let mut fields = serde_json::to_value(a).expect("json");
+        if !a.covers_interval {
+            fields["note"] = json!(
+                "the analytics data lake is not known to be complete up to the interval's end: conversations after its dataAvailabilityDate may be missing; export again once that date has passed the interval's end"
+            );
+        }
+        ctx.log("analytics-data-availability", fields)?;
+    }
+    ctx.state.set(
+        crate::state::Key::AnalyticsAvailability,
+        &serde_json::to_string(availability).expect("json"),
+    )
+}
+
 /// Lists what the selection names and seals the manifest.
 pub(super) async fn build_manifest(
     ctx: &Ctx<'_>,
@@ -42,7 +64,8 @@ pub(super) async fn build_manifest(
                 &staging.join("conversations"),
             )
             .await?;
-            genesys_recordings(&ctx.api, &convs, ctx.api.requests_in_flight(), &staging).await?
+            record_availability(ctx, &convs.availability)?;
+            genesys_recordings(&ctx.api, &convs.ids, ctx.api.requests_in_flight(), &staging).await?
         }
         (Input::Query(query), SourceKind::Search) => {
             search_recordings(&ctx.api, query.text(), cfg.page_size.min(1000)).await?

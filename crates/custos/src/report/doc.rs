@@ -376,6 +376,30 @@ fn preservation(f: &Facts, d: &mut Vec<Block>) {
             Cell::text(format!("{n}: recordings Genesys knows no conversation for, so no query finds them (data/completeness.json)")),
         ));
     }
+    let mut lake_short = false;
+    for job in c["analyticsDataAvailability"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let date = job["dataAvailabilityDate"]
+            .as_str()
+            .unwrap_or("(not stated)");
+        let interval = job["interval"].as_str().unwrap_or("");
+        let covered = job["coversInterval"] == true;
+        lake_short |= !covered;
+        pairs.push((
+            "Analytics data lake".to_owned(),
+            Cell::text(if covered {
+                format!("complete up to {date}, past the end of the job's interval {interval}")
+            } else {
+                format!("WARNING: complete only up to {date}, and the job's interval {interval} ends later: conversations after that date may be missing")
+            }),
+        ));
+    }
+    if lake_short {
+        d.push(Block::Note("The query's interval ends after the date up to which Genesys' analytics data lake holds every conversation: conversations after that date may be missing from this export. Export the same query again once that date has passed the interval's end (data/completeness.json).".into()));
+    }
     for (label, name) in [
         ("Deletion-Protection", "Legal hold at the source"),
         ("Restored-From-Archive", "Restored from archive"),

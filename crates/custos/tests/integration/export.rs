@@ -487,3 +487,82 @@ async fn a_batch_job_that_never_completes_is_given_up_at_the_deadline() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// The custody log's events named `event`, parsed.
+fn events(out: &std::path::Path, event: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("data/custody_log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == event)
+        .collect()
+}
+
+/// A query whose interval (read through an analytics job, the data lake) ends after the lake's
+/// `dataAvailabilityDate`: the simulator's job leaves out the conversations after it, as
+/// Genesys does, and the export says so (custody event, completeness file, report) instead of
+/// sealing a short answer as the whole.
+#[tokio::test]
+async fn an_interval_past_the_data_lake_is_reported_short() {
+    let mut s = scenario();
+    s.analytics_now = Some(time::macros::datetime!(2023-10-06 00:00 UTC));
+    let env = start(s).await;
+    let out = out_dir("lake-short");
+    let cfg = config(&env, out.clone(), SourceKind::Genesys, Retrieval::Batch);
+    let r = custos::export(&cfg, &NoProgress).await.unwrap();
+    assert!(r.completeness.analytics_short(), "{:?}", r.completeness);
+    let a = &r.completeness.analytics_data_availability;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(
+        a[0].data_availability_date.as_deref(),
+        Some("2023-10-05T23:00:00.000Z")
+    );
+    assert!(
+        a[0].interval.ends_with("/2023-10-08T00:00:00.000Z"),
+        "{a:?}"
+    );
+    let logged = events(&out, "analytics-data-availability");
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0]["coversInterval"], false);
+    assert!(
+        logged[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("may be missing")
+    );
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("data/completeness.json")).unwrap())
+            .unwrap();
+    assert_eq!(c["analyticsDataAvailability"][0]["coversInterval"], false);
+    // The report in the bag says so, for a reader who never opens the JSON.
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        report.contains("WARNING: complete only up to 2023-10-05T23:00:00.000Z"),
+        "the report does not warn"
+    );
+    // What the job left out is really missing: the truth holds more than the manifest.
+    let truth = env.sim.truth();
+    assert!(r.items > 0 && (r.items as usize) < truth.recordings.len());
+    let v = custos::verify::verify(&out, &Default::default()).unwrap();
+    assert!(v.findings.is_empty(), "{:?}", v.findings);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// The same query with the data lake complete past the interval's end: recorded as covered.
+#[tokio::test]
+async fn an_interval_inside_the_data_lake_is_recorded_as_covered() {
+    let env = start(scenario()).await;
+    let out = out_dir("lake-covered");
+    let cfg = config(&env, out.clone(), SourceKind::Genesys, Retrieval::Batch);
+    let r = custos::export(&cfg, &NoProgress).await.unwrap();
+    assert!(!r.completeness.analytics_short());
+    let logged = events(&out, "analytics-data-availability");
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0]["coversInterval"], true);
+    assert_eq!(
+        logged[0]["source"], "the analytics job's results",
+        "{logged:?}"
+    );
+    assert_eq!(r.items as usize, env.sim.truth().recordings.len());
+    std::fs::remove_dir_all(&out).unwrap();
+}

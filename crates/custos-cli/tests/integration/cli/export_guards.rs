@@ -508,3 +508,25 @@ async fn default_flags_against_every_fault_give_the_truth_per_id() {
     assert_eq!(verify_code(&out), 0);
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// An interval that ends after the analytics data lake's `dataAvailabilityDate`: the export
+/// finishes with what the lake held, says on the terminal that later conversations may be
+/// missing, and exits 1, not 0.
+#[tokio::test]
+async fn an_interval_past_the_data_lake_exits_1_with_a_warning() {
+    let mut s = scenario();
+    s.analytics_now = Some(time::macros::datetime!(2023-10-06 00:00 UTC));
+    let env = start(s).await;
+    let out = tmp("lake-short");
+    let o = run(export_cmd(&env, &out, &[])).await;
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{said}{}", stderr(&o));
+    assert!(
+        said.contains(
+            "WARNING: the analytics data lake is complete only up to 2023-10-05T23:00:00.000Z"
+        ) && said.contains("may be missing"),
+        "{said}"
+    );
+    assert_eq!(verify_code(&out), 0);
+    std::fs::remove_dir_all(&out).unwrap();
+}
