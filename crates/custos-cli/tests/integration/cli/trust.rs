@@ -568,16 +568,26 @@ struct On<'a> {
     recording: &'a str,
 }
 
-/// Runs `make(copy)` on every hostile copy: each ends within 5 s, refused (non-zero).
+/// Runs `make(copy)` on every hostile copy (a FIFO or a link to /dev/zero where the commands
+/// read) and on every bag of the hostile corpus `custos verify` is tested with: each ends
+/// within 5 s, refused (non-zero), without opening anything outside the bag.
 async fn never_hangs(name: &str, make: impl Fn(&On) -> Command) {
     let env = start(scenario()).await;
-    let (base, kdir, pubkey, copies) = hostile_copies(&env, name).await;
+    let (base, kdir, pubkey, mut copies) = hostile_copies(&env, name).await;
     let recording = custos::package::outcomes(&base)
         .unwrap()
         .into_iter()
         .find(|(_, o)| o == "Exported")
         .unwrap()
         .0;
+    let corpus = super::verify_hostile::Corpus::new(&base, name);
+    let cases = corpus.cases();
+    assert!(cases.len() >= 35, "{} cases", cases.len());
+    for (case, hostile, _) in &cases {
+        let d = copy_export(&base, &format!("{name}-{case}"));
+        hostile(&d);
+        copies.push((case.to_string(), d));
+    }
     for (case, d) in &copies {
         let cmd = make(&On {
             dir: d,
@@ -585,12 +595,18 @@ async fn never_hangs(name: &str, make: impl Fn(&On) -> Command) {
             env: &env,
             recording: &recording,
         });
+        let before = corpus.sentinel.opens();
         let (code, said, took) = tokio::task::block_in_place(|| {
             super::verify_hostile::run_for(cmd, Duration::from_secs(5))
         });
         assert!(code.is_some(), "{name} {case}: still running after 5 s");
         assert_ne!(code, Some(0), "{name} {case}: accepted: {said}");
         assert!(took < Duration::from_secs(5), "{name} {case}: {took:?}");
+        assert_eq!(
+            corpus.sentinel.opens(),
+            before,
+            "{name} {case}: opened a file outside the bag"
+        );
     }
     assert!(
         env.sim.truth().recordings.iter().all(|t| t.protected),
@@ -664,6 +680,16 @@ async fn produce_never_hangs_on_a_fifo_or_dev_zero() {
             o.dir,
             &["--out", out.to_str().unwrap(), "--prefix", "H"],
         )
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn increment_never_hangs_on_a_fifo_or_dev_zero() {
+    never_hangs("hang-increment", |o| {
+        let out = o.dir.with_extension("next");
+        let (prev, pk) = (o.dir.to_str().unwrap(), o.pubkey.to_str().unwrap());
+        export_cmd(o.env, &out, &["--increment-of", prev, "--pubkey", pk])
     })
     .await;
 }

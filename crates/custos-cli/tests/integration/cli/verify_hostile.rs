@@ -19,7 +19,7 @@ fn sha256(b: &[u8]) -> String {
 }
 
 /// A FIFO outside the bag, and a writer that counts every time something opens it to read.
-struct Sentinel {
+pub(super) struct Sentinel {
     fifo: PathBuf,
     opens: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -53,7 +53,7 @@ impl Sentinel {
         }
     }
 
-    fn opens(&self) -> usize {
+    pub(super) fn opens(&self) -> usize {
         std::thread::sleep(Duration::from_millis(30));
         self.opens.load(Ordering::SeqCst)
     }
@@ -61,6 +61,14 @@ impl Sentinel {
 
 impl Drop for Sentinel {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Sentinel {
+    /// Stops the writer (it waits on the FIFO for a reader: one non-blocking open wakes it).
+    /// The FIFO must still exist.
+    fn stop(&mut self) {
         use std::os::unix::fs::OpenOptionsExt;
         self.stop.store(true, Ordering::SeqCst);
         let _ = std::fs::OpenOptions::new()
@@ -214,7 +222,396 @@ fn first_recording_rel(d: &Path) -> String {
 }
 
 /// (name, how to make the bag hostile, the finding kind custos must report).
-type Case = (&'static str, Box<dyn Fn(&Path)>, &'static str);
+/// A hostile case: its name, how to make it from a copy of a sound bag, the finding expected.
+pub(super) type Case = (&'static str, Box<dyn Fn(&Path)>, &'static str);
+
+/// The hostile corpus's surroundings: a file and a counting FIFO outside any bag, and another
+/// bag (a case links to it).
+pub(super) struct Corpus {
+    /// Counts every open of a FIFO outside the bag.
+    pub(super) sentinel: Sentinel,
+    outside: PathBuf,
+    secret: PathBuf,
+    secret_sha: String,
+    other: PathBuf,
+}
+
+impl Corpus {
+    /// Sets up the surroundings for hostile copies of `base` (`name` tells temp dirs apart).
+    pub(super) fn new(base: &Path, name: &str) -> Corpus {
+        let outside = tmp(&format!("{name}-outside"));
+        std::fs::create_dir_all(&outside).unwrap();
+        let secret = outside.join("secret.txt");
+        std::fs::write(&secret, b"not part of any bag\n").unwrap();
+        Corpus {
+            sentinel: Sentinel::new(&outside),
+            outside,
+            secret,
+            secret_sha: sha256(b"not part of any bag\n"),
+            other: copy_export(base, &format!("{name}-other")),
+        }
+    }
+
+    /// Every hostile case: (name, how to make it from a copy of the sound bag, the finding
+    /// `custos verify` must report).
+    pub(super) fn cases(&self) -> Vec<Case> {
+        let (secret, secret_sha, sentinel) = (&self.secret, &self.secret_sha, &self.sentinel);
+        let (s1, s2, sp) = (secret.clone(), secret_sha.clone(), sentinel.fifo.clone());
+        let (s3, s4, sp2, sp3) = (
+            secret.clone(),
+            secret_sha.clone(),
+            sentinel.fifo.clone(),
+            sentinel.fifo.clone(),
+        );
+        let other_data = self.other.join("data");
+        vec![
+            (
+                "fifo-for-query-json",
+                Box::new(|d| swap(d, "data/query.json", mkfifo)),
+                "special-file",
+            ),
+            (
+                "tag-entry-dev-zero",
+                Box::new(|d| {
+                    edit_manifest(d, "tagmanifest-sha256.txt", |l| {
+                        l.push(format!("{}  /dev/zero", sha256(b"")))
+                    });
+                }),
+                "unsafe-path",
+            ),
+            (
+                "custody-log-links-to-dev-zero",
+                Box::new(|d| swap(d, "data/custody_log.jsonl", |at| symlink("/dev/zero", at))),
+                "special-file",
+            ),
+            (
+                "tag-entry-dotdot-with-right-hash",
+                Box::new(move |d| {
+                    let rel = format!(
+                        "../{}/secret.txt",
+                        s1.parent().unwrap().file_name().unwrap().to_str().unwrap()
+                    );
+                    edit_manifest(d, "tagmanifest-sha256.txt", |l| {
+                        l.push(format!("{s2}  {rel}"))
+                    });
+                }),
+                "unsafe-path",
+            ),
+            (
+                "tag-entry-absolute-with-right-hash",
+                Box::new(move |d| {
+                    edit_manifest(d, "tagmanifest-sha256.txt", |l| {
+                        l.push(format!("{s4}  {}", s3.display()))
+                    });
+                }),
+                "unsafe-path",
+            ),
+            (
+                "tag-entry-dotdot-fifo",
+                Box::new(move |d| {
+                    let rel = format!(
+                        "../{}/pipe",
+                        sp.parent().unwrap().file_name().unwrap().to_str().unwrap()
+                    );
+                    edit_manifest(d, "tagmanifest-sha256.txt", |l| {
+                        l.push(format!("{}  {rel}", sha256(b"")))
+                    });
+                }),
+                "unsafe-path",
+            ),
+            (
+                "payload-symlink-outside-listed",
+                Box::new({
+                    let secret = secret.clone();
+                    move |d| {
+                        plant(d, "data/planted.txt", b"not part of any bag\n", |at| {
+                            symlink(&secret, at)
+                        })
+                    }
+                }),
+                "special-file",
+            ),
+            (
+                "payload-symlink-to-outside-fifo",
+                Box::new(move |d| plant(d, "data/planted.txt", b"", |at| symlink(&sp2, at))),
+                "special-file",
+            ),
+            (
+                "fifo-in-payload-unlisted",
+                Box::new(|d| {
+                    let rec = super::first_recording(d);
+                    mkfifo(&rec.with_file_name("planted.wav"));
+                }),
+                "special-file",
+            ),
+            (
+                "fifo-in-payload-listed",
+                Box::new(|d| plant(d, "data/planted.wav", b"", mkfifo)),
+                "special-file",
+            ),
+            (
+                "data-is-a-link-to-another-bag",
+                Box::new(move |d| {
+                    std::fs::rename(d.join("data"), d.join("data.moved")).unwrap();
+                    symlink(&other_data, &d.join("data"));
+                }),
+                "special-file",
+            ),
+            (
+                "duplicate-entry-same-hash",
+                Box::new(|d| {
+                    edit_manifest(d, "manifest-sha256.txt", |l| {
+                        let x = l[0].clone();
+                        l.push(x)
+                    });
+                    reseal(d);
+                }),
+                "manifest-duplicate",
+            ),
+            (
+                "duplicate-entry-conflicting",
+                Box::new(|d| {
+                    edit_manifest(d, "manifest-sha256.txt", |l| {
+                        let x = format!("{}{}", "0".repeat(64), &l[0][64..]);
+                        l.push(x)
+                    });
+                    reseal(d);
+                }),
+                "manifest-duplicate",
+            ),
+            (
+                "extra-md5-manifest-wrong",
+                Box::new(|d| same_sum_manifest(d, "manifest-md5.txt", &"a".repeat(32))),
+                "payload-hash-mismatch",
+            ),
+            (
+                "extra-tagmanifest-md5-wrong",
+                Box::new(|d| {
+                    std::fs::write(
+                        d.join("tagmanifest-md5.txt"),
+                        format!("{}  bagit.txt\n", "b".repeat(32)),
+                    )
+                    .unwrap();
+                }),
+                "tag-hash-mismatch",
+            ),
+            (
+                "unsupported-algorithm-manifest",
+                Box::new(|d| same_sum_manifest(d, "manifest-blake2b.txt", &"c".repeat(128))),
+                "manifest-algorithm-unsupported",
+            ),
+            (
+                "non-utf8-name-beside-a-look-alike",
+                Box::new(|d| {
+                    use std::os::unix::ffi::OsStrExt;
+                    let rec = super::first_recording(d);
+                    let bytes = std::fs::read(&rec).unwrap();
+                    let dir = rec.parent().unwrap();
+                    let raw = std::ffi::OsStr::from_bytes(b"look\xffalike.wav");
+                    std::fs::write(dir.join(raw), &bytes).unwrap();
+                    let rel = format!(
+                        "{}/look\u{fffd}alike.wav",
+                        dir.strip_prefix(d).unwrap().display()
+                    );
+                    edit_manifest(d, "manifest-sha256.txt", |l| {
+                        l.push(format!("{}  {rel}", sha256(&bytes)))
+                    });
+                    bump_oxum(d, bytes.len() as i64, 1);
+                    reseal(d);
+                }),
+                "bad-file-name",
+            ),
+            (
+                "dot-segment-in-entry",
+                Box::new(|d| {
+                    let sum = sha256(&std::fs::read(d.join("data/query.json")).unwrap());
+                    replace_query_entry(d, &format!("{sum}  data/./query.json"));
+                }),
+                "unsafe-path",
+            ),
+            (
+                "entry-climbs-to-a-tag-file",
+                Box::new(|d| {
+                    let sum = sha256(&std::fs::read(d.join("bagit.txt")).unwrap());
+                    replace_query_entry(d, &format!("{sum}  data/../bagit.txt"));
+                }),
+                "unsafe-path",
+            ),
+            (
+                "payload-oxum-wrong",
+                Box::new(|d| {
+                    bump_oxum(d, 1, 0);
+                    reseal(d)
+                }),
+                "payload-oxum",
+            ),
+            (
+                "payload-oxum-missing",
+                Box::new(|d| {
+                    let p = d.join("bag-info.txt");
+                    let t = std::fs::read_to_string(&p).unwrap();
+                    std::fs::write(
+                        &p,
+                        t.lines()
+                            .filter(|l| !l.starts_with("Payload-Oxum"))
+                            .map(|l| format!("{l}\n"))
+                            .collect::<String>(),
+                    )
+                    .unwrap();
+                    reseal(d);
+                }),
+                "payload-oxum",
+            ),
+            (
+                "payload-oxum-given-twice",
+                Box::new(|d| {
+                    let p = d.join("bag-info.txt");
+                    let t = std::fs::read_to_string(&p).unwrap();
+                    std::fs::write(&p, format!("Payload-Oxum: 1.1\n{t}")).unwrap();
+                    reseal(d);
+                }),
+                "bag-info-invalid",
+            ),
+            (
+                "bagit-txt-with-bom",
+                Box::new(|d| {
+                    let p = d.join("bagit.txt");
+                    let t = std::fs::read(&p).unwrap();
+                    std::fs::write(&p, [b"\xef\xbb\xbf".as_slice(), &t].concat()).unwrap();
+                    reseal(d);
+                }),
+                "bagit-declaration",
+            ),
+            (
+                "bagit-txt-without-encoding",
+                Box::new(|d| {
+                    std::fs::write(d.join("bagit.txt"), "BagIt-Version: 1.0\n").unwrap();
+                    reseal(d);
+                }),
+                "bagit-declaration",
+            ),
+            (
+                "bagit-txt-is-a-fifo",
+                Box::new(|d| swap(d, "bagit.txt", mkfifo)),
+                "special-file",
+            ),
+            (
+                "tagmanifest-links-to-dev-zero",
+                Box::new(|d| swap(d, "tagmanifest-sha256.txt", |at| symlink("/dev/zero", at))),
+                "special-file",
+            ),
+            (
+                "manifest-one-huge-line",
+                Box::new(|d| {
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(d.join("manifest-sha256.txt"))
+                        .unwrap();
+                    f.write_all(&vec![b'a'; 8 << 20]).unwrap();
+                    reseal(d);
+                }),
+                "too-large",
+            ),
+            (
+                "custody-log-one-huge-line",
+                Box::new(|d| {
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(d.join("data/custody_log.jsonl"))
+                        .unwrap();
+                    f.write_all(&vec![b'{'; 16 << 20]).unwrap();
+                }),
+                "log-chain-broken",
+            ),
+            (
+                "device-node-in-payload",
+                Box::new(|d| {
+                    let ok = Command::new("mknod")
+                        .arg(d.join("data/zero"))
+                        .args(["c", "1", "5"])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    if !ok {
+                        // Not root: a socket stands in for the device.
+                        let _ = std::os::unix::net::UnixListener::bind(d.join("data/zero"));
+                    }
+                }),
+                "special-file",
+            ),
+            (
+                "socket-in-payload",
+                Box::new(|d| {
+                    std::mem::forget(
+                        std::os::unix::net::UnixListener::bind(d.join("data/recordings/sock"))
+                            .unwrap(),
+                    );
+                }),
+                "special-file",
+            ),
+            (
+                "sidecar-links-to-dev-zero",
+                Box::new(|d| {
+                    let rel = format!("{}.sha256", first_recording_rel(d));
+                    std::fs::remove_file(d.join(&rel)).unwrap();
+                    symlink("/dev/zero", &d.join(&rel));
+                }),
+                "special-file",
+            ),
+            (
+                "directory-link-loop",
+                Box::new(|d| symlink("..", &d.join("data/recordings/loop"))),
+                "special-file",
+            ),
+            (
+                "receipt-is-a-fifo",
+                Box::new(|d| {
+                    std::fs::create_dir_all(d.join("receipts")).unwrap();
+                    mkfifo(&d.join("receipts/upload-x.jsonl"));
+                }),
+                "special-file",
+            ),
+            (
+                "receipts-link-outside",
+                Box::new(move |d| symlink(sp3.parent().unwrap(), &d.join("receipts"))),
+                "special-file",
+            ),
+            (
+                "signature-is-a-fifo",
+                Box::new(|d| swap(d, "tagmanifest-sha256.txt.minisig", mkfifo)),
+                "special-file",
+            ),
+            (
+                "fetch-txt-claims-a-file",
+                Box::new(|d| {
+                    std::fs::write(
+                        d.join("fetch.txt"),
+                        "https://example.invalid/x 4 data/query.json\n",
+                    )
+                    .unwrap();
+                }),
+                "fetch-file",
+            ),
+            (
+                "tag-manifest-lists-a-payload-file",
+                Box::new(|d| {
+                    edit_manifest(d, "tagmanifest-sha256.txt", |l| {
+                        l.push(format!("{}  data/query.json", "0".repeat(64)))
+                    });
+                }),
+                "unsafe-path",
+            ),
+        ]
+    }
+}
+
+impl Drop for Corpus {
+    fn drop(&mut self) {
+        // Before its FIFO goes: a writer waiting on a removed FIFO never wakes.
+        self.sentinel.stop();
+        let _ = std::fs::remove_dir_all(&self.other);
+        let _ = std::fs::remove_dir_all(&self.outside);
+    }
+}
 
 #[tokio::test]
 async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
@@ -235,13 +632,8 @@ async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
         String::from_utf8_lossy(&o.stderr)
     );
     let public = format!("{}.pub", key.display());
-    let outside = tmp("hostile-outside");
-    std::fs::create_dir_all(&outside).unwrap();
-    let secret = outside.join("secret.txt");
-    std::fs::write(&secret, b"not part of any bag\n").unwrap();
-    let secret_sha = sha256(b"not part of any bag\n");
-    let sentinel = Sentinel::new(&outside);
-    let other = copy_export(&base, "hostile-other");
+    let corpus = Corpus::new(&base, "hostile");
+    let sentinel = &corpus.sentinel;
 
     let verify = |d: &Path, extra: &[&str]| {
         let mut c = Command::new(BIN);
@@ -278,350 +670,7 @@ async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
-    let (s1, s2, sp) = (secret.clone(), secret_sha.clone(), sentinel.fifo.clone());
-    let (s3, s4, sp2, sp3) = (
-        secret.clone(),
-        secret_sha.clone(),
-        sentinel.fifo.clone(),
-        sentinel.fifo.clone(),
-    );
-    let other_data = other.join("data");
-    let cases: Vec<Case> = vec![
-        (
-            "fifo-for-query-json",
-            Box::new(|d| swap(d, "data/query.json", mkfifo)),
-            "special-file",
-        ),
-        (
-            "tag-entry-dev-zero",
-            Box::new(|d| {
-                edit_manifest(d, "tagmanifest-sha256.txt", |l| {
-                    l.push(format!("{}  /dev/zero", sha256(b"")))
-                });
-            }),
-            "unsafe-path",
-        ),
-        (
-            "custody-log-links-to-dev-zero",
-            Box::new(|d| swap(d, "data/custody_log.jsonl", |at| symlink("/dev/zero", at))),
-            "special-file",
-        ),
-        (
-            "tag-entry-dotdot-with-right-hash",
-            Box::new(move |d| {
-                let rel = format!(
-                    "../{}/secret.txt",
-                    s1.parent().unwrap().file_name().unwrap().to_str().unwrap()
-                );
-                edit_manifest(d, "tagmanifest-sha256.txt", |l| {
-                    l.push(format!("{s2}  {rel}"))
-                });
-            }),
-            "unsafe-path",
-        ),
-        (
-            "tag-entry-absolute-with-right-hash",
-            Box::new(move |d| {
-                edit_manifest(d, "tagmanifest-sha256.txt", |l| {
-                    l.push(format!("{s4}  {}", s3.display()))
-                });
-            }),
-            "unsafe-path",
-        ),
-        (
-            "tag-entry-dotdot-fifo",
-            Box::new(move |d| {
-                let rel = format!(
-                    "../{}/pipe",
-                    sp.parent().unwrap().file_name().unwrap().to_str().unwrap()
-                );
-                edit_manifest(d, "tagmanifest-sha256.txt", |l| {
-                    l.push(format!("{}  {rel}", sha256(b"")))
-                });
-            }),
-            "unsafe-path",
-        ),
-        (
-            "payload-symlink-outside-listed",
-            Box::new({
-                let secret = secret.clone();
-                move |d| {
-                    plant(d, "data/planted.txt", b"not part of any bag\n", |at| {
-                        symlink(&secret, at)
-                    })
-                }
-            }),
-            "special-file",
-        ),
-        (
-            "payload-symlink-to-outside-fifo",
-            Box::new(move |d| plant(d, "data/planted.txt", b"", |at| symlink(&sp2, at))),
-            "special-file",
-        ),
-        (
-            "fifo-in-payload-unlisted",
-            Box::new(|d| {
-                let rec = super::first_recording(d);
-                mkfifo(&rec.with_file_name("planted.wav"));
-            }),
-            "special-file",
-        ),
-        (
-            "fifo-in-payload-listed",
-            Box::new(|d| plant(d, "data/planted.wav", b"", mkfifo)),
-            "special-file",
-        ),
-        (
-            "data-is-a-link-to-another-bag",
-            Box::new(move |d| {
-                std::fs::rename(d.join("data"), d.join("data.moved")).unwrap();
-                symlink(&other_data, &d.join("data"));
-            }),
-            "special-file",
-        ),
-        (
-            "duplicate-entry-same-hash",
-            Box::new(|d| {
-                edit_manifest(d, "manifest-sha256.txt", |l| {
-                    let x = l[0].clone();
-                    l.push(x)
-                });
-                reseal(d);
-            }),
-            "manifest-duplicate",
-        ),
-        (
-            "duplicate-entry-conflicting",
-            Box::new(|d| {
-                edit_manifest(d, "manifest-sha256.txt", |l| {
-                    let x = format!("{}{}", "0".repeat(64), &l[0][64..]);
-                    l.push(x)
-                });
-                reseal(d);
-            }),
-            "manifest-duplicate",
-        ),
-        (
-            "extra-md5-manifest-wrong",
-            Box::new(|d| same_sum_manifest(d, "manifest-md5.txt", &"a".repeat(32))),
-            "payload-hash-mismatch",
-        ),
-        (
-            "extra-tagmanifest-md5-wrong",
-            Box::new(|d| {
-                std::fs::write(
-                    d.join("tagmanifest-md5.txt"),
-                    format!("{}  bagit.txt\n", "b".repeat(32)),
-                )
-                .unwrap();
-            }),
-            "tag-hash-mismatch",
-        ),
-        (
-            "unsupported-algorithm-manifest",
-            Box::new(|d| same_sum_manifest(d, "manifest-blake2b.txt", &"c".repeat(128))),
-            "manifest-algorithm-unsupported",
-        ),
-        (
-            "non-utf8-name-beside-a-look-alike",
-            Box::new(|d| {
-                use std::os::unix::ffi::OsStrExt;
-                let rec = super::first_recording(d);
-                let bytes = std::fs::read(&rec).unwrap();
-                let dir = rec.parent().unwrap();
-                let raw = std::ffi::OsStr::from_bytes(b"look\xffalike.wav");
-                std::fs::write(dir.join(raw), &bytes).unwrap();
-                let rel = format!(
-                    "{}/look\u{fffd}alike.wav",
-                    dir.strip_prefix(d).unwrap().display()
-                );
-                edit_manifest(d, "manifest-sha256.txt", |l| {
-                    l.push(format!("{}  {rel}", sha256(&bytes)))
-                });
-                bump_oxum(d, bytes.len() as i64, 1);
-                reseal(d);
-            }),
-            "bad-file-name",
-        ),
-        (
-            "dot-segment-in-entry",
-            Box::new(|d| {
-                let sum = sha256(&std::fs::read(d.join("data/query.json")).unwrap());
-                replace_query_entry(d, &format!("{sum}  data/./query.json"));
-            }),
-            "unsafe-path",
-        ),
-        (
-            "entry-climbs-to-a-tag-file",
-            Box::new(|d| {
-                let sum = sha256(&std::fs::read(d.join("bagit.txt")).unwrap());
-                replace_query_entry(d, &format!("{sum}  data/../bagit.txt"));
-            }),
-            "unsafe-path",
-        ),
-        (
-            "payload-oxum-wrong",
-            Box::new(|d| {
-                bump_oxum(d, 1, 0);
-                reseal(d)
-            }),
-            "payload-oxum",
-        ),
-        (
-            "payload-oxum-missing",
-            Box::new(|d| {
-                let p = d.join("bag-info.txt");
-                let t = std::fs::read_to_string(&p).unwrap();
-                std::fs::write(
-                    &p,
-                    t.lines()
-                        .filter(|l| !l.starts_with("Payload-Oxum"))
-                        .map(|l| format!("{l}\n"))
-                        .collect::<String>(),
-                )
-                .unwrap();
-                reseal(d);
-            }),
-            "payload-oxum",
-        ),
-        (
-            "payload-oxum-given-twice",
-            Box::new(|d| {
-                let p = d.join("bag-info.txt");
-                let t = std::fs::read_to_string(&p).unwrap();
-                std::fs::write(&p, format!("Payload-Oxum: 1.1\n{t}")).unwrap();
-                reseal(d);
-            }),
-            "bag-info-invalid",
-        ),
-        (
-            "bagit-txt-with-bom",
-            Box::new(|d| {
-                let p = d.join("bagit.txt");
-                let t = std::fs::read(&p).unwrap();
-                std::fs::write(&p, [b"\xef\xbb\xbf".as_slice(), &t].concat()).unwrap();
-                reseal(d);
-            }),
-            "bagit-declaration",
-        ),
-        (
-            "bagit-txt-without-encoding",
-            Box::new(|d| {
-                std::fs::write(d.join("bagit.txt"), "BagIt-Version: 1.0\n").unwrap();
-                reseal(d);
-            }),
-            "bagit-declaration",
-        ),
-        (
-            "bagit-txt-is-a-fifo",
-            Box::new(|d| swap(d, "bagit.txt", mkfifo)),
-            "special-file",
-        ),
-        (
-            "tagmanifest-links-to-dev-zero",
-            Box::new(|d| swap(d, "tagmanifest-sha256.txt", |at| symlink("/dev/zero", at))),
-            "special-file",
-        ),
-        (
-            "manifest-one-huge-line",
-            Box::new(|d| {
-                let mut f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(d.join("manifest-sha256.txt"))
-                    .unwrap();
-                f.write_all(&vec![b'a'; 8 << 20]).unwrap();
-                reseal(d);
-            }),
-            "too-large",
-        ),
-        (
-            "custody-log-one-huge-line",
-            Box::new(|d| {
-                let mut f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(d.join("data/custody_log.jsonl"))
-                    .unwrap();
-                f.write_all(&vec![b'{'; 16 << 20]).unwrap();
-            }),
-            "log-chain-broken",
-        ),
-        (
-            "device-node-in-payload",
-            Box::new(|d| {
-                let ok = Command::new("mknod")
-                    .arg(d.join("data/zero"))
-                    .args(["c", "1", "5"])
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if !ok {
-                    // Not root: a socket stands in for the device.
-                    let _ = std::os::unix::net::UnixListener::bind(d.join("data/zero"));
-                }
-            }),
-            "special-file",
-        ),
-        (
-            "socket-in-payload",
-            Box::new(|d| {
-                std::mem::forget(
-                    std::os::unix::net::UnixListener::bind(d.join("data/recordings/sock")).unwrap(),
-                );
-            }),
-            "special-file",
-        ),
-        (
-            "sidecar-links-to-dev-zero",
-            Box::new(|d| {
-                let rel = format!("{}.sha256", first_recording_rel(d));
-                std::fs::remove_file(d.join(&rel)).unwrap();
-                symlink("/dev/zero", &d.join(&rel));
-            }),
-            "special-file",
-        ),
-        (
-            "directory-link-loop",
-            Box::new(|d| symlink("..", &d.join("data/recordings/loop"))),
-            "special-file",
-        ),
-        (
-            "receipt-is-a-fifo",
-            Box::new(|d| {
-                std::fs::create_dir_all(d.join("receipts")).unwrap();
-                mkfifo(&d.join("receipts/upload-x.jsonl"));
-            }),
-            "special-file",
-        ),
-        (
-            "receipts-link-outside",
-            Box::new(move |d| symlink(sp3.parent().unwrap(), &d.join("receipts"))),
-            "special-file",
-        ),
-        (
-            "signature-is-a-fifo",
-            Box::new(|d| swap(d, "tagmanifest-sha256.txt.minisig", mkfifo)),
-            "special-file",
-        ),
-        (
-            "fetch-txt-claims-a-file",
-            Box::new(|d| {
-                std::fs::write(
-                    d.join("fetch.txt"),
-                    "https://example.invalid/x 4 data/query.json\n",
-                )
-                .unwrap();
-            }),
-            "fetch-file",
-        ),
-        (
-            "tag-manifest-lists-a-payload-file",
-            Box::new(|d| {
-                edit_manifest(d, "tagmanifest-sha256.txt", |l| {
-                    l.push(format!("{}  data/query.json", "0".repeat(64)))
-                });
-            }),
-            "unsafe-path",
-        ),
-    ];
+    let cases = corpus.cases();
     assert!(cases.len() >= 25, "{} cases", cases.len());
     let mut report = Vec::new();
     for (name, make, expect) in &cases {
@@ -662,10 +711,8 @@ async fn hostile_bags_never_hang_never_pass_and_are_never_read_outside() {
         let _ = std::fs::remove_dir_all(&d);
     }
     eprintln!("{}", report.join("\n"));
-    drop(sentinel);
-    for p in [&base, &other, &outside] {
-        let _ = std::fs::remove_dir_all(p);
-    }
+    drop(corpus);
+    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// `--sample 0.5` draws a fresh sample each run: one tampered recording is caught in at least
