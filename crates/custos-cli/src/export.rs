@@ -15,13 +15,9 @@ use crate::progress::Bars;
 
 fn print_report(r: &Report, json: bool) {
     if json {
-        let counts: serde_json::Map<String, serde_json::Value> = r
-            .counts
-            .iter()
-            .map(|(o, n)| (o.as_str().to_owned(), (*n).into()))
-            .collect();
+        let counts = r.tally.outcomes_json();
         let v = serde_json::json!({
-            "out": r.out, "items": r.items, "outcomes": counts, "purged": r.counts[&Outcome::Purged], "bytes": r.bytes,
+            "out": r.out, "items": r.tally.items, "outcomes": counts, "purged": r.tally[Outcome::Purged], "bytes": r.tally.exported_bytes,
             "querySha256": r.query_sha256, "manifestSha256": r.manifest_sha256, "resumed": r.resumed,
             "alreadyComplete": r.already_complete, "custodyLogHead": r.custody_log_head, "rateLimitWaitSeconds": r.rate_limit_wait.as_secs_f64(), "signature": r.signature, "timestamps": r.timestamps, "apiCalls": r.api_calls, "seconds": r.elapsed.as_secs_f64(),
             "durationChecked": {"checked": r.duration.checked, "of": r.duration.files, "notChecked": r.duration.not_checked},
@@ -39,8 +35,9 @@ fn print_report(r: &Report, json: bool) {
     out!("Export: {}", r.out.display());
     out!(
         "  items {}  |  {}",
-        r.items,
-        r.counts
+        r.tally.items,
+        r.tally
+            .counts
             .iter()
             .map(|(o, n)| format!("{o} {n}"))
             .collect::<Vec<_>>()
@@ -48,7 +45,7 @@ fn print_report(r: &Report, json: bool) {
     );
     out!(
         "  exported {:.1} MB in {:.1} s, {} API calls{}",
-        r.bytes as f64 / 1e6,
+        r.tally.exported_bytes as f64 / 1e6,
         r.elapsed.as_secs_f64(),
         r.api_calls,
         if r.resumed { " (resumed)" } else { "" }
@@ -149,7 +146,7 @@ fn print_completeness(c: &custos::export::Completeness) {
 /// 1 when an item failed or is corrupted, or when an analytics job's interval ended past what
 /// the data lake holds in full (the query may have matched fewer conversations than exist).
 fn exit_code(r: &Report) -> i32 {
-    if r.counts[&Outcome::Failed] + r.counts[&Outcome::Corrupted] > 0
+    if r.tally[Outcome::Failed] + r.tally[Outcome::Corrupted] > 0
         || r.completeness.analytics_short()
     {
         1

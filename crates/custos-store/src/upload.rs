@@ -355,8 +355,7 @@ fn open_receipt(
     let lock = lock(&path)?;
     let log = CustodyLog::open(
         &path,
-        json!({"osUser": custos::export::os_identity(), "operator": opts.operator}),
-        custos::export::tool(),
+        &custos::custody::Actor::here(opts.operator.as_deref(), None),
     )?;
     let events = custos::custody::read_events(&path)?;
     let started = events.iter().find(|e| e["event"] == "upload-started");

@@ -29,6 +29,93 @@ struct Inner {
     prev: String,
 }
 
+/// This tool's name, as the custody records state it.
+pub const TOOL: &str = "custos";
+/// This build's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit this build was made from.
+pub const COMMIT: &str = env!("CUSTOS_GIT_COMMIT");
+
+/// `{name, version, commit}` of this build, as the custody log records it.
+pub fn tool() -> serde_json::Value {
+    json!({"name": TOOL, "version": VERSION, "commit": COMMIT})
+}
+
+/// `user@host` of the account the process runs as (its real uid, named from the password
+/// database; never `$USER`, which anyone can set).
+pub fn os_identity() -> String {
+    let user = account()
+        .or_else(env_user)
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{host}")
+}
+
+/// `$USER` (or `$LOGNAME`), when it names someone other than the account: recorded beside it.
+pub fn env_user_if_different() -> Option<String> {
+    let env = env_user()?;
+    (account().as_deref() != Some(env.as_str())).then_some(env)
+}
+
+fn env_user() -> Option<String> {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// The name of the process's real uid (Linux: /proc/self/status and /etc/passwd), or
+/// `uid N` when the database does not name it.
+fn account() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
+        p.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid).then(|| f[0].to_owned())
+        })
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
+}
+
+/// Who does what a custody log records (each line's `actor`): the account the process runs as
+/// (`osUser`; `envUser` beside it when `$USER` names someone else), the operator the person
+/// named, and the OAuth client acting at the source, when one does.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Actor {
+    /// The OAuth client acting at the source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_client_id: Option<String>,
+    /// `user@host` of the process's account ([`os_identity`]).
+    pub os_user: String,
+    /// The operator (`--operator`, config or environment), as given.
+    pub operator: Option<String>,
+    /// `$USER`, when it names someone other than the account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_user: Option<String>,
+}
+
+impl Actor {
+    /// This process, for `operator`, acting through `oauth_client_id` if any.
+    pub fn here(operator: Option<&str>, oauth_client_id: Option<&str>) -> Actor {
+        Actor {
+            oauth_client_id: oauth_client_id.map(str::to_owned),
+            os_user: os_identity(),
+            operator: operator.map(str::to_owned),
+            env_user: env_user_if_different(),
+        }
+    }
+}
+
 /// An open custody log.
 pub struct CustodyLog {
     path: PathBuf,
@@ -185,7 +272,8 @@ pub fn csv_cell(v: &str) -> std::borrow::Cow<'_, str> {
 
 impl CustodyLog {
     /// Opens (creating, or continuing after a crash) the log at `path`.
-    pub fn open(path: &Path, actor: Value, tool: Value) -> Result<CustodyLog> {
+    pub fn open(path: &Path, actor: &Actor) -> Result<CustodyLog> {
+        let (actor, tool) = (serde_json::to_value(actor).expect("json"), tool());
         let mut torn = 0;
         let (seq, prev) = if path.exists() {
             let check = check_chain(path).map_err(|e| {
@@ -317,8 +405,7 @@ mod tests {
     #[test]
     fn chain_detects_edits_removals_and_reorders() {
         let p = tmp("chain");
-        let log =
-            CustodyLog::open(&p, json!({"oauthClientId": "c"}), json!({"name": "custos"})).unwrap();
+        let log = CustodyLog::open(&p, &Actor::here(None, Some("c"))).unwrap();
         for i in 0..4 {
             log.append("test", json!({"i": i})).unwrap();
         }
@@ -341,14 +428,14 @@ mod tests {
     fn a_torn_last_line_is_cut_and_the_chain_continues() {
         let p = tmp("torn");
         {
-            let log = CustodyLog::open(&p, json!({}), json!({})).unwrap();
+            let log = CustodyLog::open(&p, &Actor::here(None, None)).unwrap();
             log.append("a", json!({})).unwrap();
             log.append("b", json!({})).unwrap();
         }
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         f.write_all(b"{\"seq\":3,\"time\":\"20").unwrap();
         assert_eq!(check_chain(&p).unwrap().torn_bytes, 19);
-        let log = CustodyLog::open(&p, json!({}), json!({})).unwrap();
+        let log = CustodyLog::open(&p, &Actor::here(None, None)).unwrap();
         log.append("c", json!({})).unwrap();
         let check = check_chain(&p).unwrap();
         assert_eq!((check.lines, check.torn_bytes), (4, 0));

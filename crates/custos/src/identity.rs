@@ -83,7 +83,7 @@ pub fn binary() -> Value {
         }
         Err(_) => (String::new(), String::new()),
     });
-    json!({"version": env!("CARGO_PKG_VERSION"), "commit": env!("CUSTOS_GIT_COMMIT"), "path": path, "sha256": sha})
+    json!({"version": crate::custody::VERSION, "commit": crate::custody::COMMIT, "path": path, "sha256": sha})
 }
 
 /// Whether `url` names a loopback host (the simulator, a test server): no real organization.

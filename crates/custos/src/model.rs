@@ -18,6 +18,55 @@ pub enum Outcome {
     Failed,
 }
 
+/// How a set of manifest items ended: every outcome counted (zeros included) and the bytes of
+/// the exported files. The one tally: the seal writes it to the custody record and
+/// `data/summary.json`, the export returns it, the report recounts it from the custody CSV.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tally {
+    /// Items counted.
+    pub items: u64,
+    /// Items per outcome, every outcome present.
+    pub counts: std::collections::BTreeMap<Outcome, u64>,
+    /// Bytes of the items that ended `Exported`.
+    pub exported_bytes: u64,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            items: 0,
+            counts: Outcome::ALL.into_iter().map(|o| (o, 0)).collect(),
+            exported_bytes: 0,
+        }
+    }
+}
+
+impl Tally {
+    /// Counts one item that ended `outcome` (`bytes`: its file's size, if it has one).
+    pub fn add(&mut self, outcome: Outcome, bytes: Option<u64>) {
+        self.items += 1;
+        *self.counts.entry(outcome).or_default() += 1;
+        if outcome == Outcome::Exported {
+            self.exported_bytes += bytes.unwrap_or(0);
+        }
+    }
+
+    /// The counts as JSON (`{"Exported": n, …}`, every outcome).
+    pub fn outcomes_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.counts
+            .iter()
+            .map(|(o, n)| (o.as_str().to_owned(), (*n).into()))
+            .collect()
+    }
+}
+
+impl std::ops::Index<Outcome> for Tally {
+    type Output = u64;
+    fn index(&self, o: Outcome) -> &u64 {
+        self.counts.get(&o).unwrap_or(&0)
+    }
+}
+
 impl Outcome {
     /// Every outcome, in report order.
     pub const ALL: [Outcome; 5] = [

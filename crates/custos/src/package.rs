@@ -9,6 +9,36 @@ use crate::digest::Sha256;
 use crate::durable::{sha256_file, write_durably};
 use crate::error::{Error, Result};
 
+/// The files of an export package, by their path under the bag root.
+pub mod files {
+    /// The BagIt declaration.
+    pub const BAGIT: &str = "bagit.txt";
+    /// The bag's labels.
+    pub const BAG_INFO: &str = "bag-info.txt";
+    /// The payload manifest.
+    pub const MANIFEST: &str = "manifest-sha256.txt";
+    /// The tag manifest: what the signature covers.
+    pub const TAG_MANIFEST: &str = "tagmanifest-sha256.txt";
+    /// The minisign signature over [`TAG_MANIFEST`].
+    pub const SIGNATURE: &str = "tagmanifest-sha256.txt.minisig";
+    /// The query, recorded and hashed before anything was listed.
+    pub const QUERY: &str = "data/query.json";
+    /// The sealed work list.
+    pub const MANIFEST_CSV: &str = "data/manifest.csv";
+    /// One row per manifest item, with its outcome.
+    pub const CUSTODY_CSV: &str = "data/chain_of_custody.csv";
+    /// Who spoke, when and why, per manifest item.
+    pub const CALL_FACTS: &str = "data/call_facts.csv";
+    /// The hash-chained custody log.
+    pub const CUSTODY_LOG: &str = "data/custody_log.jsonl";
+    /// The set `--protect` put under deletion protection.
+    pub const PROTECTION: &str = "data/protection.json";
+    /// An increment's link to the bag before it.
+    pub const CHAIN: &str = "data/chain.json";
+    /// Every recording the earlier bags of a chain exported.
+    pub const CHAIN_PRIOR: &str = "data/chain_prior_exported.txt";
+}
+
 /// Every regular file under `root/data`, as (path relative to `root` with `/`, absolute path),
 /// in [`walk_payload`]'s order.
 pub fn payload_files(root: &Path) -> Result<Vec<(String, PathBuf)>> {
@@ -78,7 +108,7 @@ pub fn write_bag(
         let f = crate::durable::create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
         Ok((tmp, std::io::BufWriter::new(f)))
     };
-    let (manifest_tmp, mut manifest) = open("manifest-sha256.txt")?;
+    let (manifest_tmp, mut manifest) = open(files::MANIFEST)?;
     // The same list for hashdeep: audit from the bag root with
     // `hashdeep -c sha256 -r -l -a -k hashdeep-sha256.txt data`.
     let (hashdeep_tmp, mut hashdeep) = open("hashdeep-sha256.txt")?;
@@ -110,7 +140,7 @@ pub fn write_bag(
         Ok(())
     })?;
     for (tmp, w, name) in [
-        (&manifest_tmp, manifest, "manifest-sha256.txt"),
+        (&manifest_tmp, manifest, files::MANIFEST),
         (&hashdeep_tmp, hashdeep, "hashdeep-sha256.txt"),
     ] {
         let f = w.into_inner().map_err(|e| Error::io(tmp, e.into_error()))?;
@@ -118,7 +148,7 @@ pub fn write_bag(
         std::fs::rename(tmp, root.join(name)).map_err(io(tmp))?;
     }
     write_durably(
-        &root.join("bagit.txt"),
+        &root.join(files::BAGIT),
         b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n",
     )?;
     leaves.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
@@ -132,12 +162,12 @@ pub fn write_bag(
         // Values are single lines: a newline would forge another label.
         bag_info.push_str(&format!("{k}: {}\n", v.replace(['\r', '\n'], " ")));
     }
-    write_durably(&root.join("bag-info.txt"), bag_info.as_bytes())?;
+    write_durably(&root.join(files::BAG_INFO), bag_info.as_bytes())?;
     let mut names = vec![
-        "bag-info.txt",
-        "bagit.txt",
+        files::BAG_INFO,
+        files::BAGIT,
         "hashdeep-sha256.txt",
-        "manifest-sha256.txt",
+        files::MANIFEST,
     ];
     names.extend(more_tags()?);
     names.sort_unstable();
@@ -146,7 +176,7 @@ pub fn write_bag(
         let (sha, _) = sha256_file(&root.join(name))?;
         tags.push_str(&format!("{sha}  {name}\n"));
     }
-    write_durably(&root.join("tagmanifest-sha256.txt"), tags.as_bytes())?;
+    write_durably(&root.join(files::TAG_MANIFEST), tags.as_bytes())?;
     Ok(PayloadSummary { files, bytes })
 }
 
@@ -299,8 +329,8 @@ pub fn validate_bag(root: &Path) -> std::result::Result<u64, BagError> {
         }
         Ok(seen)
     };
-    let listed = check("manifest-sha256.txt")?;
-    check("tagmanifest-sha256.txt")?;
+    let listed = check(files::MANIFEST)?;
+    check(files::TAG_MANIFEST)?;
     let data = root.join("data");
     let files = payload_files(root).map_err(|e| BagError::Io {
         path: data.clone(),
@@ -318,7 +348,7 @@ pub fn validate_bag(root: &Path) -> std::result::Result<u64, BagError> {
         .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .sum();
     let oxum = format!("Payload-Oxum: {bytes}.{}", files.len());
-    let info = root.join("bag-info.txt");
+    let info = root.join(files::BAG_INFO);
     if !std::fs::read_to_string(&info)
         .map_err(read_error(&info))?
         .lines()
@@ -351,7 +381,7 @@ pub struct CustodyRow {
 
 /// Every row of `data/chain_of_custody.csv`, by header name.
 pub fn custody_rows(root: &Path) -> std::result::Result<Vec<CustodyRow>, BagError> {
-    let path = root.join("data/chain_of_custody.csv");
+    let path = root.join(files::CUSTODY_CSV);
     let bad = |why: String| BagError::Record {
         path: path.clone(),
         why,
@@ -415,27 +445,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s, PayloadSummary { files: 2, bytes: 7 });
-        let m = std::fs::read_to_string(root.join("manifest-sha256.txt")).unwrap();
+        let m = std::fs::read_to_string(root.join(files::MANIFEST)).unwrap();
         let lines: Vec<&str> = m.lines().collect();
         assert!(lines[0].ends_with("  data/a.txt") && lines[1].ends_with("  data/b/x.txt"));
         assert!(
             lines[1]
                 .starts_with("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
         );
-        let info = std::fs::read_to_string(root.join("bag-info.txt")).unwrap();
+        let info = std::fs::read_to_string(root.join(files::BAG_INFO)).unwrap();
         assert!(info.contains("Payload-Oxum: 7.2\n"));
         assert!(info.contains("External-Identifier: M-1 Forged: yes\n"));
         assert_eq!(
-            std::fs::read_to_string(root.join("tagmanifest-sha256.txt"))
+            std::fs::read_to_string(root.join(files::TAG_MANIFEST))
                 .unwrap()
                 .lines()
                 .map(|l| l.split_once("  ").unwrap().1)
                 .collect::<Vec<_>>(),
             [
-                "bag-info.txt",
-                "bagit.txt",
+                files::BAG_INFO,
+                files::BAGIT,
                 "hashdeep-sha256.txt",
-                "manifest-sha256.txt",
+                files::MANIFEST,
                 "notes.txt"
             ]
         );

@@ -318,8 +318,8 @@ pub async fn release(o: &ReleaseOptions, api: &Api) -> Result<ReleaseReport> {
     let dir = root.join("receipts");
     crate::durable::make_dirs(&dir)?;
     let receipt = dir.join(format!("release-protection-{stamp}.jsonl"));
-    let actor = json!({"osUser": crate::export::os_identity(), "operator": o.operator, "oauthClientId": api.client_id()});
-    let log = CustodyLog::open(&receipt, actor, crate::export::tool())?;
+    let actor = crate::custody::Actor::here(o.operator.as_deref(), Some(api.client_id()));
+    let log = CustodyLog::open(&receipt, &actor)?;
     log.append(
         "release-started",
         json!({"what": "deletion protection", "tagManifestSha256": tag_sha, "origin": pkg.origin(),

@@ -5,6 +5,7 @@
 //! what it signs. The trusted comment, covered by the signature, names the matter, the export id
 //! and the custody log's head.
 
+use crate::package::files;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -82,7 +83,7 @@ pub fn load_secret_key(path: &Path) -> Result<minisign::SecretKey> {
 /// Signs `root/tagmanifest-sha256.txt` into `root/tagmanifest-sha256.txt.minisig`.
 pub fn sign_bag(root: &Path, sk: &minisign::SecretKey, trusted_comment: &str) -> Result<PathBuf> {
     sign_file(
-        &root.join("tagmanifest-sha256.txt"),
+        &root.join(files::TAG_MANIFEST),
         sk,
         trusted_comment,
         "custos signature of tagmanifest-sha256.txt",
@@ -130,13 +131,13 @@ mod tests {
                 0o600
             );
         }
-        std::fs::write(dir.join("tagmanifest-sha256.txt"), "abc  bagit.txt\n").unwrap();
+        std::fs::write(dir.join(files::TAG_MANIFEST), "abc  bagit.txt\n").unwrap();
         let sk = load_secret_key(&key).unwrap();
         let sig = sign_bag(&dir, &sk, "custos matter:M-1").unwrap();
         let pk = minisign::PublicKey::from_file(&pub_path).unwrap();
         let sbox = minisign::SignatureBox::from_file(&sig).unwrap();
         assert_eq!(sbox.trusted_comment().unwrap(), "custos matter:M-1");
-        let data = std::io::Cursor::new(std::fs::read(dir.join("tagmanifest-sha256.txt")).unwrap());
+        let data = std::io::Cursor::new(std::fs::read(dir.join(files::TAG_MANIFEST)).unwrap());
         minisign::verify(&pk, &sbox, data, true, false, false).unwrap();
         let tampered = std::io::Cursor::new(b"abd  bagit.txt\n".to_vec());
         assert!(minisign::verify(&pk, &sbox, tampered, true, false, false).is_err());

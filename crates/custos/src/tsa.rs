@@ -6,6 +6,7 @@
 //! `openssl ts -verify` (docs/verification.md shows the command), which `custos verify
 //! --tsa-ca` runs.
 
+use crate::package::files;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -511,7 +512,7 @@ pub async fn stamp_bag(
         return Ok(stamps);
     }
     let http = reqwest::Client::new();
-    for name in ["tagmanifest-sha256.txt", "tagmanifest-sha256.txt.minisig"] {
+    for name in [files::TAG_MANIFEST, files::SIGNATURE] {
         let file = root.join(name);
         if matches!(
             crate::verify::fsys::Bag::new(root).lstat(name),

@@ -42,60 +42,6 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-pub(super) const TOOL: &str = "custos";
-pub(super) const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub(super) const COMMIT: &str = env!("CUSTOS_GIT_COMMIT");
-
-/// `{name, version, commit}` of this build, as the custody log records it.
-pub fn tool() -> serde_json::Value {
-    json!({"name": TOOL, "version": VERSION, "commit": COMMIT})
-}
-
-/// `user@host` of the account the process runs as (its real uid, named from the password
-/// database; never `$USER`, which anyone can set).
-pub fn os_identity() -> String {
-    let user = account()
-        .or_else(env_user)
-        .unwrap_or_else(|| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{host}")
-}
-
-/// `$USER` (or `$LOGNAME`), when it names someone other than the account: recorded beside it.
-pub fn env_user_if_different() -> Option<String> {
-    let env = env_user()?;
-    (account().as_deref() != Some(env.as_str())).then_some(env)
-}
-
-fn env_user() -> Option<String> {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-}
-
-/// The name of the process's real uid (Linux: /proc/self/status and /etc/passwd), or
-/// `uid N` when the database does not name it.
-fn account() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .to_owned();
-    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
-        p.lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() > 2 && f[2] == uid).then(|| f[0].to_owned())
-        })
-    });
-    Some(name.unwrap_or_else(|| format!("uid {uid}")))
-}
-
 /// What selects the recordings: a query, or a list of ids.
 pub(super) enum Input {
     Query(Query),

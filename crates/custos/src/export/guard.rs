@@ -2,10 +2,12 @@
 //! shape, the settings recorded at the start and compared on resume, and the files an earlier
 //! run wrote, hashed again before a resume trusts them.
 
+use crate::package::files;
 use std::path::Path;
 
 use super::config::{ExportConfig, Retrieval};
-use super::context::{Ctx, os_identity};
+use super::context::Ctx;
+use crate::custody::os_identity;
 use crate::durable::sha256_file;
 use crate::error::{Error, Result};
 use crate::state::{Done, Key};
@@ -231,10 +233,10 @@ pub(super) fn recheck_written(ctx: &Ctx<'_>) -> Result<()> {
         Ok(())
     };
     if let Some(sha) = ctx.state.get(Key::QuerySha256)? {
-        check("data/query.json", &sha, "the query record")?;
+        check(files::QUERY, &sha, "the query record")?;
     }
     if let Some(sha) = ctx.state.get(Key::ManifestSha256)? {
-        check("data/manifest.csv", &sha, "the sealed manifest")?;
+        check(files::MANIFEST_CSV, &sha, "the sealed manifest")?;
     }
     ctx.state.for_each(|_, d| match d {
         Some(Done {

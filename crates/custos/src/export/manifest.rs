@@ -1,6 +1,7 @@
 //! Stage 2: every page listed, deduplicated, sorted, and sealed as `data/manifest.csv`, the
 //! work list of the run; the listed metadata kept as received.
 
+use crate::package::files;
 use std::path::Path;
 
 use time::OffsetDateTime;
@@ -109,7 +110,7 @@ pub(super) async fn build_manifest(
         .expect("csv");
     }
     let bytes = w.into_inner().expect("csv");
-    let path = ctx.root.join("data/manifest.csv");
+    let path = ctx.root.join(files::MANIFEST_CSV);
     write_sealed(&path, &bytes)?;
     let sha = Sha256::of(&bytes).hex();
     write_sealed(
@@ -119,7 +120,7 @@ pub(super) async fn build_manifest(
     ctx.state.seal_manifest(&found.items, &sha)?;
     ctx.log(
         "manifest-sealed",
-        json!({"file": "data/manifest.csv", "sha256": sha, "items": found.items.len()}),
+        json!({"file": files::MANIFEST_CSV, "sha256": sha, "items": found.items.len()}),
     )?;
     Ok(())
 }

@@ -21,7 +21,7 @@ mod seal;
 mod timestamp;
 mod transcripts;
 
-use std::collections::BTreeMap;
+use crate::package::files;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,15 +35,15 @@ pub use config::{
     DEFAULT_RESTORE_DAYS, ExportConfig, JOB_DEADLINE, MAX_CONCURRENCY, MAX_RATE_PER_MINUTE,
     RestoreArchived, Retrieval, RetrievalMode, Selection, SourceKind,
 };
-pub use context::{NoProgress, Progress, Stage, env_user_if_different, os_identity, tool};
+pub use context::{NoProgress, Progress, Stage};
 pub use seal::DurationCoverage;
 pub use timestamp::Stamp;
 
-use crate::custody::CustodyLog;
+use crate::custody::{Actor, CustodyLog};
 use crate::error::{Error, Result};
 use crate::http::Api;
 use crate::ids::IdList;
-use crate::model::Outcome;
+use crate::model::Tally;
 use crate::query::Query;
 use crate::state::{Key, State};
 use context::{Ctx, Input};
@@ -57,12 +57,8 @@ use guard::{
 pub struct Report {
     /// The export directory.
     pub out: PathBuf,
-    /// Items per outcome (every outcome present, zeros included).
-    pub counts: BTreeMap<Outcome, u64>,
-    /// Manifest items.
-    pub items: u64,
-    /// Bytes exported.
-    pub bytes: u64,
+    /// Manifest items per outcome (every outcome present, zeros included), and bytes exported.
+    pub tally: Tally,
     /// SHA-256 of `data/query.json`.
     pub query_sha256: String,
     /// SHA-256 of `data/manifest.csv`.
@@ -176,7 +172,7 @@ async fn run(
         &settings(cfg, sign_key.as_ref(), ctx.previous.as_ref()),
     )?;
     if ctx.state.get(Key::Complete)?.as_deref() == Some("true")
-        && ctx.root.join("tagmanifest-sha256.txt").exists()
+        && ctx.root.join(files::TAG_MANIFEST).exists()
     {
         let stamps = timestamp::stamp_all(&ctx).await?;
         let mut r = report(&ctx, started, resuming, true)?;
@@ -301,7 +297,7 @@ async fn identify(ctx: &Ctx<'_>) -> Result<()> {
         "oauthClient": source.as_ref().map(|s| json!({"id": s.oauth_client_id, "name": s.oauth_client_name})).unwrap_or(json!({"id": ctx.api.client_id()})),
         "reportedBy": source.as_ref().map_or("not reported: the API does not answer GET /api/v2/tokens/me", |_| crate::identity::TOKENS_ME),
         "apiBase": ctx.cfg.api_base, "loginBase": ctx.cfg.login_base,
-        "host": os_identity(), "operator": ctx.cfg.operator,
+        "host": crate::custody::os_identity(), "operator": ctx.cfg.operator,
         "binary": crate::identity::binary(),
         "serverDate": source.as_ref().and_then(|s| s.server_date.clone()),
         "clockOffsetSeconds": offset,
@@ -314,14 +310,10 @@ async fn identify(ctx: &Ctx<'_>) -> Result<()> {
 /// run with its settings.
 fn open_log(ctx: &Ctx<'_>, resuming: bool, sign_key: Option<&minisign::SecretKey>) -> Result<()> {
     let cfg = ctx.cfg;
-    let mut actor = json!({"oauthClientId": ctx.api.client_id(), "osUser": os_identity(), "operator": cfg.operator});
-    if let Some(env) = env_user_if_different() {
-        actor["envUser"] = json!(env);
-    }
+    let actor = Actor::here(cfg.operator.as_deref(), Some(ctx.api.client_id()));
     let log = Arc::new(CustodyLog::open(
-        &ctx.root.join("data/custody_log.jsonl"),
-        actor,
-        tool(),
+        &ctx.root.join(files::CUSTODY_LOG),
+        &actor,
     )?);
     ctx.api.set_log(log.clone());
     let _ = ctx.log.set(log);
@@ -386,25 +378,22 @@ fn report(
     resumed: bool,
     already: bool,
 ) -> Result<Report> {
-    let mut counts: BTreeMap<Outcome, u64> = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
-    let (mut items, mut bytes) = (0u64, 0u64);
+    let mut tally = Tally::default();
     let mut duration = DurationCoverage::default();
     ctx.state.for_each(|it, d| {
-        items += 1;
-        if let Some(d) = d {
-            duration.add(&it, &d);
-            *counts.entry(d.outcome).or_default() += 1;
-            if d.outcome == Outcome::Exported {
-                bytes += d.bytes.unwrap_or(0);
+        match d {
+            Some(d) => {
+                duration.add(&it, &d);
+                tally.add(d.outcome, d.bytes);
             }
+            // Not ended yet (a stopped run): counted as an item, in no outcome.
+            None => tally.items += 1,
         }
         Ok(())
     })?;
     Ok(Report {
         out: ctx.root.clone(),
-        counts,
-        items,
-        bytes,
+        tally,
         query_sha256: ctx.state.get(Key::QuerySha256)?.unwrap_or_default(),
         manifest_sha256: ctx.state.get(Key::ManifestSha256)?.unwrap_or_default(),
         resumed,
@@ -412,7 +401,7 @@ fn report(
         api_calls: ctx.api.calls(),
         custody_log_head: ctx.state.get(Key::CustodyLogHead)?.unwrap_or_default(),
         rate_limit_wait: ctx.api.limiter.waited(),
-        signature: Some(ctx.root.join("tagmanifest-sha256.txt.minisig")).filter(|p| p.exists()),
+        signature: Some(ctx.root.join(files::SIGNATURE)).filter(|p| p.exists()),
         timestamps: Vec::new(),
         elapsed: started.elapsed(),
         duration,

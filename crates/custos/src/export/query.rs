@@ -1,11 +1,13 @@
 //! Stage 1: the query (or ids file) recorded verbatim in `data/query.json`, with the requests
 //! it becomes, and hashed before anything is listed or downloaded.
 
+use crate::package::files;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::config::{Retrieval, SourceKind};
-use super::context::{COMMIT, Ctx, Input, TOOL, VERSION, env_user_if_different, os_identity};
+use super::context::{Ctx, Input};
+use crate::custody::{Actor, COMMIT, TOOL, VERSION};
 use crate::digest::Sha256;
 use crate::durable::write_sealed;
 use crate::error::{Error, Result};
@@ -75,12 +77,12 @@ pub(super) fn write_query(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> 
         "selection": selection,
         "requests": requests,
         "tool": {"name": TOOL, "version": VERSION, "commit": COMMIT},
-        "exporter": {"oauthClientId": ctx.api.client_id(), "osUser": os_identity(), "envUser": env_user_if_different(), "operator": cfg.operator},
+        "exporter": Actor::here(cfg.operator.as_deref(), Some(ctx.api.client_id())),
         "startedAt": format_ms(OffsetDateTime::now_utc()),
     });
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("json");
     bytes.push(b'\n');
-    let path = ctx.root.join("data/query.json");
+    let path = ctx.root.join(files::QUERY);
     write_sealed(&path, &bytes)?;
     let sha = Sha256::of(&bytes).hex();
     ctx.state.set(Key::ExportId, &export_id)?;
@@ -89,7 +91,7 @@ pub(super) fn write_query(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> 
     ctx.state.set(Key::QuerySha256, &sha)?;
     ctx.log(
         "query-recorded",
-        json!({"file": "data/query.json", "sha256": sha, "canonicalQuery": input.canonical()}),
+        json!({"file": files::QUERY, "sha256": sha, "canonicalQuery": input.canonical()}),
     )?;
     Ok(())
 }

@@ -1,17 +1,18 @@
 //! Stage 4: the custody record (`data/chain_of_custody.csv`, written row by row from the job
 //! state), the summary, the bag (manifests, bag-info, tag manifest) and the signature.
 
-use std::collections::BTreeMap;
+use crate::package::files;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::context::{COMMIT, Ctx, TOOL, VERSION};
+use super::context::Ctx;
 use crate::custody::csv_cell;
+use crate::custody::{COMMIT, TOOL, VERSION};
 use crate::durable::{sha256_file, sync_dir, write_durably};
 use crate::error::{Error, Result};
-use crate::model::{Item, Outcome};
+use crate::model::{Item, Outcome, Tally};
 use crate::package::write_bag;
 use crate::state::{Done, DurationCheck, Key};
 
@@ -64,21 +65,10 @@ impl DurationCoverage {
     }
 }
 
-/// What the custody record counted.
-struct Tally {
-    items: u64,
-    counts: BTreeMap<Outcome, u64>,
-    exported_bytes: u64,
+/// What the custody record counted: the tally and the duration coverage.
+struct Counted {
+    tally: Tally,
     duration: DurationCoverage,
-}
-
-impl Tally {
-    fn outcomes(&self) -> serde_json::Map<String, Value> {
-        self.counts
-            .iter()
-            .map(|(o, n)| (o.as_str().to_owned(), json!(n)))
-            .collect()
-    }
 }
 
 /// Seals the package: the custody record and summary, the log's last event, the bag, the
@@ -100,10 +90,10 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
         info.extend(super::chain::seal(ctx, p, excluded)?);
     }
     // The last event inside the payload: after it the bag seals the log.
-    let coc = sha256_file(&ctx.root.join("data/chain_of_custody.csv"))?.0;
+    let coc = sha256_file(&ctx.root.join(files::CUSTODY_CSV))?.0;
     let head = ctx.log(
         "package-sealing",
-        json!({"items": tally.items, "outcomes": tally.outcomes(), "chainOfCustodySha256": coc}),
+        json!({"items": tally.tally.items, "outcomes": tally.tally.outcomes_json(), "chainOfCustodySha256": coc}),
     )?;
     ctx.state.set(Key::CustodyLogHead, &head)?;
     info.push(("Custody-Log-Head", head.clone()));
@@ -215,11 +205,11 @@ impl CsvFile {
 }
 
 /// `data/chain_of_custody.csv`, written row by row from the job database (never held whole).
-fn write_custody_record(ctx: &Ctx<'_>) -> Result<Tally> {
+fn write_custody_record(ctx: &Ctx<'_>) -> Result<Counted> {
     let query_used = ctx.state.get(Key::QueryUsed)?.unwrap_or_default();
     let query_text = query_used.as_str();
     // Written row by row from the job database, never held whole.
-    let mut w = CsvFile::create(&ctx.root.join("data/chain_of_custody.csv"))?;
+    let mut w = CsvFile::create(&ctx.root.join(files::CUSTODY_CSV))?;
     w.row([
         "Recording_ID",
         "File_Name",
@@ -240,15 +230,10 @@ fn write_custody_record(ctx: &Ctx<'_>) -> Result<Tally> {
         "SHA1_Hash",
     ])?;
     let mut duration = DurationCoverage::default();
-    let mut counts: BTreeMap<Outcome, u64> = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
-    let (mut items, mut exported_bytes) = (0u64, 0u64);
+    let mut tally = Tally::default();
     ctx.state.for_each(|it, d| {
         let d = d.unwrap_or_else(|| Done::no_file(Outcome::Failed, "no outcome recorded"));
-        items += 1;
-        *counts.entry(d.outcome).or_default() += 1;
-        if d.outcome == Outcome::Exported {
-            exported_bytes += d.bytes.unwrap_or(0);
-        }
+        tally.add(d.outcome, d.bytes);
         let bytes = d.bytes.map(|b| b.to_string()).unwrap_or_default();
         let secs = |ms: Option<u64>| {
             ms.map(|ms| format!("{:.3}", ms as f64 / 1000.0))
@@ -285,26 +270,21 @@ fn write_custody_record(ctx: &Ctx<'_>) -> Result<Tally> {
         ])
     })?;
     w.finish()?;
-    Ok(Tally {
-        items,
-        counts,
-        exported_bytes,
-        duration,
-    })
+    Ok(Counted { tally, duration })
 }
 
 /// `data/summary.json`: counts per outcome, bytes, the seals' hashes, the duration coverage.
 fn write_summary(
     ctx: &Ctx<'_>,
-    t: &Tally,
+    t: &Counted,
     completeness: &super::completeness::Completeness,
 ) -> Result<()> {
     let duration = &t.duration;
     let summary = json!({
-        "items": t.items,
-        "outcomes": t.outcomes(),
-        "purged": t.counts[&Outcome::Purged],
-        "exportedBytes": t.exported_bytes,
+        "items": t.tally.items,
+        "outcomes": t.tally.outcomes_json(),
+        "purged": t.tally[Outcome::Purged],
+        "exportedBytes": t.tally.exported_bytes,
         "querySha256": ctx.state.get(Key::QuerySha256)?,
         "manifestSha256": ctx.state.get(Key::ManifestSha256)?,
         "durationChecked": {"checked": duration.checked, "of": duration.files, "notChecked": duration.not_checked},
@@ -316,7 +296,7 @@ fn write_summary(
 }
 
 /// bag-info.txt's labels (the custody log's head is added once the log is sealed).
-fn bag_info(ctx: &Ctx<'_>, t: &Tally) -> Result<Vec<(&'static str, String)>> {
+fn bag_info(ctx: &Ctx<'_>, t: &Counted) -> Result<Vec<(&'static str, String)>> {
     let cfg = ctx.cfg;
     let duration = &t.duration;
     let mut info: Vec<(&'static str, String)> = Vec::new();
@@ -405,7 +385,7 @@ fn bag_info(ctx: &Ctx<'_>, t: &Tally) -> Result<Vec<(&'static str, String)>> {
 /// Signs the tag manifest with the key, or removes a signature an earlier run left.
 fn sign_or_clear(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>, head: &str) -> Result<()> {
     let cfg = ctx.cfg;
-    let sig = ctx.root.join("tagmanifest-sha256.txt.minisig");
+    let sig = ctx.root.join(files::SIGNATURE);
     match sign_key {
         Some(sk) => {
             let comment = format!(

@@ -325,11 +325,9 @@ fn write_volume(
     let data = o.out.join("data/DATA");
     make_dirs(&natives)?;
     make_dirs(&data)?;
-    let actor = json!({"osUser": crate::export::os_identity(), "operator": o.operator});
     let log = CustodyLog::open(
         &o.out.join("data/production_log.jsonl"),
-        actor,
-        crate::export::tool(),
+        &crate::custody::Actor::here(o.operator.as_deref(), None),
     )?;
     let ids_sha = match &o.ids {
         Some(p) => Some(sha256_file(p)?.0.hex()),
@@ -364,8 +362,8 @@ fn write_volume(
             "Bag-Software-Agent",
             format!(
                 "custos {} ({})",
-                env!("CARGO_PKG_VERSION"),
-                crate::export::tool()["commit"].as_str().unwrap_or("")
+                crate::custody::VERSION,
+                crate::custody::COMMIT
             ),
         ),
         ("Production-Prefix", o.prefix.clone()),

@@ -101,7 +101,7 @@ pub fn compose(f: &Facts, sealed: Option<&Seal>) -> Vec<Block> {
 }
 
 fn outcome_phrase(f: &Facts) -> String {
-    let n = |o| f.counts.get(&o).copied().unwrap_or(0);
+    let n = |o| f.tally[o];
     format!(
         "{} exported as received; {} purged at the source (deleted or gone); {} archived at the \
          source (a restore is needed before they can be exported); {} corrupted (the file is not \
@@ -122,14 +122,11 @@ fn summary(f: &Facts, sealed: Option<&Seal>, d: &mut Vec<Block>) {
     d.push(Block::Para(format!(
         "Custos was asked for {selection}. The source listed {} recordings, and each ended in \
          exactly one outcome: {}.",
-        f.items,
+        f.tally.items,
         outcome_phrase(f)
     )));
     d.push(Block::Bars(
-        Outcome::ALL
-            .into_iter()
-            .map(|o| (o, f.counts.get(&o).copied().unwrap_or(0)))
-            .collect(),
+        Outcome::ALL.into_iter().map(|o| (o, f.tally[o])).collect(),
     ));
     if let Some(s) = sealed {
         let (what, good) = s.verdict_text();
@@ -437,7 +434,7 @@ fn exceptions(f: &Facts, d: &mut Vec<Block>) {
     d.push(Block::Para(format!(
         "{} of {} items did not end Exported. Each is listed here and in \
          data/chain_of_custody.csv with its reason; none was dropped silently.",
-        f.exceptions_total, f.items
+        f.exceptions_total, f.tally.items
     )));
     d.push(Block::Table {
         head: vec![
@@ -638,7 +635,7 @@ fn certification(f: &Facts, sealed: Option<&Seal>, d: &mut Vec<Block>) {
         ),
         None => "the tag manifest of the package lists the SHA-256 of every file in it".into(),
     };
-    let exported = f.counts.get(&Outcome::Exported).copied().unwrap_or(0);
+    let exported = f.tally[Outcome::Exported];
     let paragraphs = [
         "I, ______________________, declare:".to_owned(),
         "1. I am ______________________ (title) at ______________________ (organization). I am \

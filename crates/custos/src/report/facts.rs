@@ -3,14 +3,14 @@
 //! package may be hostile: every file is read through [`crate::verify::fsys::Bag`] (regular
 //! files inside the bag, no links followed) and line by line under a cap.
 
-use std::collections::BTreeMap;
+use crate::package::files;
 use std::io::BufReader;
 
 use serde_json::Value;
 
 use super::ReportError;
 use crate::lines::for_each_line;
-use crate::model::Outcome;
+use crate::model::{Outcome, Tally};
 use crate::verify::fsys::Bag;
 
 /// At most this many items are listed in a table of the report; the rest are counted and
@@ -96,10 +96,9 @@ pub struct Facts {
     pub query: Value,
     /// `data/summary.json`.
     pub summary: Value,
-    /// Items per outcome, from the custody record (every outcome, zeros included).
-    pub counts: BTreeMap<Outcome, u64>,
-    /// Rows of the custody record.
-    pub items: u64,
+    /// The custody record's rows per outcome (every outcome, zeros included; bytes exported
+    /// from its Bytes column).
+    pub tally: Tally,
     /// The items not exported (at most [`MAX_LISTED`]).
     pub exceptions: Vec<Exception>,
     /// How many items were not exported (all of them, listed or not).
@@ -135,8 +134,8 @@ impl Facts {
                 .map_err(|e| ReportError::Unreadable(rel.into(), e.to_string()))
         };
         let mut facts = Facts {
-            bag_info: crate::package::parse_tags(&text("bag-info.txt")?),
-            query: json("data/query.json")?,
+            bag_info: crate::package::parse_tags(&text(files::BAG_INFO)?),
+            query: json(files::QUERY)?,
             summary: json("data/summary.json")?,
             ..Facts::default()
         };
@@ -177,8 +176,8 @@ fn each_line(
 
 /// The custody record: counts per outcome, and the items not exported.
 fn read_record(bag: &Bag, facts: &mut Facts) -> Result<(), ReportError> {
-    const REL: &str = "data/chain_of_custody.csv";
-    facts.counts = Outcome::ALL.into_iter().map(|o| (o, 0)).collect();
+    const REL: &str = files::CUSTODY_CSV;
+    facts.tally = Tally::default();
     let mut header: Option<csv::StringRecord> = None;
     let mut n = 0u64;
     each_line(bag, REL, |line| {
@@ -204,9 +203,8 @@ fn read_record(bag: &Bag, facts: &mut Facts) -> Result<(), ReportError> {
                 .to_owned()
         };
         let outcome = get("Outcome");
-        facts.items += 1;
         match Outcome::parse(&outcome) {
-            Some(o) => *facts.counts.entry(o).or_default() += 1,
+            Some(o) => facts.tally.add(o, get("Bytes").parse().ok()),
             None => return Err(format!("line {n}: unknown outcome {outcome:?}")),
         }
         if outcome != "Exported" {
@@ -227,7 +225,7 @@ fn read_record(bag: &Bag, facts: &mut Facts) -> Result<(), ReportError> {
 /// The timeline, from the custody log's events.
 fn read_log(bag: &Bag) -> Result<Timeline, ReportError> {
     let mut t = Timeline::default();
-    each_line(bag, "data/custody_log.jsonl", |line| {
+    each_line(bag, files::CUSTODY_LOG, |line| {
         // A torn or unparsable line says nothing here; `custos verify` reports it.
         let Ok(e) = serde_json::from_slice::<Value>(line) else {
             return Ok(());

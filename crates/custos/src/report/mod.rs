@@ -12,6 +12,7 @@ pub mod facts;
 mod html;
 mod pdf;
 
+use crate::package::files;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -75,7 +76,7 @@ impl Seal {
         let bag = Bag::new(root);
         Seal {
             tag_manifest_sha256: bag
-                .read("tagmanifest-sha256.txt", 1 << 30)
+                .read(files::TAG_MANIFEST, 1 << 30)
                 .map(|b| crate::digest::Sha256::of(&b).hex())
                 .unwrap_or_else(|_| "(unreadable)".into()),
             checked_at,

@@ -2,6 +2,7 @@
 //! every manifest and tag manifest present (any algorithm custos can compute), safe and unique
 //! entries, completeness against the payload on disk, Payload-Oxum, and every checksum.
 
+use crate::package::files;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::finding::{FindingKind as K, Findings};
@@ -55,14 +56,14 @@ impl Manifests {
 
 /// `bagit.txt`: no byte-order mark, `BagIt-Version: 1.0`, `Tag-File-Character-Encoding: UTF-8`.
 pub(super) fn check_declaration(bag: &Bag, f: &mut Findings) {
-    let text = match bag.read("bagit.txt", 4096) {
+    let text = match bag.read(files::BAGIT, 4096) {
         Ok(b) => b,
-        Err(e) => return f.add(e.finding("bagit.txt")),
+        Err(e) => return f.add(e.finding(files::BAGIT)),
     };
     if text.starts_with(b"\xef\xbb\xbf") {
         f.push(
             K::BagitDeclaration,
-            "bagit.txt",
+            files::BAGIT,
             "starts with a byte-order mark",
         );
     }
@@ -79,14 +80,14 @@ pub(super) fn check_declaration(bag: &Bag, f: &mut Findings) {
     if one("BagIt-Version") != Some("1.0") {
         f.push(
             K::BagitDeclaration,
-            "bagit.txt",
+            files::BAGIT,
             "does not declare BagIt-Version: 1.0 (once)",
         );
     }
     if one("Tag-File-Character-Encoding") != Some("UTF-8") {
         f.push(
             K::BagitDeclaration,
-            "bagit.txt",
+            files::BAGIT,
             "does not declare Tag-File-Character-Encoding: UTF-8 (once)",
         );
     }
@@ -95,10 +96,10 @@ pub(super) fn check_declaration(bag: &Bag, f: &mut Findings) {
 /// `bag-info.txt` as label → value; a label custos relies on given twice, or a line that is
 /// not a label, is a finding (a second Payload-Oxum could say what a reader wants).
 pub(super) fn read_info(bag: &Bag, f: &mut Findings) -> BTreeMap<String, String> {
-    let text = match bag.read_text("bag-info.txt", SMALL_TEXT) {
+    let text = match bag.read_text(files::BAG_INFO, SMALL_TEXT) {
         Ok(t) => t,
         Err(e) => {
-            f.add(e.finding("bag-info.txt"));
+            f.add(e.finding(files::BAG_INFO));
             return BTreeMap::new();
         }
     };
@@ -107,13 +108,13 @@ pub(super) fn read_info(bag: &Bag, f: &mut Findings) -> BTreeMap<String, String>
         if k.is_empty() {
             f.push(
                 K::BagInfoInvalid,
-                "bag-info.txt",
+                files::BAG_INFO,
                 format!("not 'Label: value': {v:.80}"),
             );
         } else if out.insert(k.clone(), v).is_some() {
             f.push(
                 K::BagInfoInvalid,
-                "bag-info.txt",
+                files::BAG_INFO,
                 format!("{k} is given more than once"),
             );
         }
@@ -142,7 +143,7 @@ pub(super) fn read_manifests(bag: &Bag, f: &mut Findings) -> Manifests {
         }
     }
     names.sort();
-    for required in ["manifest-sha256.txt", "tagmanifest-sha256.txt"] {
+    for required in [files::MANIFEST, files::TAG_MANIFEST] {
         if !names.iter().any(|(n, ..)| n == required) {
             f.push(K::MissingFile, required, "the bag has no such manifest");
         }
@@ -316,7 +317,7 @@ pub(super) fn check_completeness(m: &Manifests, walk: &Walk, f: &mut Findings) {
         }
     }
     if let Some(tag) = m.tag.iter().find(|t| t.alg == Alg::Sha256) {
-        for must in ["bag-info.txt", "bagit.txt", "manifest-sha256.txt"] {
+        for must in [files::BAG_INFO, files::BAGIT, files::MANIFEST] {
             if !tag.entries.contains_key(must) {
                 f.push(K::TagNotListed, must, format!("not listed in {}", tag.name));
             }
@@ -332,7 +333,7 @@ pub(super) fn check_oxum(info: &BTreeMap<String, String>, walk: &Walk, f: &mut F
         Some(v) if *v == oxum => {}
         other => f.push(
             K::PayloadOxum,
-            "bag-info.txt",
+            files::BAG_INFO,
             format!("Payload-Oxum says {other:?}, the payload is {oxum}"),
         ),
     }
@@ -356,7 +357,7 @@ pub(super) fn check_merkle(info: &BTreeMap<String, String>, m: &Manifests, f: &m
     if *want_root != root || want_size != Some(&entries.len().to_string()) {
         f.push(
             K::MerkleRootMismatch,
-            "bag-info.txt",
+            files::BAG_INFO,
             format!(
                 "{MERKLE_ROOT_LABEL} {want_root:.80} over {want_size:?} leaves; the payload manifest's {} lines give {root}",
                 entries.len()

@@ -5,6 +5,7 @@
 //! bag exported; no recording is exported by two bags. So changing an earlier bag, or swapping
 //! it for another, is reported by verifying a later one.
 
+use crate::package::files;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -41,7 +42,7 @@ pub(super) fn check_links(
     let Some(prev) = previous.first() else {
         return;
     };
-    let here = "bag-info.txt";
+    let here = files::BAG_INFO;
     let Some(named_tag) = info.get("Chain-Previous-Tag-Manifest-SHA256") else {
         f.push(
             K::ChainBroken,
@@ -77,7 +78,7 @@ pub(super) fn check_links(
     }
     let prev_bag = Bag::new(prev);
     let actual = prev_bag
-        .read("tagmanifest-sha256.txt", 1 << 30)
+        .read(files::TAG_MANIFEST, 1 << 30)
         .map(|b| crate::digest::Sha256::of(&b).hex())
         .unwrap_or_default();
     if &actual != named_tag {
@@ -96,9 +97,9 @@ pub(super) fn check_links(
 
 /// The later bag names the earlier one's custody-log head and export id, and the next number.
 fn check_labels(info: &BTreeMap<String, String>, prev: &Bag, f: &mut Findings) {
-    let here = "bag-info.txt";
+    let here = files::BAG_INFO;
     let prev_info: BTreeMap<String, String> = prev
-        .read_text("bag-info.txt", super::bag::SMALL_TEXT)
+        .read_text(files::BAG_INFO, super::bag::SMALL_TEXT)
         .map(|t| crate::package::parse_tags(&t).into_iter().collect())
         .unwrap_or_default();
     for (mine, theirs) in [
@@ -142,8 +143,7 @@ fn check_labels(info: &BTreeMap<String, String>, prev: &Bag, f: &mut Findings) {
 fn check_prior(root: &Bag, rows: &[BTreeMap<String, String>], prev: &Bag, f: &mut Findings) {
     // What came before: the earlier bag's list plus what it exported.
     let mut want = prior(prev);
-    let prev_rows =
-        super::record::read_csv(prev, "data/chain_of_custody.csv", &mut Findings::default());
+    let prev_rows = super::record::read_csv(prev, files::CUSTODY_CSV, &mut Findings::default());
     want.extend(
         prev_rows
             .iter()
@@ -169,7 +169,7 @@ fn check_prior(root: &Bag, rows: &[BTreeMap<String, String>], prev: &Bag, f: &mu
     if let Some(id) = twice.first() {
         f.push(
             K::ChainBroken,
-            "data/chain_of_custody.csv",
+            files::CUSTODY_CSV,
             format!("{} recording(s) exported here were exported by an earlier bag of the chain, e.g. {id}", twice.len()),
         );
     }

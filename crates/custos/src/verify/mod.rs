@@ -29,8 +29,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::Digest;
 
+pub use crate::package::files;
 pub use finding::{Finding, FindingKind, Findings};
-pub use open::{OpenError, Origin, Package, Require, files};
+pub use open::{OpenError, Origin, Package, Require};
 pub use signature::{SignatureStatus, TimestampReport, receipt_paths};
 
 use fsys::{Bag, Refused, Walk};
@@ -263,7 +264,7 @@ fn verify_sealed(
     let rows = if production {
         Vec::new()
     } else {
-        record::read_csv(&bag, "data/chain_of_custody.csv", &mut f)
+        record::read_csv(&bag, files::CUSTODY_CSV, &mut f)
     };
     let (hashed, sample) = hash_payload(&bag, &manifests, &walk, &rows, seed, opts, &mut f);
     let sizes: BTreeMap<&str, u64> = walk.files.iter().map(|(r, n)| (r.as_str(), *n)).collect();
@@ -281,7 +282,7 @@ fn verify_sealed(
         )
     } else {
         record::check_seals(&info, &hashed.sha256, &mut f);
-        let items = record::read_csv(&bag, "data/manifest.csv", &mut f);
+        let items = record::read_csv(&bag, files::MANIFEST_CSV, &mut f);
         let disk: BTreeSet<&str> = sizes.keys().copied().collect();
         let n = record::check_rows(&bag, &rows, &items, &manifests.sha256(), &disk, &mut f);
         (n, record::check_log(&bag, &info, &rows, &mut f))

@@ -16,6 +16,7 @@
 //! The package's file names are [`files`], in one place; the readers use them (some of the
 //! writer's paths are still spelled out where it writes them).
 
+use crate::package::files;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -26,36 +27,6 @@ use sha2::Digest;
 use super::fsys::Bag;
 use super::{Verdict, VerifyError, VerifyOptions, VerifyReport};
 use crate::custody::{ChainError, check_chain_lines};
-
-/// The files of an export package, by their path under the bag root.
-pub mod files {
-    /// The BagIt declaration.
-    pub const BAGIT: &str = "bagit.txt";
-    /// The bag's labels.
-    pub const BAG_INFO: &str = "bag-info.txt";
-    /// The payload manifest.
-    pub const MANIFEST: &str = "manifest-sha256.txt";
-    /// The tag manifest: what the signature covers.
-    pub const TAG_MANIFEST: &str = "tagmanifest-sha256.txt";
-    /// The minisign signature over [`TAG_MANIFEST`].
-    pub const SIGNATURE: &str = "tagmanifest-sha256.txt.minisig";
-    /// The query, recorded and hashed before anything was listed.
-    pub const QUERY: &str = "data/query.json";
-    /// The sealed work list.
-    pub const MANIFEST_CSV: &str = "data/manifest.csv";
-    /// One row per manifest item, with its outcome.
-    pub const CUSTODY_CSV: &str = "data/chain_of_custody.csv";
-    /// Who spoke, when and why, per manifest item.
-    pub const CALL_FACTS: &str = "data/call_facts.csv";
-    /// The hash-chained custody log.
-    pub const CUSTODY_LOG: &str = "data/custody_log.jsonl";
-    /// The set `--protect` put under deletion protection.
-    pub const PROTECTION: &str = "data/protection.json";
-    /// An increment's link to the bag before it.
-    pub const CHAIN: &str = "data/chain.json";
-    /// Every recording the earlier bags of a chain exported.
-    pub const CHAIN_PRIOR: &str = "data/chain_prior_exported.txt";
-}
 
 /// What a command needs proven before it acts on a package.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

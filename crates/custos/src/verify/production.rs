@@ -3,6 +3,7 @@
 //! named by one control number, with the SHA-256 the source export recorded for it, and as many
 //! documents as bag-info states.
 
+use crate::package::files;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::finding::{FindingKind as K, Findings};
@@ -98,7 +99,7 @@ pub(super) fn check_xref(
     if stated != natives.len().to_string() {
         f.push(
             K::FileWithoutRow,
-            "bag-info.txt",
+            files::BAG_INFO,
             format!(
                 "Production-Documents says {stated}, data/NATIVES holds {}",
                 natives.len()

@@ -2,6 +2,7 @@
 //! files ↔ their sidecars, and the custody log (its chain and head, and for every item the
 //! outcome and the hash at acquisition: the three-way comparison).
 
+use crate::package::files;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
@@ -66,8 +67,8 @@ pub(super) fn check_seals(
     f: &mut Findings,
 ) {
     for (label, rel) in [
-        ("Query-SHA256", "data/query.json"),
-        ("Manifest-SHA256", "data/manifest.csv"),
+        ("Query-SHA256", files::QUERY),
+        ("Manifest-SHA256", files::MANIFEST_CSV),
     ] {
         let now = sha256.get(rel).map(String::as_str).unwrap_or("");
         if info.get(label).map(String::as_str) != Some(now) {
@@ -102,7 +103,7 @@ pub(super) fn check_rows(
     if listed.len() != items.len() {
         f.push(
             K::ItemDuplicated,
-            "data/manifest.csv",
+            files::MANIFEST_CSV,
             "an item is listed more than once",
         );
     }
@@ -261,29 +262,22 @@ pub(super) fn check_log(
     let mut logged: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut sealed_with = None;
     let s = |v: &Value, k: &str| csv_cell(v[k].as_str().unwrap_or("")).into_owned();
-    let head = check_chained_log(
-        bag,
-        "data/custody_log.jsonl",
-        info,
-        "Custody-Log-Head",
-        f,
-        |e| {
-            let k = key(&s(e, "conversationId"), &s(e, "recordingId"));
-            match e["event"].as_str() {
-                Some("download-attempt") if e["result"] == "complete" => {
-                    acquired.insert(k, s(e, "sha256"));
-                }
-                Some("outcome") => {
-                    logged.insert(k, s(e, "outcome"));
-                }
-                // The last run's key is the one that sealed the package.
-                Some("export-run") => {
-                    sealed_with = e["settings"]["sign-key"].as_str().map(str::to_owned);
-                }
-                _ => {}
+    let head = check_chained_log(bag, files::CUSTODY_LOG, info, "Custody-Log-Head", f, |e| {
+        let k = key(&s(e, "conversationId"), &s(e, "recordingId"));
+        match e["event"].as_str() {
+            Some("download-attempt") if e["result"] == "complete" => {
+                acquired.insert(k, s(e, "sha256"));
             }
-        },
-    )?;
+            Some("outcome") => {
+                logged.insert(k, s(e, "outcome"));
+            }
+            // The last run's key is the one that sealed the package.
+            Some("export-run") => {
+                sealed_with = e["settings"]["sign-key"].as_str().map(str::to_owned);
+            }
+            _ => {}
+        }
+    })?;
     for r in rows {
         let k = row_key(r);
         let outcome = r.get("Outcome").cloned().unwrap_or_default();

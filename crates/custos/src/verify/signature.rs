@@ -2,6 +2,7 @@
 //! naming the custody log's head), and the upload receipts' chains, ties to this bag and
 //! signatures.
 
+use crate::package::files;
 use std::path::Path;
 
 use serde::Serialize;
@@ -26,8 +27,8 @@ pub enum SignatureStatus {
     Invalid,
 }
 
-const SIG: &str = "tagmanifest-sha256.txt.minisig";
-const TAG: &str = "tagmanifest-sha256.txt";
+const SIG: &str = files::SIGNATURE;
+const TAG: &str = files::TAG_MANIFEST;
 
 /// Checks the bag's signature with `pubkey` (if given); a key given for an unsigned bag is a
 /// finding, and so is a bag without a signature, or signed with another key, whose custody

@@ -83,13 +83,13 @@ async fn three_increments_hold_each_recording_once_and_the_chain_verifies() {
         match week {
             0 => {
                 assert!(chain.is_none() && !info.contains("Chain-"), "{info}");
-                assert!(r.items > 0);
+                assert!(r.tally.items > 0);
             }
             3 => {
                 let c = chain.unwrap();
                 assert_eq!(c["newlyExported"], 0, "{c}");
                 assert!(c["note"].as_str().unwrap().contains("nothing new"));
-                assert_eq!(r.items, 0, "the empty increment lists nothing");
+                assert_eq!(r.tally.items, 0, "the empty increment lists nothing");
                 assert!(info.contains("Chain-Sequence: 4"), "{info}");
             }
             _ => {

@@ -132,7 +132,7 @@ async fn genesys_batch_export_matches_the_truth_and_reruns_change_nothing() {
             "{o} missing from {counts:?}"
         );
     }
-    assert_eq!(r.counts[&Outcome::Exported], counts[&Outcome::Exported]);
+    assert_eq!(r.tally[Outcome::Exported], counts[&Outcome::Exported]);
     assert!(!r.resumed && !r.already_complete);
     let query: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("data/query.json")).unwrap()).unwrap();
@@ -223,8 +223,8 @@ async fn persistent_size_lies_in_transcode_mode_are_corrupted_not_exported() {
         Retrieval::Transcode("WAV".into()),
     );
     let r = custos::export(&cfg, &NoProgress).await.unwrap();
-    assert_eq!(r.counts[&Outcome::Exported], 0);
-    assert!(r.counts[&Outcome::Corrupted] > 0);
+    assert_eq!(r.tally[Outcome::Exported], 0);
+    assert!(r.tally[Outcome::Corrupted] > 0);
     assert_eq!(
         std::fs::read_dir(out.join("data"))
             .unwrap()
@@ -356,12 +356,12 @@ async fn ids_files_export_exactly_the_listed_recordings_and_account_for_unknown_
         let r = custos::export(&cfg, &NoProgress).await.unwrap();
         let unknown = if source == SourceKind::Genesys { 3 } else { 1 };
         assert_eq!(
-            r.counts[&Outcome::Exported],
+            r.tally[Outcome::Exported],
             expected.len() as u64,
             "{source:?}"
         );
         assert_eq!(
-            r.counts[&Outcome::Purged],
+            r.tally[Outcome::Purged],
             unknown,
             "unknown ids are accounted for as Purged"
         );
@@ -470,8 +470,8 @@ async fn a_batch_job_that_never_completes_is_given_up_at_the_deadline() {
     let started = std::time::Instant::now();
     let r = custos::export(&cfg, &NoProgress).await.unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
-    assert!(r.counts[&Outcome::Failed] > 0);
-    assert_eq!(r.counts[&Outcome::Exported], 0);
+    assert!(r.tally[Outcome::Failed] > 0);
+    assert_eq!(r.tally[Outcome::Exported], 0);
     let mut rows = csv::Reader::from_path(out.join("data/chain_of_custody.csv")).unwrap();
     let failed: Vec<String> = rows
         .records()
@@ -542,7 +542,7 @@ async fn an_interval_past_the_data_lake_is_reported_short() {
     );
     // What the job left out is really missing: the truth holds more than the manifest.
     let truth = env.sim.truth();
-    assert!(r.items > 0 && (r.items as usize) < truth.recordings.len());
+    assert!(r.tally.items > 0 && (r.tally.items as usize) < truth.recordings.len());
     let v = custos::verify::verify(&out, &Default::default()).unwrap();
     assert!(v.findings.is_empty(), "{:?}", v.findings);
     std::fs::remove_dir_all(&out).unwrap();
@@ -563,6 +563,6 @@ async fn an_interval_inside_the_data_lake_is_recorded_as_covered() {
         logged[0]["source"], "the analytics job's results",
         "{logged:?}"
     );
-    assert_eq!(r.items as usize, env.sim.truth().recordings.len());
+    assert_eq!(r.tally.items as usize, env.sim.truth().recordings.len());
     std::fs::remove_dir_all(&out).unwrap();
 }

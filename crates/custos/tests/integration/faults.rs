@@ -146,7 +146,7 @@ async fn run_case(name: &str, faults: &str, source: SourceKind, retrieval: Retri
     );
     eprintln!(
         "{name:>16}: {} items, {} API calls, injected: 5xx {} storm-429 {} media {:?} expired {} purged {} drift {}; window 429s {}; outcomes {:?}",
-        report.items,
+        report.tally.items,
         stats.api_requests,
         stats.injected_5xx,
         stats.storm_429,
@@ -155,7 +155,7 @@ async fn run_case(name: &str, faults: &str, source: SourceKind, retrieval: Retri
         stats.purged,
         stats.drift_revealed,
         stats.rate_limited,
-        report.counts
+        report.tally.counts
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
@@ -276,7 +276,7 @@ async fn exhausted_rate_windows_are_waited_out_before_a_429() {
     let stats = running.sim.stats();
     assert_eq!(stats.rate_limited, 0, "{stats:?}");
     assert!(!report.rate_limit_wait.is_zero());
-    assert!(report.items > 5);
+    assert!(report.tally.items > 5);
     std::fs::remove_dir_all(&out).unwrap();
 }
 

@@ -501,8 +501,7 @@ async fn a_removed_signature_and_an_unsigned_receipt_are_findings() {
     std::fs::create_dir_all(receipt.parent().unwrap()).unwrap();
     let log = custos::custody::CustodyLog::open(
         &receipt,
-        serde_json::json!({"operator": "someone"}),
-        serde_json::json!({"name": "custos"}),
+        &custos::custody::Actor::here(Some("someone"), None),
     )
     .unwrap();
     log.append(
