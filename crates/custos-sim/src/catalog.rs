@@ -316,7 +316,7 @@ impl Catalog {
         let mut ids = Rng::fork(s.seed, "ids");
         let users: Vec<(String, String)> = FIRST
             .iter()
-            .map(|n| (ids.uuid(), format!("{n} Agent")))
+            .map(|n| (ids.uuid(), format!("{n} {}", s.agent_surname)))
             .collect();
         let queues: Vec<(String, &str)> = QUEUES.iter().map(|q| (ids.uuid(), *q)).collect();
         let divisions: Vec<String> = (0..2).map(|_| ids.uuid()).collect();

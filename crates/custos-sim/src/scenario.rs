@@ -28,6 +28,9 @@ pub struct Scenario {
     pub org_id: String,
     /// The organization's name.
     pub org_name: String,
+    /// What follows every agent's first name in the Users API (`Ada Agent`): a test puts a load
+    /// file's reserved characters (þ, DC4, ®) here.
+    pub agent_surname: String,
     /// Lifetime of an access token, seconds (Genesys default: 86400).
     pub token_ttl_s: u64,
     /// Seed of the catalog and of every seeded fault.
@@ -115,6 +118,7 @@ impl Default for Scenario {
             }],
             org_id: "5b0f2c3e-0000-4000-8000-00000000c057".into(),
             org_name: "Custos Simulated Org".into(),
+            agent_surname: "Agent".into(),
             token_ttl_s: 86_400,
             seed: 1,
             conversations: 200,

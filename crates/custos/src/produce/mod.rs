@@ -348,12 +348,13 @@ fn write_volume(
     if natives.with_file_name("TEXT").exists() {
         sync_dir(&natives.with_file_name("TEXT"))?;
     }
-    write_load_files(o, &data, &rows, docs)?;
+    let delimiters = write_load_files(o, &data, &rows, docs)?;
     let begdoc = rows.first().map(|r| r[0].clone()).unwrap_or_default();
     let enddoc = rows.last().map(|r| r[0].clone()).unwrap_or_default();
     let head = log.append(
         "production-sealing",
-        json!({"documents": rows.len(), "bytes": total, "begdoc": begdoc, "enddoc": enddoc}),
+        json!({"documents": rows.len(), "bytes": total, "begdoc": begdoc, "enddoc": enddoc,
+               "loadFileDelimiters": delimiters.describe()}),
     )?;
     let info: Vec<(&str, String)> = vec![
         ("External-Identifier", src("External-Identifier")),
@@ -374,6 +375,7 @@ fn write_volume(
         ("Source-Tag-Manifest-SHA256", tag_sha.clone()),
         ("Source-Custody-Log-Head", src("Custody-Log-Head")),
         ("Production-Log-Head", head.clone()),
+        ("Load-File-Delimiters", delimiters.describe()),
     ];
     let today = time::OffsetDateTime::now_utc().date().to_string();
     crate::package::write_bag(
@@ -570,18 +572,25 @@ fn fields(
     ]
 }
 
-/// The DAT, the CSV of the same fields, and the cross-reference, into `data/DATA`.
+/// The DAT, the CSV of the same fields, and the cross-reference, into `data/DATA`; the DAT's
+/// delimiters, chosen so that every value reads back as it is.
 fn write_load_files(
     o: &ProduceOptions,
     data: &Path,
     rows: &[Vec<String>],
     docs: &[Source],
-) -> crate::Result<()> {
+) -> crate::Result<dat::Delimiters> {
     let p = &o.prefix;
+    let delimiters =
+        dat::Delimiters::choose(rows.iter().flatten().map(String::as_str)).ok_or_else(|| {
+            crate::Error::Config(
+                "no load-file delimiters are free: the volume's values hold every candidate quote, separator or newline character".into(),
+            )
+        })?;
     let mut dat = String::from(dat::BOM);
-    dat.push_str(&dat::record(&FIELDS.map(str::to_owned)));
+    dat.push_str(&delimiters.record(&FIELDS.map(str::to_owned)));
     for r in rows {
-        dat.push_str(&dat::record(r));
+        dat.push_str(&delimiters.record(r));
     }
     write_sealed(&data.join(format!("{p}.dat")), dat.as_bytes())?;
     let csv_of = |head: &[&str], rows: &mut dyn Iterator<Item = Vec<String>>| {
@@ -614,5 +623,6 @@ fn write_load_files(
         }),
     );
     write_sealed(&data.join(format!("{p}_xref.csv")), &xref)?;
-    sync_dir(data)
+    sync_dir(data)?;
+    Ok(delimiters)
 }

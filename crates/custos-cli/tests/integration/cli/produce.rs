@@ -14,9 +14,34 @@ fn custos(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
+/// The delimiters a volume states in bag-info (`Load-File-Delimiters: column 020, quote 254,
+/// newline 174`, decimal codes): (column, quote, newline).
+fn stated_delimiters(volume: &Path) -> (char, char, char) {
+    let info = std::fs::read_to_string(volume.join("bag-info.txt")).unwrap();
+    let line = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Load-File-Delimiters: "))
+        .expect("bag-info states the load file's delimiters");
+    let code = |name: &str| {
+        let n: u32 = line
+            .split(", ")
+            .find_map(|p| p.strip_prefix(name))
+            .unwrap_or_else(|| panic!("{name} in {line:?}"))
+            .trim()
+            .parse()
+            .unwrap();
+        char::from_u32(n).unwrap()
+    };
+    (code("column "), code("quote "), code("newline "))
+}
+
 /// A Concordance DAT, read from its documented conventions: UTF-8 with a BOM, CRLF records,
-/// fields separated by ASCII 20 and quoted with þ; ® stands for a line break in a value.
+/// fields separated and quoted by the characters the volume's bag-info states (Relativity's
+/// defaults ASCII 20 and þ, unless a value holds them); its newline character stands for a
+/// line break in a value.
 pub(super) fn read_dat(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let volume = path.ancestors().nth(3).unwrap();
+    let (column, quote, newline) = stated_delimiters(volume);
     let bytes = std::fs::read(path).unwrap();
     let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").expect("a BOM")).unwrap();
     let records: Vec<Vec<String>> = text
@@ -24,14 +49,14 @@ pub(super) fn read_dat(path: &Path) -> Vec<BTreeMap<String, String>> {
         .expect("CRLF after the last record")
         .split("\r\n")
         .map(|line| {
-            line.split('\u{14}')
+            line.split(column)
                 .map(|f| {
                     let inner = f
-                        .strip_prefix('þ')
-                        .and_then(|f| f.strip_suffix('þ'))
+                        .strip_prefix(quote)
+                        .and_then(|f| f.strip_suffix(quote))
                         .unwrap_or_else(|| panic!("unquoted field {f:?}"));
-                    assert!(!inner.contains('þ') && !inner.contains('\n'));
-                    inner.replace('®', "\n")
+                    assert!(!inner.contains(quote) && !inner.contains('\n'));
+                    inner.replace(newline, "\n")
                 })
                 .collect()
         })
@@ -354,4 +379,66 @@ async fn a_production_loads_checks_out_and_names_every_party() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not verify"));
     assert!(!none.exists());
+}
+
+/// Agents whose names hold the characters the default DAT delimiters use (þ, ®; a DC4 from the
+/// API reaches the export's records already escaped as the text `\u{14}`): the volume picks
+/// other delimiters, states them in bag-info, and every value reads back exactly as the CSV load
+/// file holds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn reserved_characters_in_values_read_back_true() {
+    let env = start(custos_sim::Scenario {
+        agent_surname: "Agent® þorn\u{14}x".into(),
+        ..scenario()
+    })
+    .await;
+    let dir = tmp("produce-reserved");
+    std::fs::create_dir_all(&dir).unwrap();
+    let export = dir.join("export");
+    let o = run(crate::common::export_cmd(
+        &env.base_url,
+        crate::common::QUERY,
+        &export,
+        &["--matter", "M-9"],
+    ))
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let vol = dir.join("vol");
+    let o = produce(&export, &vol, &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stated = stated_delimiters(&vol);
+    assert_ne!(
+        stated,
+        ('\u{14}', 'þ', '®'),
+        "the defaults occur in the values"
+    );
+    let docs = read_dat(&vol.join("data/DATA/ACME.dat"));
+    assert!(!docs.is_empty());
+    let custodians: Vec<&str> = docs.iter().map(|d| d["CUSTODIAN"].as_str()).collect();
+    assert!(
+        custodians.iter().any(|c| c.contains("Agent® þorn\\u{14}x")),
+        "{custodians:?}"
+    );
+    // The CSV beside it holds the same values.
+    let mut csv = csv::Reader::from_path(vol.join("data/DATA/ACME.csv")).unwrap();
+    let head = csv.headers().unwrap().clone();
+    let at = head.iter().position(|h| h == "CUSTODIAN").unwrap();
+    let from_csv: Vec<String> = csv.records().map(|r| r.unwrap()[at].to_owned()).collect();
+    assert_eq!(custodians, from_csv);
+    let info = std::fs::read_to_string(vol.join("bag-info.txt")).unwrap();
+    assert!(
+        info.contains("Load-File-Delimiters: column 020, quote 222, newline 172"),
+        "{info}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
