@@ -33,6 +33,9 @@ pub struct Source {
     pub oauth_client_id: String,
     /// `OAuthClient.name`.
     pub oauth_client_name: String,
+    /// `authorizedScope`: what the token may do, as the API reports it.
+    #[serde(default)]
+    pub authorized_scope: Vec<String>,
     /// The API's HTTP `Date`, as sent.
     pub server_date: Option<String>,
     /// This machine's clock minus the API's, seconds (the `Date` header's resolution).
@@ -65,6 +68,12 @@ pub async fn whoami(api: &Api) -> Result<Option<Source>> {
         organization_name: s(&v["organization"]["name"]),
         oauth_client_id: s(&v["OAuthClient"]["id"]),
         oauth_client_name: s(&v["OAuthClient"]["name"]),
+        authorized_scope: v["authorizedScope"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
         server_date,
         clock_offset_s,
     }))

@@ -294,7 +294,7 @@ async fn identify(ctx: &Ctx<'_>) -> Result<()> {
     }
     let fields = json!({
         "organization": source.as_ref().map(|s| json!({"id": s.organization_id, "name": s.organization_name})),
-        "oauthClient": source.as_ref().map(|s| json!({"id": s.oauth_client_id, "name": s.oauth_client_name})).unwrap_or(json!({"id": ctx.api.client_id()})),
+        "oauthClient": source.as_ref().map(|s| json!({"id": s.oauth_client_id, "name": s.oauth_client_name, "authorizedScope": s.authorized_scope})).unwrap_or(json!({"id": ctx.api.client_id()})),
         "reportedBy": source.as_ref().map_or("not reported: the API does not answer GET /api/v2/tokens/me", |_| crate::identity::TOKENS_ME),
         "apiBase": ctx.cfg.api_base, "loginBase": ctx.cfg.login_base,
         "host": crate::custody::os_identity(), "operator": ctx.cfg.operator,

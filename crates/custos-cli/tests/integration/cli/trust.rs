@@ -795,6 +795,12 @@ async fn the_custody_record_names_the_organization_client_operator_host_binary_a
     // Before anything is listed.
     let pos = |name: &str| ev.iter().position(|e| e["event"] == name).unwrap();
     assert!(pos("source-identified") < pos("query-recorded"));
+    // What the token may do, as the API reports it.
+    assert_eq!(
+        id["oauthClient"]["authorizedScope"],
+        serde_json::json!(["recordings", "analytics"]),
+        "{id}"
+    );
     // The report names them, and custos verify shows them.
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(
