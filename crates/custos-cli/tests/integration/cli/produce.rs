@@ -98,6 +98,28 @@ fn produce(export: &Path, out: &Path, extra: &[&str]) -> Output {
     custos(&args)
 }
 
+/// An export of the week, matter M-9 (`extra` options), into `dir/export`.
+async fn exported(env: &super::Env, dir: &Path, extra: &[&str]) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let export = dir.join("export");
+    let mut args = vec!["--matter", "M-9"];
+    args.extend(extra);
+    let o = run(crate::common::export_cmd(
+        &env.base_url,
+        crate::common::QUERY,
+        &export,
+        &args,
+    ))
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    export
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_production_loads_checks_out_and_names_every_party() {
     // Screen recordings and chat, email and messaging threads beside the calls.
@@ -108,21 +130,7 @@ async fn a_production_loads_checks_out_and_names_every_party() {
     })
     .await;
     let dir = tmp("produce");
-    std::fs::create_dir_all(&dir).unwrap();
-    let export = dir.join("export");
-    let o = run(crate::common::export_cmd(
-        &env.base_url,
-        crate::common::QUERY,
-        &export,
-        &["--matter", "M-9", "--transcripts"],
-    ))
-    .await;
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let export = exported(&env, &dir, &["--transcripts"]).await;
     let truth = env.sim.truth();
 
     let (a, b) = (dir.join("vol-a"), dir.join("vol-b"));
@@ -393,21 +401,7 @@ async fn reserved_characters_in_values_read_back_true() {
     })
     .await;
     let dir = tmp("produce-reserved");
-    std::fs::create_dir_all(&dir).unwrap();
-    let export = dir.join("export");
-    let o = run(crate::common::export_cmd(
-        &env.base_url,
-        crate::common::QUERY,
-        &export,
-        &["--matter", "M-9"],
-    ))
-    .await;
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let export = exported(&env, &dir, &[]).await;
     let vol = dir.join("vol");
     let o = produce(&export, &vol, &[]);
     assert_eq!(
