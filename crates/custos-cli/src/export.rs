@@ -116,6 +116,11 @@ fn print_completeness(c: &custos::export::Completeness) {
             "  orphan recordings made in the query's interval (no conversation, so no query finds them): {n}"
         );
     }
+    if c.conversations_matched == Some(0) {
+        out!(
+            "  WARNING: the query matched no conversation: the package is sealed and empty. Check its interval and the ids it names (exit 4)"
+        );
+    }
     for a in c
         .analytics_data_availability
         .iter()
@@ -143,10 +148,13 @@ fn print_completeness(c: &custos::export::Completeness) {
     }
 }
 
-/// 1 when an item failed or is corrupted, or when an analytics job's interval ended past what
-/// the data lake holds in full (the query may have matched fewer conversations than exist).
+/// 4 when the query matched no conversation at all (a sealed, empty package is rarely what was
+/// meant); 1 when an item failed or is corrupted, or when an analytics job's interval ended past
+/// what the data lake holds in full (the query may have matched fewer conversations than exist).
 fn exit_code(r: &Report) -> i32 {
-    if r.tally[Outcome::Failed] + r.tally[Outcome::Corrupted] > 0
+    if r.completeness.conversations_matched == Some(0) {
+        4
+    } else if r.tally[Outcome::Failed] + r.tally[Outcome::Corrupted] > 0
         || r.completeness.analytics_short()
     {
         1
@@ -188,7 +196,8 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
     }
     let code = run(&cfg, args.json).await;
     match &args.upload {
-        Some(url) if code <= 1 => {
+        // A sealed package is uploaded, empty (4) or not.
+        Some(url) if code <= 1 || code == 4 => {
             let up = crate::upload::upload(
                 &cfg.out,
                 url,

@@ -40,7 +40,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "custos",
     version,
-    after_help = "Exit codes: 0 done; 1 done with Failed/Corrupted items, or an analytics job's interval ends after the data lake's dataAvailabilityDate (conversations may be missing); 2 bad usage or configuration; 3 stopped, re-run to resume."
+    after_help = "Exit codes: 0 done; 1 done with Failed/Corrupted items, or an analytics job's interval ends after the data lake's dataAvailabilityDate (conversations may be missing); 2 bad usage or configuration; 3 stopped, re-run to resume; 4 the query matched no conversation (the package is sealed and empty)."
 )]
 struct Cli {
     /// Diagnostics on stderr: -v what happens, -vv every request, -vvv everything

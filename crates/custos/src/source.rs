@@ -231,7 +231,7 @@ async fn data_availability(
 ) -> Result<DataAvailability> {
     let interval = job["interval"].as_str().unwrap_or_default().to_owned();
     let (date, source) = match stated {
-        Some(d) => (Some(d), "the analytics job's results"),
+        Some(d) => (Some(d), "the analytics job's results".to_owned()),
         None => {
             let path = DETAILS_JOBS_AVAILABILITY;
             let r = api.send(Method::GET, path, None).await?;
@@ -242,10 +242,7 @@ async fn data_availability(
             } else {
                 None
             };
-            (
-                date,
-                "GET /api/v2/analytics/conversations/details/jobs/availability",
-            )
+            (date, format!("GET {path}"))
         }
     };
     let parse = |t: &str| OffsetDateTime::parse(t, &Rfc3339).ok();
@@ -257,7 +254,7 @@ async fn data_availability(
     Ok(DataAvailability {
         interval,
         data_availability_date: date,
-        source: source.to_owned(),
+        source,
         covers_interval,
     })
 }

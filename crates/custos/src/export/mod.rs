@@ -13,6 +13,7 @@ mod directory;
 mod guard;
 mod manifest;
 mod orphans;
+mod people;
 mod protect;
 mod query;
 mod restore;
@@ -140,11 +141,16 @@ async fn run(
     let previous = chain::previous_bag(cfg, &input.canonical(), sign_key.as_ref())?;
     // Credentials are proven before the first file is written.
     api.token(None).await?;
+    let resuming = state_path.exists();
+    // So are the people a new export's query names (a name where an id belongs is refused).
+    let people = match (&input, cfg.source, resuming) {
+        (Input::Query(q), SourceKind::Genesys, false) => people::check(&api, q).await?,
+        _ => None,
+    };
     for d in [root.join(".custos"), root.join("data")] {
         crate::durable::make_dirs(&d)?;
     }
     let _lock = lock(&root)?;
-    let resuming = state_path.exists();
     tracing::info!(out = %root.display(), source = cfg.source.as_str(), resuming, "export");
     let state = State::open(&state_path)?;
     let ctx = Ctx {
@@ -185,6 +191,9 @@ async fn run(
     remove_partials(&ctx.root.join("data"))?;
     open_log(&ctx, resuming, sign_key.as_ref())?;
     identify(&ctx).await?;
+    if let Some(people::Checked(fields)) = people {
+        ctx.log("query-people-checked", fields)?;
+    }
 
     progress.stage(Stage::Query, "recording the query");
     tracing::info!(stage = "query", "recording the query");

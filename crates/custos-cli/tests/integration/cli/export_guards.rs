@@ -530,3 +530,114 @@ async fn an_interval_past_the_data_lake_exits_1_with_a_warning() {
     assert_eq!(verify_code(&out), 0);
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// An agent of the week's calls, as the simulator's truth names them: (id, name, email; the
+/// Users API writes `first.last@example.com`).
+async fn a_user(env: &super::Env) -> (String, String, String) {
+    let truth = env.sim.truth();
+    let (id, name) = truth
+        .recordings
+        .iter()
+        .map(|r| r.call.agent.clone())
+        .find(|(id, _)| !id.is_empty())
+        .expect("a call with an agent");
+    let email = format!("{}@example.com", name.to_lowercase().replace(' ', "."));
+    (id, name, email)
+}
+
+fn people_query(value: &str) -> String {
+    format!("{} AND userId:\"{value}\"", crate::common::QUERY)
+}
+
+/// `userId:"Jon Agent"`: a name where the analytics API matches ids only would select nothing.
+/// Refused before anything is written, naming the id to write instead.
+#[tokio::test]
+async fn a_person_named_by_name_is_refused_with_the_id_to_use() {
+    let env = start(scenario()).await;
+    let (id, name, _) = a_user(&env).await;
+    let out = tmp("people-name");
+    let o = run(super::export_query(&env, &people_query(&name), &out, &[])).await;
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "\"{name}\" is not a user id; write userId:\"{id}\""
+        )),
+        "{err}"
+    );
+    assert!(!out.exists(), "a refused export wrote {}", out.display());
+}
+
+/// The same for an email.
+#[tokio::test]
+async fn a_person_named_by_email_is_refused_with_the_id_to_use() {
+    let env = start(scenario()).await;
+    let (id, _, email) = a_user(&env).await;
+    let out = tmp("people-email");
+    let o = run(super::export_query(&env, &people_query(&email), &out, &[])).await;
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("write userId:\"{id}\"")), "{err}");
+    assert!(!out.exists());
+}
+
+/// Someone the organization does not have: refused, said so.
+#[tokio::test]
+async fn a_person_who_is_no_user_is_refused() {
+    let env = start(scenario()).await;
+    let out = tmp("people-nobody");
+    let o = run(super::export_query(
+        &env,
+        &people_query("Nobody Here"),
+        &out,
+        &[],
+    ))
+    .await;
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("\"Nobody Here\" is no user of this organization"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+/// A user id: checked, recorded in the custody log, exported.
+#[tokio::test]
+async fn a_person_named_by_id_is_checked_and_recorded() {
+    let env = start(scenario()).await;
+    let (id, _, _) = a_user(&env).await;
+    let out = tmp("people-id");
+    let o = run(super::export_query(&env, &people_query(&id), &out, &[])).await;
+    assert!(matches!(o.status.code(), Some(0 | 1 | 4)), "{}", stderr(&o));
+    let ev = custos::custody::read_events(&out.join("data/custody_log.jsonl")).unwrap();
+    let checked = ev
+        .iter()
+        .find(|e| e["event"] == "query-people-checked")
+        .expect("query-people-checked");
+    assert_eq!(checked["named"], serde_json::json!([id]));
+    assert_eq!(checked["allUserIds"], true);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// An interval with no conversation: the package is sealed, and the run says loudly that it
+/// is empty, with its own exit status.
+#[tokio::test]
+async fn a_query_that_matches_nothing_warns_and_exits_4() {
+    let env = start(scenario()).await;
+    let out = tmp("empty-query");
+    let q = "timestamp:[2023-09-01T00:00:00.000Z TO 2023-09-02T00:00:00.000Z}";
+    let o = run(super::export_query(&env, q, &out, &[])).await;
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(4), "{said}{}", stderr(&o));
+    assert!(
+        said.contains("WARNING: the query matched no conversation"),
+        "{said}"
+    );
+    assert_eq!(
+        verify_code(&out),
+        0,
+        "the empty package is sealed and verifies"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
