@@ -383,8 +383,15 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
                     "Validated: {files} payload files re-hashed against the bag manifests; all {n} exported recordings, and every item's outcome, match the simulator's ground truth."
                 );
                 out!(
-                    "Check it yourself: bagit.py --validate {0}  ·  cd {0}/data/recordings/<conversation> && sha256sum -c *.sha256",
+                    "Check it yourself: bagit.py --quiet --validate {0}  ·  cd {0}/data/recordings/<conversation> && sha256sum -c *.sha256",
                     args.out.display()
+                );
+                out!(
+                    "Read it: {}/report.html (and report.pdf) says what was asked, what was found, what was exported and what was not, and why.",
+                    args.out.display()
+                );
+                out!(
+                    "Corrupted items are part of the demo: recordings that downloaded whole but are not what Genesys says they are (shorter than the stated duration, or damaged inside). They are kept in data/quarantine/, outside the evidence, each with its reason in the custody record; nothing failed."
                 );
                 // Corrupted items are part of the demo: the export did what it should.
                 return 0;

@@ -397,6 +397,7 @@ fn preservation(f: &Facts, d: &mut Vec<Block>) {
     if lake_short {
         d.push(Block::Note("The query's interval ends after the date up to which Genesys' analytics data lake holds every conversation: conversations after that date may be missing from this export. Export the same query again once that date has passed the interval's end (data/completeness.json).".into()));
     }
+    let completeness_stated = !pairs.is_empty();
     for (label, name) in [
         ("Deletion-Protection", "Legal hold at the source"),
         ("Restored-From-Archive", "Restored from archive"),
@@ -404,6 +405,12 @@ fn preservation(f: &Facts, d: &mut Vec<Block>) {
         if let Some(v) = f.info(label) {
             pairs.push((name.to_owned(), Cell::text(v)));
         }
+    }
+    if f.info("Deletion-Protection").is_none() {
+        pairs.push((
+            "Legal hold at the source".to_owned(),
+            Cell::text("none placed: the export ran without --protect, so Genesys' retention policies may still delete these recordings at the source"),
+        ));
     }
     if let (Some(seq), Some(prev)) = (
         f.info("Chain-Sequence"),
@@ -418,11 +425,10 @@ fn preservation(f: &Facts, d: &mut Vec<Block>) {
             Cell::mono(prev),
         ));
     }
-    if pairs.is_empty() {
+    if !completeness_stated {
         d.push(Block::Para("The package states nothing about completeness (it was made before custos recorded it).".into()));
-    } else {
-        d.push(Block::Pairs(pairs));
     }
+    d.push(Block::Pairs(pairs));
 }
 
 fn exceptions(f: &Facts, d: &mut Vec<Block>) {

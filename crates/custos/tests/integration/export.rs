@@ -566,3 +566,19 @@ async fn an_interval_inside_the_data_lake_is_recorded_as_covered() {
     assert_eq!(r.tally.items as usize, env.sim.truth().recordings.len());
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// An export without `--protect` says in its report that no hold was placed at the source,
+/// rather than saying nothing about holds.
+#[tokio::test]
+async fn a_run_without_protect_says_no_hold_was_placed() {
+    let env = start(scenario()).await;
+    let out = out_dir("no-hold");
+    let cfg = config(&env, out.clone(), SourceKind::Genesys, Retrieval::Batch);
+    custos::export(&cfg, &NoProgress).await.unwrap();
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        report.contains("none placed: the export ran without --protect"),
+        "the report is silent about holds"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
