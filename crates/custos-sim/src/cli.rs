@@ -219,14 +219,35 @@ async fn serve_until_stopped(args: SimArgs) -> Result<(), String> {
     }
     // The one line on stdout: scripts read the base URL from it.
     println!("http://{addr}");
+    let s = &sim.0.scenario;
+    let client = &s.clients[0];
     eprintln!(
         "custos-sim: {} conversations, {} recordings; token URL http://{addr}/oauth/token; Ctrl-C to stop",
         sim.0.catalog.conversations.len(),
         sim.0.catalog.recordings.len()
     );
+    // A ready export of everything this simulator holds, for a newcomer to paste.
+    eprintln!(
+        "custos-sim: export all of it (its OAuth client: {id} / {secret}):\n  {}",
+        export_line(&addr, s),
+        id = client.id,
+        secret = client.secret
+    );
     sim.serve(listener, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// `custos export` of this simulator's whole catalog: its credentials, its URL, its dates.
+pub fn export_line(addr: &std::net::SocketAddr, s: &crate::Scenario) -> String {
+    let client = &s.clients[0];
+    format!(
+        "GENESYSCLOUD_OAUTHCLIENT_ID={} GENESYSCLOUD_OAUTHCLIENT_SECRET={} custos export --api-base http://{addr} --matter SIM-1 --out ./sim-export --query 'timestamp:[{} TO {}}}'",
+        client.id,
+        client.secret,
+        crate::wire::ts(s.start),
+        crate::wire::ts(s.end)
+    )
 }
 
 async fn shutdown_signal() {

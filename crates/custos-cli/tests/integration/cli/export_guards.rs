@@ -641,3 +641,37 @@ async fn a_query_that_matches_nothing_warns_and_exits_4() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// `custos sim` prints, for a newcomer to paste, an export of everything it holds (its
+/// credentials, its URL, its dates): run as printed, it exports and exits 0.
+#[tokio::test]
+async fn the_export_line_custos_sim_prints_works_as_printed() {
+    use std::io::BufRead;
+    let dir = tmp("sim-line");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut sim = Command::new(BIN)
+        .args(["sim", "--conversations", "4"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = std::io::BufReader::new(sim.stderr.take().unwrap());
+    let line = err
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|l| l.strip_prefix("  ").map(str::to_owned))
+        .expect("an export line");
+    assert!(line.contains(" custos export "), "{line}");
+    let line = line.replace(" custos export ", &format!(" {BIN} export "));
+    let o = run({
+        let mut c = Command::new("sh");
+        c.args(["-c", &line]).current_dir(&dir).stdin(Stdio::null());
+        c
+    })
+    .await;
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert_eq!(o.status.code(), Some(0), "{line}\n{}", stderr(&o));
+    assert_eq!(verify_code(&dir.join("sim-export")), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
