@@ -642,15 +642,46 @@ fn certification(f: &Facts, sealed: Option<&Seal>, d: &mut Vec<Block>) {
         None => "the tag manifest of the package lists the SHA-256 of every file in it".into(),
     };
     let exported = f.tally[Outcome::Exported];
+    let types = if f.exported_types.is_empty() {
+        "none".to_owned()
+    } else {
+        f.exported_types
+            .iter()
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let org = match (
+        f.info("Genesys-Organization-Name"),
+        f.info("Genesys-Organization-Id"),
+    ) {
+        (Some(name), Some(id)) => format!("the Genesys Cloud organization {name} ({id})"),
+        (None, Some(id)) => format!("the Genesys Cloud organization {id}"),
+        _ => "a Genesys Cloud organization".to_owned(),
+    };
+    // How the bytes were asked for: as Genesys recorded them, or as it converted them.
+    let retrieval = match (
+        f.query_str("/retrieval/mode"),
+        f.query_str("/retrieval/formatId"),
+    ) {
+        (Some("transcode"), Some(fmt)) => format!(
+            "Call recordings were downloaded as Genesys converted them on request to {fmt}:              Genesys' renditions of the recordings, not their original encoding. Screen              recordings, emails, chats and messaging threads were downloaded as Genesys keeps them."
+        ),
+        (Some("batch"), _) => "Recordings were downloaded through Genesys' batch download, in              the format Genesys recorded them in (their original codec)."
+            .to_owned(),
+        _ => "Recordings were downloaded as Genesys served them.".to_owned(),
+    };
+    let tolerance = f.info("Duration-Tolerance-Seconds").unwrap_or("1");
     let paragraphs = [
         "I, ______________________, declare:".to_owned(),
         "1. I am ______________________ (title) at ______________________ (organization). I am \
          familiar with the process described here and qualified to certify it."
             .to_owned(),
         format!(
-            "2. On {}, using {} version {} (commit {}), I caused the call recordings of matter {} \
-             to be copied from the Genesys Cloud organization served at {}, selected by the query \
-             recorded in data/query.json (SHA-256 {}).",
+            "2. On {}, using {} version {} (commit {}), I caused the recordings of matter {} \
+             to be copied from {org}, served at {}, selected by the query recorded in \
+             data/query.json (SHA-256 {}). What was exported, by content type as received: \
+             {types}. {retrieval}",
             f.query_str("/startedAt").unwrap_or("______"),
             f.info("Export-Tool").unwrap_or("custos"),
             f.info("Export-Tool-Version").unwrap_or("?"),
@@ -663,8 +694,13 @@ fn certification(f: &Facts, sealed: Option<&Seal>, d: &mut Vec<Block>) {
             "3. Each recording was authenticated by a process of digital identification: its \
              SHA-256 hash value was computed over the bytes as received from the source, checked \
              against the size the source stated, and recorded at that moment in a hash-chained \
-             custody log (head {}). {exported} recordings were exported; the {} other items are \
-             listed with the reason for each in data/chain_of_custody.csv.",
+             custody log (head {}). Genesys provides no hash value of a recording at its \
+             source, so none was compared: what was checked instead is each file's size against \
+             the size the source stated and, for audio and video, its playable duration, read \
+             from the file, against the duration the source stated (a difference over {tolerance} \
+             s, or damage inside the file, made it Corrupted, kept apart and not exported). \
+             {exported} recordings were exported; the {} other items are listed with the reason \
+             for each in data/chain_of_custody.csv.",
             f.info("Custody-Log-Head").unwrap_or("?"),
             f.exceptions_total,
         ),

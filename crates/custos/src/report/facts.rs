@@ -103,6 +103,8 @@ pub struct Facts {
     pub exceptions: Vec<Exception>,
     /// How many items were not exported (all of them, listed or not).
     pub exceptions_total: u64,
+    /// Exported items per content type as received (`audio/wav`, `video/webm`, …).
+    pub exported_types: std::collections::BTreeMap<String, u64>,
     /// Kept files whose duration was not checked (at most [`MAX_LISTED`]).
     pub unchecked: Vec<Unchecked>,
     /// The timeline, from the custody log.
@@ -207,7 +209,15 @@ fn read_record(bag: &Bag, facts: &mut Facts) -> Result<(), ReportError> {
             Some(o) => facts.tally.add(o, get("Bytes").parse().ok()),
             None => return Err(format!("line {n}: unknown outcome {outcome:?}")),
         }
-        if outcome != "Exported" {
+        if outcome == "Exported" {
+            let kind = get("Content_Type");
+            let kind = if kind.is_empty() {
+                "type not stated".to_owned()
+            } else {
+                kind
+            };
+            *facts.exported_types.entry(kind).or_default() += 1;
+        } else {
             facts.exceptions_total += 1;
             if facts.exceptions.len() < MAX_LISTED {
                 facts.exceptions.push(Exception {

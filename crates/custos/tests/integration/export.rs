@@ -582,3 +582,33 @@ async fn a_run_without_protect_says_no_hold_was_placed() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// The draft certification of an export made with `retrieval`, from its report.
+async fn certification(name: &str, retrieval: Retrieval) -> String {
+    let env = start(scenario()).await;
+    let out = out_dir(name);
+    let cfg = config(&env, out.clone(), SourceKind::Genesys, retrieval);
+    custos::export(&cfg, &NoProgress).await.unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    let cert = &html[html.find("902(14)").expect("a certification")..];
+    // What was exported, and that no source-side hash exists, whatever the retrieval.
+    assert!(cert.contains("Genesys provides no hash value of a recording at its source"));
+    assert!(cert.contains("What was exported, by content type as received: "));
+    cert.to_owned()
+}
+
+/// Transcoded calls are certified as Genesys' conversions, not as the original recordings.
+#[tokio::test]
+async fn the_certification_says_transcoded_calls_are_genesys_conversions() {
+    let cert = certification("cert-transcode", Retrieval::Transcode("WAV".into())).await;
+    assert!(cert.contains("as Genesys converted them on request to WAV"));
+    assert!(cert.contains("audio/wav"));
+}
+
+/// Batch downloads are certified as the recordings in their original codec.
+#[tokio::test]
+async fn the_certification_says_batch_downloads_are_the_original_codec() {
+    let cert = certification("cert-batch", Retrieval::Batch).await;
+    assert!(cert.contains("(their original codec)"));
+}
