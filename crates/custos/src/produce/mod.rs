@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::custody::{CustodyLog, csv_cell};
+use crate::custody::CustodyLog;
 use crate::digest::Sha256;
 use crate::durable::{EVIDENCE_MODE, make_dirs, sha256_file, sync_dir, write_sealed};
 use crate::verify::files::{self, CALL_FACTS};
@@ -572,6 +572,19 @@ fn fields(
     ]
 }
 
+/// A load file as CSV (RFC 4180): `head`, then `rows`, every value as it is. A load file's
+/// values are loaded, not opened in a spreadsheet: the formula guard of the custody record's
+/// CSVs (`custody::csv_cell`) would change them (`+15550100` to `'+15550100`), so the CSV and
+/// the DAT would disagree.
+fn load_csv(head: &[&str], rows: &mut dyn Iterator<Item = Vec<String>>) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(head).expect("csv to memory");
+    for r in rows {
+        w.write_record(&r).expect("csv to memory");
+    }
+    w.into_inner().expect("csv to memory")
+}
+
 /// The DAT, the CSV of the same fields, and the cross-reference, into `data/DATA`; the DAT's
 /// delimiters, chosen so that every value reads back as it is.
 fn write_load_files(
@@ -593,15 +606,7 @@ fn write_load_files(
         dat.push_str(&delimiters.record(r));
     }
     write_sealed(&data.join(format!("{p}.dat")), dat.as_bytes())?;
-    let csv_of = |head: &[&str], rows: &mut dyn Iterator<Item = Vec<String>>| {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(head).expect("csv to memory");
-        for r in rows {
-            w.write_record(r.iter().map(|v| csv_cell(v).into_owned()))
-                .expect("csv to memory");
-        }
-        w.into_inner().expect("csv to memory")
-    };
+    let csv_of = load_csv;
     let fields_csv = csv_of(&FIELDS, &mut rows.iter().cloned());
     write_sealed(&data.join(format!("{p}.csv")), &fields_csv)?;
     let xref = csv_of(
@@ -625,4 +630,29 @@ fn write_load_files(
     write_sealed(&data.join(format!("{p}_xref.csv")), &xref)?;
     sync_dir(data)?;
     Ok(delimiters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::load_csv;
+
+    #[test]
+    fn a_load_file_csv_holds_true_values() {
+        let row = vec![
+            "=SUM(A1)".to_owned(),
+            "+15550100".to_owned(),
+            "-x, \"y\"".to_owned(),
+        ];
+        let bytes = load_csv(&["A", "B", "C"], &mut std::iter::once(row.clone()));
+        let mut r = csv::Reader::from_reader(bytes.as_slice());
+        let back: Vec<String> = r
+            .records()
+            .next()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(back, row);
+    }
 }
