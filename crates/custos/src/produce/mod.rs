@@ -88,7 +88,7 @@ pub enum ProduceError {
 }
 
 /// The fields of the load files, in order.
-pub const FIELDS: [&str; 28] = [
+pub const FIELDS: [&str; 32] = [
     "BEGDOC",
     "ENDDOC",
     "NATIVELINK",
@@ -117,6 +117,10 @@ pub const FIELDS: [&str; 28] = [
     "SOURCE_EXPORT_ID",
     "SOURCE_PATH",
     "TEXTPATH",
+    "HAS_TEXT",
+    "AGENTID",
+    "CUSTOMER_NUMBER",
+    "TIMEZONE",
 ];
 
 /// One exported recording of the source, with its call facts.
@@ -469,7 +473,16 @@ fn copy_natives(
         known.insert(format!("data/NATIVES/{name}"), (c.sha256, c.bytes));
         total += c.bytes;
         let mut row = fields(d, &control, &name, &ext, &c, export_id);
-        row.push(copy_text(&bag, d, &control, natives, log, &mut known)?);
+        let text = copy_text(&bag, d, &control, natives, log, &mut known)?;
+        let has_text = if text.is_empty() { "N" } else { "Y" };
+        row.extend([
+            text,
+            has_text.to_owned(),
+            d.get("Agent_IDs").to_owned(),
+            customer_number(d.get("Direction"), d.get("ANI"), d.get("DNIS")),
+            // Every date and time of the load file is UTC (ISO 8601 with `Z`).
+            "UTC".to_owned(),
+        ]);
         rows.push(row);
     }
     Ok((rows, known, total))
@@ -521,7 +534,18 @@ fn copy_text(
     Ok(format!("TEXT\\{name}"))
 }
 
-/// One document's load-file fields, in [`FIELDS`] order.
+/// The customer's number whatever the call's direction (inbound: who called, the ANI;
+/// outbound: who was called, the DNIS), without its URI scheme (`tel:+15550100` → `+15550100`,
+/// `sip:+15550100@host` → `+15550100`).
+fn customer_number(direction: &str, ani: &str, dnis: &str) -> String {
+    let n = if direction == "outbound" { dnis } else { ani };
+    if let Some(sip) = n.strip_prefix("sip:") {
+        return sip.split('@').next().unwrap_or("").to_owned();
+    }
+    n.strip_prefix("tel:").unwrap_or(n).to_owned()
+}
+
+/// One document's load-file fields, in [`FIELDS`] order, up to `TEXTPATH`.
 fn fields(
     d: &Source,
     control: &str,
@@ -634,7 +658,23 @@ fn write_load_files(
 
 #[cfg(test)]
 mod tests {
-    use super::load_csv;
+    use super::{customer_number, load_csv};
+
+    #[test]
+    fn the_customer_number_follows_the_direction() {
+        assert_eq!(
+            customer_number("inbound", "tel:+15550100", "tel:+18005550100"),
+            "+15550100"
+        );
+        assert_eq!(
+            customer_number("outbound", "tel:+18005550100", "tel:+15550100"),
+            "+15550100"
+        );
+        assert_eq!(
+            customer_number("inbound", "sip:+15550100@carrier.example", ""),
+            "+15550100"
+        );
+    }
 
     #[test]
     fn a_load_file_csv_holds_true_values() {

@@ -243,6 +243,23 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         );
         assert!(!d["CUSTODIAN"].is_empty() && !d["FROM"].is_empty() && !d["TO"].is_empty());
         assert_eq!(d["CONVERSATIONID"], t.conversation_id);
+        // The reviewer fields: the agent's id, the customer's number whichever way the call
+        // went (without `tel:`), whether there is text, and the time zone of every date.
+        assert_eq!(d["AGENTID"], c.agent.0);
+        let customer = if c.direction == "outbound" {
+            &c.dnis
+        } else {
+            &c.ani
+        };
+        assert_eq!(
+            d["CUSTOMER_NUMBER"],
+            customer.strip_prefix("tel:").unwrap_or(customer)
+        );
+        assert_eq!(
+            d["HAS_TEXT"],
+            if d["TEXTPATH"].is_empty() { "N" } else { "Y" }
+        );
+        assert_eq!(d["TIMEZONE"], "UTC");
     }
     // MD5 and SHA-1 were computed at download, in the SHA-256's pass: the custody record
     // holds the same digests coreutils computes for the native.
