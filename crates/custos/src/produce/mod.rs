@@ -88,7 +88,7 @@ pub enum ProduceError {
 }
 
 /// The fields of the load files, in order.
-pub const FIELDS: [&str; 32] = [
+pub const FIELDS: [&str; 37] = [
     "BEGDOC",
     "ENDDOC",
     "NATIVELINK",
@@ -121,7 +121,54 @@ pub const FIELDS: [&str; 32] = [
     "AGENTID",
     "CUSTOMER_NUMBER",
     "TIMEZONE",
+    "GROUPID",
+    "PARENT_ID",
+    "BEGATTACH",
+    "ENDATTACH",
+    "ATTACHIDS",
 ];
+
+/// Fills the family fields of `rows` (in control-number order, a conversation's documents
+/// together, its first call recording first): a conversation is a family; its first document
+/// is the parent (`GROUPID` = its control number, `ATTACHIDS` = the others'), every other
+/// document its attachment (`PARENT_ID` = the parent's control number); `BEGATTACH` and
+/// `ENDATTACH` span the family, on every document of it (Concordance/Relativity conventions).
+fn families(rows: &mut [Vec<String>]) {
+    let at = |name: &str| FIELDS.iter().position(|f| *f == name).expect("a field");
+    let (conv, control) = (at("CONVERSATIONID"), at("BEGDOC"));
+    let mut start = 0;
+    while start < rows.len() {
+        let end = start
+            + rows[start..]
+                .iter()
+                .take_while(|r| r[conv] == rows[start][conv])
+                .count();
+        let parent = rows[start][control].clone();
+        let last = rows[end - 1][control].clone();
+        let children: Vec<String> = rows[start + 1..end]
+            .iter()
+            .map(|r| r[control].clone())
+            .collect();
+        for (i, r) in rows[start..end].iter_mut().enumerate() {
+            r.extend([
+                parent.clone(),
+                if i == 0 {
+                    String::new()
+                } else {
+                    parent.clone()
+                },
+                parent.clone(),
+                last.clone(),
+                if i == 0 {
+                    children.join("; ")
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        start = end;
+    }
+}
 
 /// One exported recording of the source, with its call facts.
 struct Source {
@@ -182,15 +229,23 @@ fn documents(pkg: &Package, ids: Option<&Path>) -> Result<Vec<Source>, ProduceEr
         let wanted: BTreeSet<String> = wanted.into_iter().map(str::to_owned).collect();
         docs.retain(|d| wanted.contains(d.get("Recording_ID")));
     }
+    // A conversation's documents together, its call recordings first (the family's parent).
     docs.sort_by(|a, b| {
         let key = |d: &Source| {
+            let media = d.get("Recording_Media");
+            let rank = if media.is_empty() || media == "audio" {
+                "0"
+            } else {
+                "1"
+            };
             [
-                "Conversation_Start",
-                "Conversation_ID",
-                "Recording_Start",
-                "Recording_ID",
+                d.get("Conversation_Start"),
+                d.get("Conversation_ID"),
+                rank,
+                d.get("Recording_Start"),
+                d.get("Recording_ID"),
             ]
-            .map(|k| d.get(k).to_owned())
+            .map(str::to_owned)
         };
         key(a).cmp(&key(b))
     });
@@ -352,6 +407,8 @@ fn write_volume(
     if natives.with_file_name("TEXT").exists() {
         sync_dir(&natives.with_file_name("TEXT"))?;
     }
+    let mut rows = rows;
+    families(&mut rows);
     let delimiters = write_load_files(o, &data, &rows, docs)?;
     let begdoc = rows.first().map(|r| r[0].clone()).unwrap_or_default();
     let enddoc = rows.last().map(|r| r[0].clone()).unwrap_or_default();

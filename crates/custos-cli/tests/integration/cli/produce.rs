@@ -261,6 +261,48 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         );
         assert_eq!(d["TIMEZONE"], "UTC");
     }
+    // Families, rebuilt from the DAT alone: a conversation is one family, its parent the first
+    // document (a call recording where it has one), every other document attached to it, and
+    // BEGATTACH..ENDATTACH spanning exactly the family's control numbers.
+    let mut families: BTreeMap<&str, Vec<&BTreeMap<String, String>>> = BTreeMap::new();
+    for d in &docs {
+        families.entry(d["GROUPID"].as_str()).or_default().push(d);
+    }
+    let mut screens_attached = 0;
+    for (group, members) in &families {
+        let parent = members[0];
+        assert_eq!(parent["BEGDOC"], **group, "the parent comes first");
+        assert_eq!(parent["PARENT_ID"], "");
+        let controls: Vec<&str> = members.iter().map(|d| d["BEGDOC"].as_str()).collect();
+        assert_eq!(parent["ATTACHIDS"], controls[1..].join("; "));
+        for d in members {
+            assert_eq!(
+                d["CONVERSATIONID"], parent["CONVERSATIONID"],
+                "one conversation"
+            );
+            assert_eq!(
+                (d["BEGATTACH"].as_str(), d["ENDATTACH"].as_str()),
+                (controls[0], *controls.last().unwrap())
+            );
+        }
+        for d in &members[1..] {
+            assert_eq!(d["PARENT_ID"], **group);
+            assert_eq!(d["ATTACHIDS"], "");
+            if d["MEDIATYPE"] == "screen" && parent["MEDIATYPE"] == "audio" {
+                screens_attached += 1;
+            }
+        }
+        // Every document of the conversation is in this family.
+        let all = docs
+            .iter()
+            .filter(|d| d["CONVERSATIONID"] == parent["CONVERSATIONID"])
+            .count();
+        assert_eq!(all, members.len());
+    }
+    assert!(
+        screens_attached > 0,
+        "a screen recording attached to its call"
+    );
     // MD5 and SHA-1 were computed at download, in the SHA-256's pass: the custody record
     // holds the same digests coreutils computes for the native.
     let mut coc = csv::Reader::from_path(export.join("data/chain_of_custody.csv")).unwrap();
