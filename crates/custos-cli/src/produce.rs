@@ -72,17 +72,17 @@ pub async fn run_produce(a: ProduceArgs) -> i32 {
         }
         Ok(r) => {
             out!(
-                "Production: {}\n  {} documents {}..{}, {} bytes of natives\n  from the export whose tag manifest has SHA-256 {}{}\nCheck it: bagit.py --validate {}  ·  custos verify {}",
+                "Production: {}\n  {} documents {}..{}, {} bytes of natives\n  from the export whose tag manifest has SHA-256 {}{}\nCheck it: bagit.py --quiet --validate {}  ·  custos verify {}",
                 r.out.display(),
                 r.documents,
                 r.begdoc,
                 r.enddoc,
                 r.bytes,
                 r.source_tag_manifest_sha256,
-                r.signature
-                    .as_ref()
-                    .map(|s| format!("\n  signed: {}", s.display()))
-                    .unwrap_or_default(),
+                r.signature.as_ref().map_or_else(
+                    || "\n  NOT SIGNED: nothing proves who produced this volume; produce it again with --sign-key KEY (custos keygen --out KEY makes one)".to_owned(),
+                    |s| format!("\n  signed: {}", s.display())
+                ),
                 r.out.display(),
                 r.out.display()
             );

@@ -480,6 +480,12 @@ async fn reserved_characters_in_values_read_back_true() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // Produced without a key: said plainly, with how to sign.
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("NOT SIGNED: nothing proves who produced this volume"),
+        "{said}"
+    );
     let stated = stated_delimiters(&vol);
     assert_ne!(
         stated,
