@@ -235,14 +235,16 @@ async fn data_availability(
         None => {
             let path = DETAILS_JOBS_AVAILABILITY;
             let r = api.send(Method::GET, path, None).await?;
-            let date = if r.status.is_success() {
-                r.json(&Method::GET, &api.url(path))?["dataAvailabilityDate"]
+            if r.status.is_success() {
+                let date = r.json(&Method::GET, &api.url(path))?["dataAvailabilityDate"]
                     .as_str()
-                    .map(str::to_owned)
+                    .map(str::to_owned);
+                (date, format!("GET {path}"))
             } else {
-                None
-            };
-            (date, format!("GET {path}"))
+                // Not answered (a missing permission): the date is unknown, and the record
+                // says why, so the warning it causes can be traced.
+                (None, format!("GET {path}, answered {}", r.status.as_u16()))
+            }
         }
     };
     let parse = |t: &str| OffsetDateTime::parse(t, &Rfc3339).ok();
