@@ -21,6 +21,7 @@ pub(crate) fn error(e: &dyn std::fmt::Display) {
     eprintln!("custos: error: {}", custos::shown::Shown(&e.to_string()));
 }
 
+mod approve;
 mod diagnostics;
 mod export;
 mod options;
@@ -76,6 +77,11 @@ enum Command {
     /// cross-reference, all in a BagIt bag (exit 0 produced, 1 the export does not verify,
     /// 2 bad options, 3 failed part-way).
     Produce(produce::ProduceArgs),
+    /// Record counsel's approval to produce a Corrupted item: a statement signed with
+    /// counsel's key, bound to the sealed export's tag manifest and the item's SHA-256, kept in
+    /// DIR/approvals/ (the bag is not changed); verify and produce check it with --approver-key
+    /// (exit 0 approved, 1 the export does not verify, 2 bad options or not a Corrupted item).
+    Approve(approve::ApproveArgs),
     /// Have an RFC 3161 Time Stamping Authority timestamp a sealed bag's tag manifest and
     /// signature, where no token for their current bytes is there yet (exit 0 stamped, 2 not a
     /// sealed bag, 3 no TSA answered).
@@ -162,6 +168,7 @@ async fn main() {
         Command::Report(args) => report::run_report(args),
         Command::Release(args) => release::run_release(args).await,
         Command::Produce(args) => produce::run_produce(args).await,
+        Command::Approve(args) => approve::run_approve(args),
         Command::Timestamp(args) => timestamp::run_timestamp(args).await,
         Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {

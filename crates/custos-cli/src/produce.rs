@@ -28,6 +28,22 @@ pub struct ProduceArgs {
     /// Sign the volume's tag manifest with this minisign secret key.
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+    /// Counsel's minisign public key: a Corrupted item is produced (marked as such) when this
+    /// key, or another --approver-key, signed its approval (`custos approve`); never otherwise.
+    #[arg(long, value_name = "FILE")]
+    pub approver_key: Vec<PathBuf>,
+    /// Make no playable near-natives (by default, every native a review platform cannot play,
+    /// Opus, WebM or μ-law, gets a PCM WAV or H.264 MP4 copy beside it, made by ffmpeg).
+    #[arg(long)]
+    pub no_near_natives: bool,
+    /// The ffmpeg that makes near-natives (a path, or a name on PATH).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "ffmpeg",
+        conflicts_with = "no_near_natives"
+    )]
+    pub ffmpeg: PathBuf,
     /// The person producing, recorded in the production log.
     #[arg(long)]
     pub operator: Option<String>,
@@ -52,6 +68,8 @@ pub async fn run_produce(a: ProduceArgs) -> i32 {
         pubkey: a.pubkey,
         sign_key: a.sign_key,
         operator: a.operator,
+        approver_keys: a.approver_key,
+        near_natives: (!a.no_near_natives).then_some(a.ffmpeg),
     };
     let mut r = custos::produce::produce(&o);
     if let (Ok(r), false) = (&mut r, a.tsa.is_empty()) {
@@ -72,13 +90,22 @@ pub async fn run_produce(a: ProduceArgs) -> i32 {
         }
         Ok(r) => {
             out!(
-                "Production: {}\n  {} documents {}..{}, {} bytes of natives\n  from the export whose tag manifest has SHA-256 {}{}\nCheck it: bagit.py --quiet --validate {}  ·  custos verify {}",
+                "Production: {}\n  {} documents {}..{}, {} bytes of natives\n  from the export whose tag manifest has SHA-256 {}{}{}{}\nCheck it: bagit.py --quiet --validate {}  ·  custos verify {}",
                 r.out.display(),
                 r.documents,
                 r.begdoc,
                 r.enddoc,
                 r.bytes,
                 r.source_tag_manifest_sha256,
+                match &r.decoder {
+                    Some(d) => format!("\n  {} playable near-native(s) (derived copies, in NEAR_NATIVE_LINK) made by {d}", r.near_natives),
+                    None => "\n  no near-natives (--no-near-natives): Opus and WebM natives may not play in review".to_owned(),
+                },
+                match (r.approved, r.approvals_unchecked) {
+                    (0, 0) => String::new(),
+                    (n, 0) => format!("\n  {n} Corrupted item(s) produced on counsel's approval (EVIDENCE_STATUS says so)"),
+                    (n, u) => format!("\n  {n} Corrupted item(s) produced on counsel's approval; {u} approval(s) NOT CHECKED (give --approver-key with counsel's public key): their items are not produced"),
+                },
                 r.signature.as_ref().map_or_else(
                     || "\n  NOT SIGNED: nothing proves who produced this volume; produce it again with --sign-key KEY (custos keygen --out KEY makes one)".to_owned(),
                     |s| format!("\n  signed: {}", s.display())

@@ -25,6 +25,10 @@ pub struct ReportArgs {
     /// The TSA certificates to check RFC 3161 timestamps against (PEM; `openssl ts -verify`).
     #[arg(long, value_name = "FILE")]
     pub tsa_ca: Option<PathBuf>,
+    /// Counsel's minisign public key, to check the approvals of Corrupted items
+    /// (`custos approve`); repeat for several.
+    #[arg(long, value_name = "FILE")]
+    pub approver_key: Vec<PathBuf>,
 }
 
 /// Runs `custos report` (0 written and the package verified, 1 written but the package has
@@ -42,6 +46,7 @@ pub fn run_report(a: ReportArgs) -> i32 {
     let opts = VerifyOptions {
         pubkey: a.pubkey.clone(),
         tsa_ca: a.tsa_ca.clone(),
+        approver_keys: a.approver_key.clone(),
         ..Default::default()
     };
     let v = match custos::verify::verify(&a.dir, &opts) {

@@ -36,6 +36,10 @@ pub struct VerifyArgs {
     /// check the link; repeat for each earlier bag, the immediate predecessor first.
     #[arg(long, value_name = "DIR")]
     pub previous: Vec<PathBuf>,
+    /// Counsel's minisign public key: approvals beside the bag (`custos approve`) must verify
+    /// with it (or with another --approver-key); one that does not is a finding.
+    #[arg(long, value_name = "FILE")]
+    pub approver_key: Vec<PathBuf>,
     /// Print the findings as JSON.
     #[arg(long)]
     pub json: bool,
@@ -79,6 +83,7 @@ pub async fn run_verify(a: VerifyArgs) -> i32 {
         sample: a.sample,
         seed,
         previous: a.previous.clone(),
+        approver_keys: a.approver_key.clone(),
         ..Default::default()
     };
     let mut report = match custos::verify::verify(&a.dir, &opts) {
@@ -199,6 +204,22 @@ fn print_report(dir: &Path, report: &VerifyReport, remote: Option<&RemoteReport>
                     ", token verified against --tsa-ca"
                 } else {
                     "; NOT CHECKED: give --tsa-ca with the TSA's certificates to prove the time"
+                }
+            );
+        }
+        for x in &report.approvals {
+            let a = &x.approval;
+            let _ = writeln!(
+                out,
+                "approval: {} (Corrupted) approved for production by {} at {}: {}{}",
+                Shown(&a.recording_id),
+                Shown(&a.approved_by),
+                Shown(&a.approved_at),
+                Shown(&a.reason),
+                if x.checked {
+                    "; signature verified with --approver-key"
+                } else {
+                    "; NOT CHECKED: give --approver-key with counsel's public key; until then nothing proves who approved, and produce does not act on it"
                 }
             );
         }

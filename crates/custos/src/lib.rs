@@ -13,6 +13,7 @@
 //! assert_eq!(r.login_base(), "https://login.mypurecloud.ie");
 //! ```
 
+pub mod approve;
 pub mod custody;
 pub mod digest;
 pub mod durable;

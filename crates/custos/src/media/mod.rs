@@ -162,6 +162,38 @@ pub fn inspect_file_as(
     }
 }
 
+/// The usual file extension of a file that starts with `head`, where its first bytes tell it:
+/// what a file kept as `.bin` (a `Corrupted` item) is named when it is produced.
+pub fn extension_of(head: &[u8]) -> Option<&'static str> {
+    Some(match head {
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'A',
+            b'V',
+            b'E',
+            ..,
+        ]
+        | [b'R', b'F', b'6', b'4', ..]
+        | [b'B', b'W', b'6', b'4', ..] => "wav",
+        [b'O', b'g', b'g', b'S', ..] => "ogg",
+        [0x1A, 0x45, 0xDF, 0xA3, ..] => "webm",
+        [_, _, _, _, b'f', b't', b'y', b'p', b'M', b'4', b'A', ..] => "m4a",
+        [_, _, _, _, b'f', b't', b'y', b'p', ..] => "mp4",
+        [b'I', b'D', b'3', ..] => "mp3",
+        [0xFF, b, ..] if b & 0xE0 == 0xE0 => "mp3",
+        [b'P', b'K', 3, 4, ..] => "zip",
+        _ => return None,
+    })
+}
+
 /// Whether `head` starts like a media file [`probe`] reads.
 fn media_magic(head: &[u8]) -> bool {
     matches!(

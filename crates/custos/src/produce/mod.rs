@@ -16,6 +16,7 @@
 //! SHA-256 is not the export's.
 
 pub mod dat;
+pub mod near;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -49,6 +50,11 @@ pub struct ProduceOptions {
     pub sign_key: Option<PathBuf>,
     /// Who produces it (recorded).
     pub operator: Option<String>,
+    /// Counsel's public keys: a `Corrupted` item is produced when one of them signed its
+    /// approval (`custos approve`), and never otherwise.
+    pub approver_keys: Vec<PathBuf>,
+    /// The decoder (ffmpeg) that makes playable near-natives; `None`: none are made.
+    pub near_natives: Option<PathBuf>,
 }
 
 /// What a production came to.
@@ -71,6 +77,14 @@ pub struct ProduceReport {
     pub signature: Option<PathBuf>,
     /// RFC 3161 timestamps of the volume's seal (each TSA tried), when asked for.
     pub timestamps: Vec<crate::tsa::Stamp>,
+    /// `Corrupted` items produced on counsel's approval.
+    pub approved: u64,
+    /// Approvals beside the export that no approver key checked (nothing produced for them).
+    pub approvals_unchecked: u64,
+    /// Playable near-natives made.
+    pub near_natives: u64,
+    /// The decoder that made them (its `-version` line), or `None` when none were asked for.
+    pub decoder: Option<String>,
 }
 
 /// Why no volume was produced.
@@ -88,7 +102,7 @@ pub enum ProduceError {
 }
 
 /// The fields of the load files, in order.
-pub const FIELDS: [&str; 37] = [
+pub const FIELDS: [&str; 44] = [
     "BEGDOC",
     "ENDDOC",
     "NATIVELINK",
@@ -121,6 +135,13 @@ pub const FIELDS: [&str; 37] = [
     "AGENTID",
     "CUSTOMER_NUMBER",
     "TIMEZONE",
+    "NEAR_NATIVE_LINK",
+    "NEAR_NATIVE_MD5",
+    "NEAR_NATIVE_SHA256",
+    "EVIDENCE_STATUS",
+    "APPROVED_BY",
+    "APPROVAL_REASON",
+    "APPROVALPATH",
     "GROUPID",
     "PARENT_ID",
     "BEGATTACH",
@@ -170,10 +191,12 @@ fn families(rows: &mut [Vec<String>]) {
     }
 }
 
-/// One exported recording of the source, with its call facts.
+/// One recording of the source to produce, with its call facts: an `Exported` one, or a
+/// `Corrupted` one with counsel's checked approval.
 struct Source {
     row: BTreeMap<String, String>,
     facts: BTreeMap<String, String>,
+    approval: Option<crate::verify::ApprovalReport>,
 }
 
 impl Source {
@@ -185,8 +208,9 @@ impl Source {
     }
 }
 
-/// The exported recordings of the verified export `pkg`, ordered for numbering, `--ids`
-/// applied (its files read as sealed).
+/// The exported recordings of the verified export `pkg`, and its `Corrupted` ones whose
+/// approval an approver key verified, ordered for numbering, `--ids` applied (its files read
+/// as sealed).
 fn documents(pkg: &Package, ids: Option<&Path>) -> Result<Vec<Source>, ProduceError> {
     let unread = |e: crate::verify::OpenError| ProduceError::NotVerified(e.to_string());
     let facts: BTreeMap<String, BTreeMap<String, String>> = if pkg.holds(CALL_FACTS) {
@@ -198,17 +222,31 @@ fn documents(pkg: &Package, ids: Option<&Path>) -> Result<Vec<Source>, ProduceEr
     } else {
         BTreeMap::new()
     };
+    let approved: BTreeMap<&str, &crate::verify::ApprovalReport> = pkg
+        .report()
+        .approvals
+        .iter()
+        .filter(|a| a.checked)
+        .map(|a| (a.approval.recording_id.as_str(), a))
+        .collect();
     let mut docs: Vec<Source> = pkg
         .read_csv(files::CUSTODY_CSV)
         .map_err(unread)?
         .into_iter()
-        .filter(|r| r.get("Outcome").map(String::as_str) == Some("Exported"))
-        .map(|row| {
-            let facts = facts
-                .get(row.get("Recording_ID").map_or("", String::as_str))
-                .cloned()
-                .unwrap_or_default();
-            Source { row, facts }
+        .filter_map(|row| {
+            let id = row.get("Recording_ID").map_or("", String::as_str);
+            let approval = match row.get("Outcome").map(String::as_str) {
+                Some("Exported") => None,
+                // Verification checked the approval names this item, its file and hash.
+                Some("Corrupted") => Some((*approved.get(id)?).clone()),
+                _ => return None,
+            };
+            let facts = facts.get(id).cloned().unwrap_or_default();
+            Some(Source {
+                row,
+                facts,
+                approval,
+            })
         })
         .collect();
     if let Some(list) = ids {
@@ -220,7 +258,7 @@ fn documents(pkg: &Package, ids: Option<&Path>) -> Result<Vec<Source>, ProduceEr
         let unknown: Vec<&&str> = wanted.iter().filter(|w| !have.contains(**w)).collect();
         if !unknown.is_empty() {
             return Err(ProduceError::Config(format!(
-                "{}: {} id(s) are not Exported recordings of this export (first: {}); nothing was produced",
+                "{}: {} id(s) are not Exported recordings of this export, nor approved Corrupted ones (first: {}); nothing was produced",
                 list.file.display(),
                 unknown.len(),
                 unknown[0]
@@ -337,6 +375,7 @@ pub fn produce(o: &ProduceOptions) -> Result<ProduceReport, ProduceError> {
     };
     let opts = VerifyOptions {
         pubkey: o.pubkey.clone(),
+        approver_keys: o.approver_keys.clone(),
         ..VerifyOptions::default()
     };
     let pkg = Package::open(&o.export, &opts, require)
@@ -360,6 +399,12 @@ pub fn produce(o: &ProduceOptions) -> Result<ProduceReport, ProduceError> {
         .as_deref()
         .map(crate::sign::load_secret_key)
         .transpose()?;
+    let decoder = o
+        .near_natives
+        .as_deref()
+        .map(near::Decoder::find)
+        .transpose()
+        .map_err(ProduceError::Config)?;
     // Created, not reused: a second run at the same path fails here.
     std::fs::create_dir(&o.out).map_err(|e| {
         ProduceError::Config(format!(
@@ -367,7 +412,7 @@ pub fn produce(o: &ProduceOptions) -> Result<ProduceReport, ProduceError> {
             o.out.display()
         ))
     })?;
-    write_volume(o, &pkg, &docs, sign_key.as_ref())
+    write_volume(o, &pkg, &docs, sign_key.as_ref(), decoder.as_ref())
 }
 
 fn write_volume(
@@ -375,6 +420,7 @@ fn write_volume(
     pkg: &Package,
     docs: &[Source],
     sign_key: Option<&minisign::SecretKey>,
+    decoder: Option<&near::Decoder>,
 ) -> Result<ProduceReport, ProduceError> {
     let src = |k: &str| pkg.label(k).unwrap_or_default().to_owned();
     let tag_sha = pkg
@@ -399,13 +445,18 @@ fn write_volume(
             "sourceCustodyLogHead": src("Custody-Log-Head"),
             "sourceMerkleRoot": src(crate::package::MERKLE_ROOT_LABEL),
             "prefix": o.prefix, "start": o.start, "documents": docs.len(),
-            "selection": ids_sha.map_or_else(|| json!("every Exported recording"), |s| json!({"idsFileSha256": s})),
+            "selection": ids_sha.map_or_else(|| json!("every Exported recording, and every Corrupted one with a checked approval"), |s| json!({"idsFileSha256": s})),
+            "approverKeys": o.approver_keys.len(),
+            "approvalsUnchecked": pkg.report().approvals.iter().filter(|a| !a.checked).count(),
+            "nearNatives": decoder.map_or_else(|| json!("none (--no-near-natives)"), |d| json!({"decoder": d.version, "audio": "PCM WAV", "video": "H.264 MP4", "toleranceSeconds": near::TOLERANCE_S})),
         }),
     )?;
-    let (rows, known, total) = copy_natives(o, docs, &log, &natives, &src("Export-Id"))?;
+    let (rows, known, total) = copy_natives(o, docs, &log, &natives, &src("Export-Id"), decoder)?;
     sync_dir(&natives)?;
-    if natives.with_file_name("TEXT").exists() {
-        sync_dir(&natives.with_file_name("TEXT"))?;
+    for sub in ["TEXT", "APPROVALS", "NEAR_NATIVES"] {
+        if natives.with_file_name(sub).exists() {
+            sync_dir(&natives.with_file_name(sub))?;
+        }
     }
     let mut rows = rows;
     families(&mut rows);
@@ -437,6 +488,18 @@ fn write_volume(
         ("Source-Custody-Log-Head", src("Custody-Log-Head")),
         ("Production-Log-Head", head.clone()),
         ("Load-File-Delimiters", delimiters.describe()),
+        (
+            "Near-Natives",
+            decoder.map_or_else(
+                || "none".to_owned(),
+                |d| {
+                    format!(
+                        "derived playable copies, not evidence of record: audio as PCM WAV, video as H.264 MP4, by {}",
+                        d.version
+                    )
+                },
+            ),
+        ),
     ];
     let today = time::OffsetDateTime::now_utc().date().to_string();
     crate::package::write_bag(
@@ -470,6 +533,10 @@ fn write_volume(
         source_tag_manifest_sha256: tag_sha.clone(),
         signature,
         timestamps: Vec::new(),
+        approved: docs.iter().filter(|d| d.approval.is_some()).count() as u64,
+        approvals_unchecked: pkg.report().approvals.iter().filter(|a| !a.checked).count() as u64,
+        near_natives: rows.iter().filter(|r| !r[near_at()].is_empty()).count() as u64,
+        decoder: decoder.map(|d| d.version.clone()),
     })
 }
 
@@ -482,6 +549,7 @@ fn copy_natives(
     log: &CustodyLog,
     natives: &Path,
     export_id: &str,
+    decoder: Option<&near::Decoder>,
 ) -> Result<(Vec<Vec<String>>, BTreeMap<String, (Sha256, u64)>, u64), ProduceError> {
     let bag = Bag::new(&o.export);
     let mut rows: Vec<Vec<String>> = Vec::with_capacity(docs.len());
@@ -490,11 +558,23 @@ fn copy_natives(
     for (i, d) in docs.iter().enumerate() {
         let control = format!("{}{:07}", o.prefix, o.start + i as u64);
         let rel = d.get("File_Name");
-        let ext = Path::new(rel)
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("bin")
-            .to_ascii_lowercase();
+        let ext = match &d.approval {
+            // Kept as `.bin`: named by what its first bytes are.
+            Some(_) => {
+                let mut head = Vec::with_capacity(16);
+                if let Ok((f, _)) = bag.open(rel) {
+                    let _ = f.take(16).read_to_end(&mut head);
+                }
+                crate::media::extension_of(&head)
+                    .unwrap_or("bin")
+                    .to_owned()
+            }
+            None => Path::new(rel)
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("bin")
+                .to_ascii_lowercase(),
+        };
         let name = format!("{control}.{ext}");
         let c = copy_native(&bag, rel, &natives.join(&name))?;
         // MD5 and SHA-1 recorded at download (exports since they were) must agree too.
@@ -540,9 +620,152 @@ fn copy_natives(
             // Every date and time of the load file is UTC (ISO 8601 with `Z`).
             "UTC".to_owned(),
         ]);
+        row.extend(match decoder {
+            Some(dec) => near_native(dec, natives, &name, &control, d, log, &mut known)?,
+            None => Default::default(),
+        });
+        row.extend(match &d.approval {
+            None => [
+                "Exported".to_owned(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+            Some(a) => {
+                let path = copy_approval(&bag, a, &control, natives, log, &mut known)?;
+                [
+                    "Corrupted; produced on counsel's approval".to_owned(),
+                    a.approval.approved_by.clone(),
+                    a.approval.reason.clone(),
+                    path,
+                ]
+            }
+        });
         rows.push(row);
     }
     Ok((rows, known, total))
+}
+
+/// The position of `NEAR_NATIVE_LINK` in [`FIELDS`].
+fn near_at() -> usize {
+    FIELDS
+        .iter()
+        .position(|f| *f == "NEAR_NATIVE_LINK")
+        .expect("a field")
+}
+
+/// A playable copy of the native `name` (in `natives`), when a review platform cannot play it:
+/// its NEAR_NATIVE_LINK, MD5 and SHA-256, or three empty fields. A native that does not decode
+/// stops the production, unless it is an approved Corrupted item (damaged by definition),
+/// whose failure is logged and leaves it without a copy.
+fn near_native(
+    dec: &near::Decoder,
+    natives: &Path,
+    name: &str,
+    control: &str,
+    d: &Source,
+    log: &CustodyLog,
+    known: &mut BTreeMap<String, (Sha256, u64)>,
+) -> Result<[String; 3], ProduceError> {
+    let native = natives.join(name);
+    let Ok(crate::media::Inspection::Media(info)) = crate::media::inspect_file(&native, &[]) else {
+        return Ok(Default::default());
+    };
+    let Some(kind) = near::needed(&info) else {
+        return Ok(Default::default());
+    };
+    let data = natives.parent().expect("data/NATIVES");
+    make_dirs(&data.join("NEAR_NATIVES"))?;
+    let out = format!("NEAR_NATIVES/{control}.{}", kind.ext());
+    let made = near::make(
+        dec,
+        data,
+        &format!("NATIVES/{name}"),
+        &out,
+        kind,
+        info.seconds(),
+    );
+    let (args, copy) = match made {
+        Ok(m) => m,
+        Err(why) if d.approval.is_some() => {
+            log.append(
+                "near-native-not-made",
+                json!({"control": control, "why": why}),
+            )?;
+            return Ok(Default::default());
+        }
+        Err(why) => return Err(crate::Error::Config(why).into()),
+    };
+    let path = data.join(&out);
+    let mut f = std::fs::File::open(&path).map_err(|e| crate::Error::io(&path, e))?;
+    let mut hashes = crate::digest::Hashes::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut bytes = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| crate::Error::io(&path, e))?;
+        if n == 0 {
+            break;
+        }
+        hashes.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    let h = hashes.finish();
+    log.append(
+        "near-native-made",
+        json!({"control": control, "native": format!("NATIVES/{name}"), "nearNative": out,
+               "bytes": bytes, "sha256": h.sha256.hex(), "md5": h.md5,
+               "decoder": dec.version, "arguments": args,
+               "nativeSeconds": info.seconds(), "nearNativeSeconds": copy.seconds()}),
+    )?;
+    known.insert(format!("data/{out}"), (h.sha256, bytes));
+    Ok([out.replace('/', "\\"), h.md5, h.sha256.hex()])
+}
+
+/// Copies counsel's signed approval of a `Corrupted` document (statement and signature) to
+/// `data/APPROVALS/<control>.json` and `.json.minisig`, so the volume carries the proof; its
+/// APPROVALPATH.
+fn copy_approval(
+    bag: &Bag,
+    a: &crate::verify::ApprovalReport,
+    control: &str,
+    natives: &Path,
+    log: &CustodyLog,
+    known: &mut BTreeMap<String, (Sha256, u64)>,
+) -> Result<String, ProduceError> {
+    let dir = natives.with_file_name("APPROVALS");
+    make_dirs(&dir)?;
+    let name = format!("{control}.json");
+    let statement = copy_native(bag, &a.file, &dir.join(&name))?;
+    // The copy states what verification checked, or the statement changed since.
+    let copied =
+        std::fs::read(dir.join(&name)).map_err(|e| crate::Error::io(dir.join(&name), e))?;
+    if crate::approve::parse(&copied).as_ref() != Ok(&a.approval) {
+        return Err(crate::Error::Tampered {
+            path: bag.path(&a.file),
+            message: "changed since it was verified".into(),
+        }
+        .into());
+    }
+    let sig = copy_native(
+        bag,
+        &format!("{}.minisig", a.file),
+        &dir.join(format!("{name}.minisig")),
+    )?;
+    log.append(
+        "approval-honoured",
+        json!({"control": control, "recordingId": a.approval.recording_id,
+               "approvedBy": a.approval.approved_by, "approvedAt": a.approval.approved_at,
+               "statementSha256": statement.sha256.hex(), "signatureSha256": sig.sha256.hex()}),
+    )?;
+    known.insert(
+        format!("data/APPROVALS/{name}"),
+        (statement.sha256, statement.bytes),
+    );
+    known.insert(
+        format!("data/APPROVALS/{name}.minisig"),
+        (sig.sha256, sig.bytes),
+    );
+    Ok(format!("APPROVALS\\{name}"))
 }
 
 /// The document's extracted text: the plain-text rendering of its voice communication's

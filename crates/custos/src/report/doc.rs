@@ -93,6 +93,7 @@ pub fn compose(f: &Facts, sealed: Option<&Seal>) -> Vec<Block> {
     durations(f, &mut d);
     fingerprints(f, sealed, &mut d);
     if let Some(s) = sealed {
+        approvals(f, s, &mut d);
         receipts(s, &mut d);
     }
     how_to_check(f, &mut d);
@@ -467,6 +468,57 @@ fn exceptions(f: &Facts, d: &mut Vec<Block>) {
             f.exceptions_total
         )));
     }
+}
+
+/// Every Corrupted item, approved for production by counsel or not (`custos approve`).
+fn approvals(f: &Facts, s: &Seal, d: &mut Vec<Block>) {
+    let corrupted = f.tally[Outcome::Corrupted];
+    if corrupted == 0 && s.approvals.is_empty() {
+        return;
+    }
+    d.push(Block::Heading(
+        "Counsel's approvals of Corrupted items".into(),
+    ));
+    let approved: std::collections::BTreeMap<&str, &crate::verify::ApprovalReport> = s
+        .approvals
+        .iter()
+        .map(|a| (a.approval.recording_id.as_str(), a))
+        .collect();
+    let checked = s.approvals.iter().filter(|a| a.checked).count();
+    d.push(Block::Para(format!(
+        "A Corrupted item stays out of the evidentiary set unless counsel approves it          (custos approve: a statement signed with counsel's key, bound to this package's tag          manifest and the item's SHA-256, beside the bag). {corrupted} item(s) are Corrupted;          {} approval(s) are beside the bag, {checked} of them verified with counsel's key          (--approver-key). custos produce includes exactly the approved items whose approval          verifies, marked as such.",
+        s.approvals.len()
+    )));
+    let rows = f
+        .exceptions
+        .iter()
+        .filter(|e| e.outcome == "Corrupted")
+        .map(|e| {
+            let status = match approved.get(e.recording_id.as_str()) {
+                Some(a) => format!(
+                    "Approved by {} at {}: {} ({})",
+                    a.approval.approved_by,
+                    a.approval.approved_at,
+                    a.approval.reason,
+                    if a.checked {
+                        "signature verified"
+                    } else {
+                        "signature NOT CHECKED: no approver key given"
+                    }
+                ),
+                None => "Not approved: not produced".into(),
+            };
+            vec![
+                Cell::mono(format!("{}\n{}", e.recording_id, e.conversation_id)),
+                Cell::text(status),
+            ]
+        })
+        .collect();
+    d.push(Block::Table {
+        head: vec!["Recording / conversation".into(), "Approval".into()],
+        widths: vec![0.37, 0.63],
+        rows,
+    });
 }
 
 fn durations(f: &Facts, d: &mut Vec<Block>) {

@@ -57,6 +57,8 @@ pub struct Seal {
     pub timestamps: Vec<TimestampReport>,
     /// The upload receipts beside the bag.
     pub receipts: Vec<ReceiptLine>,
+    /// Counsel's approvals of Corrupted items beside the bag, as verification found them.
+    pub approvals: Vec<crate::verify::ApprovalReport>,
 }
 
 /// One upload receipt (`receipts/*.jsonl`).
@@ -89,6 +91,7 @@ impl Seal {
             signature: kebab(&v.signature),
             timestamps: v.timestamps.clone(),
             receipts: read_receipts(&bag),
+            approvals: v.approvals.clone(),
         }
     }
 }

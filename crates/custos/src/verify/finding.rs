@@ -97,6 +97,13 @@ pub enum FindingKind {
     ReceiptUnsigned,
     /// An upload receipt's signature does not verify.
     ReceiptSignatureInvalid,
+    /// Counsel's approval beside the bag is malformed, names another package, or approves
+    /// what is not a `Corrupted` item of this one.
+    ApprovalInvalid,
+    /// An approval without a signature, when approver keys were given.
+    ApprovalUnsigned,
+    /// An approval's signature does not verify with any approver key given.
+    ApprovalSignatureInvalid,
     /// Remote: a sealed file is not in the store.
     RemoteMissing,
     /// Remote: a stored object differs from what was sealed or receipted.
@@ -199,6 +206,12 @@ impl FindingKind {
             }
             ReceiptSignatureInvalid => {
                 "the receipt or its signature was changed after signing, or the key is not the signer's"
+            }
+            ApprovalInvalid => {
+                "it is not an approval of this package's Corrupted item; remove it, and have counsel approve again with custos approve if the item is to be produced"
+            }
+            ApprovalUnsigned | ApprovalSignatureInvalid => {
+                "the approval was written or changed by someone without the approver's key, or the key given is not counsel's; nothing acts on it until counsel signs again with custos approve"
             }
             RemoteMissing => {
                 "upload again (custos upload resumes); if it was stored before, someone deleted it: check the store's access logs"

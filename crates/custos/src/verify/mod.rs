@@ -14,6 +14,7 @@
 //! Problems are **findings** (data: what, where, what to do), never early returns; only a
 //! directory that is not an export at all is an error.
 
+mod approval;
 mod bag;
 mod chain;
 pub mod finding;
@@ -30,6 +31,7 @@ use serde::Serialize;
 use sha2::Digest;
 
 pub use crate::package::files;
+pub use approval::ApprovalReport;
 pub use finding::{Finding, FindingKind, Findings};
 pub use open::{OpenError, Origin, Package, Require};
 pub use signature::{SignatureStatus, TimestampReport, receipt_paths};
@@ -54,6 +56,9 @@ pub struct VerifyOptions {
     pub previous: Vec<PathBuf>,
     /// The certificates to check RFC 3161 timestamps against (`openssl ts -verify -CAfile`).
     pub tsa_ca: Option<PathBuf>,
+    /// Counsel's minisign public keys: an approval beside the bag (`custos approve`) counts
+    /// only when one of them verifies it, and one none verifies is a finding.
+    pub approver_keys: Vec<PathBuf>,
 }
 
 impl Default for VerifyOptions {
@@ -64,6 +69,7 @@ impl Default for VerifyOptions {
             seed: None,
             previous: Vec::new(),
             tsa_ca: None,
+            approver_keys: Vec::new(),
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
@@ -161,6 +167,8 @@ pub struct VerifyReport {
     pub sample: Option<SampleReport>,
     /// What the RFC 3161 timestamps in the bag attest.
     pub timestamps: Vec<signature::TimestampReport>,
+    /// Counsel's approvals of `Corrupted` items beside the bag (`custos approve`).
+    pub approvals: Vec<ApprovalReport>,
 }
 
 impl VerifyReport {
@@ -299,6 +307,11 @@ fn verify_sealed(
     let timestamps = signature::check_timestamps(&bag, &receipts, opts.tsa_ca.as_deref(), &mut f)
         .map_err(|e| VerifyError::Tool(e.0))?;
 
+    let approvals = if production {
+        Vec::new()
+    } else {
+        approval::check_approvals(&bag, &opts.approver_keys, &tag_sha, &rows, &mut f)
+    };
     if !production {
         chain::check_links(root, &info, &rows, &opts.previous, opts, &mut f);
     }
@@ -319,6 +332,7 @@ fn verify_sealed(
         signature,
         sample,
         timestamps,
+        approvals,
     };
     Ok((
         report,

@@ -104,7 +104,12 @@ pub(super) fn key_id(bag: &Bag) -> Option<String> {
 
 /// Checks the signature `sig` over `file` (both in the bag) with `pubkey`; returns the
 /// trusted comment.
-fn check_signed(bag: &Bag, file: &str, sig: &str, pubkey: &Path) -> Result<String, String> {
+pub(super) fn check_signed(
+    bag: &Bag,
+    file: &str,
+    sig: &str,
+    pubkey: &Path,
+) -> Result<String, String> {
     let pk = minisign::PublicKey::from_file(pubkey)
         .map_err(|e| format!("public key {}: {e}", pubkey.display()))?;
     let sig_text = bag

@@ -10,6 +10,7 @@ use custos_sim::{Scenario, Sim};
 
 use crate::common::{BIN, QUERY, tmp};
 
+mod approvals;
 mod export_guards;
 mod preserve;
 mod produce;

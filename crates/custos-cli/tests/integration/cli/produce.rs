@@ -411,7 +411,7 @@ async fn a_production_loads_checks_out_and_names_every_party() {
     let none = dir.join("vol-none");
     let o = produce(&export, &none, &["--ids", ids.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not Exported recordings"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("are not Exported recordings"));
     assert!(!none.exists());
     std::fs::write(&ids, "../../etc/passwd\n").unwrap();
     let o = produce(&export, &none, &["--ids", ids.to_str().unwrap()]);
@@ -510,5 +510,177 @@ async fn reserved_characters_in_values_read_back_true() {
         info.contains("Load-File-Delimiters: column 020, quote 222, newline 172"),
         "{info}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `ffprobe`'s duration of a file, in seconds (decoding every packet: `-count_packets` would
+/// only count them).
+fn ffprobe_seconds(file: &Path) -> f64 {
+    let o = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe (apt install ffmpeg)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
+/// Decodes the whole file with ffmpeg (to nothing): exit 0 means every frame decodes.
+fn decodes(file: &Path) -> bool {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn near_natives_play_and_are_hashed_and_natives_are_unchanged() {
+    // Calls in their original codec (Ogg Opus and WebM) and screen recordings (WebM VP8).
+    let env = start(custos_sim::Scenario {
+        conversations: 12,
+        screen: 0.5,
+        max_recording_s: 40,
+        ..scenario()
+    })
+    .await;
+    let dir = tmp("produce-near");
+    let export = exported(&env, &dir, &[]).await;
+    let vol = dir.join("vol");
+    let o = produce(&export, &vol, &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("playable near-native(s)"));
+    let docs = read_dat(&vol.join("data/DATA/ACME.dat"));
+    let at = |rel: &str| vol.join("data").join(rel.replace('\\', "/"));
+    let (mut audio, mut video) = (0, 0);
+    for d in &docs {
+        let native = at(&d["NATIVELINK"]);
+        // What review platforms play, by ffprobe's codec names: PCM WAV, MP3, AAC, H.264.
+        let codecs = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&native)
+            .output()
+            .unwrap();
+        let codecs = String::from_utf8_lossy(&codecs.stdout).to_string();
+        if codecs.trim().is_empty() {
+            // Not audio or video (a chat, email or messaging thread).
+            assert!(d["NEAR_NATIVE_LINK"].is_empty());
+            continue;
+        }
+        let unplayable = codecs.lines().any(|c| {
+            !matches!(
+                c.trim(),
+                "pcm_s16le" | "pcm_u8" | "pcm_s24le" | "mp3" | "aac" | "h264"
+            )
+        });
+        assert_eq!(
+            !d["NEAR_NATIVE_LINK"].is_empty(),
+            unplayable,
+            "{}: a near-native exactly where the native does not play",
+            d["BEGDOC"]
+        );
+        if !unplayable {
+            continue;
+        }
+        let near = at(&d["NEAR_NATIVE_LINK"]);
+        // Decodes in a decoder custos did not write, to within 1 s of the native.
+        assert!(decodes(&near), "{}", near.display());
+        let (n, m) = (ffprobe_seconds(&native), ffprobe_seconds(&near));
+        assert!(
+            (n - m).abs() <= 1.0,
+            "{}: native {n} s, near-native {m} s",
+            d["BEGDOC"]
+        );
+        // Hashed in the load file.
+        let sums_of = |tool: &str| sums(tool, std::slice::from_ref(&near));
+        assert_eq!(
+            sums_of("sha256sum")[near.to_str().unwrap()],
+            d["NEAR_NATIVE_SHA256"]
+        );
+        assert_eq!(
+            sums_of("md5sum")[near.to_str().unwrap()],
+            d["NEAR_NATIVE_MD5"]
+        );
+        match near.extension().unwrap().to_str().unwrap() {
+            "wav" => audio += 1,
+            "mp4" => video += 1,
+            x => panic!("near-native .{x}"),
+        }
+    }
+    assert!(audio > 0 && video > 0, "audio {audio}, video {video}");
+    // The natives are the export's bytes, unchanged.
+    let natives: Vec<std::path::PathBuf> = docs.iter().map(|d| at(&d["NATIVELINK"])).collect();
+    let got = sums("sha256sum", &natives);
+    let xref = csv::Reader::from_path(vol.join("data/DATA/ACME_xref.csv"))
+        .unwrap()
+        .into_records()
+        .map(|r| r.unwrap())
+        .map(|r| (r[0].to_owned(), r[2].to_owned()))
+        .collect::<BTreeMap<String, String>>();
+    for (d, p) in docs.iter().zip(&natives) {
+        assert_eq!(got[p.to_str().unwrap()], xref[&d["BEGDOC"]]);
+    }
+    // The volume, near-natives included, checks out.
+    let b = Command::new("bagit.py")
+        .args(["--quiet", "--validate"])
+        .arg(&vol)
+        .status()
+        .unwrap();
+    assert!(b.success());
+    assert_eq!(
+        custos(&["verify", vol.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_decoder_is_refused_before_anything_is_written() {
+    let env = start(custos_sim::Scenario {
+        conversations: 4,
+        ..scenario()
+    })
+    .await;
+    let dir = tmp("produce-no-ffmpeg");
+    let export = exported(&env, &dir, &[]).await;
+    let vol = dir.join("vol");
+    let o = produce(&export, &vol, &["--ffmpeg", "/nonexistent/ffmpeg"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--no-near-natives"), "{err}");
+    assert!(!vol.exists());
+    // Without near-natives: none made, and the summary says what that means.
+    let o = produce(&export, &vol, &["--no-near-natives"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no near-natives"));
+    assert!(!vol.join("data/NEAR_NATIVES").exists());
+    let docs = read_dat(&vol.join("data/DATA/ACME.dat"));
+    assert!(docs.iter().all(|d| d["NEAR_NATIVE_LINK"].is_empty()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
