@@ -88,6 +88,16 @@ pub struct ExportOptions {
     /// report those made in the query's interval (data/completeness.json).
     #[arg(long)]
     pub orphans: bool,
+    /// A custodian, the person whose conversations to export: a Genesys user id, name, email
+    /// or username (repeat it for several). Each is resolved to one user through the Users API
+    /// before anything is written (one that matches nobody, or several people, is refused),
+    /// and the query is narrowed to them (`AND userId:(…)`); the package records both.
+    #[arg(long, value_name = "PERSON")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custodian: Vec<String>,
+    /// Custodians from a file, one per line (`#` starts a comment), as --custodian.
+    #[arg(long, value_name = "FILE")]
+    pub custodians: Option<PathBuf>,
     /// Also collect each voice recording's Speech & Text Analytics transcript, kept as
     /// received with a plain-text, speaker-labelled, time-stamped rendering (one API call per
     /// recording).
@@ -437,6 +447,40 @@ pub fn layered(
 }
 
 /// Where the API and the login are, from the operator's own settings (never from a package):
+/// The largest custodians file read.
+const CUSTODIANS_FILE_CAP: u64 = 1 << 20;
+
+/// `--custodians FILE`: a regular file (a FIFO or device is refused, never read) of at most
+/// 1 MiB of UTF-8, one person a line, `#` comments and blank lines skipped.
+fn custodians_file(path: &Path) -> Result<Vec<String>, OptionsError> {
+    use std::io::Read;
+    let err = |why: String| OptionsError(format!("--custodians {}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(err("not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(|e| err(e.to_string()))?
+        .take(CUSTODIANS_FILE_CAP + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(e.to_string()))?;
+    if bytes.len() as u64 > CUSTODIANS_FILE_CAP {
+        return Err(err("larger than 1 MiB".into()));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| err("not UTF-8 text".into()))?;
+    let people: Vec<String> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if people.is_empty() {
+        return Err(err("names nobody".into()));
+    }
+    Ok(people)
+}
+
 /// `--api-base` (and `--login-base`), or the region, by default mypurecloud.com.
 pub fn api_location(o: &ExportOptions) -> Result<(String, String), OptionsError> {
     Ok(match &o.api_base {
@@ -480,7 +524,12 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         return Err("--restore-days and --no-wait go with --restore-archived".into());
     }
     let search = source == SourceKind::Search;
+    let mut custodians = o.custodian.clone();
+    if let Some(f) = &o.custodians {
+        custodians.extend(custodians_file(f)?);
+    }
     Ok(ExportConfig {
+        custodians,
         selection,
         out,
         matter: o.matter.clone(),

@@ -437,6 +437,34 @@ impl Query {
         })
     }
 
+    /// This query narrowed to the people `ids` (`--custodian`, resolved to user ids): `AND
+    /// userId:(…)` added to its text and terms. Refused when the query already names `userId`
+    /// (the custodians would be AND-ed with it, selecting only conversations of both).
+    pub fn with_users(&self, ids: &[String]) -> Result<Query, String> {
+        if self.values(Field::UserId).is_some() {
+            return Err(
+                "the query names userId and --custodian is given: name the people one way, either in the query or with --custodian".into(),
+            );
+        }
+        let mut ids: Vec<String> = ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return Err("no custodian to narrow the query to".into());
+        }
+        let quoted: Vec<String> = ids
+            .iter()
+            .map(|v| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect();
+        let mut terms = self.terms.clone();
+        terms.push((Field::UserId, Condition::OneOf(ids)));
+        terms.sort_by_key(|(f, _)| *f);
+        Ok(Query {
+            text: format!("{} AND userId:({})", self.text, quoted.join(" OR ")),
+            terms,
+        })
+    }
+
     /// The values of `field`, if the query names it.
     pub fn values(&self, field: Field) -> Option<&[String]> {
         self.terms.iter().find_map(|(f, c)| match c {
@@ -641,6 +669,23 @@ mod tests {
     use time::macros::datetime;
 
     const GUIDE: &str = r#"timestamp:[2023-10-01T00:00:00.000Z TO 2023-10-01T23:59:59.999Z] AND participantId:"5f4d0c1e""#;
+
+    #[test]
+    fn custodians_narrow_a_query_and_parse_back_the_same() {
+        let q = Query::parse(
+            "timestamp:[2026-11-01T00:00:00Z TO 2026-11-20T00:00:00Z} AND direction:inbound",
+        )
+        .unwrap();
+        let n = q
+            .with_users(&["u2".into(), "u1".into(), "u2".into()])
+            .unwrap();
+        assert_eq!(n.values(Field::UserId).unwrap(), ["u1", "u2"]);
+        assert_eq!(Query::parse(n.text()).unwrap().canonical(), n.canonical());
+        let named =
+            Query::parse("timestamp:[2026-11-01T00:00:00Z TO 2026-11-20T00:00:00Z} AND userId:u1")
+                .unwrap();
+        assert!(named.with_users(&["u1".into()]).is_err());
+    }
 
     #[test]
     fn parses_the_guides_example() {

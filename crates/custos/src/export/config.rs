@@ -104,6 +104,9 @@ pub struct ExportConfig {
     pub retrieval: Retrieval,
     /// The human running the export, e.g. `Jane Doe <jane@firm.example>`.
     pub operator: Option<String>,
+    /// Custodians (`--custodian`): user ids, names, emails or usernames, each resolved to one
+    /// user before anything is written; the query is narrowed to them.
+    pub custodians: Vec<String>,
     /// A minisign secret key: sign the bag's tag manifest with it.
     pub sign_key: Option<PathBuf>,
     /// Page size for discovery.

@@ -137,10 +137,26 @@ async fn run(
                 .into(),
         });
     }
-    // An increment's previous bag is verified before the first file is written.
-    let previous = chain::previous_bag(cfg, &input.canonical(), sign_key.as_ref())?;
     // Credentials are proven before the first file is written.
     api.token(None).await?;
+    // Custodians are people the Users API names, one each, before anything is written; the
+    // query is narrowed to them (on a resume too, so a changed answer is a changed query).
+    let (input, custodians) = match (input, cfg.custodians.is_empty()) {
+        (input, true) => (input, None),
+        (Input::Query(q), false) if cfg.source == SourceKind::Genesys => {
+            let found = people::custodians(&api, &cfg.custodians).await?;
+            let ids: Vec<String> = found.iter().map(|c| c.user_id.clone()).collect();
+            let narrowed = q.with_users(&ids).map_err(Error::Config)?;
+            (Input::Query(narrowed), Some((q.text().to_owned(), found)))
+        }
+        _ => {
+            return Err(Error::Config(
+                "--custodian narrows a query on the genesys source; with --ids or --source search, list the recordings themselves".into(),
+            ));
+        }
+    };
+    // An increment's previous bag is verified before the first file is written.
+    let previous = chain::previous_bag(cfg, &input.canonical(), sign_key.as_ref())?;
     let resuming = state_path.exists();
     // So are the people a new export's query names (a name where an id belongs is refused).
     let people = match (&input, cfg.source, resuming) {
@@ -194,11 +210,20 @@ async fn run(
     if let Some(people::Checked(fields)) = people {
         ctx.log("query-people-checked", fields)?;
     }
+    if let Some((given, found)) = &custodians
+        && !resuming
+    {
+        ctx.log(
+            "custodians-resolved",
+            json!({"queryAsGiven": given, "custodians": found,
+                   "narrowedQuery": input.canonical()}),
+        )?;
+    }
 
     progress.stage(Stage::Query, "recording the query");
     tracing::info!(stage = "query", "recording the query");
     if ctx.state.get(Key::QuerySha256)?.is_none() {
-        query::write_query(&ctx, &input, now)?;
+        query::write_query(&ctx, &input, custodians.as_ref(), now)?;
     }
     progress.stage(Stage::Manifest, "finding recordings");
     tracing::info!(stage = "manifest", "finding recordings");

@@ -131,3 +131,113 @@ async fn every_user(api: &Api) -> Result<Vec<Value>> {
     }
     Ok(out)
 }
+
+/// One custodian as given (`--custodian`), and the user the Users API says it is.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Custodian {
+    /// As the operator gave it.
+    pub given: String,
+    /// The user's id.
+    pub user_id: String,
+    /// The user's name, as the Users API states it.
+    pub name: String,
+    /// The user's email.
+    pub email: String,
+    /// What matched: `id`, `name`, `email` or `username`.
+    pub matched_by: &'static str,
+}
+
+/// Resolves every custodian (a user id, a name, an email or a username) to one user of the
+/// organization through the Users API, or refuses: a value that matches no user, or more than
+/// one (two people of one name), is an error naming what to give instead. Never a silent zero.
+pub(super) async fn custodians(api: &Api, given: &[String]) -> Result<Vec<Custodian>> {
+    let text = |u: &Value, k: &str| u[k].as_str().unwrap_or("").to_owned();
+    let mut by_id: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    let plausible: Vec<&String> = given.iter().filter(|g| crate::model::safe_id(g)).collect();
+    for chunk in plausible.chunks(IDS_PER_REQUEST) {
+        let mut path = format!("/api/v2/users?pageSize={IDS_PER_REQUEST}");
+        for id in chunk {
+            path.push_str("&id=");
+            path.push_str(&crate::source::url_path(id));
+        }
+        let v = api
+            .send_ok(Method::GET, &path, None)
+            .await
+            .map_err(|e| match e {
+                Error::Refused { .. } => Error::Config(format!(
+                    "--custodian needs the Users API (directory:user:view), which refused: {e}"
+                )),
+                e => e,
+            })?
+            .json(&Method::GET, &api.url(&path))?;
+        for u in v["entities"].as_array().into_iter().flatten() {
+            if let Some(id) = u["id"].as_str().filter(|id| chunk.iter().any(|c| c == id)) {
+                by_id.insert(id.to_owned(), u.clone());
+            }
+        }
+    }
+    let mut users: Option<Vec<Value>> = None;
+    let mut out = Vec::new();
+    let mut refused = Vec::new();
+    for g in given {
+        if let Some(u) = by_id.get(g) {
+            out.push(Custodian {
+                given: g.clone(),
+                user_id: g.clone(),
+                name: text(u, "name"),
+                email: text(u, "email"),
+                matched_by: "id",
+            });
+            continue;
+        }
+        if users.is_none() {
+            users = Some(every_user(api).await?);
+        }
+        let lower = g.trim().to_lowercase();
+        let matches: Vec<(&Value, &'static str)> = users
+            .iter()
+            .flatten()
+            .filter_map(|u| {
+                ["email", "username", "name"]
+                    .into_iter()
+                    .find(|k| u[*k].as_str().is_some_and(|s| s.to_lowercase() == lower))
+                    .map(|k| (u, k))
+            })
+            .collect();
+        match matches.as_slice() {
+            [(u, by)] => out.push(Custodian {
+                given: g.clone(),
+                user_id: text(u, "id"),
+                name: text(u, "name"),
+                email: text(u, "email"),
+                matched_by: by,
+            }),
+            [] => refused.push(format!(
+                "\"{}\" is no user of this organization (neither an id, a name, an email nor a username)",
+                crate::shown::text(g)
+            )),
+            many => refused.push(format!(
+                "\"{}\" matches {} users ({}); give the id of the one you mean",
+                crate::shown::text(g),
+                many.len(),
+                many.iter()
+                    .map(|(u, _)| format!(
+                        "{} <{}> {}",
+                        crate::shown::text(u["name"].as_str().unwrap_or("")),
+                        crate::shown::text(u["email"].as_str().unwrap_or("")),
+                        crate::shown::text(u["id"].as_str().unwrap_or(""))
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Error::Config(format!(
+            "custodians that are no one, or more than one, would select nothing or the wrong person: {}",
+            refused.join("; ")
+        )));
+    }
+    Ok(out)
+}

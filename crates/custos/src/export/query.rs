@@ -16,7 +16,12 @@ use crate::source::url_path;
 use crate::state::Key;
 
 /// Writes and seals `data/query.json`.
-pub(super) fn write_query(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> Result<()> {
+pub(super) fn write_query(
+    ctx: &Ctx<'_>,
+    input: &Input,
+    custodians: Option<&(String, Vec<super::people::Custodian>)>,
+    now: OffsetDateTime,
+) -> Result<()> {
     let cfg = ctx.cfg;
     let export_id = uuid::Uuid::new_v4().to_string();
     let (requests, selection): (Vec<Value>, &str) = match (input, cfg.source) {
@@ -68,6 +73,9 @@ pub(super) fn write_query(ctx: &Ctx<'_>, input: &Input, now: OffsetDateTime) -> 
         "matter": cfg.matter,
         "query": query_text,
         "ids": ids,
+        // `--custodian`: the people as given, the users they are, and the query as given
+        // before it was narrowed to them (`query` is the narrowed one, run as is).
+        "custodians": custodians.map_or(Value::Null, |(given, found)| json!({"queryAsGiven": given, "resolved": found})),
         "canonicalQuery": canonical,
         "canonicalQuerySha256": canonical_sha,
         "source": cfg.source.as_str(),

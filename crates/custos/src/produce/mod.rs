@@ -2,12 +2,18 @@
 //! loads (Relativity, Nuix, Everlaw, Reveal), itself a BagIt bag:
 //!
 //! ```text
-//! VOLUME/data/NATIVES/PFX0000001.wav …   the natives, named by control number
-//! VOLUME/data/DATA/PFX.dat               Concordance/Relativity load file (dat.rs)
-//! VOLUME/data/DATA/PFX.csv               the same fields as CSV
-//! VOLUME/data/DATA/PFX_xref.csv          control number → the export's bag path and SHA-256
+//! VOLUME/data/PFX.dat                         Concordance/Relativity load file (dat.rs)
+//! VOLUME/data/PFX.csv                         the same fields as CSV
+//! VOLUME/data/PFX_xref.csv                    control number → the export's bag path and SHA-256
+//! VOLUME/data/NATIVES/0001/PFX0000001.wav …   the natives, named by control number
+//! VOLUME/data/TEXT/0001/PFX0000001.txt …      extracted text (UTF-8 with a byte-order mark)
+//! VOLUME/data/NEAR_NATIVES/0001/…             playable copies (near.rs)
+//! VOLUME/data/APPROVALS/0001/…                counsel's approvals of produced Corrupted items
 //! VOLUME/data/production_log.jsonl       hash-chained, naming the export's tag manifest and log head
 //! ```
+//!
+//! Every path in the load files is relative to the load files' own folder (`data/`, the volume
+//! root), with `\\`; each subfolder holds the files of at most [`FOLDER_DOCUMENTS`] documents.
 //!
 //! Control numbers are stable: the same export, `--prefix`, `--start` and `--ids` give the same
 //! numbers (documents are ordered by conversation start, conversation, recording start and
@@ -102,7 +108,7 @@ pub enum ProduceError {
 }
 
 /// The fields of the load files, in order.
-pub const FIELDS: [&str; 44] = [
+pub const FIELDS: [&str; 45] = [
     "BEGDOC",
     "ENDDOC",
     "NATIVELINK",
@@ -132,6 +138,7 @@ pub const FIELDS: [&str; 44] = [
     "SOURCE_PATH",
     "TEXTPATH",
     "HAS_TEXT",
+    "TRANSCRIPT_SOURCE",
     "AGENTID",
     "CUSTOMER_NUMBER",
     "TIMEZONE",
@@ -148,6 +155,48 @@ pub const FIELDS: [&str; 44] = [
     "ENDATTACH",
     "ATTACHIDS",
 ];
+
+/// Documents a subfolder (`NATIVES/0001`, `TEXT/0001`, …) holds the files of: at most 1,000
+/// files a folder, an approval's signature beside its statement included.
+pub const FOLDER_DOCUMENTS: usize = 500;
+
+/// The subfolder of the `i`-th document (from 0): `0001`, `0002`, …
+fn folder_of(i: usize) -> String {
+    format!("{:04}", i / FOLDER_DOCUMENTS + 1)
+}
+
+/// The kinds of file a volume holds per document, each in its folder under `data/`.
+const KINDS: [&str; 4] = ["NATIVES", "TEXT", "NEAR_NATIVES", "APPROVALS"];
+
+/// Where one document's files go: `data/<KIND>/<folder>/<file>`.
+struct Place<'a> {
+    data: &'a Path,
+    folder: String,
+}
+
+impl Place<'_> {
+    /// Relative to `data/`, the load files' folder, with `/`.
+    fn rel(&self, kind: &str, file: &str) -> String {
+        format!("{kind}/{}/{file}", self.folder)
+    }
+
+    /// The file's path, its folder made.
+    fn path(&self, kind: &str, file: &str) -> crate::Result<PathBuf> {
+        let dir = self.data.join(kind).join(&self.folder);
+        make_dirs(&dir)?;
+        Ok(dir.join(file))
+    }
+
+    /// As the load files name it: relative to their folder, with `\`.
+    fn link(&self, kind: &str, file: &str) -> String {
+        self.rel(kind, file).replace('/', "\\")
+    }
+
+    /// As the payload manifest names it.
+    fn sealed(&self, kind: &str, file: &str) -> String {
+        format!("data/{}", self.rel(kind, file))
+    }
+}
 
 /// Fills the family fields of `rows` (in control-number order, a conversation's documents
 /// together, its first call recording first): a conversation is a family; its first document
@@ -290,24 +339,29 @@ fn documents(pkg: &Package, ids: Option<&Path>) -> Result<Vec<Source>, ProduceEr
     Ok(docs)
 }
 
-/// The three digests of one copy, made in one pass.
+/// The three digests of one copy, made in one pass, and the SHA-256 of what was read.
 struct Copied {
     bytes: u64,
     md5: String,
     sha1: String,
     sha256: Sha256,
+    source_sha256: Sha256,
 }
 
 /// Copies the export's file `rel` (a regular file inside the bag, no link followed) to `to`,
-/// hashing as it goes, and makes the copy read-only.
-fn copy_native(bag: &Bag, rel: &str, to: &Path) -> crate::Result<Copied> {
+/// after `prefix` (a byte-order mark, or nothing), hashing as it goes, and makes the copy
+/// read-only.
+fn copy_native(bag: &Bag, rel: &str, to: &Path, prefix: &[u8]) -> crate::Result<Copied> {
     let (mut from, _) = bag
         .open(rel)
         .map_err(|e| crate::Error::io(bag.path(rel), std::io::Error::other(e.to_string())))?;
     let mut out = crate::durable::create_file(to).map_err(|e| crate::Error::io(to, e))?;
     let mut hashes = crate::digest::Hashes::new();
+    let mut source = sha2::Sha256::default();
     let mut buf = vec![0u8; 1 << 16];
-    let mut bytes = 0u64;
+    hashes.update(prefix);
+    out.write_all(prefix).map_err(|e| crate::Error::io(to, e))?;
+    let mut bytes = prefix.len() as u64;
     loop {
         let n = from
             .read(&mut buf)
@@ -316,6 +370,7 @@ fn copy_native(bag: &Bag, rel: &str, to: &Path) -> crate::Result<Copied> {
             break;
         }
         hashes.update(&buf[..n]);
+        sha2::Digest::update(&mut source, &buf[..n]);
         out.write_all(&buf[..n])
             .map_err(|e| crate::Error::io(to, e))?;
         bytes += n as u64;
@@ -329,6 +384,7 @@ fn copy_native(bag: &Bag, rel: &str, to: &Path) -> crate::Result<Copied> {
         md5: d.md5,
         sha1: d.sha1,
         sha256: d.sha256,
+        source_sha256: Sha256::finish(source),
     })
 }
 
@@ -426,9 +482,7 @@ fn write_volume(
     let tag_sha = pkg
         .tag_manifest_sha256()
         .map_err(|e| ProduceError::NotVerified(e.to_string()))?;
-    let natives = o.out.join("data/NATIVES");
-    let data = o.out.join("data/DATA");
-    make_dirs(&natives)?;
+    let data = o.out.join("data");
     make_dirs(&data)?;
     let log = CustodyLog::open(
         &o.out.join("data/production_log.jsonl"),
@@ -451,12 +505,16 @@ fn write_volume(
             "nearNatives": decoder.map_or_else(|| json!("none (--no-near-natives)"), |d| json!({"decoder": d.version, "audio": "PCM WAV", "video": "H.264 MP4", "toleranceSeconds": near::TOLERANCE_S})),
         }),
     )?;
-    let (rows, known, total) = copy_natives(o, docs, &log, &natives, &src("Export-Id"), decoder)?;
-    sync_dir(&natives)?;
-    for sub in ["TEXT", "APPROVALS", "NEAR_NATIVES"] {
-        if natives.with_file_name(sub).exists() {
-            sync_dir(&natives.with_file_name(sub))?;
+    let (rows, known, total) = copy_natives(o, docs, &log, &data, &src("Export-Id"), decoder)?;
+    for kind in KINDS {
+        let dir = data.join(kind);
+        if !dir.exists() {
+            continue;
         }
+        for e in std::fs::read_dir(&dir).map_err(|e| crate::Error::io(&dir, e))? {
+            sync_dir(&e.map_err(|e| crate::Error::io(&dir, e))?.path())?;
+        }
+        sync_dir(&dir)?;
     }
     let mut rows = rows;
     families(&mut rows);
@@ -547,7 +605,7 @@ fn copy_natives(
     o: &ProduceOptions,
     docs: &[Source],
     log: &CustodyLog,
-    natives: &Path,
+    data: &Path,
     export_id: &str,
     decoder: Option<&near::Decoder>,
 ) -> Result<(Vec<Vec<String>>, BTreeMap<String, (Sha256, u64)>, u64), ProduceError> {
@@ -555,8 +613,13 @@ fn copy_natives(
     let mut rows: Vec<Vec<String>> = Vec::with_capacity(docs.len());
     let mut known: BTreeMap<String, (Sha256, u64)> = BTreeMap::new();
     let mut total = 0u64;
+    let texts = texts_of(&bag, docs);
     for (i, d) in docs.iter().enumerate() {
         let control = format!("{}{:07}", o.prefix, o.start + i as u64);
+        let place = Place {
+            data,
+            folder: folder_of(i),
+        };
         let rel = d.get("File_Name");
         let ext = match &d.approval {
             // Kept as `.bin`: named by what its first bytes are.
@@ -576,7 +639,7 @@ fn copy_natives(
                 .to_ascii_lowercase(),
         };
         let name = format!("{control}.{ext}");
-        let c = copy_native(&bag, rel, &natives.join(&name))?;
+        let c = copy_native(&bag, rel, &place.path("NATIVES", &name)?, b"")?;
         // MD5 and SHA-1 recorded at download (exports since they were) must agree too.
         let recorded = [
             ("MD5", d.get("MD5_Hash"), &c.md5),
@@ -605,23 +668,37 @@ fn copy_natives(
         }
         log.append(
             "native-copied",
-            json!({"control": control, "source": rel, "bytes": c.bytes, "sha256": c.sha256.hex(), "md5": c.md5, "sha1": c.sha1}),
+            json!({"control": control, "source": rel, "native": place.rel("NATIVES", &name), "bytes": c.bytes, "sha256": c.sha256.hex(), "md5": c.md5, "sha1": c.sha1}),
         )?;
-        known.insert(format!("data/NATIVES/{name}"), (c.sha256, c.bytes));
+        known.insert(place.sealed("NATIVES", &name), (c.sha256, c.bytes));
         total += c.bytes;
-        let mut row = fields(d, &control, &name, &ext, &c, export_id);
-        let text = copy_text(&bag, d, &control, natives, log, &mut known)?;
+        let mut row = fields(
+            d,
+            &control,
+            &place.link("NATIVES", &name),
+            &ext,
+            &c,
+            export_id,
+        );
+        let (text, source) = match &texts[i] {
+            Some(t) => (
+                copy_text(&bag, t, &control, &place, log, &mut known)?,
+                t.source.clone(),
+            ),
+            None => (String::new(), String::new()),
+        };
         let has_text = if text.is_empty() { "N" } else { "Y" };
         row.extend([
             text,
             has_text.to_owned(),
+            source,
             d.get("Agent_IDs").to_owned(),
             customer_number(d.get("Direction"), d.get("ANI"), d.get("DNIS")),
-            // Every date and time of the load file is UTC (ISO 8601 with `Z`).
+            // Every date and time of the load file is UTC (`YYYY-MM-DD HH:MM:SS`).
             "UTC".to_owned(),
         ]);
         row.extend(match decoder {
-            Some(dec) => near_native(dec, natives, &name, &control, d, log, &mut known)?,
+            Some(dec) => near_native(dec, &place, &name, &control, d, log, &mut known)?,
             None => Default::default(),
         });
         row.extend(match &d.approval {
@@ -632,7 +709,7 @@ fn copy_natives(
                 String::new(),
             ],
             Some(a) => {
-                let path = copy_approval(&bag, a, &control, natives, log, &mut known)?;
+                let path = copy_approval(&bag, a, &control, &place, log, &mut known)?;
                 [
                     "Corrupted; produced on counsel's approval".to_owned(),
                     a.approval.approved_by.clone(),
@@ -654,33 +731,33 @@ fn near_at() -> usize {
         .expect("a field")
 }
 
-/// A playable copy of the native `name` (in `natives`), when a review platform cannot play it:
+/// A playable copy of the native `name` (at `place`), when a review platform cannot play it:
 /// its NEAR_NATIVE_LINK, MD5 and SHA-256, or three empty fields. A native that does not decode
 /// stops the production, unless it is an approved Corrupted item (damaged by definition),
 /// whose failure is logged and leaves it without a copy.
 fn near_native(
     dec: &near::Decoder,
-    natives: &Path,
+    place: &Place,
     name: &str,
     control: &str,
     d: &Source,
     log: &CustodyLog,
     known: &mut BTreeMap<String, (Sha256, u64)>,
 ) -> Result<[String; 3], ProduceError> {
-    let native = natives.join(name);
+    let native = place.path("NATIVES", name)?;
     let Ok(crate::media::Inspection::Media(info)) = crate::media::inspect_file(&native, &[]) else {
         return Ok(Default::default());
     };
     let Some(kind) = near::needed(&info) else {
         return Ok(Default::default());
     };
-    let data = natives.parent().expect("data/NATIVES");
-    make_dirs(&data.join("NEAR_NATIVES"))?;
-    let out = format!("NEAR_NATIVES/{control}.{}", kind.ext());
+    let file = format!("{control}.{}", kind.ext());
+    let path = place.path("NEAR_NATIVES", &file)?;
+    let out = place.rel("NEAR_NATIVES", &file);
     let made = near::make(
         dec,
-        data,
-        &format!("NATIVES/{name}"),
+        place.data,
+        &place.rel("NATIVES", name),
         &out,
         kind,
         info.seconds(),
@@ -696,7 +773,6 @@ fn near_native(
         }
         Err(why) => return Err(crate::Error::Config(why).into()),
     };
-    let path = data.join(&out);
     let mut f = std::fs::File::open(&path).map_err(|e| crate::Error::io(&path, e))?;
     let mut hashes = crate::digest::Hashes::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -712,33 +788,31 @@ fn near_native(
     let h = hashes.finish();
     log.append(
         "near-native-made",
-        json!({"control": control, "native": format!("NATIVES/{name}"), "nearNative": out,
+        json!({"control": control, "native": place.rel("NATIVES", name), "nearNative": out,
                "bytes": bytes, "sha256": h.sha256.hex(), "md5": h.md5,
                "decoder": dec.version, "arguments": args,
                "nativeSeconds": info.seconds(), "nearNativeSeconds": copy.seconds()}),
     )?;
-    known.insert(format!("data/{out}"), (h.sha256, bytes));
-    Ok([out.replace('/', "\\"), h.md5, h.sha256.hex()])
+    known.insert(place.sealed("NEAR_NATIVES", &file), (h.sha256, bytes));
+    Ok([place.link("NEAR_NATIVES", &file), h.md5, h.sha256.hex()])
 }
 
 /// Copies counsel's signed approval of a `Corrupted` document (statement and signature) to
-/// `data/APPROVALS/<control>.json` and `.json.minisig`, so the volume carries the proof; its
+/// `data/APPROVALS/<folder>/<control>.json` and `.json.minisig`, so the volume carries the proof; its
 /// APPROVALPATH.
 fn copy_approval(
     bag: &Bag,
     a: &crate::verify::ApprovalReport,
     control: &str,
-    natives: &Path,
+    place: &Place,
     log: &CustodyLog,
     known: &mut BTreeMap<String, (Sha256, u64)>,
 ) -> Result<String, ProduceError> {
-    let dir = natives.with_file_name("APPROVALS");
-    make_dirs(&dir)?;
     let name = format!("{control}.json");
-    let statement = copy_native(bag, &a.file, &dir.join(&name))?;
+    let to = place.path("APPROVALS", &name)?;
+    let statement = copy_native(bag, &a.file, &to, b"")?;
     // The copy states what verification checked, or the statement changed since.
-    let copied =
-        std::fs::read(dir.join(&name)).map_err(|e| crate::Error::io(dir.join(&name), e))?;
+    let copied = std::fs::read(&to).map_err(|e| crate::Error::io(&to, e))?;
     if crate::approve::parse(&copied).as_ref() != Ok(&a.approval) {
         return Err(crate::Error::Tampered {
             path: bag.path(&a.file),
@@ -749,7 +823,8 @@ fn copy_approval(
     let sig = copy_native(
         bag,
         &format!("{}.minisig", a.file),
-        &dir.join(format!("{name}.minisig")),
+        &place.path("APPROVALS", &format!("{name}.minisig"))?,
+        b"",
     )?;
     log.append(
         "approval-honoured",
@@ -758,60 +833,154 @@ fn copy_approval(
                "statementSha256": statement.sha256.hex(), "signatureSha256": sig.sha256.hex()}),
     )?;
     known.insert(
-        format!("data/APPROVALS/{name}"),
+        place.sealed("APPROVALS", &name),
         (statement.sha256, statement.bytes),
     );
     known.insert(
-        format!("data/APPROVALS/{name}.minisig"),
+        place.sealed("APPROVALS", &format!("{name}.minisig")),
         (sig.sha256, sig.bytes),
     );
-    Ok(format!("APPROVALS\\{name}"))
+    Ok(place.link("APPROVALS", &name))
 }
 
-/// The document's extracted text: the plain-text rendering of its voice communication's
-/// transcript, where the export holds one (`export --transcripts`), or of its chat, email or
-/// messaging thread (always rendered), copied to
-/// `data/TEXT/<control>.txt`. Its TEXTPATH, or empty.
+/// A document's extracted text in the export, and what made it.
+#[derive(Clone, Debug)]
+struct Text {
+    /// `data/transcripts/<conversation>/<communication>.txt`.
+    rel: String,
+    /// TRANSCRIPT_SOURCE: a machine transcription (and by which engine), or a rendering of a
+    /// thread's messages.
+    source: String,
+}
+
+/// Epoch milliseconds of an RFC 3339 time.
+fn epoch_ms(t: &serde_json::Value) -> Option<i64> {
+    let t =
+        time::OffsetDateTime::parse(t.as_str()?, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// Each document's extracted text, where the export holds one: a chat, email or messaging
+/// thread's rendering is its own; a voice communication's transcript (`export --transcripts`)
+/// belongs to the one recording of that communication whose span overlaps the transcript's
+/// most (ties: the earlier recording), never to every recording of it: a second recording of
+/// the same communication does not hold those words. A screen recording has none.
+fn texts_of(bag: &Bag, docs: &[Source]) -> Vec<Option<Text>> {
+    let mut out: Vec<Option<Text>> = vec![None; docs.len()];
+    // (conversation, communication) → the best recording's rank, index and text.
+    // Overlap, then the earlier start, then the earlier document: the larger wins.
+    type Rank = (i64, i64, i64);
+    let mut best: BTreeMap<(String, String), (Rank, usize, Text)> = BTreeMap::new();
+    for (i, d) in docs.iter().enumerate() {
+        let rid = d.get("Recording_ID");
+        let cid = d.get("Conversation_ID");
+        if !crate::model::safe_id(cid) || !crate::model::safe_id(rid) {
+            continue;
+        }
+        let meta: serde_json::Value = bag
+            .read(&format!("data/metadata/{rid}.json"), 16 << 20)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let Some(session) = meta["sessionId"]
+            .as_str()
+            .filter(|s| crate::model::safe_id(s))
+        else {
+            continue;
+        };
+        if meta["media"] == "screen" {
+            // A screen recording shares its call's communication, whose transcript is the
+            // call's text, not the video's.
+            continue;
+        }
+        let rel = format!("data/transcripts/{cid}/{session}.txt");
+        if bag.lstat(&rel).is_err() {
+            continue;
+        }
+        if matches!(meta["media"].as_str(), Some("chat" | "email" | "messaging")) {
+            out[i] = Some(Text {
+                rel,
+                source: "rendering of the thread's messages as received (not a transcription)"
+                    .into(),
+            });
+            continue;
+        }
+        let doc: serde_json::Value = bag
+            .read(&format!("data/transcripts/{cid}/{session}.json"), 64 << 20)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let first = &doc["transcripts"][0];
+        let source = format!(
+            "machine transcription: Genesys Speech & Text Analytics ({}, {}), not reviewed by a person",
+            crate::shown::text(
+                first["engineProvider"]
+                    .as_str()
+                    .unwrap_or("engine not stated")
+            ),
+            crate::shown::text(first["language"].as_str().unwrap_or("language not stated"))
+        );
+        let (r0, r1) = (epoch_ms(&meta["startTime"]), epoch_ms(&meta["endTime"]));
+        let t0 = doc["startTime"].as_i64();
+        let t1 = t0
+            .zip(doc["duration"]["milliseconds"].as_i64())
+            .map(|(a, b)| a + b);
+        let overlap = match (r0, r1, t0, t1) {
+            (Some(r0), Some(r1), Some(t0), Some(t1)) => r1.min(t1) - r0.max(t0),
+            _ => 0,
+        };
+        let rank = (overlap, -r0.unwrap_or(0), -(i as i64));
+        let key = (cid.to_owned(), session.to_owned());
+        // The recording that holds it all may not be produced (not Exported, or not selected):
+        // then the text goes with this one, marked as the whole communication's.
+        let source = match t0.zip(t1) {
+            Some((t0, t1)) if overlap < t1 - t0 - 1000 => format!(
+                "{source}; the whole communication's transcript ({:.1} s), of which this recording holds {:.1} s",
+                (t1 - t0) as f64 / 1000.0,
+                overlap.max(0) as f64 / 1000.0
+            ),
+            _ => source,
+        };
+        if best.get(&key).is_none_or(|(r, _, _)| rank > *r) {
+            best.insert(key, (rank, i, Text { rel, source }));
+        }
+    }
+    for (_, i, text) in best.into_values() {
+        out[i] = Some(text);
+    }
+    out
+}
+
+/// Copies a document's extracted text (`t`) to `data/TEXT/<folder>/<control>.txt` with a
+/// UTF-8 byte-order mark in front (review platforms tell a text file's encoding by it). Its
+/// TEXTPATH.
 fn copy_text(
     bag: &Bag,
-    d: &Source,
+    t: &Text,
     control: &str,
-    natives: &Path,
+    place: &Place,
     log: &CustodyLog,
     known: &mut BTreeMap<String, (Sha256, u64)>,
 ) -> Result<String, ProduceError> {
-    let rid = d.get("Recording_ID");
-    let cid = d.get("Conversation_ID");
-    let meta: serde_json::Value = bag
-        .read(&format!("data/metadata/{rid}.json"), 16 << 20)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let Some(session) = meta["sessionId"]
-        .as_str()
-        .filter(|s| crate::model::safe_id(s))
-    else {
-        return Ok(String::new());
-    };
-    if meta["media"] == "screen" {
-        // A screen recording shares its call's communication, whose transcript is the call's
-        // text, not the video's.
-        return Ok(String::new());
-    }
-    let rel = format!("data/transcripts/{cid}/{session}.txt");
-    if !crate::model::safe_id(cid) || bag.lstat(&rel).is_err() {
-        return Ok(String::new());
-    }
-    let text_dir = natives.with_file_name("TEXT");
-    make_dirs(&text_dir)?;
+    let rel = t.rel.clone();
     let name = format!("{control}.txt");
-    let c = copy_native(bag, &rel, &text_dir.join(&name))?;
+    let mut head = [0u8; 3];
+    let has_bom = bag
+        .open(&rel)
+        .ok()
+        .and_then(|(mut f, _)| f.read_exact(&mut head).ok())
+        .is_some_and(|()| head == *dat::BOM.as_bytes());
+    let bom: &[u8] = if has_bom { b"" } else { dat::BOM.as_bytes() };
+    let c = copy_native(bag, &rel, &place.path("TEXT", &name)?, bom)?;
     log.append(
         "text-copied",
-        json!({"control": control, "source": rel, "bytes": c.bytes, "sha256": c.sha256.hex()}),
+        json!({"control": control, "source": rel, "sourceSha256": c.source_sha256.hex(),
+               "text": place.rel("TEXT", &name), "bytes": c.bytes, "sha256": c.sha256.hex(),
+               "byteOrderMarkAdded": !bom.is_empty()}),
     )?;
-    known.insert(format!("data/TEXT/{name}"), (c.sha256, c.bytes));
-    Ok(format!("TEXT\\{name}"))
+    known.insert(place.sealed("TEXT", &name), (c.sha256, c.bytes));
+    Ok(place.link("TEXT", &name))
 }
 
 /// The customer's number whatever the call's direction (inbound: who called, the ANI;
@@ -829,7 +998,7 @@ fn customer_number(direction: &str, ani: &str, dnis: &str) -> String {
 fn fields(
     d: &Source,
     control: &str,
-    name: &str,
+    link: &str,
     ext: &str,
     c: &Copied,
     export_id: &str,
@@ -843,7 +1012,7 @@ fn fields(
     vec![
         control.to_owned(),
         control.to_owned(),
-        format!("NATIVES\\{name}"),
+        link.to_owned(),
         file_name,
         ext.to_owned(),
         c.bytes.to_string(),
@@ -855,9 +1024,9 @@ fn fields(
         g("ANI"),
         g("DNIS"),
         g("Direction"),
-        g("Conversation_Start"),
-        g("Recording_Start"),
-        g("Recording_End"),
+        load_date(d.get("Conversation_Start")),
+        load_date(d.get("Recording_Start")),
+        load_date(d.get("Recording_End")),
         g("Media_Duration_S"),
         g("Queue_Names"),
         g("Skill_Names"),
@@ -876,6 +1045,23 @@ fn fields(
     ]
 }
 
+/// A date and time as the load files hold it: `YYYY-MM-DD HH:MM:SS` in UTC (the `TIMEZONE`
+/// field says so), a form Relativity's and Nuix's date fields import without a format setting;
+/// the instant to the millisecond stays in the export's call facts. A value that is not an
+/// RFC 3339 time is kept as it is, never guessed.
+fn load_date(rfc3339: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    match time::OffsetDateTime::parse(rfc3339, &Rfc3339) {
+        Ok(t) => t
+            .to_offset(time::UtcOffset::UTC)
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]"
+            ))
+            .unwrap_or_else(|_| rfc3339.to_owned()),
+        Err(_) => rfc3339.to_owned(),
+    }
+}
+
 /// A load file as CSV (RFC 4180): `head`, then `rows`, every value as it is. A load file's
 /// values are loaded, not opened in a spreadsheet: the formula guard of the custody record's
 /// CSVs (`custody::csv_cell`) would change them (`+15550100` to `'+15550100`), so the CSV and
@@ -889,7 +1075,7 @@ fn load_csv(head: &[&str], rows: &mut dyn Iterator<Item = Vec<String>>) -> Vec<u
     w.into_inner().expect("csv to memory")
 }
 
-/// The DAT, the CSV of the same fields, and the cross-reference, into `data/DATA`; the DAT's
+/// The DAT, the CSV of the same fields, and the cross-reference, into `data/`; the DAT's
 /// delimiters, chosen so that every value reads back as it is.
 fn write_load_files(
     o: &ProduceOptions,
@@ -938,7 +1124,26 @@ fn write_load_files(
 
 #[cfg(test)]
 mod tests {
-    use super::{customer_number, load_csv};
+    use super::{customer_number, folder_of, load_csv, load_date};
+
+    #[test]
+    fn load_file_dates_are_utc_without_a_zone_letter() {
+        assert_eq!(load_date("2024-03-01T10:00:05.123Z"), "2024-03-01 10:00:05");
+        assert_eq!(
+            load_date("2024-03-01T12:00:05+02:00"),
+            "2024-03-01 10:00:05"
+        );
+        assert_eq!(load_date(""), "");
+        assert_eq!(load_date("yesterday"), "yesterday");
+    }
+
+    #[test]
+    fn a_subfolder_holds_at_most_the_files_of_its_documents() {
+        assert_eq!(folder_of(0), "0001");
+        assert_eq!(folder_of(super::FOLDER_DOCUMENTS - 1), "0001");
+        assert_eq!(folder_of(super::FOLDER_DOCUMENTS), "0002");
+        assert_eq!(folder_of(10 * super::FOLDER_DOCUMENTS), "0011");
+    }
 
     #[test]
     fn the_customer_number_follows_the_direction() {

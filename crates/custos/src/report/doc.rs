@@ -86,6 +86,7 @@ pub fn compose(f: &Facts, sealed: Option<&Seal>) -> Vec<Block> {
     )));
     summary(f, sealed, &mut d);
     asked(f, &mut d);
+    custodians(f, &mut d);
     who(f, &mut d);
     timeline(f, &mut d);
     exceptions(f, &mut d);
@@ -195,6 +196,54 @@ fn asked(f: &Facts, d: &mut Vec<Block>) {
         Cell::text(f.query_str("/startedAt").unwrap_or("")),
     ));
     d.push(Block::Pairs(p));
+}
+
+/// The custodians the query was narrowed to (`--custodian`): who each is, and what the export
+/// holds of them.
+fn custodians(f: &Facts, d: &mut Vec<Block>) {
+    if f.custodians.is_empty() {
+        return;
+    }
+    d.push(Block::Heading("Custodians".into()));
+    d.push(Block::Para(format!(
+        "The operator named {} custodian(s); before anything was written, each was resolved \
+         to exactly one user of the organization through the Genesys Users API (the answer is \
+         kept in data/query.json), and the query was narrowed to their user ids. As given: {}",
+        f.custodians.len(),
+        f.query_str("/custodians/queryAsGiven").unwrap_or("")
+    )));
+    d.push(Block::Table {
+        head: vec![
+            "Given as".into(),
+            "User (matched by)".into(),
+            "Conversations".into(),
+            "Recordings listed".into(),
+            "Exported".into(),
+        ],
+        widths: vec![0.2, 0.44, 0.12, 0.12, 0.12],
+        rows: f
+            .custodians
+            .iter()
+            .map(|c| {
+                vec![
+                    Cell::text(&c.given),
+                    Cell::text(format!(
+                        "{} <{}>\n{} ({})",
+                        c.name, c.email, c.user_id, c.matched_by
+                    )),
+                    Cell::text(c.conversations.to_string()),
+                    Cell::text(c.recordings.to_string()),
+                    Cell::text(c.exported.to_string()),
+                ]
+            })
+            .collect(),
+    });
+    if let Some(c) = f.custodians.iter().find(|c| c.conversations == 0) {
+        d.push(Block::Note(format!(
+            "No conversation of {} ({}) is in the interval: the export holds nothing of them.",
+            c.given, c.user_id
+        )));
+    }
 }
 
 fn who(f: &Facts, d: &mut Vec<Block>) {

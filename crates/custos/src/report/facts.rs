@@ -34,6 +34,27 @@ pub struct Exception {
     pub reason: String,
 }
 
+/// A custodian (`--custodian`) and what the export holds of them.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CustodianCount {
+    /// As the operator gave it.
+    pub given: String,
+    /// The user it resolved to.
+    pub user_id: String,
+    /// The user's name and email, as the Users API stated them.
+    pub name: String,
+    /// Email.
+    pub email: String,
+    /// What matched (`id`, `name`, `email`, `username`).
+    pub matched_by: String,
+    /// Conversations in which the user took part as an agent.
+    pub conversations: u64,
+    /// Their recordings listed.
+    pub recordings: u64,
+    /// Of them, exported.
+    pub exported: u64,
+}
+
 /// A kept file whose duration was not compared with the API's, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unchecked {
@@ -109,6 +130,8 @@ pub struct Facts {
     pub unchecked: Vec<Unchecked>,
     /// The timeline, from the custody log.
     pub timeline: Timeline,
+    /// The custodians the query was narrowed to, with their counts (`--custodian`).
+    pub custodians: Vec<CustodianCount>,
 }
 
 impl Facts {
@@ -141,8 +164,9 @@ impl Facts {
             summary: json("data/summary.json")?,
             ..Facts::default()
         };
-        read_record(bag, &mut facts)?;
+        let exported = read_record(bag, &mut facts)?;
         facts.timeline = read_log(bag)?;
+        facts.custodians = custodians(bag, &facts.query, &exported)?;
         facts.unchecked = facts
             .summary
             .pointer("/durationChecked/notChecked")
@@ -176,9 +200,78 @@ fn each_line(
         .map_err(|e| ReportError::Unreadable(rel.into(), e.to_string()))
 }
 
-/// The custody record: counts per outcome, and the items not exported.
-fn read_record(bag: &Bag, facts: &mut Facts) -> Result<(), ReportError> {
+/// Per custodian of `query.json` (`--custodian`): the conversations in which they took part
+/// as an agent, and those conversations' recordings listed and `exported`, from the call facts.
+fn custodians(
+    bag: &Bag,
+    query: &Value,
+    exported: &std::collections::HashSet<String>,
+) -> Result<Vec<CustodianCount>, ReportError> {
+    let Some(resolved) = query
+        .pointer("/custodians/resolved")
+        .and_then(Value::as_array)
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<CustodianCount> = resolved
+        .iter()
+        .map(|c| CustodianCount {
+            given: str_of(c, "given"),
+            user_id: str_of(c, "userId"),
+            name: str_of(c, "name"),
+            email: str_of(c, "email"),
+            matched_by: str_of(c, "matchedBy"),
+            ..CustodianCount::default()
+        })
+        .collect();
+    let mut conversations: Vec<std::collections::HashSet<String>> =
+        vec![Default::default(); out.len()];
+    let mut header: Option<csv::StringRecord> = None;
+    if bag.lstat(files::CALL_FACTS).is_err() {
+        return Ok(out);
+    }
+    each_line(bag, files::CALL_FACTS, |line| {
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(line);
+        let Some(Ok(row)) = r.records().next() else {
+            return Ok(());
+        };
+        let Some(head) = &header else {
+            header = Some(row);
+            return Ok(());
+        };
+        let get = |name: &str| {
+            head.iter()
+                .position(|h| h == name)
+                .and_then(|i| row.get(i))
+                .unwrap_or("")
+        };
+        let agents: Vec<&str> = get("Agent_IDs").split("; ").collect();
+        for (i, c) in out.iter_mut().enumerate() {
+            if agents.contains(&c.user_id.as_str()) {
+                c.recordings += 1;
+                c.exported += u64::from(exported.contains(get("Recording_ID")));
+                conversations[i].insert(get("Conversation_ID").to_owned());
+            }
+        }
+        Ok(())
+    })?;
+    for (c, convs) in out.iter_mut().zip(conversations) {
+        c.conversations = convs.len() as u64;
+    }
+    Ok(out)
+}
+
+/// The custody record: counts per outcome, and the items not exported; the ids of the
+/// exported recordings, when the export has custodians to count them for.
+fn read_record(
+    bag: &Bag,
+    facts: &mut Facts,
+) -> Result<std::collections::HashSet<String>, ReportError> {
     const REL: &str = files::CUSTODY_CSV;
+    let count_custodians = facts.query.pointer("/custodians/resolved").is_some();
+    let mut exported = std::collections::HashSet::new();
     facts.tally = Tally::default();
     let mut header: Option<csv::StringRecord> = None;
     let mut n = 0u64;
@@ -210,6 +303,9 @@ fn read_record(bag: &Bag, facts: &mut Facts) -> Result<(), ReportError> {
             None => return Err(format!("line {n}: unknown outcome {outcome:?}")),
         }
         if outcome == "Exported" {
+            if count_custodians {
+                exported.insert(get("Recording_ID"));
+            }
             let kind = get("Content_Type");
             let kind = if kind.is_empty() {
                 "type not stated".to_owned()
@@ -229,7 +325,8 @@ fn read_record(bag: &Bag, facts: &mut Facts) -> Result<(), ReportError> {
             }
         }
         Ok(())
-    })
+    })?;
+    Ok(exported)
 }
 
 /// The timeline, from the custody log's events.

@@ -33,7 +33,15 @@ pub(super) fn check_xref(
     f: &mut Findings,
 ) -> u64 {
     let prefix = info.get("Production-Prefix").cloned().unwrap_or_default();
-    let rel = format!("data/DATA/{prefix}_xref.csv");
+    // Beside the load files: in `data/` (volumes since load-file paths are relative to them),
+    // or `data/DATA/` (volumes made before).
+    let rel = [
+        format!("data/{prefix}_xref.csv"),
+        format!("data/DATA/{prefix}_xref.csv"),
+    ]
+    .into_iter()
+    .find(|r| manifest.contains_key(r))
+    .unwrap_or_else(|| format!("data/{prefix}_xref.csv"));
     let text = match bag.read_text(&rel, 1 << 30) {
         Ok(t) => t,
         Err(e) => {
@@ -64,8 +72,11 @@ pub(super) fn check_xref(
         .filter(|(p, _)| p.starts_with("data/NATIVES/"))
         .collect();
     for (path, sha) in &natives {
+        // `data/NATIVES/0001/ACME0000001.wav` (or, before subfolders, without `0001/`).
         let stem = path
-            .trim_start_matches("data/NATIVES/")
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
             .split('.')
             .next()
             .unwrap_or("");

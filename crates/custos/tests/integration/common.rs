@@ -52,6 +52,7 @@ pub fn config_at(
         concurrency: 4,
         retrieval,
         operator: Some("Test Operator <t@example.invalid>".into()),
+        custodians: Vec::new(),
         sign_key: None,
         page_size: 25,
         now: None,

@@ -203,7 +203,7 @@ async fn produce_includes_exactly_the_approved_corrupted_items() {
         "{}",
         text(&o)
     );
-    let docs = super::produce::read_dat(&vol.join("data/DATA/ACME.dat"));
+    let docs = super::produce::read_dat(&vol.join("data/ACME.dat"));
     assert_eq!(docs.len(), f.exported + 1);
     let marked: Vec<&std::collections::BTreeMap<String, String>> = docs
         .iter()
@@ -258,7 +258,7 @@ async fn produce_without_an_approver_key_produces_no_corrupted_item() {
         "{}",
         text(&o)
     );
-    let docs = super::produce::read_dat(&vol.join("data/DATA/ACME.dat"));
+    let docs = super::produce::read_dat(&vol.join("data/ACME.dat"));
     assert_eq!(docs.len(), f.exported);
     assert!(docs.iter().all(|d| d["EVIDENCE_STATUS"] == "Exported"));
 }

@@ -2,6 +2,7 @@
 //! resume without being hashed again, clean stops on SIGINT, and bad input refused with exit 2
 //! before anything is written.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -673,5 +674,126 @@ async fn the_export_line_custos_sim_prints_works_as_printed() {
     let _ = sim.wait();
     assert_eq!(o.status.code(), Some(0), "{line}\n{}", stderr(&o));
     assert_eq!(verify_code(&dir.join("sim-export")), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--custodian` by name, by email and by id: the same person, so the same recordings; the
+/// package records who each resolved to, and the report counts them.
+#[tokio::test]
+async fn a_custodian_by_name_email_or_id_selects_the_same_recordings() {
+    let env = start(scenario()).await;
+    let (id, name, email) = a_user(&env).await;
+    let mut selected = Vec::new();
+    for (how, value) in [("id", &id), ("name", &name), ("email", &email)] {
+        let out = tmp(&format!("custodian-{how}"));
+        let o = run(export_cmd(&env, &out, &["--custodian", value])).await;
+        assert_eq!(o.status.code(), Some(0), "{how}: {}", stderr(&o));
+        let q: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("data/query.json")).unwrap()).unwrap();
+        let c = &q["custodians"]["resolved"][0];
+        assert_eq!(c["userId"], id.as_str(), "{how}");
+        assert_eq!(c["matchedBy"], how);
+        assert_eq!(c["given"], value.as_str());
+        assert!(
+            q["query"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("AND userId:(\"{id}\")")),
+            "{}",
+            q["query"]
+        );
+        let ids: BTreeSet<String> = custos::package::outcomes(&out)
+            .unwrap()
+            .into_keys()
+            .collect();
+        // Every recording selected is of a conversation the person took part in.
+        let mut facts = csv::Reader::from_path(out.join("data/call_facts.csv")).unwrap();
+        for r in facts.deserialize::<std::collections::BTreeMap<String, String>>() {
+            let r = r.unwrap();
+            assert!(r["Agent_IDs"].split("; ").any(|a| a == id), "{r:?}");
+        }
+        // The report names the custodian and counts what the export holds of them.
+        let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+        assert!(html.contains("Custodians"), "{how}");
+        assert!(html.contains(&format!("{id} ({how})")), "{how}");
+        selected.push(ids);
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    assert!(!selected[0].is_empty());
+    assert_eq!(selected[0], selected[1], "by id and by name");
+    assert_eq!(selected[0], selected[2], "by id and by email");
+    // And that is the whole of the person's recordings in the interval.
+    let all = tmp("custodian-all");
+    assert_eq!(
+        run(export_cmd(&env, &all, &[])).await.status.code(),
+        Some(0)
+    );
+    let mut facts = csv::Reader::from_path(all.join("data/call_facts.csv")).unwrap();
+    let theirs: BTreeSet<String> = facts
+        .deserialize::<std::collections::BTreeMap<String, String>>()
+        .map(|r| r.unwrap())
+        .filter(|r| r["Agent_IDs"].split("; ").any(|a| a == id))
+        .map(|r| r["Recording_ID"].clone())
+        .collect();
+    assert_eq!(selected[0], theirs);
+    std::fs::remove_dir_all(&all).unwrap();
+}
+
+/// A custodian nobody is: refused before anything is written, never a silent empty export.
+#[tokio::test]
+async fn an_unknown_custodian_is_refused_before_anything_is_written() {
+    let env = start(scenario()).await;
+    let out = tmp("custodian-unknown");
+    let o = run(export_cmd(&env, &out, &["--custodian", "Nobody Atall"])).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("\"Nobody Atall\" is no user of this organization"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+}
+
+/// People named twice (in the query and with --custodian) are refused: AND-ing them would
+/// select only conversations of both.
+#[tokio::test]
+async fn a_custodian_and_a_user_in_the_query_are_refused() {
+    let env = start(scenario()).await;
+    let (id, _, _) = a_user(&env).await;
+    let out = tmp("custodian-twice");
+    let o = run(super::export_query(
+        &env,
+        &people_query(&id),
+        &out,
+        &["--custodian", &id],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("name the people one way"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+}
+
+/// `--custodians FILE` that is a FIFO: refused, never read (no hang).
+#[tokio::test]
+async fn a_custodians_fifo_is_refused_not_read() {
+    let env = start(scenario()).await;
+    let dir = tmp("custodians-fifo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("people");
+    super::mkfifo(&fifo);
+    let out = dir.join("out");
+    let o = run(export_cmd(
+        &env,
+        &out,
+        &["--custodians", fifo.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    assert!(!out.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

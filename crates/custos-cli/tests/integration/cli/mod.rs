@@ -449,7 +449,7 @@ fn demo_runs_and_validates() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let docs = produce::read_dat(&vol.join("data/DATA/DEMO.dat"));
+    let docs = produce::read_dat(&vol.join("data/DEMO.dat"));
     let exported = outcomes.values().filter(|o| *o == "Exported").count();
     assert_eq!(docs.len(), exported);
     for d in &docs {

@@ -40,7 +40,10 @@ fn stated_delimiters(volume: &Path) -> (char, char, char) {
 /// defaults ASCII 20 and þ, unless a value holds them); its newline character stands for a
 /// line break in a value.
 pub(super) fn read_dat(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let volume = path.ancestors().nth(3).unwrap();
+    let volume = path
+        .ancestors()
+        .find(|p| p.join("bag-info.txt").is_file())
+        .expect("the load file is inside a volume");
     let (column, quote, newline) = stated_delimiters(volume);
     let bytes = std::fs::read(path).unwrap();
     let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").expect("a BOM")).unwrap();
@@ -145,10 +148,10 @@ async fn a_production_loads_checks_out_and_names_every_party() {
     }
     // Stable: the same export and options give the same load file, byte for byte.
     assert_eq!(
-        std::fs::read(a.join("data/DATA/ACME.dat")).unwrap(),
-        std::fs::read(b.join("data/DATA/ACME.dat")).unwrap()
+        std::fs::read(a.join("data/ACME.dat")).unwrap(),
+        std::fs::read(b.join("data/ACME.dat")).unwrap()
     );
-    let docs = read_dat(&a.join("data/DATA/ACME.dat"));
+    let docs = read_dat(&a.join("data/ACME.dat"));
     let exported = truth
         .recordings
         .iter()
@@ -165,11 +168,44 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         .collect();
     assert!(
         natives.iter().all(|p| p.is_file()),
-        "every NATIVELINK exists"
+        "every NATIVELINK exists, relative to the load file's folder"
     );
+    // Natives sit in subfolders (`NATIVES\0001\…`) of at most 1,000 files, as every other
+    // folder of documents does.
+    for d in &docs {
+        assert!(
+            d["NATIVELINK"].starts_with("NATIVES\\0001\\"),
+            "{}",
+            d["NATIVELINK"]
+        );
+    }
+    fn most_files_in_a_folder(dir: &Path) -> usize {
+        let mut files = 0;
+        let mut most = 0;
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                most = most.max(most_files_in_a_folder(&e.path()));
+            } else {
+                files += 1;
+            }
+        }
+        most.max(files)
+    }
+    assert!(most_files_in_a_folder(&a.join("data")) <= 1000);
+    // Dates as the load file holds them: UTC, `YYYY-MM-DD HH:MM:SS`, TIMEZONE saying so.
+    for d in &docs {
+        assert_eq!(d["TIMEZONE"], "UTC");
+        for f in ["DATESENT", "START", "END"] {
+            let v = &d[f];
+            assert!(
+                v.len() == 19 && v.as_bytes()[10] == b' ' && !v.contains('Z'),
+                "{f} {v:?}"
+            );
+        }
+    }
     // Extracted text: the transcript's rendering, for exactly the calls that have one, and
     // every thread's; a screen recording has none. MEDIATYPE says what each document is.
-    let (mut texts, mut threads) = (0, 0);
+    let (mut texts, mut threads, mut shared, mut partial) = (0, 0, 0, 0);
     for d in &docs {
         let t = truth
             .recordings
@@ -183,11 +219,86 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         assert_eq!(d["MEDIATYPE"], t.media, "{}", t.id);
         let thread = matches!(t.media.as_str(), "chat" | "email" | "messaging");
         threads += usize::from(thread);
-        if t.transcript.is_some() || thread {
-            texts += 1;
-            let path = a.join("data").join(d["TEXTPATH"].replace('\\', "/"));
+        // A call's transcript belongs to the one produced recording of its communication whose
+        // span holds most of its words (the others of that communication have no text); when
+        // it does not hold them all, the text is marked as the whole communication's.
+        let produced: BTreeSet<&str> = docs.iter().map(|d| d["RECORDINGID"].as_str()).collect();
+        let owner = |t: &custos_sim::RecordingTruth| -> String {
+            let words = |r: &custos_sim::RecordingTruth| {
+                let start = time::OffsetDateTime::parse(
+                    &r.start_time,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .unwrap();
+                let r0 = (start.unix_timestamp_nanos() / 1_000_000) as i64;
+                let r1 = r0 + r.stated_duration_ms as i64;
+                r.transcript
+                    .iter()
+                    .flatten()
+                    .filter(|p| (r0..=r1).contains(&p.start_time_ms))
+                    .count()
+            };
+            truth
+                .recordings
+                .iter()
+                .filter(|r| {
+                    r.conversation_id == t.conversation_id
+                        && r.communication_id == t.communication_id
+                        && r.media == "audio"
+                        && r.transcript.is_some()
+                        && produced.contains(r.id.as_str())
+                })
+                .max_by_key(|r| (words(r), std::cmp::Reverse(r.start_time.clone())))
+                .map(|r| r.id.clone())
+                .unwrap()
+        };
+        let call_text = t.media == "audio" && t.transcript.is_some();
+        if call_text && owner(t) != t.id {
             assert_eq!(
-                std::fs::read(&path).unwrap(),
+                d["TEXTPATH"], "",
+                "{}: another recording holds its words",
+                t.id
+            );
+            assert_eq!(d["HAS_TEXT"], "N");
+            shared += 1;
+        } else if call_text || thread {
+            texts += 1;
+            if call_text {
+                assert!(
+                    d["TRANSCRIPT_SOURCE"].starts_with("machine transcription"),
+                    "{}",
+                    d["TRANSCRIPT_SOURCE"]
+                );
+                let start = time::OffsetDateTime::parse(
+                    &t.start_time,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .unwrap();
+                let r0 = (start.unix_timestamp_nanos() / 1_000_000) as i64;
+                let r1 = r0 + t.stated_duration_ms as i64;
+                let all_here = t
+                    .transcript
+                    .iter()
+                    .flatten()
+                    .all(|p| (r0..=r1).contains(&p.start_time_ms));
+                if !all_here {
+                    partial += 1;
+                    assert!(
+                        d["TRANSCRIPT_SOURCE"].contains("the whole communication's transcript"),
+                        "{}: {}",
+                        t.id,
+                        d["TRANSCRIPT_SOURCE"]
+                    );
+                }
+            } else {
+                assert!(d["TRANSCRIPT_SOURCE"].contains("not a transcription"));
+            }
+            // The export's rendering, after a UTF-8 byte-order mark (review platforms tell a
+            // text's encoding by it).
+            let path = a.join("data").join(d["TEXTPATH"].replace('\\', "/"));
+            let text = std::fs::read(&path).unwrap();
+            assert_eq!(
+                text.strip_prefix(b"\xEF\xBB\xBF").expect("a BOM"),
                 std::fs::read(&source).unwrap()
             );
         } else {
@@ -195,9 +306,10 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         }
     }
     assert!(
-        texts > threads && threads > 0,
-        "{texts} texts, {threads} threads"
+        texts > threads && threads > 0 && shared > 0,
+        "{texts} texts, {threads} threads, {shared} recordings of a communication whose words another holds"
     );
+    eprintln!("{partial} transcripts produced with a recording that holds only part of them");
     let (md5, sha1, sha256) = (
         sums("md5sum", &natives),
         sums("sha1sum", &natives),
@@ -326,7 +438,7 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         );
     }
     // The CSV states the same fields, with the same values: a load file holds true values.
-    let mut csv = csv::Reader::from_path(a.join("data/DATA/ACME.csv")).unwrap();
+    let mut csv = csv::Reader::from_path(a.join("data/ACME.csv")).unwrap();
     let head = csv.headers().unwrap().clone();
     let rows: Vec<BTreeMap<String, String>> = csv
         .records()
@@ -399,7 +511,7 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let got = read_dat(&sub.join("data/DATA/ACME.dat"));
+    let got = read_dat(&sub.join("data/ACME.dat"));
     let got_ids: BTreeSet<&str> = got.iter().map(|d| d["RECORDINGID"].as_str()).collect();
     assert_eq!(got_ids, pick.iter().copied().collect());
     assert_eq!(got[0]["BEGDOC"], "ACME0000001");
@@ -492,7 +604,7 @@ async fn reserved_characters_in_values_read_back_true() {
         ('\u{14}', 'þ', '®'),
         "the defaults occur in the values"
     );
-    let docs = read_dat(&vol.join("data/DATA/ACME.dat"));
+    let docs = read_dat(&vol.join("data/ACME.dat"));
     assert!(!docs.is_empty());
     let custodians: Vec<&str> = docs.iter().map(|d| d["CUSTODIAN"].as_str()).collect();
     assert!(
@@ -500,7 +612,7 @@ async fn reserved_characters_in_values_read_back_true() {
         "{custodians:?}"
     );
     // The CSV beside it holds the same values.
-    let mut csv = csv::Reader::from_path(vol.join("data/DATA/ACME.csv")).unwrap();
+    let mut csv = csv::Reader::from_path(vol.join("data/ACME.csv")).unwrap();
     let head = csv.headers().unwrap().clone();
     let at = head.iter().position(|h| h == "CUSTODIAN").unwrap();
     let from_csv: Vec<String> = csv.records().map(|r| r.unwrap()[at].to_owned()).collect();
@@ -564,7 +676,7 @@ async fn near_natives_play_and_are_hashed_and_natives_are_unchanged() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("playable near-native(s)"));
-    let docs = read_dat(&vol.join("data/DATA/ACME.dat"));
+    let docs = read_dat(&vol.join("data/ACME.dat"));
     let at = |rel: &str| vol.join("data").join(rel.replace('\\', "/"));
     let (mut audio, mut video) = (0, 0);
     for d in &docs {
@@ -632,7 +744,7 @@ async fn near_natives_play_and_are_hashed_and_natives_are_unchanged() {
     // The natives are the export's bytes, unchanged.
     let natives: Vec<std::path::PathBuf> = docs.iter().map(|d| at(&d["NATIVELINK"])).collect();
     let got = sums("sha256sum", &natives);
-    let xref = csv::Reader::from_path(vol.join("data/DATA/ACME_xref.csv"))
+    let xref = csv::Reader::from_path(vol.join("data/ACME_xref.csv"))
         .unwrap()
         .into_records()
         .map(|r| r.unwrap())
@@ -680,7 +792,7 @@ async fn a_missing_decoder_is_refused_before_anything_is_written() {
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("no near-natives"));
     assert!(!vol.join("data/NEAR_NATIVES").exists());
-    let docs = read_dat(&vol.join("data/DATA/ACME.dat"));
+    let docs = read_dat(&vol.join("data/ACME.dat"));
     assert!(docs.iter().all(|d| d["NEAR_NATIVE_LINK"].is_empty()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
