@@ -146,11 +146,25 @@ pub fn releasable(pkg: &Package) -> Result<Releasable> {
         .iter()
         .map(|c| c["conversationId"].as_str().unwrap_or("").to_owned())
         .collect();
-    let manifest: BTreeSet<String> = pkg
+    // What the query matched, as the sealed records show it: the manifest's conversations,
+    // those whose recordings `--media` left out, and every matched conversation's analytics
+    // record (those without any recording included).
+    let mut manifest: BTreeSet<String> = pkg
         .read_csv(files::MANIFEST_CSV)?
         .into_iter()
         .filter_map(|mut r| r.remove("Conversation_ID"))
         .collect();
+    let excluded = crate::export::MEDIA_EXCLUDED_FILE;
+    if pkg.holds(excluded) {
+        manifest.extend(
+            pkg.read_csv(excluded)?
+                .into_iter()
+                .filter_map(|mut r| r.remove("Conversation_ID")),
+        );
+    }
+    let matched = |id: &str| {
+        manifest.contains(id) || pkg.holds(&format!("data/metadata/conversations/{id}.json"))
+    };
     let mut logged = BTreeSet::new();
     let mut confirmed = None;
     pkg.custody_events(|e| match e["event"].as_str() {
@@ -193,8 +207,8 @@ pub fn releasable(pkg: &Package) -> Result<Releasable> {
             "listed twice"
         } else if !crate::model::safe_id(&id) {
             "not a conversation id"
-        } else if !manifest.contains(&id) {
-            "not in the export's sealed manifest"
+        } else if !matched(&id) {
+            "not a conversation the export's sealed records show the query matched"
         } else if !logged.contains(&id) {
             "the custody log does not record this export protecting it"
         } else {

@@ -37,6 +37,7 @@ pub use config::{
     RestoreArchived, Retrieval, RetrievalMode, Selection, SourceKind,
 };
 pub use context::{NoProgress, Progress, Stage};
+pub use manifest::MEDIA_EXCLUDED_FILE;
 pub use seal::DurationCoverage;
 pub use timestamp::Stamp;
 

@@ -1,5 +1,6 @@
 //! Stage 2a, right after the manifest is sealed (`--protect`): a legal hold at the source.
-//! Every conversation of the manifest is put under Genesys deletion protection (crate::
+//! Every conversation the query matched (the manifest's, those whose recordings `--media` left
+//! out, and those without any recording) is put under Genesys deletion protection (crate::
 //! protection), read back, each request and answer recorded in the custody log, and the set
 //! written to `data/protection.json` (named in bag-info) before any media is requested. A
 //! refusal (a missing permission, the org's limit) stops the export there with a clear error;
@@ -19,7 +20,7 @@ use crate::protection::{IDS_PER_REQUEST, PROTECTION_FILE, listed, set};
 use crate::query::format_ms;
 use crate::state::Key;
 
-/// Protects every manifest conversation, unless an earlier run of this export did.
+/// Protects every matched conversation, unless an earlier run of this export did.
 pub(super) async fn protect(ctx: &Ctx<'_>) -> Result<()> {
     if !ctx.cfg.protect || ctx.state.get(Key::Protected)?.is_some() {
         return Ok(());
@@ -31,6 +32,33 @@ pub(super) async fn protect(ctx: &Ctx<'_>) -> Result<()> {
         }
         Ok(())
     })?;
+    // Every conversation the query matched, not only those with a recording to download: the
+    // ones `--media` left out, and those without any recording (their analytics records).
+    let excluded = ctx.root.join(super::manifest::MEDIA_EXCLUDED_FILE);
+    if excluded.exists() {
+        let bytes = std::fs::read(&excluded).map_err(|e| Error::io(&excluded, e))?;
+        for row in csv::Reader::from_reader(bytes.as_slice())
+            .records()
+            .flatten()
+        {
+            if let Some(c) = row.get(0).filter(|c| safe_id(c)) {
+                ids.insert(c.to_owned());
+            }
+        }
+    }
+    let matched = ctx.root.join("data/metadata/conversations");
+    if matched.is_dir() {
+        for e in std::fs::read_dir(&matched).map_err(|e| Error::io(&matched, e))? {
+            let p = e.map_err(|e| Error::io(&matched, e))?.path();
+            if let Some(c) = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .filter(|c| safe_id(c))
+            {
+                ids.insert(c.to_owned());
+            }
+        }
+    }
     let ids: Vec<String> = ids.into_iter().collect();
     let mut not_found = Vec::new();
     for chunk in ids.chunks(IDS_PER_REQUEST) {

@@ -116,6 +116,87 @@ fn outcome_phrase(f: &Facts) -> String {
     )
 }
 
+/// From what the query matched to what was exported, each step counted, on the first page.
+fn reconciliation(f: &Facts, d: &mut Vec<Block>) {
+    let r = &f.reconciliation;
+    let mut rows: Vec<(String, String)> = Vec::new();
+    if let Some(m) = r.conversations_matched {
+        rows.push((
+            format!(
+                "Conversations the query matched ({} of them without any recording)",
+                r.conversations_without_recordings.unwrap_or(0)
+            ),
+            m.to_string(),
+        ));
+    }
+    rows.push((
+        "Recordings of those conversations, as the source listed them".into(),
+        r.found.to_string(),
+    ));
+    let excluded: u64 = r.excluded.values().sum();
+    if excluded > 0 {
+        let by: Vec<String> = r.excluded.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        rows.push((
+            format!(
+                "− left out by the operator (--media; {}; data/media_excluded.csv)",
+                by.join(", ")
+            ),
+            excluded.to_string(),
+        ));
+    }
+    rows.push((
+        "= the sealed work list (data/manifest.csv)".into(),
+        r.items.to_string(),
+    ));
+    for (label, n) in [
+        (
+            "− deleted at the source before the listing (listed DELETED): Purged",
+            r.deleted_before_listing,
+        ),
+        (
+            "− deleted at the source during collection (listed available, gone at download): Purged",
+            r.deleted_during_collection,
+        ),
+        (
+            "− archived at the source and not restored: Archived",
+            r.archived,
+        ),
+        (
+            "− not what the source states (kept in quarantine, outside the evidence): Corrupted",
+            r.corrupted,
+        ),
+        ("− failed", r.failed),
+    ] {
+        rows.push((label.into(), n.to_string()));
+    }
+    rows.push((
+        "= exported, hashed and sealed: Exported".into(),
+        r.exported.to_string(),
+    ));
+    if let Some(n) = r.orphans_in_interval {
+        rows.push((
+            "Not found by any query: orphan recordings made in the interval (Genesys knows no conversation for them; data/completeness.json)".into(),
+            n.to_string(),
+        ));
+    }
+    d.push(Block::Table {
+        head: vec![
+            "From what the query matched to what was exported".into(),
+            "Recordings".into(),
+        ],
+        widths: vec![0.82, 0.18],
+        rows: rows
+            .into_iter()
+            .map(|(a, b)| vec![Cell::text(a), Cell::mono(b)])
+            .collect(),
+    });
+    if !r.adds_up() {
+        d.push(Block::Note(
+            "WARNING: these steps do not add up; the package's records disagree with each other. Run custos verify on it.".into(),
+        ));
+    }
+}
+
 fn summary(f: &Facts, sealed: Option<&Seal>, d: &mut Vec<Block>) {
     d.push(Block::Heading("Summary".into()));
     let selection = f
@@ -130,6 +211,7 @@ fn summary(f: &Facts, sealed: Option<&Seal>, d: &mut Vec<Block>) {
     d.push(Block::Bars(
         Outcome::ALL.into_iter().map(|o| (o, f.tally[o])).collect(),
     ));
+    reconciliation(f, d);
     if let Some(s) = sealed {
         let (what, good) = s.verdict_text();
         d.push(if good {
@@ -496,17 +578,27 @@ fn exceptions(f: &Facts, d: &mut Vec<Block>) {
         head: vec![
             "Recording / conversation".into(),
             "Outcome".into(),
+            "When, agent, customer".into(),
             "Reason".into(),
         ],
-        widths: vec![0.37, 0.12, 0.51],
+        widths: vec![0.37, 0.1, 0.22, 0.31],
         rows: f
             .exceptions
             .iter()
             .map(|e| {
+                let reason = if e.delete_date.is_empty() {
+                    e.reason.clone()
+                } else {
+                    format!("{} (deleteDate as listed: {})", e.reason, e.delete_date)
+                };
                 vec![
                     Cell::mono(format!("{}\n{}", e.recording_id, e.conversation_id)),
                     Cell::text(&e.outcome),
-                    Cell::text(&e.reason),
+                    Cell::text(format!(
+                        "{}\n{}\n{}",
+                        e.conversation_start, e.agents, e.customer
+                    )),
+                    Cell::text(reason),
                 ]
             })
             .collect(),

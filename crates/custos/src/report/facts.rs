@@ -22,7 +22,7 @@ const LINE_CAP: usize = 4 << 20;
 const SMALL: u64 = 64 << 20;
 
 /// An item that did not end `Exported`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Exception {
     /// The recording id.
     pub recording_id: String,
@@ -32,6 +32,63 @@ pub struct Exception {
     pub outcome: String,
     /// Why.
     pub reason: String,
+    /// When its conversation started (call facts).
+    pub conversation_start: String,
+    /// The agents (call facts).
+    pub agents: String,
+    /// The customer's number, whichever way the call went (call facts).
+    pub customer: String,
+    /// The `deleteDate` the recording's metadata stated when listed (Purged items).
+    pub delete_date: String,
+}
+
+/// From what the query matched to what was exported, every step counted (the report's first
+/// page): the source's recordings of the matched conversations, less what the operator left out
+/// (`--media`), is the sealed work list; less what was deleted at the source before the listing
+/// and during collection, archived and not restored, Corrupted and Failed, is what was
+/// exported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reconciliation {
+    /// Conversations the query matched (genesys `--query`).
+    pub conversations_matched: Option<u64>,
+    /// Of them, without any recording.
+    pub conversations_without_recordings: Option<u64>,
+    /// Recordings of the matched conversations the source listed, before `--media`.
+    pub found: u64,
+    /// Left out by `--media`, per media type.
+    pub excluded: std::collections::BTreeMap<String, u64>,
+    /// The sealed work list's items.
+    pub items: u64,
+    /// Listed as DELETED.
+    pub deleted_before_listing: u64,
+    /// Listed as available, gone at download (404).
+    pub deleted_during_collection: u64,
+    /// Archived at the source, not restored.
+    pub archived: u64,
+    /// Corrupted (kept in quarantine, outside the evidence).
+    pub corrupted: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Exported.
+    pub exported: u64,
+    /// Orphan recordings created in the query's interval (`--orphans`), which no query finds.
+    pub orphans_in_interval: Option<u64>,
+}
+
+impl Reconciliation {
+    /// Whether the steps add up to what was exported (they always should; the report says so
+    /// loudly when not).
+    pub fn adds_up(&self) -> bool {
+        let excluded: u64 = self.excluded.values().sum();
+        self.found == self.items + excluded
+            && self.items
+                == self.deleted_before_listing
+                    + self.deleted_during_collection
+                    + self.archived
+                    + self.corrupted
+                    + self.failed
+                    + self.exported
+    }
 }
 
 /// A custodian (`--custodian`) and what the export holds of them.
@@ -132,6 +189,8 @@ pub struct Facts {
     pub timeline: Timeline,
     /// The custodians the query was narrowed to, with their counts (`--custodian`).
     pub custodians: Vec<CustodianCount>,
+    /// From what the query matched to what was exported.
+    pub reconciliation: Reconciliation,
 }
 
 impl Facts {
@@ -164,9 +223,11 @@ impl Facts {
             summary: json("data/summary.json")?,
             ..Facts::default()
         };
-        let exported = read_record(bag, &mut facts)?;
+        let (exported, purged) = read_record(bag, &mut facts)?;
         facts.timeline = read_log(bag)?;
         facts.custodians = custodians(bag, &facts.query, &exported)?;
+        facts.reconciliation = reconcile(bag, &facts, &purged)?;
+        exception_details(bag, &mut facts)?;
         facts.unchecked = facts
             .summary
             .pointer("/durationChecked/notChecked")
@@ -200,6 +261,131 @@ fn each_line(
         .map_err(|e| ReportError::Unreadable(rel.into(), e.to_string()))
 }
 
+/// Every line of the CSV `rel` after its header, as (header, row), to `f`.
+fn each_row(
+    bag: &Bag,
+    rel: &str,
+    mut f: impl FnMut(&csv::StringRecord, &csv::StringRecord),
+) -> Result<(), ReportError> {
+    let mut header: Option<csv::StringRecord> = None;
+    each_line(bag, rel, |line| {
+        // custos never writes a line break inside a cell (custody::csv_cell), so a line is a row.
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(line);
+        let Some(Ok(row)) = r.records().next() else {
+            return Ok(());
+        };
+        match &header {
+            None => header = Some(row),
+            Some(head) => f(head, &row),
+        }
+        Ok(())
+    })
+}
+
+/// A row's value by header name.
+fn cell<'a>(head: &csv::StringRecord, row: &'a csv::StringRecord, name: &str) -> &'a str {
+    head.iter()
+        .position(|h| h == name)
+        .and_then(|i| row.get(i))
+        .unwrap_or("")
+}
+
+/// The steps from what the query matched to what was exported: the counts of
+/// `data/summary.json`'s completeness and the custody record, the Purged items split by their
+/// state when listed (`data/manifest.csv`).
+fn reconcile(
+    bag: &Bag,
+    facts: &Facts,
+    purged: &std::collections::HashSet<String>,
+) -> Result<Reconciliation, ReportError> {
+    let c = facts
+        .summary
+        .pointer("/completeness")
+        .cloned()
+        .unwrap_or_default();
+    let excluded: std::collections::BTreeMap<String, u64> = c["mediaNotTaken"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+        .collect();
+    let mut before = 0;
+    if !purged.is_empty() {
+        each_row(bag, files::MANIFEST_CSV, |head, row| {
+            if purged.contains(cell(head, row, "Recording_ID"))
+                && cell(head, row, "Listed_File_State") == "DELETED"
+            {
+                before += 1;
+            }
+        })?;
+    }
+    let t = &facts.tally;
+    Ok(Reconciliation {
+        conversations_matched: c["conversationsMatched"].as_u64(),
+        conversations_without_recordings: c["conversationsWithoutRecordings"].as_u64(),
+        found: t.items + excluded.values().sum::<u64>(),
+        excluded,
+        items: t.items,
+        deleted_before_listing: before,
+        deleted_during_collection: t[Outcome::Purged] - before,
+        archived: t[Outcome::Archived],
+        corrupted: t[Outcome::Corrupted],
+        failed: t[Outcome::Failed],
+        exported: t[Outcome::Exported],
+        orphans_in_interval: c["orphansInInterval"].as_u64(),
+    })
+}
+
+/// Each listed exception's date, agents and customer number (call facts), and a Purged one's
+/// `deleteDate` as listed (its metadata).
+fn exception_details(bag: &Bag, facts: &mut Facts) -> Result<(), ReportError> {
+    if facts.exceptions.is_empty() {
+        return Ok(());
+    }
+    let at: std::collections::HashMap<String, usize> = facts
+        .exceptions
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.recording_id.clone(), i))
+        .collect();
+    if bag.lstat(files::CALL_FACTS).is_ok() {
+        let ex = &mut facts.exceptions;
+        each_row(bag, files::CALL_FACTS, |head, row| {
+            let Some(&i) = at.get(cell(head, row, "Recording_ID")) else {
+                return;
+            };
+            let e = &mut ex[i];
+            e.conversation_start = cell(head, row, "Conversation_Start").to_owned();
+            e.agents = cell(head, row, "Agent_Names").to_owned();
+            let (ani, dnis) = (cell(head, row, "ANI"), cell(head, row, "DNIS"));
+            e.customer = if cell(head, row, "Direction") == "outbound" {
+                dnis
+            } else {
+                ani
+            }
+            .to_owned();
+        })?;
+    }
+    for e in facts
+        .exceptions
+        .iter_mut()
+        .filter(|e| e.outcome == "Purged")
+    {
+        if !crate::model::safe_id(&e.recording_id) {
+            continue;
+        }
+        let meta: Value = bag
+            .read(&format!("data/metadata/{}.json", e.recording_id), 1 << 20)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        e.delete_date = str_of(&meta, "deleteDate");
+    }
+    Ok(())
+}
+
 /// Per custodian of `query.json` (`--custodian`): the conversations in which they took part
 /// as an agent, and those conversations' recordings listed and `exported`, from the call facts.
 fn custodians(
@@ -226,36 +412,18 @@ fn custodians(
         .collect();
     let mut conversations: Vec<std::collections::HashSet<String>> =
         vec![Default::default(); out.len()];
-    let mut header: Option<csv::StringRecord> = None;
     if bag.lstat(files::CALL_FACTS).is_err() {
         return Ok(out);
     }
-    each_line(bag, files::CALL_FACTS, |line| {
-        let mut r = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .from_reader(line);
-        let Some(Ok(row)) = r.records().next() else {
-            return Ok(());
-        };
-        let Some(head) = &header else {
-            header = Some(row);
-            return Ok(());
-        };
-        let get = |name: &str| {
-            head.iter()
-                .position(|h| h == name)
-                .and_then(|i| row.get(i))
-                .unwrap_or("")
-        };
-        let agents: Vec<&str> = get("Agent_IDs").split("; ").collect();
+    each_row(bag, files::CALL_FACTS, |head, row| {
+        let agents: Vec<&str> = cell(head, row, "Agent_IDs").split("; ").collect();
         for (i, c) in out.iter_mut().enumerate() {
             if agents.contains(&c.user_id.as_str()) {
                 c.recordings += 1;
-                c.exported += u64::from(exported.contains(get("Recording_ID")));
-                conversations[i].insert(get("Conversation_ID").to_owned());
+                c.exported += u64::from(exported.contains(cell(head, row, "Recording_ID")));
+                conversations[i].insert(cell(head, row, "Conversation_ID").to_owned());
             }
         }
-        Ok(())
     })?;
     for (c, convs) in out.iter_mut().zip(conversations) {
         c.conversations = convs.len() as u64;
@@ -264,14 +432,22 @@ fn custodians(
 }
 
 /// The custody record: counts per outcome, and the items not exported; the ids of the
-/// exported recordings, when the export has custodians to count them for.
+/// exported recordings (when the export has custodians to count them for) and of the Purged.
+#[allow(clippy::type_complexity)]
 fn read_record(
     bag: &Bag,
     facts: &mut Facts,
-) -> Result<std::collections::HashSet<String>, ReportError> {
+) -> Result<
+    (
+        std::collections::HashSet<String>,
+        std::collections::HashSet<String>,
+    ),
+    ReportError,
+> {
     const REL: &str = files::CUSTODY_CSV;
     let count_custodians = facts.query.pointer("/custodians/resolved").is_some();
     let mut exported = std::collections::HashSet::new();
+    let mut purged = std::collections::HashSet::new();
     facts.tally = Tally::default();
     let mut header: Option<csv::StringRecord> = None;
     let mut n = 0u64;
@@ -314,6 +490,9 @@ fn read_record(
             };
             *facts.exported_types.entry(kind).or_default() += 1;
         } else {
+            if outcome == "Purged" {
+                purged.insert(get("Recording_ID"));
+            }
             facts.exceptions_total += 1;
             if facts.exceptions.len() < MAX_LISTED {
                 facts.exceptions.push(Exception {
@@ -321,12 +500,13 @@ fn read_record(
                     conversation_id: get("Conversation_ID"),
                     outcome,
                     reason: get("Reason"),
+                    ..Exception::default()
                 });
             }
         }
         Ok(())
     })?;
-    Ok(exported)
+    Ok((exported, purged))
 }
 
 /// The timeline, from the custody log's events.

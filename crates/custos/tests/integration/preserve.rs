@@ -85,11 +85,14 @@ async fn protect_holds_every_conversation_before_any_media_and_spares_purges_the
         .flat_map(|e| e["conversationIds"].as_array().unwrap().clone())
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
+    // Every conversation the query matched, those without any recording included.
     let conversations: BTreeSet<String> = truth
         .recordings
         .iter()
         .map(|t| t.conversation_id.clone())
+        .chain(truth.conversations_without_recordings.iter().cloned())
         .collect();
+    assert!(!truth.conversations_without_recordings.is_empty());
     assert_eq!(protected_in_log, conversations);
     let pkg = custos::verify::Package::open(
         &out,

@@ -295,3 +295,119 @@ async fn custos_report_says_not_intact_and_refuses_to_write_into_the_bag_or_hang
     );
     assert!(!dir.join("fifo.html").exists());
 }
+
+/// The count on the first page's reconciliation row whose label starts with `label`.
+fn reconciled(html: &str, label: &str) -> u64 {
+    let at = html
+        .find(&format!("<tr><td>{label}"))
+        .unwrap_or_else(|| panic!("no row {label:?}"));
+    let rest = &html[at..];
+    let row = &rest[..rest.find("</tr>").unwrap()];
+    let last = row.rsplit("<td>").next().unwrap();
+    let digits: String = last
+        .trim_start_matches("<span class=\"mono\">")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap_or_else(|_| panic!("{row}"))
+}
+
+/// The first page reconciles what the query matched with what was exported, every step
+/// counted as the simulator's truth has it: `--media` leaving chat, email and messaging out,
+/// recordings deleted before the listing and during collection, archived ones, Corrupted ones,
+/// and the orphans in the interval (`--orphans`); with no hold placed, it says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_page_reconciles_with_the_truth_under_media_and_orphans() {
+    let mut s = custos_sim::Scenario {
+        screen: 0.3,
+        digital: 9,
+        orphans: 6,
+        archived_fraction: 0.1,
+        deleted_fraction: 0.1,
+        ..scenario()
+    };
+    s.faults.apply_list("purge=0.1,duration-lie=0.1").unwrap();
+    let env = start(s).await;
+    let out = tmp("report-reconcile");
+    let o = run(super::export_cmd(
+        &env,
+        &out,
+        &["--media", "audio,screen", "--orphans"],
+    ))
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "Corrupted items: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let truth = env.sim.truth();
+    let taken: Vec<&custos_sim::RecordingTruth> = truth
+        .recordings
+        .iter()
+        .filter(|t| t.media == "audio" || t.media == "screen")
+        .collect();
+    let count = |f: &dyn Fn(&custos_sim::RecordingTruth) -> bool| {
+        taken.iter().filter(|t| f(t)).count() as u64
+    };
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let want = [
+        (
+            "Recordings of those conversations",
+            truth.recordings.len() as u64,
+        ),
+        (
+            "− left out by the operator",
+            (truth.recordings.len() - taken.len()) as u64,
+        ),
+        ("= the sealed work list", taken.len() as u64),
+        (
+            "− deleted at the source before the listing",
+            count(&|t| t.catalog_file_state == "DELETED"),
+        ),
+        (
+            "− deleted at the source during collection",
+            count(&|t| t.expected_outcome == "Purged" && t.catalog_file_state != "DELETED"),
+        ),
+        (
+            "− archived at the source",
+            count(&|t| t.expected_outcome == "Archived"),
+        ),
+        (
+            "− not what the source states",
+            count(&|t| t.expected_outcome == "Corrupted"),
+        ),
+        ("− failed", count(&|t| t.expected_outcome == "Failed")),
+        (
+            "= exported, hashed and sealed",
+            count(&|t| t.expected_outcome == "Exported"),
+        ),
+        (
+            "Not found by any query",
+            truth
+                .orphans
+                .iter()
+                .filter(|(_, created)| created.as_str() < "2023-10-08T00:00:00")
+                .count() as u64,
+        ),
+    ];
+    for (label, n) in want {
+        assert_eq!(reconciled(&html, label), n, "{label}");
+    }
+    for (label, _) in &want[3..7] {
+        assert!(
+            reconciled(&html, label) > 0,
+            "the scenario exercises {label:?}"
+        );
+    }
+    assert!(!html.contains("these steps do not add up"));
+    // Every item not exported is listed with its date, agent and number; a purged one with its
+    // deleteDate as listed.
+    assert!(html.contains("deleteDate as listed: "));
+    // No hold was placed, and the report says so.
+    assert!(
+        html.contains("no legal hold") || html.contains("none placed"),
+        "hold"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -347,7 +347,15 @@ async fn release_lifts_only_what_the_export_proves_it_protected() {
         protection_ids(&b).into_iter().collect(),
     );
     assert!(!held_a.is_empty() && !held_b.is_empty() && held_a.is_disjoint(&held_b));
-    assert_eq!(protected(&env), &held_a | &held_b);
+    // The simulator's truth tells protection by recording: the held conversations that have one.
+    let recorded: BTreeSet<String> = env
+        .sim
+        .truth()
+        .recordings
+        .iter()
+        .map(|t| t.conversation_id.clone())
+        .collect();
+    assert_eq!(protected(&env), &(&held_a | &held_b) & &recorded);
     // Matter A's bag, edited to list matter B's holds too: re-sealed unsigned, re-signed by a
     // forger, and even re-signed with the operator's own key (the protection file is then not
     // the one the custody log confirmed). Nothing is lifted, of either matter.
@@ -366,7 +374,7 @@ async fn release_lifts_only_what_the_export_proves_it_protected() {
         assert_eq!(o.status.code(), Some(1), "{case}: {}", text(&o));
         assert_eq!(
             protected(&env),
-            &held_a | &held_b,
+            &(&held_a | &held_b) & &recorded,
             "{case}: a hold was lifted"
         );
         let _ = std::fs::remove_dir_all(&d);
@@ -382,7 +390,11 @@ async fn release_lifts_only_what_the_export_proves_it_protected() {
         "{}",
         text(&o)
     );
-    assert_eq!(protected(&env), held_b, "matter B's holds stay");
+    assert_eq!(
+        protected(&env),
+        &held_b & &recorded,
+        "matter B's holds stay"
+    );
     for d in [a, b, kdir] {
         let _ = std::fs::remove_dir_all(d);
     }
