@@ -201,14 +201,7 @@ fn walk(part: &mailparse::ParsedMail<'_>, out: &mut Vec<Part>, problems: &mut Ve
         }
         return;
     }
-    let disposition = part.get_content_disposition();
-    let name = disposition
-        .params
-        .get("filename")
-        .or_else(|| part.ctype.params.get("name"))
-        .cloned();
-    let attachment = disposition.disposition == mailparse::DispositionType::Attachment;
-    let Some(name) = name.filter(|_| attachment || part.ctype.params.contains_key("name")) else {
+    let Some(name) = attachment_name(part) else {
         if let Err(e) = part.get_body_raw() {
             problems.push(format!("EML: a {mime} part does not decode: {e}"));
         }
@@ -225,6 +218,73 @@ fn walk(part: &mailparse::ParsedMail<'_>, out: &mut Vec<Part>, problems: &mut Ve
             one_line(&name)
         )),
     }
+}
+
+/// A leaf part's attachment file name: a `Content-Disposition: attachment` part's `filename`
+/// (or its type's `name`), or any part whose type names a file.
+fn attachment_name(part: &mailparse::ParsedMail<'_>) -> Option<String> {
+    let disposition = part.get_content_disposition();
+    let name = disposition
+        .params
+        .get("filename")
+        .or_else(|| part.ctype.params.get("name"))
+        .cloned();
+    let attachment = disposition.disposition == mailparse::DispositionType::Attachment;
+    name.filter(|_| attachment || part.ctype.params.contains_key("name"))
+}
+
+/// One attachment of a message, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// Its file name as the message states it (one line, no control characters).
+    pub name: String,
+    /// Its MIME type.
+    pub kind: String,
+    /// Its decoded bytes.
+    pub body: Vec<u8>,
+}
+
+/// Every attachment of the RFC 5322 message `bytes`, decoded, in MIME order (what `custos
+/// produce` makes child documents of). A message [`eml`] would refuse unparsed is refused.
+pub fn eml_attachments(bytes: &[u8]) -> Result<Vec<Attachment>, MediaError> {
+    if let Some(why) = oversized_header(bytes) {
+        return Err(MediaError::Invalid(why));
+    }
+    let mail = mailparse::parse_mail(bytes)
+        .map_err(|e| MediaError::Invalid(format!("EML: not a MIME message: {e}")))?;
+    fn collect(
+        part: &mailparse::ParsedMail<'_>,
+        out: &mut Vec<Attachment>,
+    ) -> Result<(), MediaError> {
+        if part
+            .ctype
+            .mimetype
+            .to_ascii_lowercase()
+            .starts_with("multipart/")
+        {
+            for sub in &part.subparts {
+                collect(sub, out)?;
+            }
+            return Ok(());
+        }
+        if let Some(name) = attachment_name(part) {
+            let body = part.get_body_raw().map_err(|e| {
+                MediaError::Invalid(format!(
+                    "attachment '{}' does not decode: {e}",
+                    one_line(&name)
+                ))
+            })?;
+            out.push(Attachment {
+                name: one_line(&name),
+                kind: part.ctype.mimetype.to_ascii_lowercase(),
+                body,
+            });
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    collect(&mail, &mut out)?;
+    Ok(out)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

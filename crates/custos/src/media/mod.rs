@@ -59,7 +59,9 @@ mod webm;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-pub use document::{DocumentInfo, MAX_DOCUMENT_BYTES, MAX_INFLATED_BYTES, Part};
+pub use document::{
+    Attachment, DocumentInfo, MAX_DOCUMENT_BYTES, MAX_INFLATED_BYTES, Part, eml_attachments,
+};
 pub use info::{MediaError, MediaInfo};
 use read::Src;
 

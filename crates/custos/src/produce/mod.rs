@@ -22,6 +22,7 @@
 //! SHA-256 is not the export's.
 
 pub mod dat;
+mod email;
 pub mod near;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -505,7 +506,12 @@ fn write_volume(
             "nearNatives": decoder.map_or_else(|| json!("none (--no-near-natives)"), |d| json!({"decoder": d.version, "audio": "PCM WAV", "video": "H.264 MP4", "toleranceSeconds": near::TOLERANCE_S})),
         }),
     )?;
-    let (rows, known, total) = copy_natives(o, docs, &log, &data, &src("Export-Id"), decoder)?;
+    let Written {
+        rows,
+        xref,
+        known,
+        total,
+    } = copy_natives(o, docs, &log, &data, &src("Export-Id"), decoder)?;
     for kind in KINDS {
         let dir = data.join(kind);
         if !dir.exists() {
@@ -518,7 +524,7 @@ fn write_volume(
     }
     let mut rows = rows;
     families(&mut rows);
-    let delimiters = write_load_files(o, &data, &rows, docs)?;
+    let delimiters = write_load_files(o, &data, &rows, &xref)?;
     let begdoc = rows.first().map(|r| r[0].clone()).unwrap_or_default();
     let enddoc = rows.last().map(|r| r[0].clone()).unwrap_or_default();
     let head = log.append(
@@ -598,9 +604,18 @@ fn write_volume(
     })
 }
 
+/// What the volume's files came to: the load-file rows and cross-reference rows (one per
+/// document, in control-number order), the payload's known hashes, the natives' bytes.
+#[derive(Default)]
+struct Written {
+    rows: Vec<Vec<String>>,
+    xref: Vec<Vec<String>>,
+    known: BTreeMap<String, (Sha256, u64)>,
+    total: u64,
+}
+
 /// Every document's native copied under its control number (checked against the export's
-/// digests, each copy logged): the load-file rows, the manifest's known hashes, the bytes.
-#[allow(clippy::type_complexity)]
+/// digests, each copy logged), an email's attachments and later messages after it.
 fn copy_natives(
     o: &ProduceOptions,
     docs: &[Source],
@@ -608,17 +623,25 @@ fn copy_natives(
     data: &Path,
     export_id: &str,
     decoder: Option<&near::Decoder>,
-) -> Result<(Vec<Vec<String>>, BTreeMap<String, (Sha256, u64)>, u64), ProduceError> {
+) -> Result<Written, ProduceError> {
     let bag = Bag::new(&o.export);
-    let mut rows: Vec<Vec<String>> = Vec::with_capacity(docs.len());
-    let mut known: BTreeMap<String, (Sha256, u64)> = BTreeMap::new();
-    let mut total = 0u64;
+    let mut w = Written::default();
     let texts = texts_of(&bag, docs);
+    let mut n = 0usize;
     for (i, d) in docs.iter().enumerate() {
-        let control = format!("{}{:07}", o.prefix, o.start + i as u64);
+        let control = format!("{}{:07}", o.prefix, o.start + n as u64);
+        if o.start + n as u64 > 9_999_999 {
+            return Err(crate::Error::Config(format!(
+                "--start {} leaves no room under 9999999 for every document (emails' attachments and messages included)",
+                o.start
+            ))
+            .into());
+        }
+        let i_doc = n;
+        n += 1;
         let place = Place {
             data,
-            folder: folder_of(i),
+            folder: folder_of(i_doc),
         };
         let rel = d.get("File_Name");
         let ext = match &d.approval {
@@ -670,8 +693,9 @@ fn copy_natives(
             "native-copied",
             json!({"control": control, "source": rel, "native": place.rel("NATIVES", &name), "bytes": c.bytes, "sha256": c.sha256.hex(), "md5": c.md5, "sha1": c.sha1}),
         )?;
+        let known = &mut w.known;
         known.insert(place.sealed("NATIVES", &name), (c.sha256, c.bytes));
-        total += c.bytes;
+        w.total += c.bytes;
         let mut row = fields(
             d,
             &control,
@@ -682,7 +706,7 @@ fn copy_natives(
         );
         let (text, source) = match &texts[i] {
             Some(t) => (
-                copy_text(&bag, t, &control, &place, log, &mut known)?,
+                copy_text(&bag, t, &control, &place, log, known)?,
                 t.source.clone(),
             ),
             None => (String::new(), String::new()),
@@ -698,7 +722,7 @@ fn copy_natives(
             "UTC".to_owned(),
         ]);
         row.extend(match decoder {
-            Some(dec) => near_native(dec, &place, &name, &control, d, log, &mut known)?,
+            Some(dec) => near_native(dec, &place, &name, &control, d, log, known)?,
             None => Default::default(),
         });
         row.extend(match &d.approval {
@@ -709,7 +733,7 @@ fn copy_natives(
                 String::new(),
             ],
             Some(a) => {
-                let path = copy_approval(&bag, a, &control, &place, log, &mut known)?;
+                let path = copy_approval(&bag, a, &control, &place, log, known)?;
                 [
                     "Corrupted; produced on counsel's approval".to_owned(),
                     a.approval.approved_by.clone(),
@@ -718,9 +742,189 @@ fn copy_natives(
                 ]
             }
         });
-        rows.push(row);
+        w.xref.push(vec![
+            control.clone(),
+            rel.to_owned(),
+            d.get("SHA256_Hash").to_owned(),
+            d.get("Recording_ID").to_owned(),
+            d.get("Conversation_ID").to_owned(),
+        ]);
+        w.rows.push(row.clone());
+        // An email's attachments and its thread's later messages, each a document after it.
+        let children = if d.get("Recording_Media") == "email" && d.approval.is_none() {
+            let rid = d.get("Recording_ID");
+            let meta = format!("data/metadata/{rid}.json");
+            if crate::model::safe_id(rid) {
+                email::children(&bag, rel, &meta)
+            } else {
+                Vec::new()
+            }
+        } else {
+            Vec::new()
+        };
+        for child in children {
+            let control = format!("{}{:07}", o.prefix, o.start + n as u64);
+            if o.start + n as u64 > 9_999_999 {
+                return Err(crate::Error::Config(format!(
+                    "--start {} leaves no room under 9999999 for every document (emails' attachments and messages included)",
+                    o.start
+                ))
+                .into());
+            }
+            let place = Place {
+                data,
+                folder: folder_of(n),
+            };
+            n += 1;
+            email_child(&child, d, &row, &control, &place, log, &mut w)?;
+        }
     }
-    Ok((rows, known, total))
+    Ok(w)
+}
+
+/// Writes one child document of the email `d` (whose load-file row so far is `parent`): its
+/// native (and text), its row (the email's facts, with its own file, hashes, type, source and
+/// text) and cross-reference row.
+fn email_child(
+    child: &email::Child,
+    d: &Source,
+    parent: &[String],
+    control: &str,
+    place: &Place,
+    log: &CustodyLog,
+    w: &mut Written,
+) -> Result<(), ProduceError> {
+    let at = |name: &str| FIELDS.iter().position(|f| *f == name).expect("a field");
+    let rid = d.get("Recording_ID");
+    let cid = d.get("Conversation_ID");
+    let rel = d.get("File_Name");
+    let meta_rel = format!("data/metadata/{rid}.json");
+    let mut row = parent.to_vec();
+    /// What one child document is made of.
+    struct Made {
+        file_name: String,
+        ext: String,
+        bytes: Vec<u8>,
+        media: &'static str,
+        kind: String,
+        source: String,
+        text: Option<Vec<u8>>,
+    }
+    let made = match child {
+        email::Child::Attachment(i, a) => Made {
+            file_name: a.name.clone(),
+            ext: email::extension(&a.name),
+            bytes: a.body.clone(),
+            media: "email attachment",
+            kind: a.kind.clone(),
+            source: format!("{rel}#attachment-{i}"),
+            text: a
+                .kind
+                .starts_with("text/")
+                .then(|| a.body.clone())
+                .filter(|b| std::str::from_utf8(b).is_ok()),
+        },
+        email::Child::Message { k, of, message } => {
+            let text = email::render(rid, cid, &meta_rel, *k, *of, message).into_bytes();
+            row[at("FROM")] = email::party(&message["from"]);
+            row[at("TO")] = email::parties(&message["to"]);
+            row[at("START")] = load_date(message["time"].as_str().unwrap_or(""));
+            row[at("END")] = String::new();
+            row[at("DURATION")] = String::new();
+            Made {
+                file_name: format!("{rid} message {} of {of}.txt", k + 1),
+                ext: "txt".to_owned(),
+                bytes: text.clone(),
+                media: "email message",
+                kind: "text/plain; charset=utf-8".to_owned(),
+                source: format!("{meta_rel}#/emailTranscript/{k}"),
+                text: Some(text),
+            }
+        }
+    };
+    let Made {
+        file_name,
+        ext,
+        bytes,
+        media,
+        kind,
+        source,
+        text,
+    } = made;
+    let name = format!("{control}.{ext}");
+    let path = place.path("NATIVES", &name)?;
+    let mut hashes = crate::digest::Hashes::new();
+    hashes.update(&bytes);
+    let h = hashes.finish();
+    crate::durable::write_sealed(&path, &bytes)?;
+    let sealed = place.sealed("NATIVES", &name);
+    w.known.insert(sealed, (h.sha256, bytes.len() as u64));
+    w.total += bytes.len() as u64;
+    log.append(
+        "native-copied",
+        json!({"control": control, "source": source, "native": place.rel("NATIVES", &name),
+               "bytes": bytes.len(), "sha256": h.sha256.hex(), "md5": h.md5, "sha1": h.sha1,
+               "derived": media}),
+    )?;
+    let text_link = match text {
+        Some(t) => {
+            let tname = format!("{control}.txt");
+            let tpath = place.path("TEXT", &tname)?;
+            let mut with_bom = dat::BOM.as_bytes().to_vec();
+            with_bom.extend_from_slice(&t);
+            crate::durable::write_sealed(&tpath, &with_bom)?;
+            w.known.insert(
+                place.sealed("TEXT", &tname),
+                (Sha256::of(&with_bom), with_bom.len() as u64),
+            );
+            place.link("TEXT", &tname)
+        }
+        None => String::new(),
+    };
+    for (field, value) in [
+        ("BEGDOC", control.to_owned()),
+        ("ENDDOC", control.to_owned()),
+        ("NATIVELINK", place.link("NATIVES", &name)),
+        ("FILENAME", file_name),
+        ("FILEEXT", ext),
+        ("FILESIZE", bytes.len().to_string()),
+        ("MD5HASH", h.md5.clone()),
+        ("SHA1HASH", h.sha1.clone()),
+        ("SHA256HASH", h.sha256.hex()),
+        ("MEDIATYPE", media.to_owned()),
+        ("CONTENTTYPE", kind),
+        ("SOURCE_PATH", source.clone()),
+        ("HAS_TEXT", if text_link.is_empty() { "N" } else { "Y" }.to_owned()),
+        ("TEXTPATH", text_link),
+        (
+            "TRANSCRIPT_SOURCE",
+            match child {
+                email::Child::Attachment(..) => String::new(),
+                email::Child::Message { .. } => "rendering of one message of the thread from the recording's metadata as received (not a native)".into(),
+            },
+        ),
+        ("NEAR_NATIVE_LINK", String::new()),
+        ("NEAR_NATIVE_MD5", String::new()),
+        ("NEAR_NATIVE_SHA256", String::new()),
+        (
+            "EVIDENCE_STATUS",
+            match child {
+                email::Child::Attachment(..) => "Exported (an attachment of the exported message, decoded)".into(),
+                email::Child::Message { .. } => "Rendered from the exported metadata".into(),
+            },
+        ),
+    ] {
+        row[at(field)] = value;
+    }
+    w.xref.push(vec![
+        control.to_owned(),
+        source,
+        h.sha256.hex(),
+        rid.to_owned(),
+        cid.to_owned(),
+    ]);
+    w.rows.push(row);
+    Ok(())
 }
 
 /// The position of `NEAR_NATIVE_LINK` in [`FIELDS`].
@@ -1081,7 +1285,7 @@ fn write_load_files(
     o: &ProduceOptions,
     data: &Path,
     rows: &[Vec<String>],
-    docs: &[Source],
+    xref: &[Vec<String>],
 ) -> crate::Result<dat::Delimiters> {
     let p = &o.prefix;
     let delimiters =
@@ -1099,7 +1303,7 @@ fn write_load_files(
     let csv_of = load_csv;
     let fields_csv = csv_of(&FIELDS, &mut rows.iter().cloned());
     write_sealed(&data.join(format!("{p}.csv")), &fields_csv)?;
-    let xref = csv_of(
+    let xref_csv = csv_of(
         &[
             "BEGDOC",
             "SOURCE_PATH",
@@ -1107,17 +1311,9 @@ fn write_load_files(
             "RECORDINGID",
             "CONVERSATIONID",
         ],
-        &mut rows.iter().zip(docs).map(|(r, d)| {
-            vec![
-                r[0].clone(),
-                d.get("File_Name").to_owned(),
-                d.get("SHA256_Hash").to_owned(),
-                d.get("Recording_ID").to_owned(),
-                d.get("Conversation_ID").to_owned(),
-            ]
-        }),
+        &mut xref.iter().cloned(),
     );
-    write_sealed(&data.join(format!("{p}_xref.csv")), &xref)?;
+    write_sealed(&data.join(format!("{p}_xref.csv")), &xref_csv)?;
     sync_dir(data)?;
     Ok(delimiters)
 }

@@ -151,15 +151,22 @@ async fn a_production_loads_checks_out_and_names_every_party() {
         std::fs::read(a.join("data/ACME.dat")).unwrap(),
         std::fs::read(b.join("data/ACME.dat")).unwrap()
     );
-    let docs = read_dat(&a.join("data/ACME.dat"));
+    let all = read_dat(&a.join("data/ACME.dat"));
+    // The recordings' own documents (an email's attachments and later messages are checked by
+    // their own test).
+    let docs: Vec<BTreeMap<String, String>> = all
+        .iter()
+        .filter(|d| !d["MEDIATYPE"].starts_with("email "))
+        .cloned()
+        .collect();
     let exported = truth
         .recordings
         .iter()
         .filter(|r| r.expected_outcome == "Exported")
         .count();
     assert_eq!(docs.len(), exported);
-    let controls: Vec<&str> = docs.iter().map(|d| d["BEGDOC"].as_str()).collect();
-    let expected: Vec<String> = (5..5 + docs.len()).map(|n| format!("ACME{n:07}")).collect();
+    let controls: Vec<&str> = all.iter().map(|d| d["BEGDOC"].as_str()).collect();
+    let expected: Vec<String> = (5..5 + all.len()).map(|n| format!("ACME{n:07}")).collect();
     assert_eq!(controls, expected, "unique, contiguous, from --start");
 
     let natives: Vec<std::path::PathBuf> = docs
@@ -377,7 +384,7 @@ async fn a_production_loads_checks_out_and_names_every_party() {
     // document (a call recording where it has one), every other document attached to it, and
     // BEGATTACH..ENDATTACH spanning exactly the family's control numbers.
     let mut families: BTreeMap<&str, Vec<&BTreeMap<String, String>>> = BTreeMap::new();
-    for d in &docs {
+    for d in &all {
         families.entry(d["GROUPID"].as_str()).or_default().push(d);
     }
     let mut screens_attached = 0;
@@ -405,7 +412,7 @@ async fn a_production_loads_checks_out_and_names_every_party() {
             }
         }
         // Every document of the conversation is in this family.
-        let all = docs
+        let all = all
             .iter()
             .filter(|d| d["CONVERSATIONID"] == parent["CONVERSATIONID"])
             .count();
@@ -450,7 +457,7 @@ async fn a_production_loads_checks_out_and_names_every_party() {
                 .collect()
         })
         .collect();
-    assert_eq!(rows, docs, "the CSV and the DAT hold the same values");
+    assert_eq!(rows, all, "the CSV and the DAT hold the same values");
 
     // Third-party and our own verification, of the volume and of the export.
     for v in [&a, &export] {
@@ -794,5 +801,137 @@ async fn a_missing_decoder_is_refused_before_anything_is_written() {
     assert!(!vol.join("data/NEAR_NATIVES").exists());
     let docs = read_dat(&vol.join("data/ACME.dat"));
     assert!(docs.iter().all(|d| d["NEAR_NATIVE_LINK"].is_empty()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every attachment of an EML, decoded by Python's `email` package (not custos' parser):
+/// (file name, SHA-256), in MIME order.
+fn attachments_by_python(eml: &Path) -> Vec<(String, String)> {
+    let script = "import email, email.policy, hashlib, sys\n\
+        m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.default)\n\
+        for p in m.iter_attachments():\n\
+        \x20   print(p.get_filename() + '\\t' + hashlib.sha256(p.get_payload(decode=True)).hexdigest())\n";
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .arg(eml)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (n, h) = l.split_once('\t').unwrap();
+            (n.to_owned(), h.to_owned())
+        })
+        .collect()
+}
+
+/// An email's attachments are documents of their own (decoded as Python's `email` decodes
+/// them, hashed, in the email's family), and so is every later message of its thread (a
+/// rendering of the metadata with its sender, recipients, subject and body as text).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_email_attachment_and_message_is_a_document() {
+    let env = start(custos_sim::Scenario {
+        conversations: 6,
+        digital: 9,
+        ..scenario()
+    })
+    .await;
+    let dir = tmp("produce-email");
+    let export = exported(&env, &dir, &[]).await;
+    let vol = dir.join("vol");
+    let o = produce(&export, &vol, &["--no-near-natives"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let docs = read_dat(&vol.join("data/ACME.dat"));
+    let at = |rel: &str| vol.join("data").join(rel.replace('\\', "/"));
+    let (mut emails, mut attachments, mut messages) = (0, 0, 0);
+    for (i, d) in docs.iter().enumerate() {
+        if d["MEDIATYPE"] != "email" {
+            continue;
+        }
+        emails += 1;
+        let rid = &d["RECORDINGID"];
+        let kids: Vec<&BTreeMap<String, String>> = docs[i + 1..]
+            .iter()
+            .take_while(|k| k["RECORDINGID"] == *rid && k["MEDIATYPE"].starts_with("email "))
+            .collect();
+        // Attachments first, in the message's order, each as Python decodes it.
+        let want = attachments_by_python(&at(&d["NATIVELINK"]));
+        let got: Vec<&&BTreeMap<String, String>> = kids
+            .iter()
+            .filter(|k| k["MEDIATYPE"] == "email attachment")
+            .collect();
+        assert_eq!(got.len(), want.len(), "{rid}");
+        for (k, (name, sha)) in got.iter().zip(&want) {
+            assert_eq!(&k["FILENAME"], name);
+            assert_eq!(&k["SHA256HASH"], sha);
+            let native = at(&k["NATIVELINK"]);
+            assert_eq!(
+                sums("sha256sum", std::slice::from_ref(&native))[native.to_str().unwrap()],
+                *sha
+            );
+            assert_eq!(
+                sums("md5sum", std::slice::from_ref(&native))[native.to_str().unwrap()],
+                k["MD5HASH"]
+            );
+            attachments += 1;
+        }
+        // Then every later message of the thread.
+        let meta: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(export.join(format!("data/metadata/{rid}.json"))).unwrap(),
+        )
+        .unwrap();
+        let thread = meta["emailTranscript"].as_array().unwrap();
+        let got: Vec<&&BTreeMap<String, String>> = kids
+            .iter()
+            .filter(|k| k["MEDIATYPE"] == "email message")
+            .collect();
+        assert_eq!(got.len(), thread.len() - 1, "{rid}");
+        for (k, m) in got.iter().zip(&thread[1..]) {
+            assert_eq!(k["HAS_TEXT"], "Y");
+            let text = std::fs::read_to_string(at(&k["TEXTPATH"])).unwrap();
+            assert!(text.starts_with('\u{feff}'), "a BOM");
+            for needle in [
+                m["textBody"].as_str().unwrap(),
+                m["subject"].as_str().unwrap(),
+                m["from"]["email"].as_str().unwrap(),
+            ] {
+                assert!(text.contains(needle), "{needle} in {text}");
+            }
+            assert_eq!(
+                k["FROM"],
+                format!(
+                    "{} <{}>",
+                    m["from"]["name"].as_str().unwrap(),
+                    m["from"]["email"].as_str().unwrap()
+                )
+            );
+            // In the email's family.
+            assert_eq!(k["GROUPID"], d["GROUPID"]);
+            assert_eq!(k["PARENT_ID"], d["GROUPID"]);
+            messages += 1;
+        }
+    }
+    assert!(
+        emails > 0 && attachments > 0 && messages > 0,
+        "{emails} {attachments} {messages}"
+    );
+    // The volume, children included, checks out.
+    let b = Command::new("bagit.py")
+        .args(["--quiet", "--validate"])
+        .arg(&vol)
+        .status()
+        .unwrap();
+    assert!(b.success());
+    assert_eq!(
+        custos(&["verify", vol.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
