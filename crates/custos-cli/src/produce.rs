@@ -44,6 +44,9 @@ pub struct ProduceArgs {
         conflicts_with = "no_near_natives"
     )]
     pub ffmpeg: PathBuf,
+    /// Whom the volume is produced to, named in its transmittal (data/TRANSMITTAL.txt).
+    #[arg(long, value_name = "PARTY")]
+    pub produced_to: Option<String>,
     /// The person producing, recorded in the production log.
     #[arg(long)]
     pub operator: Option<String>,
@@ -70,6 +73,7 @@ pub async fn run_produce(a: ProduceArgs) -> i32 {
         operator: a.operator,
         approver_keys: a.approver_key,
         near_natives: (!a.no_near_natives).then_some(a.ffmpeg),
+        produced_to: a.produced_to,
     };
     let mut r = custos::produce::produce(&o);
     if let (Ok(r), false) = (&mut r, a.tsa.is_empty()) {

@@ -62,6 +62,8 @@ pub struct ProduceOptions {
     pub approver_keys: Vec<PathBuf>,
     /// The decoder (ffmpeg) that makes playable near-natives; `None`: none are made.
     pub near_natives: Option<PathBuf>,
+    /// Whom the volume is produced to (the transmittal names them).
+    pub produced_to: Option<String>,
 }
 
 /// What a production came to.
@@ -527,6 +529,30 @@ fn write_volume(
     let delimiters = write_load_files(o, &data, &rows, &xref)?;
     let begdoc = rows.first().map(|r| r[0].clone()).unwrap_or_default();
     let enddoc = rows.last().map(|r| r[0].clone()).unwrap_or_default();
+    let transmittal = transmittal(
+        o,
+        &rows,
+        total,
+        &[
+            ("matter", src("External-Identifier")),
+            ("export", src("Export-Id")),
+            ("tag", tag_sha.clone()),
+            ("delimiters", delimiters.describe()),
+            ("begdoc", begdoc.clone()),
+            ("enddoc", enddoc.clone()),
+            (
+                "decoder",
+                decoder.map_or_else(|| "none".into(), |d| d.version.clone()),
+            ),
+            ("signed", sign_key.is_some().to_string()),
+        ],
+    );
+    write_sealed(&data.join("TRANSMITTAL.txt"), transmittal.as_bytes())?;
+    let t = Sha256::of(transmittal.as_bytes());
+    log.append(
+        "transmittal-written",
+        json!({"file": "data/TRANSMITTAL.txt", "sha256": t.hex()}),
+    )?;
     let head = log.append(
         "production-sealing",
         json!({"documents": rows.len(), "bytes": total, "begdoc": begdoc, "enddoc": enddoc,
@@ -925,6 +951,87 @@ fn email_child(
     ]);
     w.rows.push(row);
     Ok(())
+}
+
+/// The production transmittal (`data/TRANSMITTAL.txt`): what the volume holds, for whom, its
+/// numbering range, where it came from, and how to check it; drawn from the rows written.
+fn transmittal(
+    o: &ProduceOptions,
+    rows: &[Vec<String>],
+    bytes: u64,
+    f: &[(&str, String)],
+) -> String {
+    let get = |k: &str| {
+        f.iter()
+            .find(|(n, _)| *n == k)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let at = |name: &str| FIELDS.iter().position(|x| *x == name).expect("a field");
+    let mut by_media: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in rows {
+        *by_media.entry(r[at("MEDIATYPE")].as_str()).or_default() += 1;
+    }
+    let count = |field: &str, pred: &dyn Fn(&str) -> bool| {
+        rows.iter().filter(|r| pred(&r[at(field)])).count()
+    };
+    let families = count("PARENT_ID", &|v| v.is_empty());
+    format!(
+        "PRODUCTION TRANSMITTAL\r\n\r\n\
+         Matter: {matter}\r\n\
+         Produced to: {to}\r\n\
+         Produced by: {by}, with custos {version} ({commit})\r\n\
+         Date (UTC): {date}\r\n\
+         Volume: {volume}\r\n\
+         Numbering: {begdoc} through {enddoc} ({n} documents, {families} families; prefix {prefix})\r\n\r\n\
+         Documents by type: {by_media}\r\n\
+         Natives: {n} files, {bytes} bytes, unchanged from the source export (data/NATIVES)\r\n\
+         Extracted text: {texts} documents (data/TEXT, UTF-8 with a byte-order mark); machine transcriptions are marked in TRANSCRIPT_SOURCE\r\n\
+         Playable near-natives: {near} (data/NEAR_NATIVES; derived copies, made by {decoder})\r\n\
+         Corrupted items produced on counsel's approval: {approved} (EVIDENCE_STATUS; statements in data/APPROVALS)\r\n\
+         Email attachments and later thread messages as their own documents: {attachments} and {messages}\r\n\r\n\
+         Load files: data/{prefix}.dat (Concordance; delimiters {delimiters}), data/{prefix}.csv (the same fields), data/{prefix}_xref.csv (each document's source in the export and SHA-256). Paths are relative to data/. Dates are UTC (TIMEZONE). No page images, so no Opticon file.\r\n\r\n\
+         Source: custos export {export}, whose tag manifest has SHA-256 {tag}; verified before production.\r\n\
+         Integrity: the volume is a BagIt bag (bagit.py --validate); its production log (data/production_log.jsonl) is hash-chained; {signed}\r\n",
+        matter = get("matter"),
+        to = o
+            .produced_to
+            .as_deref()
+            .unwrap_or("(not stated: --produced-to)"),
+        by = o
+            .operator
+            .as_deref()
+            .unwrap_or("(no operator named: --operator)"),
+        version = crate::custody::VERSION,
+        commit = crate::custody::COMMIT,
+        date = crate::query::format_ms(time::OffsetDateTime::now_utc()),
+        volume = o
+            .out
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        begdoc = get("begdoc"),
+        enddoc = get("enddoc"),
+        n = rows.len(),
+        prefix = o.prefix,
+        by_media = by_media
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        texts = count("HAS_TEXT", &|v| v == "Y"),
+        near = count("NEAR_NATIVE_LINK", &|v| !v.is_empty()),
+        decoder = get("decoder"),
+        approved = count("APPROVED_BY", &|v| !v.is_empty()),
+        attachments = count("MEDIATYPE", &|v| v == "email attachment"),
+        messages = count("MEDIATYPE", &|v| v == "email message"),
+        delimiters = get("delimiters"),
+        export = get("export"),
+        tag = get("tag"),
+        signed = if get("signed") == "true" {
+            "its tag manifest is signed (tagmanifest-sha256.txt.minisig; minisign -V with the producer's public key)"
+        } else {
+            "NOT SIGNED: nothing proves who produced it"
+        },
+    )
 }
 
 /// The position of `NEAR_NATIVE_LINK` in [`FIELDS`].

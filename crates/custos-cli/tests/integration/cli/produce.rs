@@ -841,7 +841,11 @@ async fn every_email_attachment_and_message_is_a_document() {
     let dir = tmp("produce-email");
     let export = exported(&env, &dir, &[]).await;
     let vol = dir.join("vol");
-    let o = produce(&export, &vol, &["--no-near-natives"]);
+    let o = produce(
+        &export,
+        &vol,
+        &["--no-near-natives", "--produced-to", "Opposing Counsel LLP"],
+    );
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -922,6 +926,20 @@ async fn every_email_attachment_and_message_is_a_document() {
         emails > 0 && attachments > 0 && messages > 0,
         "{emails} {attachments} {messages}"
     );
+    // The transmittal says what the volume holds, for whom, and its numbering range.
+    let t = std::fs::read_to_string(vol.join("data/TRANSMITTAL.txt")).unwrap();
+    for needle in [
+        "Produced to: Opposing Counsel LLP".to_owned(),
+        format!(
+            "Numbering: ACME0000001 through ACME{:07} ({} documents",
+            docs.len(),
+            docs.len()
+        ),
+        format!("as their own documents: {attachments} and {messages}"),
+        "NOT SIGNED".to_owned(),
+    ] {
+        assert!(t.contains(&needle), "{needle} in {t}");
+    }
     // The volume, children included, checks out.
     let b = Command::new("bagit.py")
         .args(["--quiet", "--validate"])
