@@ -119,11 +119,7 @@ pub fn open_package(dir: &Path, pubkey: Option<&Path>) -> Result<custos::verify:
         pubkey: pubkey.map(Path::to_path_buf),
         ..Default::default()
     };
-    let require = if pubkey.is_some() {
-        Require::Signed
-    } else {
-        Require::Intact
-    };
+    let require = Require::by_key_if_given(pubkey);
     Package::open(dir, &opts, require).map_err(|e| {
         crate::error(&e);
         match e {

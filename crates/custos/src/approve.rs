@@ -123,11 +123,7 @@ pub fn approve(o: &ApproveOptions) -> Result<(Approval, PathBuf, PathBuf), Appro
     typed("--by", &o.by, 200)?;
     typed("--reason", &o.reason, 2000)?;
     let sk = crate::sign::load_secret_key(&o.sign_key)?;
-    let require = if o.pubkey.is_some() {
-        Require::Signed
-    } else {
-        Require::Intact
-    };
+    let require = Require::by_key_if_given(o.pubkey.as_deref());
     let opts = VerifyOptions {
         pubkey: o.pubkey.clone(),
         ..VerifyOptions::default()

@@ -427,11 +427,7 @@ fn check_options(o: &ProduceOptions) -> Result<(), ProduceError> {
 pub fn produce(o: &ProduceOptions) -> Result<ProduceReport, ProduceError> {
     check_options(o)?;
     // Opened the one verified way; signed by the key when one is given.
-    let require = if o.pubkey.is_some() {
-        Require::Signed
-    } else {
-        Require::Intact
-    };
+    let require = Require::by_key_if_given(o.pubkey.as_deref());
     let opts = VerifyOptions {
         pubkey: o.pubkey.clone(),
         approver_keys: o.approver_keys.clone(),
@@ -630,6 +626,19 @@ fn write_volume(
     })
 }
 
+/// The `n`-th document's control number (from 0), or an error when it would pass 9999999.
+fn control_number(o: &ProduceOptions, n: usize) -> Result<String, ProduceError> {
+    let number = o.start + n as u64;
+    if number > 9_999_999 {
+        return Err(crate::Error::Config(format!(
+            "--start {} leaves no room under 9999999 for every document (emails' attachments and messages included)",
+            o.start
+        ))
+        .into());
+    }
+    Ok(format!("{}{number:07}", o.prefix))
+}
+
 /// What the volume's files came to: the load-file rows and cross-reference rows (one per
 /// document, in control-number order), the payload's known hashes, the natives' bytes.
 #[derive(Default)]
@@ -655,14 +664,7 @@ fn copy_natives(
     let texts = texts_of(&bag, docs);
     let mut n = 0usize;
     for (i, d) in docs.iter().enumerate() {
-        let control = format!("{}{:07}", o.prefix, o.start + n as u64);
-        if o.start + n as u64 > 9_999_999 {
-            return Err(crate::Error::Config(format!(
-                "--start {} leaves no room under 9999999 for every document (emails' attachments and messages included)",
-                o.start
-            ))
-            .into());
-        }
+        let control = control_number(o, n)?;
         let i_doc = n;
         n += 1;
         let place = Place {
@@ -789,14 +791,7 @@ fn copy_natives(
             Vec::new()
         };
         for child in children {
-            let control = format!("{}{:07}", o.prefix, o.start + n as u64);
-            if o.start + n as u64 > 9_999_999 {
-                return Err(crate::Error::Config(format!(
-                    "--start {} leaves no room under 9999999 for every document (emails' attachments and messages included)",
-                    o.start
-                ))
-                .into());
-            }
+            let control = control_number(o, n)?;
             let place = Place {
                 data,
                 folder: folder_of(n),

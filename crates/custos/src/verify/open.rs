@@ -37,6 +37,18 @@ pub enum Require {
     Signed,
 }
 
+impl Require {
+    /// Signed by the key when the operator gives one, else intact: what a command that only
+    /// reads or carries a package asks.
+    pub fn by_key_if_given(pubkey: Option<&Path>) -> Require {
+        if pubkey.is_some() {
+            Require::Signed
+        } else {
+            Require::Intact
+        }
+    }
+}
+
 /// What is proven of who sealed the package.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case", tag = "origin")]

@@ -123,6 +123,31 @@ async fn exported(env: &super::Env, dir: &Path, extra: &[&str]) -> std::path::Pa
     export
 }
 
+/// An export of `env` into a fresh `tmp(name)`, and a volume `vol` produced from it with
+/// `extra`, which must succeed: (dir, export, volume, produce's output).
+async fn produced(
+    env: &super::Env,
+    name: &str,
+    extra: &[&str],
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Output,
+) {
+    let dir = tmp(name);
+    let export = exported(env, &dir, &[]).await;
+    let vol = dir.join("vol");
+    let o = produce(&export, &vol, extra);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (dir, export, vol, o)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_production_loads_checks_out_and_names_every_party() {
     // Screen recordings and chat, email and messaging threads beside the calls.
@@ -589,16 +614,7 @@ async fn reserved_characters_in_values_read_back_true() {
         ..scenario()
     })
     .await;
-    let dir = tmp("produce-reserved");
-    let export = exported(&env, &dir, &[]).await;
-    let vol = dir.join("vol");
-    let o = produce(&export, &vol, &[]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (dir, _, vol, o) = produced(&env, "produce-reserved", &[]).await;
     // Produced without a key: said plainly, with how to sign.
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -672,16 +688,7 @@ async fn near_natives_play_and_are_hashed_and_natives_are_unchanged() {
         ..scenario()
     })
     .await;
-    let dir = tmp("produce-near");
-    let export = exported(&env, &dir, &[]).await;
-    let vol = dir.join("vol");
-    let o = produce(&export, &vol, &[]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (dir, _, vol, o) = produced(&env, "produce-near", &[]).await;
     assert!(String::from_utf8_lossy(&o.stdout).contains("playable near-native(s)"));
     let docs = read_dat(&vol.join("data/ACME.dat"));
     let at = |rel: &str| vol.join("data").join(rel.replace('\\', "/"));
@@ -838,20 +845,12 @@ async fn every_email_attachment_and_message_is_a_document() {
         ..scenario()
     })
     .await;
-    let dir = tmp("produce-email");
-    let export = exported(&env, &dir, &[]).await;
-    let vol = dir.join("vol");
-    let o = produce(
-        &export,
-        &vol,
+    let (dir, export, vol, _) = produced(
+        &env,
+        "produce-email",
         &["--no-near-natives", "--produced-to", "Opposing Counsel LLP"],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    )
+    .await;
     let docs = read_dat(&vol.join("data/ACME.dat"));
     let at = |rel: &str| vol.join("data").join(rel.replace('\\', "/"));
     let (mut emails, mut attachments, mut messages) = (0, 0, 0);
