@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::media::Attachment;
-use crate::verify::fsys::Bag;
+use crate::verify::Package;
 
 /// One child document of an email.
 pub(super) enum Child {
@@ -17,14 +17,21 @@ pub(super) enum Child {
     Message { k: usize, of: usize, message: Value },
 }
 
-/// The children of the email whose file is `rel` and metadata `meta_rel` in the export at
-/// `bag`: its attachments, then the thread's later messages. An email whose message does not
-/// parse has no attachment children (the export's media check would have made it Corrupted).
-pub(super) fn children(bag: &Bag, rel: &str, meta_rel: &str) -> Vec<Child> {
+/// The children of the email whose file is `rel` and metadata `meta_rel` in the verified
+/// export `pkg` (both read through its one reader, checked against their seals): its
+/// attachments, then the thread's later messages. An email whose message does not parse has no
+/// attachment children (the export's media check would have made it Corrupted).
+pub(super) fn children(
+    pkg: &Package,
+    rel: &str,
+    meta_rel: &str,
+) -> Result<Vec<Child>, super::ProduceError> {
+    let unread = |e: crate::verify::OpenError| super::ProduceError::NotVerified(e.to_string());
     let mut out = Vec::new();
-    if let Ok(bytes) = bag.read(rel, crate::media::MAX_DOCUMENT_BYTES)
-        && let Ok(attachments) = crate::media::eml_attachments(&bytes)
-    {
+    let bytes = pkg
+        .read(rel, crate::media::MAX_DOCUMENT_BYTES)
+        .map_err(unread)?;
+    if let Ok(attachments) = crate::media::eml_attachments(&bytes) {
         out.extend(
             attachments
                 .into_iter()
@@ -32,11 +39,7 @@ pub(super) fn children(bag: &Bag, rel: &str, meta_rel: &str) -> Vec<Child> {
                 .map(|(i, a)| Child::Attachment(i + 1, a)),
         );
     }
-    let meta: Value = bag
-        .read(meta_rel, 64 << 20)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let meta = super::sealed_json(pkg, meta_rel)?;
     let thread = meta["emailTranscript"]
         .as_array()
         .cloned()
@@ -49,7 +52,7 @@ pub(super) fn children(bag: &Bag, rel: &str, meta_rel: &str) -> Vec<Child> {
             .skip(1)
             .map(|(k, message)| Child::Message { k, of, message }),
     );
-    out
+    Ok(out)
 }
 
 /// Text from the API as a rendering holds it: line breaks and tabs kept, every other control

@@ -509,7 +509,7 @@ fn write_volume(
         xref,
         known,
         total,
-    } = copy_natives(o, docs, &log, &data, &src("Export-Id"), decoder)?;
+    } = copy_natives(o, pkg, docs, &log, &data, &src("Export-Id"), decoder)?;
     for kind in KINDS {
         let dir = data.join(kind);
         if !dir.exists() {
@@ -653,6 +653,7 @@ struct Written {
 /// digests, each copy logged), an email's attachments and later messages after it.
 fn copy_natives(
     o: &ProduceOptions,
+    pkg: &Package,
     docs: &[Source],
     log: &CustodyLog,
     data: &Path,
@@ -661,7 +662,7 @@ fn copy_natives(
 ) -> Result<Written, ProduceError> {
     let bag = Bag::new(&o.export);
     let mut w = Written::default();
-    let texts = texts_of(&bag, docs);
+    let texts = texts_of(pkg, docs)?;
     let mut n = 0usize;
     for (i, d) in docs.iter().enumerate() {
         let control = control_number(o, n)?;
@@ -734,7 +735,7 @@ fn copy_natives(
         );
         let (text, source) = match &texts[i] {
             Some(t) => (
-                copy_text(&bag, t, &control, &place, log, known)?,
+                copy_text(pkg, &bag, t, &control, &place, log, known)?,
                 t.source.clone(),
             ),
             None => (String::new(), String::new()),
@@ -783,7 +784,7 @@ fn copy_natives(
             let rid = d.get("Recording_ID");
             let meta = format!("data/metadata/{rid}.json");
             if crate::model::safe_id(rid) {
-                email::children(&bag, rel, &meta)
+                email::children(pkg, rel, &meta)?
             } else {
                 Vec::new()
             }
@@ -979,7 +980,7 @@ fn transmittal(
          Volume: {volume}\r\n\
          Numbering: {begdoc} through {enddoc} ({n} documents, {families} families; prefix {prefix})\r\n\r\n\
          Documents by type: {by_media}\r\n\
-         Natives: {n} files, {bytes} bytes, unchanged from the source export (data/NATIVES)\r\n\
+         Natives: {n} files, {bytes} bytes (data/NATIVES): {copied} the source export's files, copied unchanged; {derived} derived from them (email attachments decoded, later thread messages rendered)\r\n\
          Extracted text: {texts} documents (data/TEXT, UTF-8 with a byte-order mark); machine transcriptions are marked in TRANSCRIPT_SOURCE\r\n\
          Playable near-natives: {near} (data/NEAR_NATIVES; derived copies, made by {decoder})\r\n\
          Corrupted items produced on counsel's approval: {approved} (EVIDENCE_STATUS; statements in data/APPROVALS)\r\n\
@@ -1017,6 +1018,8 @@ fn transmittal(
         decoder = get("decoder"),
         approved = count("APPROVED_BY", &|v| !v.is_empty()),
         attachments = count("MEDIATYPE", &|v| v == "email attachment"),
+        copied = count("MEDIATYPE", &|v| !v.starts_with("email ")),
+        derived = count("MEDIATYPE", &|v| v.starts_with("email ")),
         messages = count("MEDIATYPE", &|v| v == "email message"),
         delimiters = get("delimiters"),
         export = get("export"),
@@ -1149,6 +1152,17 @@ fn copy_approval(
     Ok(place.link("APPROVALS", &name))
 }
 
+/// The sealed JSON file `rel` of the verified export, read through its one reader (checked
+/// against the SHA-256 it was sealed with): `Null` when the package does not hold it or it is
+/// not JSON; an error when it changed since it was verified.
+fn sealed_json(pkg: &Package, rel: &str) -> Result<serde_json::Value, ProduceError> {
+    Ok(pkg
+        .read_if_held(rel, 64 << 20)
+        .map_err(|e| ProduceError::NotVerified(e.to_string()))?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default())
+}
+
 /// A document's extracted text in the export, and what made it.
 #[derive(Clone, Debug)]
 struct Text {
@@ -1172,7 +1186,7 @@ fn epoch_ms(t: &serde_json::Value) -> Option<i64> {
 /// belongs to the one recording of that communication whose span overlaps the transcript's
 /// most (ties: the earlier recording), never to every recording of it: a second recording of
 /// the same communication does not hold those words. A screen recording has none.
-fn texts_of(bag: &Bag, docs: &[Source]) -> Vec<Option<Text>> {
+fn texts_of(pkg: &Package, docs: &[Source]) -> Result<Vec<Option<Text>>, ProduceError> {
     let mut out: Vec<Option<Text>> = vec![None; docs.len()];
     // (conversation, communication) → the best recording's rank, index and text.
     // Overlap, then the earlier start, then the earlier document: the larger wins.
@@ -1184,11 +1198,7 @@ fn texts_of(bag: &Bag, docs: &[Source]) -> Vec<Option<Text>> {
         if !crate::model::safe_id(cid) || !crate::model::safe_id(rid) {
             continue;
         }
-        let meta: serde_json::Value = bag
-            .read(&format!("data/metadata/{rid}.json"), 16 << 20)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let meta = sealed_json(pkg, &format!("data/metadata/{rid}.json"))?;
         let Some(session) = meta["sessionId"]
             .as_str()
             .filter(|s| crate::model::safe_id(s))
@@ -1201,7 +1211,7 @@ fn texts_of(bag: &Bag, docs: &[Source]) -> Vec<Option<Text>> {
             continue;
         }
         let rel = format!("data/transcripts/{cid}/{session}.txt");
-        if bag.lstat(&rel).is_err() {
+        if !pkg.holds(&rel) {
             continue;
         }
         if matches!(meta["media"].as_str(), Some("chat" | "email" | "messaging")) {
@@ -1212,11 +1222,7 @@ fn texts_of(bag: &Bag, docs: &[Source]) -> Vec<Option<Text>> {
             });
             continue;
         }
-        let doc: serde_json::Value = bag
-            .read(&format!("data/transcripts/{cid}/{session}.json"), 64 << 20)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let doc = sealed_json(pkg, &format!("data/transcripts/{cid}/{session}.json"))?;
         let first = &doc["transcripts"][0];
         let source = format!(
             "machine transcription: Genesys Speech & Text Analytics ({}, {}), not reviewed by a person",
@@ -1255,13 +1261,14 @@ fn texts_of(bag: &Bag, docs: &[Source]) -> Vec<Option<Text>> {
     for (_, i, text) in best.into_values() {
         out[i] = Some(text);
     }
-    out
+    Ok(out)
 }
 
 /// Copies a document's extracted text (`t`) to `data/TEXT/<folder>/<control>.txt` with a
 /// UTF-8 byte-order mark in front (review platforms tell a text file's encoding by it). Its
 /// TEXTPATH.
 fn copy_text(
+    pkg: &Package,
     bag: &Bag,
     t: &Text,
     control: &str,
@@ -1279,6 +1286,19 @@ fn copy_text(
         .is_some_and(|()| head == *dat::BOM.as_bytes());
     let bom: &[u8] = if has_bom { b"" } else { dat::BOM.as_bytes() };
     let c = copy_native(bag, &rel, &place.path("TEXT", &name)?, bom)?;
+    // What was copied is what was sealed (the text is copied after a BOM, so the copy's own
+    // hash differs; the bytes read must not).
+    if pkg.sealed_sha256(&rel) != Some(c.source_sha256.hex().as_str()) {
+        return Err(crate::Error::Tampered {
+            path: bag.path(&rel),
+            message: format!(
+                "read as SHA-256 {}, sealed as {}",
+                c.source_sha256.hex(),
+                pkg.sealed_sha256(&rel).unwrap_or("(not sealed)")
+            ),
+        }
+        .into());
+    }
     log.append(
         "text-copied",
         json!({"control": control, "source": rel, "sourceSha256": c.source_sha256.hex(),

@@ -935,6 +935,11 @@ async fn every_email_attachment_and_message_is_a_document() {
             docs.len()
         ),
         format!("as their own documents: {attachments} and {messages}"),
+        format!(
+            "{} the source export's files, copied unchanged; {} derived from them",
+            docs.len() - attachments - messages,
+            attachments + messages
+        ),
         "NOT SIGNED".to_owned(),
     ] {
         assert!(t.contains(&needle), "{needle} in {t}");
