@@ -16,6 +16,7 @@ use custos::export::{
 };
 use custos::http::Credentials;
 use custos::region::Region;
+use custos::state::{PgTarget, StateLocation};
 use custos_store::target::LockMode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -127,6 +128,14 @@ pub struct ExportOptions {
     /// while restores are under way (re-run the same command later to continue).
     #[arg(long)]
     pub no_wait: bool,
+    /// Keep the job state in this PostgreSQL database, postgres://USER@HOST:PORT/DATABASE,
+    /// instead of the SQLite file in the export directory (docs/scale.md). The password never
+    /// goes in the URL: PGPASSWORD or --state-password-file.
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+    /// The PostgreSQL password for --state, from a file only you can read (chmod 600).
+    #[arg(long, value_name = "FILE")]
+    pub state_password_file: Option<PathBuf>,
     /// TOML config file: every option of this command except --config and --json, by its
     /// long name (e.g. `rate = 300`, `api-base = "…"`, `lock-mode = "compliance"`).
     #[arg(long, value_name = "FILE")]
@@ -367,24 +376,7 @@ struct CredentialsFile {
 }
 
 pub fn read_credentials(path: &Path) -> Result<Credentials, OptionsError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| format!("credentials file {}: {e}", path.display()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(OptionsError(format!(
-                "credentials file {} is readable by others (mode {:o}); run: chmod 600 {}",
-                path.display(),
-                mode & 0o777,
-                path.display()
-            )));
-        }
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+    let text = secret_file(path, "credentials file")?;
     let c: CredentialsFile = toml::from_str(&text)
         .map_err(|e| format!("credentials file {}: {}", path.display(), e.message()))?;
     Ok(Credentials {
@@ -418,8 +410,62 @@ pub fn resolve_with(
         None => ExportOptions::default(),
     };
     let (o, credentials) = layered(flags, env, &file)?;
-    let cfg = config(&o, credentials)?;
+    let mut cfg = config(&o, credentials)?;
+    cfg.state = state_location(&o, env)?;
     Ok((o, cfg))
+}
+
+/// `--state`: the SQLite file (none given), or a PostgreSQL database with its password from
+/// `--state-password-file` (owner-only), else `PGPASSWORD`.
+fn state_location(
+    o: &ExportOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<StateLocation, OptionsError> {
+    let Some(url) = &o.state else {
+        if o.state_password_file.is_some() {
+            return Err("--state-password-file goes with --state".into());
+        }
+        return Ok(StateLocation::Local);
+    };
+    let password = match &o.state_password_file {
+        Some(f) => Some(
+            secret_file(f, "--state-password-file")?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        ),
+        None => env("PGPASSWORD"),
+    };
+    Ok(StateLocation::Postgres(
+        PgTarget::new(url, password).map_err(|e| e.to_string())?,
+    ))
+}
+
+/// A file holding a secret: refused if others can read it; its text.
+fn secret_file(path: &Path, what: &str) -> Result<String, OptionsError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+        if !meta.is_file() {
+            return Err(format!("{what} {}: not a regular file", path.display()).into());
+        }
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(OptionsError(format!(
+                "{what} {} is readable by others (mode {:o}); run: chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
+        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    Ok(text)
 }
 
 /// The flags over the environment over the config file `file`, and the OAuth client:
@@ -549,6 +595,7 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         duration_tolerance: std::time::Duration::from_secs_f64(tolerance),
         tsa: o.tsa.clone(),
         job_deadline: JOB_DEADLINE,
+        state: StateLocation::Local,
         protect: o.protect,
         increment_of: o.increment_of.clone(),
         pubkey: o.pubkey.clone(),

@@ -105,6 +105,10 @@ pub enum Error {
     /// The job database failed.
     #[error("job database: {0}")]
     State(#[from] rusqlite::Error),
+    /// The job state in PostgreSQL could not be read or written (the server unreachable, the
+    /// connection lost, the job held by another process): a re-run resumes.
+    #[error("{0}")]
+    JobState(String),
 }
 
 impl Error {

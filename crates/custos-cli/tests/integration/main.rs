@@ -8,4 +8,5 @@ mod cli;
 mod common;
 mod crash;
 mod fake_store;
+mod postgres;
 mod storage;

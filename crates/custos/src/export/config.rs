@@ -140,6 +140,9 @@ pub struct ExportConfig {
     /// How long one batch job or one transcode is waited for before its items end `Failed`
     /// ([`JOB_DEADLINE`]; tests shorten it).
     pub job_deadline: std::time::Duration,
+    /// Where the job state is kept (`--state`): the SQLite file in the export directory, or a
+    /// PostgreSQL database (docs/scale.md).
+    pub state: crate::state::StateLocation,
 }
 
 /// How `--restore-archived` restores and waits.

@@ -47,7 +47,7 @@ use crate::http::Api;
 use crate::ids::IdList;
 use crate::model::Tally;
 use crate::query::Query;
-use crate::state::{Key, State};
+use crate::state::{Existing, Key, State};
 use context::{Ctx, Input};
 use guard::{
     check_out, compare_settings, empty_or_our_skeleton, lock, recheck_written, remove_partials,
@@ -130,8 +130,11 @@ async fn run(
     )?;
     let root = cfg.out.clone();
     check_out(&root)?;
-    let state_path = root.join(".custos").join("state.sqlite");
-    if !state_path.exists() && root.exists() && !empty_or_our_skeleton(&root)? {
+    // Where this export's job state already is (the SQLite file, or a PostgreSQL job named in
+    // .custos/job.json), and a --state that is not there refused, before anything is written.
+    let existing = Existing::of(&root)?;
+    existing.check(&root, &cfg.state)?;
+    if existing == Existing::None && root.exists() && !empty_or_our_skeleton(&root)? {
         return Err(Error::OutputDir {
             path: root,
             message: "exists, is not empty and holds no custos export; choose a new directory"
@@ -158,7 +161,7 @@ async fn run(
     };
     // An increment's previous bag is verified before the first file is written.
     let previous = chain::previous_bag(cfg, &input.canonical(), sign_key.as_ref())?;
-    let resuming = state_path.exists();
+    let resuming = existing != Existing::None;
     // So are the people a new export's query names (a name where an id belongs is refused).
     let people = match (&input, cfg.source, resuming) {
         (Input::Query(q), SourceKind::Genesys, false) => people::check(&api, q).await?,
@@ -169,7 +172,7 @@ async fn run(
     }
     let _lock = lock(&root)?;
     tracing::info!(out = %root.display(), source = cfg.source.as_str(), resuming, "export");
-    let state = State::open(&state_path)?;
+    let state = State::open_export(&root, &cfg.state, &existing)?;
     let ctx = Ctx {
         cfg,
         api,
@@ -352,7 +355,7 @@ fn open_log(ctx: &Ctx<'_>, resuming: bool, sign_key: Option<&minisign::SecretKey
     )?);
     ctx.api.set_log(log.clone());
     let _ = ctx.log.set(log);
-    ctx.log("export-run", json!({"resumed": resuming, "source": cfg.source.as_str(), "apiBase": cfg.api_base, "loginBase": cfg.login_base, "matter": cfg.matter, "pid": std::process::id(),
+    ctx.log("export-run", json!({"resumed": resuming, "source": cfg.source.as_str(), "apiBase": cfg.api_base, "loginBase": cfg.login_base, "matter": cfg.matter, "pid": std::process::id(), "jobState": ctx.state.place(),
         "settings": settings(cfg, sign_key, ctx.previous.as_ref()).into_iter().map(|(k, v)| (k.trim_start_matches("--").to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()}))?;
 
     Ok(())

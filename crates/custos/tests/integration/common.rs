@@ -59,6 +59,7 @@ pub fn config_at(
         duration_tolerance: std::time::Duration::from_secs(1),
         tsa: Vec::new(),
         job_deadline: custos::export::JOB_DEADLINE,
+        state: Default::default(),
         protect: false,
         restore: None,
         increment_of: None,

@@ -1,0 +1,488 @@
+//! Durable job state, so that re-running an interrupted export continues it.
+//!
+//! What it holds: the sealed query and manifest hashes, and per manifest item its outcome and
+//! file facts. The files themselves are written before their outcome is recorded, so after a
+//! crash an item is either recorded with its final file in place, or not recorded and retried.
+//!
+//! One interface ([`JobStore`]), two places: by default one SQLite file,
+//! `<out>/.custos/state.sqlite`, outside the bag's payload; with `--state postgres://…`, a job
+//! in a PostgreSQL database (docs/scale.md), which `<out>/.custos/job.json` names.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::model::{Item, Outcome};
+
+mod postgres;
+mod sqlite;
+
+/// What is known about one finished item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Done {
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Why (for everything but Exported), or a note.
+    pub reason: String,
+    /// Path under the bag root, if a file was kept.
+    pub file: Option<String>,
+    /// SHA-256 of the file.
+    pub sha256: Option<String>,
+    /// MD5 of the file, from the download's one pass (evidence files only).
+    pub md5: Option<String>,
+    /// SHA-1 of the file, from the same pass.
+    pub sha1: Option<String>,
+    /// Bytes of the file.
+    pub bytes: Option<u64>,
+    /// Content-Type it was served with.
+    pub content_type: Option<String>,
+    /// When it was downloaded (RFC 3339, UTC, `Z`).
+    pub downloaded_at: Option<String>,
+    /// The file's playable duration as read from its container (crate::media), ms.
+    pub media_ms: Option<u64>,
+    /// The playable duration the API stated for the recording, ms.
+    pub stated_ms: Option<u64>,
+    /// Where `stated_ms` came from (`outputDurationMs`, `endTime − startTime − 1 pause …`), or
+    /// why there is none.
+    pub stated_source: Option<String>,
+}
+
+/// A restore of an archived recording (`--restore-archived`), as far as it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreRow {
+    /// The manifest item.
+    pub item: Item,
+    /// The archive date asked for: the recording is archived again then.
+    pub archive_date: String,
+    /// When the request was accepted (none: about to be sent, or a crash came in between).
+    pub requested_at: Option<String>,
+    /// When the recording was first seen RESTORED.
+    pub restored_at: Option<String>,
+}
+
+/// Whether a kept file's duration was compared with the one the API stated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DurationCheck {
+    /// Compared (and within the tolerance, or the item is Corrupted for it).
+    Checked,
+    /// Not compared: why.
+    NotChecked(String),
+}
+
+impl Done {
+    /// An outcome without a file.
+    pub fn no_file(outcome: Outcome, reason: impl Into<String>) -> Done {
+        Done {
+            outcome,
+            reason: reason.into(),
+            file: None,
+            sha256: None,
+            md5: None,
+            sha1: None,
+            bytes: None,
+            content_type: None,
+            downloaded_at: None,
+            media_ms: None,
+            stated_ms: None,
+            stated_source: None,
+        }
+    }
+
+    /// For an item that kept a file, whether its duration was compared with the stated one;
+    /// `None` for an item without a file, or whose recording has no playing time.
+    pub fn duration_check(&self) -> Option<DurationCheck> {
+        self.file.as_ref()?;
+        if self.media_ms.is_none()
+            && self
+                .stated_source
+                .as_deref()
+                .is_some_and(|s| s.ends_with(NO_PLAYING_TIME))
+        {
+            return None; // an email, a chat, a messaging thread: no duration to compare
+        }
+        Some(match (self.media_ms, self.stated_ms) {
+            (Some(_), Some(_)) => DurationCheck::Checked,
+            (None, _) => {
+                DurationCheck::NotChecked("the file could not be read as audio or video".into())
+            }
+            (Some(_), None) => DurationCheck::NotChecked(
+                self.stated_source
+                    .clone()
+                    .unwrap_or_else(|| "the API stated no duration".into()),
+            ),
+        })
+    }
+}
+
+/// How a recording without a playing time (chat, email, messaging) ends its
+/// `Stated_Duration_Source`: its duration check does not apply (`Duration_Checked` empty, not
+/// counted among the files whose duration could be checked).
+pub const NO_PLAYING_TIME: &str = "has no playing time";
+
+/// What the job database records about the export, besides its items (the names are those
+/// of its `meta` table, kept as they are so an older job database resumes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    /// The export's UUID.
+    ExportId,
+    /// The selection's canonical form (a re-run with another is refused).
+    QueryCanonical,
+    /// What the custody record's Query_String_Used holds.
+    QueryUsed,
+    /// SHA-256 of data/query.json, once written and sealed.
+    QuerySha256,
+    /// SHA-256 of data/manifest.csv, once sealed.
+    ManifestSha256,
+    /// The custody log's last line's SHA-256, when the package was sealed.
+    CustodyLogHead,
+    /// Set once the directory's names for the manifest's ids are recorded.
+    DirectoryRecorded,
+    /// `true` once every manifest conversation is under deletion protection (`--protect`).
+    Protected,
+    /// `true` once every restore `--restore-archived` needs has been asked for.
+    RestoresRequested,
+    /// Recordings listed but left out because an earlier bag of the chain exported them.
+    ChainExcluded,
+    /// `true` once the orphan recordings are listed (`--orphans`).
+    OrphansListed,
+    /// `true` once annotations and transcripts are collected.
+    TranscriptsCollected,
+    /// `true` once the package is sealed.
+    Complete,
+    /// Source and API host of a job database from before settings were recorded.
+    Origin,
+    /// Who and where, as the last run identified them (JSON: organization, OAuth client,
+    /// host, binary, clock offset).
+    Identity,
+    /// What the analytics data lake said of each job's interval (JSON list of
+    /// `source::DataAvailability`).
+    AnalyticsAvailability,
+    /// A setting that shapes the package, by its flag name (`--api-base`, …).
+    Setting(&'static str),
+}
+
+impl Key {
+    /// The key in the `meta` table.
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Key::ExportId => "export_id".into(),
+            Key::QueryCanonical => "query_canonical".into(),
+            Key::QueryUsed => "query_used".into(),
+            Key::QuerySha256 => "query_sha256".into(),
+            Key::ManifestSha256 => "manifest_sha256".into(),
+            Key::CustodyLogHead => "custody_log_head".into(),
+            Key::DirectoryRecorded => "directory_recorded".into(),
+            Key::Protected => "protected".into(),
+            Key::RestoresRequested => "restores_requested".into(),
+            Key::ChainExcluded => "chain_excluded".into(),
+            Key::OrphansListed => "orphans_listed".into(),
+            Key::TranscriptsCollected => "transcripts_collected".into(),
+            Key::Complete => "complete".into(),
+            Key::Origin => "origin".into(),
+            Key::Identity => "identity".into(),
+            Key::AnalyticsAvailability => "analytics_availability".into(),
+            Key::Setting(flag) => format!("setting {flag}").into(),
+        }
+    }
+}
+
+/// What a job's state records and answers, wherever it is kept. Every write is durable before
+/// it returns.
+pub trait JobStore: Send + Sync {
+    /// A recorded value.
+    fn get(&self, key: Key) -> Result<Option<String>>;
+    /// Records a value.
+    fn set(&self, key: Key, value: &str) -> Result<()>;
+    /// Stores the sealed manifest and marks it sealed, in one transaction.
+    fn seal_manifest(&self, items: &[Item], manifest_sha256: &str) -> Result<()>;
+    /// Records an item's outcome.
+    fn finish(&self, item: &Item, done: &Done) -> Result<()>;
+    /// Every manifest item in order with its outcome, if it has one, one at a time (an export
+    /// of 100,000 recordings is never held in memory whole). [`State::for_each`] takes a closure.
+    fn for_each(&self, f: &mut dyn FnMut(Item, Option<Done>) -> Result<()>) -> Result<()>;
+    /// Records conversations as protected at `at` (those already recorded keep their time).
+    fn protected(&self, conversation_ids: &[String], at: &str) -> Result<()>;
+    /// The conversations recorded as protected, with when, sorted by id (bytewise).
+    fn protected_set(&self) -> Result<Vec<(String, String)>>;
+    /// Records that a restore of `item` until `archive_date` is about to be asked for (the
+    /// intent is durable before the request is sent, so a crash in between is noticed).
+    fn restore_intent(&self, item: &Item, archive_date: &str) -> Result<()>;
+    /// Records that the restore of `item` was asked for (and accepted) at `at`.
+    fn restore_requested(&self, item: &Item, at: &str) -> Result<()>;
+    /// Records that `item` was seen RESTORED at `at`.
+    fn restore_done(&self, item: &Item, at: &str) -> Result<()>;
+    /// Every restore recorded, in manifest order.
+    fn restores(&self) -> Result<Vec<RestoreRow>>;
+    /// The restores asked for and not yet seen RESTORED, of items without an outcome.
+    fn restores_pending(&self) -> Result<Vec<RestoreRow>>;
+    /// The restore recorded for `item`, if any.
+    fn restore_of(&self, item: &Item) -> Result<Option<RestoreRow>>;
+    /// The SHA-256 and size recorded for a kept file (path under the bag root).
+    /// (A value that is not a SHA-256 is no known hash: the file is hashed again.)
+    fn file_hash(&self, file: &str) -> Result<Option<(crate::digest::Sha256, u64)>>;
+}
+
+/// Where an export keeps its job state (`--state`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StateLocation {
+    /// `<out>/.custos/state.sqlite` (the default).
+    #[default]
+    Local,
+    /// A job in a PostgreSQL database.
+    Postgres(PgTarget),
+}
+
+/// A PostgreSQL database for job state: its URL, which holds no password, and the password,
+/// which comes from the environment or a file and is never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PgTarget {
+    url: String,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTarget")
+            .field("url", &self.url)
+            .field("password", &self.password.as_ref().map(|_| "(set)"))
+            .finish()
+    }
+}
+
+impl PgTarget {
+    /// A database URL (`postgres://user@host:port/database`) and its password. A URL that holds
+    /// a password is refused: it would stay in shell history, process lists and the job link.
+    pub fn new(url: &str, password: Option<String>) -> Result<PgTarget> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::Config(format!(
+                "--state {}: give a PostgreSQL URL, postgres://USER@HOST:PORT/DATABASE (without --state, the job state is the SQLite file in the export directory)",
+                crate::shown::text(url)
+            )));
+        }
+        let config: ::postgres::Config = url.parse().map_err(|e| {
+            Error::Config(format!(
+                "--state: not a PostgreSQL connection URL ({e}); use postgres://USER@HOST:PORT/DATABASE"
+            ))
+        })?;
+        if config.get_password().is_some() {
+            return Err(Error::Config(
+                "--state: the URL holds a password; take it out, and give it in PGPASSWORD or --state-password-file (a URL stays in shell history and process lists)".into(),
+            ));
+        }
+        Ok(PgTarget {
+            url: url.to_owned(),
+            password,
+        })
+    }
+
+    /// The URL, without a password.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// The job state of one export.
+pub struct State {
+    store: Box<dyn JobStore>,
+    place: String,
+}
+
+impl std::ops::Deref for State {
+    type Target = dyn JobStore;
+    fn deref(&self) -> &Self::Target {
+        self.store.as_ref()
+    }
+}
+
+/// Names the PostgreSQL job of an export directory: `<out>/.custos/job.json`.
+pub const JOB_LINK: &str = "job.json";
+/// The SQLite job state of an export directory, under `<out>/.custos/`.
+pub const STATE_FILE: &str = "state.sqlite";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobLink {
+    /// Always `postgresql`.
+    state: String,
+    /// The job's id in the database.
+    job: String,
+    /// The database's URL when the job was made (no password).
+    database: String,
+}
+
+/// An export directory's job state, as found before anything is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// None yet: a new export.
+    None,
+    /// `.custos/state.sqlite`.
+    Local,
+    /// A job in PostgreSQL, named by `.custos/job.json`.
+    Postgres {
+        /// The job's id.
+        job: String,
+        /// The database it was made in.
+        database: String,
+    },
+}
+
+impl Existing {
+    /// What `root` holds.
+    pub fn of(root: &Path) -> Result<Existing> {
+        let dir = root.join(".custos");
+        if dir.join(STATE_FILE).exists() {
+            return Ok(Existing::Local);
+        }
+        let link = dir.join(JOB_LINK);
+        if std::fs::symlink_metadata(&link).is_err() {
+            return Ok(Existing::None);
+        }
+        let bad = |why: String| Error::OutputDir {
+            path: link.clone(),
+            message: format!("{why}; it names this export's job in PostgreSQL"),
+        };
+        let meta = std::fs::symlink_metadata(&link).map_err(|e| Error::io(&link, e))?;
+        if !meta.file_type().is_file() || meta.len() > 4096 {
+            return Err(bad("is not a small regular file".into()));
+        }
+        let text = std::fs::read(&link).map_err(|e| Error::io(&link, e))?;
+        let l: JobLink =
+            serde_json::from_slice(&text).map_err(|e| bad(format!("unreadable ({e})")))?;
+        if l.state != "postgresql" || !crate::model::safe_id(&l.job) {
+            return Err(bad("is not a job link custos wrote".into()));
+        }
+        Ok(Existing::Postgres {
+            job: l.job,
+            database: l.database,
+        })
+    }
+
+    /// Refuses a `--state` that is not where this export's state already is: a job's state
+    /// does not move mid-way.
+    pub fn check(&self, root: &Path, location: &StateLocation) -> Result<()> {
+        let refuse = |message: String| {
+            Err(Error::OutputDir {
+                path: root.to_owned(),
+                message,
+            })
+        };
+        match (self, location) {
+            (Existing::Postgres { job, database }, StateLocation::Local) => refuse(format!(
+                "keeps its job state in PostgreSQL ({}, job {job}); resume with --state {}",
+                crate::shown::text(database),
+                crate::shown::text(database)
+            )),
+            (Existing::Local, StateLocation::Postgres(_)) => refuse(format!(
+                "keeps its job state in .custos/{STATE_FILE}; resume without --state (a job's state does not move mid-way)"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl State {
+    /// Opens (creating if needed) a SQLite job state at `path`.
+    pub fn open(path: &Path) -> Result<State> {
+        Ok(State {
+            store: Box::new(sqlite::Sqlite::open(path)?),
+            place: format!("sqlite {}", path.display()),
+        })
+    }
+
+    /// Opens the job state of the export in `root`, where `location` says (checked against
+    /// `existing` with [`Existing::check`] first): a new PostgreSQL job is made and named in
+    /// `.custos/job.json`; an existing one is taken (one process at a time).
+    pub fn open_export(
+        root: &Path,
+        location: &StateLocation,
+        existing: &Existing,
+    ) -> Result<State> {
+        existing.check(root, location)?;
+        let dir = root.join(".custos");
+        match (location, existing) {
+            (StateLocation::Local, _) => Ok(State {
+                place: format!("sqlite .custos/{STATE_FILE}"),
+                ..State::open(&dir.join(STATE_FILE))?
+            }),
+            (StateLocation::Postgres(t), Existing::Postgres { job, .. }) => Ok(State {
+                store: Box::new(postgres::Pg::open(t, job, None)?),
+                place: format!("postgresql {} job {job}", t.url()),
+            }),
+            (StateLocation::Postgres(t), _) => {
+                let job = uuid::Uuid::new_v4().to_string();
+                let out = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
+                let store = postgres::Pg::open(t, &job, Some(&out.display().to_string()))?;
+                let link = JobLink {
+                    state: "postgresql".into(),
+                    job: job.clone(),
+                    database: t.url().to_owned(),
+                };
+                crate::durable::write_durably(
+                    &dir.join(JOB_LINK),
+                    &serde_json::to_vec_pretty(&link).expect("a job link serializes"),
+                )?;
+                Ok(State {
+                    store: Box::new(store),
+                    place: format!("postgresql {} job {job}", t.url()),
+                })
+            }
+        }
+    }
+
+    /// Where this state is kept, for the custody log: `sqlite PATH` or
+    /// `postgresql URL job ID` (never a password).
+    pub fn place(&self) -> &str {
+        &self.place
+    }
+
+    /// Every manifest item in order with its outcome, if it has one, one at a time.
+    pub fn for_each(&self, mut f: impl FnMut(Item, Option<Done>) -> Result<()>) -> Result<()> {
+        self.store.for_each(&mut f)
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_and_outcomes_survive_reopening() {
+        let dir = std::env::temp_dir().join(format!("custos-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.sqlite");
+        let items = vec![
+            Item {
+                conversation_id: "c1".into(),
+                recording_id: "r1".into(),
+                listed_state: "AVAILABLE".into(),
+            },
+            Item {
+                conversation_id: "c1".into(),
+                recording_id: "r2".into(),
+                listed_state: "DELETED".into(),
+            },
+        ];
+        {
+            let s = State::open(&path).unwrap();
+            s.set(Key::QuerySha256, "abc").unwrap();
+            s.seal_manifest(&items, "def").unwrap();
+            let done = Done::no_file(Outcome::Purged, "fileState DELETED");
+            s.finish(&items[1], &done).unwrap();
+        }
+        let s = State::open(&path).unwrap();
+        assert_eq!(s.get(Key::QuerySha256).unwrap().as_deref(), Some("abc"));
+        assert_eq!(s.get(Key::ManifestSha256).unwrap().as_deref(), Some("def"));
+        let mut rows = Vec::new();
+        s.for_each(|it, d| {
+            rows.push((it, d.map(|d| d.outcome)));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (items[0].clone(), None),
+                (items[1].clone(), Some(Outcome::Purged))
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,509 @@
+//! The job state in PostgreSQL (`--state postgres://…`): the same records as the SQLite file,
+//! one row set per job in the schema `custos`, so a job outlives the machine that started it.
+//!
+//! The client is `postgres`, the blocking face of `tokio-postgres`, on a thread of its own: the
+//! job state's calls are synchronous (as rusqlite's are), and a blocking client must never run
+//! on a tokio worker thread, nor be dropped on one. Each call is sent to that thread and
+//! answered before it returns; each write is one transaction committed with PostgreSQL's
+//! default `synchronous_commit = on`, so an outcome recorded here survives a crash of this
+//! process or of the database server.
+//!
+//! One process works a job at a time: it holds a session advisory lock on the job for as long
+//! as it is connected (the server drops it when the connection ends, a SIGKILL included).
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use postgres::{Client, NoTls, Row};
+
+use super::{Done, JobStore, Key, PgTarget, RestoreRow};
+use crate::error::{Error, Result};
+use crate::model::{Item, Outcome};
+
+/// Serialises the schema's creation between processes that start at once.
+const SCHEMA_LOCK: i64 = 0x6375_7374_6f73; // "custos"
+/// Rows per page when reading the items back (the job is never held in memory whole).
+const PAGE: i64 = 1000;
+/// Rows per INSERT when sealing the manifest.
+const CHUNK: usize = 10_000;
+
+const SCHEMA: &str = "
+CREATE SCHEMA IF NOT EXISTS custos;
+CREATE TABLE IF NOT EXISTS custos.jobs (
+    job_id TEXT PRIMARY KEY,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    out_dir TEXT NOT NULL,
+    host TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS custos.meta (
+    job_id TEXT NOT NULL REFERENCES custos.jobs,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (job_id, key));
+CREATE TABLE IF NOT EXISTS custos.items (
+    job_id TEXT NOT NULL REFERENCES custos.jobs,
+    seq BIGINT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    recording_id TEXT NOT NULL,
+    listed_state TEXT NOT NULL,
+    outcome TEXT,
+    reason TEXT,
+    file TEXT,
+    sha256 TEXT,
+    md5 TEXT,
+    sha1 TEXT,
+    bytes BIGINT,
+    content_type TEXT,
+    downloaded_at TEXT,
+    media_ms BIGINT,
+    stated_ms BIGINT,
+    stated_source TEXT,
+    PRIMARY KEY (job_id, seq),
+    UNIQUE (job_id, conversation_id, recording_id));
+CREATE INDEX IF NOT EXISTS items_file ON custos.items (job_id, file);
+CREATE TABLE IF NOT EXISTS custos.protected (
+    job_id TEXT NOT NULL REFERENCES custos.jobs,
+    conversation_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (job_id, conversation_id));
+CREATE TABLE IF NOT EXISTS custos.restores (
+    job_id TEXT NOT NULL REFERENCES custos.jobs,
+    conversation_id TEXT NOT NULL,
+    recording_id TEXT NOT NULL,
+    archive_date TEXT NOT NULL,
+    requested_at TEXT,
+    restored_at TEXT,
+    PRIMARY KEY (job_id, conversation_id, recording_id));
+";
+
+const ITEM_COLUMNS: &str = "conversation_id, recording_id, listed_state, outcome, reason, file, sha256, bytes, content_type, downloaded_at, media_ms, stated_ms, stated_source, md5, sha1";
+
+type Call = Box<dyn FnOnce(&mut Client) + Send>;
+
+/// One job's state in a PostgreSQL database.
+pub(super) struct Pg {
+    calls: Option<mpsc::Sender<Call>>,
+    thread: Option<JoinHandle<()>>,
+    job: String,
+    /// The database as shown in messages (never with a password).
+    shown: String,
+}
+
+/// A PostgreSQL error as the library's: a refused login or a database that does not exist will
+/// not change on a re-run (exit 2); anything else (the server unreachable, a restart) may.
+fn pg_error(target: &str, e: postgres::Error) -> Error {
+    let text = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => {
+            let mut s = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                s = format!("{s}: {c}");
+                cause = c.source();
+            }
+            s
+        }
+    };
+    let permanent = e.code().is_some_and(|c| {
+        let c = c.code();
+        c.starts_with("28") || c == "3D000" || c.starts_with("42")
+    });
+    let message = format!("job state in {target}: {text}");
+    if permanent {
+        Error::Config(message)
+    } else {
+        Error::JobState(message)
+    }
+}
+
+impl Pg {
+    /// Connects, creates the schema if it is not there, and takes `job` (creating it when
+    /// `create` is set, refusing a job the database does not hold otherwise).
+    pub(super) fn open(target: &PgTarget, job: &str, create: Option<&str>) -> Result<Pg> {
+        let shown = target.url.clone();
+        let mut config: postgres::Config = target.url.parse().map_err(|e| {
+            Error::Config(format!(
+                "--state {shown}: not a PostgreSQL connection URL: {e}"
+            ))
+        })?;
+        if let Some(p) = &target.password {
+            config.password(p);
+        }
+        let host = crate::custody::os_identity();
+        config.application_name(&format!("custos {} {host}", std::process::id()));
+        config.connect_timeout(std::time::Duration::from_secs(10));
+        let (calls, queue) = mpsc::channel::<Call>();
+        let (ready, connected) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("custos-postgres".into())
+            .spawn(move || {
+                let mut client = match config.connect(NoTls) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(()));
+                while let Ok(call) = queue.recv() {
+                    call(&mut client);
+                }
+            })
+            .map_err(|e| Error::JobState(format!("cannot start the PostgreSQL thread: {e}")))?;
+        let mut pg = Pg {
+            calls: Some(calls),
+            thread: Some(thread),
+            job: job.to_owned(),
+            shown: shown.clone(),
+        };
+        match connected.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(pg_error(&shown, e)),
+            Err(_) => {
+                return Err(Error::JobState(format!(
+                    "{shown}: the connection thread ended"
+                )));
+            }
+        }
+        let job = job.to_owned();
+        let create = create.map(|out| (out.to_owned(), host));
+        let (held, known) = pg.call(move |c| {
+            let mut tx = c.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+            tx.batch_execute(SCHEMA)?;
+            if let Some((out, host)) = &create {
+                tx.execute(
+                    "INSERT INTO custos.jobs (job_id, out_dir, host) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&job, out, host],
+                )?;
+            }
+            tx.commit()?;
+            let known: bool = c
+                .query_one("SELECT EXISTS (SELECT 1 FROM custos.jobs WHERE job_id = $1)", &[&job])?
+                .get(0);
+            let held: bool = c
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtextextended('custos job ' || $1, 0))",
+                    &[&job],
+                )?
+                .get(0);
+            Ok((held, known))
+        })?;
+        if !known {
+            pg.shutdown();
+            return Err(Error::Config(format!(
+                "job {} is not in {shown}: this export's job state was kept in another database (or removed); point --state at the database that holds it",
+                pg.job
+            )));
+        }
+        if !held {
+            pg.shutdown();
+            return Err(Error::JobState(format!(
+                "job {} in {shown}: another custos process is working this job (it holds the job's lock); wait for it to finish",
+                pg.job
+            )));
+        }
+        Ok(pg)
+    }
+
+    /// Runs `f` on the connection's thread and waits for its answer.
+    fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T> {
+        let (answer, answered) = mpsc::sync_channel(1);
+        let shown = &self.shown;
+        let gone = || Error::JobState(format!("{shown}: the connection to PostgreSQL is gone"));
+        self.calls
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(Box::new(move |c| {
+                let _ = answer.send(f(c));
+            }))
+            .map_err(|_| gone())?;
+        answered
+            .recv()
+            .map_err(|_| gone())?
+            .map_err(|e| pg_error(shown, e))
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client, &str) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T> {
+        let job = self.job.clone();
+        self.call(move |c| f(c, &job))
+    }
+
+    fn shutdown(&mut self) {
+        self.calls.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn item_of(r: &Row) -> (Item, Option<Done>) {
+    let item = Item {
+        conversation_id: r.get(0),
+        recording_id: r.get(1),
+        listed_state: r.get(2),
+    };
+    let done = r.get::<_, Option<String>>(3).map(|o| Done {
+        outcome: Outcome::parse(&o).unwrap_or(Outcome::Failed),
+        reason: r.get::<_, Option<String>>(4).unwrap_or_default(),
+        file: r.get(5),
+        sha256: r.get(6),
+        bytes: r.get::<_, Option<i64>>(7).map(|b| b as u64),
+        content_type: r.get(8),
+        downloaded_at: r.get(9),
+        media_ms: r.get::<_, Option<i64>>(10).map(|b| b as u64),
+        stated_ms: r.get::<_, Option<i64>>(11).map(|b| b as u64),
+        stated_source: r.get(12),
+        md5: r.get(13),
+        sha1: r.get(14),
+    });
+    (item, done)
+}
+
+fn restore_of_row(r: &Row) -> RestoreRow {
+    RestoreRow {
+        item: Item {
+            conversation_id: r.get(0),
+            recording_id: r.get(1),
+            listed_state: r.get(2),
+        },
+        archive_date: r.get(3),
+        requested_at: r.get(4),
+        restored_at: r.get(5),
+    }
+}
+
+const RESTORES: &str = "SELECT r.conversation_id, r.recording_id, i.listed_state, r.archive_date, r.requested_at, r.restored_at
+     FROM custos.restores r JOIN custos.items i USING (job_id, conversation_id, recording_id)
+     WHERE r.job_id = $1";
+
+impl JobStore for Pg {
+    fn get(&self, key: Key) -> Result<Option<String>> {
+        let key = key.name().into_owned();
+        self.run(move |c, job| {
+            Ok(c.query_opt(
+                "SELECT value FROM custos.meta WHERE job_id = $1 AND key = $2",
+                &[&job, &key],
+            )?
+            .map(|r| r.get(0)))
+        })
+    }
+
+    fn set(&self, key: Key, value: &str) -> Result<()> {
+        let (key, value) = (key.name().into_owned(), value.to_owned());
+        self.run(move |c, job| {
+            c.execute(
+                "INSERT INTO custos.meta (job_id, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (job_id, key) DO UPDATE SET value = EXCLUDED.value",
+                &[&job, &key, &value],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn seal_manifest(&self, items: &[Item], manifest_sha256: &str) -> Result<()> {
+        let items = items.to_vec();
+        let (key, sha) = (
+            Key::ManifestSha256.name().into_owned(),
+            manifest_sha256.to_owned(),
+        );
+        self.run(move |c, job| {
+            let mut tx = c.transaction()?;
+            tx.execute("DELETE FROM custos.items WHERE job_id = $1", &[&job])?;
+            for (n, chunk) in items.chunks(CHUNK).enumerate() {
+                let first = (n * CHUNK) as i64 + 1;
+                let seq: Vec<i64> = (first..first + chunk.len() as i64).collect();
+                let conv: Vec<&str> = chunk.iter().map(|i| i.conversation_id.as_str()).collect();
+                let rec: Vec<&str> = chunk.iter().map(|i| i.recording_id.as_str()).collect();
+                let st: Vec<&str> = chunk.iter().map(|i| i.listed_state.as_str()).collect();
+                tx.execute(
+                    "INSERT INTO custos.items (job_id, seq, conversation_id, recording_id, listed_state)
+                     SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[])",
+                    &[&job, &seq, &conv, &rec, &st],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO custos.meta (job_id, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (job_id, key) DO UPDATE SET value = EXCLUDED.value",
+                &[&job, &key, &sha],
+            )?;
+            tx.commit()
+        })
+    }
+
+    fn finish(&self, item: &Item, done: &Done) -> Result<()> {
+        let (item, done) = (item.clone(), done.clone());
+        self.run(move |c, job| {
+            c.execute(
+                "UPDATE custos.items SET outcome = $4, reason = $5, file = $6, sha256 = $7, bytes = $8,
+                     content_type = $9, downloaded_at = $10, media_ms = $11, stated_ms = $12,
+                     stated_source = $13, md5 = $14, sha1 = $15
+                 WHERE job_id = $1 AND conversation_id = $2 AND recording_id = $3",
+                &[
+                    &job,
+                    &item.conversation_id,
+                    &item.recording_id,
+                    &done.outcome.as_str(),
+                    &done.reason,
+                    &done.file,
+                    &done.sha256,
+                    &done.bytes.map(|b| b as i64),
+                    &done.content_type,
+                    &done.downloaded_at,
+                    &done.media_ms.map(|b| b as i64),
+                    &done.stated_ms.map(|b| b as i64),
+                    &done.stated_source,
+                    &done.md5,
+                    &done.sha1,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(Item, Option<Done>) -> Result<()>) -> Result<()> {
+        let mut after = 0i64;
+        loop {
+            let page = self.run(move |c, job| {
+                let rows = c.query(
+                    &format!(
+                        "SELECT {ITEM_COLUMNS}, seq FROM custos.items WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT {PAGE}"
+                    ),
+                    &[&job, &after],
+                )?;
+                Ok(rows
+                    .iter()
+                    .map(|r| (r.get::<_, i64>(15), item_of(r)))
+                    .collect::<Vec<_>>())
+            })?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = *last;
+            for (_, (item, done)) in page {
+                f(item, done)?;
+            }
+        }
+    }
+
+    fn protected(&self, conversation_ids: &[String], at: &str) -> Result<()> {
+        let (ids, at) = (conversation_ids.to_vec(), at.to_owned());
+        self.run(move |c, job| {
+            c.execute(
+                "INSERT INTO custos.protected (job_id, conversation_id, at)
+                 SELECT $1, id, $3 FROM unnest($2::text[]) AS id ON CONFLICT DO NOTHING",
+                &[&job, &ids, &at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn protected_set(&self) -> Result<Vec<(String, String)>> {
+        self.run(|c, job| {
+            Ok(c.query(
+                "SELECT conversation_id, at FROM custos.protected WHERE job_id = $1 ORDER BY conversation_id COLLATE \"C\"",
+                &[&job],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+        })
+    }
+
+    fn restore_intent(&self, item: &Item, archive_date: &str) -> Result<()> {
+        let (item, date) = (item.clone(), archive_date.to_owned());
+        self.run(move |c, job| {
+            c.execute(
+                "INSERT INTO custos.restores (job_id, conversation_id, recording_id, archive_date)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&job, &item.conversation_id, &item.recording_id, &date],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn restore_requested(&self, item: &Item, at: &str) -> Result<()> {
+        let (item, at) = (item.clone(), at.to_owned());
+        self.run(move |c, job| {
+            c.execute(
+                "UPDATE custos.restores SET requested_at = $4 WHERE job_id = $1 AND conversation_id = $2 AND recording_id = $3",
+                &[&job, &item.conversation_id, &item.recording_id, &at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn restore_done(&self, item: &Item, at: &str) -> Result<()> {
+        let (item, at) = (item.clone(), at.to_owned());
+        self.run(move |c, job| {
+            c.execute(
+                "UPDATE custos.restores SET restored_at = $4 WHERE job_id = $1 AND conversation_id = $2 AND recording_id = $3",
+                &[&job, &item.conversation_id, &item.recording_id, &at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn restores(&self) -> Result<Vec<RestoreRow>> {
+        self.run(|c, job| {
+            Ok(c.query(&format!("{RESTORES} ORDER BY i.seq"), &[&job])?
+                .iter()
+                .map(restore_of_row)
+                .collect())
+        })
+    }
+
+    fn restores_pending(&self) -> Result<Vec<RestoreRow>> {
+        self.run(|c, job| {
+            Ok(c.query(
+                &format!(
+                    "{RESTORES} AND r.requested_at IS NOT NULL AND r.restored_at IS NULL AND i.outcome IS NULL ORDER BY i.seq"
+                ),
+                &[&job],
+            )?
+            .iter()
+            .map(restore_of_row)
+            .collect())
+        })
+    }
+
+    fn restore_of(&self, item: &Item) -> Result<Option<RestoreRow>> {
+        let item = item.clone();
+        self.run(move |c, job| {
+            Ok(c.query_opt(
+                &format!("{RESTORES} AND r.conversation_id = $2 AND r.recording_id = $3"),
+                &[&job, &item.conversation_id, &item.recording_id],
+            )?
+            .as_ref()
+            .map(restore_of_row))
+        })
+    }
+
+    fn file_hash(&self, file: &str) -> Result<Option<(crate::digest::Sha256, u64)>> {
+        let file = file.to_owned();
+        self.run(move |c, job| {
+            Ok(c.query_opt(
+                "SELECT sha256, bytes FROM custos.items
+                 WHERE job_id = $1 AND file = $2 AND sha256 IS NOT NULL AND bytes IS NOT NULL LIMIT 1",
+                &[&job, &file],
+            )?
+            .and_then(|r| {
+                r.get::<_, String>(0)
+                    .parse()
+                    .ok()
+                    .map(|h| (h, r.get::<_, i64>(1) as u64))
+            }))
+        })
+    }
+}
