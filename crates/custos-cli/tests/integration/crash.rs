@@ -121,29 +121,7 @@ async fn sigkill_at_21_points_then_resume_verifies_clean() {
             "kill point {k}: custos verify found: {}",
             String::from_utf8_lossy(&v.stdout)
         );
-        let outcomes = custos::package::outcomes(&out).unwrap();
-        let hashes = custos::package::exported_hashes(&out).unwrap();
-        assert_eq!(
-            outcomes.len(),
-            truth.recordings.len(),
-            "kill point {k}: every recording has exactly one row"
-        );
-        for t in &truth.recordings {
-            assert_eq!(
-                outcomes.get(&t.id),
-                Some(&t.expected_outcome),
-                "kill point {k}: {}",
-                t.id
-            );
-            if t.expected_outcome == "Exported" {
-                assert_eq!(
-                    hashes.get(&t.id),
-                    Some(&t.sha256),
-                    "kill point {k}: {}",
-                    t.id
-                );
-            }
-        }
+        crate::common::assert_truth(&truth, &out, &format!("kill point {k}"));
         std::fs::remove_dir_all(&out).unwrap();
     }
     assert!(killed >= 20, "only {killed} of 21 runs were killed mid-way");

@@ -231,25 +231,7 @@ fn manifest_paths(bag: &Path, under: &str) -> Vec<String> {
 }
 
 fn assert_truth(running: &custos_sim::Running, out: &Path, what: &str) {
-    let truth = running.sim.truth();
-    let outcomes = custos::package::outcomes(out).unwrap();
-    let hashes = custos::package::exported_hashes(out).unwrap();
-    assert_eq!(
-        outcomes.len(),
-        truth.recordings.len(),
-        "{what}: one row each"
-    );
-    for t in &truth.recordings {
-        assert_eq!(
-            outcomes.get(&t.id),
-            Some(&t.expected_outcome),
-            "{what}: {}",
-            t.id
-        );
-        if t.expected_outcome == "Exported" {
-            assert_eq!(hashes.get(&t.id), Some(&t.sha256), "{what}: {}", t.id);
-        }
-    }
+    crate::common::assert_truth(&running.sim.truth(), out, what);
 }
 
 #[tokio::test]

@@ -32,3 +32,26 @@ pub fn export_cmd(base: &str, query: &str, out: &Path, extra: &[&str]) -> Comman
         .stdin(Stdio::null());
     c
 }
+
+/// Every recording of the simulator's `truth` has exactly one row in the package at `out`, with
+/// the outcome the truth gives it, and every exported one the true hash.
+pub fn assert_truth(truth: &custos_sim::Truth, out: &Path, what: &str) {
+    let outcomes = custos::package::outcomes(out).unwrap();
+    let hashes = custos::package::exported_hashes(out).unwrap();
+    assert_eq!(
+        outcomes.len(),
+        truth.recordings.len(),
+        "{what}: every recording has exactly one row"
+    );
+    for t in &truth.recordings {
+        assert_eq!(
+            outcomes.get(&t.id),
+            Some(&t.expected_outcome),
+            "{what}: {}",
+            t.id
+        );
+        if t.expected_outcome == "Exported" {
+            assert_eq!(hashes.get(&t.id), Some(&t.sha256), "{what}: {}", t.id);
+        }
+    }
+}
