@@ -10,9 +10,7 @@ use super::config::ExportConfig;
 use crate::custody::CustodyLog;
 use crate::error::Result;
 use crate::http::Api;
-use crate::ids::IdList;
 use crate::model::{Item, Outcome};
-use crate::query::Query;
 use crate::state::{Done, State};
 
 /// Stages, for progress reporting.
@@ -41,29 +39,6 @@ pub trait Progress: Send + Sync {
 /// Reports nothing.
 pub struct NoProgress;
 impl Progress for NoProgress {}
-
-/// What selects the recordings: a query, or a list of ids.
-pub(super) enum Input {
-    Query(Query),
-    Ids(IdList),
-}
-
-impl Input {
-    pub(super) fn canonical(&self) -> String {
-        match self {
-            Input::Query(q) => q.canonical(),
-            Input::Ids(l) => l.canonical(),
-        }
-    }
-
-    /// What the custody record's Query_String_Used holds.
-    pub(super) fn used(&self) -> String {
-        match self {
-            Input::Query(q) => q.text().to_owned(),
-            Input::Ids(l) => format!("ids-file:{} sha256:{}", l.file.display(), l.file_sha256),
-        }
-    }
-}
 
 /// What every stage works with.
 pub(crate) struct Ctx<'a> {

@@ -8,18 +8,13 @@ use time::OffsetDateTime;
 
 use serde_json::json;
 
-use super::config::SourceKind;
-use super::context::{Ctx, Input};
+use super::context::Ctx;
 use crate::custody::csv_cell;
 use crate::digest::Sha256;
 use crate::durable::{sync_dir, write_sealed};
 use crate::error::{Error, Result};
-use crate::ids::IdList;
-use crate::model::{Item, safe_id};
-use crate::source::{
-    Discovery, NOT_FOUND, genesys_conversations, genesys_recordings, search_by_ids,
-    search_recordings,
-};
+use crate::model::safe_id;
+use crate::source::{Discovery, Source};
 
 /// Records what the analytics data lake said of each job's interval: a custody event per job
 /// (`analytics-data-availability`), kept in the job state for the completeness file, which the
@@ -46,7 +41,7 @@ fn record_availability(
 /// Lists what the selection names and seals the manifest.
 pub(super) async fn build_manifest(
     ctx: &Ctx<'_>,
-    input: &Input,
+    source: &Source,
     now: OffsetDateTime,
 ) -> Result<()> {
     let cfg = ctx.cfg;
@@ -55,38 +50,11 @@ pub(super) async fn build_manifest(
     }
     // Listed metadata waits here, outside the payload, until the manifest says what is kept.
     let staging = ctx.root.join(".custos/metadata-staging");
-    let found = match (input, cfg.source) {
-        (Input::Query(query), SourceKind::Genesys) => {
-            let convs = genesys_conversations(
-                &ctx.api,
-                query,
-                now,
-                cfg.page_size,
-                &staging.join("conversations"),
-            )
-            .await?;
-            record_availability(ctx, &convs.availability)?;
-            genesys_recordings(&ctx.api, &convs.ids, ctx.api.requests_in_flight(), &staging).await?
-        }
-        (Input::Query(query), SourceKind::Search) => {
-            search_recordings(&ctx.api, query.text(), cfg.page_size.min(1000)).await?
-        }
-        (Input::Ids(list), SourceKind::Genesys) => {
-            let convs = list.entries.iter().map(|e| e.first.clone()).collect();
-            let mut found =
-                genesys_recordings(&ctx.api, &convs, ctx.api.requests_in_flight(), &staging)
-                    .await?;
-            keep_listed(&mut found, list);
-            found.items.sort();
-            found.items.dedup();
-            found
-        }
-        (Input::Ids(list), SourceKind::Search) => {
-            let ids: Vec<String> = list.entries.iter().map(|e| e.first.clone()).collect();
-            search_by_ids(&ctx.api, &ids, ctx.api.requests_in_flight()).await?
-        }
-    };
-    let mut found = found;
+    let mut found = source
+        .discover(&ctx.api, now, cfg.page_size, &staging, &|a| {
+            record_availability(ctx, a)
+        })
+        .await?;
     if let Some(p) = &ctx.previous {
         super::chain::exclude(ctx, p, &mut found.items)?;
     }
@@ -226,48 +194,4 @@ fn keep_conversation_records(staging: &Path, meta_dir: &Path) -> Result<()> {
         }
     }
     sync_dir(&conv_dir)
-}
-
-/// Keeps what an ids file asked for (a whole conversation, or one recording of it), and
-/// accounts for every id the source does not know as an item of its own.
-fn keep_listed(found: &mut Discovery, list: &IdList) {
-    // Keep what was asked for; account for every id the source does not know.
-    let whole: std::collections::BTreeSet<&str> = list
-        .entries
-        .iter()
-        .filter(|e| e.second.is_none())
-        .map(|e| e.first.as_str())
-        .collect();
-    let named: std::collections::BTreeSet<(&str, &str)> = list
-        .entries
-        .iter()
-        .filter_map(|e| e.second.as_deref().map(|r| (e.first.as_str(), r)))
-        .collect();
-    found.items.retain(|it| {
-        whole.contains(it.conversation_id.as_str())
-            || named.contains(&(it.conversation_id.as_str(), it.recording_id.as_str()))
-    });
-    let listed: std::collections::BTreeSet<(String, String)> = found
-        .items
-        .iter()
-        .map(|i| (i.conversation_id.clone(), i.recording_id.clone()))
-        .collect();
-    for (c, r) in &named {
-        if !listed.contains(&(c.to_string(), r.to_string())) {
-            found.items.push(Item {
-                conversation_id: c.to_string(),
-                recording_id: r.to_string(),
-                listed_state: NOT_FOUND.into(),
-            });
-        }
-    }
-    for c in &found.missing_conversations {
-        if whole.contains(c.as_str()) {
-            found.items.push(Item {
-                conversation_id: c.clone(),
-                recording_id: String::new(),
-                listed_state: NOT_FOUND.into(),
-            });
-        }
-    }
 }

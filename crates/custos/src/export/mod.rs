@@ -47,8 +47,9 @@ use crate::http::Api;
 use crate::ids::IdList;
 use crate::model::Tally;
 use crate::query::Query;
+use crate::source::{Selector, Source};
 use crate::state::{Existing, Key, State};
-use context::{Ctx, Input};
+use context::Ctx;
 use guard::{
     check_out, compare_settings, empty_or_our_skeleton, lock, recheck_written, remove_partials,
     settings,
@@ -121,7 +122,7 @@ async fn run(
 ) -> Result<Report> {
     let started = std::time::Instant::now();
     let now = cfg.now.unwrap_or_else(OffsetDateTime::now_utc);
-    let (input, sign_key) = check_input(cfg, now)?;
+    let (source, sign_key) = check_input(cfg, now)?;
     let api = Api::new(
         &cfg.api_base,
         &cfg.login_base,
@@ -145,13 +146,16 @@ async fn run(
     api.token(None).await?;
     // Custodians are people the Users API names, one each, before anything is written; the
     // query is narrowed to them (on a resume too, so a changed answer is a changed query).
-    let (input, custodians) = match (input, cfg.custodians.is_empty()) {
-        (input, true) => (input, None),
-        (Input::Query(q), false) if cfg.source == SourceKind::Genesys => {
+    let (source, custodians) = match (source, cfg.custodians.is_empty()) {
+        (source, true) => (source, None),
+        (Source::Genesys(Selector::Query(q)), false) => {
             let found = people::custodians(&api, &cfg.custodians).await?;
             let ids: Vec<String> = found.iter().map(|c| c.user_id.clone()).collect();
             let narrowed = q.with_users(&ids).map_err(Error::Config)?;
-            (Input::Query(narrowed), Some((q.text().to_owned(), found)))
+            (
+                Source::Genesys(Selector::Query(narrowed)),
+                Some((q.text().to_owned(), found)),
+            )
         }
         _ => {
             return Err(Error::Config(
@@ -160,11 +164,11 @@ async fn run(
         }
     };
     // An increment's previous bag is verified before the first file is written.
-    let previous = chain::previous_bag(cfg, &input.canonical(), sign_key.as_ref())?;
+    let previous = chain::previous_bag(cfg, &source.selector().canonical(), sign_key.as_ref())?;
     let resuming = existing != Existing::None;
     // So are the people a new export's query names (a name where an id belongs is refused).
-    let people = match (&input, cfg.source, resuming) {
-        (Input::Query(q), SourceKind::Genesys, false) => people::check(&api, q).await?,
+    let people = match (&source, resuming) {
+        (Source::Genesys(Selector::Query(q)), false) => people::check(&api, q).await?,
         _ => None,
     };
     for d in [root.join(".custos"), root.join("data")] {
@@ -184,7 +188,7 @@ async fn run(
         previous,
     };
     if let Some(prev) = ctx.state.get(Key::QueryCanonical)?
-        && prev != input.canonical()
+        && prev != source.selector().canonical()
     {
         return Err(Error::OutputDir {
             path: ctx.root.clone(),
@@ -220,19 +224,19 @@ async fn run(
         ctx.log(
             "custodians-resolved",
             json!({"queryAsGiven": given, "custodians": found,
-                   "narrowedQuery": input.canonical()}),
+                   "narrowedQuery": source.selector().canonical()}),
         )?;
     }
 
     progress.stage(Stage::Query, "recording the query");
     tracing::info!(stage = "query", "recording the query");
     if ctx.state.get(Key::QuerySha256)?.is_none() {
-        query::write_query(&ctx, &input, custodians.as_ref(), now)?;
+        query::write_query(&ctx, &source, custodians.as_ref(), now)?;
     }
     progress.stage(Stage::Manifest, "finding recordings");
     tracing::info!(stage = "manifest", "finding recordings");
     if ctx.state.get(Key::ManifestSha256)?.is_none() {
-        manifest::build_manifest(&ctx, &input, now).await?;
+        manifest::build_manifest(&ctx, &source, now).await?;
     }
     before_retrieval(&ctx).await?;
     retrieval(&ctx).await?;
@@ -252,16 +256,17 @@ async fn run(
     Ok(r)
 }
 
-/// The selection read and every setting checked, before anything is written: the input and
-/// the signing key.
+/// The selection read and every setting checked, before anything is written: the source with
+/// its selection, and the signing key.
 fn check_input(
     cfg: &ExportConfig,
     now: OffsetDateTime,
-) -> Result<(Input, Option<minisign::SecretKey>)> {
-    let input = match &cfg.selection {
-        Selection::Query(q) => Input::Query(Query::parse(q)?),
-        Selection::Ids(f) => Input::Ids(IdList::read(f, cfg.source == SourceKind::Genesys)?),
+) -> Result<(Source, Option<minisign::SecretKey>)> {
+    let selector = match &cfg.selection {
+        Selection::Query(q) => Selector::Query(Query::parse(q)?),
+        Selection::Ids(f) => Selector::Ids(IdList::read(f, cfg.source == SourceKind::Genesys)?),
     };
+    let source = Source::new(cfg.source, selector);
     if !(1..=MAX_CONCURRENCY).contains(&cfg.concurrency) {
         return Err(Error::Config(format!(
             "--concurrency must be between 1 and {MAX_CONCURRENCY}"
@@ -272,7 +277,7 @@ fn check_input(
             "--rate must be between 1 and {MAX_RATE_PER_MINUTE} requests per minute"
         )));
     }
-    if let (Input::Query(query), SourceKind::Genesys) = (&input, cfg.source) {
+    if let Source::Genesys(Selector::Query(query)) = &source {
         query
             .genesys_requests(now, cfg.page_size)
             .map_err(Error::Config)?;
@@ -311,7 +316,7 @@ fn check_input(
         .as_deref()
         .map(crate::sign::load_secret_key)
         .transpose()?;
-    Ok((input, sign_key))
+    Ok((source, sign_key))
 }
 
 /// Who and where, in the custody log before anything is listed (every run, so a resume by

@@ -1,15 +1,10 @@
-//! The two source APIs: finding the recordings a query selects (the manifest's rows, with each
-//! recording's metadata JSON exactly as received) and getting a download URL for each.
-//!
-//! `genesys` is the real Platform API: analytics details queries or jobs, then
-//! the recordings list (`GET …/conversations/{id}/recordings?formatId=NONE`) per conversation.
-//! `search` is the design guide's search API.
-//! Wire JSON is read field by field from `serde_json::Value`, tolerant of fields we do not know.
+//! The real Genesys Cloud Platform API: analytics details queries or jobs, then the recordings
+//! list (`GET …/conversations/{id}/recordings?formatId=NONE`) per conversation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -21,25 +16,10 @@ use crate::http::Api;
 use crate::model::Item;
 use crate::query::{DETAILS_JOBS, DETAILS_QUERY, Query};
 
-/// What discovery found: the manifest rows, and each recording's metadata bytes as received.
-pub struct Discovery {
-    /// Rows, sorted and unique.
-    pub items: Vec<Item>,
-    /// Recording id → its JSON exactly as the API returned it (genesys: the element of the
-    /// recordings list, byte for byte).
-    pub metadata: BTreeMap<String, String>,
-
-    /// Conversations that answered 404 to the recordings list.
-    pub missing_conversations: BTreeSet<String>,
-
-    /// Recording id → its `media` as listed, where it is stated and not `audio` (screen, chat,
-    /// email, messaging, or a type we do not know); a recording without an entry is audio.
-    pub media: BTreeMap<String, String>,
-}
+use super::{Discovery, MAX_PASSES, NOT_FOUND, Selector, url_encode, url_path};
+use crate::ids::IdList;
 
 const SYNC_RECORD_CAP: u64 = 10_000;
-/// Most passes over a window (or the search) while results are still moving.
-const MAX_PASSES: usize = 5;
 /// Analytics pages requested at a time once page 1 has told how many there are.
 const PAGES_AT_ONCE: usize = 8;
 
@@ -328,12 +308,6 @@ async fn run_job(
     }
 }
 
-fn url_encode(k: &str, v: &str) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .append_pair(k, v)
-        .finish()
-}
-
 /// The path that lists a conversation's recordings with their times and annotations, without
 /// media: one call per conversation, as `recordingmetadata` would be, but a `Recording` states
 /// `startTime`, `endTime` and the pause annotations its duration is checked against.
@@ -422,123 +396,108 @@ pub async fn genesys_recordings(
     })
 }
 
-/// Percent-encodes an id for a URL path segment (ids are checked before files are named, but a
-/// hostile id must not change which URL we call either).
-pub fn url_path(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
-/// Pages through the search API (`q` = the query as given).
-pub async fn search_recordings(api: &Api, query_text: &str, page_size: u32) -> Result<Discovery> {
-    let first = format!(
-        "/api/v2/search/recordings?{}&pageSize={page_size}",
-        url_encode("q", query_text)
-    );
-    let mut items = Vec::new();
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    // The search API gives no total: repeat the search until a whole pass finds nothing new,
-    // so recordings that appear while we page are not lost.
-    for _pass in 0..MAX_PASSES {
-        let mut new_ids = 0;
-        let mut path = first.clone();
-        loop {
-            let v = api
-                .send_ok(Method::GET, &path, None)
-                .await?
-                .json(&Method::GET, &api.url(&path))?;
-            for e in v["elements"].as_array().into_iter().flatten() {
-                if let (Some(rid), Some(cid)) = (e["id"].as_str(), e["conversationId"].as_str())
-                    && seen.insert(rid.to_owned())
-                {
-                    new_ids += 1;
-                    items.push(Item {
-                        conversation_id: cid.to_owned(),
-                        recording_id: rid.to_owned(),
-                        listed_state: e["fileState"].as_str().unwrap_or("AVAILABLE").to_owned(),
-                    });
-                }
-            }
-            match v["nextPageUri"].as_str() {
-                // Only follow links on the same API, never to another host.
-                Some(next) if next.starts_with("/api/v2/search/recordings?") => {
-                    path = next.to_owned()
-                }
-                Some(next) => {
-                    return Err(Error::Api {
-                        method: "GET".into(),
-                        url: api.url(&path),
-                        message: format!(
-                            "refusing to follow nextPageUri '{next}' off the search API"
-                        ),
-                    });
-                }
-                None => break,
-            }
-        }
-        if new_ids == 0 {
-            break;
-        }
-    }
-    items.sort();
-    Ok(Discovery {
-        items,
-        metadata: BTreeMap::new(),
-        missing_conversations: BTreeSet::new(),
-        media: BTreeMap::new(),
+/// The requests that list `selector` (for `data/query.json`), and what it selects, in words.
+pub(super) fn requests(
+    selector: &Selector,
+    api: &Api,
+    page_size: u32,
+    now: OffsetDateTime,
+) -> Result<(Vec<Value>, &'static str)> {
+    Ok(match selector {
+        Selector::Query(query) => (
+            query
+                .genesys_requests(now, page_size)
+                .map_err(Error::Config)?
+                .into_iter()
+                .map(|r| json!({"method": r.method, "url": api.url(r.path), "body": r.body}))
+                .collect(),
+            "every recording of the conversations whose conversationStart lies in the timestamp range and that match the filters",
+        ),
+        Selector::Ids(list) => (
+            list.entries
+                .iter()
+                .map(|e| &e.first)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .map(|c| json!({"method": "GET", "url": api.url(&recordings_list_path(c))}))
+                .collect(),
+            "the listed conversations' recordings (all of them, or the one named on the line)",
+        ),
     })
 }
 
-/// The search source with `--ids`: each recording's metadata (`GET /api/v2/recordings/{id}`).
-/// An id the API does not know becomes a `NOT_FOUND` row, so it is accounted for.
-pub async fn search_by_ids(api: &Api, ids: &[String], concurrency: usize) -> Result<Discovery> {
-    let got: Vec<(String, Option<bytes::Bytes>)> = futures_util::stream::iter(ids.iter().cloned())
-        .map(|rid| async move {
-            let path = format!("/api/v2/recordings/{}", url_path(&rid));
-            let r = api.send(Method::GET, &path, None).await?;
-            match r.status.as_u16() {
-                200 => Ok((rid, Some(r.body))),
-                404 => Ok((rid, None)),
-                _ => Err(Error::Api {
-                    method: "GET".into(),
-                    url: api.url(&path),
-                    message: r.describe(),
-                }),
-            }
-        })
-        .buffer_unordered(concurrency.max(1))
-        .try_collect()
-        .await?;
-    let mut items = Vec::new();
-    let mut metadata = BTreeMap::new();
-    for (rid, body) in got {
-        match body {
-            Some(b) => {
-                let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
-                let cid = v["conversationId"].as_str().unwrap_or("").to_owned();
-                items.push(Item {
-                    conversation_id: cid,
-                    recording_id: rid.clone(),
-                    listed_state: v["fileState"].as_str().unwrap_or("AVAILABLE").to_owned(),
-                });
-                metadata.insert(rid, String::from_utf8_lossy(&b).into_owned());
-            }
-            None => items.push(Item {
-                conversation_id: String::new(),
-                recording_id: rid,
+/// Lists what `selector` names: a query's conversations through the analytics API (each one's
+/// record in `staging/conversations/`; what the data lake said of each job's interval goes to
+/// `availability`), or an ids file's conversations; then each conversation's recordings (their
+/// JSON in `staging`).
+pub(super) async fn discover(
+    selector: &Selector,
+    api: &Api,
+    now: OffsetDateTime,
+    page_size: u32,
+    staging: &std::path::Path,
+    availability: &dyn Fn(&[DataAvailability]) -> Result<()>,
+) -> Result<Discovery> {
+    match selector {
+        Selector::Query(query) => {
+            let convs =
+                genesys_conversations(api, query, now, page_size, &staging.join("conversations"))
+                    .await?;
+            availability(&convs.availability)?;
+            genesys_recordings(api, &convs.ids, api.requests_in_flight(), staging).await
+        }
+        Selector::Ids(list) => {
+            let convs = list.entries.iter().map(|e| e.first.clone()).collect();
+            let mut found =
+                genesys_recordings(api, &convs, api.requests_in_flight(), staging).await?;
+            keep_listed(&mut found, list);
+            found.items.sort();
+            found.items.dedup();
+            Ok(found)
+        }
+    }
+}
+
+/// Keeps what an ids file asked for (a whole conversation, or one recording of it), and
+/// accounts for every id the source does not know as an item of its own.
+fn keep_listed(found: &mut Discovery, list: &IdList) {
+    // Keep what was asked for; account for every id the source does not know.
+    let whole: BTreeSet<&str> = list
+        .entries
+        .iter()
+        .filter(|e| e.second.is_none())
+        .map(|e| e.first.as_str())
+        .collect();
+    let named: BTreeSet<(&str, &str)> = list
+        .entries
+        .iter()
+        .filter_map(|e| e.second.as_deref().map(|r| (e.first.as_str(), r)))
+        .collect();
+    found.items.retain(|it| {
+        whole.contains(it.conversation_id.as_str())
+            || named.contains(&(it.conversation_id.as_str(), it.recording_id.as_str()))
+    });
+    let listed: BTreeSet<(String, String)> = found
+        .items
+        .iter()
+        .map(|i| (i.conversation_id.clone(), i.recording_id.clone()))
+        .collect();
+    for (c, r) in &named {
+        if !listed.contains(&(c.to_string(), r.to_string())) {
+            found.items.push(Item {
+                conversation_id: c.to_string(),
+                recording_id: r.to_string(),
                 listed_state: NOT_FOUND.into(),
-            }),
+            });
         }
     }
-    items.sort();
-    Ok(Discovery {
-        items,
-        metadata,
-        missing_conversations: BTreeSet::new(),
-        media: BTreeMap::new(),
-    })
+    for c in &found.missing_conversations {
+        if whole.contains(c.as_str()) {
+            found.items.push(Item {
+                conversation_id: c.clone(),
+                recording_id: String::new(),
+                listed_state: NOT_FOUND.into(),
+            });
+        }
+    }
 }
-
-/// The listed state of a requested id the source does not know.
-pub const NOT_FOUND: &str = "NOT_FOUND";

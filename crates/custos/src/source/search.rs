@@ -1,0 +1,156 @@
+//! The design guide's search API (`GET /api/v2/search/recordings`, `GET /api/v2/recordings/{id}`),
+//! which Genesys itself does not offer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::{StreamExt, TryStreamExt};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::http::Api;
+use crate::model::Item;
+
+use super::{Discovery, MAX_PASSES, NOT_FOUND, Selector, url_encode, url_path};
+
+/// Pages through the search API (`q` = the query as given).
+pub async fn search_recordings(api: &Api, query_text: &str, page_size: u32) -> Result<Discovery> {
+    let first = format!(
+        "/api/v2/search/recordings?{}&pageSize={page_size}",
+        url_encode("q", query_text)
+    );
+    let mut items = Vec::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    // The search API gives no total: repeat the search until a whole pass finds nothing new,
+    // so recordings that appear while we page are not lost.
+    for _pass in 0..MAX_PASSES {
+        let mut new_ids = 0;
+        let mut path = first.clone();
+        loop {
+            let v = api
+                .send_ok(Method::GET, &path, None)
+                .await?
+                .json(&Method::GET, &api.url(&path))?;
+            for e in v["elements"].as_array().into_iter().flatten() {
+                if let (Some(rid), Some(cid)) = (e["id"].as_str(), e["conversationId"].as_str())
+                    && seen.insert(rid.to_owned())
+                {
+                    new_ids += 1;
+                    items.push(Item {
+                        conversation_id: cid.to_owned(),
+                        recording_id: rid.to_owned(),
+                        listed_state: e["fileState"].as_str().unwrap_or("AVAILABLE").to_owned(),
+                    });
+                }
+            }
+            match v["nextPageUri"].as_str() {
+                // Only follow links on the same API, never to another host.
+                Some(next) if next.starts_with("/api/v2/search/recordings?") => {
+                    path = next.to_owned()
+                }
+                Some(next) => {
+                    return Err(Error::Api {
+                        method: "GET".into(),
+                        url: api.url(&path),
+                        message: format!(
+                            "refusing to follow nextPageUri '{next}' off the search API"
+                        ),
+                    });
+                }
+                None => break,
+            }
+        }
+        if new_ids == 0 {
+            break;
+        }
+    }
+    items.sort();
+    Ok(Discovery {
+        items,
+        metadata: BTreeMap::new(),
+        missing_conversations: BTreeSet::new(),
+        media: BTreeMap::new(),
+    })
+}
+
+/// The search source with `--ids`: each recording's metadata (`GET /api/v2/recordings/{id}`).
+/// An id the API does not know becomes a `NOT_FOUND` row, so it is accounted for.
+pub async fn search_by_ids(api: &Api, ids: &[String], concurrency: usize) -> Result<Discovery> {
+    let got: Vec<(String, Option<bytes::Bytes>)> = futures_util::stream::iter(ids.iter().cloned())
+        .map(|rid| async move {
+            let path = format!("/api/v2/recordings/{}", url_path(&rid));
+            let r = api.send(Method::GET, &path, None).await?;
+            match r.status.as_u16() {
+                200 => Ok((rid, Some(r.body))),
+                404 => Ok((rid, None)),
+                _ => Err(Error::Api {
+                    method: "GET".into(),
+                    url: api.url(&path),
+                    message: r.describe(),
+                }),
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    let mut items = Vec::new();
+    let mut metadata = BTreeMap::new();
+    for (rid, body) in got {
+        match body {
+            Some(b) => {
+                let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+                let cid = v["conversationId"].as_str().unwrap_or("").to_owned();
+                items.push(Item {
+                    conversation_id: cid,
+                    recording_id: rid.clone(),
+                    listed_state: v["fileState"].as_str().unwrap_or("AVAILABLE").to_owned(),
+                });
+                metadata.insert(rid, String::from_utf8_lossy(&b).into_owned());
+            }
+            None => items.push(Item {
+                conversation_id: String::new(),
+                recording_id: rid,
+                listed_state: NOT_FOUND.into(),
+            }),
+        }
+    }
+    items.sort();
+    Ok(Discovery {
+        items,
+        metadata,
+        missing_conversations: BTreeSet::new(),
+        media: BTreeMap::new(),
+    })
+}
+
+/// The requests that list `selector` (for `data/query.json`), and what it selects, in words.
+pub(super) fn requests(
+    selector: &Selector,
+    api: &Api,
+    page_size: u32,
+) -> (Vec<serde_json::Value>, &'static str) {
+    match selector {
+        Selector::Query(query) => (
+            vec![serde_json::json!({"method": "GET", "url": api.url("/api/v2/search/recordings"), "query": {"q": query.text(), "pageSize": page_size}})],
+            "the recordings the search API returns for q, every page",
+        ),
+        Selector::Ids(list) => (
+            list.entries
+                .iter()
+                .map(|e| serde_json::json!({"method": "GET", "url": api.url(&format!("/api/v2/recordings/{}", url_path(&e.first)))}))
+                .collect(),
+            "the listed recordings",
+        ),
+    }
+}
+
+/// Lists what `selector` names: the search's every page, or each listed recording.
+pub(super) async fn discover(selector: &Selector, api: &Api, page_size: u32) -> Result<Discovery> {
+    match selector {
+        Selector::Query(query) => search_recordings(api, query.text(), page_size.min(1000)).await,
+        Selector::Ids(list) => {
+            let ids: Vec<String> = list.entries.iter().map(|e| e.first.clone()).collect();
+            search_by_ids(api, &ids, api.requests_in_flight()).await
+        }
+    }
+}
