@@ -136,6 +136,10 @@ pub struct ExportOptions {
     /// The PostgreSQL password for --state, from a file only you can read (chmod 600).
     #[arg(long, value_name = "FILE")]
     pub state_password_file: Option<PathBuf>,
+    /// The CA certificate (PEM) the --state server's TLS certificate is checked against, with
+    /// ?sslmode=require [default: the system's roots].
+    #[arg(long, value_name = "FILE")]
+    pub state_ca: Option<PathBuf>,
     /// TOML config file: every option of this command except --config and --json, by its
     /// long name (e.g. `rate = 300`, `api-base = "…"`, `lock-mode = "compliance"`).
     #[arg(long, value_name = "FILE")]
@@ -422,8 +426,8 @@ fn state_location(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<StateLocation, OptionsError> {
     let Some(url) = &o.state else {
-        if o.state_password_file.is_some() {
-            return Err("--state-password-file goes with --state".into());
+        if o.state_password_file.is_some() || o.state_ca.is_some() {
+            return Err("--state-password-file and --state-ca go with --state".into());
         }
         return Ok(StateLocation::Local);
     };
@@ -436,7 +440,7 @@ fn state_location(
         None => env("PGPASSWORD"),
     };
     Ok(StateLocation::Postgres(
-        PgTarget::new(url, password).map_err(|e| e.to_string())?,
+        PgTarget::new(url, password, o.state_ca.clone()).map_err(|e| e.to_string())?,
     ))
 }
 

@@ -22,6 +22,8 @@ struct Cluster {
     data: PathBuf,
     bin: PathBuf,
     port: u16,
+    /// TLS only (`hostssl`), its certificate signed by the CA at `root/ca.pem`.
+    tls: bool,
 }
 
 /// The newest PostgreSQL server's binaries on this machine.
@@ -68,14 +70,106 @@ fn ok(what: &str, o: std::io::Result<Output>) {
     );
 }
 
+/// `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    ok(
+        "openssl",
+        Command::new("openssl").args(args).current_dir(dir).output(),
+    );
+}
+
+/// A CA (`ca.pem`) and a server certificate for 127.0.0.1 it signed (`server.crt`, `server.key`).
+fn certificates(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=custos test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+}
+
 impl Cluster {
     fn start(name: &str) -> Cluster {
+        Cluster::start_with(name, false)
+    }
+
+    /// A cluster that takes TLS connections only.
+    fn start_tls(name: &str) -> Cluster {
+        Cluster::start_with(name, true)
+    }
+
+    fn start_with(name: &str, tls: bool) -> Cluster {
         let bin = server_bin();
         let root = tmp(&format!("pgdb-{name}"));
         let data = root.join("data");
         std::fs::create_dir_all(&root).unwrap();
         let pwfile = root.join("pw");
         std::fs::write(&pwfile, PASSWORD).unwrap();
+        if tls {
+            certificates(&root);
+        }
         if is_root() {
             ok(
                 "chown",
@@ -103,6 +197,18 @@ impl Cluster {
                 .arg(&data)
                 .output(),
         );
+        let mut options = String::new();
+        if tls {
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            )
+            .unwrap();
+            options = format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
+                root.display()
+            );
+        }
         // A free port: the OS's choice for a moment ago; taken again if another test won it.
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -117,7 +223,7 @@ impl Cluster {
                 .arg(root.join("server.log"))
                 .arg("-o")
                 .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1",
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1{options}",
                     data.display()
                 ))
                 .args(["-w", "start"])
@@ -129,6 +235,7 @@ impl Cluster {
                     data,
                     bin,
                     port,
+                    tls,
                 };
             }
         }
@@ -140,7 +247,13 @@ impl Cluster {
 
     /// The database URL, without the password.
     fn url(&self) -> String {
-        format!("postgres://custos@127.0.0.1:{}/postgres", self.port)
+        let tls = if self.tls { "?sslmode=require" } else { "" };
+        format!("postgres://custos@127.0.0.1:{}/postgres{tls}", self.port)
+    }
+
+    /// The CA that signed a TLS cluster's certificate.
+    fn ca(&self) -> PathBuf {
+        self.root.join("ca.pem")
     }
 
     /// One value from `psql`, as the password-holding operator asks it.
@@ -671,8 +784,65 @@ fn the_sqlite_store_keeps_what_it_is_told() {
 fn the_postgres_store_keeps_what_the_sqlite_store_keeps() {
     let pg = Cluster::start("store");
     let root = tmp("store-postgres");
-    let target = custos::state::PgTarget::new(&pg.url(), Some(PASSWORD.into())).unwrap();
+    let target = custos::state::PgTarget::new(&pg.url(), Some(PASSWORD.into()), None).unwrap();
     store_contract(&root, &custos::state::StateLocation::Postgres(target));
     assert_eq!(pg.psql("SELECT count(*) FROM custos.items"), "2500");
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[tokio::test]
+async fn a_tls_database_is_used_with_its_certificate_checked() {
+    let pg = Cluster::start_tls("tls");
+    let running = Sim::new(scenario()).unwrap().spawn().await.unwrap();
+    let out = tmp("pg-tls");
+    let mut c = export(&running.base_url, &out, Some(&pg));
+    c.arg("--state-ca").arg(pg.ca());
+    let o = run(c).await;
+    // The server takes TLS connections only (hostssl): the export's state went over TLS.
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_truth(&running, &out, "over TLS");
+    assert_eq!(
+        pg.psql("SELECT value FROM custos.meta WHERE key = 'complete'"),
+        "true"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[tokio::test]
+async fn a_database_whose_certificate_is_not_trusted_is_refused() {
+    let pg = Cluster::start_tls("untrusted");
+    let running = Sim::new(scenario()).unwrap().spawn().await.unwrap();
+    let out = tmp("pg-untrusted");
+    // Without --state-ca: the system's roots do not know the test CA.
+    let o = run(export(&running.base_url, &out, Some(&pg))).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.join("data/query.json").exists());
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_namespace WHERE nspname = 'custos'"),
+        "0"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[tokio::test]
+async fn plaintext_to_a_database_on_another_machine_is_refused() {
+    let running = Sim::new(scenario()).unwrap().spawn().await.unwrap();
+    let out = tmp("pg-plaintext");
+    let mut c = export(&running.base_url, &out, None);
+    // TEST-NET-1: never reached, the URL is refused before any connection.
+    c.args(["--state", "postgres://custos@192.0.2.10:5432/custos"]);
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("would cross the network unencrypted")
+            && stderr(&o).contains("sslmode=require"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
 }

@@ -231,12 +231,15 @@ pub enum StateLocation {
     Postgres(PgTarget),
 }
 
-/// A PostgreSQL database for job state: its URL, which holds no password, and the password,
-/// which comes from the environment or a file and is never shown.
+/// A PostgreSQL database for job state: its URL, which holds no password; the password, which
+/// comes from the environment or a file and is never shown; and the CA the server's TLS
+/// certificate is checked against, if not the system's.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PgTarget {
     url: String,
     password: Option<String>,
+    tls: bool,
+    ca: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -244,14 +247,38 @@ impl std::fmt::Debug for PgTarget {
         f.debug_struct("PgTarget")
             .field("url", &self.url)
             .field("password", &self.password.as_ref().map(|_| "(set)"))
+            .field("tls", &self.tls)
+            .field("ca", &self.ca)
             .finish()
     }
 }
 
+/// Whether a PostgreSQL host is this machine: a Unix socket, `localhost`, or a loopback address.
+fn local_host(h: &::postgres::config::Host) -> bool {
+    match h {
+        ::postgres::config::Host::Unix(_) => true,
+        ::postgres::config::Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+    }
+}
+
 impl PgTarget {
-    /// A database URL (`postgres://user@host:port/database`) and its password. A URL that holds
-    /// a password is refused: it would stay in shell history, process lists and the job link.
-    pub fn new(url: &str, password: Option<String>) -> Result<PgTarget> {
+    /// A database URL (`postgres://user@host:port/database[?sslmode=require]`), its password,
+    /// and the CA file (PEM) its certificate is checked against (`--state-ca`; none: the
+    /// system's roots). Refused: a URL that holds a password (it would stay in shell history,
+    /// process lists and the job link), and a connection off this machine without
+    /// `sslmode=require` (the job state and the password would cross the network in clear).
+    /// With `sslmode=require` the server's certificate and name are always verified.
+    pub fn new(
+        url: &str,
+        password: Option<String>,
+        ca: Option<std::path::PathBuf>,
+    ) -> Result<PgTarget> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(Error::Config(format!(
                 "--state {}: give a PostgreSQL URL, postgres://USER@HOST:PORT/DATABASE (without --state, the job state is the SQLite file in the export directory)",
@@ -268,9 +295,23 @@ impl PgTarget {
                 "--state: the URL holds a password; take it out, and give it in PGPASSWORD or --state-password-file (a URL stays in shell history and process lists)".into(),
             ));
         }
+        let tls = config.get_ssl_mode() == ::postgres::config::SslMode::Require;
+        if !tls && !config.get_hosts().iter().all(local_host) {
+            return Err(Error::Config(format!(
+                "--state {}: this database is on another machine, and the job state and its password would cross the network unencrypted; add ?sslmode=require (the server's certificate is then verified, against --state-ca FILE or the system's roots)",
+                crate::shown::text(url)
+            )));
+        }
+        if ca.is_some() && !tls {
+            return Err(Error::Config(
+                "--state-ca goes with a --state URL that asks for TLS (?sslmode=require)".into(),
+            ));
+        }
         Ok(PgTarget {
             url: url.to_owned(),
             password,
+            tls,
+            ca,
         })
     }
 

@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use postgres::{Client, NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Done, JobStore, Key, PgTarget, RestoreRow};
 use crate::error::{Error, Result};
@@ -88,8 +89,68 @@ pub(super) struct Pg {
     shown: String,
 }
 
-/// A PostgreSQL error as the library's: a refused login or a database that does not exist will
-/// not change on a re-run (exit 2); anything else (the server unreachable, a restart) may.
+/// TLS for `sslmode=require`: the server's certificate chain and name checked against the CA
+/// file (PEM) or the system's roots (rustls, whose default protocols are TLS 1.2 and 1.3).
+fn tls(shown: &str, ca: Option<&std::path::Path>) -> Result<MakeRustlsConnect> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let bad = |why: String| Error::Config(format!("--state-ca {}: {why}", path.display()));
+            let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+            if !meta.is_file() || meta.len() > 1 << 20 {
+                return Err(bad("not a regular file of at most 1 MiB".into()));
+            }
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+                roots
+                    .add(cert.map_err(|e| bad(e.to_string()))?)
+                    .map_err(|e| bad(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(bad("holds no PEM certificate".into()));
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(Error::Config(format!(
+                    "--state {shown}: this machine has no CA certificates to check the server's against; give the CA in --state-ca FILE"
+                )));
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// Whether an error comes from TLS refusing the server (its certificate, its name): a re-run
+/// will not change that.
+fn refused_by_tls(e: &postgres::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<rustls::Error>().is_some()
+            || c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// A PostgreSQL error as the library's: a refused login, a database that does not exist or a
+/// server whose certificate is not trusted will not change on a re-run (exit 2); anything else
+/// (the server unreachable, a restart) may.
 fn pg_error(target: &str, e: postgres::Error) -> Error {
     let text = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
@@ -103,11 +164,17 @@ fn pg_error(target: &str, e: postgres::Error) -> Error {
             s
         }
     };
-    let permanent = e.code().is_some_and(|c| {
-        let c = c.code();
-        c.starts_with("28") || c == "3D000" || c.starts_with("42")
-    });
-    let message = format!("job state in {target}: {text}");
+    let permanent = refused_by_tls(&e)
+        || e.code().is_some_and(|c| {
+            let c = c.code();
+            c.starts_with("28") || c == "3D000" || c.starts_with("42")
+        });
+    let hint = if refused_by_tls(&e) {
+        " (the server's certificate is not trusted: if your own CA signed it, give that CA in --state-ca FILE)"
+    } else {
+        ""
+    };
+    let message = format!("job state in {target}: {text}{hint}");
     if permanent {
         Error::Config(message)
     } else {
@@ -131,12 +198,20 @@ impl Pg {
         let host = crate::custody::os_identity();
         config.application_name(&format!("custos {} {host}", std::process::id()));
         config.connect_timeout(std::time::Duration::from_secs(10));
+        let tls = target
+            .tls
+            .then(|| tls(&shown, target.ca.as_deref()))
+            .transpose()?;
         let (calls, queue) = mpsc::channel::<Call>();
         let (ready, connected) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("custos-postgres".into())
             .spawn(move || {
-                let mut client = match config.connect(NoTls) {
+                let connected = match tls {
+                    Some(tls) => config.connect(tls),
+                    None => config.connect(NoTls),
+                };
+                let mut client = match connected {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = ready.send(Err(e));
