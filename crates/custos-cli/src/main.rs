@@ -24,6 +24,7 @@ pub(crate) fn error(e: &dyn std::fmt::Display) {
 mod approve;
 mod diagnostics;
 mod export;
+mod job;
 mod options;
 mod produce;
 mod progress;
@@ -94,6 +95,9 @@ enum Command {
     /// export recorded, after verifying it; receipt in DIR/receipts/ (exit 0 released, 1 some
     /// still protected or the export does not verify, 2 bad usage, 3 API unreachable).
     Release(release::ReleaseArgs),
+    /// An export's job: `custos job status DIR` says how far it is, while it runs or after.
+    #[command(subcommand)]
+    Job(job::JobCommand),
     /// Print what each recording's file holds, and any damage found: audio (container, codec,
     /// channels, rate, duration), screen video (codec, size, duration), email EML (headers,
     /// attachments), chat/messaging ZIP (every member, CRC checked), JSON (exit 0 all sound, 1
@@ -169,6 +173,7 @@ async fn main() {
         Command::Release(args) => release::run_release(args).await,
         Command::Produce(args) => produce::run_produce(args).await,
         Command::Approve(args) => approve::run_approve(args),
+        Command::Job(c) => job::run(c),
         Command::Timestamp(args) => timestamp::run_timestamp(args).await,
         Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {

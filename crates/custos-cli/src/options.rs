@@ -420,18 +420,33 @@ pub fn resolve_with(
 }
 
 /// `--state`: the SQLite file (none given), or a PostgreSQL database with its password from
-/// `--state-password-file` (owner-only), else `PGPASSWORD`.
+/// `--state-password-file` (owner-only), else `PGPASSWORD`, and its TLS CA (`--state-ca`).
 fn state_location(
     o: &ExportOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<StateLocation, OptionsError> {
-    let Some(url) = &o.state else {
-        if o.state_password_file.is_some() || o.state_ca.is_some() {
+    state_place(
+        o.state.as_deref(),
+        o.state_password_file.as_deref(),
+        o.state_ca.as_deref(),
+        env,
+    )
+}
+
+/// [`state_location`] from the three flags, for every command that opens a job's state.
+pub fn state_place(
+    url: Option<&str>,
+    password_file: Option<&Path>,
+    ca: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<StateLocation, OptionsError> {
+    let Some(url) = url else {
+        if password_file.is_some() || ca.is_some() {
             return Err("--state-password-file and --state-ca go with --state".into());
         }
         return Ok(StateLocation::Local);
     };
-    let password = match &o.state_password_file {
+    let password = match password_file {
         Some(f) => Some(
             secret_file(f, "--state-password-file")?
                 .trim_end_matches(['\n', '\r'])
@@ -440,7 +455,7 @@ fn state_location(
         None => env("PGPASSWORD"),
     };
     Ok(StateLocation::Postgres(
-        PgTarget::new(url, password, o.state_ca.clone()).map_err(|e| e.to_string())?,
+        PgTarget::new(url, password, ca.map(Path::to_path_buf)).map_err(|e| e.to_string())?,
     ))
 }
 

@@ -846,3 +846,172 @@ async fn plaintext_to_a_database_on_another_machine_is_refused() {
     );
     assert!(!out.exists());
 }
+
+/// `custos job status DIR [--state URL] --json`, with the cluster's password.
+fn job_status(dir: &Path, pg: Option<&Cluster>) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["job", "status"])
+        .arg(dir)
+        .arg("--json")
+        .env_remove("PGPASSWORD");
+    if let Some(pg) = pg {
+        c.args(["--state", &pg.url()]).env("PGPASSWORD", PASSWORD);
+    }
+    c
+}
+
+fn status_of(o: &Output) -> serde_json::Value {
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Outcome → count, from the package's custody record.
+fn outcome_counts(out: &Path) -> serde_json::Value {
+    let mut counts = serde_json::Map::new();
+    for o in custos::package::outcomes(out).unwrap().values() {
+        let n = counts.get(o).and_then(|v| v.as_u64()).unwrap_or(0);
+        counts.insert(o.clone(), (n + 1).into());
+    }
+    serde_json::Value::Object(counts)
+}
+
+#[tokio::test]
+async fn job_status_of_a_finished_export_agrees_with_its_package() {
+    let running = Sim::new(scenario()).unwrap().spawn().await.unwrap();
+    let out = tmp("status-sqlite");
+    let o = run(export(&running.base_url, &out, None)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = status_of(&run(job_status(&out, None)).await);
+    assert_eq!(s["jobState"], "sqlite .custos/state.sqlite");
+    assert_eq!(s["complete"], true);
+    assert_eq!(s["remaining"], 0);
+    assert_eq!(
+        s["items"].as_u64().unwrap() as usize,
+        custos::package::outcomes(&out).unwrap().len()
+    );
+    assert_eq!(s["outcomes"], outcome_counts(&out));
+    // Looking changed nothing: the package still verifies.
+    let v = Command::new(BIN)
+        .args(["verify", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[tokio::test]
+async fn job_status_names_the_process_working_a_postgres_job_and_what_remains() {
+    let pg = Cluster::start("status");
+    let slow = Scenario {
+        min_recording_s: 10,
+        max_recording_s: 20,
+        bandwidth: 300_000,
+        ..scenario()
+    };
+    let running = Sim::new(slow).unwrap().spawn().await.unwrap();
+    let out = tmp("status-pg");
+    let mut c = export(&running.base_url, &out, Some(&pg));
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while files(&out.join("data/recordings"))
+        .iter()
+        .filter(|f| f.extension().is_some_and(|x| x == "sha256"))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the export never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the export ended early"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // While it runs: the database names the process working the job, and what remains.
+    let s = status_of(&run(job_status(&out, Some(&pg))).await);
+    let worked_by = s["workedBy"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        worked_by.starts_with(&format!("custos {} ", child.id())),
+        "{s}"
+    );
+    assert_eq!(s["manifestSealed"], true);
+    assert_eq!(s["complete"], false);
+    let items = s["items"].as_u64().unwrap();
+    assert!(s["remaining"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["progress"].is_null(), "flattened: {s}");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Killed: nobody works it, and what finished plus what remains is the manifest.
+    let s = status_of(&run(job_status(&out, Some(&pg))).await);
+    assert!(s["workedBy"].is_null(), "{s}");
+    assert_eq!(
+        s["finished"].as_u64().unwrap() + s["remaining"].as_u64().unwrap(),
+        items
+    );
+    assert!(s["outcomes"]["Exported"].as_u64().unwrap_or(0) >= 1, "{s}");
+    // Resumed to the end: the status agrees with the package.
+    let o = run(export(&running.base_url, &out, Some(&pg))).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = status_of(&run(job_status(&out, Some(&pg))).await);
+    assert_eq!(s["complete"], true);
+    assert_eq!(s["remaining"], 0);
+    assert_eq!(s["items"], items);
+    assert_eq!(s["outcomes"], outcome_counts(&out));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[tokio::test]
+async fn job_status_of_a_postgres_job_needs_its_state_given() {
+    let pg = Cluster::start("status-given");
+    let running = Sim::new(scenario()).unwrap().spawn().await.unwrap();
+    let out = tmp("status-given");
+    let o = run(export(&running.base_url, &out, Some(&pg))).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The directory's job link names the database, but never decides where a password goes.
+    let mut c = job_status(&out, None);
+    c.env("PGPASSWORD", PASSWORD);
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("resume with --state"), "{}", stderr(&o));
+    let o = run(job_status(&tmp("status-nothing"), None)).await;
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[tokio::test]
+async fn job_status_names_the_run_holding_a_sqlite_export() {
+    let slow = Scenario {
+        min_recording_s: 10,
+        max_recording_s: 20,
+        bandwidth: 300_000,
+        ..scenario()
+    };
+    let running = Sim::new(slow).unwrap().spawn().await.unwrap();
+    let out = tmp("status-sqlite-running");
+    let mut c = export(&running.base_url, &out, None);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out.join("data/manifest.csv").exists() {
+        assert!(Instant::now() < deadline, "the export never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the export ended early"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let s = status_of(&run(job_status(&out, None)).await);
+    assert!(
+        s["workedBy"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("custos {} ", child.id())),
+        "{s}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let s = status_of(&run(job_status(&out, None)).await);
+    assert!(s["workedBy"].is_null(), "{s}");
+    assert_eq!(s["complete"], false);
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -219,6 +219,26 @@ pub trait JobStore: Send + Sync {
     /// The SHA-256 and size recorded for a kept file (path under the bag root).
     /// (A value that is not a SHA-256 is no known hash: the file is hashed again.)
     fn file_hash(&self, file: &str) -> Result<Option<(crate::digest::Sha256, u64)>>;
+    /// How far the job is: its items, their outcomes, the files downloaded at or after
+    /// `since` (RFC 3339 UTC), and the process working it, if the store knows one.
+    fn progress(&self, since: &str) -> Result<JobProgress>;
+}
+
+/// How far a job is ([`JobStore::progress`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobProgress {
+    /// Items of the sealed manifest (0 before it is sealed).
+    pub items: u64,
+    /// Finished items per outcome.
+    pub outcomes: std::collections::BTreeMap<String, u64>,
+    /// When the last file was downloaded.
+    pub last_download: Option<String>,
+    /// Files downloaded at or after the time asked about.
+    pub downloads_since: u64,
+    /// The process working the job, as the database sees it (PostgreSQL: its application name,
+    /// address and when it connected); `None` when none is, or the store cannot tell.
+    pub worked_by: Option<String>,
 }
 
 /// Where an export keeps its job state (`--state`).
@@ -325,6 +345,8 @@ impl PgTarget {
 pub struct State {
     store: Box<dyn JobStore>,
     place: String,
+    /// Who held the export directory's run lock when the state was opened to look at.
+    holder: Option<String>,
 }
 
 impl std::ops::Deref for State {
@@ -420,12 +442,36 @@ impl Existing {
     }
 }
 
+/// The process holding the run lock `path` (an export directory's `.custos/lock`), as the
+/// kernel's lock table says (Linux `/proc/locks`, matched by the file's inode), with the pid and
+/// account the lock file names; `None` when nobody holds it, or it cannot be told. Looking
+/// never takes the lock, so it never stands in a run's way.
+fn lock_holder(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(path).ok()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let held = locks.lines().any(|l| {
+        l.split_whitespace()
+            .nth(5)
+            .and_then(|dev_ino| dev_ino.rsplit(':').next())
+            .and_then(|i| i.parse::<u64>().ok())
+            == Some(ino)
+    });
+    if !held {
+        return None;
+    }
+    let named = std::fs::read_to_string(path).unwrap_or_default();
+    let named: String = named.trim().chars().take(200).collect();
+    Some(format!("custos {named} (holds .custos/lock)"))
+}
+
 impl State {
     /// Opens (creating if needed) a SQLite job state at `path`.
     pub fn open(path: &Path) -> Result<State> {
         Ok(State {
             store: Box::new(sqlite::Sqlite::open(path)?),
             place: format!("sqlite {}", path.display()),
+            holder: None,
         })
     }
 
@@ -447,6 +493,7 @@ impl State {
             (StateLocation::Postgres(t), Existing::Postgres { job, .. }) => Ok(State {
                 store: Box::new(postgres::Pg::open(t, job, None)?),
                 place: format!("postgresql {} job {job}", t.url()),
+                holder: None,
             }),
             (StateLocation::Postgres(t), _) => {
                 let job = uuid::Uuid::new_v4().to_string();
@@ -464,7 +511,36 @@ impl State {
                 Ok(State {
                     store: Box::new(store),
                     place: format!("postgresql {} job {job}", t.url()),
+                    holder: None,
                 })
+            }
+        }
+    }
+
+    /// Opens the job state of the export in `root` to look at it, while another process may be
+    /// working it: nothing is created, locked or written (SQLite read-only; PostgreSQL without
+    /// the job's lock).
+    pub fn look(root: &Path, location: &StateLocation) -> Result<State> {
+        let existing = Existing::of(root)?;
+        existing.check(root, location)?;
+        let dir = root.join(".custos");
+        match (location, &existing) {
+            (_, Existing::None) => Err(Error::OutputDir {
+                path: root.to_owned(),
+                message: "holds no custos export (no job state)".into(),
+            }),
+            (StateLocation::Local, _) => Ok(State {
+                store: Box::new(sqlite::Sqlite::open_read_only(&dir.join(STATE_FILE))?),
+                place: format!("sqlite .custos/{STATE_FILE}"),
+                holder: lock_holder(&dir.join("lock")),
+            }),
+            (StateLocation::Postgres(t), Existing::Postgres { job, .. }) => Ok(State {
+                store: Box::new(postgres::Pg::look(t, job)?),
+                place: format!("postgresql {} job {job}", t.url()),
+                holder: None,
+            }),
+            (StateLocation::Postgres(_), Existing::Local) => {
+                unreachable!("Existing::check refuses it")
             }
         }
     }
@@ -473,6 +549,16 @@ impl State {
     /// `postgresql URL job ID` (never a password).
     pub fn place(&self) -> &str {
         &self.place
+    }
+
+    /// How far the job is ([`JobStore::progress`]); for a SQLite job, the process holding the
+    /// export directory's run lock when it was opened to look at.
+    pub fn progress(&self, since: &str) -> Result<JobProgress> {
+        let mut p = self.store.progress(since)?;
+        if p.worked_by.is_none() {
+            p.worked_by = self.holder.clone();
+        }
+        Ok(p)
     }
 
     /// Every manifest item in order with its outcome, if it has one, one at a time.

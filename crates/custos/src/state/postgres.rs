@@ -186,6 +186,74 @@ impl Pg {
     /// Connects, creates the schema if it is not there, and takes `job` (creating it when
     /// `create` is set, refusing a job the database does not hold otherwise).
     pub(super) fn open(target: &PgTarget, job: &str, create: Option<&str>) -> Result<Pg> {
+        let pg = Pg::connect(target, job)?;
+        let job = job.to_owned();
+        let create = create.map(|out| (out.to_owned(), crate::custody::os_identity()));
+        let (held, known) = pg.call(move |c| {
+            let mut tx = c.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+            tx.batch_execute(SCHEMA)?;
+            if let Some((out, host)) = &create {
+                tx.execute(
+                    "INSERT INTO custos.jobs (job_id, out_dir, host) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&job, out, host],
+                )?;
+            }
+            tx.commit()?;
+            let known: bool = c
+                .query_one("SELECT EXISTS (SELECT 1 FROM custos.jobs WHERE job_id = $1)", &[&job])?
+                .get(0);
+            let held: bool = c
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtextextended('custos job ' || $1, 0))",
+                    &[&job],
+                )?
+                .get(0);
+            Ok((held, known))
+        })?;
+        pg.taken(known, Some(held))
+    }
+
+    /// Connects to look at `job`: no schema is created and the job's lock is not taken.
+    pub(super) fn look(target: &PgTarget, job: &str) -> Result<Pg> {
+        let pg = Pg::connect(target, job)?;
+        let job = job.to_owned();
+        let known = pg.call(move |c| {
+            let schema: bool = c
+                .query_one("SELECT to_regclass('custos.jobs') IS NOT NULL", &[])?
+                .get(0);
+            Ok(schema
+                && c.query_one(
+                    "SELECT EXISTS (SELECT 1 FROM custos.jobs WHERE job_id = $1)",
+                    &[&job],
+                )?
+                .get::<_, bool>(0))
+        })?;
+        pg.taken(known, None)
+    }
+
+    /// `self` if the database holds the job (and, when asked for, its lock was taken).
+    fn taken(mut self, known: bool, held: Option<bool>) -> Result<Pg> {
+        let shown = self.shown.clone();
+        if !known {
+            self.shutdown();
+            return Err(Error::Config(format!(
+                "job {} is not in {shown}: this export's job state was kept in another database (or removed); point --state at the database that holds it",
+                self.job
+            )));
+        }
+        if held == Some(false) {
+            self.shutdown();
+            return Err(Error::JobState(format!(
+                "job {} in {shown}: another custos process is working this job (it holds the job's lock); wait for it to finish",
+                self.job
+            )));
+        }
+        Ok(self)
+    }
+
+    /// Connects (on the connection's own thread).
+    fn connect(target: &PgTarget, job: &str) -> Result<Pg> {
         let shown = target.url.clone();
         let mut config: postgres::Config = target.url.parse().map_err(|e| {
             Error::Config(format!(
@@ -224,7 +292,7 @@ impl Pg {
                 }
             })
             .map_err(|e| Error::JobState(format!("cannot start the PostgreSQL thread: {e}")))?;
-        let mut pg = Pg {
+        let pg = Pg {
             calls: Some(calls),
             thread: Some(thread),
             job: job.to_owned(),
@@ -238,44 +306,6 @@ impl Pg {
                     "{shown}: the connection thread ended"
                 )));
             }
-        }
-        let job = job.to_owned();
-        let create = create.map(|out| (out.to_owned(), host));
-        let (held, known) = pg.call(move |c| {
-            let mut tx = c.transaction()?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-            tx.batch_execute(SCHEMA)?;
-            if let Some((out, host)) = &create {
-                tx.execute(
-                    "INSERT INTO custos.jobs (job_id, out_dir, host) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    &[&job, out, host],
-                )?;
-            }
-            tx.commit()?;
-            let known: bool = c
-                .query_one("SELECT EXISTS (SELECT 1 FROM custos.jobs WHERE job_id = $1)", &[&job])?
-                .get(0);
-            let held: bool = c
-                .query_one(
-                    "SELECT pg_try_advisory_lock(hashtextextended('custos job ' || $1, 0))",
-                    &[&job],
-                )?
-                .get(0);
-            Ok((held, known))
-        })?;
-        if !known {
-            pg.shutdown();
-            return Err(Error::Config(format!(
-                "job {} is not in {shown}: this export's job state was kept in another database (or removed); point --state at the database that holds it",
-                pg.job
-            )));
-        }
-        if !held {
-            pg.shutdown();
-            return Err(Error::JobState(format!(
-                "job {} in {shown}: another custos process is working this job (it holds the job's lock); wait for it to finish",
-                pg.job
-            )));
         }
         Ok(pg)
     }
@@ -579,6 +609,41 @@ impl JobStore for Pg {
                     .ok()
                     .map(|h| (h, r.get::<_, i64>(1) as u64))
             }))
+        })
+    }
+
+    fn progress(&self, since: &str) -> Result<super::JobProgress> {
+        let since = since.to_owned();
+        self.run(move |c, job| {
+            let mut p = super::JobProgress::default();
+            let r = c.query_one(
+                "SELECT COUNT(*), MAX(downloaded_at), COUNT(*) FILTER (WHERE downloaded_at >= $2)
+                 FROM custos.items WHERE job_id = $1",
+                &[&job, &since],
+            )?;
+            p.items = r.get::<_, i64>(0) as u64;
+            p.last_download = r.get(1);
+            p.downloads_since = r.get::<_, i64>(2) as u64;
+            for r in c.query(
+                "SELECT outcome, COUNT(*) FROM custos.items
+                 WHERE job_id = $1 AND outcome IS NOT NULL GROUP BY outcome",
+                &[&job],
+            )? {
+                p.outcomes.insert(r.get(0), r.get::<_, i64>(1) as u64);
+            }
+            // The session holding the job's advisory lock (the key split in two 32-bit halves).
+            p.worked_by = c
+                .query_opt(
+                    "SELECT a.application_name || ' from ' || COALESCE(host(a.client_addr), 'a local socket')
+                            || ', connected since ' || to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                       AND ((l.classid::bigint << 32) | l.objid::bigint)
+                           = hashtextextended('custos job ' || $1, 0)",
+                    &[&job],
+                )?
+                .map(|r| r.get(0));
+            Ok(p)
         })
     }
 }

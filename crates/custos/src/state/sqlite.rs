@@ -70,6 +70,15 @@ impl Sqlite {
         Ok(Sqlite { db: Mutex::new(db) })
     }
 
+    /// Opens an existing job database to read it, beside a process that may be writing it.
+    pub(super) fn open_read_only(path: &Path) -> Result<Sqlite> {
+        let db = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        Ok(Sqlite { db: Mutex::new(db) })
+    }
+
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().expect("state lock")
     }
@@ -271,5 +280,27 @@ impl JobStore for Sqlite {
                 .map(|h| (h, r.get::<_, i64>(1).map(|n| n as u64).unwrap_or(0))),
             None => None,
         })
+    }
+
+    fn progress(&self, since: &str) -> Result<super::JobProgress> {
+        let db = self.db();
+        let mut p = super::JobProgress::default();
+        let (items, last, recent): (i64, Option<String>, i64) = db.query_row(
+            "SELECT COUNT(*), MAX(downloaded_at), COALESCE(SUM(downloaded_at >= ?1), 0) FROM items",
+            [since],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        p.items = items as u64;
+        p.last_download = last;
+        p.downloads_since = recent as u64;
+        let mut st = db.prepare(
+            "SELECT outcome, COUNT(*) FROM items WHERE outcome IS NOT NULL GROUP BY outcome",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (o, n) = row?;
+            p.outcomes.insert(o, n as u64);
+        }
+        Ok(p)
     }
 }
