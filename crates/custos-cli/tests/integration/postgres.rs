@@ -390,11 +390,7 @@ async fn postgres_state_writes_the_package_the_sqlite_state_writes() {
     );
     assert_truth(&running, &shared, "through PostgreSQL");
     // verify and bagit-python accept it as they accept the other.
-    let v = Command::new(BIN)
-        .args(["verify", shared.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    assert_verifies(&shared);
     let b = Command::new("bagit.py")
         .args(["--validate", shared.to_str().unwrap()])
         .output()
@@ -452,6 +448,41 @@ async fn postgres_state_writes_the_package_the_sqlite_state_writes() {
     }
 }
 
+/// `custos verify DIR` finds nothing.
+fn assert_verifies(out: &Path) {
+    let v = Command::new(BIN)
+        .args(["verify", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+/// Slow media (10–20 s recordings at 300 KB/s), so a run can be watched and killed mid-way.
+fn slow() -> Scenario {
+    Scenario {
+        min_recording_s: 10,
+        max_recording_s: 20,
+        bandwidth: 300_000,
+        ..scenario()
+    }
+}
+
+/// Starts `c` and waits until `ready(out)`; the running export.
+async fn started(mut c: Command, out: &Path, ready: impl Fn(&Path) -> bool) -> std::process::Child {
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready(out) {
+        assert!(Instant::now() < deadline, "the export never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the export ended early"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
 fn log_lines(out: &Path) -> usize {
     std::fs::read(out.join("data/custody_log.jsonl"))
         .map(|b| b.iter().filter(|&&c| c == b'\n').count())
@@ -507,15 +538,7 @@ async fn sigkill_then_resume_through_postgres_ends_every_item_as_the_truth_says(
         assert_eq!(o.status.code(), Some(0), "kill point {k}: {}", stderr(&o));
         let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(report["resumed"], true, "kill point {k}");
-        let v = Command::new(BIN)
-            .args(["verify", out.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            v.status.success(),
-            "kill point {k}: {}",
-            String::from_utf8_lossy(&v.stdout)
-        );
+        assert_verifies(&out);
         assert!(
             files(&out)
                 .iter()
@@ -891,42 +914,23 @@ async fn job_status_of_a_finished_export_agrees_with_its_package() {
     );
     assert_eq!(s["outcomes"], outcome_counts(&out));
     // Looking changed nothing: the package still verifies.
-    let v = Command::new(BIN)
-        .args(["verify", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    assert_verifies(&out);
     std::fs::remove_dir_all(&out).unwrap();
 }
 
 #[tokio::test]
 async fn job_status_names_the_process_working_a_postgres_job_and_what_remains() {
     let pg = Cluster::start("status");
-    let slow = Scenario {
-        min_recording_s: 10,
-        max_recording_s: 20,
-        bandwidth: 300_000,
-        ..scenario()
-    };
-    let running = Sim::new(slow).unwrap().spawn().await.unwrap();
+    let running = Sim::new(slow()).unwrap().spawn().await.unwrap();
     let out = tmp("status-pg");
-    let mut c = export(&running.base_url, &out, Some(&pg));
-    c.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child = c.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while files(&out.join("data/recordings"))
-        .iter()
-        .filter(|f| f.extension().is_some_and(|x| x == "sha256"))
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < deadline, "the export never got going");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the export ended early"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let sidecars = |out: &Path| {
+        files(&out.join("data/recordings"))
+            .iter()
+            .filter(|f| f.extension().is_some_and(|x| x == "sha256"))
+            .count()
+            >= 2
+    };
+    let mut child = started(export(&running.base_url, &out, Some(&pg)), &out, sidecars).await;
     // While it runs: the database names the process working the job, and what remains.
     let s = status_of(&run(job_status(&out, Some(&pg))).await);
     let worked_by = s["workedBy"].as_str().unwrap_or_default().to_owned();
@@ -980,26 +984,10 @@ async fn job_status_of_a_postgres_job_needs_its_state_given() {
 
 #[tokio::test]
 async fn job_status_names_the_run_holding_a_sqlite_export() {
-    let slow = Scenario {
-        min_recording_s: 10,
-        max_recording_s: 20,
-        bandwidth: 300_000,
-        ..scenario()
-    };
-    let running = Sim::new(slow).unwrap().spawn().await.unwrap();
+    let running = Sim::new(slow()).unwrap().spawn().await.unwrap();
     let out = tmp("status-sqlite-running");
-    let mut c = export(&running.base_url, &out, None);
-    c.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child = c.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !out.join("data/manifest.csv").exists() {
-        assert!(Instant::now() < deadline, "the export never got going");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the export ended early"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let sealed = |out: &Path| out.join("data/manifest.csv").exists();
+    let mut child = started(export(&running.base_url, &out, None), &out, sealed).await;
     let s = status_of(&run(job_status(&out, None)).await);
     assert!(
         s["workedBy"]
