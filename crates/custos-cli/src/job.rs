@@ -22,16 +22,10 @@ pub enum JobCommand {
 pub struct StatusArgs {
     /// The export directory.
     pub dir: PathBuf,
-    /// The PostgreSQL database the export keeps its state in (as given to `export --state`);
-    /// the directory's own job link never chooses where the password goes.
-    #[arg(long, value_name = "URL")]
-    pub state: Option<String>,
-    /// The PostgreSQL password, from a file only you can read [default: PGPASSWORD].
-    #[arg(long, value_name = "FILE")]
-    pub state_password_file: Option<PathBuf>,
-    /// The CA certificate (PEM) the --state server's TLS certificate is checked against.
-    #[arg(long, value_name = "FILE")]
-    pub state_ca: Option<PathBuf>,
+    /// Where the export keeps its state, as given to `export` (the directory's own job link
+    /// never chooses where a password goes).
+    #[command(flatten)]
+    pub state: crate::options::StateArgs,
     /// The window the rate is measured over, in minutes.
     #[arg(long, default_value_t = 10, value_name = "MINUTES")]
     pub window: u32,
@@ -68,12 +62,7 @@ fn status(a: StatusArgs) -> i32 {
         crate::error(&"--window must be between 1 and 1440 minutes");
         return 2;
     }
-    let location = match crate::options::state_place(
-        a.state.as_deref(),
-        a.state_password_file.as_deref(),
-        a.state_ca.as_deref(),
-        &crate::options::env,
-    ) {
+    let location = match a.state.location(&crate::options::env) {
         Ok(l) => l,
         Err(e) => {
             crate::error(&e);

@@ -21,6 +21,52 @@ use custos_store::target::LockMode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// Where a job's state is kept: the export's options, and `job status`'s.
+#[derive(Args, Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct StateArgs {
+    /// Keep the job state in this PostgreSQL database, postgres://USER@HOST:PORT/DATABASE
+    /// (add ?sslmode=require off this machine), instead of the SQLite file in the export
+    /// directory (docs/scale.md). The password never goes in the URL: PGPASSWORD or
+    /// --state-password-file.
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+    /// The PostgreSQL password for --state, from a file only you can read (chmod 600).
+    #[arg(long, value_name = "FILE")]
+    pub state_password_file: Option<PathBuf>,
+    /// The CA certificate (PEM) the --state server's TLS certificate is checked against, with
+    /// ?sslmode=require [default: the system's roots].
+    #[arg(long, value_name = "FILE")]
+    pub state_ca: Option<PathBuf>,
+}
+
+impl StateArgs {
+    /// The place these name: the SQLite file (no --state), or a PostgreSQL database with its
+    /// password from `--state-password-file` (owner-only), else `PGPASSWORD`, and its TLS CA.
+    pub fn location(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<StateLocation, OptionsError> {
+        let Some(url) = &self.state else {
+            if self.state_password_file.is_some() || self.state_ca.is_some() {
+                return Err("--state-password-file and --state-ca go with --state".into());
+            }
+            return Ok(StateLocation::Local);
+        };
+        let password = match &self.state_password_file {
+            Some(f) => Some(
+                secret_file(f, "--state-password-file")?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned(),
+            ),
+            None => env("PGPASSWORD"),
+        };
+        Ok(StateLocation::Postgres(
+            PgTarget::new(url, password, self.state_ca.clone()).map_err(|e| e.to_string())?,
+        ))
+    }
+}
+
 /// Options of `custos export` (each also a config-file key, except [`FLAG_ONLY`]).
 #[derive(Args, Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(default, rename_all = "kebab-case")]
@@ -128,18 +174,10 @@ pub struct ExportOptions {
     /// while restores are under way (re-run the same command later to continue).
     #[arg(long)]
     pub no_wait: bool,
-    /// Keep the job state in this PostgreSQL database, postgres://USER@HOST:PORT/DATABASE,
-    /// instead of the SQLite file in the export directory (docs/scale.md). The password never
-    /// goes in the URL: PGPASSWORD or --state-password-file.
-    #[arg(long, value_name = "URL")]
-    pub state: Option<String>,
-    /// The PostgreSQL password for --state, from a file only you can read (chmod 600).
-    #[arg(long, value_name = "FILE")]
-    pub state_password_file: Option<PathBuf>,
-    /// The CA certificate (PEM) the --state server's TLS certificate is checked against, with
-    /// ?sslmode=require [default: the system's roots].
-    #[arg(long, value_name = "FILE")]
-    pub state_ca: Option<PathBuf>,
+    /// Where the job state is kept (--state, --state-password-file, --state-ca).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub job_state: StateArgs,
     /// TOML config file: every option of this command except --config and --json, by its
     /// long name (e.g. `rate = 300`, `api-base = "…"`, `lock-mode = "compliance"`).
     #[arg(long, value_name = "FILE")]
@@ -415,48 +453,8 @@ pub fn resolve_with(
     };
     let (o, credentials) = layered(flags, env, &file)?;
     let mut cfg = config(&o, credentials)?;
-    cfg.state = state_location(&o, env)?;
+    cfg.state = o.job_state.location(env)?;
     Ok((o, cfg))
-}
-
-/// `--state`: the SQLite file (none given), or a PostgreSQL database with its password from
-/// `--state-password-file` (owner-only), else `PGPASSWORD`, and its TLS CA (`--state-ca`).
-fn state_location(
-    o: &ExportOptions,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<StateLocation, OptionsError> {
-    state_place(
-        o.state.as_deref(),
-        o.state_password_file.as_deref(),
-        o.state_ca.as_deref(),
-        env,
-    )
-}
-
-/// [`state_location`] from the three flags, for every command that opens a job's state.
-pub fn state_place(
-    url: Option<&str>,
-    password_file: Option<&Path>,
-    ca: Option<&Path>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<StateLocation, OptionsError> {
-    let Some(url) = url else {
-        if password_file.is_some() || ca.is_some() {
-            return Err("--state-password-file and --state-ca go with --state".into());
-        }
-        return Ok(StateLocation::Local);
-    };
-    let password = match password_file {
-        Some(f) => Some(
-            secret_file(f, "--state-password-file")?
-                .trim_end_matches(['\n', '\r'])
-                .to_owned(),
-        ),
-        None => env("PGPASSWORD"),
-    };
-    Ok(StateLocation::Postgres(
-        PgTarget::new(url, password, ca.map(Path::to_path_buf)).map_err(|e| e.to_string())?,
-    ))
 }
 
 /// A file holding a secret: refused if others can read it; its text.
@@ -653,6 +651,37 @@ mod tests {
             std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         creds
+    }
+
+    #[test]
+    fn the_job_state_comes_from_the_config_file_with_its_password_from_the_environment() {
+        let dir = scratch("state-key");
+        let creds = credentials_file(&dir);
+        let config = dir.join("custos.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "state = \"postgres://custos@127.0.0.1:5432/custos\"\ncredentials = {creds:?}\n"
+            ),
+        )
+        .unwrap();
+        let args = ExportOptions {
+            query: Some("timestamp:[2024-01-01T00:00:00Z TO 2024-01-02T00:00:00Z}".into()),
+            out: Some(dir.join("out")),
+            config: Some(config),
+            ..Default::default()
+        };
+        let env = |k: &str| (k == "PGPASSWORD").then(|| "from-env".to_owned());
+        let (_, cfg) = resolve_with(&args, &env).unwrap();
+        let expected = custos::state::PgTarget::new(
+            "postgres://custos@127.0.0.1:5432/custos",
+            Some("from-env".into()),
+            None,
+        )
+        .unwrap();
+        assert_eq!(cfg.state, StateLocation::Postgres(expected));
+        assert!(!format!("{cfg:?}").contains("from-env"), "never shown");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
