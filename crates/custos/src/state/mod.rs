@@ -219,6 +219,10 @@ pub trait JobStore: Send + Sync {
     /// The SHA-256 and size recorded for a kept file (path under the bag root).
     /// (A value that is not a SHA-256 is no known hash: the file is hashed again.)
     fn file_hash(&self, file: &str) -> Result<Option<(crate::digest::Sha256, u64)>>;
+    /// Up to `limit` manifest items without an outcome, after sequence number `after` (0: from
+    /// the start), in manifest order, each with its sequence number: the work left, read a page
+    /// at a time so that no run holds it whole.
+    fn unfinished(&self, after: u64, limit: u64) -> Result<Vec<(u64, Item)>>;
     /// How far the job is: its items, their outcomes, the files downloaded at or after
     /// `since` (RFC 3339 UTC), and the process working it, if the store knows one.
     fn progress(&self, since: &str) -> Result<JobProgress>;

@@ -646,4 +646,26 @@ impl JobStore for Pg {
             Ok(p)
         })
     }
+
+    fn unfinished(&self, after: u64, limit: u64) -> Result<Vec<(u64, Item)>> {
+        self.run(move |c, job| {
+            Ok(c.query(
+                "SELECT seq, conversation_id, recording_id, listed_state FROM custos.items
+                 WHERE job_id = $1 AND seq > $2 AND outcome IS NULL ORDER BY seq LIMIT $3",
+                &[&job, &(after as i64), &(limit as i64)],
+            )?
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0) as u64,
+                    Item {
+                        conversation_id: r.get(1),
+                        recording_id: r.get(2),
+                        listed_state: r.get(3),
+                    },
+                )
+            })
+            .collect())
+        })
+    }
 }

@@ -303,4 +303,23 @@ impl JobStore for Sqlite {
         }
         Ok(p)
     }
+
+    fn unfinished(&self, after: u64, limit: u64) -> Result<Vec<(u64, Item)>> {
+        let db = self.db();
+        let mut st = db.prepare_cached(
+            "SELECT seq, conversation_id, recording_id, listed_state FROM items
+             WHERE seq > ?1 AND outcome IS NULL ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![after as i64, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                Item {
+                    conversation_id: r.get(1)?,
+                    recording_id: r.get(2)?,
+                    listed_state: r.get(3)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
 }

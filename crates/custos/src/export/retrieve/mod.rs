@@ -12,7 +12,7 @@ mod transcode;
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::config::{Retrieval, SourceKind};
 use super::context::Ctx;
@@ -70,44 +70,67 @@ fn in_flight(ctx: &Ctx<'_>) -> usize {
         .min(256)
 }
 
+/// Unfinished items read from the job state at a time.
+const WORK_PAGE: u64 = 1000;
+
 /// Retrieves every item that has no outcome yet.
 /// Items still restoring at the source (`--restore-archived`) are left for a later pass;
 /// restored ones are downloaded like AVAILABLE ones.
 pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Result<()> {
-    // Only the unfinished items are held (a resumed export of 100,000 holds only what is left).
-    let mut todo = Vec::new();
-    let mut done_before = Vec::new();
-    ctx.state.for_each(|it, d| {
-        match d {
-            Some(d) => done_before.push((d.outcome, d.bytes.unwrap_or(0))),
-            None => todo.push(it),
+    // No run holds the work list whole: what is finished is counted as it streams by, and
+    // what is left is read from the job state a page at a time, as the downloads take it.
+    let mut total = 0u64;
+    let mut done_before = std::collections::BTreeMap::<Outcome, (u64, u64)>::new();
+    ctx.state.for_each(|_, d| {
+        total += 1;
+        if let Some(d) = d {
+            let e = done_before.entry(d.outcome).or_default();
+            e.0 += 1;
+            e.1 += d.bytes.unwrap_or(0);
         }
         Ok(())
     })?;
-    ctx.progress.total((todo.len() + done_before.len()) as u64);
-    for (outcome, bytes) in done_before {
-        ctx.progress.item(outcome, bytes);
-    }
-    let mut downloadable = Vec::new();
-    for it in todo {
-        if restores.pending(&it) {
-            continue;
-        }
-        if restores.restored(&it) {
-            downloadable.push(it);
-            continue;
-        }
-        match triage(&it) {
-            Some(d) => ctx.finish(&it, &d)?,
-            None => downloadable.push(it),
+    ctx.progress.total(total);
+    for (outcome, (n, bytes)) in done_before {
+        for i in 0..n {
+            ctx.progress.item(outcome, if i == 0 { bytes } else { 0 });
         }
     }
+    let pages = futures_util::stream::try_unfold(0u64, |after| async move {
+        let page = ctx.state.unfinished(after, WORK_PAGE)?;
+        Ok::<_, crate::Error>(page.last().map(|(seq, _)| *seq).map(|last| (page, last)))
+    });
+    // Settled without a request (triage) or left for a later pass (restoring), else downloaded.
+    let downloadable = pages
+        .map_ok(|page| {
+            futures_util::stream::iter(page.into_iter().map(|(_, it)| Ok::<_, crate::Error>(it)))
+        })
+        .try_flatten()
+        .try_filter_map(|it| async move {
+            if restores.pending(&it) {
+                return Ok(None);
+            }
+            if restores.restored(&it) {
+                return Ok(Some(it));
+            }
+            match triage(&it) {
+                Some(d) => {
+                    ctx.finish(&it, &d)?;
+                    Ok(None)
+                }
+                None => Ok(Some(it)),
+            }
+        });
     match (ctx.cfg.source, &ctx.cfg.retrieval) {
         (SourceKind::Genesys, Retrieval::Batch) => {
             // Two batch jobs at a time: the next is submitted and polled while the current one's
             // files download, so the API work never waits for the downloads to finish.
-            let results: Vec<Result<()>> = futures_util::stream::iter(downloadable.chunks(100))
-                .map(|chunk| batch::batch_chunk(ctx, chunk))
+            let results: Vec<Result<()>> = downloadable
+                .try_chunks(100)
+                .map(|chunk| async move {
+                    let chunk = chunk.map_err(|e| e.1)?;
+                    batch::batch_chunk(ctx, &chunk).await
+                })
                 .buffer_unordered(2)
                 .collect()
                 .await;
@@ -115,10 +138,11 @@ pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Res
         }
         (SourceKind::Genesys, Retrieval::Transcode(format)) => {
             let format = Arc::new(format.clone());
-            let results: Vec<Result<()>> = futures_util::stream::iter(downloadable)
+            let results: Vec<Result<()>> = downloadable
                 .map(|it| {
                     let format = format.clone();
                     async move {
+                        let it = it?;
                         let d = transcode::transcode_item(ctx, &it, &format).await?;
                         ctx.finish(&it, &d)
                     }
@@ -129,8 +153,9 @@ pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Res
             results.into_iter().collect()
         }
         (SourceKind::Search, _) => {
-            let results: Vec<Result<()>> = futures_util::stream::iter(downloadable)
+            let results: Vec<Result<()>> = downloadable
                 .map(|it| async move {
+                    let it = it?;
                     let d = search::search_item(ctx, &it).await?;
                     ctx.finish(&it, &d)
                 })
