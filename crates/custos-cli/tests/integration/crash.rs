@@ -13,18 +13,12 @@ use std::time::{Duration, Instant};
 
 use custos_sim::{Scenario, Sim};
 
-use crate::common::{BIN, QUERY, tmp};
+use crate::common::{BIN, QUERY, kill_when, log_lines, tmp};
 
 fn export(base: &str, out: &Path) -> Command {
     let mut c = crate::common::export_cmd(base, QUERY, out, &["--concurrency", "3", "--json"]);
     c.stdout(Stdio::null()).stderr(Stdio::null());
     c
-}
-
-fn log_lines(out: &Path) -> usize {
-    std::fs::read(out.join("data/custody_log.jsonl"))
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-        .unwrap_or(0)
 }
 
 fn parts(dir: &Path) -> usize {
@@ -78,30 +72,9 @@ async fn sigkill_at_21_points_then_resume_verifies_clean() {
         // k = 0: before anything is logged; then evenly over the log's length, the last one
         // right after the sealing line, while the bag is being written.
         let threshold = k * total / 20;
-        let b = base.clone();
         let o2 = out.clone();
-        let was_killed = tokio::task::spawn_blocking(move || {
-            let mut child = export(&b, &o2).spawn().unwrap();
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    assert!(
-                        status.success(),
-                        "the export failed on its own at kill point {k}"
-                    );
-                    return false;
-                }
-                if (k == 0 && o2.exists()) || (k > 0 && log_lines(&o2) >= threshold) {
-                    child.kill().unwrap(); // SIGKILL
-                    child.wait().unwrap();
-                    return true;
-                }
-                assert!(Instant::now() < deadline, "kill point {k} never reached");
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-        .await
-        .unwrap();
+        let at = move || (k == 0 && o2.exists()) || (k > 0 && log_lines(&o2) >= threshold);
+        let was_killed = kill_when(export(&base, &out), at, format!("kill point {k}")).await;
         killed += usize::from(was_killed);
 
         let b = base.clone();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use custos_sim::{Scenario, Sim};
 
-use crate::common::{BIN, QUERY, tmp};
+use crate::common::{BIN, QUERY, kill_when, log_lines, tmp};
 
 /// The cluster's password for its `custos` role (scram-sha-256 over TCP).
 const PASSWORD: &str = "pg-Secret-7f3a91";
@@ -483,12 +483,6 @@ async fn started(mut c: Command, out: &Path, ready: impl Fn(&Path) -> bool) -> s
     child
 }
 
-fn log_lines(out: &Path) -> usize {
-    std::fs::read(out.join("data/custody_log.jsonl"))
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn sigkill_then_resume_through_postgres_ends_every_item_as_the_truth_says() {
     let pg = Cluster::start("crash");
@@ -509,29 +503,10 @@ async fn sigkill_then_resume_through_postgres_ends_every_item_as_the_truth_says(
     for k in 1..=6usize {
         let out = tmp(&format!("pg-crash-{k}"));
         let threshold = k * total / 7;
-        let mut c = export(&running.base_url, &out, Some(&pg));
-        c.stdout(Stdio::null()).stderr(Stdio::null());
         let o2 = out.clone();
-        killed += usize::from(
-            tokio::task::spawn_blocking(move || {
-                let mut child = c.spawn().unwrap();
-                let deadline = Instant::now() + Duration::from_secs(60);
-                loop {
-                    if child.try_wait().unwrap().is_some() {
-                        return false;
-                    }
-                    if log_lines(&o2) >= threshold {
-                        child.kill().unwrap(); // SIGKILL
-                        child.wait().unwrap();
-                        return true;
-                    }
-                    assert!(Instant::now() < deadline, "kill point {k} never reached");
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            })
-            .await
-            .unwrap(),
-        );
+        let at = move || log_lines(&o2) >= threshold;
+        let c = export(&running.base_url, &out, Some(&pg));
+        killed += usize::from(kill_when(c, at, format!("kill point {k}")).await);
         // The killed process's connection, and its lock on the job, are gone: the resume
         // takes the job at once.
         let o = run(export(&running.base_url, &out, Some(&pg))).await;

@@ -55,3 +55,39 @@ pub fn assert_truth(truth: &custos_sim::Truth, out: &Path, what: &str) {
         }
     }
 }
+
+/// Lines of an export's custody log so far: a faithful clock of its progress.
+pub fn log_lines(out: &Path) -> usize {
+    std::fs::read(out.join("data/custody_log.jsonl"))
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0)
+}
+
+/// Runs `c` (its output discarded) until `at()` holds, then SIGKILLs it: `true` if it was
+/// killed, `false` if it ended first (successfully: anything else fails the test).
+pub async fn kill_when(
+    mut c: Command,
+    at: impl Fn() -> bool + Send + 'static,
+    what: String,
+) -> bool {
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    tokio::task::spawn_blocking(move || {
+        let mut child = c.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "the export failed on its own: {what}");
+                return false;
+            }
+            if at() {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                return true;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what} never reached");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    })
+    .await
+    .unwrap()
+}
