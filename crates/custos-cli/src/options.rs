@@ -654,6 +654,23 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_given_as_a_credentials_file_is_refused_never_opened() {
+        let dir = scratch("creds-fifo");
+        let fifo = dir.join("creds.toml");
+        let _ = std::fs::remove_file(&fifo);
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let e = read_credentials(&fifo).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn the_job_state_comes_from_the_config_file_with_its_password_from_the_environment() {
         let dir = scratch("state-key");
         let creds = credentials_file(&dir);

@@ -978,3 +978,64 @@ async fn job_status_names_the_run_holding_a_sqlite_export() {
     assert_eq!(s["complete"], false);
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// Runs `c`, failing the test if it has not ended within 20 s (a FIFO opened would hang it).
+async fn run_bounded(mut c: Command) -> Output {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let pid = child.id();
+    match tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await
+    {
+        Ok(o) => o.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("the command hung");
+        }
+    }
+}
+
+fn mkfifo(at: &Path) {
+    assert!(Command::new("mkfifo").arg(at).status().unwrap().success());
+}
+
+#[tokio::test]
+async fn a_fifo_for_the_job_state_is_refused_never_opened() {
+    let running = Sim::new(scenario()).unwrap().spawn().await.unwrap();
+    let out = tmp("state-fifo");
+    std::fs::create_dir_all(out.join(".custos")).unwrap();
+    mkfifo(&out.join(".custos/state.sqlite"));
+    let o = run_bounded(job_status(&out, None)).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is not a regular file"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_bounded(export(&running.base_url, &out, None)).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is not a regular file"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.join("data/query.json").exists());
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[tokio::test]
+async fn a_fifo_for_the_run_lock_is_never_read_by_job_status() {
+    let running = Sim::new(scenario()).unwrap().spawn().await.unwrap();
+    let out = tmp("lock-fifo");
+    let o = run(export(&running.base_url, &out, None)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::remove_file(out.join(".custos/lock")).unwrap();
+    mkfifo(&out.join(".custos/lock"));
+    let s = status_of(&run_bounded(job_status(&out, None)).await);
+    assert!(s["workedBy"].is_null(), "{s}");
+    assert_eq!(s["complete"], true);
+    std::fs::remove_dir_all(&out).unwrap();
+}

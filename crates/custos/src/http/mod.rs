@@ -23,7 +23,7 @@ pub use response::{ApiResponse, MAX_JSON_BYTES};
 pub(crate) use retry::jitter;
 pub use retry::{API, Attempt, Decision, MEDIA, Policy, Transport};
 pub use token::Credentials;
-pub use url::{check_base_url, check_media_url, is_loopback};
+pub use url::{check_base_url, check_media_url, is_loopback, is_loopback_host};
 
 #[cfg(test)]
 mod tests {

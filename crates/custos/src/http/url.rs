@@ -32,11 +32,24 @@ pub fn check_media_url(what: &str, url: &str) -> Result<()> {
 /// Whether the URL's host is a loopback address (127.0.0.0/8, ::1, localhost): the simulator,
 /// a test server; never a real organization.
 pub fn is_loopback(parsed: &reqwest::Url) -> bool {
-    match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
+    parsed.host().is_some_and(|h| host_is_loopback(&h))
+}
+
+/// Whether a host (a name, an IPv4 address, or an IPv6 one with or without brackets) is this
+/// machine: `localhost` or a loopback address.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => url::Host::parse(host).is_ok_and(|h| host_is_loopback(&h)),
+    }
+}
+
+fn host_is_loopback<S: AsRef<str>>(h: &url::Host<S>) -> bool {
+    match h {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(d) => d.as_ref() == "localhost",
     }
 }
 
@@ -56,5 +69,27 @@ fn check_url_scheme(what: &str, url: &str, parsed: &reqwest::Url) -> Result<()> 
         other => Err(Error::Config(format!(
             "{what} '{url}': scheme {other} is not supported; use https"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn a_bare_host_is_loopback_only_when_it_is_this_machine() {
+        for h in ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost"] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "10.0.0.1",
+            "192.0.2.10",
+            "db.example",
+            "localhost.example",
+            "::2",
+            "",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
     }
 }

@@ -281,13 +281,7 @@ impl std::fmt::Debug for PgTarget {
 fn local_host(h: &::postgres::config::Host) -> bool {
     match h {
         ::postgres::config::Host::Unix(_) => true,
-        ::postgres::config::Host::Tcp(name) => {
-            name == "localhost"
-                || name
-                    .trim_matches(['[', ']'])
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        }
+        ::postgres::config::Host::Tcp(name) => crate::http::is_loopback_host(name),
     }
 }
 
@@ -396,7 +390,16 @@ impl Existing {
     /// What `root` holds.
     pub fn of(root: &Path) -> Result<Existing> {
         let dir = root.join(".custos");
-        if dir.join(STATE_FILE).exists() {
+        let state = dir.join(STATE_FILE);
+        if let Ok(meta) = std::fs::symlink_metadata(&state) {
+            // Never opened if it is not a plain file: a FIFO would block the open, a link
+            // would send the job's writes elsewhere.
+            if !meta.file_type().is_file() {
+                return Err(Error::OutputDir {
+                    path: state,
+                    message: "is not a regular file; it should be this export's job state".into(),
+                });
+            }
             return Ok(Existing::Local);
         }
         let link = dir.join(JOB_LINK);
@@ -452,7 +455,11 @@ impl Existing {
 /// never takes the lock, so it never stands in a run's way.
 fn lock_holder(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let ino = std::fs::metadata(path).ok()?.ino();
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_file() {
+        return None; // a FIFO or a link is no lock custos took: never opened
+    }
+    let ino = meta.ino();
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
     let held = locks.lines().any(|l| {
         l.split_whitespace()
@@ -464,9 +471,21 @@ fn lock_holder(path: &Path) -> Option<String> {
     if !held {
         return None;
     }
-    let named = std::fs::read_to_string(path).unwrap_or_default();
+    let named = read_small(path, 256).unwrap_or_default();
     let named: String = named.trim().chars().take(200).collect();
     Some(format!("custos {named} (holds .custos/lock)"))
+}
+
+/// At most `cap` bytes of a regular file, as text (lossy).
+fn read_small(path: &Path, cap: u64) -> Option<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(cap)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 impl State {
