@@ -101,6 +101,23 @@ fn produce(export: &Path, out: &Path, extra: &[&str]) -> Output {
     custos(&args)
 }
 
+/// bagit-python validates the bag at `bag` and `custos verify` finds nothing.
+fn assert_checks_out(bag: &Path) {
+    let o = Command::new("bagit.py")
+        .args(["--quiet", "--validate"])
+        .arg(bag)
+        .output()
+        .expect("bagit.py (pip install bagit)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = custos(&["verify", bag.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
 /// An export of the week, matter M-9 (`extra` options), into `dir/export`.
 async fn exported(env: &super::Env, dir: &Path, extra: &[&str]) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
@@ -486,19 +503,7 @@ async fn a_production_loads_checks_out_and_names_every_party() {
 
     // Third-party and our own verification, of the volume and of the export.
     for v in [&a, &export] {
-        let o = Command::new("bagit.py")
-            .arg("--validate")
-            .arg(v)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let o = custos(&["verify", v.to_str().unwrap()]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stdout)
-        );
+        assert_checks_out(v);
     }
     let log = std::fs::read_to_string(a.join("data/production_log.jsonl")).unwrap();
     let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
@@ -768,16 +773,7 @@ async fn near_natives_play_and_are_hashed_and_natives_are_unchanged() {
         assert_eq!(got[p.to_str().unwrap()], xref[&d["BEGDOC"]]);
     }
     // The volume, near-natives included, checks out.
-    let b = Command::new("bagit.py")
-        .args(["--quiet", "--validate"])
-        .arg(&vol)
-        .status()
-        .unwrap();
-    assert!(b.success());
-    assert_eq!(
-        custos(&["verify", vol.to_str().unwrap()]).status.code(),
-        Some(0)
-    );
+    assert_checks_out(&vol);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -945,15 +941,6 @@ async fn every_email_attachment_and_message_is_a_document() {
         assert!(t.contains(&needle), "{needle} in {t}");
     }
     // The volume, children included, checks out.
-    let b = Command::new("bagit.py")
-        .args(["--quiet", "--validate"])
-        .arg(&vol)
-        .status()
-        .unwrap();
-    assert!(b.success());
-    assert_eq!(
-        custos(&["verify", vol.to_str().unwrap()]).status.code(),
-        Some(0)
-    );
+    assert_checks_out(&vol);
     std::fs::remove_dir_all(&dir).unwrap();
 }
