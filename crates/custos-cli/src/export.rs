@@ -249,7 +249,7 @@ async fn run(cfg: &ExportConfig, json: bool) -> i32 {
 
 /// Completes with the signal's name on SIGINT (Ctrl-C) or SIGTERM; never, where signals cannot
 /// be listened to.
-async fn stop_signal() -> String {
+pub(crate) async fn stop_signal() -> String {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

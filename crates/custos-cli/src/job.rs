@@ -48,6 +48,12 @@ struct Status {
     window_minutes: u32,
     per_minute: f64,
     minutes_left: Option<f64>,
+    /// A distributed job's state for workers: `open` (they may join and claim), `closed`, or
+    /// none (not distributed, or not open yet).
+    work: Option<String>,
+    /// A distributed job's workers, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    workers: Vec<custos::state::WorkerRow>,
 }
 
 /// Runs `custos job …`.
@@ -81,7 +87,16 @@ fn status(a: StatusArgs) -> i32 {
         let finished: u64 = progress.outcomes.values().sum();
         let remaining = progress.items.saturating_sub(finished);
         let per_minute = progress.downloads_since as f64 / f64::from(a.window);
+        let work = state
+            .get(custos::state::Key::WorkOpen)?
+            .map(|v| if v == "true" { "open".into() } else { v });
+        let workers = match (&work, state.shared()) {
+            (Some(_), Some(shared)) => shared.workers(&since)?,
+            _ => Vec::new(),
+        };
         Ok(Status {
+            work,
+            workers,
             job_state: state.place().to_owned(),
             manifest_sealed,
             complete,
@@ -118,6 +133,36 @@ fn status(a: StatusArgs) -> i32 {
     if !s.manifest_sealed {
         out!("manifest    not sealed yet: the recordings are still being listed");
         return 0;
+    }
+    if let Some(w) = &s.work {
+        out!(
+            "workers     {}",
+            if w == "open" {
+                "the job is open: start custos worker processes, one per OAuth client"
+            } else {
+                "the job is closed to workers"
+            }
+        );
+    }
+    for w in &s.workers {
+        out!(
+            "  worker {} client {} on {} pid {}: {} ended ({:.1} a minute), {} held, {} answered 429, last heartbeat {}, {}",
+            w.epoch,
+            Shown(&w.oauth_client),
+            Shown(&w.host),
+            w.pid,
+            w.done,
+            w.done_since as f64 / f64::from(s.window_minutes),
+            w.claimed,
+            w.throttled,
+            Shown(&w.heartbeat_at),
+            match (&w.ended, w.live) {
+                (Some(why), _) => format!("ended: {}", Shown(why)),
+                (None, true) => "working".into(),
+                (None, false) =>
+                    "lease lapsed (stopped, killed or cut off); its items are free".into(),
+            }
+        );
     }
     let pct = |n: u64| n as f64 * 100.0 / s.progress.items.max(1) as f64;
     out!(

@@ -34,6 +34,7 @@ mod report;
 mod timestamp;
 mod upload;
 mod verify;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -98,6 +99,11 @@ enum Command {
     /// An export's job: `custos job status DIR` says how far it is, while it runs or after.
     #[command(subcommand)]
     Job(job::JobCommand),
+    /// Work a distributed export (`custos export --workers --state postgres://…`): claim its
+    /// items from the job state, download them with this worker's own OAuth client into the
+    /// shared export directory, until none is left (exit 0 the job has no item left, 2 bad
+    /// options or not such a job, 3 stopped or fenced: run it again to rejoin).
+    Worker(Box<worker::WorkerArgs>),
     /// Print what each recording's file holds, and any damage found: audio (container, codec,
     /// channels, rate, duration), screen video (codec, size, duration), email EML (headers,
     /// attachments), chat/messaging ZIP (every member, CRC checked), JSON (exit 0 all sound, 1
@@ -174,6 +180,7 @@ async fn main() {
         Command::Produce(args) => produce::run_produce(args).await,
         Command::Approve(args) => approve::run_approve(args),
         Command::Job(c) => job::run(c),
+        Command::Worker(args) => worker::run(*args).await,
         Command::Timestamp(args) => timestamp::run_timestamp(args).await,
         Command::Probe { files, json } => probe(&files, json),
         Command::Keygen { out } => match custos::sign::keygen(&out) {

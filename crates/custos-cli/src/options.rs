@@ -178,6 +178,11 @@ pub struct ExportOptions {
     #[command(flatten)]
     #[serde(flatten)]
     pub job_state: StateArgs,
+    /// Leave the downloads to `custos worker` processes, each with its own OAuth client: this
+    /// run lists, seals the manifest, opens the job to workers, waits for every item to end,
+    /// and seals the bag (needs --state postgres://…; docs/scale.md).
+    #[arg(long)]
+    pub workers: bool,
     /// TOML config file: every option of this command except --config and --json, by its
     /// long name (e.g. `rate = 300`, `api-base = "…"`, `lock-mode = "compliance"`).
     #[arg(long, value_name = "FILE")]
@@ -619,6 +624,7 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         orphans: o.orphans,
         transcripts: o.transcripts,
         media: o.media.clone(),
+        workers: o.workers,
         restore: o.restore_archived.then(|| RestoreArchived {
             days: o.restore_days.unwrap_or(DEFAULT_RESTORE_DAYS),
             wait: !o.no_wait,

@@ -477,7 +477,7 @@ pub async fn upload(
             target,
             plan.export_id,
             plan.tag_manifest_sha256,
-            log.head(),
+            log.head()?,
             report.complete
         );
         report.signature = Some(custos::sign::sign_file(

@@ -29,6 +29,57 @@ struct Inner {
     prev: String,
 }
 
+/// Where a log's lines go: a file this process appends to, or a store that sequences the lines
+/// of many processes into one chain (a distributed job's PostgreSQL state, docs/scale.md).
+enum Sink {
+    File { path: PathBuf, inner: Mutex<Inner> },
+    Shared(std::sync::Arc<dyn LineStore>),
+}
+
+/// A log line before it is placed in the chain: everything but its `seq` and `prev`.
+#[derive(Clone, Debug)]
+pub struct Draft {
+    time: String,
+    event: String,
+    actor: Value,
+    tool: Value,
+    fields: Map<String, Value>,
+}
+
+impl Draft {
+    /// The line's bytes (no newline) at `seq`, after the line whose hash is `prev`. Every line
+    /// of every log is made here, whichever sink keeps it.
+    pub fn line(&self, seq: u64, prev: &str) -> Vec<u8> {
+        let mut line = Map::new();
+        line.insert("seq".into(), json!(seq));
+        line.insert("time".into(), json!(self.time));
+        line.insert("event".into(), json!(self.event));
+        line.insert("actor".into(), self.actor.clone());
+        line.insert("tool".into(), self.tool.clone());
+        for (k, v) in &self.fields {
+            line.insert(k.clone(), v.clone());
+        }
+        line.insert("prev".into(), json!(prev));
+        serde_json::to_vec(&Value::Object(line)).expect("json")
+    }
+
+    /// The event's name.
+    pub fn event(&self) -> &str {
+        &self.event
+    }
+}
+
+/// A store that places lines in one chain for every process writing to it: each append takes
+/// the chain's head under a lock, writes the line after it and moves the head, durably.
+pub trait LineStore: Send + Sync {
+    /// Appends the line `draft` makes at the next place in the chain; returns its hash.
+    fn append(&self, draft: &Draft) -> Result<String>;
+    /// The hash of the last line ([`GENESIS`] for none).
+    fn head(&self) -> Result<String>;
+    /// Every line in order, each followed by a newline: the log as a file holds it.
+    fn write_out(&self, to: &mut dyn Write) -> Result<()>;
+}
+
 /// This tool's name, as the custody records state it.
 pub const TOOL: &str = "custos";
 /// This build's version.
@@ -102,6 +153,9 @@ pub struct Actor {
     /// `$USER`, when it names someone other than the account.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env_user: Option<String>,
+    /// The worker of a distributed job (its epoch, the fencing token the job state gave it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<i64>,
 }
 
 impl Actor {
@@ -112,16 +166,16 @@ impl Actor {
             os_user: os_identity(),
             operator: operator.map(str::to_owned),
             env_user: env_user_if_different(),
+            worker: None,
         }
     }
 }
 
 /// An open custody log.
 pub struct CustodyLog {
-    path: PathBuf,
     actor: Value,
     tool: Value,
-    inner: Mutex<Inner>,
+    sink: Sink,
 }
 
 /// What checking a log found.
@@ -308,10 +362,12 @@ impl CustodyLog {
         }
         let file = o.open(path).map_err(|e| Error::io(path, e))?;
         let log = CustodyLog {
-            path: path.to_owned(),
             actor,
             tool,
-            inner: Mutex::new(Inner { file, seq, prev }),
+            sink: Sink::File {
+                path: path.to_owned(),
+                inner: Mutex::new(Inner { file, seq, prev }),
+            },
         };
         if torn > 0 {
             log.append(
@@ -322,38 +378,53 @@ impl CustodyLog {
         Ok(log)
     }
 
-    /// Appends one event (fields merged into the line) and fsyncs it. Returns the line's hash.
-    pub fn append(&self, event: &str, fields: Value) -> Result<String> {
-        let mut inner = self.inner.lock().expect("custody log lock");
-        let seq = inner.seq + 1;
-        let mut line = Map::new();
-        line.insert("seq".into(), json!(seq));
-        line.insert(
-            "time".into(),
-            json!(format_ms(time::OffsetDateTime::now_utc())),
-        );
-        line.insert("event".into(), json!(event));
-        line.insert("actor".into(), self.actor.clone());
-        line.insert("tool".into(), self.tool.clone());
+    /// A log whose lines `store` places in the chain it keeps for every process of a
+    /// distributed job; [`CustodyLog::write_out`] writes it out as the file.
+    pub fn shared(store: std::sync::Arc<dyn LineStore>, actor: &Actor) -> CustodyLog {
+        CustodyLog {
+            actor: serde_json::to_value(actor).expect("json"),
+            tool: tool(),
+            sink: Sink::Shared(store),
+        }
+    }
+
+    /// The line `event` with `fields` (merged into the line; nulls left out) would make, now,
+    /// as this log's actor: for a store that writes it in a transaction of its own.
+    pub fn draft(&self, event: &str, fields: Value) -> Draft {
+        let mut kept = Map::new();
         if let Value::Object(m) = fields {
             for (k, v) in m {
                 if !v.is_null() {
-                    line.insert(k, v);
+                    kept.insert(k, v);
                 }
             }
         }
-        line.insert("prev".into(), json!(inner.prev));
-        let bytes = serde_json::to_vec(&Value::Object(line)).expect("json");
+        Draft {
+            time: format_ms(time::OffsetDateTime::now_utc()),
+            event: event.to_owned(),
+            actor: self.actor.clone(),
+            tool: self.tool.clone(),
+            fields: kept,
+        }
+    }
+
+    /// Appends one event (fields merged into the line) and fsyncs it. Returns the line's hash.
+    pub fn append(&self, event: &str, fields: Value) -> Result<String> {
+        let draft = self.draft(event, fields);
+        let (path, inner) = match &self.sink {
+            Sink::Shared(store) => return store.append(&draft),
+            Sink::File { path, inner } => (path, inner),
+        };
+        let mut inner = inner.lock().expect("custody log lock");
+        let seq = inner.seq + 1;
+        let bytes = draft.line(seq, &inner.prev);
         let mut with_nl = bytes.clone();
         with_nl.push(b'\n');
         inner
             .file
             .write_all(&with_nl)
-            .map_err(|e| Error::io(&self.path, e))?;
-        inner
-            .file
-            .sync_data()
-            .map_err(|e| Error::io(&self.path, e))?;
+            .map_err(|e| Error::io(path, e))?;
+        inner.file.sync_data().map_err(|e| Error::io(path, e))?;
         let hash = line_hash(&bytes);
         inner.seq = seq;
         inner.prev = hash.clone();
@@ -361,8 +432,43 @@ impl CustodyLog {
     }
 
     /// The hash of the last line.
-    pub fn head(&self) -> String {
-        self.inner.lock().expect("custody log lock").prev.clone()
+    pub fn head(&self) -> Result<String> {
+        match &self.sink {
+            Sink::File { inner, .. } => Ok(inner.lock().expect("custody log lock").prev.clone()),
+            Sink::Shared(store) => store.head(),
+        }
+    }
+
+    /// The store that keeps a shared log's lines, if this log is one.
+    pub fn store(&self) -> Option<&std::sync::Arc<dyn LineStore>> {
+        match &self.sink {
+            Sink::Shared(store) => Some(store),
+            Sink::File { .. } => None,
+        }
+    }
+
+    /// Writes a shared log out, whole, as the file `path` (a temporary name, fsync, rename):
+    /// the log the bag seals, byte for byte the lines the store chained. Nothing for a file log,
+    /// which is its file already.
+    pub fn write_out(&self, path: &Path) -> Result<()> {
+        let Sink::Shared(store) = &self.sink else {
+            return Ok(());
+        };
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let f = crate::durable::create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            let mut w = std::io::BufWriter::new(f);
+            store.write_out(&mut w)?;
+            let f = w
+                .into_inner()
+                .map_err(|e| Error::io(&tmp, e.into_error()))?;
+            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        crate::durable::sync_dir(path.parent().unwrap_or(Path::new(".")))
     }
 }
 
@@ -411,7 +517,7 @@ mod tests {
         }
         let ok = check_chain(&p).unwrap();
         assert_eq!((ok.lines, ok.torn_bytes), (4, 0));
-        assert_eq!(ok.head, log.head());
+        assert_eq!(ok.head, log.head().unwrap());
         let text = std::fs::read_to_string(&p).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         let edited = text.replacen("\"i\":2", "\"i\":7", 1);

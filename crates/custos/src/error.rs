@@ -109,6 +109,10 @@ pub enum Error {
     /// connection lost, the job held by another process): a re-run resumes.
     #[error("{0}")]
     JobState(String),
+    /// A worker of a distributed job lost its lease: what it did since was not recorded, and
+    /// other workers may have taken its items. Starting it again rejoins the job.
+    #[error("{0}")]
+    Fenced(String),
 }
 
 impl Error {

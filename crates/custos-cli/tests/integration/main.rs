@@ -10,3 +10,4 @@ mod crash;
 mod fake_store;
 mod postgres;
 mod storage;
+mod workers;

@@ -14,10 +14,10 @@ use custos_sim::{Scenario, Sim};
 use crate::common::{BIN, QUERY, kill_when, log_lines, tmp};
 
 /// The cluster's password for its `custos` role (scram-sha-256 over TCP).
-const PASSWORD: &str = "pg-Secret-7f3a91";
+pub(crate) const PASSWORD: &str = "pg-Secret-7f3a91";
 
 /// A PostgreSQL cluster of this test's own, stopped and removed on drop.
-struct Cluster {
+pub(crate) struct Cluster {
     root: PathBuf,
     data: PathBuf,
     bin: PathBuf,
@@ -151,7 +151,7 @@ fn certificates(dir: &Path) {
 }
 
 impl Cluster {
-    fn start(name: &str) -> Cluster {
+    pub(crate) fn start(name: &str) -> Cluster {
         Cluster::start_with(name, false)
     }
 
@@ -246,7 +246,7 @@ impl Cluster {
     }
 
     /// The database URL, without the password.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let tls = if self.tls { "?sslmode=require" } else { "" };
         format!("postgres://custos@127.0.0.1:{}/postgres{tls}", self.port)
     }
@@ -257,7 +257,7 @@ impl Cluster {
     }
 
     /// One value from `psql`, as the password-holding operator asks it.
-    fn psql(&self, sql: &str) -> String {
+    pub(crate) fn psql(&self, sql: &str) -> String {
         let o = Command::new(self.bin.join("psql"))
             .args([&self.url(), "-At", "-c", sql])
             .env("PGPASSWORD", PASSWORD)
@@ -279,7 +279,7 @@ impl Drop for Cluster {
     }
 }
 
-fn scenario() -> Scenario {
+pub(crate) fn scenario() -> Scenario {
     let mut s = Scenario {
         conversations: 25,
         api_rate: 6_000,
@@ -301,18 +301,18 @@ fn export(base: &str, out: &Path, pg: Option<&Cluster>) -> Command {
     c
 }
 
-async fn run(mut c: Command) -> Output {
+pub(crate) async fn run(mut c: Command) -> Output {
     tokio::task::spawn_blocking(move || c.output().unwrap())
         .await
         .unwrap()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files(dir: &Path) -> Vec<PathBuf> {
     let mut all = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
@@ -343,7 +343,7 @@ fn manifest_paths(bag: &Path, under: &str) -> Vec<String> {
         .collect()
 }
 
-fn assert_truth(running: &custos_sim::Running, out: &Path, what: &str) {
+pub(crate) fn assert_truth(running: &custos_sim::Running, out: &Path, what: &str) {
     crate::common::assert_truth(&running.sim.truth(), out, what);
 }
 
@@ -449,7 +449,7 @@ async fn postgres_state_writes_the_package_the_sqlite_state_writes() {
 }
 
 /// `custos verify DIR` finds nothing.
-fn assert_verifies(out: &Path) {
+pub(crate) fn assert_verifies(out: &Path) {
     let v = Command::new(BIN)
         .args(["verify", out.to_str().unwrap()])
         .output()

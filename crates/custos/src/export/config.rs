@@ -143,6 +143,10 @@ pub struct ExportConfig {
     /// Where the job state is kept (`--state`): the SQLite file in the export directory, or a
     /// PostgreSQL database (docs/scale.md).
     pub state: crate::state::StateLocation,
+    /// Leave the downloads to `custos worker` processes (`--workers`, PostgreSQL state only):
+    /// this run lists, seals the manifest, opens the job to workers, waits for every item to
+    /// end, and seals the bag.
+    pub workers: bool,
 }
 
 /// How `--restore-archived` restores and waits.

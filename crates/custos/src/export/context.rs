@@ -13,6 +13,9 @@ use crate::http::Api;
 use crate::model::{Item, Outcome};
 use crate::state::{Done, State};
 
+/// Where a distributed job's workers stage what they download (outside the bag's payload).
+pub(crate) const STAGING: &str = ".custos/staging";
+
 /// Stages, for progress reporting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -87,7 +90,73 @@ impl Ctx<'_> {
         Ok(Some(n))
     }
 
+    /// Writes a custody log kept in the database (a distributed job's) out as
+    /// `data/custody_log.jsonl`, whole; nothing for a log kept in its file.
+    pub(crate) fn write_log_out(&self) -> Result<()> {
+        match self.log.get() {
+            Some(log) => log.write_out(&self.root.join(crate::package::files::CUSTODY_LOG)),
+            None => Ok(()),
+        }
+    }
+
+    /// Where a distributed job's workers leave the files they download (named by SHA-256)
+    /// until the coordinator puts them in place (docs/scale.md): `Some` in a worker only.
+    pub(crate) fn staging(&self) -> Option<PathBuf> {
+        self.state
+            .shared()
+            .and_then(|s| s.lease())
+            .map(|_| self.root.join(STAGING))
+    }
+
+    /// A download's partial file: beside its final name, or, in a worker, in the staging
+    /// directory under a name of the worker's own (so two workers never write one file).
+    pub(crate) fn part_for(&self, it: &Item) -> Result<PathBuf> {
+        let dir = match (self.staging(), self.state.shared().and_then(|s| s.lease())) {
+            (Some(staging), Some(lease)) => {
+                crate::durable::make_dirs(&staging)?;
+                return Ok(staging.join(format!("{}.w{}.part", it.recording_id, lease.epoch)));
+            }
+            _ => self.root.join("data/recordings").join(&it.conversation_id),
+        };
+        crate::durable::make_dirs(&dir)?;
+        Ok(dir.join(format!("{}.part", it.recording_id)))
+    }
+
+    /// Puts a checked download in place: renamed to `rel` (under the bag root) beside its
+    /// sidecar; in a worker, renamed to its SHA-256 in the staging directory, where a late
+    /// write of a fenced worker can only ever add the same bytes or an object nobody names.
+    pub(crate) fn place(&self, part: &std::path::Path, rel: &str, sha256: &str) -> Result<()> {
+        match self.staging() {
+            Some(staging) => {
+                crate::durable::set_mode(part, crate::durable::EVIDENCE_MODE)?;
+                let to = staging.join(sha256);
+                std::fs::rename(part, &to).map_err(|e| crate::Error::io(&to, e))?;
+                crate::durable::sync_dir(&staging)
+            }
+            None => {
+                let dest = self.root.join(rel);
+                if let Some(dir) = dest.parent() {
+                    crate::durable::make_dirs(dir)?;
+                }
+                crate::durable::finalize(part, &dest, sha256)
+            }
+        }
+    }
+
+    /// Where the file recorded at `rel` with `sha256` is now: in place, or (a distributed job
+    /// not yet assembled) in the staging directory.
+    pub(crate) fn kept_at(&self, rel: &str, sha256: &str) -> PathBuf {
+        let placed = self.root.join(rel);
+        let staged = self.root.join(STAGING).join(sha256);
+        if !placed.exists() && sha256.parse::<crate::digest::Sha256>().is_ok() && staged.exists() {
+            staged
+        } else {
+            placed
+        }
+    }
+
     /// Records an item's one outcome: in the custody log, the job state, and the progress.
+    /// A worker records both in one transaction that lands only while it holds its lease.
     pub(crate) fn finish(&self, it: &Item, d: &Done) -> Result<()> {
         let noted = self.restore_note(it, d)?;
         let d = noted.as_ref().unwrap_or(d);
@@ -98,13 +167,22 @@ impl Ctx<'_> {
             reason = %d.reason,
             "item finished"
         );
-        self.log(
-            "outcome",
-            json!({"conversationId": it.conversation_id, "recordingId": it.recording_id, "outcome": d.outcome.as_str(), "reason": d.reason,
-                   "file": d.file, "sha256": d.sha256, "bytes": d.bytes, "contentType": d.content_type,
-                   "durationChecked": d.duration_check().map(|c| c == crate::state::DurationCheck::Checked), "statedDurationSource": d.stated_source}),
-        )?;
-        self.state.finish(it, d)?;
+        let fields = json!({"conversationId": it.conversation_id, "recordingId": it.recording_id, "outcome": d.outcome.as_str(), "reason": d.reason,
+               "file": d.file, "sha256": d.sha256, "bytes": d.bytes, "contentType": d.content_type,
+               "durationChecked": d.duration_check().map(|c| c == crate::state::DurationCheck::Checked), "statedDurationSource": d.stated_source});
+        match self.state.shared().filter(|s| s.lease().is_some()) {
+            Some(shared) => {
+                let log = self
+                    .log
+                    .get()
+                    .expect("custody log is open during the stages");
+                shared.finish(it, d, &log.draft("outcome", fields))?;
+            }
+            None => {
+                self.log("outcome", fields)?;
+                self.state.finish(it, d)?;
+            }
+        }
         self.progress.item(d.outcome, d.bytes.unwrap_or(0));
         Ok(())
     }

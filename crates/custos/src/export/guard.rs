@@ -53,6 +53,7 @@ pub(super) fn settings(
             ),
         ),
         ("--orphans", if cfg.orphans { "yes" } else { "no" }.into()),
+        ("--workers", if cfg.workers { "yes" } else { "no" }.into()),
         (
             "--transcripts",
             if cfg.transcripts { "yes" } else { "no" }.into(),
@@ -185,6 +186,7 @@ pub(super) fn compare_settings(ctx: &Ctx<'_>, now: &[(&'static str, String)]) ->
                     "--restore-archived",
                     "--increment-of",
                     "--orphans",
+                    "--workers",
                     "--transcripts",
                     "--media",
                 ]
@@ -210,7 +212,7 @@ pub(super) fn compare_settings(ctx: &Ctx<'_>, now: &[(&'static str, String)]) ->
 /// and every finished download, hashed again and compared with the job database.
 pub(super) fn recheck_written(ctx: &Ctx<'_>) -> Result<()> {
     let check = |rel: &str, want: &str, what: &str| -> Result<()> {
-        let path = ctx.root.join(rel);
+        let path = ctx.kept_at(rel, want);
         let got = match sha256_file(&path) {
             Ok((h, _)) => h,
             Err(_) => {

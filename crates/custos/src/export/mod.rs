@@ -21,6 +21,7 @@ mod retrieve;
 mod seal;
 mod timestamp;
 mod transcripts;
+mod workers;
 
 use crate::package::files;
 use std::path::PathBuf;
@@ -40,6 +41,7 @@ pub use context::{NoProgress, Progress, Stage};
 pub use manifest::MEDIA_EXCLUDED_FILE;
 pub use seal::DurationCoverage;
 pub use timestamp::Stamp;
+pub use workers::{WorkReport, WorkerConfig, work};
 
 use crate::custody::{Actor, CustodyLog};
 use crate::error::{Error, Result};
@@ -201,6 +203,10 @@ async fn run(
         &ctx,
         &settings(cfg, sign_key.as_ref(), ctx.previous.as_ref()),
     )?;
+    // A job open to workers keeps its custody log in the database from its first line.
+    if cfg.workers && ctx.state.get(Key::Distributed)?.is_none() {
+        ctx.state.set(Key::Distributed, "true")?;
+    }
     if ctx.state.get(Key::Complete)?.as_deref() == Some("true")
         && ctx.root.join(files::TAG_MANIFEST).exists()
     {
@@ -289,6 +295,16 @@ fn check_input(
             "unknown --format {f}; use WAV, WEBM, WAV_ULAW, OGG_VORBIS, OGG_OPUS or MP3"
         )));
     }
+    if cfg.workers && cfg.state == crate::state::StateLocation::Local {
+        return Err(Error::Config(
+            "--workers keeps the job where every worker reaches it: give --state postgres://… (docs/scale.md)".into(),
+        ));
+    }
+    if cfg.workers && cfg.restore.is_some() {
+        return Err(Error::Config(
+            "--workers does not restore archived recordings yet: export them with --restore-archived without --workers".into(),
+        ));
+    }
     if cfg.source == SourceKind::Search
         && (cfg.protect || cfg.restore.is_some() || cfg.orphans || cfg.transcripts)
     {
@@ -354,10 +370,10 @@ async fn identify(ctx: &Ctx<'_>) -> Result<()> {
 fn open_log(ctx: &Ctx<'_>, resuming: bool, sign_key: Option<&minisign::SecretKey>) -> Result<()> {
     let cfg = ctx.cfg;
     let actor = Actor::here(cfg.operator.as_deref(), Some(ctx.api.client_id()));
-    let log = Arc::new(CustodyLog::open(
-        &ctx.root.join(files::CUSTODY_LOG),
-        &actor,
-    )?);
+    let log = Arc::new(match ctx.state.shared().filter(|_| cfg.workers) {
+        Some(shared) => CustodyLog::shared(Arc::new(shared.clone()), &actor),
+        None => CustodyLog::open(&ctx.root.join(files::CUSTODY_LOG), &actor)?,
+    });
     ctx.api.set_log(log.clone());
     let _ = ctx.log.set(log);
     ctx.log("export-run", json!({"resumed": resuming, "source": cfg.source.as_str(), "apiBase": cfg.api_base, "loginBase": cfg.login_base, "matter": cfg.matter, "pid": std::process::id(), "jobState": ctx.state.place(),
@@ -400,9 +416,16 @@ async fn before_retrieval(ctx: &Ctx<'_>) -> Result<()> {
 /// restores and the restored recordings' downloads.
 async fn retrieval(ctx: &Ctx<'_>) -> Result<()> {
     let progress = ctx.progress;
-    progress.stage(Stage::Retrieval, "downloading");
-    tracing::info!(stage = "retrieval", "downloading");
-    retrieve::retrieve(ctx, &restore::Ledger::read(ctx)?).await?;
+    if ctx.cfg.workers {
+        progress.stage(Stage::Retrieval, "waiting for the workers");
+        tracing::info!(stage = "retrieval", "waiting for the workers");
+        workers::await_workers(ctx).await?;
+        workers::assemble(ctx)?;
+    } else {
+        progress.stage(Stage::Retrieval, "downloading");
+        tracing::info!(stage = "retrieval", "downloading");
+        retrieve::retrieve(ctx, &restore::Ledger::read(ctx)?).await?;
+    }
     if let Some(r) = &ctx.cfg.restore {
         restore::wait(ctx, r).await?;
         progress.stage(Stage::Retrieval, "downloading the restored recordings");

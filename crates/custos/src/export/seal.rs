@@ -74,6 +74,8 @@ struct Counted {
 /// Seals the package: the custody record and summary, the log's last event, the bag, the
 /// signature.
 pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Result<()> {
+    // A distributed job's log is in the database: written out before anything reads it.
+    ctx.write_log_out()?;
     remove_empty_dirs(&ctx.root.join("data/recordings"))?;
     remove_empty_dirs(&ctx.root.join("data/quarantine"))?;
     write_call_facts(ctx)?;
@@ -96,6 +98,7 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
         json!({"items": tally.tally.items, "outcomes": tally.tally.outcomes_json(), "chainOfCustodySha256": coc}),
     )?;
     ctx.state.set(Key::CustodyLogHead, &head)?;
+    ctx.write_log_out()?;
     info.push(("Custody-Log-Head", head.clone()));
     let today = OffsetDateTime::now_utc().date();
     // Hashes recorded at download are not recomputed; every other payload file is hashed.

@@ -24,6 +24,8 @@ pub struct Api {
     /// The shared rate budget.
     pub limiter: Limiter,
     calls: std::sync::atomic::AtomicU64,
+    /// API answers that were 429 (too many requests).
+    throttled: std::sync::atomic::AtomicU64,
     /// Moving average of API response times, µs (0: none yet).
     latency_us: std::sync::atomic::AtomicU64,
     log: std::sync::OnceLock<std::sync::Arc<crate::custody::CustodyLog>>,
@@ -54,6 +56,7 @@ impl Api {
             tokens: TokenSource::new(login_base.trim_end_matches('/'), creds),
             limiter: Limiter::new(per_minute),
             calls: std::sync::atomic::AtomicU64::new(0),
+            throttled: std::sync::atomic::AtomicU64::new(0),
             latency_us: std::sync::atomic::AtomicU64::new(0),
             log: std::sync::OnceLock::new(),
         })
@@ -98,6 +101,11 @@ impl Api {
             .unwrap_or(Duration::from_millis(500))
             .max(Duration::from_millis(50));
         ((per_s * lat.as_secs_f64() * 2.0).ceil() as usize).clamp(4, 256)
+    }
+
+    /// API answers so far that were 429 (too many requests).
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// API requests sent so far (attempts included).
@@ -192,6 +200,8 @@ impl Api {
                     continue;
                 }
                 if r.status == StatusCode::TOO_MANY_REQUESTS {
+                    self.throttled
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let d = retry_after(&r.headers).unwrap_or(Duration::from_secs(2));
                     self.limiter.pause(d).await;
                 }

@@ -16,6 +16,8 @@ use crate::model::{Item, Outcome};
 mod postgres;
 mod sqlite;
 
+pub use postgres::{Claimed, Shared, WorkerLease, WorkerRow};
+
 /// What is known about one finished item.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Done {
@@ -156,6 +158,12 @@ pub enum Key {
     /// What the analytics data lake said of each job's interval (JSON list of
     /// `source::DataAvailability`).
     AnalyticsAvailability,
+    /// `true` once the job is open to workers (`custos export --workers`): its items are
+    /// claimed by `custos worker` processes, and its custody log is chained in the database.
+    Distributed,
+    /// `true` while workers may join and claim (the manifest is sealed and the coordinator
+    /// waits); `closed` once the coordinator has seen every item end and every worker stop.
+    WorkOpen,
     /// A setting that shapes the package, by its flag name (`--api-base`, …).
     Setting(&'static str),
 }
@@ -180,6 +188,8 @@ impl Key {
             Key::Origin => "origin".into(),
             Key::Identity => "identity".into(),
             Key::AnalyticsAvailability => "analytics_availability".into(),
+            Key::Distributed => "distributed".into(),
+            Key::WorkOpen => "work_open".into(),
             Key::Setting(flag) => format!("setting {flag}").into(),
         }
     }
@@ -345,6 +355,8 @@ pub struct State {
     place: String,
     /// Who held the export directory's run lock when the state was opened to look at.
     holder: Option<String>,
+    /// A PostgreSQL job's shared parts (the custody chain; a worker's claims and lease).
+    shared: Option<Shared>,
 }
 
 impl std::ops::Deref for State {
@@ -495,6 +507,7 @@ impl State {
             store: Box::new(sqlite::Sqlite::open(path)?),
             place: format!("sqlite {}", path.display()),
             holder: None,
+            shared: None,
         })
     }
 
@@ -513,11 +526,15 @@ impl State {
                 place: format!("sqlite .custos/{STATE_FILE}"),
                 ..State::open(&dir.join(STATE_FILE))?
             }),
-            (StateLocation::Postgres(t), Existing::Postgres { job, .. }) => Ok(State {
-                store: Box::new(postgres::Pg::open(t, job, None)?),
-                place: format!("postgresql {} job {job}", t.url()),
-                holder: None,
-            }),
+            (StateLocation::Postgres(t), Existing::Postgres { job, .. }) => {
+                let pg = postgres::Pg::open(t, job, None)?;
+                Ok(State {
+                    shared: Some(pg.shared()),
+                    store: Box::new(pg),
+                    place: format!("postgresql {} job {job}", t.url()),
+                    holder: None,
+                })
+            }
             (StateLocation::Postgres(t), _) => {
                 let job = uuid::Uuid::new_v4().to_string();
                 let out = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
@@ -532,12 +549,47 @@ impl State {
                     &serde_json::to_vec_pretty(&link).expect("a job link serializes"),
                 )?;
                 Ok(State {
+                    shared: Some(store.shared()),
                     store: Box::new(store),
                     place: format!("postgresql {} job {job}", t.url()),
                     holder: None,
                 })
             }
         }
+    }
+
+    /// Joins the distributed job of the export in `root` (a directory every worker shares) as
+    /// a worker collecting with `oauth_client`, with a lease of `lease_s` seconds
+    /// ([`Shared::claim`], [`Shared::heartbeat`]). The job is where `location` says; the
+    /// directory's job link only has to agree with it.
+    pub fn join(
+        root: &Path,
+        location: &StateLocation,
+        oauth_client: &str,
+        lease_s: u32,
+    ) -> Result<State> {
+        let existing = Existing::of(root)?;
+        existing.check(root, location)?;
+        let (StateLocation::Postgres(t), Existing::Postgres { job, .. }) = (location, &existing)
+        else {
+            return Err(Error::Config(format!(
+                "{}: holds no distributed custos export (a worker joins a job kept in PostgreSQL: custos export --workers --state postgres://…)",
+                root.display()
+            )));
+        };
+        let (pg, shared) = postgres::Pg::join(t, job, oauth_client, lease_s)?;
+        Ok(State {
+            store: Box::new(pg),
+            place: format!("postgresql {} job {job}", t.url()),
+            holder: None,
+            shared: Some(shared),
+        })
+    }
+
+    /// A PostgreSQL job's shared parts: the custody chain kept in the database and, for a
+    /// worker, its claims and lease. `None` for a SQLite job.
+    pub fn shared(&self) -> Option<&Shared> {
+        self.shared.as_ref()
     }
 
     /// Opens the job state of the export in `root` to look at it, while another process may be
@@ -556,12 +608,17 @@ impl State {
                 store: Box::new(sqlite::Sqlite::open_read_only(&dir.join(STATE_FILE))?),
                 place: format!("sqlite .custos/{STATE_FILE}"),
                 holder: lock_holder(&dir.join("lock")),
+                shared: None,
             }),
-            (StateLocation::Postgres(t), Existing::Postgres { job, .. }) => Ok(State {
-                store: Box::new(postgres::Pg::look(t, job)?),
-                place: format!("postgresql {} job {job}", t.url()),
-                holder: None,
-            }),
+            (StateLocation::Postgres(t), Existing::Postgres { job, .. }) => {
+                let pg = postgres::Pg::look(t, job)?;
+                Ok(State {
+                    shared: Some(pg.shared()),
+                    store: Box::new(pg),
+                    place: format!("postgresql {} job {job}", t.url()),
+                    holder: None,
+                })
+            }
             (StateLocation::Postgres(_), Existing::Local) => {
                 unreachable!("Existing::check refuses it")
             }

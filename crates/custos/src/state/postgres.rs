@@ -18,6 +18,7 @@ use postgres::{Client, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Done, JobStore, Key, PgTarget, RestoreRow};
+use crate::custody::{Draft, GENESIS, LineStore, line_hash};
 use crate::error::{Error, Result};
 use crate::model::{Item, Outcome};
 
@@ -25,6 +26,9 @@ use crate::model::{Item, Outcome};
 const SCHEMA_LOCK: i64 = 0x6375_7374_6f73; // "custos"
 /// Rows per page when reading the items back (the job is never held in memory whole).
 const PAGE: i64 = 1000;
+/// Seconds a session may sit inside a transaction without a word before the server ends it
+/// (a worker sets its lease instead).
+const IDLE_IN_TRANSACTION_S: u32 = 60;
 /// Rows per INSERT when sealing the manifest.
 const CHUNK: usize = 10_000;
 
@@ -74,19 +78,51 @@ CREATE TABLE IF NOT EXISTS custos.restores (
     requested_at TEXT,
     restored_at TEXT,
     PRIMARY KEY (job_id, conversation_id, recording_id));
+ALTER TABLE custos.items ADD COLUMN IF NOT EXISTS claim_epoch BIGINT;
+ALTER TABLE custos.items ADD COLUMN IF NOT EXISTS finished_at TIMESTAMPTZ;
+CREATE SEQUENCE IF NOT EXISTS custos.epochs;
+CREATE TABLE IF NOT EXISTS custos.workers (
+    job_id TEXT NOT NULL REFERENCES custos.jobs,
+    epoch BIGINT NOT NULL,
+    oauth_client TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid BIGINT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    lease_until TIMESTAMPTZ NOT NULL,
+    ended TEXT,
+    throttled BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, epoch));
+CREATE TABLE IF NOT EXISTS custos.custody (
+    job_id TEXT NOT NULL REFERENCES custos.jobs,
+    seq BIGINT NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq));
+CREATE TABLE IF NOT EXISTS custos.custody_head (
+    job_id TEXT PRIMARY KEY REFERENCES custos.jobs,
+    seq BIGINT NOT NULL,
+    head TEXT NOT NULL);
 ";
 
 const ITEM_COLUMNS: &str = "conversation_id, recording_id, listed_state, outcome, reason, file, sha256, bytes, content_type, downloaded_at, media_ms, stated_ms, stated_source, md5, sha1";
 
-type Call = Box<dyn FnOnce(&mut Client) + Send>;
+/// Work for the connection's thread; `true` ends the thread.
+type Call = Box<dyn FnOnce(&mut Client) -> bool + Send>;
 
-/// One job's state in a PostgreSQL database.
-pub(super) struct Pg {
-    calls: Option<mpsc::Sender<Call>>,
-    thread: Option<JoinHandle<()>>,
+/// A way to the connection's thread, which any thread may hold (the custody log's sink holds
+/// one): each call is answered before it returns.
+#[derive(Clone)]
+struct Conn {
+    calls: mpsc::Sender<Call>,
     job: String,
     /// The database as shown in messages (never with a password).
     shown: String,
+}
+
+/// One job's state in a PostgreSQL database.
+pub(super) struct Pg {
+    conn: Conn,
+    thread: Option<JoinHandle<()>>,
 }
 
 /// TLS for `sslmode=require`: the server's certificate chain and name checked against the CA
@@ -189,7 +225,7 @@ impl Pg {
         let pg = Pg::connect(target, job)?;
         let job = job.to_owned();
         let create = create.map(|out| (out.to_owned(), crate::custody::os_identity()));
-        let (held, known) = pg.call(move |c| {
+        let (held, known) = pg.conn.call(move |c| {
             let mut tx = c.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
             tx.batch_execute(SCHEMA)?;
@@ -218,7 +254,7 @@ impl Pg {
     pub(super) fn look(target: &PgTarget, job: &str) -> Result<Pg> {
         let pg = Pg::connect(target, job)?;
         let job = job.to_owned();
-        let known = pg.call(move |c| {
+        let known = pg.conn.call(move |c| {
             let schema: bool = c
                 .query_one("SELECT to_regclass('custos.jobs') IS NOT NULL", &[])?
                 .get(0);
@@ -234,19 +270,19 @@ impl Pg {
 
     /// `self` if the database holds the job (and, when asked for, its lock was taken).
     fn taken(mut self, known: bool, held: Option<bool>) -> Result<Pg> {
-        let shown = self.shown.clone();
+        let shown = self.conn.shown.clone();
         if !known {
             self.shutdown();
             return Err(Error::Config(format!(
                 "job {} is not in {shown}: this export's job state was kept in another database (or removed); point --state at the database that holds it",
-                self.job
+                self.conn.job
             )));
         }
         if held == Some(false) {
             self.shutdown();
             return Err(Error::JobState(format!(
                 "job {} in {shown}: another custos process is working this job (it holds the job's lock); wait for it to finish",
-                self.job
+                self.conn.job
             )));
         }
         Ok(self)
@@ -266,6 +302,11 @@ impl Pg {
         let host = crate::custody::os_identity();
         config.application_name(&format!("custos {} {host}", std::process::id()));
         config.connect_timeout(std::time::Duration::from_secs(10));
+        // A process stopped inside a transaction (SIGSTOP, a frozen VM) would hold its locks —
+        // the custody chain's head among them — for ever: the server ends such a session.
+        config.options(&format!(
+            "-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_S}s"
+        ));
         let tls = target
             .tls
             .then(|| tls(&shown, target.ca.as_deref()))
@@ -288,15 +329,19 @@ impl Pg {
                 };
                 let _ = ready.send(Ok(()));
                 while let Ok(call) = queue.recv() {
-                    call(&mut client);
+                    if call(&mut client) {
+                        break;
+                    }
                 }
             })
             .map_err(|e| Error::JobState(format!("cannot start the PostgreSQL thread: {e}")))?;
         let pg = Pg {
-            calls: Some(calls),
+            conn: Conn {
+                calls,
+                job: job.to_owned(),
+                shown: shown.clone(),
+            },
             thread: Some(thread),
-            job: job.to_owned(),
-            shown: shown.clone(),
         };
         match connected.recv() {
             Ok(Ok(())) => {}
@@ -310,6 +355,23 @@ impl Pg {
         Ok(pg)
     }
 
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client, &str) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T> {
+        self.conn.run(f)
+    }
+
+    /// Ends the connection's thread (every [`Conn`] still held then finds the connection gone).
+    fn shutdown(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = self.conn.calls.send(Box::new(|_| true));
+            let _ = t.join();
+        }
+    }
+}
+
+impl Conn {
     /// Runs `f` on the connection's thread and waits for its answer.
     fn call<T: Send + 'static>(
         &self,
@@ -319,10 +381,9 @@ impl Pg {
         let shown = &self.shown;
         let gone = || Error::JobState(format!("{shown}: the connection to PostgreSQL is gone"));
         self.calls
-            .as_ref()
-            .ok_or_else(gone)?
             .send(Box::new(move |c| {
                 let _ = answer.send(f(c));
+                false
             }))
             .map_err(|_| gone())?;
         answered
@@ -337,13 +398,6 @@ impl Pg {
     ) -> Result<T> {
         let job = self.job.clone();
         self.call(move |c| f(c, &job))
-    }
-
-    fn shutdown(&mut self) {
-        self.calls.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -453,7 +507,7 @@ impl JobStore for Pg {
             c.execute(
                 "UPDATE custos.items SET outcome = $4, reason = $5, file = $6, sha256 = $7, bytes = $8,
                      content_type = $9, downloaded_at = $10, media_ms = $11, stated_ms = $12,
-                     stated_source = $13, md5 = $14, sha1 = $15
+                     stated_source = $13, md5 = $14, sha1 = $15, finished_at = now()
                  WHERE job_id = $1 AND conversation_id = $2 AND recording_id = $3",
                 &[
                     &job,
@@ -667,5 +721,507 @@ impl JobStore for Pg {
             })
             .collect())
         })
+    }
+}
+
+/// What a finished item's row says, as the UPDATE of [`JobStore::finish`] sets it (in a
+/// transaction of the caller's).
+fn set_outcome(
+    tx: &mut postgres::Transaction<'_>,
+    job: &str,
+    item: &Item,
+    done: &Done,
+    epoch: i64,
+) -> Result<u64, postgres::Error> {
+    tx.execute(
+        "UPDATE custos.items SET outcome = $4, reason = $5, file = $6, sha256 = $7, bytes = $8,
+             content_type = $9, downloaded_at = $10, media_ms = $11, stated_ms = $12,
+             stated_source = $13, md5 = $14, sha1 = $15, finished_at = now()
+         WHERE job_id = $1 AND conversation_id = $2 AND recording_id = $3
+           AND claim_epoch = $16 AND outcome IS NULL",
+        &[
+            &job,
+            &item.conversation_id,
+            &item.recording_id,
+            &done.outcome.as_str(),
+            &done.reason,
+            &done.file,
+            &done.sha256,
+            &done.bytes.map(|b| b as i64),
+            &done.content_type,
+            &done.downloaded_at,
+            &done.media_ms.map(|b| b as i64),
+            &done.stated_ms.map(|b| b as i64),
+            &done.stated_source,
+            &done.md5,
+            &done.sha1,
+            &epoch,
+        ],
+    )
+}
+
+/// Places `draft`'s line after the chain's head (locked until the caller commits) and moves
+/// the head: one chain, whichever process appends.
+fn append_line(
+    tx: &mut postgres::Transaction<'_>,
+    job: &str,
+    draft: &Draft,
+) -> Result<String, postgres::Error> {
+    tx.execute(
+        "INSERT INTO custos.custody_head (job_id, seq, head) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
+        &[&job, &GENESIS],
+    )?;
+    let r = tx.query_one(
+        "SELECT seq, head FROM custos.custody_head WHERE job_id = $1 FOR UPDATE",
+        &[&job],
+    )?;
+    let seq = r.get::<_, i64>(0) + 1;
+    let prev: String = r.get(1);
+    let bytes = draft.line(seq as u64, &prev);
+    let hash = line_hash(&bytes);
+    let line = String::from_utf8(bytes).expect("serde_json writes UTF-8");
+    tx.execute(
+        "INSERT INTO custos.custody (job_id, seq, line) VALUES ($1, $2, $3)",
+        &[&job, &seq, &line],
+    )?;
+    tx.execute(
+        "UPDATE custos.custody_head SET seq = $2, head = $3 WHERE job_id = $1",
+        &[&job, &seq, &hash],
+    )?;
+    Ok(hash)
+}
+
+/// Whether workers may still work the job (the coordinator has not closed it); the row is
+/// locked against the close until the caller commits.
+fn work_open(tx: &mut postgres::Transaction<'_>, job: &str) -> Result<bool, postgres::Error> {
+    Ok(tx
+        .query_opt(
+            "SELECT value FROM custos.meta WHERE job_id = $1 AND key = 'work_open' FOR SHARE",
+            &[&job],
+        )?
+        .is_some_and(|r| r.get::<_, String>(0) == "true"))
+}
+
+/// Whether the worker `epoch` still holds its lease (and keeps the row from changing until the
+/// caller commits).
+fn lease_held(
+    tx: &mut postgres::Transaction<'_>,
+    job: &str,
+    epoch: i64,
+) -> Result<bool, postgres::Error> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM custos.workers
+             WHERE job_id = $1 AND epoch = $2 AND lease_until > now() AND ended IS NULL FOR SHARE",
+            &[&job, &epoch],
+        )?
+        .is_some())
+}
+
+/// One worker of a distributed job: its fencing token (the epoch the database gave it when it
+/// joined) and how long its lease runs after each heartbeat.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerLease {
+    /// The fencing token: every claim and outcome of this worker carries it.
+    pub epoch: i64,
+    /// Seconds a heartbeat extends the lease by.
+    pub lease_s: u32,
+}
+
+/// A distributed job's shared parts (docs/scale.md), through a handle any thread may hold: the
+/// custody log's one chain, sequenced in the database; and, for a worker, its claims, its
+/// lease and its fenced outcomes.
+#[derive(Clone)]
+pub struct Shared {
+    conn: Conn,
+    worker: Option<WorkerLease>,
+}
+
+/// Items a claim took, and how many other items of the job have no outcome yet.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// Taken by this worker, in manifest order.
+    pub items: Vec<Item>,
+    /// Items of the job without an outcome that this worker does not hold (others hold them,
+    /// or they come free when a lapsed worker's lease is seen).
+    pub unfinished: u64,
+}
+
+/// One worker of a job, as `custos job status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerRow {
+    /// Its fencing token.
+    pub epoch: i64,
+    /// The OAuth client it collects with.
+    pub oauth_client: String,
+    /// `user@host` and pid.
+    pub host: String,
+    /// Process id on its host.
+    pub pid: i64,
+    /// When it joined (UTC).
+    pub started_at: String,
+    /// Its last heartbeat (UTC).
+    pub heartbeat_at: String,
+    /// Whether its lease still runs.
+    pub live: bool,
+    /// Why it ended, once it has.
+    pub ended: Option<String>,
+    /// Items it holds without an outcome.
+    pub claimed: u64,
+    /// Items it ended.
+    pub done: u64,
+    /// Items it ended in the window asked about.
+    pub done_since: u64,
+    /// 429 answers it met.
+    pub throttled: u64,
+}
+
+const UTC: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'";
+
+impl Shared {
+    fn worker(&self) -> Result<WorkerLease> {
+        self.worker
+            .ok_or_else(|| Error::JobState("only a worker claims items".into()))
+    }
+
+    fn fenced(&self, epoch: i64) -> Error {
+        Error::Fenced(format!(
+            "worker {epoch} of job {}: its lease lapsed (it was stopped or cut off from the database for longer than the lease), so other workers may have taken its items; nothing it ended since then was recorded. Start it again to rejoin the job",
+            self.conn.job
+        ))
+    }
+
+    /// The worker's fencing token, if this is a worker's handle.
+    pub fn lease(&self) -> Option<WorkerLease> {
+        self.worker
+    }
+
+    /// Takes up to `limit` items without an outcome that no live worker holds (claimed by none,
+    /// or by a worker whose lease lapsed), under this worker's epoch. [`Error::Fenced`] once
+    /// this worker's own lease has lapsed.
+    pub fn claim(&self, limit: u64) -> Result<Claimed> {
+        let w = self.worker()?;
+        let (held, claimed) = self.conn.run(move |c, job| {
+            let mut tx = c.transaction()?;
+            if !lease_held(&mut tx, job, w.epoch)? {
+                return Ok((false, Claimed::default()));
+            }
+            let mut items: Vec<(i64, Item)> = tx
+                .query(
+                    "WITH free AS (
+                         SELECT i.seq FROM custos.items i
+                         WHERE i.job_id = $1 AND i.outcome IS NULL
+                           AND (i.claim_epoch IS NULL OR NOT EXISTS (
+                               SELECT 1 FROM custos.workers w
+                               WHERE w.job_id = $1 AND w.epoch = i.claim_epoch
+                                 AND w.lease_until > now() AND w.ended IS NULL))
+                         ORDER BY i.seq LIMIT $3 FOR UPDATE OF i SKIP LOCKED)
+                     UPDATE custos.items i SET claim_epoch = $2 FROM free
+                     WHERE i.job_id = $1 AND i.seq = free.seq
+                     RETURNING i.seq, i.conversation_id, i.recording_id, i.listed_state",
+                    &[&job, &w.epoch, &(limit as i64)],
+                )?
+                .iter()
+                .map(|r| {
+                    (
+                        r.get(0),
+                        Item {
+                            conversation_id: r.get(1),
+                            recording_id: r.get(2),
+                            listed_state: r.get(3),
+                        },
+                    )
+                })
+                .collect();
+            let unfinished: i64 = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM custos.items
+                     WHERE job_id = $1 AND outcome IS NULL AND claim_epoch IS DISTINCT FROM $2",
+                    &[&job, &w.epoch],
+                )?
+                .get(0);
+            tx.commit()?;
+            items.sort_by_key(|(seq, _)| *seq);
+            Ok((
+                true,
+                Claimed {
+                    items: items.into_iter().map(|(_, it)| it).collect(),
+                    unfinished: unfinished as u64,
+                },
+            ))
+        })?;
+        if held {
+            Ok(claimed)
+        } else {
+            Err(self.fenced(w.epoch))
+        }
+    }
+
+    /// Extends this worker's lease (and records the 429 answers it met so far);
+    /// [`Error::Fenced`] if it had lapsed: a lapsed lease is never revived.
+    pub fn heartbeat(&self, throttled: u64) -> Result<()> {
+        let w = self.worker()?;
+        let extended = self.conn.run(move |c, job| {
+            c.execute(
+                "UPDATE custos.workers SET heartbeat_at = now(),
+                     lease_until = now() + make_interval(secs => $3), throttled = $4
+                 WHERE job_id = $1 AND epoch = $2 AND lease_until > now() AND ended IS NULL",
+                &[&job, &w.epoch, &f64::from(w.lease_s), &(throttled as i64)],
+            )
+        })?;
+        if extended == 1 {
+            Ok(())
+        } else {
+            Err(self.fenced(w.epoch))
+        }
+    }
+
+    /// Records why this worker ended; its claims are free for others at once.
+    pub fn end(&self, why: &str) -> Result<()> {
+        let w = self.worker()?;
+        let why = why.to_owned();
+        self.conn.run(move |c, job| {
+            c.execute(
+                "UPDATE custos.workers SET ended = $3, lease_until = LEAST(lease_until, now())
+                 WHERE job_id = $1 AND epoch = $2 AND ended IS NULL",
+                &[&job, &w.epoch, &why],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Records `item`'s outcome and its custody line in one transaction, if this worker still
+    /// holds its lease and the item: else nothing lands and the answer is [`Error::Fenced`].
+    pub fn finish(&self, item: &Item, done: &Done, line: &Draft) -> Result<()> {
+        let w = self.worker()?;
+        let (item, done, line) = (item.clone(), done.clone(), line.clone());
+        let landed = self.conn.run(move |c, job| {
+            let mut tx = c.transaction()?;
+            if !lease_held(&mut tx, job, w.epoch)?
+                || set_outcome(&mut tx, job, &item, &done, w.epoch)? != 1
+            {
+                return Ok(false);
+            }
+            append_line(&mut tx, job, &line)?;
+            tx.commit()?;
+            Ok(true)
+        })?;
+        if landed {
+            Ok(())
+        } else {
+            Err(self.fenced(w.epoch))
+        }
+    }
+
+    /// What this worker ended, per outcome (its items and the bytes of those it exported).
+    pub fn tally(&self) -> Result<crate::model::Tally> {
+        let w = self.worker()?;
+        let rows: Vec<(String, i64, i64)> = self.conn.run(move |c, job| {
+            Ok(c.query(
+                "SELECT outcome, COUNT(*), COALESCE(SUM(bytes), 0)::bigint FROM custos.items
+                 WHERE job_id = $1 AND claim_epoch = $2 AND outcome IS NOT NULL GROUP BY outcome",
+                &[&job, &w.epoch],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+        })?;
+        let mut tally = crate::model::Tally::default();
+        for (outcome, n, bytes) in rows {
+            let o = Outcome::parse(&outcome).unwrap_or(Outcome::Failed);
+            tally.items += n as u64;
+            *tally.counts.entry(o).or_default() += n as u64;
+            if o == Outcome::Exported {
+                tally.exported_bytes += bytes as u64;
+            }
+        }
+        Ok(tally)
+    }
+
+    /// Workers whose lease still runs (none ended, none lapsed).
+    pub fn live_workers(&self) -> Result<u64> {
+        self.conn.run(|c, job| {
+            Ok(c.query_one(
+                "SELECT COUNT(*) FROM custos.workers WHERE job_id = $1 AND ended IS NULL AND lease_until > now()",
+                &[&job],
+            )?
+            .get::<_, i64>(0) as u64)
+        })
+    }
+
+    /// The job's workers, oldest first, with what each holds and ended (`since`: RFC 3339 UTC,
+    /// the start of the rate window).
+    pub fn workers(&self, since: &str) -> Result<Vec<WorkerRow>> {
+        let since = since.to_owned();
+        self.conn.run(move |c, job| {
+            Ok(c.query(
+                &format!(
+                    "SELECT w.epoch, w.oauth_client, w.host, w.pid,
+                            to_char(w.started_at AT TIME ZONE 'UTC', {UTC}),
+                            to_char(w.heartbeat_at AT TIME ZONE 'UTC', {UTC}),
+                            w.lease_until > now() AND w.ended IS NULL, w.ended, w.throttled,
+                            COUNT(i.seq) FILTER (WHERE i.outcome IS NULL),
+                            COUNT(i.seq) FILTER (WHERE i.outcome IS NOT NULL),
+                            COUNT(i.seq) FILTER (WHERE i.finished_at >= $2::text::timestamptz)
+                         FROM custos.workers w
+                         LEFT JOIN custos.items i ON i.job_id = w.job_id AND i.claim_epoch = w.epoch
+                         WHERE w.job_id = $1 GROUP BY w.job_id, w.epoch ORDER BY w.epoch"
+                ),
+                &[&job, &since],
+            )?
+            .iter()
+            .map(|r| WorkerRow {
+                epoch: r.get(0),
+                oauth_client: r.get(1),
+                host: r.get(2),
+                pid: r.get(3),
+                started_at: r.get(4),
+                heartbeat_at: r.get(5),
+                live: r.get(6),
+                ended: r.get(7),
+                throttled: r.get::<_, i64>(8) as u64,
+                claimed: r.get::<_, i64>(9) as u64,
+                done: r.get::<_, i64>(10) as u64,
+                done_since: r.get::<_, i64>(11) as u64,
+            })
+            .collect())
+        })
+    }
+}
+
+impl LineStore for Shared {
+    /// A worker's line is refused once the coordinator closed the job (it may have written the
+    /// log out already): a worker ending that late records nothing.
+    fn append(&self, draft: &Draft) -> Result<String> {
+        let (draft, worker) = (draft.clone(), self.worker);
+        let hash = self.conn.run(move |c, job| {
+            let mut tx = c.transaction()?;
+            if worker.is_some() && !work_open(&mut tx, job)? {
+                return Ok(None);
+            }
+            let hash = append_line(&mut tx, job, &draft)?;
+            tx.commit()?;
+            Ok(Some(hash))
+        })?;
+        hash.ok_or_else(|| {
+            Error::Fenced(format!(
+                "job {}: the coordinator closed the job (every item ended); this worker's line was not recorded",
+                self.conn.job
+            ))
+        })
+    }
+
+    fn head(&self) -> Result<String> {
+        self.conn.run(|c, job| {
+            Ok(c.query_opt(
+                "SELECT head FROM custos.custody_head WHERE job_id = $1",
+                &[&job],
+            )?
+            .map_or_else(|| GENESIS.to_owned(), |r| r.get(0)))
+        })
+    }
+
+    fn write_out(&self, to: &mut dyn std::io::Write) -> Result<()> {
+        let mut after = 0i64;
+        loop {
+            let page: Vec<(i64, String)> = self.conn.run(move |c, job| {
+                Ok(c.query(
+                    &format!(
+                        "SELECT seq, line FROM custos.custody WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT {PAGE}"
+                    ),
+                    &[&job, &after],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
+            })?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = *last;
+            for (_, line) in page {
+                to.write_all(line.as_bytes())
+                    .and_then(|()| to.write_all(b"\n"))
+                    .map_err(|e| Error::JobState(format!("writing the custody log out: {e}")))?;
+            }
+        }
+    }
+}
+
+impl Pg {
+    /// The job's shared parts, for the process that coordinates it: the custody chain (no
+    /// claims).
+    pub(super) fn shared(&self) -> Shared {
+        Shared {
+            conn: self.conn.clone(),
+            worker: None,
+        }
+    }
+
+    /// Joins distributed `job` as a worker collecting with `oauth_client`: one worker per client
+    /// and job (a session advisory lock, which the server drops with the connection), given a
+    /// new epoch and a lease of `lease_s` seconds.
+    pub(super) fn join(
+        target: &PgTarget,
+        job: &str,
+        oauth_client: &str,
+        lease_s: u32,
+    ) -> Result<(Pg, Shared)> {
+        let pg = Pg::connect(target, job)?;
+        let (job_s, client) = (job.to_owned(), oauth_client.to_owned());
+        let host = crate::custody::os_identity();
+        let joined = pg.conn.call(move |c| {
+            // A worker stopped inside a transaction loses it (and its locks) with its lease.
+            c.batch_execute(&format!("SET idle_in_transaction_session_timeout = '{lease_s}s'"))?;
+            let schema: bool = c
+                .query_one("SELECT to_regclass('custos.workers') IS NOT NULL", &[])?
+                .get(0);
+            if !schema {
+                return Ok(Err("holds no custos job state"));
+            }
+            let open = c
+                .query_opt(
+                    "SELECT value FROM custos.meta WHERE job_id = $1 AND key = 'work_open'",
+                    &[&job_s],
+                )?
+                .map(|r| r.get::<_, String>(0));
+            match open.as_deref() {
+                Some("true") => {}
+                Some(_) => return Ok(Err("holds this job finished: every item has ended and the coordinator seals (or sealed) the bag")),
+                None => return Ok(Err("holds no such job open to workers yet: start it with custos export --workers, and start workers once it waits for them (custos job status says so)")),
+            }
+            let held: bool = c
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtextextended('custos worker ' || $1 || ' ' || $2, 0))",
+                    &[&job_s, &client],
+                )?
+                .get(0);
+            if !held {
+                return Ok(Err("already has a worker of this job collecting with this OAuth client: one worker per client (each client has its own rate budget); give this one another client"));
+            }
+            let epoch: i64 = c
+                .query_one(
+                    "INSERT INTO custos.workers (job_id, epoch, oauth_client, host, pid, lease_until)
+                     VALUES ($1, nextval('custos.epochs'), $2, $3, $4, now() + make_interval(secs => $5))
+                     RETURNING epoch",
+                    &[&job_s, &client, &host, &(std::process::id() as i64), &f64::from(lease_s)],
+                )?
+                .get(0);
+            Ok(Ok(epoch))
+        })?;
+        match joined {
+            Ok(epoch) => {
+                let shared = Shared {
+                    conn: pg.conn.clone(),
+                    worker: Some(WorkerLease { epoch, lease_s }),
+                };
+                Ok((pg, shared))
+            }
+            Err(why) => Err(Error::Config(format!(
+                "--state {}: job {job}: the database {why}",
+                pg.conn.shown
+            ))),
+        }
     }
 }

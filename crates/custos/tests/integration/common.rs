@@ -60,6 +60,7 @@ pub fn config_at(
         tsa: Vec::new(),
         job_deadline: custos::export::JOB_DEADLINE,
         state: Default::default(),
+        workers: false,
         protect: false,
         restore: None,
         increment_of: None,

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::super::context::Ctx;
 use super::stated::{Stated, judge};
 use crate::custody::redact_url;
-use crate::durable::{finalize, sha256_file};
+use crate::durable::sha256_file;
 use crate::error::Result;
 use crate::http::media::{FetchError, Fetched, extension, fetch};
 use crate::http::{Decision, MEDIA, jitter};
@@ -43,9 +43,7 @@ pub(super) async fn download(
             format!("refused: {e}"),
         ))));
     }
-    let dir = ctx.root.join("data/recordings").join(&it.conversation_id);
-    crate::durable::make_dirs(&dir)?;
-    let part = dir.join(format!("{}.part", it.recording_id));
+    let part = ctx.part_for(it)?;
     let mut last = String::new();
     let mut mismatches = 0;
     let mut throttled = 0;
@@ -57,7 +55,7 @@ pub(super) async fn download(
         log_attempt(ctx, it, url, bearer, attempt, &r, media_json, &stated)?;
         let e = match r {
             Ok(f) => {
-                return keep(&dir, it, &part, f, media, &stated).map(|d| Got::Done(Box::new(d)));
+                return keep(ctx, it, &part, f, media, &stated).map(|d| Got::Done(Box::new(d)));
             }
             Err(e) => e,
         };
@@ -233,9 +231,9 @@ fn log_attempt(
     Ok(())
 }
 
-/// A file that passed every check: renamed to its final name beside its sidecar, Exported.
+/// A file that passed every check: put in place ([`Ctx::place`]), Exported.
 fn keep(
-    dir: &Path,
+    ctx: &Ctx<'_>,
     it: &Item,
     part: &Path,
     f: Fetched,
@@ -243,7 +241,8 @@ fn keep(
     stated: &Stated,
 ) -> Result<Done> {
     let name = format!("{}.{}", it.recording_id, extension(&f.content_type));
-    finalize(part, &dir.join(&name), &f.sha256)?;
+    let file = format!("data/recordings/{}/{name}", it.conversation_id);
+    ctx.place(part, &file, &f.sha256)?;
     let reason = if extension(&f.content_type) == "bin" {
         format!("unrecognised Content-Type '{}'", f.content_type)
     } else {
@@ -252,7 +251,7 @@ fn keep(
     Ok(Done {
         outcome: Outcome::Exported,
         reason,
-        file: Some(format!("data/recordings/{}/{name}", it.conversation_id)),
+        file: Some(file),
         sha256: Some(f.sha256),
         md5: Some(f.md5),
         sha1: Some(f.sha1),
@@ -273,18 +272,16 @@ fn quarantine(
     media_ms: Option<u64>,
     stated: &Stated,
 ) -> Result<Done> {
-    let dir = ctx.root.join("data/quarantine").join(&it.conversation_id);
-    crate::durable::make_dirs(&dir)?;
-    let dest = dir.join(format!("{}.bin", it.recording_id));
+    let file = format!(
+        "data/quarantine/{}/{}.bin",
+        it.conversation_id, it.recording_id
+    );
     let (sha, bytes) = sha256_file(part)?;
-    finalize(part, &dest, &sha.hex())?;
+    ctx.place(part, &file, &sha.hex())?;
     Ok(Done {
         outcome: Outcome::Corrupted,
         reason: why.to_owned(),
-        file: Some(format!(
-            "data/quarantine/{}/{}.bin",
-            it.conversation_id, it.recording_id
-        )),
+        file: Some(file),
         sha256: Some(sha.hex()),
         md5: None,
         sha1: None,

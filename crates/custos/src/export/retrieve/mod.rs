@@ -73,12 +73,32 @@ fn in_flight(ctx: &Ctx<'_>) -> usize {
 /// Unfinished items read from the job state at a time.
 const WORK_PAGE: u64 = 1000;
 
-/// Retrieves every item that has no outcome yet.
-/// Items still restoring at the source (`--restore-archived`) are left for a later pass;
-/// restored ones are downloaded like AVAILABLE ones.
-pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Result<()> {
-    // No run holds the work list whole: what is finished is counted as it streams by, and
-    // what is left is read from the job state a page at a time, as the downloads take it.
+/// Items a worker claims at a time: about one batch request's worth, so that a worker holds
+/// little more than it is working on and the last items spread over every worker.
+const CLAIM: u64 = 100;
+
+/// A worker's pages of work: items claimed under its lease until the job has none without an
+/// outcome. While other workers hold what is left, it waits (their items come free if their
+/// leases lapse).
+fn claimed(
+    shared: &crate::state::Shared,
+) -> impl futures_util::Stream<Item = Result<Vec<Item>>> + '_ {
+    futures_util::stream::try_unfold((), move |()| async move {
+        loop {
+            let c = shared.claim(CLAIM)?;
+            if !c.items.is_empty() {
+                return Ok(Some((c.items, ())));
+            }
+            if c.unfinished == 0 {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    })
+}
+
+/// Reports the items an earlier run finished to the progress.
+fn count_finished(ctx: &Ctx<'_>) -> Result<()> {
     let mut total = 0u64;
     let mut done_before = std::collections::BTreeMap::<Outcome, (u64, u64)>::new();
     ctx.state.for_each(|_, d| {
@@ -96,15 +116,34 @@ pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Res
             ctx.progress.item(outcome, if i == 0 { bytes } else { 0 });
         }
     }
-    let pages = futures_util::stream::try_unfold(0u64, |after| async move {
-        let page = ctx.state.unfinished(after, WORK_PAGE)?;
-        Ok::<_, crate::Error>(page.last().map(|(seq, _)| *seq).map(|last| (page, last)))
-    });
+    Ok(())
+}
+
+/// Retrieves every item that has no outcome yet.
+/// Items still restoring at the source (`--restore-archived`) are left for a later pass;
+/// restored ones are downloaded like AVAILABLE ones.
+pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Result<()> {
+    // No run holds the work list whole: what is finished is counted as it streams by, and
+    // what is left is read from the job state a page at a time, as the downloads take it. A
+    // worker of a distributed job claims its pages instead (see `claimed`).
+    let pages: futures_util::stream::BoxStream<'_, Result<Vec<Item>>> =
+        match ctx.state.shared().filter(|s| s.lease().is_some()) {
+            Some(shared) => Box::pin(claimed(shared)),
+            None => {
+                count_finished(ctx)?;
+                Box::pin(futures_util::stream::try_unfold(0u64, |after| async move {
+                    let page = ctx.state.unfinished(after, WORK_PAGE)?;
+                    Ok::<_, crate::Error>(
+                        page.last()
+                            .map(|(seq, _)| *seq)
+                            .map(|last| (page.into_iter().map(|(_, it)| it).collect(), last)),
+                    )
+                }))
+            }
+        };
     // Settled without a request (triage) or left for a later pass (restoring), else downloaded.
     let downloadable = pages
-        .map_ok(|page| {
-            futures_util::stream::iter(page.into_iter().map(|(_, it)| Ok::<_, crate::Error>(it)))
-        })
+        .map_ok(|page| futures_util::stream::iter(page.into_iter().map(Ok::<_, crate::Error>)))
         .try_flatten()
         .try_filter_map(|it| async move {
             if restores.pending(&it) {
