@@ -48,8 +48,9 @@ struct Status {
     window_minutes: u32,
     per_minute: f64,
     minutes_left: Option<f64>,
-    /// A distributed job's state for workers: `open` (they may join and claim), `closed`, or
-    /// none (not distributed, or not open yet).
+    /// A distributed job's state for workers: `listing` (they list the conversations'
+    /// recordings), `open` (they retrieve), `closed`, or none (not distributed, or not open
+    /// yet).
     work: Option<String>,
     /// A distributed job's workers, oldest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -137,10 +138,11 @@ fn status(a: StatusArgs) -> i32 {
     if let Some(w) = &s.work {
         out!(
             "workers     {}",
-            if w == "open" {
-                "the job is open: start custos worker processes, one per OAuth client"
-            } else {
-                "the job is closed to workers"
+            match w.as_str() {
+                "open" => "the job is open: start custos worker processes, one per OAuth client",
+                "listing" =>
+                    "the job is open for listing: start custos worker processes, one per OAuth client",
+                _ => "the job is closed to workers",
             }
         );
     }

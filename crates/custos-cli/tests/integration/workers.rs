@@ -53,10 +53,22 @@ fn coordinator(base: &str, out: &Path, pg: &Cluster) -> Command {
 
 /// `custos worker OUT --state URL --api-base BASE` with client `i`'s credentials.
 fn worker(base: &str, out: &Path, pg: &Cluster, i: usize, lease: u64) -> Command {
+    worker_at(base, out, pg, i, lease, 6000)
+}
+
+/// [`worker`], sending at most `rate` API requests a minute.
+fn worker_at(base: &str, out: &Path, pg: &Cluster, i: usize, lease: u64, rate: u32) -> Command {
     let mut c = Command::new(BIN);
     c.arg("worker")
         .arg(out)
-        .args(["--state", &pg.url(), "--api-base", base, "--rate", "6000"])
+        .args([
+            "--state",
+            &pg.url(),
+            "--api-base",
+            base,
+            "--rate",
+            &rate.to_string(),
+        ])
         .args([
             "--concurrency",
             "3",
@@ -144,7 +156,7 @@ async fn until_open(pg: &Cluster) {
     until(
         pg,
         "SELECT COALESCE((SELECT value FROM custos.meta WHERE key = 'work_open'), '')",
-        |v| v == "true",
+        |v| v == "listing" || v == "true",
         "the job open to workers",
     )
     .await;
@@ -235,6 +247,20 @@ async fn two_workers_with_their_own_clients_write_the_package_one_export_writes(
         assert!(w.is_some_and(|w| workers.contains(&w)), "{e}");
     }
     assert_eq!(ev.iter().filter(|e| e["event"] == "worker-done").count(), 2);
+    // The conversations' recordings lists (most of the API budget) were the workers' calls.
+    let lists: Vec<_> = ev
+        .iter()
+        .filter(|e| {
+            e["event"] == "http"
+                && e["url"]
+                    .as_str()
+                    .is_some_and(|u| u.ends_with("/recordings"))
+        })
+        .collect();
+    assert!(!lists.is_empty());
+    for e in &lists {
+        assert!(e["actor"]["worker"].is_i64(), "the coordinator listed: {e}");
+    }
     let seal = ev.iter().rposition(|e| e["event"] == "package-sealing");
     assert_eq!(seal, Some(ev.len() - 1), "the seal is the log's last line");
 }
@@ -501,6 +527,59 @@ async fn workers_without_postgres_job_state_are_refused() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--state postgres://"), "{}", stderr(&o));
     assert!(!out.exists());
+}
+
+#[tokio::test]
+async fn a_worker_killed_while_listing_leaves_its_conversations_to_another() {
+    let pg = Cluster::start("workers-killed-listing");
+    let running = Sim::new(with_clients(scenario(), 2))
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let out = tmp("workers-killed-listing");
+    let mut p = Reaper(Vec::new());
+    let coord = p.spawn(coordinator(&running.base_url, &out, &pg));
+    until_open(&pg).await;
+    // One request a second: it holds its claimed conversations for seconds.
+    let w1 = p.spawn(worker_at(&running.base_url, &out, &pg, 1, 2, 60));
+    until(
+        &pg,
+        "SELECT COUNT(*) FROM custos.listing WHERE missing IS NOT NULL",
+        |v| v != "0",
+        "the first worker listed a conversation",
+    )
+    .await;
+    let held = pg.psql(
+        "SELECT COUNT(*) FROM custos.listing WHERE missing IS NULL AND claim_epoch IS NOT NULL",
+    );
+    assert_ne!(
+        held, "0",
+        "the first worker held no conversation when killed"
+    );
+    p.0[w1].kill().unwrap();
+    let w2 = p.spawn(worker(&running.base_url, &out, &pg, 2, 30));
+    let o = p.output(w2, Duration::from_secs(120)).await;
+    assert_eq!(o.status.code(), Some(0), "worker 2: {}", stderr(&o));
+    let o = p.output(coord, Duration::from_secs(60)).await;
+    assert_eq!(o.status.code(), Some(0), "coordinator: {}", stderr(&o));
+    assert_truth(&running, &out, "a worker killed while listing");
+    assert_verifies(&out);
+    no_partials_nor_staging(&out);
+    one_outcome_line_each(&running, &out);
+    // Each recording's metadata is the element its conversation's landed list held.
+    let metadata = std::fs::read_dir(out.join("data/metadata"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_str()
+                .unwrap()
+                .contains(".w")
+        })
+        .count();
+    assert_eq!(metadata, 0, "a worker's staging name reached the package");
 }
 
 #[tokio::test]

@@ -50,10 +50,25 @@ pub(super) async fn build_manifest(
     }
     // Listed metadata waits here, outside the payload, until the manifest says what is kept.
     let staging = ctx.root.join(".custos/metadata-staging");
+    // With --workers, the workers fetch the conversations' recordings lists.
+    let opened = || super::workers::open_listing(ctx);
+    let workers = ctx
+        .state
+        .shared()
+        .filter(|_| cfg.workers)
+        .map(|shared| crate::source::Workers {
+            shared,
+            opened: &opened,
+        });
     let mut found = source
-        .discover(&ctx.api, now, cfg.page_size, &staging, &|a| {
-            record_availability(ctx, a)
-        })
+        .discover(
+            &ctx.api,
+            now,
+            cfg.page_size,
+            &staging,
+            &|a| record_availability(ctx, a),
+            workers,
+        )
         .await?;
     if let Some(p) = &ctx.previous {
         super::chain::exclude(ctx, p, &mut found.items)?;

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde_json::json;
 
 use super::config::{ExportConfig, Retrieval, Selection, SourceKind};
@@ -34,6 +35,19 @@ use crate::state::{Done, Key, State, StateLocation};
 
 /// How often the coordinator looks at how far the workers are.
 const POLL: Duration = Duration::from_secs(1);
+
+/// Opens the job to workers for listing: the conversations to list are in the job state.
+pub(super) fn open_listing(ctx: &Ctx<'_>) -> Result<()> {
+    if ctx.state.get(Key::WorkOpen)?.is_none() {
+        ctx.state.set(Key::WorkOpen, "listing")?;
+    }
+    ctx.log(
+        "workers-awaited",
+        json!({"phase": "listing", "jobState": ctx.state.place(),
+               "note": "the conversations' recordings lists are left to custos worker processes, each with its own OAuth client"}),
+    )?;
+    Ok(())
+}
 
 /// Opens the job to workers and waits until every item has an outcome, reporting them to the
 /// progress as they end. The coordinator downloads nothing.
@@ -50,7 +64,7 @@ pub(super) async fn await_workers(ctx: &Ctx<'_>) -> Result<()> {
     let unfinished = first.items - first.outcomes.values().sum::<u64>();
     ctx.log(
         "workers-awaited",
-        json!({"items": first.items, "unfinished": unfinished, "jobState": ctx.state.place(),
+        json!({"phase": "retrieval", "items": first.items, "unfinished": unfinished, "jobState": ctx.state.place(),
                "note": "the downloads are left to custos worker processes, each with its own OAuth client"}),
     )?;
     let mut seen = std::collections::BTreeMap::<String, u64>::new();
@@ -204,6 +218,53 @@ pub struct WorkReport {
     pub rate_limit_wait: Duration,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// Conversations a worker claims to list at a time.
+const LIST_CLAIM: u64 = 10;
+
+/// While the job is listing: claims conversations, fetches each one's recordings list with
+/// this worker's client, leaves each element in the metadata staging area as
+/// `<recordingId>.w<epoch>.json` (a name of this worker's own) and records the list in the
+/// job state, fenced like an outcome. Returns once the coordinator has moved past listing.
+async fn list_for_job(ctx: &Ctx<'_>, shared: &crate::state::Shared, epoch: i64) -> Result<()> {
+    let staging = ctx.root.join(".custos/metadata-staging");
+    loop {
+        let Some(convs) = shared.claim_conversations(LIST_CLAIM)? else {
+            return Ok(());
+        };
+        if convs.is_empty() {
+            // Others hold what is left, or the coordinator has yet to seal the manifest.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        crate::durable::make_dirs(&staging)?;
+        let staging = &staging;
+        let results: Vec<Result<()>> = futures_util::stream::iter(convs)
+            .map(|cid| async move {
+                let rows = match crate::source::list_of(&ctx.api, &cid).await? {
+                    None => None,
+                    Some(list) => {
+                        let rows = crate::source::rows_of(&cid, &list);
+                        for (row, raw) in &rows {
+                            let rid = &row.item.recording_id;
+                            if crate::model::safe_id(rid) {
+                                crate::durable::write_sealed(
+                                    &staging.join(format!("{rid}.w{epoch}.json")),
+                                    raw.get().as_bytes(),
+                                )?;
+                            }
+                        }
+                        Some(rows.into_iter().map(|(row, _)| row).collect())
+                    }
+                };
+                shared.record_listing(&cid, rows)
+            })
+            .buffer_unordered(ctx.api.requests_in_flight())
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<()>>()?;
+    }
 }
 
 /// The job's value of a setting, as the coordinator recorded it.
@@ -381,8 +442,12 @@ pub async fn work(
         }
     };
     let no_restores = super::restore::Ledger::default();
+    let work = async {
+        list_for_job(&ctx, &shared, lease.epoch).await?;
+        super::retrieve::retrieve(&ctx, &no_restores).await
+    };
     let result: Result<()> = tokio::select! {
-        r = super::retrieve::retrieve(&ctx, &no_restores) => r,
+        r = work => r,
         r = heartbeat => r,
         why = stop => Err(Error::Stopped(why)),
     };
@@ -404,11 +469,13 @@ pub async fn work(
             )?;
         }
         Err(Error::Stopped(why)) => {
-            shared.end(&format!("stopped: {why}"))?;
+            // Logged while this worker still counts as working: the coordinator closes the job
+            // (and refuses a worker's line) only once no worker does.
             ctx.log(
                 "worker-stopped",
                 json!({"worker": lease.epoch, "by": why, "note": "its items in flight come free for other workers"}),
             )?;
+            shared.end(&format!("stopped: {why}"))?;
         }
         Err(e) => {
             let _ = shared.end(&format!("failed: {e}"));

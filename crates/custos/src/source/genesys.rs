@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::Api;
 use crate::model::Item;
 use crate::query::{DETAILS_JOBS, DETAILS_QUERY, Query};
+use crate::state::ListedRow;
 
 use super::{Discovery, MAX_PASSES, NOT_FOUND, Selector, url_encode, url_path};
 use crate::ids::IdList;
@@ -330,58 +331,30 @@ pub async fn genesys_recordings(
 ) -> Result<Discovery> {
     crate::durable::make_dirs(staging)?;
     let mut lists = futures_util::stream::iter(conversations.iter().cloned())
-        .map(|cid| async move {
-            let path = recordings_list_path(&cid);
-            let r = api.send(Method::GET, &path, None).await?;
-            if r.status == reqwest::StatusCode::NOT_FOUND {
-                return Ok((cid, None)); // the conversation is gone; it has no rows
-            }
-            if !r.status.is_success() {
-                return Err(Error::Api {
-                    method: "GET".into(),
-                    url: api.url(&path),
-                    message: r.describe(),
-                });
-            }
-            let list: Vec<Box<RawValue>> =
-                serde_json::from_slice(&r.body).map_err(|e| Error::Api {
-                    method: "GET".into(),
-                    url: api.url(&path),
-                    message: format!("not a list of Recording: {e}"),
-                })?;
-            Ok::<_, Error>((cid, Some(list)))
-        })
+        .map(|cid| async move { Ok::<_, Error>((list_of(api, &cid).await?, cid)) })
         .buffer_unordered(concurrency.max(1));
     let mut items = Vec::new();
     let mut media = BTreeMap::new();
     let mut missing_conversations = BTreeSet::new();
     while let Some(listed) = lists.next().await {
-        let (cid, list) = listed?;
+        let (list, cid) = listed?;
         let Some(list) = list else {
             missing_conversations.insert(cid);
             continue;
         };
-        for raw in list {
-            let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-            let Some(rid) = v["id"].as_str() else {
-                continue;
-            };
-            if crate::model::safe_id(rid) {
+        for (row, raw) in rows_of(&cid, &list) {
+            if crate::model::safe_id(&row.item.recording_id) {
                 crate::durable::write_sealed(
-                    &staging.join(format!("{rid}.json")),
+                    &staging.join(format!("{}.json", row.item.recording_id)),
                     raw.get().as_bytes(),
                 )?;
             }
-            items.push(Item {
-                conversation_id: cid.clone(),
-                recording_id: rid.to_owned(),
-                listed_state: v["fileState"].as_str().unwrap_or("UNKNOWN").to_owned(),
-            });
             // Only what is not a call is remembered: a recording without an entry is audio
             // (an org of calls holds nothing here).
-            if let Some(m) = v["media"].as_str().filter(|m| *m != "audio") {
-                media.insert(rid.to_owned(), m.to_owned());
+            if let Some(m) = row.media {
+                media.insert(row.item.recording_id.clone(), m);
             }
+            items.push(row.item);
         }
     }
     items.sort();
@@ -392,6 +365,103 @@ pub async fn genesys_recordings(
         items,
         metadata: BTreeMap::new(),
         missing_conversations,
+        media,
+    })
+}
+
+/// One conversation's recordings list as the API answered it, element by element (`None`: the
+/// conversation answered 404, it is gone).
+pub async fn list_of(api: &Api, cid: &str) -> Result<Option<Vec<Box<RawValue>>>> {
+    let path = recordings_list_path(cid);
+    let r = api.send(Method::GET, &path, None).await?;
+    if r.status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !r.status.is_success() {
+        return Err(Error::Api {
+            method: "GET".into(),
+            url: api.url(&path),
+            message: r.describe(),
+        });
+    }
+    serde_json::from_slice(&r.body)
+        .map(Some)
+        .map_err(|e| Error::Api {
+            method: "GET".into(),
+            url: api.url(&path),
+            message: format!("not a list of Recording: {e}"),
+        })
+}
+
+/// The manifest rows a conversation's recordings list gives (an element without an `id` gives
+/// none), each with its element as received.
+pub fn rows_of<'a>(cid: &str, list: &'a [Box<RawValue>]) -> Vec<(ListedRow, &'a RawValue)> {
+    list.iter()
+        .filter_map(|raw| {
+            let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+            let rid = v["id"].as_str()?;
+            Some((
+                ListedRow {
+                    item: Item {
+                        conversation_id: cid.to_owned(),
+                        recording_id: rid.to_owned(),
+                        listed_state: v["fileState"].as_str().unwrap_or("UNKNOWN").to_owned(),
+                    },
+                    media: v["media"]
+                        .as_str()
+                        .filter(|m| *m != "audio")
+                        .map(str::to_owned),
+                },
+                raw.as_ref(),
+            ))
+        })
+        .collect()
+}
+
+/// [`genesys_recordings`], by the workers of a distributed job (docs/scale.md): the
+/// conversations are put in the job state, the workers list them (each with its own OAuth
+/// client) and leave each recording's element in `staging` as `<id>.w<epoch>.json`; this
+/// waits for every list to land, then names the landed elements `<id>.json` and answers as
+/// [`genesys_recordings`] does.
+pub async fn recordings_by_workers(
+    shared: &crate::state::Shared,
+    conversations: &BTreeSet<String>,
+    staging: &std::path::Path,
+    opened: &dyn Fn() -> Result<()>,
+) -> Result<Discovery> {
+    crate::durable::make_dirs(staging)?;
+    shared.list_conversations(conversations)?;
+    opened()?;
+    while shared.unlisted()? > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let listed = shared.listed()?;
+    let mut items = Vec::with_capacity(listed.rows.len());
+    let mut media = BTreeMap::new();
+    for (row, epoch) in listed.rows {
+        let rid = &row.item.recording_id;
+        if crate::model::safe_id(rid) {
+            let by = staging.join(format!("{rid}.w{epoch}.json"));
+            let named = staging.join(format!("{rid}.json"));
+            if by.exists() {
+                std::fs::rename(&by, &named).map_err(|e| Error::io(&named, e))?;
+            } else if !named.exists() {
+                return Err(Error::Tampered {
+                    path: by,
+                    message: "a worker listed this recording, but its element is not in the staging area: the shared directory lost a file".into(),
+                });
+            }
+        }
+        if let Some(m) = row.media {
+            media.insert(rid.clone(), m);
+        }
+        items.push(row.item);
+    }
+    crate::durable::sync_dir(staging)?;
+    Ok(Discovery {
+        items,
+        metadata: BTreeMap::new(),
+        missing_conversations: listed.missing,
         media,
     })
 }
@@ -437,19 +507,25 @@ pub(super) async fn discover(
     page_size: u32,
     staging: &std::path::Path,
     availability: &dyn Fn(&[DataAvailability]) -> Result<()>,
+    workers: Option<super::Workers<'_>>,
 ) -> Result<Discovery> {
+    let recordings = |convs: BTreeSet<String>| async move {
+        match workers {
+            Some(w) => recordings_by_workers(w.shared, &convs, staging, w.opened).await,
+            None => genesys_recordings(api, &convs, api.requests_in_flight(), staging).await,
+        }
+    };
     match selector {
         Selector::Query(query) => {
             let convs =
                 genesys_conversations(api, query, now, page_size, &staging.join("conversations"))
                     .await?;
             availability(&convs.availability)?;
-            genesys_recordings(api, &convs.ids, api.requests_in_flight(), staging).await
+            recordings(convs.ids).await
         }
         Selector::Ids(list) => {
             let convs = list.entries.iter().map(|e| e.first.clone()).collect();
-            let mut found =
-                genesys_recordings(api, &convs, api.requests_in_flight(), staging).await?;
+            let mut found = recordings(convs).await?;
             keep_listed(&mut found, list);
             found.items.sort();
             found.items.dedup();

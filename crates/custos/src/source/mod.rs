@@ -27,7 +27,7 @@ use crate::query::Query;
 
 pub use genesys::{
     Conversations, DETAILS_JOBS_AVAILABILITY, DataAvailability, genesys_conversations,
-    genesys_recordings, recordings_list_path,
+    genesys_recordings, list_of, recordings_by_workers, recordings_list_path, rows_of,
 };
 pub use search::{search_by_ids, search_recordings};
 
@@ -45,6 +45,17 @@ pub struct Discovery {
     /// Recording id → its `media` as listed, where it is stated and not `audio` (screen, chat,
     /// email, messaging, or a type we do not know); a recording without an entry is audio.
     pub media: BTreeMap<String, String>,
+}
+
+/// A distributed job's workers, who fetch the conversations' recordings lists (the genesys
+/// source's per-conversation listing calls, most of its API budget): the job state they claim
+/// from, and what to do once the conversations are in it (open the job to them).
+#[derive(Clone, Copy)]
+pub struct Workers<'a> {
+    /// The job's shared state.
+    pub shared: &'a crate::state::Shared,
+    /// Called once the conversations to list are in the job state.
+    pub opened: &'a dyn Fn() -> Result<()>,
 }
 
 /// Most passes over a window (or the search) while results are still moving.
@@ -153,10 +164,11 @@ impl Source {
         page_size: u32,
         staging: &Path,
         availability: &dyn Fn(&[DataAvailability]) -> Result<()>,
+        workers: Option<Workers<'_>>,
     ) -> Result<Discovery> {
         match self {
             Source::Genesys(s) => {
-                genesys::discover(s, api, now, page_size, staging, availability).await
+                genesys::discover(s, api, now, page_size, staging, availability, workers).await
             }
             Source::Search(s) => search::discover(s, api, page_size).await,
         }

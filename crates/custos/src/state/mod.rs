@@ -16,7 +16,7 @@ use crate::model::{Item, Outcome};
 mod postgres;
 mod sqlite;
 
-pub use postgres::{Claimed, Shared, WorkerLease, WorkerRow};
+pub use postgres::{Claimed, Listed, ListedRow, Shared, WorkerLease, WorkerRow};
 
 /// What is known about one finished item.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -93,6 +93,21 @@ CREATE TABLE IF NOT EXISTS custos.workers (
     ended TEXT,
     throttled BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (job_id, epoch));
+CREATE TABLE IF NOT EXISTS custos.listing (
+    job_id TEXT NOT NULL REFERENCES custos.jobs,
+    conversation_id TEXT NOT NULL,
+    claim_epoch BIGINT,
+    listed_by BIGINT,
+    missing BOOLEAN,
+    PRIMARY KEY (job_id, conversation_id));
+CREATE TABLE IF NOT EXISTS custos.listed (
+    job_id TEXT NOT NULL REFERENCES custos.jobs,
+    conversation_id TEXT NOT NULL,
+    recording_id TEXT NOT NULL,
+    listed_state TEXT NOT NULL,
+    media TEXT,
+    epoch BIGINT NOT NULL,
+    PRIMARY KEY (job_id, conversation_id, recording_id));
 CREATE TABLE IF NOT EXISTS custos.custody (
     job_id TEXT NOT NULL REFERENCES custos.jobs,
     seq BIGINT NOT NULL,
@@ -799,7 +814,7 @@ fn work_open(tx: &mut postgres::Transaction<'_>, job: &str) -> Result<bool, post
             "SELECT value FROM custos.meta WHERE job_id = $1 AND key = 'work_open' FOR SHARE",
             &[&job],
         )?
-        .is_some_and(|r| r.get::<_, String>(0) == "true"))
+        .is_some_and(|r| matches!(r.get::<_, String>(0).as_str(), "true" | "listing")))
 }
 
 /// Whether the worker `epoch` still holds its lease (and keeps the row from changing until the
@@ -845,6 +860,25 @@ pub struct Claimed {
     /// Items of the job without an outcome that this worker does not hold (others hold them,
     /// or they come free when a lapsed worker's lease is seen).
     pub unfinished: u64,
+}
+
+/// A recording a worker listed: its row of the conversation's recordings list.
+#[derive(Clone, Debug)]
+pub struct ListedRow {
+    /// The recording.
+    pub item: Item,
+    /// Its `media` as listed, when it is stated and not `audio`.
+    pub media: Option<String>,
+}
+
+/// What the workers listed, read back by the coordinator.
+#[derive(Debug, Default)]
+pub struct Listed {
+    /// Every recording listed, with its media (if not audio) and the epoch of the worker whose
+    /// answer landed (its metadata file is `<recordingId>.w<epoch>.json` in the staging area).
+    pub rows: Vec<(ListedRow, i64)>,
+    /// Conversations whose recordings list answered 404.
+    pub missing: std::collections::BTreeSet<String>,
 }
 
 /// One worker of a job, as `custos job status` shows it.
@@ -1039,6 +1073,162 @@ impl Shared {
         Ok(tally)
     }
 
+    /// Puts the conversations whose recordings lists the workers are to fetch in the job (the
+    /// set replaces an earlier run's if it differs; an unchanged set keeps what was listed).
+    pub fn list_conversations(&self, ids: &std::collections::BTreeSet<String>) -> Result<()> {
+        let ids: Vec<String> = ids.iter().cloned().collect();
+        let set = crate::digest::Sha256::of(ids.join("\n").as_bytes()).hex();
+        self.conn.run(move |c, job| {
+            let mut tx = c.transaction()?;
+            let before = tx
+                .query_opt(
+                    "SELECT value FROM custos.meta WHERE job_id = $1 AND key = 'listing_set'",
+                    &[&job],
+                )?
+                .map(|r| r.get::<_, String>(0));
+            if before.as_deref() != Some(set.as_str()) {
+                tx.execute("DELETE FROM custos.listed WHERE job_id = $1", &[&job])?;
+                tx.execute("DELETE FROM custos.listing WHERE job_id = $1", &[&job])?;
+                for chunk in ids.chunks(CHUNK) {
+                    tx.execute(
+                        "INSERT INTO custos.listing (job_id, conversation_id)
+                         SELECT $1, id FROM unnest($2::text[]) AS id",
+                        &[&job, &chunk],
+                    )?;
+                }
+                tx.execute(
+                    "INSERT INTO custos.meta (job_id, key, value) VALUES ($1, 'listing_set', $2)
+                     ON CONFLICT (job_id, key) DO UPDATE SET value = EXCLUDED.value",
+                    &[&job, &set],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Conversations whose recordings list has not landed yet.
+    pub fn unlisted(&self) -> Result<u64> {
+        self.conn.run(|c, job| {
+            Ok(c.query_one(
+                "SELECT COUNT(*) FROM custos.listing WHERE job_id = $1 AND missing IS NULL",
+                &[&job],
+            )?
+            .get::<_, i64>(0) as u64)
+        })
+    }
+
+    /// Everything the workers listed, sorted (conversation, recording; bytewise).
+    pub fn listed(&self) -> Result<Listed> {
+        self.conn.run(|c, job| {
+            let mut out = Listed::default();
+            for r in c.query(
+                "SELECT conversation_id, recording_id, listed_state, media, epoch FROM custos.listed
+                 WHERE job_id = $1 ORDER BY conversation_id COLLATE \"C\", recording_id COLLATE \"C\"",
+                &[&job],
+            )? {
+                out.rows.push((
+                    ListedRow {
+                        item: Item {
+                            conversation_id: r.get(0),
+                            recording_id: r.get(1),
+                            listed_state: r.get(2),
+                        },
+                        media: r.get(3),
+                    },
+                    r.get(4),
+                ));
+            }
+            for r in c.query(
+                "SELECT conversation_id FROM custos.listing WHERE job_id = $1 AND missing",
+                &[&job],
+            )? {
+                out.missing.insert(r.get(0));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Takes up to `limit` conversations to list that no live worker holds, under this
+    /// worker's epoch; `None` once the job is past listing. [`Error::Fenced`] once this
+    /// worker's lease has lapsed.
+    pub fn claim_conversations(&self, limit: u64) -> Result<Option<Vec<String>>> {
+        let w = self.worker()?;
+        let (held, claimed) = self.conn.run(move |c, job| {
+            let mut tx = c.transaction()?;
+            if !lease_held(&mut tx, job, w.epoch)? {
+                return Ok((false, None));
+            }
+            let phase = tx
+                .query_opt(
+                    "SELECT value FROM custos.meta WHERE job_id = $1 AND key = 'work_open'",
+                    &[&job],
+                )?
+                .map(|r| r.get::<_, String>(0));
+            if phase.as_deref() != Some("listing") {
+                return Ok((true, None));
+            }
+            let ids: Vec<String> = tx
+                .query(
+                    "WITH free AS (
+                         SELECT l.conversation_id FROM custos.listing l
+                         WHERE l.job_id = $1 AND l.missing IS NULL
+                           AND (l.claim_epoch IS NULL OR NOT EXISTS (
+                               SELECT 1 FROM custos.workers w
+                               WHERE w.job_id = $1 AND w.epoch = l.claim_epoch
+                                 AND w.lease_until > now() AND w.ended IS NULL))
+                         ORDER BY l.conversation_id LIMIT $3 FOR UPDATE OF l SKIP LOCKED)
+                     UPDATE custos.listing l SET claim_epoch = $2 FROM free
+                     WHERE l.job_id = $1 AND l.conversation_id = free.conversation_id
+                     RETURNING l.conversation_id",
+                    &[&job, &w.epoch, &(limit as i64)],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            tx.commit()?;
+            Ok((true, Some(ids)))
+        })?;
+        if held {
+            Ok(claimed)
+        } else {
+            Err(self.fenced(w.epoch))
+        }
+    }
+
+    /// Records a conversation's recordings list (`None`: it answered 404) in one transaction
+    /// that lands only while this worker holds its lease and the conversation.
+    pub fn record_listing(&self, conversation: &str, rows: Option<Vec<ListedRow>>) -> Result<()> {
+        let w = self.worker()?;
+        let cid = conversation.to_owned();
+        let landed = self.conn.run(move |c, job| {
+            let mut tx = c.transaction()?;
+            let missing = rows.is_none();
+            if !lease_held(&mut tx, job, w.epoch)?
+                || tx.execute(
+                    "UPDATE custos.listing SET missing = $4, listed_by = $3
+                     WHERE job_id = $1 AND conversation_id = $2 AND claim_epoch = $3 AND missing IS NULL",
+                    &[&job, &cid, &w.epoch, &missing],
+                )? != 1
+            {
+                return Ok(false);
+            }
+            for row in rows.unwrap_or_default() {
+                tx.execute(
+                    "INSERT INTO custos.listed (job_id, conversation_id, recording_id, listed_state, media, epoch)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    &[&job, &row.item.conversation_id, &row.item.recording_id, &row.item.listed_state, &row.media, &w.epoch],
+                )?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })?;
+        if landed {
+            Ok(())
+        } else {
+            Err(self.fenced(w.epoch))
+        }
+    }
+
     /// Workers whose lease still runs (none ended, none lapsed).
     pub fn live_workers(&self) -> Result<u64> {
         self.conn.run(|c, job| {
@@ -1187,7 +1377,7 @@ impl Pg {
                 )?
                 .map(|r| r.get::<_, String>(0));
             match open.as_deref() {
-                Some("true") => {}
+                Some("true" | "listing") => {}
                 Some(_) => return Ok(Err("holds this job finished: every item has ended and the coordinator seals (or sealed) the bag")),
                 None => return Ok(Err("holds no such job open to workers yet: start it with custos export --workers, and start workers once it waits for them (custos job status says so)")),
             }

@@ -73,9 +73,9 @@ fn in_flight(ctx: &Ctx<'_>) -> usize {
 /// Unfinished items read from the job state at a time.
 const WORK_PAGE: u64 = 1000;
 
-/// Items a worker claims at a time: about one batch request's worth, so that a worker holds
-/// little more than it is working on and the last items spread over every worker.
-const CLAIM: u64 = 100;
+/// Items a worker claims at a time: few, so that a worker holds little more than it is working
+/// on and the last items spread over every worker (a batch request takes five claims).
+const CLAIM: u64 = 20;
 
 /// A worker's pages of work: items claimed under its lease until the job has none without an
 /// outcome. While other workers hold what is left, it waits (their items come free if their
