@@ -202,7 +202,13 @@ fn no_partials_nor_staging(out: &Path) {
 #[tokio::test]
 async fn two_workers_with_their_own_clients_write_the_package_one_export_writes() {
     let pg = Cluster::start("workers-two");
-    let running = Sim::new(with_clients(scenario(), 2))
+    // More than a batch request each: the workers fill and send several batches, the last ones
+    // partial, while the other holds the rest.
+    let many = Scenario {
+        conversations: 120,
+        ..scenario()
+    };
+    let running = Sim::new(with_clients(many, 2))
         .unwrap()
         .spawn()
         .await
@@ -580,6 +586,62 @@ async fn a_worker_killed_while_listing_leaves_its_conversations_to_another() {
         })
         .count();
     assert_eq!(metadata, 0, "a worker's staging name reached the package");
+}
+
+#[tokio::test]
+async fn a_worker_stopped_by_sigterm_says_so_and_frees_its_items_at_once() {
+    let pg = Cluster::start("workers-sigterm");
+    let slow = Scenario {
+        min_recording_s: 10,
+        max_recording_s: 20,
+        bandwidth: 300_000,
+        ..scenario()
+    };
+    let running = Sim::new(with_clients(slow, 2))
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let out = tmp("workers-sigterm");
+    let mut p = Reaper(Vec::new());
+    let coord = p.spawn(coordinator(&running.base_url, &out, &pg));
+    until_open(&pg).await;
+    // A lease far longer than the test: its items come free because it ended, not because the
+    // lease lapsed.
+    let w1 = p.spawn(worker(&running.base_url, &out, &pg, 1, 3600));
+    until(
+        &pg,
+        "SELECT COUNT(*) FROM custos.items WHERE outcome = 'Exported'",
+        |v| v.parse::<u32>().unwrap() >= 1,
+        "the first worker exported something",
+    )
+    .await;
+    Command::new("kill")
+        .args(["-TERM", &p.pid(w1).to_string()])
+        .status()
+        .unwrap();
+    let o = p.output(w1, Duration::from_secs(30)).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("run it again to rejoin"),
+        "{}",
+        stderr(&o)
+    );
+    let ended = pg.psql("SELECT ended FROM custos.workers");
+    assert!(ended.starts_with("stopped: SIGTERM"), "{ended}");
+    let w2 = p.spawn(worker(&running.base_url, &out, &pg, 2, 30));
+    let o = p.output(w2, Duration::from_secs(120)).await;
+    assert_eq!(o.status.code(), Some(0), "worker 2: {}", stderr(&o));
+    let o = p.output(coord, Duration::from_secs(60)).await;
+    assert_eq!(o.status.code(), Some(0), "coordinator: {}", stderr(&o));
+    assert_truth(&running, &out, "a worker stopped by SIGTERM");
+    one_outcome_line_each(&running, &out);
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| e["event"] == "worker-stopped" && e["by"] == "SIGTERM"),
+        "the log says the worker was stopped"
+    );
 }
 
 #[tokio::test]

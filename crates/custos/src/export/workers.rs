@@ -1,8 +1,10 @@
-//! A distributed export (docs/scale.md): one coordinator, `custos export --workers`, records the
-//! query, seals the manifest and opens the job to workers; any number of `custos worker`
-//! processes, each with an OAuth client of its own (so a rate budget of its own), claim items
-//! from the PostgreSQL job state and download them into the shared export directory; the
-//! coordinator waits for every item to end, puts the files in place and seals the bag.
+//! A distributed export (docs/scale.md): one coordinator, `custos export --workers`, records and
+//! runs the query and opens the job to workers; any number of `custos worker` processes, each
+//! with an OAuth client of its own (so a rate budget of its own), claim conversations from the
+//! PostgreSQL job state and list their recordings; the coordinator seals the manifest from what
+//! they listed; the workers claim its items and download them into the shared export
+//! directory; the coordinator waits for every item to end, puts the files in place and seals
+//! the bag.
 //!
 //! What keeps it one package:
 //! - **Claims and fencing.** A worker joins with an epoch (its fencing token) and a lease it
@@ -116,6 +118,13 @@ pub(super) fn assemble(ctx: &Ctx<'_>) -> Result<()> {
         };
         let dest = ctx.root.join(&file);
         if dest.exists() {
+            // Placed by an assembly a crash cut short: its sidecar may be all that is missing
+            // (the file's hash was checked again when this run started).
+            let sidecar = crate::durable::sidecar(&dest);
+            if !sidecar.exists() {
+                let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                crate::durable::write_sealed(&sidecar, format!("{sha}  {name}\n").as_bytes())?;
+            }
             return Ok(());
         }
         let staged = staging.join(&sha);
@@ -444,7 +453,15 @@ pub async fn work(
     let no_restores = super::restore::Ledger::default();
     let work = async {
         list_for_job(&ctx, &shared, lease.epoch).await?;
-        super::retrieve::retrieve(&ctx, &no_restores).await
+        loop {
+            super::retrieve::retrieve(&ctx, &no_restores).await?;
+            // What is left is held by other workers: wait while they work it, and take it if
+            // their leases lapse.
+            if shared.claim(0)?.unfinished == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     };
     let result: Result<()> = tokio::select! {
         r = work => r,

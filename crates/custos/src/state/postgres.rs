@@ -9,7 +9,10 @@
 //! process or of the database server.
 //!
 //! One process works a job at a time: it holds a session advisory lock on the job for as long
-//! as it is connected (the server drops it when the connection ends, a SIGKILL included).
+//! as it is connected (the server drops it when the connection ends, a SIGKILL included). A
+//! distributed job ([`Shared`], docs/scale.md) is also worked by `custos worker` processes, one
+//! per OAuth client (a lock of their own), which claim conversations and items under a lease and
+//! an epoch; its custody log is one chain kept here.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;

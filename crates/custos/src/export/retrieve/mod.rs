@@ -77,23 +77,17 @@ const WORK_PAGE: u64 = 1000;
 /// on and the last items spread over every worker (a batch request takes five claims).
 const CLAIM: u64 = 20;
 
-/// A worker's pages of work: items claimed under its lease until the job has none without an
-/// outcome. While other workers hold what is left, it waits (their items come free if their
-/// leases lapse).
+/// A worker's pages of work: items claimed under its lease, until none is free. It ends then,
+/// even while other workers hold items, so that a batch being filled is sent with what it has
+/// (two workers each waiting to fill a batch with what the other holds would wait for ever);
+/// the worker calls [`retrieve`] again while others hold items, which come free if their leases
+/// lapse.
 fn claimed(
     shared: &crate::state::Shared,
 ) -> impl futures_util::Stream<Item = Result<Vec<Item>>> + '_ {
     futures_util::stream::try_unfold((), move |()| async move {
-        loop {
-            let c = shared.claim(CLAIM)?;
-            if !c.items.is_empty() {
-                return Ok(Some((c.items, ())));
-            }
-            if c.unfinished == 0 {
-                return Ok(None);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
+        let c = shared.claim(CLAIM)?;
+        Ok((!c.items.is_empty()).then_some((c.items, ())))
     })
 }
 
