@@ -458,7 +458,7 @@ pub(crate) fn assert_verifies(out: &Path) {
 }
 
 /// Slow media (10–20 s recordings at 300 KB/s), so a run can be watched and killed mid-way.
-fn slow() -> Scenario {
+pub(crate) fn slow() -> Scenario {
     Scenario {
         min_recording_s: 10,
         max_recording_s: 20,

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use custos_sim::{Client, Scenario, Sim};
 
-use crate::common::{BIN, QUERY, tmp};
+use crate::common::{BIN, QUERY, bagit_valid, tmp};
 use crate::postgres::{
-    Cluster, PASSWORD, assert_truth, assert_verifies, files, run, scenario, stderr,
+    Cluster, PASSWORD, assert_truth, assert_verifies, files, run, scenario, slow, stderr,
 };
 
 /// The simulator's OAuth clients 1..=n (client 1 is the default one).
@@ -129,6 +129,68 @@ impl Drop for Reaper {
     }
 }
 
+/// A job of a test's own: a PostgreSQL cluster, the simulator of `s` with two OAuth clients,
+/// and a coordinator (process 0 of `p`) that has opened the job to workers.
+struct Job {
+    pg: Cluster,
+    running: custos_sim::Running,
+    out: std::path::PathBuf,
+    p: Reaper,
+}
+
+impl Job {
+    async fn open(name: &str, s: Scenario) -> Job {
+        let pg = Cluster::start(name);
+        let running = Sim::new(with_clients(s, 2)).unwrap().spawn().await.unwrap();
+        let out = tmp(name);
+        let mut p = Reaper(Vec::new());
+        p.spawn(coordinator(&running.base_url, &out, &pg));
+        until_open(&pg).await;
+        Job {
+            pg,
+            running,
+            out,
+            p,
+        }
+    }
+
+    /// Starts a worker with client `i` and `lease` seconds; its index in `p`.
+    fn worker(&mut self, i: usize, lease: u64) -> usize {
+        let c = worker(&self.running.base_url, &self.out, &self.pg, i, lease);
+        self.p.spawn(c)
+    }
+
+    /// Waits for `sql` to answer at least `n`.
+    async fn until_at_least(&self, sql: &str, n: u32, what: &str) {
+        until(&self.pg, sql, |v| v.parse::<u32>().unwrap() >= n, what).await;
+    }
+
+    /// Waits for worker `w` to end with exit 0, then the coordinator; the package is the
+    /// truth's, verifies, holds no partial or staged file, and its log one outcome line each.
+    async fn ends_as_the_truth_says(&mut self, w: usize, what: &str) {
+        let o = self.p.output(w, Duration::from_secs(120)).await;
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{what}, the last worker: {}",
+            stderr(&o)
+        );
+        let o = self.p.output(0, Duration::from_secs(60)).await;
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{what}, the coordinator: {}",
+            stderr(&o)
+        );
+        assert_truth(&self.running, &self.out, what);
+        assert_verifies(&self.out);
+        no_partials_nor_staging(&self.out);
+        one_outcome_line_each(&self.running, &self.out);
+    }
+}
+
+const EXPORTED: &str = "SELECT COUNT(*) FROM custos.items WHERE outcome = 'Exported'";
+
 /// Waits until `sql` (one value) answers `want`.
 async fn until(pg: &Cluster, sql: &str, want: impl Fn(&str) -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -180,15 +242,6 @@ fn one_outcome_line_each(running: &custos_sim::Running, out: &Path) {
     assert!(seen.values().all(|&n| n == 1), "{seen:?}");
 }
 
-fn bagit_valid(dir: &Path) -> bool {
-    Command::new("bagit.py")
-        .args(["--quiet", "--validate"])
-        .arg(dir)
-        .status()
-        .expect("bagit.py (pip install bagit)")
-        .success()
-}
-
 fn no_partials_nor_staging(out: &Path) {
     assert!(
         files(out)
@@ -201,37 +254,22 @@ fn no_partials_nor_staging(out: &Path) {
 
 #[tokio::test]
 async fn two_workers_with_their_own_clients_write_the_package_one_export_writes() {
-    let pg = Cluster::start("workers-two");
     // More than a batch request each: the workers fill and send several batches, the last ones
     // partial, while the other holds the rest.
     let many = Scenario {
         conversations: 120,
         ..scenario()
     };
-    let running = Sim::new(with_clients(many, 2))
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
-    let out = tmp("workers-two");
-    let mut p = Reaper(Vec::new());
-    let coord = p.spawn(coordinator(&running.base_url, &out, &pg));
-    until_open(&pg).await;
-    let w1 = p.spawn(worker(&running.base_url, &out, &pg, 1, 30));
-    let w2 = p.spawn(worker(&running.base_url, &out, &pg, 2, 30));
-    for w in [w1, w2] {
-        let o = p.output(w, Duration::from_secs(120)).await;
-        assert_eq!(o.status.code(), Some(0), "worker: {}", stderr(&o));
-    }
-    let o = p.output(coord, Duration::from_secs(60)).await;
-    assert_eq!(o.status.code(), Some(0), "coordinator: {}", stderr(&o));
-    assert_truth(&running, &out, "two workers");
-    assert_verifies(&out);
-    assert!(bagit_valid(&out));
-    no_partials_nor_staging(&out);
-    one_outcome_line_each(&running, &out);
+    let mut j = Job::open("workers-two", many).await;
+    let w1 = j.worker(1, 30);
+    let w2 = j.worker(2, 30);
+    let o = j.p.output(w1, Duration::from_secs(120)).await;
+    assert_eq!(o.status.code(), Some(0), "worker 1: {}", stderr(&o));
+    j.ends_as_the_truth_says(w2, "two workers").await;
+    let out = &j.out;
+    assert!(bagit_valid(out));
     // One chain, naming both workers and both clients; every outcome line names its worker.
-    let ev = events(&out);
+    let ev = events(out);
     let started: Vec<_> = ev
         .iter()
         .filter(|e| e["event"] == "worker-started")
@@ -267,39 +305,39 @@ async fn two_workers_with_their_own_clients_write_the_package_one_export_writes(
     for e in &lists {
         assert!(e["actor"]["worker"].is_i64(), "the coordinator listed: {e}");
     }
+    // The report a lawyer reads says who collected: each worker and its client.
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        report.contains("by 2 worker processes with 2 OAuth"),
+        "the report names no workers"
+    );
+    for i in [1, 2] {
+        assert!(report.contains(&format!("OAuth client {}", client_id(i))));
+    }
     let seal = ev.iter().rposition(|e| e["event"] == "package-sealing");
     assert_eq!(seal, Some(ev.len() - 1), "the seal is the log's last line");
 }
 
 #[tokio::test]
 async fn job_status_names_each_worker_and_what_it_ended() {
-    let pg = Cluster::start("workers-status");
     let small = Scenario {
         conversations: 10,
         ..scenario()
     };
-    let running = Sim::new(with_clients(small, 2))
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
-    let out = tmp("workers-status");
-    let mut p = Reaper(Vec::new());
-    let coord = p.spawn(coordinator(&running.base_url, &out, &pg));
-    until_open(&pg).await;
-    let w = p.spawn(worker(&running.base_url, &out, &pg, 2, 30));
-    let o = p.output(w, Duration::from_secs(120)).await;
+    let mut j = Job::open("workers-status", small).await;
+    let w = j.worker(2, 30);
+    let o = j.p.output(w, Duration::from_secs(120)).await;
     assert_eq!(o.status.code(), Some(0), "worker: {}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let o = p.output(coord, Duration::from_secs(60)).await;
+    let o = j.p.output(0, Duration::from_secs(60)).await;
     assert_eq!(o.status.code(), Some(0), "coordinator: {}", stderr(&o));
     let mut c = Command::new(BIN);
     c.args([
         "job",
         "status",
-        out.to_str().unwrap(),
+        j.out.to_str().unwrap(),
         "--state",
-        &pg.url(),
+        &j.pg.url(),
         "--json",
     ])
     .env("PGPASSWORD", PASSWORD);
@@ -318,31 +356,15 @@ async fn job_status_names_each_worker_and_what_it_ended() {
 
 #[tokio::test]
 async fn a_second_worker_with_the_same_client_is_refused() {
-    let pg = Cluster::start("workers-same-client");
-    let slow = Scenario {
-        min_recording_s: 10,
-        max_recording_s: 20,
-        bandwidth: 300_000,
-        ..scenario()
-    };
-    let running = Sim::new(with_clients(slow, 2))
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
-    let out = tmp("workers-same-client");
-    let mut p = Reaper(Vec::new());
-    p.spawn(coordinator(&running.base_url, &out, &pg));
-    until_open(&pg).await;
-    p.spawn(worker(&running.base_url, &out, &pg, 1, 30));
-    until(
-        &pg,
+    let mut j = Job::open("workers-same-client", slow()).await;
+    j.worker(1, 30);
+    j.until_at_least(
         "SELECT COUNT(*) FROM custos.workers",
-        |v| v == "1",
+        1,
         "the first worker joined",
     )
     .await;
-    let o = run(worker(&running.base_url, &out, &pg, 1, 30)).await;
+    let o = run(worker(&j.running.base_url, &j.out, &j.pg, 1, 30)).await;
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("one worker per client"),
@@ -353,76 +375,50 @@ async fn a_second_worker_with_the_same_client_is_refused() {
 
 #[tokio::test]
 async fn a_worker_stopped_past_its_lease_is_fenced_and_what_it_ends_late_never_lands() {
-    let pg = Cluster::start("workers-fenced");
-    let slow = Scenario {
-        min_recording_s: 10,
-        max_recording_s: 20,
-        bandwidth: 300_000,
-        ..scenario()
-    };
-    let running = Sim::new(with_clients(slow, 2))
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
-    let out = tmp("workers-fenced");
-    let mut p = Reaper(Vec::new());
-    let coord = p.spawn(coordinator(&running.base_url, &out, &pg));
-    until_open(&pg).await;
-    let w1 = p.spawn(worker(&running.base_url, &out, &pg, 1, 2));
-    until(
-        &pg,
-        "SELECT COUNT(*) FROM custos.items WHERE outcome = 'Exported'",
-        |v| v.parse::<u32>().unwrap() >= 1,
-        "the first worker exported something",
-    )
-    .await;
-    let stop = Command::new("kill")
-        .args(["-STOP", &p.pid(w1).to_string()])
+    let mut j = Job::open("workers-fenced", slow()).await;
+    let w1 = j.worker(1, 2);
+    j.until_at_least(EXPORTED, 1, "the first worker exported something")
+        .await;
+    let stopped = Command::new("kill")
+        .args(["-STOP", &j.p.pid(w1).to_string()])
         .status()
         .unwrap();
-    assert!(stop.success());
+    assert!(stopped.success());
     // What the stopped worker held: taken by the second worker once its lease lapses.
-    let held = pg.psql(
+    let held = j.pg.psql(
         "SELECT string_agg(quote_literal(recording_id), ',') FROM custos.items WHERE outcome IS NULL AND claim_epoch = (SELECT MIN(epoch) FROM custos.workers)",
     );
     assert!(!held.is_empty(), "the stopped worker held nothing");
-    let w2 = p.spawn(worker(&running.base_url, &out, &pg, 2, 30));
-    until(
-        &pg,
+    let w2 = j.worker(2, 30);
+    j.until_at_least(
         &format!(
             "SELECT COUNT(*) FROM custos.items WHERE outcome IS NOT NULL AND recording_id IN ({held}) AND claim_epoch = (SELECT MAX(epoch) FROM custos.workers)"
         ),
-        |v| v != "0",
+        1,
         "the second worker ended an item the stopped one held",
     )
     .await;
     Command::new("kill")
-        .args(["-CONT", &p.pid(w1).to_string()])
+        .args(["-CONT", &j.p.pid(w1).to_string()])
         .status()
         .unwrap();
-    let o = p.output(w1, Duration::from_secs(60)).await;
+    let o = j.p.output(w1, Duration::from_secs(60)).await;
     assert_eq!(
         o.status.code(),
         Some(3),
         "the fenced worker: {}",
         stderr(&o)
     );
+    // Fenced by its lease (the usual case), or, stopped inside a transaction, by the server
+    // ending its session.
     let fenced_by_lease = stderr(&o).contains("lease lapsed");
     assert!(
         fenced_by_lease || stderr(&o).contains("connection"),
         "{}",
         stderr(&o)
     );
-    let o = p.output(w2, Duration::from_secs(120)).await;
-    assert_eq!(o.status.code(), Some(0), "worker 2: {}", stderr(&o));
-    let o = p.output(coord, Duration::from_secs(60)).await;
-    assert_eq!(o.status.code(), Some(0), "coordinator: {}", stderr(&o));
-    assert_truth(&running, &out, "a fenced worker");
-    assert_verifies(&out);
-    no_partials_nor_staging(&out);
-    one_outcome_line_each(&running, &out);
-    let ev = events(&out);
+    j.ends_as_the_truth_says(w2, "a fenced worker").await;
+    let ev = events(&j.out);
     let first = ev
         .iter()
         .filter(|e| e["event"] == "worker-started")
@@ -451,61 +447,122 @@ async fn a_worker_stopped_past_its_lease_is_fenced_and_what_it_ends_late_never_l
 
 #[tokio::test]
 async fn a_killed_worker_s_items_are_taken_by_another() {
-    let pg = Cluster::start("workers-killed");
-    let slow = Scenario {
-        min_recording_s: 10,
-        max_recording_s: 20,
-        bandwidth: 300_000,
-        ..scenario()
-    };
-    let running = Sim::new(with_clients(slow, 2))
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
-    let out = tmp("workers-killed");
-    let mut p = Reaper(Vec::new());
-    let coord = p.spawn(coordinator(&running.base_url, &out, &pg));
-    until_open(&pg).await;
-    let w1 = p.spawn(worker(&running.base_url, &out, &pg, 1, 2));
-    until(
-        &pg,
-        "SELECT COUNT(*) FROM custos.items WHERE outcome = 'Exported'",
-        |v| v.parse::<u32>().unwrap() >= 2,
-        "the first worker exported something",
+    let mut j = Job::open("workers-killed", slow()).await;
+    let w1 = j.worker(1, 2);
+    j.until_at_least(EXPORTED, 2, "the first worker exported something")
+        .await;
+    j.p.0[w1].kill().unwrap();
+    let w2 = j.worker(2, 30);
+    j.ends_as_the_truth_says(w2, "a killed worker").await;
+    assert!(bagit_valid(&j.out));
+}
+
+#[tokio::test]
+async fn a_worker_killed_while_listing_leaves_its_conversations_to_another() {
+    let mut j = Job::open("workers-killed-listing", scenario()).await;
+    // One request a second: it holds its claimed conversations for seconds.
+    let slow_worker = worker_at(&j.running.base_url, &j.out, &j.pg, 1, 2, 60);
+    let w1 = j.p.spawn(slow_worker);
+    j.until_at_least(
+        "SELECT COUNT(*) FROM custos.listing WHERE missing IS NOT NULL",
+        1,
+        "the first worker listed a conversation",
     )
     .await;
-    p.0[w1].kill().unwrap();
-    let w2 = p.spawn(worker(&running.base_url, &out, &pg, 2, 30));
-    let o = p.output(w2, Duration::from_secs(120)).await;
-    assert_eq!(o.status.code(), Some(0), "worker 2: {}", stderr(&o));
-    let o = p.output(coord, Duration::from_secs(60)).await;
-    assert_eq!(o.status.code(), Some(0), "coordinator: {}", stderr(&o));
-    assert_truth(&running, &out, "a killed worker");
-    assert_verifies(&out);
-    assert!(bagit_valid(&out));
-    no_partials_nor_staging(&out);
-    one_outcome_line_each(&running, &out);
+    let held = j.pg.psql(
+        "SELECT COUNT(*) FROM custos.listing WHERE missing IS NULL AND claim_epoch IS NOT NULL",
+    );
+    assert_ne!(
+        held, "0",
+        "the first worker held no conversation when killed"
+    );
+    j.p.0[w1].kill().unwrap();
+    let w2 = j.worker(2, 30);
+    j.ends_as_the_truth_says(w2, "a worker killed while listing")
+        .await;
+    // Each recording's metadata is kept under its own name, never a worker's staging name.
+    let staged_names = std::fs::read_dir(j.out.join("data/metadata"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_str()
+                .unwrap()
+                .contains(".w")
+        })
+        .count();
+    assert_eq!(
+        staged_names, 0,
+        "a worker's staging name reached the package"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_stopped_by_sigterm_says_so_and_frees_its_items_at_once() {
+    let mut j = Job::open("workers-sigterm", slow()).await;
+    // A lease far longer than the test: its items come free because it ended, not because the
+    // lease lapsed.
+    let w1 = j.worker(1, 3600);
+    j.until_at_least(EXPORTED, 1, "the first worker exported something")
+        .await;
+    Command::new("kill")
+        .args(["-TERM", &j.p.pid(w1).to_string()])
+        .status()
+        .unwrap();
+    let o = j.p.output(w1, Duration::from_secs(30)).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("run it again to rejoin"),
+        "{}",
+        stderr(&o)
+    );
+    let ended = j.pg.psql("SELECT ended FROM custos.workers");
+    assert!(ended.starts_with("stopped: SIGTERM"), "{ended}");
+    let w2 = j.worker(2, 30);
+    j.ends_as_the_truth_says(w2, "a worker stopped by SIGTERM")
+        .await;
+    assert!(
+        events(&j.out)
+            .iter()
+            .any(|e| e["event"] == "worker-stopped" && e["by"] == "SIGTERM"),
+        "the log says the worker was stopped"
+    );
+}
+
+#[tokio::test]
+async fn a_coordinator_killed_while_workers_work_is_run_again_and_seals_the_truth() {
+    let mut j = Job::open("workers-coordinator-killed", slow()).await;
+    let w1 = j.worker(1, 30);
+    let w2 = j.worker(2, 30);
+    j.until_at_least(EXPORTED, 2, "the workers exported something")
+        .await;
+    j.p.0[0].kill().unwrap();
+    let _ = j.p.output(0, Duration::from_secs(10)).await;
+    // The same command again (in the coordinator's place): it checks what the workers staged
+    // so far and waits again.
+    let again = coordinator(&j.running.base_url, &j.out, &j.pg);
+    j.p.spawn(again);
+    j.p.0.swap(0, 3);
+    let o = j.p.output(w1, Duration::from_secs(120)).await;
+    assert_eq!(o.status.code(), Some(0), "worker 1: {}", stderr(&o));
+    j.ends_as_the_truth_says(w2, "a killed coordinator").await;
+    let runs = events(&j.out)
+        .iter()
+        .filter(|e| e["event"] == "export-run")
+        .count();
+    assert_eq!(runs, 2);
 }
 
 #[tokio::test]
 async fn a_worker_pointed_at_another_api_is_refused_before_sending_credentials() {
-    let pg = Cluster::start("workers-other-api");
-    let running = Sim::new(with_clients(scenario(), 2))
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
+    let j = Job::open("workers-other-api", scenario()).await;
     let other = Sim::new(with_clients(scenario(), 2))
         .unwrap()
         .spawn()
         .await
         .unwrap();
-    let out = tmp("workers-other-api");
-    let mut p = Reaper(Vec::new());
-    p.spawn(coordinator(&running.base_url, &out, &pg));
-    until_open(&pg).await;
-    let o = run(worker(&other.base_url, &out, &pg, 2, 30)).await;
+    let o = run(worker(&other.base_url, &j.out, &j.pg, 2, 30)).await;
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("the job collects from"),
@@ -533,163 +590,4 @@ async fn workers_without_postgres_job_state_are_refused() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--state postgres://"), "{}", stderr(&o));
     assert!(!out.exists());
-}
-
-#[tokio::test]
-async fn a_worker_killed_while_listing_leaves_its_conversations_to_another() {
-    let pg = Cluster::start("workers-killed-listing");
-    let running = Sim::new(with_clients(scenario(), 2))
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
-    let out = tmp("workers-killed-listing");
-    let mut p = Reaper(Vec::new());
-    let coord = p.spawn(coordinator(&running.base_url, &out, &pg));
-    until_open(&pg).await;
-    // One request a second: it holds its claimed conversations for seconds.
-    let w1 = p.spawn(worker_at(&running.base_url, &out, &pg, 1, 2, 60));
-    until(
-        &pg,
-        "SELECT COUNT(*) FROM custos.listing WHERE missing IS NOT NULL",
-        |v| v != "0",
-        "the first worker listed a conversation",
-    )
-    .await;
-    let held = pg.psql(
-        "SELECT COUNT(*) FROM custos.listing WHERE missing IS NULL AND claim_epoch IS NOT NULL",
-    );
-    assert_ne!(
-        held, "0",
-        "the first worker held no conversation when killed"
-    );
-    p.0[w1].kill().unwrap();
-    let w2 = p.spawn(worker(&running.base_url, &out, &pg, 2, 30));
-    let o = p.output(w2, Duration::from_secs(120)).await;
-    assert_eq!(o.status.code(), Some(0), "worker 2: {}", stderr(&o));
-    let o = p.output(coord, Duration::from_secs(60)).await;
-    assert_eq!(o.status.code(), Some(0), "coordinator: {}", stderr(&o));
-    assert_truth(&running, &out, "a worker killed while listing");
-    assert_verifies(&out);
-    no_partials_nor_staging(&out);
-    one_outcome_line_each(&running, &out);
-    // Each recording's metadata is the element its conversation's landed list held.
-    let metadata = std::fs::read_dir(out.join("data/metadata"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_str()
-                .unwrap()
-                .contains(".w")
-        })
-        .count();
-    assert_eq!(metadata, 0, "a worker's staging name reached the package");
-}
-
-#[tokio::test]
-async fn a_worker_stopped_by_sigterm_says_so_and_frees_its_items_at_once() {
-    let pg = Cluster::start("workers-sigterm");
-    let slow = Scenario {
-        min_recording_s: 10,
-        max_recording_s: 20,
-        bandwidth: 300_000,
-        ..scenario()
-    };
-    let running = Sim::new(with_clients(slow, 2))
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
-    let out = tmp("workers-sigterm");
-    let mut p = Reaper(Vec::new());
-    let coord = p.spawn(coordinator(&running.base_url, &out, &pg));
-    until_open(&pg).await;
-    // A lease far longer than the test: its items come free because it ended, not because the
-    // lease lapsed.
-    let w1 = p.spawn(worker(&running.base_url, &out, &pg, 1, 3600));
-    until(
-        &pg,
-        "SELECT COUNT(*) FROM custos.items WHERE outcome = 'Exported'",
-        |v| v.parse::<u32>().unwrap() >= 1,
-        "the first worker exported something",
-    )
-    .await;
-    Command::new("kill")
-        .args(["-TERM", &p.pid(w1).to_string()])
-        .status()
-        .unwrap();
-    let o = p.output(w1, Duration::from_secs(30)).await;
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("run it again to rejoin"),
-        "{}",
-        stderr(&o)
-    );
-    let ended = pg.psql("SELECT ended FROM custos.workers");
-    assert!(ended.starts_with("stopped: SIGTERM"), "{ended}");
-    let w2 = p.spawn(worker(&running.base_url, &out, &pg, 2, 30));
-    let o = p.output(w2, Duration::from_secs(120)).await;
-    assert_eq!(o.status.code(), Some(0), "worker 2: {}", stderr(&o));
-    let o = p.output(coord, Duration::from_secs(60)).await;
-    assert_eq!(o.status.code(), Some(0), "coordinator: {}", stderr(&o));
-    assert_truth(&running, &out, "a worker stopped by SIGTERM");
-    one_outcome_line_each(&running, &out);
-    assert!(
-        events(&out)
-            .iter()
-            .any(|e| e["event"] == "worker-stopped" && e["by"] == "SIGTERM"),
-        "the log says the worker was stopped"
-    );
-}
-
-#[tokio::test]
-async fn a_coordinator_killed_while_workers_work_is_run_again_and_seals_the_truth() {
-    let pg = Cluster::start("workers-coordinator-killed");
-    let slow = Scenario {
-        min_recording_s: 10,
-        max_recording_s: 20,
-        bandwidth: 300_000,
-        ..scenario()
-    };
-    let running = Sim::new(with_clients(slow, 2))
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
-    let out = tmp("workers-coordinator-killed");
-    let mut p = Reaper(Vec::new());
-    let first = p.spawn(coordinator(&running.base_url, &out, &pg));
-    until_open(&pg).await;
-    let w1 = p.spawn(worker(&running.base_url, &out, &pg, 1, 30));
-    let w2 = p.spawn(worker(&running.base_url, &out, &pg, 2, 30));
-    until(
-        &pg,
-        "SELECT COUNT(*) FROM custos.items WHERE outcome = 'Exported'",
-        |v| v.parse::<u32>().unwrap() >= 2,
-        "the workers exported something",
-    )
-    .await;
-    p.0[first].kill().unwrap();
-    let _ = p.output(first, Duration::from_secs(10)).await;
-    // The same command again: it checks what the workers staged so far and waits again.
-    let again = p.spawn(coordinator(&running.base_url, &out, &pg));
-    for w in [w1, w2] {
-        let o = p.output(w, Duration::from_secs(120)).await;
-        assert_eq!(o.status.code(), Some(0), "worker: {}", stderr(&o));
-    }
-    let o = p.output(again, Duration::from_secs(60)).await;
-    assert_eq!(o.status.code(), Some(0), "coordinator: {}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(report["resumed"], true);
-    assert_truth(&running, &out, "a killed coordinator");
-    assert_verifies(&out);
-    no_partials_nor_staging(&out);
-    one_outcome_line_each(&running, &out);
-    let runs = events(&out)
-        .iter()
-        .filter(|e| e["event"] == "export-run")
-        .count();
-    assert_eq!(runs, 2);
 }

@@ -273,16 +273,7 @@ fn check_input(
         Selection::Ids(f) => Selector::Ids(IdList::read(f, cfg.source == SourceKind::Genesys)?),
     };
     let source = Source::new(cfg.source, selector);
-    if !(1..=MAX_CONCURRENCY).contains(&cfg.concurrency) {
-        return Err(Error::Config(format!(
-            "--concurrency must be between 1 and {MAX_CONCURRENCY}"
-        )));
-    }
-    if !(1..=MAX_RATE_PER_MINUTE).contains(&cfg.rate_per_minute) {
-        return Err(Error::Config(format!(
-            "--rate must be between 1 and {MAX_RATE_PER_MINUTE} requests per minute"
-        )));
-    }
+    check_speed(cfg.concurrency, cfg.rate_per_minute)?;
     if let Source::Genesys(Selector::Query(query)) = &source {
         query
             .genesys_requests(now, cfg.page_size)
@@ -333,6 +324,21 @@ fn check_input(
         .map(crate::sign::load_secret_key)
         .transpose()?;
     Ok((source, sign_key))
+}
+
+/// `--concurrency` and `--rate` within their bounds.
+fn check_speed(concurrency: usize, rate_per_minute: u32) -> Result<()> {
+    if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+        return Err(Error::Config(format!(
+            "--concurrency must be between 1 and {MAX_CONCURRENCY}"
+        )));
+    }
+    if !(1..=MAX_RATE_PER_MINUTE).contains(&rate_per_minute) {
+        return Err(Error::Config(format!(
+            "--rate must be between 1 and {MAX_RATE_PER_MINUTE} requests per minute"
+        )));
+    }
+    Ok(())
 }
 
 /// Who and where, in the custody log before anything is listed (every run, so a resume by

@@ -363,18 +363,7 @@ pub async fn work(
     stop: impl std::future::Future<Output = String>,
 ) -> Result<WorkReport> {
     let started = std::time::Instant::now();
-    if !(1..=super::MAX_CONCURRENCY).contains(&cfg.concurrency) {
-        return Err(Error::Config(format!(
-            "--concurrency must be between 1 and {}",
-            super::MAX_CONCURRENCY
-        )));
-    }
-    if !(1..=super::MAX_RATE_PER_MINUTE).contains(&cfg.rate_per_minute) {
-        return Err(Error::Config(format!(
-            "--rate must be between 1 and {} requests per minute",
-            super::MAX_RATE_PER_MINUTE
-        )));
-    }
+    super::check_speed(cfg.concurrency, cfg.rate_per_minute)?;
     let lease_s = cfg.lease.as_secs();
     if !(2..=3600).contains(&lease_s) {
         return Err(Error::Config(

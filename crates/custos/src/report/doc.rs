@@ -419,6 +419,25 @@ fn timeline(f: &Facts, d: &mut Vec<Block>) {
     for (time, by) in &t.stops {
         rows.push((time.clone(), format!("Run stopped ({by}); resumed later")));
     }
+    for w in &t.workers {
+        rows.push((
+            w.started.clone(),
+            format!(
+                "Worker {} joined: OAuth client {}, on {}",
+                w.worker, w.oauth_client, w.host
+            ),
+        ));
+        if !w.ended.is_empty() {
+            let items = w
+                .items
+                .map(|n| format!(" after ending {n} items"))
+                .unwrap_or_default();
+            rows.push((
+                w.ended_at.clone(),
+                format!("Worker {} {}{items}", w.worker, w.ended),
+            ));
+        }
+    }
     if let Some(q) = &t.query_recorded {
         rows.push((q.clone(), "Query recorded and hashed".into()));
     }
@@ -448,6 +467,17 @@ fn timeline(f: &Facts, d: &mut Vec<Block>) {
             .map(|(a, b)| vec![Cell::mono(a), Cell::text(b)])
             .collect(),
     });
+    if !t.workers.is_empty() {
+        let clients: std::collections::BTreeSet<&str> =
+            t.workers.iter().map(|w| w.oauth_client.as_str()).collect();
+        d.push(Block::Para(format!(
+            "The recordings were listed and downloaded by {} worker processes with {} OAuth \
+             client(s), each under its own rate budget; the custody log names the worker and \
+             the client of every request and every outcome, and one hash chain holds them all.",
+            t.workers.len(),
+            clients.len()
+        )));
+    }
     d.push(Block::Para(format!(
         "{} API requests were sent. {} were answered 429 Too Many Requests, asking for {:.0} s of \
          waiting in all; the workers paused {:.1} s in all for the shared rate budget (429s and \

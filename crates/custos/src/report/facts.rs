@@ -132,11 +132,32 @@ pub struct Run {
     pub by: String,
 }
 
+/// One worker of a distributed export (`custos worker`), from the custody log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkerRun {
+    /// Its epoch (the fencing token the job state gave it).
+    pub worker: i64,
+    /// The OAuth client it collected with.
+    pub oauth_client: String,
+    /// `user@host` it ran as.
+    pub host: String,
+    /// When it joined.
+    pub started: String,
+    /// How it ended: `done`, `stopped (SIGTERM)`, `fenced`, or empty (no word: killed).
+    pub ended: String,
+    /// When it ended.
+    pub ended_at: String,
+    /// Items it ended, as its `worker-done` said.
+    pub items: Option<u64>,
+}
+
 /// The run's timeline and its traffic, from the custody log.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Timeline {
     /// Every run.
     pub runs: Vec<Run>,
+    /// A distributed export's workers, in the order they joined.
+    pub workers: Vec<WorkerRun>,
     /// Runs stopped by a signal: `(time, by)`.
     pub stops: Vec<(String, String)>,
     /// When the query was recorded.
@@ -567,6 +588,33 @@ fn event(t: &mut Timeline, e: &Value) {
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
         }
+        "worker-started" => t.workers.push(WorkerRun {
+            worker: e.get("worker").and_then(Value::as_i64).unwrap_or(0),
+            oauth_client: e
+                .pointer("/oauthClient/id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            host: str_of(e, "host"),
+            started: time,
+            ..WorkerRun::default()
+        }),
+        ended @ ("worker-done" | "worker-stopped" | "worker-fenced") => {
+            let n = e.get("worker").and_then(Value::as_i64);
+            if let Some(w) = t.workers.iter_mut().rev().find(|w| Some(w.worker) == n) {
+                w.ended = match ended {
+                    "worker-done" => "done".into(),
+                    "worker-stopped" => format!("stopped ({})", str_of(e, "by")),
+                    _ => "fenced: its lease lapsed".into(),
+                };
+                w.ended_at = time;
+                w.items = e.get("itemsEnded").and_then(Value::as_u64);
+            }
+            t.rate_limit_wait_ms += e
+                .get("rateLimitWaitMs")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+        }
         "http" => {
             t.requests += 1;
             match e.get("status").and_then(Value::as_u64) {
@@ -611,12 +659,26 @@ mod tests {
             r#"{"event":"export-run","time":"T5","resumed":true,"actor":{"operator":"Bob"}}"#,
             r#"{"event":"retrieval-done","time":"T6","rateLimitWaitMs":1500}"#,
             r#"{"event":"retrieval-done","time":"T7","rateLimitWaitMs":250}"#,
+            r#"{"event":"worker-started","time":"T8","worker":4,"oauthClient":{"id":"c2"},"host":"w@b"}"#,
+            r#"{"event":"worker-done","time":"T9","worker":4,"itemsEnded":12,"rateLimitWaitMs":5}"#,
         ] {
             event(&mut t, &serde_json::from_str(e).unwrap());
         }
         assert_eq!((t.requests, t.throttled, t.transport_errors), (3, 2, 1));
         assert_eq!(t.retry_after_s, 3.0);
-        assert_eq!(t.rate_limit_wait_ms, 1750, "summed over runs");
+        assert_eq!(t.rate_limit_wait_ms, 1755, "summed over runs and workers");
+        assert_eq!(
+            t.workers,
+            [WorkerRun {
+                worker: 4,
+                oauth_client: "c2".into(),
+                host: "w@b".into(),
+                started: "T8".into(),
+                ended: "done".into(),
+                ended_at: "T9".into(),
+                items: Some(12),
+            }]
+        );
         assert_eq!(t.runs.len(), 2);
         assert_eq!((t.runs[0].by.as_str(), t.runs[1].resumed), ("ann@h", true));
         assert_eq!(t.signing_key, None, "the last run's settings count");

@@ -521,32 +521,7 @@ impl JobStore for Pg {
 
     fn finish(&self, item: &Item, done: &Done) -> Result<()> {
         let (item, done) = (item.clone(), done.clone());
-        self.run(move |c, job| {
-            c.execute(
-                "UPDATE custos.items SET outcome = $4, reason = $5, file = $6, sha256 = $7, bytes = $8,
-                     content_type = $9, downloaded_at = $10, media_ms = $11, stated_ms = $12,
-                     stated_source = $13, md5 = $14, sha1 = $15, finished_at = now()
-                 WHERE job_id = $1 AND conversation_id = $2 AND recording_id = $3",
-                &[
-                    &job,
-                    &item.conversation_id,
-                    &item.recording_id,
-                    &done.outcome.as_str(),
-                    &done.reason,
-                    &done.file,
-                    &done.sha256,
-                    &done.bytes.map(|b| b as i64),
-                    &done.content_type,
-                    &done.downloaded_at,
-                    &done.media_ms.map(|b| b as i64),
-                    &done.stated_ms.map(|b| b as i64),
-                    &done.stated_source,
-                    &done.md5,
-                    &done.sha1,
-                ],
-            )?;
-            Ok(())
-        })
+        self.run(move |c, job| set_outcome(c, job, &item, &done, None).map(|_| ()))
     }
 
     fn for_each(&self, f: &mut dyn FnMut(Item, Option<Done>) -> Result<()>) -> Result<()> {
@@ -742,21 +717,21 @@ impl JobStore for Pg {
     }
 }
 
-/// What a finished item's row says, as the UPDATE of [`JobStore::finish`] sets it (in a
-/// transaction of the caller's).
+/// Records `item`'s outcome (a worker's, `epoch`, only on an item it holds that has none yet);
+/// the rows changed.
 fn set_outcome(
-    tx: &mut postgres::Transaction<'_>,
+    c: &mut impl postgres::GenericClient,
     job: &str,
     item: &Item,
     done: &Done,
-    epoch: i64,
+    epoch: Option<i64>,
 ) -> Result<u64, postgres::Error> {
-    tx.execute(
+    c.execute(
         "UPDATE custos.items SET outcome = $4, reason = $5, file = $6, sha256 = $7, bytes = $8,
              content_type = $9, downloaded_at = $10, media_ms = $11, stated_ms = $12,
              stated_source = $13, md5 = $14, sha1 = $15, finished_at = now()
          WHERE job_id = $1 AND conversation_id = $2 AND recording_id = $3
-           AND claim_epoch = $16 AND outcome IS NULL",
+           AND ($16::bigint IS NULL OR (claim_epoch = $16 AND outcome IS NULL))",
         &[
             &job,
             &item.conversation_id,
@@ -1036,7 +1011,7 @@ impl Shared {
         let landed = self.conn.run(move |c, job| {
             let mut tx = c.transaction()?;
             if !lease_held(&mut tx, job, w.epoch)?
-                || set_outcome(&mut tx, job, &item, &done, w.epoch)? != 1
+                || set_outcome(&mut tx, job, &item, &done, Some(w.epoch))? != 1
             {
                 return Ok(false);
             }

@@ -4,7 +4,7 @@
 //! Corrupted items (marked as such) and never an unapproved one; the bag itself is unchanged
 //! (bagit-python still validates it); the re-rendered report lists approved and unapproved.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use super::{BIN, export_cmd, run, start, tmp};
@@ -116,14 +116,7 @@ impl Drop for Fixture {
     }
 }
 
-fn bagit_valid(dir: &Path) -> bool {
-    Command::new("bagit.py")
-        .args(["--quiet", "--validate"])
-        .arg(dir)
-        .status()
-        .expect("bagit.py (pip install bagit)")
-        .success()
-}
+use crate::common::bagit_valid;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approval_verifies_with_counsels_key_and_not_with_another() {

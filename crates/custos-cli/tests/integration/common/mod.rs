@@ -91,3 +91,13 @@ pub async fn kill_when(
     .await
     .unwrap()
 }
+
+/// Whether bagit-python validates the bag at `dir`.
+pub fn bagit_valid(dir: &Path) -> bool {
+    Command::new("bagit.py")
+        .args(["--quiet", "--validate"])
+        .arg(dir)
+        .status()
+        .expect("bagit.py (pip install bagit)")
+        .success()
+}

@@ -63,11 +63,20 @@ fn triage(it: &Item) -> Option<Done> {
 /// the budget and the response time observed (`Api::requests_in_flight`), and never fewer than 8
 /// per download slot (a transcode's life is mostly its server-side wait). Downloads keep their own
 /// cap (`Ctx::downloads`).
+///
+/// A worker of a distributed job holds no more than about four seconds of its budget's work
+/// (at least 8 items): what it holds in flight is claimed, and items one worker holds while the
+/// others have run out of work are the job's tail.
 fn in_flight(ctx: &Ctx<'_>) -> usize {
-    ctx.api
+    let n = ctx
+        .api
         .requests_in_flight()
         .max(ctx.cfg.concurrency * 8)
-        .min(256)
+        .min(256);
+    match ctx.state.shared().and_then(|s| s.lease()) {
+        Some(_) => n.min(((ctx.api.limiter.per_second() * 4.0).ceil() as usize).max(8)),
+        None => n,
+    }
 }
 
 /// Unfinished items read from the job state at a time.
