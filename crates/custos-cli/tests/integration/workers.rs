@@ -591,3 +591,20 @@ async fn workers_without_postgres_job_state_are_refused() {
     assert!(stderr(&o).contains("--state postgres://"), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+#[tokio::test]
+async fn a_worker_against_a_real_organization_needs_an_operator() {
+    let out = tmp("workers-operator");
+    let mut c = Command::new(BIN);
+    c.arg("worker")
+        .arg(&out)
+        .args(["--state", "postgres://custos@127.0.0.1:9/postgres"])
+        .args(["--api-base", "https://api.mypurecloud.ie"])
+        .env("PGPASSWORD", PASSWORD)
+        .env("GENESYSCLOUD_OAUTHCLIENT_ID", client_id(1))
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret-1")
+        .stdin(Stdio::null());
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--operator is required"), "{}", stderr(&o));
+}

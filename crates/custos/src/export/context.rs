@@ -99,27 +99,33 @@ impl Ctx<'_> {
         }
     }
 
+    /// The job's shared state, when this process is a worker of a distributed job (it holds a
+    /// lease).
+    pub(crate) fn worker(&self) -> Option<&crate::state::Shared> {
+        self.state.shared().filter(|s| s.lease().is_some())
+    }
+
     /// Where a distributed job's workers leave the files they download (named by SHA-256)
     /// until the coordinator puts them in place (docs/scale.md): `Some` in a worker only.
     pub(crate) fn staging(&self) -> Option<PathBuf> {
-        self.state
-            .shared()
-            .and_then(|s| s.lease())
-            .map(|_| self.root.join(STAGING))
+        self.worker().map(|_| self.root.join(STAGING))
     }
 
     /// A download's partial file: beside its final name, or, in a worker, in the staging
     /// directory under a name of the worker's own (so two workers never write one file).
     pub(crate) fn part_for(&self, it: &Item) -> Result<PathBuf> {
-        let dir = match (self.staging(), self.state.shared().and_then(|s| s.lease())) {
-            (Some(staging), Some(lease)) => {
-                crate::durable::make_dirs(&staging)?;
-                return Ok(staging.join(format!("{}.w{}.part", it.recording_id, lease.epoch)));
-            }
-            _ => self.root.join("data/recordings").join(&it.conversation_id),
+        let (dir, name) = match self.worker().and_then(|w| w.lease()) {
+            Some(lease) => (
+                self.root.join(STAGING),
+                format!("{}.w{}.part", it.recording_id, lease.epoch),
+            ),
+            None => (
+                self.root.join("data/recordings").join(&it.conversation_id),
+                format!("{}.part", it.recording_id),
+            ),
         };
         crate::durable::make_dirs(&dir)?;
-        Ok(dir.join(format!("{}.part", it.recording_id)))
+        Ok(dir.join(name))
     }
 
     /// Puts a checked download in place: renamed to `rel` (under the bag root) beside its
@@ -170,7 +176,7 @@ impl Ctx<'_> {
         let fields = json!({"conversationId": it.conversation_id, "recordingId": it.recording_id, "outcome": d.outcome.as_str(), "reason": d.reason,
                "file": d.file, "sha256": d.sha256, "bytes": d.bytes, "contentType": d.content_type,
                "durationChecked": d.duration_check().map(|c| c == crate::state::DurationCheck::Checked), "statedDurationSource": d.stated_source});
-        match self.state.shared().filter(|s| s.lease().is_some()) {
+        match self.worker() {
             Some(shared) => {
                 let log = self
                     .log

@@ -323,7 +323,8 @@ fn job_config(cfg: &WorkerConfig, state: &State) -> Result<ExportConfig> {
         .parse()
         .map_err(|_| Error::Config("the job's --duration-tolerance is not a number".into()))?;
     Ok(ExportConfig {
-        // The selection is the job's, already listed and sealed: a worker only retrieves.
+        // The selection is the job's, run by the coordinator: a worker lists the
+        // conversations it claims and retrieves the items it claims.
         selection: Selection::Query(String::new()),
         out: cfg.out.clone(),
         matter: None,
@@ -364,6 +365,14 @@ pub async fn work(
 ) -> Result<WorkReport> {
     let started = std::time::Instant::now();
     super::check_speed(cfg.concurrency, cfg.rate_per_minute)?;
+    // As for an export: the custody record names the person who collected from a real org.
+    if cfg.operator.as_deref().is_none_or(|o| o.trim().is_empty())
+        && !crate::identity::is_loopback(&cfg.api_base)
+    {
+        return Err(Error::Config(
+            "--operator is required against a real Genesys organization: the custody record names the person who collected, e.g. --operator \"Jane Doe <jane@firm.example>\"".into(),
+        ));
+    }
     let lease_s = cfg.lease.as_secs();
     if !(2..=3600).contains(&lease_s) {
         return Err(Error::Config(

@@ -73,7 +73,7 @@ fn in_flight(ctx: &Ctx<'_>) -> usize {
         .requests_in_flight()
         .max(ctx.cfg.concurrency * 8)
         .min(256);
-    match ctx.state.shared().and_then(|s| s.lease()) {
+    match ctx.worker() {
         Some(_) => n.min(((ctx.api.limiter.per_second() * 4.0).ceil() as usize).max(8)),
         None => n,
     }
@@ -129,21 +129,20 @@ pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Res
     // No run holds the work list whole: what is finished is counted as it streams by, and
     // what is left is read from the job state a page at a time, as the downloads take it. A
     // worker of a distributed job claims its pages instead (see `claimed`).
-    let pages: futures_util::stream::BoxStream<'_, Result<Vec<Item>>> =
-        match ctx.state.shared().filter(|s| s.lease().is_some()) {
-            Some(shared) => Box::pin(claimed(shared)),
-            None => {
-                count_finished(ctx)?;
-                Box::pin(futures_util::stream::try_unfold(0u64, |after| async move {
-                    let page = ctx.state.unfinished(after, WORK_PAGE)?;
-                    Ok::<_, crate::Error>(
-                        page.last()
-                            .map(|(seq, _)| *seq)
-                            .map(|last| (page.into_iter().map(|(_, it)| it).collect(), last)),
-                    )
-                }))
-            }
-        };
+    let pages: futures_util::stream::BoxStream<'_, Result<Vec<Item>>> = match ctx.worker() {
+        Some(shared) => Box::pin(claimed(shared)),
+        None => {
+            count_finished(ctx)?;
+            Box::pin(futures_util::stream::try_unfold(0u64, |after| async move {
+                let page = ctx.state.unfinished(after, WORK_PAGE)?;
+                Ok::<_, crate::Error>(
+                    page.last()
+                        .map(|(seq, _)| *seq)
+                        .map(|last| (page.into_iter().map(|(_, it)| it).collect(), last)),
+                )
+            }))
+        }
+    };
     // Settled without a request (triage) or left for a later pass (restoring), else downloaded.
     let downloadable = pages
         .map_ok(|page| futures_util::stream::iter(page.into_iter().map(Ok::<_, crate::Error>)))
