@@ -606,5 +606,56 @@ async fn a_worker_against_a_real_organization_needs_an_operator() {
         .stdin(Stdio::null());
     let o = run(c).await;
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--operator is required"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--operator is required"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn a_coordinator_killed_while_sealing_is_run_again_and_seals_the_truth() {
+    let mut j = Job::open("workers-killed-sealing", scenario()).await;
+    // The coordinator (process 0) is watched by kill_when instead: take it out of the reaper.
+    let first = std::mem::replace(&mut j.p.0[0], Command::new("true").spawn().unwrap());
+    let w = j.worker(1, 30);
+    // The log is written out when sealing starts: kill the coordinator then.
+    let log = j.out.join("data/custody_log.jsonl");
+    let killed = tokio::task::spawn_blocking(move || {
+        let mut child = first;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if log.exists() {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return true;
+            }
+            assert!(Instant::now() < deadline, "the coordinator never sealed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(killed, "the coordinator sealed before it could be killed");
+    let o = j.p.output(w, Duration::from_secs(60)).await;
+    assert_eq!(o.status.code(), Some(0), "worker: {}", stderr(&o));
+    assert!(
+        !j.out.join("tagmanifest-sha256.txt").exists(),
+        "killed after sealing"
+    );
+    let o = run(coordinator(&j.running.base_url, &j.out, &j.pg)).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the coordinator again: {}",
+        stderr(&o)
+    );
+    assert_truth(&j.running, &j.out, "a coordinator killed while sealing");
+    assert_verifies(&j.out);
+    assert!(bagit_valid(&j.out));
+    no_partials_nor_staging(&j.out);
+    one_outcome_line_each(&j.running, &j.out);
 }
