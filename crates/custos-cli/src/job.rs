@@ -131,10 +131,6 @@ fn status(a: StatusArgs) -> i32 {
                 .unwrap_or("no process is working this job")
         )
     );
-    if !s.manifest_sealed {
-        out!("manifest    not sealed yet: the recordings are still being listed");
-        return 0;
-    }
     if let Some(w) = &s.work {
         out!(
             "workers     {}",
@@ -165,6 +161,10 @@ fn status(a: StatusArgs) -> i32 {
                     "lease lapsed (stopped, killed or cut off); its items are free".into(),
             }
         );
+    }
+    if !s.manifest_sealed {
+        out!("manifest    not sealed yet: the recordings are still being listed");
+        return 0;
     }
     let pct = |n: u64| n as f64 * 100.0 / s.progress.items.max(1) as f64;
     out!(

@@ -352,6 +352,23 @@ async fn job_status_names_each_worker_and_what_it_ended() {
     assert_eq!(ws[0]["done"], report["items"]);
     assert_eq!(ws[0]["claimed"], 0);
     assert!(ws[0]["ended"].as_str().unwrap().starts_with("done"));
+    // The same, as a person reads it.
+    let mut c = Command::new(BIN);
+    c.args([
+        "job",
+        "status",
+        j.out.to_str().unwrap(),
+        "--state",
+        &j.pg.url(),
+    ])
+    .env("PGPASSWORD", PASSWORD);
+    let o = run(c).await;
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("the job is closed to workers"), "{text}");
+    assert!(
+        text.contains(&format!("client {}", client_id(2))) && text.contains("ended: done"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
