@@ -194,6 +194,17 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
             return 2;
         }
     }
+    if cfg.workers
+        && let Some(url) = &args.job_state.state
+    {
+        // What to start where: the coordinator downloads nothing itself.
+        eprintln!(
+            "custos: this run coordinates: it opens the job to workers and waits for them. On each machine that shares {dir}, with an OAuth client of its own, start:\n  custos worker {dir} --state '{url}' --api-base {api} --operator '…'\n(`custos job status {dir} --state '{url}'` says when the job is open and how far it is.)",
+            dir = Shown(&cfg.out.display().to_string()),
+            url = Shown(url),
+            api = Shown(&cfg.api_base),
+        );
+    }
     let code = run(&cfg, args.json).await;
     match &args.upload {
         // A sealed package is uploaded, empty (4) or not.

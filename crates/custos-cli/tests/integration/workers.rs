@@ -331,6 +331,9 @@ async fn job_status_names_each_worker_and_what_it_ended() {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let o = j.p.output(0, Duration::from_secs(60)).await;
     assert_eq!(o.status.code(), Some(0), "coordinator: {}", stderr(&o));
+    // The coordinator said what to start, and where.
+    let hint = format!("custos worker {} --state '{}'", j.out.display(), j.pg.url());
+    assert!(stderr(&o).contains(&hint), "{}", stderr(&o));
     let mut c = Command::new(BIN);
     c.args([
         "job",
@@ -675,4 +678,20 @@ async fn a_coordinator_killed_while_sealing_is_run_again_and_seals_the_truth() {
     assert!(bagit_valid(&j.out));
     no_partials_nor_staging(&j.out);
     one_outcome_line_each(&j.running, &j.out);
+}
+
+#[tokio::test]
+async fn a_worker_of_another_build_than_the_coordinator_is_refused() {
+    let j = Job::open("workers-other-build", scenario()).await;
+    // The coordinator's build as the job state records it, changed.
+    j.pg.psql(
+        "UPDATE custos.meta SET value = jsonb_set(value::jsonb, '{binary,commit}', '\"0000000\"')::text WHERE key = 'identity'",
+    );
+    let o = run(worker(&j.running.base_url, &j.out, &j.pg, 2, 30)).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("One build works a job"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -301,6 +301,25 @@ fn job_config(cfg: &WorkerConfig, state: &State) -> Result<ExportConfig> {
             )));
         }
     }
+    // One build works a job, so that every item is listed, checked and recorded the same way.
+    let coordinator = state
+        .get(Key::Identity)?
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+        .map(|v| {
+            let s = |k: &str| v["binary"][k].as_str().unwrap_or("").to_owned();
+            (s("version"), s("commit"))
+        })
+        .unwrap_or_default();
+    let this = (
+        crate::custody::VERSION.to_owned(),
+        crate::custody::COMMIT.to_owned(),
+    );
+    if coordinator != this {
+        return Err(Error::Config(format!(
+            "this worker is custos {} (commit {}); the job's coordinator is custos {} (commit {}). One build works a job: run the coordinator's build here",
+            this.0, this.1, coordinator.0, coordinator.1
+        )));
+    }
     let source = match setting(state, "--source")?.as_str() {
         "genesys" => SourceKind::Genesys,
         "search" => SourceKind::Search,
