@@ -784,6 +784,17 @@ fn append_line(
     Ok(hash)
 }
 
+/// SQL: the claim on a row of `alias` (an item or a conversation to list) is free: nobody's, or
+/// that of a worker whose lease lapsed or who ended. (`$1` is the job.)
+fn claim_free(alias: &str) -> String {
+    format!(
+        "({alias}.claim_epoch IS NULL OR NOT EXISTS (
+             SELECT 1 FROM custos.workers w
+             WHERE w.job_id = $1 AND w.epoch = {alias}.claim_epoch
+               AND w.lease_until > now() AND w.ended IS NULL))"
+    )
+}
+
 /// Whether workers may still work the job (the coordinator has not closed it); the row is
 /// locked against the close until the caller commits.
 fn work_open(tx: &mut postgres::Transaction<'_>, job: &str) -> Result<bool, postgres::Error> {
@@ -921,17 +932,16 @@ impl Shared {
             }
             let mut items: Vec<(i64, Item)> = tx
                 .query(
-                    "WITH free AS (
-                         SELECT i.seq FROM custos.items i
-                         WHERE i.job_id = $1 AND i.outcome IS NULL
-                           AND (i.claim_epoch IS NULL OR NOT EXISTS (
-                               SELECT 1 FROM custos.workers w
-                               WHERE w.job_id = $1 AND w.epoch = i.claim_epoch
-                                 AND w.lease_until > now() AND w.ended IS NULL))
-                         ORDER BY i.seq LIMIT $3 FOR UPDATE OF i SKIP LOCKED)
-                     UPDATE custos.items i SET claim_epoch = $2 FROM free
-                     WHERE i.job_id = $1 AND i.seq = free.seq
-                     RETURNING i.seq, i.conversation_id, i.recording_id, i.listed_state",
+                    &format!(
+                        "WITH free AS (
+                             SELECT i.seq FROM custos.items i
+                             WHERE i.job_id = $1 AND i.outcome IS NULL AND {}
+                             ORDER BY i.seq LIMIT $3 FOR UPDATE OF i SKIP LOCKED)
+                         UPDATE custos.items i SET claim_epoch = $2 FROM free
+                         WHERE i.job_id = $1 AND i.seq = free.seq
+                         RETURNING i.seq, i.conversation_id, i.recording_id, i.listed_state",
+                        claim_free("i")
+                    ),
                     &[&job, &w.epoch, &(limit as i64)],
                 )?
                 .iter()
@@ -1147,17 +1157,16 @@ impl Shared {
             }
             let ids: Vec<String> = tx
                 .query(
-                    "WITH free AS (
-                         SELECT l.conversation_id FROM custos.listing l
-                         WHERE l.job_id = $1 AND l.missing IS NULL
-                           AND (l.claim_epoch IS NULL OR NOT EXISTS (
-                               SELECT 1 FROM custos.workers w
-                               WHERE w.job_id = $1 AND w.epoch = l.claim_epoch
-                                 AND w.lease_until > now() AND w.ended IS NULL))
-                         ORDER BY l.conversation_id LIMIT $3 FOR UPDATE OF l SKIP LOCKED)
-                     UPDATE custos.listing l SET claim_epoch = $2 FROM free
-                     WHERE l.job_id = $1 AND l.conversation_id = free.conversation_id
-                     RETURNING l.conversation_id",
+                    &format!(
+                        "WITH free AS (
+                             SELECT l.conversation_id FROM custos.listing l
+                             WHERE l.job_id = $1 AND l.missing IS NULL AND {}
+                             ORDER BY l.conversation_id LIMIT $3 FOR UPDATE OF l SKIP LOCKED)
+                         UPDATE custos.listing l SET claim_epoch = $2 FROM free
+                         WHERE l.job_id = $1 AND l.conversation_id = free.conversation_id
+                         RETURNING l.conversation_id",
+                        claim_free("l")
+                    ),
                     &[&job, &w.epoch, &(limit as i64)],
                 )?
                 .iter()
