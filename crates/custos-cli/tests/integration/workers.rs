@@ -695,3 +695,49 @@ async fn a_worker_of_another_build_than_the_coordinator_is_refused() {
         stderr(&o)
     );
 }
+
+#[tokio::test]
+async fn a_coordinator_killed_while_the_workers_list_keeps_what_they_listed() {
+    let mut j = Job::open("workers-coordinator-killed-listing", scenario()).await;
+    // Five requests a second: the listing lasts long enough to kill the coordinator in it.
+    let slow_worker = worker_at(&j.running.base_url, &j.out, &j.pg, 1, 30, 300);
+    let w = j.p.spawn(slow_worker);
+    j.until_at_least(
+        "SELECT COUNT(*) FROM custos.listing WHERE missing IS NOT NULL",
+        2,
+        "the worker listed conversations",
+    )
+    .await;
+    j.p.0[0].kill().unwrap();
+    let _ = j.p.output(0, Duration::from_secs(10)).await;
+    let listed_before: u32 =
+        j.pg.psql("SELECT COUNT(*) FROM custos.listing WHERE missing IS NOT NULL")
+            .parse()
+            .unwrap();
+    let again = coordinator(&j.running.base_url, &j.out, &j.pg);
+    j.p.0[0] = {
+        let mut c = again;
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    j.ends_as_the_truth_says(w, "a coordinator killed while the workers list")
+        .await;
+    // The same conversations: what was listed before the kill was kept, never listed again.
+    let conversations: usize =
+        j.pg.psql("SELECT COUNT(*) FROM custos.listing")
+            .parse()
+            .unwrap();
+    let list_calls = events(&j.out)
+        .iter()
+        .filter(|e| {
+            e["event"] == "http"
+                && e["url"]
+                    .as_str()
+                    .is_some_and(|u| u.ends_with("/recordings"))
+        })
+        .count();
+    assert!(listed_before >= 2);
+    assert_eq!(list_calls, conversations, "a conversation was listed twice");
+}
