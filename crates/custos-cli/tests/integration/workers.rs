@@ -741,3 +741,47 @@ async fn a_coordinator_killed_while_the_workers_list_keeps_what_they_listed() {
     assert!(listed_before >= 2);
     assert_eq!(list_calls, conversations, "a conversation was listed twice");
 }
+
+#[tokio::test]
+async fn a_staged_file_changed_before_it_is_put_in_place_is_refused() {
+    let mut j = Job::open("workers-staged-changed", scenario()).await;
+    let w = j.worker(1, 30);
+    until(
+        &j.pg,
+        "SELECT value FROM custos.meta WHERE key = 'work_open'",
+        |v| v == "true",
+        "the job open for retrieval",
+    )
+    .await;
+    j.p.0[0].kill().unwrap();
+    let _ = j.p.output(0, Duration::from_secs(10)).await;
+    // The worker finishes while no coordinator waits: its files stay staged.
+    let o = j.p.output(w, Duration::from_secs(120)).await;
+    assert_eq!(o.status.code(), Some(0), "worker: {}", stderr(&o));
+    let staged: Vec<_> = std::fs::read_dir(j.out.join(".custos/staging"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none())
+        .collect();
+    assert!(!staged.is_empty());
+    let victim = &staged[0];
+    let mut perms = std::fs::metadata(victim).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(victim, perms).unwrap();
+    let mut bytes = std::fs::read(victim).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(victim, bytes).unwrap();
+    let o = run(coordinator(&j.running.base_url, &j.out, &j.pg)).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&victim.file_name().unwrap().to_string_lossy().to_string())
+            && stderr(&o).contains("changed since an earlier run"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !j.out.join("tagmanifest-sha256.txt").exists(),
+        "sealed over a changed file"
+    );
+}
