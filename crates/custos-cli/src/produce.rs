@@ -47,6 +47,10 @@ pub struct ProduceArgs {
     /// Whom the volume is produced to, named in its transmittal (data/TRANSMITTAL.txt).
     #[arg(long, value_name = "PARTY")]
     pub produced_to: Option<String>,
+    /// The confidentiality designation of every document, in the load files' CONFIDENTIALITY
+    /// field and the transmittal, e.g. "CONFIDENTIAL - ATTORNEYS' EYES ONLY".
+    #[arg(long, value_name = "LABEL")]
+    pub confidentiality: Option<String>,
     /// The person producing, recorded in the production log.
     #[arg(long)]
     pub operator: Option<String>,
@@ -74,6 +78,7 @@ pub async fn run_produce(a: ProduceArgs) -> i32 {
         approver_keys: a.approver_key,
         near_natives: (!a.no_near_natives).then_some(a.ffmpeg),
         produced_to: a.produced_to,
+        confidentiality: a.confidentiality,
     };
     let mut r = custos::produce::produce(&o);
     if let (Ok(r), false) = (&mut r, a.tsa.is_empty()) {

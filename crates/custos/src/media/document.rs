@@ -287,6 +287,60 @@ pub fn eml_attachments(bytes: &[u8]) -> Result<Vec<Attachment>, MediaError> {
     Ok(out)
 }
 
+/// The header fields of an RFC 5322 message that a review platform loads, decoded (RFC 2047
+/// encoded words included), each on one line without control characters; a field the message
+/// does not have is empty, and one given twice is joined with `, `.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EmlHeaders {
+    /// `From`.
+    pub from: String,
+    /// `To`.
+    pub to: String,
+    /// `Cc`.
+    pub cc: String,
+    /// `Bcc` (a sent message rarely keeps it).
+    pub bcc: String,
+    /// `Subject`.
+    pub subject: String,
+    /// `Date`, as written (RFC 5322).
+    pub date: String,
+    /// `Message-ID`.
+    pub message_id: String,
+}
+
+/// The header fields of the RFC 5322 message `bytes` ([`EmlHeaders`]). A message [`eml`] would
+/// refuse unparsed is refused.
+pub fn eml_headers(bytes: &[u8]) -> Result<EmlHeaders, MediaError> {
+    use mailparse::MailHeaderMap;
+    if let Some(why) = oversized_header(bytes) {
+        return Err(MediaError::Invalid(why));
+    }
+    let (headers, _) = mailparse::parse_headers(bytes)
+        .map_err(|e| MediaError::Invalid(format!("EML: no RFC 5322 header: {e}")))?;
+    let get = |name: &str| {
+        let joined = headers.as_slice().get_all_values(name).join(", ");
+        joined
+            .chars()
+            .take(MAX_HEADER_FIELD)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .trim()
+            .to_owned()
+    };
+    Ok(EmlHeaders {
+        from: get("From"),
+        to: get("To"),
+        cc: get("Cc"),
+        bcc: get("Bcc"),
+        subject: get("Subject"),
+        date: get("Date"),
+        message_id: get("Message-ID"),
+    })
+}
+
+/// The most characters of one header field [`eml_headers`] keeps.
+const MAX_HEADER_FIELD: usize = 4096;
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -469,6 +523,19 @@ mod tests {
     use std::io::{Cursor, Write};
 
     const EML: &str = "From: A <a@example.net>\r\nTo: b@example.com\r\nSubject: hi\r\nDate: Sun, 1 Oct 2023 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XX\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--XX--\r\n";
+
+    #[test]
+    fn header_fields_are_decoded_and_kept_on_one_line() {
+        let m = b"From: =?utf-8?q?J=C3=B6rg?= <j@example.net>\r\nTo: a@example.com\r\nCc: b@example.com\r\nCc: c@example.com\r\nSubject: =?utf-8?b?UmU6IG5vdGljZQ==?=\r\n x\tline\r\nDate: Sun, 1 Oct 2023 10:00:00 +0200\r\nMessage-ID: <m1@example.net>\r\n\r\nbody\r\n";
+        let h = eml_headers(m).unwrap();
+        assert_eq!(h.from, "Jörg <j@example.net>");
+        assert_eq!(h.to, "a@example.com");
+        assert_eq!(h.cc, "b@example.com, c@example.com");
+        assert_eq!(h.bcc, "");
+        assert_eq!(h.subject, "Re: notice x line");
+        assert_eq!(h.date, "Sun, 1 Oct 2023 10:00:00 +0200");
+        assert_eq!(h.message_id, "<m1@example.net>");
+    }
 
     #[test]
     fn a_whole_email_passes_and_a_cut_one_does_not() {

@@ -60,7 +60,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 pub use document::{
-    Attachment, DocumentInfo, MAX_DOCUMENT_BYTES, MAX_INFLATED_BYTES, Part, eml_attachments,
+    Attachment, DocumentInfo, EmlHeaders, MAX_DOCUMENT_BYTES, MAX_INFLATED_BYTES, Part,
+    eml_attachments, eml_headers,
 };
 pub use info::{MediaError, MediaInfo};
 use read::Src;

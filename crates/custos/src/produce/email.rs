@@ -55,6 +55,37 @@ pub(super) fn children(
     Ok(out)
 }
 
+/// The header fields of the email whose file is `rel` in the verified export `pkg`, or `None`
+/// when it has no RFC 5322 header that parses.
+pub(super) fn headers(
+    pkg: &Package,
+    rel: &str,
+) -> Result<Option<crate::media::EmlHeaders>, super::ProduceError> {
+    let bytes = pkg
+        .read(rel, crate::media::MAX_DOCUMENT_BYTES)
+        .map_err(|e| super::ProduceError::NotVerified(e.to_string()))?;
+    Ok(crate::media::eml_headers(&bytes).ok())
+}
+
+/// An RFC 5322 date as the load files hold dates (`YYYY-MM-DD HH:MM:SS`, UTC); `None` when it
+/// is not one.
+pub(super) fn load_date(rfc5322: &str) -> Option<String> {
+    let secs = mailparse::dateparse(rfc5322).ok()?;
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()?
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second]"
+        ))
+        .ok()
+}
+
+/// A value from the API on one line: every control character a space.
+pub(super) fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// Text from the API as a rendering holds it: line breaks and tabs kept, every other control
 /// character a space.
 fn clean(s: &str) -> String {

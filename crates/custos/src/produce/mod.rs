@@ -64,6 +64,9 @@ pub struct ProduceOptions {
     pub near_natives: Option<PathBuf>,
     /// Whom the volume is produced to (the transmittal names them).
     pub produced_to: Option<String>,
+    /// The confidentiality designation of every document (`CONFIDENTIALITY`, and the
+    /// transmittal), e.g. `CONFIDENTIAL - ATTORNEYS' EYES ONLY`; `None`: none designated.
+    pub confidentiality: Option<String>,
 }
 
 /// What a production came to.
@@ -111,7 +114,7 @@ pub enum ProduceError {
 }
 
 /// The fields of the load files, in order.
-pub const FIELDS: [&str; 45] = [
+pub const FIELDS: [&str; 50] = [
     "BEGDOC",
     "ENDDOC",
     "NATIVELINK",
@@ -152,6 +155,11 @@ pub const FIELDS: [&str; 45] = [
     "APPROVED_BY",
     "APPROVAL_REASON",
     "APPROVALPATH",
+    "SUBJECT",
+    "CC",
+    "BCC",
+    "MESSAGE_ID",
+    "CONFIDENTIALITY",
     "GROUPID",
     "PARENT_ID",
     "BEGATTACH",
@@ -771,6 +779,24 @@ fn copy_natives(
                 ]
             }
         });
+        // An email's subject, copies, date and id from its own header (FROM and TO stay the
+        // conversation's addresses, as for every document of it).
+        let head = match d.get("Recording_Media") {
+            "email" => email::headers(pkg, rel)?,
+            _ => None,
+        };
+        if let Some(sent) = head.as_ref().and_then(|h| email::load_date(&h.date)) {
+            let at = |name: &str| FIELDS.iter().position(|f| *f == name).expect("a field");
+            row[at("DATESENT")] = sent;
+        }
+        let h = head.unwrap_or_default();
+        row.extend([
+            h.subject,
+            h.cc,
+            h.bcc,
+            h.message_id,
+            o.confidentiality.clone().unwrap_or_default(),
+        ]);
         w.xref.push(vec![
             control.clone(),
             rel.to_owned(),
@@ -850,6 +876,12 @@ fn email_child(
             let text = email::render(rid, cid, &meta_rel, *k, *of, message).into_bytes();
             row[at("FROM")] = email::party(&message["from"]);
             row[at("TO")] = email::parties(&message["to"]);
+            row[at("CC")] = email::parties(&message["cc"]);
+            row[at("BCC")] = email::parties(&message["bcc"]);
+            row[at("SUBJECT")] = email::one_line(message["subject"].as_str().unwrap_or(""));
+            // Genesys keeps no RFC 5322 Message-ID for a later message of the thread.
+            row[at("MESSAGE_ID")] = String::new();
+            row[at("DATESENT")] = load_date(message["time"].as_str().unwrap_or(""));
             row[at("START")] = load_date(message["time"].as_str().unwrap_or(""));
             row[at("END")] = String::new();
             row[at("DURATION")] = String::new();
@@ -984,6 +1016,7 @@ fn transmittal(
          Extracted text: {texts} documents (data/TEXT, UTF-8 with a byte-order mark); machine transcriptions are marked in TRANSCRIPT_SOURCE\r\n\
          Playable near-natives: {near} (data/NEAR_NATIVES; derived copies, made by {decoder})\r\n\
          Corrupted items produced on counsel's approval: {approved} (EVIDENCE_STATUS; statements in data/APPROVALS)\r\n\
+         Confidentiality: {confidentiality}\r\n\
          Email attachments and later thread messages as their own documents: {attachments} and {messages}\r\n\r\n\
          Load files: data/{prefix}.dat (Concordance; delimiters {delimiters}), data/{prefix}.csv (the same fields), data/{prefix}_xref.csv (each document's source in the export and SHA-256). Paths are relative to data/. Dates are UTC (TIMEZONE). No page images, so no Opticon file.\r\n\r\n\
          Source: custos export {export}, whose tag manifest has SHA-256 {tag}; verified before production.\r\n\
@@ -1017,6 +1050,10 @@ fn transmittal(
         near = count("NEAR_NATIVE_LINK", &|v| !v.is_empty()),
         decoder = get("decoder"),
         approved = count("APPROVED_BY", &|v| !v.is_empty()),
+        confidentiality = match &o.confidentiality {
+            Some(c) => format!("every document is designated \"{c}\" (CONFIDENTIALITY)"),
+            None => "no designation was given (--confidentiality)".to_owned(),
+        },
         attachments = count("MEDIATYPE", &|v| v == "email attachment"),
         copied = count("MEDIATYPE", &|v| !v.starts_with("email ")),
         derived = count("MEDIATYPE", &|v| v.starts_with("email ")),

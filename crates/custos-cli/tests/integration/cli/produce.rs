@@ -944,3 +944,95 @@ async fn every_email_attachment_and_message_is_a_document() {
     assert_checks_out(&vol);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The header fields of the message at `eml` as Python's `email` reads them: Subject, Cc, Bcc,
+/// Message-ID, and Date in UTC (`YYYY-MM-DD HH:MM:SS`).
+fn header_by_python(eml: &Path) -> Vec<String> {
+    let script = "import email, email.policy, email.utils, datetime, sys\n\
+        m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.default)\n\
+        d = email.utils.parsedate_to_datetime(m['Date']).astimezone(datetime.timezone.utc)\n\
+        for v in (m['Subject'] or '', m['Cc'] or '', m['Bcc'] or '', m['Message-ID'] or '', d.strftime('%Y-%m-%d %H:%M:%S')):\n\
+        \x20   print(str(v))\n";
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .arg(eml)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An email's load-file row holds its header's subject, copies, id and date (as Python reads
+/// them); a later message of its thread, its own subject and copies; every document the
+/// designation given, which the transmittal states.
+#[tokio::test(flavor = "multi_thread")]
+async fn email_header_fields_and_the_designation_are_in_the_load_file() {
+    let env = start(custos_sim::Scenario {
+        conversations: 4,
+        digital: 6,
+        ..scenario()
+    })
+    .await;
+    let label = "CONFIDENTIAL - ATTORNEYS' EYES ONLY";
+    let (dir, export, vol, _) = produced(
+        &env,
+        "produce-email-header",
+        &["--no-near-natives", "--confidentiality", label],
+    )
+    .await;
+    let docs = read_dat(&vol.join("data/ACME.dat"));
+    let (mut emails, mut messages) = (0, 0);
+    for d in &docs {
+        assert_eq!(d["CONFIDENTIALITY"], label);
+        match d["MEDIATYPE"].as_str() {
+            "email" => {
+                let native = vol.join("data").join(d["NATIVELINK"].replace('\\', "/"));
+                let want = header_by_python(&native);
+                let got = [
+                    &d["SUBJECT"],
+                    &d["CC"],
+                    &d["BCC"],
+                    &d["MESSAGE_ID"],
+                    &d["DATESENT"],
+                ];
+                assert_eq!(
+                    got.map(String::as_str),
+                    [&want[0], &want[1], &want[2], &want[3], &want[4]].map(String::as_str)
+                );
+                assert!(!d["SUBJECT"].is_empty() && !d["MESSAGE_ID"].is_empty());
+                emails += 1;
+            }
+            "email message" => {
+                let rid = &d["RECORDINGID"];
+                let meta: serde_json::Value = serde_json::from_slice(
+                    &std::fs::read(export.join(format!("data/metadata/{rid}.json"))).unwrap(),
+                )
+                .unwrap();
+                let thread = meta["emailTranscript"].as_array().unwrap();
+                assert!(
+                    thread[1..]
+                        .iter()
+                        .any(|m| m["subject"].as_str() == Some(d["SUBJECT"].as_str())),
+                    "{}",
+                    d["SUBJECT"]
+                );
+                assert_eq!(d["MESSAGE_ID"], "", "no RFC 5322 id is known for it");
+                messages += 1;
+            }
+            "audio" | "screen" => assert_eq!(d["SUBJECT"], ""),
+            _ => {}
+        }
+    }
+    assert!(emails > 0 && messages > 0, "{emails} {messages}");
+    let t = std::fs::read_to_string(vol.join("data/TRANSMITTAL.txt")).unwrap();
+    assert!(
+        t.contains(&format!("every document is designated \"{label}\"")),
+        "{t}"
+    );
+    assert_checks_out(&vol);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
