@@ -44,6 +44,18 @@ pub struct ProduceArgs {
         conflicts_with = "no_near_natives"
     )]
     pub ffmpeg: PathBuf,
+    /// Extract no text from PDF attachments (by default their text is extracted by pdftotext,
+    /// poppler-utils, and kept in TEXT like every other document's).
+    #[arg(long)]
+    pub no_pdf_text: bool,
+    /// The pdftotext that extracts PDF attachments' text (a path, or a name on PATH).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "pdftotext",
+        conflicts_with = "no_pdf_text"
+    )]
+    pub pdftotext: PathBuf,
     /// Whom the volume is produced to, named in its transmittal (data/TRANSMITTAL.txt).
     #[arg(long, value_name = "PARTY")]
     pub produced_to: Option<String>,
@@ -79,6 +91,7 @@ pub async fn run_produce(a: ProduceArgs) -> i32 {
         near_natives: (!a.no_near_natives).then_some(a.ffmpeg),
         produced_to: a.produced_to,
         confidentiality: a.confidentiality,
+        pdf_text: (!a.no_pdf_text).then_some(a.pdftotext),
     };
     let mut r = custos::produce::produce(&o);
     if let (Ok(r), false) = (&mut r, a.tsa.is_empty()) {

@@ -218,29 +218,27 @@ pub fn thread(spec: &MediaSpec) -> Thread {
     let attachments = (0..count)
         .map(|i| {
             let len = r.range(2_000, 40_000) as usize;
-            let (name, content_type, magic): (String, &str, &[u8]) =
-                if spec.codec == Codec::Eml && i == 0 {
-                    (
-                        format!("statement-{}.pdf", r.range(100, 999)),
-                        "application/pdf",
-                        b"%PDF-1.4\n",
-                    )
-                } else {
-                    (
-                        format!("photo-{}.png", r.range(100, 999)),
-                        "image/png",
-                        b"\x89PNG\r\n\x1a\n",
-                    )
+            if spec.codec == Codec::Eml && i == 0 {
+                // A one-page PDF whose text a PDF reader extracts (pdftotext, a review
+                // platform's processing).
+                let n = r.range(100, 999);
+                let text = format!("Statement {n} for account {}", r.range(1000, 9999));
+                return Attachment {
+                    id: ids.uuid(),
+                    name: format!("statement-{n}.pdf"),
+                    content_type: "application/pdf",
+                    bytes: pdf(&text),
                 };
-            let mut bytes = magic.to_vec();
+            }
+            let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
             while bytes.len() < len {
                 bytes.extend_from_slice(&r.next_u64().to_le_bytes());
             }
             bytes.truncate(len);
             Attachment {
                 id: ids.uuid(),
-                name,
-                content_type,
+                name: format!("photo-{}.png", r.range(100, 999)),
+                content_type: "image/png",
                 bytes,
             }
         })
@@ -377,6 +375,40 @@ pub fn bytes(spec: &MediaSpec) -> Bytes {
 fn rfc2822(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc2822)
         .expect("a catalog time formats")
+}
+
+/// A valid one-page PDF 1.4 showing `text` (ASCII letters, digits and spaces) in Helvetica:
+/// five objects, a cross-reference table with their byte offsets, and a trailer.
+pub fn pdf(text: &str) -> Vec<u8> {
+    let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_owned(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
 }
 
 /// The customer's message as an EML: text and HTML alternatives, then its attachments.

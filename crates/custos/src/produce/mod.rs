@@ -24,6 +24,7 @@
 pub mod dat;
 mod email;
 pub mod near;
+mod pdf;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -64,6 +65,8 @@ pub struct ProduceOptions {
     pub near_natives: Option<PathBuf>,
     /// Whom the volume is produced to (the transmittal names them).
     pub produced_to: Option<String>,
+    /// The `pdftotext` that extracts the text of PDF attachments; `None`: none is extracted.
+    pub pdf_text: Option<PathBuf>,
     /// The confidentiality designation of every document (`CONFIDENTIALITY`, and the
     /// transmittal), e.g. `CONFIDENTIAL - ATTORNEYS' EYES ONLY`; `None`: none designated.
     pub confidentiality: Option<String>,
@@ -468,6 +471,12 @@ pub fn produce(o: &ProduceOptions) -> Result<ProduceReport, ProduceError> {
         .map(near::Decoder::find)
         .transpose()
         .map_err(ProduceError::Config)?;
+    let extractor = o
+        .pdf_text
+        .as_deref()
+        .map(pdf::Extractor::find)
+        .transpose()
+        .map_err(ProduceError::Config)?;
     // Created, not reused: a second run at the same path fails here.
     std::fs::create_dir(&o.out).map_err(|e| {
         ProduceError::Config(format!(
@@ -475,7 +484,14 @@ pub fn produce(o: &ProduceOptions) -> Result<ProduceReport, ProduceError> {
             o.out.display()
         ))
     })?;
-    write_volume(o, &pkg, &docs, sign_key.as_ref(), decoder.as_ref())
+    write_volume(
+        o,
+        &pkg,
+        &docs,
+        sign_key.as_ref(),
+        decoder.as_ref(),
+        extractor,
+    )
 }
 
 fn write_volume(
@@ -484,6 +500,7 @@ fn write_volume(
     docs: &[Source],
     sign_key: Option<&minisign::SecretKey>,
     decoder: Option<&near::Decoder>,
+    extractor: Option<pdf::Extractor>,
 ) -> Result<ProduceReport, ProduceError> {
     let src = |k: &str| pkg.label(k).unwrap_or_default().to_owned();
     let tag_sha = pkg
@@ -510,6 +527,7 @@ fn write_volume(
             "approverKeys": o.approver_keys.len(),
             "approvalsUnchecked": pkg.report().approvals.iter().filter(|a| !a.checked).count(),
             "nearNatives": decoder.map_or_else(|| json!("none (--no-near-natives)"), |d| json!({"decoder": d.version, "audio": "PCM WAV", "video": "H.264 MP4", "toleranceSeconds": near::TOLERANCE_S})),
+            "pdfText": extractor.as_ref().map_or_else(|| json!("none (--no-pdf-text)"), |x| json!({"extractor": x.version})),
         }),
     )?;
     let Written {
@@ -517,7 +535,8 @@ fn write_volume(
         xref,
         known,
         total,
-    } = copy_natives(o, pkg, docs, &log, &data, &src("Export-Id"), decoder)?;
+        ..
+    } = copy_natives(o, pkg, docs, &log, &data, decoder, extractor)?;
     for kind in KINDS {
         let dir = data.join(kind);
         if !dir.exists() {
@@ -655,6 +674,8 @@ struct Written {
     xref: Vec<Vec<String>>,
     known: BTreeMap<String, (Sha256, u64)>,
     total: u64,
+    /// What extracts the text of PDF attachments (`None`: `--no-pdf-text`).
+    pdf: Option<pdf::Extractor>,
 }
 
 /// Every document's native copied under its control number (checked against the export's
@@ -665,11 +686,15 @@ fn copy_natives(
     docs: &[Source],
     log: &CustodyLog,
     data: &Path,
-    export_id: &str,
     decoder: Option<&near::Decoder>,
+    extractor: Option<pdf::Extractor>,
 ) -> Result<Written, ProduceError> {
+    let export_id = pkg.label("Export-Id").unwrap_or_default();
     let bag = Bag::new(&o.export);
-    let mut w = Written::default();
+    let mut w = Written {
+        pdf: extractor,
+        ..Written::default()
+    };
     let texts = texts_of(pkg, docs)?;
     let mut n = 0usize;
     for (i, d) in docs.iter().enumerate() {
@@ -858,6 +883,8 @@ fn email_child(
         source: String,
         text: Option<Vec<u8>>,
     }
+    // What made an attachment's text, when something did (a PDF's extractor, or why not).
+    let mut text_source = String::new();
     let made = match child {
         email::Child::Attachment(i, a) => Made {
             file_name: a.name.clone(),
@@ -866,11 +893,23 @@ fn email_child(
             media: "email attachment",
             kind: a.kind.clone(),
             source: format!("{rel}#attachment-{i}"),
-            text: a
-                .kind
-                .starts_with("text/")
-                .then(|| a.body.clone())
-                .filter(|b| std::str::from_utf8(b).is_ok()),
+            text: match (&w.pdf, a.kind.as_str()) {
+                (Some(x), "application/pdf") => match x.text(&a.body) {
+                    Ok(t) => {
+                        text_source = format!("text extracted from the PDF by {}", x.version);
+                        Some(t)
+                    }
+                    Err(why) => {
+                        text_source = format!("no text: {why}");
+                        None
+                    }
+                },
+                _ => a
+                    .kind
+                    .starts_with("text/")
+                    .then(|| a.body.clone())
+                    .filter(|b| std::str::from_utf8(b).is_ok()),
+            },
         },
         email::Child::Message { k, of, message } => {
             let text = email::render(rid, cid, &meta_rel, *k, *of, message).into_bytes();
@@ -953,7 +992,7 @@ fn email_child(
         (
             "TRANSCRIPT_SOURCE",
             match child {
-                email::Child::Attachment(..) => String::new(),
+                email::Child::Attachment(..) => text_source,
                 email::Child::Message { .. } => "rendering of one message of the thread from the recording's metadata as received (not a native)".into(),
             },
         ),

@@ -1036,3 +1036,89 @@ async fn email_header_fields_and_the_designation_are_in_the_load_file() {
     assert_checks_out(&vol);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A PDF attachment's text is extracted (by pdftotext, as the other side would extract it from
+/// the same native) and kept in TEXT, its TRANSCRIPT_SOURCE naming the extractor.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pdf_attachment_s_text_is_what_pdftotext_reads_from_its_native() {
+    let env = start(custos_sim::Scenario {
+        conversations: 4,
+        digital: 6,
+        ..scenario()
+    })
+    .await;
+    let (dir, _, vol, _) = produced(&env, "produce-pdf-text", &["--no-near-natives"]).await;
+    let docs = read_dat(&vol.join("data/ACME.dat"));
+    let at = |rel: &str| vol.join("data").join(rel.replace('\\', "/"));
+    let mut pdfs = 0;
+    for d in docs
+        .iter()
+        .filter(|d| d["CONTENTTYPE"] == "application/pdf")
+    {
+        let o = Command::new("pdftotext")
+            .args(["-enc", "UTF-8", "-q"])
+            .arg(at(&d["NATIVELINK"]))
+            .arg("-")
+            .output()
+            .expect("pdftotext (apt install poppler-utils)");
+        assert!(o.status.success());
+        let theirs = String::from_utf8(o.stdout).unwrap();
+        assert!(theirs.contains("Statement"), "{theirs:?}");
+        assert_eq!(d["HAS_TEXT"], "Y");
+        let ours = std::fs::read_to_string(at(&d["TEXTPATH"])).unwrap();
+        assert_eq!(ours.strip_prefix('\u{feff}'), Some(theirs.as_str()));
+        assert!(
+            d["TRANSCRIPT_SOURCE"].starts_with("text extracted from the PDF by pdftotext version"),
+            "{}",
+            d["TRANSCRIPT_SOURCE"]
+        );
+        pdfs += 1;
+    }
+    assert!(pdfs > 0, "no PDF attachment produced");
+    assert_checks_out(&vol);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_pdf_extractor_is_refused_before_anything_is_written() {
+    let env = start(custos_sim::Scenario {
+        conversations: 2,
+        digital: 3,
+        ..scenario()
+    })
+    .await;
+    let dir = tmp("produce-no-pdftotext");
+    let export = exported(&env, &dir, &[]).await;
+    let vol = dir.join("vol");
+    let o = produce(
+        &export,
+        &vol,
+        &["--no-near-natives", "--pdftotext", "/nonexistent/pdftotext"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--no-pdf-text") && err.contains("poppler-utils"),
+        "{err}"
+    );
+    assert!(!vol.exists());
+    // Without it: no PDF's text, and nothing claims one.
+    let o = produce(&export, &vol, &["--no-near-natives", "--no-pdf-text"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let docs = read_dat(&vol.join("data/ACME.dat"));
+    let pdfs: Vec<_> = docs
+        .iter()
+        .filter(|d| d["CONTENTTYPE"] == "application/pdf")
+        .collect();
+    assert!(!pdfs.is_empty());
+    assert!(
+        pdfs.iter()
+            .all(|d| d["HAS_TEXT"] == "N" && d["TEXTPATH"].is_empty())
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
