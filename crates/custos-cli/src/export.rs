@@ -33,16 +33,7 @@ fn print_report(r: &Report, json: bool) {
         );
     }
     out!("Export: {}", r.out.display());
-    out!(
-        "  items {}  |  {}",
-        r.tally.items,
-        r.tally
-            .counts
-            .iter()
-            .map(|(o, n)| format!("{o} {n}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-    );
+    out!("  items {}  |  {}", r.tally.items, r.tally.counts_text());
     out!(
         "  exported {:.1} MB in {:.1} s, {} API calls{}",
         r.tally.exported_bytes as f64 / 1e6,
@@ -362,8 +353,11 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
         out: Some(args.out.clone()),
         matter: Some("DEMO-0001".into()),
         source_organization: Some("Custos demo".into()),
-        api_base: Some(base.clone()),
-        login_base: Some(base),
+        api: crate::options::ApiArgs {
+            region: None,
+            api_base: Some(base.clone()),
+            login_base: Some(base),
+        },
         rate: Some(6000),
         concurrency: Some(4),
         retrieval: Some(RetrievalMode::Transcode),

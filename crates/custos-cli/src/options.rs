@@ -67,6 +67,22 @@ impl StateArgs {
     }
 }
 
+/// Where the Genesys API and its login are: `export`'s options, and `release`'s and `worker`'s
+/// (each resolved by [`api_location`], from the operator's own settings, never a package).
+#[derive(Args, Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ApiArgs {
+    /// Genesys region: a domain (mypurecloud.ie) or SDK name (eu_west_1) [env: GENESYSCLOUD_REGION; default: mypurecloud.com].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// API base URL instead of a region (gateways, the simulator); http only on loopback.
+    #[arg(long)]
+    pub api_base: Option<String>,
+    /// Login base URL instead of a region [default: the API base with api. → login.].
+    #[arg(long)]
+    pub login_base: Option<String>,
+}
+
 /// Options of `custos export` (each also a config-file key, except [`FLAG_ONLY`]).
 #[derive(Args, Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(default, rename_all = "kebab-case")]
@@ -87,15 +103,10 @@ pub struct ExportOptions {
     /// Source API [default: genesys].
     #[arg(long, value_enum)]
     pub source: Option<SourceKind>,
-    /// Genesys region: a domain (mypurecloud.ie) or SDK name (eu_west_1) [env: GENESYSCLOUD_REGION; default: mypurecloud.com].
-    #[arg(long)]
-    pub region: Option<String>,
-    /// API base URL instead of a region (gateways, the simulator); http only on loopback.
-    #[arg(long)]
-    pub api_base: Option<String>,
-    /// Login base URL instead of a region [default: the API base with api. → login.].
-    #[arg(long)]
-    pub login_base: Option<String>,
+    /// Where the API is (--region, --api-base, --login-base).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub api: ApiArgs,
     /// API requests per minute, shared by all work [default: 300 for genesys, 6000 for search].
     #[arg(long)]
     pub rate: Option<u32>,
@@ -499,7 +510,10 @@ pub fn layered(
     file: &ExportOptions,
 ) -> Result<(ExportOptions, Credentials), OptionsError> {
     let from_env = ExportOptions {
-        region: env("GENESYSCLOUD_REGION"),
+        api: ApiArgs {
+            region: env("GENESYSCLOUD_REGION"),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let o = merge(&[flags, &from_env, file]);
@@ -551,6 +565,7 @@ fn custodians_file(path: &Path) -> Result<Vec<String>, OptionsError> {
 
 /// `--api-base` (and `--login-base`), or the region, by default mypurecloud.com.
 pub fn api_location(o: &ExportOptions) -> Result<(String, String), OptionsError> {
+    let o = &o.api;
     Ok(match &o.api_base {
         Some(api) => {
             let login =
@@ -763,14 +778,14 @@ mod tests {
             cfg.api_base, "https://api.mypurecloud.jp",
             "the env beats the file"
         );
-        flagged.api_base = Some("https://api.flag.example".into());
+        flagged.api.api_base = Some("https://api.flag.example".into());
         let (_, cfg) = resolve_with(&flagged, &fake_env).unwrap();
         assert_eq!(
             cfg.api_base, "https://api.flag.example",
             "the flag beats the env"
         );
         assert_eq!(cfg.login_base, "https://login.flag.example");
-        flagged.api_base = None;
+        flagged.api.api_base = None;
         flagged.credentials = None;
         let (_, cfg) = resolve_with(&flagged, &fake_env).unwrap();
         assert_eq!(

@@ -25,15 +25,9 @@ pub struct ReleaseArgs {
     /// The minisign public key the export must be signed with [or `pubkey` in --config].
     #[arg(long, value_name = "FILE")]
     pub pubkey: Option<PathBuf>,
-    /// Genesys region, as for export [env: GENESYSCLOUD_REGION; default: mypurecloud.com].
-    #[arg(long)]
-    pub region: Option<String>,
-    /// The Platform API instead of a region; must be the one the export was made against.
-    #[arg(long, value_name = "URL")]
-    pub api_base: Option<String>,
-    /// The login host [default: the API's, with api. replaced by login.].
-    #[arg(long, value_name = "URL")]
-    pub login_base: Option<String>,
+    /// Where the API is, as for export; it must be the one the export was made against.
+    #[command(flatten)]
+    pub api: crate::options::ApiArgs,
     /// The export's TOML config file: its region, api-base, login-base, credentials and pubkey
     /// are used (flags > environment > file).
     #[arg(long, value_name = "FILE")]
@@ -62,9 +56,7 @@ fn settings(
     a: &ReleaseArgs,
 ) -> Result<(String, String, custos::http::Credentials, PathBuf), OptionsError> {
     let flags = ExportOptions {
-        region: a.region.clone(),
-        api_base: a.api_base.clone(),
-        login_base: a.login_base.clone(),
+        api: a.api.clone(),
         credentials: a.credentials.clone(),
         pubkey: a.pubkey.clone(),
         ..Default::default()

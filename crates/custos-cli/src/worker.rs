@@ -19,16 +19,9 @@ pub struct WorkerArgs {
     /// The job state, as given to the coordinator.
     #[command(flatten)]
     pub state: StateArgs,
-    /// Genesys region (a domain or SDK name) [env: GENESYSCLOUD_REGION; default:
-    /// mypurecloud.com]: must be the job's.
-    #[arg(long)]
-    pub region: Option<String>,
-    /// API base URL instead of a region: must be the job's.
-    #[arg(long)]
-    pub api_base: Option<String>,
-    /// Login base URL instead of a region [default: the API base with api. → login.].
-    #[arg(long)]
-    pub login_base: Option<String>,
+    /// Where the API is, as for export; it must be the job's.
+    #[command(flatten)]
+    pub api: crate::options::ApiArgs,
     /// TOML file with this worker's client-id and client-secret (chmod 600) [default:
     /// GENESYSCLOUD_OAUTHCLIENT_ID and _SECRET]. One worker per OAuth client.
     #[arg(long, value_name = "FILE")]
@@ -83,12 +76,7 @@ pub async fn run(a: WorkerArgs) -> i32 {
                     r.worker,
                     custos::shown::Shown(&r.oauth_client),
                     r.tally.items,
-                    r.tally
-                        .counts
-                        .iter()
-                        .map(|(o, n)| format!("{o} {n}"))
-                        .collect::<Vec<_>>()
-                        .join("  ")
+                    r.tally.counts_text()
                 );
                 out!(
                     "  {:.1} MB in {:.1} s, {} API calls, {} answered 429",
@@ -114,10 +102,12 @@ pub async fn run(a: WorkerArgs) -> i32 {
 }
 
 fn config(a: &WorkerArgs) -> Result<WorkerConfig, crate::options::OptionsError> {
+    let mut api = a.api.clone();
+    if api.api_base.is_none() && api.region.is_none() {
+        api.region = env("GENESYSCLOUD_REGION");
+    }
     let location = ExportOptions {
-        region: a.region.clone().or_else(|| env("GENESYSCLOUD_REGION")),
-        api_base: a.api_base.clone(),
-        login_base: a.login_base.clone(),
+        api,
         ..Default::default()
     };
     let (api_base, login_base) = api_location(&location)?;

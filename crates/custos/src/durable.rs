@@ -130,8 +130,28 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 static SYNCED_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
 /// SHA-256 of a file, streamed.
+///
+/// Only a regular file is read: a FIFO, a device or a directory (put where a file should be,
+/// e.g. in a shared directory) is refused at once, never waited on.
 pub fn sha256_file(path: &Path) -> Result<(Sha256, u64)> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let mut f = o.open(path).map_err(|e| Error::io(path, e))?;
+    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file (a FIFO, a device or a directory); refused, not read",
+            ),
+        ));
+    }
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;

@@ -58,6 +58,15 @@ impl Tally {
             .map(|(o, n)| (o.as_str().to_owned(), (*n).into()))
             .collect()
     }
+
+    /// The counts as a person reads them: `Exported 12  Purged 1  …`, every outcome.
+    pub fn counts_text(&self) -> String {
+        self.counts
+            .iter()
+            .map(|(o, n)| format!("{o} {n}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    }
 }
 
 impl std::ops::Index<Outcome> for Tally {

@@ -742,9 +742,10 @@ async fn a_coordinator_killed_while_the_workers_list_keeps_what_they_listed() {
     assert_eq!(list_calls, conversations, "a conversation was listed twice");
 }
 
-#[tokio::test]
-async fn a_staged_file_changed_before_it_is_put_in_place_is_refused() {
-    let mut j = Job::open("workers-staged-changed", scenario()).await;
+/// A job whose worker finished while no coordinator waited (it was killed once the job was
+/// open for retrieval): its files are still staged, and the paths of the staged objects.
+async fn staged_by_a_worker(name: &str) -> (Job, Vec<std::path::PathBuf>) {
+    let mut j = Job::open(name, scenario()).await;
     let w = j.worker(1, 30);
     until(
         &j.pg,
@@ -755,7 +756,6 @@ async fn a_staged_file_changed_before_it_is_put_in_place_is_refused() {
     .await;
     j.p.0[0].kill().unwrap();
     let _ = j.p.output(0, Duration::from_secs(10)).await;
-    // The worker finishes while no coordinator waits: its files stay staged.
     let o = j.p.output(w, Duration::from_secs(120)).await;
     assert_eq!(o.status.code(), Some(0), "worker: {}", stderr(&o));
     let staged: Vec<_> = std::fs::read_dir(j.out.join(".custos/staging"))
@@ -764,6 +764,33 @@ async fn a_staged_file_changed_before_it_is_put_in_place_is_refused() {
         .filter(|p| p.extension().is_none())
         .collect();
     assert!(!staged.is_empty());
+    (j, staged)
+}
+
+/// The coordinator run again over `j` refuses (exit 2, within seconds: nothing waited on),
+/// naming `victim`, and seals nothing.
+async fn refuses_to_seal(j: &Job, victim: &Path, why: &str) {
+    let mut c = coordinator(&j.running.base_url, &j.out, &j.pg);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let o = tokio::time::timeout(Duration::from_secs(60), run(c))
+        .await
+        .expect("the coordinator hung on the staging directory");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let name = victim.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        stderr(&o).contains(&name) && stderr(&o).contains(why),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !j.out.join("tagmanifest-sha256.txt").exists(),
+        "sealed over a staged object that is not what the worker recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_staged_file_changed_before_it_is_put_in_place_is_refused() {
+    let (j, staged) = staged_by_a_worker("workers-staged-changed").await;
     let victim = &staged[0];
     let mut perms = std::fs::metadata(victim).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
@@ -772,16 +799,28 @@ async fn a_staged_file_changed_before_it_is_put_in_place_is_refused() {
     let mut bytes = std::fs::read(victim).unwrap();
     bytes[0] ^= 0xff;
     std::fs::write(victim, bytes).unwrap();
-    let o = run(coordinator(&j.running.base_url, &j.out, &j.pg)).await;
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(&victim.file_name().unwrap().to_string_lossy().to_string())
-            && stderr(&o).contains("changed since an earlier run"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        !j.out.join("tagmanifest-sha256.txt").exists(),
-        "sealed over a changed file"
-    );
+    refuses_to_seal(&j, victim, "changed since an earlier run").await;
+}
+
+#[tokio::test]
+async fn a_fifo_in_place_of_a_staged_file_is_refused_never_waited_on() {
+    let (j, staged) = staged_by_a_worker("workers-staged-fifo").await;
+    let victim = &staged[0];
+    std::fs::remove_file(victim).unwrap();
+    let made = Command::new("mkfifo").arg(victim).status().unwrap();
+    assert!(made.success());
+    refuses_to_seal(&j, victim, "not a regular file").await;
+}
+
+#[tokio::test]
+async fn a_link_in_place_of_a_staged_file_is_refused_never_placed() {
+    let (j, staged) = staged_by_a_worker("workers-staged-link").await;
+    // A link to a file with the very bytes recorded: still not what a worker staged.
+    let victim = &staged[0];
+    let elsewhere = j.out.with_extension("outside");
+    std::fs::copy(victim, &elsewhere).unwrap();
+    std::fs::remove_file(victim).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, victim).unwrap();
+    refuses_to_seal(&j, victim, "not a regular file").await;
+    let _ = std::fs::remove_file(&elsewhere);
 }

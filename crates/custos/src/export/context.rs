@@ -154,7 +154,10 @@ impl Ctx<'_> {
     pub(crate) fn kept_at(&self, rel: &str, sha256: &str) -> PathBuf {
         let placed = self.root.join(rel);
         let staged = self.root.join(STAGING).join(sha256);
-        if !placed.exists() && sha256.parse::<crate::digest::Sha256>().is_ok() && staged.exists() {
+        if std::fs::symlink_metadata(&placed).is_err()
+            && sha256.parse::<crate::digest::Sha256>().is_ok()
+            && std::fs::symlink_metadata(&staged).is_ok()
+        {
             staged
         } else {
             placed

@@ -215,11 +215,16 @@ pub(super) fn recheck_written(ctx: &Ctx<'_>) -> Result<()> {
         let path = ctx.kept_at(rel, want);
         let got = match sha256_file(&path) {
             Ok((h, _)) => h,
-            Err(_) => {
+            Err(e) => {
+                let now = if std::fs::symlink_metadata(&path).is_ok() {
+                    format!("is no longer that file ({e})")
+                } else {
+                    "is gone".to_owned()
+                };
                 return Err(Error::Tampered {
                     path,
                     message: format!(
-                        "{what} written by an earlier run of this export is gone; the export cannot be resumed. Restore the file, or export again into a new directory"
+                        "{what} written by an earlier run of this export {now}; the export cannot be resumed. Restore the file, or export again into a new directory"
                     ),
                 });
             }

@@ -117,7 +117,7 @@ pub(super) fn assemble(ctx: &Ctx<'_>) -> Result<()> {
             return Ok(());
         };
         let dest = ctx.root.join(&file);
-        if dest.exists() {
+        if std::fs::symlink_metadata(&dest).is_ok() {
             // Placed by an assembly a crash cut short: its sidecar may be all that is missing
             // (the file's hash was checked again when this run started).
             let sidecar = crate::durable::sidecar(&dest);
@@ -128,34 +128,45 @@ pub(super) fn assemble(ctx: &Ctx<'_>) -> Result<()> {
             return Ok(());
         }
         let staged = staging.join(&sha);
-        let got = match sha256_file(&staged) {
-            Ok((h, _)) => h.hex(),
-            Err(_) => {
-                return Err(Error::Tampered {
-                    path: staged,
-                    message: format!(
-                        "a worker recorded {file} with this SHA-256, but the staging directory does not hold it: the shared directory lost a file"
-                    ),
-                });
-            }
-        };
-        if got != sha {
-            return Err(Error::Tampered {
-                path: staged,
-                message: format!(
-                    "changed since a worker staged it for {file} (SHA-256 {sha} then, {got} now)"
-                ),
-            });
-        }
         if let Some(dir) = dest.parent() {
             crate::durable::make_dirs(dir)?;
         }
         // A link, not a rename: two recordings with the same bytes share one staged object.
+        // Linked first, then checked: what is checked is what is put in place.
         let mut part = dest.as_os_str().to_owned();
         part.push(".part");
         let part = PathBuf::from(part);
         let _ = std::fs::remove_file(&part);
-        std::fs::hard_link(&staged, &part).map_err(|e| Error::io(&part, e))?;
+        if std::fs::hard_link(&staged, &part).is_err() {
+            return Err(Error::Tampered {
+                path: staged,
+                message: format!(
+                    "a worker recorded {file} with this SHA-256, but the staging directory does not hold it: the shared directory lost a file"
+                ),
+            });
+        }
+        let refuse = |message: String| {
+            let _ = std::fs::remove_file(&part);
+            Err(Error::Tampered {
+                path: staged.clone(),
+                message,
+            })
+        };
+        // A link to a symbolic link is the link: never put one in the bag.
+        if !std::fs::symlink_metadata(&part).is_ok_and(|m| m.file_type().is_file()) {
+            return refuse(format!(
+                "staged for {file}, but not a regular file (a link, a FIFO, a device): refused"
+            ));
+        }
+        let got = match sha256_file(&part) {
+            Ok((h, _)) => h.hex(),
+            Err(e) => return refuse(format!("staged for {file}, but unreadable: {e}")),
+        };
+        if got != sha {
+            return refuse(format!(
+                "changed since a worker staged it for {file} (SHA-256 {sha} then, {got} now)"
+            ));
+        }
         crate::durable::finalize(&part, &dest, &sha)?;
         placed += 1;
         Ok(())

@@ -7,8 +7,10 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The most text kept of one PDF (what is past it is cut, and the cut said).
+/// The most text read of one PDF: a PDF whose text is larger gets none, and says why.
 const MAX_TEXT: u64 = 64 << 20;
+/// The longest one PDF's extraction may take.
+const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The extractor: the `pdftotext` binary and the version it states.
 #[derive(Clone, Debug)]
@@ -62,20 +64,44 @@ impl Extractor {
             .map_err(|e| format!("{}: {e}", self.program.display()))?;
         let mut stdin = child.stdin.take().expect("piped");
         let mut stdout = child.stdout.take().expect("piped");
-        // Fed from one thread while read from this one: neither pipe can fill and stall.
-        let text = std::thread::scope(|s| {
+        // Fed and read on threads of their own while this one keeps the clock: a PDF made to
+        // keep pdftotext busy (an attachment is the sender's content) is stopped at the limit.
+        let (status, text) = std::thread::scope(|s| {
             s.spawn(move || {
                 let _ = stdin.write_all(pdf);
             });
-            let mut text = Vec::new();
-            (&mut stdout)
-                .take(MAX_TEXT)
-                .read_to_end(&mut text)
-                .map(|_| text)
+            let reader = s.spawn(move || {
+                let mut text = Vec::new();
+                (&mut stdout)
+                    .take(MAX_TEXT)
+                    .read_to_end(&mut text)
+                    .map(|_| text)
+                // `stdout` is closed here: a child still writing past the cap ends on it.
+            });
+            let deadline = std::time::Instant::now() + TIME_LIMIT;
+            let status = loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break Ok(status),
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Ok(None) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break Err(format!(
+                            "pdftotext took more than {} s and was stopped",
+                            TIME_LIMIT.as_secs()
+                        ));
+                    }
+                    Err(e) => break Err(e.to_string()),
+                }
+            };
+            (
+                status,
+                reader.join().expect("the reader thread does not panic"),
+            )
         });
-        // Closed before the wait: a child still writing past the cap ends on the closed pipe.
-        drop(stdout);
-        let status = child.wait().map_err(|e| e.to_string())?;
+        let status = status?;
         let text = text.map_err(|e| e.to_string())?;
         if !status.success() {
             return Err(format!("pdftotext could not read it ({status})"));

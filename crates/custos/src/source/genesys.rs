@@ -443,7 +443,14 @@ pub async fn recordings_by_workers(
         if crate::model::safe_id(rid) {
             let by = staging.join(format!("{rid}.w{epoch}.json"));
             let named = staging.join(format!("{rid}.json"));
-            if by.exists() {
+            let kind = std::fs::symlink_metadata(&by).map(|m| m.file_type());
+            if kind.as_ref().is_ok_and(|k| !k.is_file()) {
+                return Err(Error::Tampered {
+                    path: by,
+                    message: "a worker's listed element is not a regular file (a link, a FIFO, a device): refused".into(),
+                });
+            }
+            if kind.is_ok() {
                 std::fs::rename(&by, &named).map_err(|e| Error::io(&named, e))?;
             } else if !named.exists() {
                 return Err(Error::Tampered {

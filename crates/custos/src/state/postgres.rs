@@ -419,6 +419,22 @@ impl Conn {
     }
 }
 
+impl Pg {
+    /// Sets a restore's `column` (`requested_at`, `restored_at`) to `at`.
+    fn restore_time(&self, item: &Item, column: &'static str, at: &str) -> Result<()> {
+        let (item, at) = (item.clone(), at.to_owned());
+        self.run(move |c, job| {
+            c.execute(
+                &format!(
+                    "UPDATE custos.restores SET {column} = $4 WHERE job_id = $1 AND conversation_id = $2 AND recording_id = $3"
+                ),
+                &[&job, &item.conversation_id, &item.recording_id, &at],
+            )?;
+            Ok(())
+        })
+    }
+}
+
 impl Drop for Pg {
     fn drop(&mut self) {
         self.shutdown();
@@ -586,25 +602,11 @@ impl JobStore for Pg {
     }
 
     fn restore_requested(&self, item: &Item, at: &str) -> Result<()> {
-        let (item, at) = (item.clone(), at.to_owned());
-        self.run(move |c, job| {
-            c.execute(
-                "UPDATE custos.restores SET requested_at = $4 WHERE job_id = $1 AND conversation_id = $2 AND recording_id = $3",
-                &[&job, &item.conversation_id, &item.recording_id, &at],
-            )?;
-            Ok(())
-        })
+        self.restore_time(item, "requested_at", at)
     }
 
     fn restore_done(&self, item: &Item, at: &str) -> Result<()> {
-        let (item, at) = (item.clone(), at.to_owned());
-        self.run(move |c, job| {
-            c.execute(
-                "UPDATE custos.restores SET restored_at = $4 WHERE job_id = $1 AND conversation_id = $2 AND recording_id = $3",
-                &[&job, &item.conversation_id, &item.recording_id, &at],
-            )?;
-            Ok(())
-        })
+        self.restore_time(item, "restored_at", at)
     }
 
     fn restores(&self) -> Result<Vec<RestoreRow>> {
