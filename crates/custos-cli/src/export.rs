@@ -156,13 +156,22 @@ fn exit_code(r: &Report) -> i32 {
 
 /// Runs `custos export`.
 pub async fn run_export(flags: ExportOptions) -> i32 {
-    let (args, cfg) = match resolve_with(&flags, &env) {
+    let (args, mut cfg) = match resolve_with(&flags, &env) {
         Ok(c) => c,
         Err(e) => {
             crate::error(&e);
             return 2;
         }
     };
+    if let Some(url) = &args.archive {
+        match archive_source(url, &args).await {
+            Ok(a) => cfg.archive = Some(a),
+            Err(e) => {
+                crate::error(&e);
+                return 2;
+            }
+        }
+    }
     if args.upload.is_none() && args.store.is_set() {
         eprintln!(
             "custos: error: storage options (--lock-mode, --sse, --endpoint …) need --upload URL"
@@ -213,6 +222,32 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
         }
         _ => code,
     }
+}
+
+/// The organization's archive (`--archive`), its layout and what to do with what it lacks.
+async fn archive_source(
+    url: &str,
+    args: &ExportOptions,
+) -> Result<custos::archive::ArchiveSource, String> {
+    let layout = match &args.archive_layout {
+        Some(l) => custos::archive::Layout::parse(l).map_err(|e| e.to_string())?,
+        None => custos::archive::Layout::default(),
+    };
+    let opts = custos_store::store::StoreOptions {
+        endpoint: args.archive_endpoint.clone(),
+        region: args.archive_region.clone(),
+        ..Default::default()
+    };
+    let store = custos_store::archive::S3Archive::connect(url, &opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(custos::archive::ArchiveSource {
+        store: std::sync::Arc::new(store),
+        layout,
+        missing: args
+            .archive_missing
+            .unwrap_or(custos::archive::Missing::Fail),
+    })
 }
 
 async fn run(cfg: &ExportConfig, json: bool) -> i32 {

@@ -194,6 +194,26 @@ pub struct ExportOptions {
     /// and seals the bag (needs --state postgres://…; docs/scale.md).
     #[arg(long)]
     pub workers: bool,
+    /// Read each recording from the organization's own archive, the bucket Genesys' "AWS S3
+    /// recording bulk actions" integration writes into (s3://BUCKET[/PREFIX]), instead of the
+    /// media API; the query and the listing use the API as always (docs/archive.md).
+    #[arg(long, value_name = "URL")]
+    pub archive: Option<String>,
+    /// The archive's key layout, a template of {org}, {conversation}, {year}, {month}, {day},
+    /// {hour} and two-digit {MM}, {DD}, {HH}, from the conversation's start in UTC
+    /// [default: {org}/year={year}/month={MM}/day={DD}/hour={HH}/conversation_id={conversation}/].
+    #[arg(long, value_name = "TEMPLATE")]
+    pub archive_layout: Option<String>,
+    /// A recording the archive lacks: `fail` (it ends Failed, naming the folder looked in) or
+    /// `api` (fetched through the API as --retrieval says; its custody says so) [default: fail].
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub archive_missing: Option<custos::archive::Missing>,
+    /// The archive's S3 endpoint, for S3-compatible stores [default: AWS_ENDPOINT_URL, else AWS].
+    #[arg(long, value_name = "URL")]
+    pub archive_endpoint: Option<String>,
+    /// The archive bucket's AWS region [default: the AWS default chain].
+    #[arg(long, value_name = "REGION")]
+    pub archive_region: Option<String>,
     /// TOML config file: every option of this command except --config and --json, by its
     /// long name (e.g. `rate = 300`, `api-base = "…"`, `lock-mode = "compliance"`).
     #[arg(long, value_name = "FILE")]
@@ -606,6 +626,19 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
     if !o.restore_archived && (o.restore_days.is_some() || o.no_wait) {
         return Err("--restore-days and --no-wait go with --restore-archived".into());
     }
+    if o.archive.is_none()
+        && (o.archive_layout.is_some()
+            || o.archive_missing.is_some()
+            || o.archive_endpoint.is_some()
+            || o.archive_region.is_some())
+    {
+        return Err(
+            "--archive-layout, --archive-missing, --archive-endpoint and --archive-region go with --archive s3://BUCKET[/PREFIX]".into(),
+        );
+    }
+    if let Some(l) = &o.archive_layout {
+        custos::archive::Layout::parse(l).map_err(|e| e.to_string())?;
+    }
     let search = source == SourceKind::Search;
     let mut custodians = o.custodian.clone();
     if let Some(f) = &o.custodians {
@@ -640,6 +673,9 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         transcripts: o.transcripts,
         media: o.media.clone(),
         workers: o.workers,
+        // Connected by the command (`export::archive_source`): the store is reached over the
+        // network.
+        archive: None,
         restore: o.restore_archived.then(|| RestoreArchived {
             days: o.restore_days.unwrap_or(DEFAULT_RESTORE_DAYS),
             wait: !o.no_wait,

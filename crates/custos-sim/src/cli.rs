@@ -130,10 +130,19 @@ pub struct SimArgs {
     /// Faults: `all`, or a comma list of NAME or NAME=VALUE. Names: purge, truncate,
     /// length-over, length-under, fault-attempts, duration-lie, header-lie, pauses, 5xx, 429-storm,
     /// storm-retry-after, token-expiry, drift, duplicates, slow-transcode, expired-urls, damaged-zip,
-    /// truncated-eml, short-screen, hostile-ids
+    /// truncated-eml, short-screen, hostile-ids, archive-missing, archive-altered, archive-metadata,
+    /// archive-duplicate
     /// (see docs/simulator.md).
     #[arg(long, value_name = "LIST|all")]
     pub faults: Option<String>,
+    /// Land the org's recording archive at start into DIR, a bucket's directory of an
+    /// S3-compatible server (s3s-fs: ROOT/BUCKET): each AVAILABLE recording and its
+    /// `_metadata.json` under the documented keys (docs/simulator.md).
+    #[arg(long, value_name = "DIR")]
+    pub archive_dir: Option<PathBuf>,
+    /// Key prefix of the archive in its bucket, ending in '/' [default: none].
+    #[arg(long, value_name = "PREFIX")]
+    pub archive_prefix: Option<String>,
     /// Write the ground truth (JSON) to FILE before printing the base URL.
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
@@ -179,6 +188,12 @@ impl SimArgs {
         if self.live {
             s.live = true;
         }
+        if let Some(d) = &self.archive_dir {
+            s.archive_dir = Some(d.clone());
+        }
+        if let Some(p) = &self.archive_prefix {
+            s.archive_prefix = p.clone();
+        }
         if self.no_search_api {
             s.search_api = false;
         }
@@ -208,6 +223,13 @@ async fn serve_until_stopped(args: SimArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if sim.0.scenario.archive_dir.is_some() {
+        let s2 = sim.clone();
+        let landed = tokio::task::spawn_blocking(move || s2.land_archive())
+            .await
+            .map_err(|e| e.to_string())??;
+        eprintln!("custos-sim: {landed} recordings landed in the archive");
+    }
     if let Some(path) = &args.truth {
         let s2 = sim.clone();
         let truth = tokio::task::spawn_blocking(move || s2.truth())

@@ -25,6 +25,7 @@
 #![allow(clippy::result_large_err)]
 
 mod analytics;
+pub mod archive;
 pub mod audio;
 mod auth;
 pub mod catalog;
@@ -107,6 +108,15 @@ impl Sim {
             base_url,
             stop: Some(stop),
         })
+    }
+
+    /// Lands the org's recording archive into the scenario's `archive_dir` (crate::archive):
+    /// how many recordings landed; none without an `archive_dir`.
+    pub fn land_archive(&self) -> Result<usize, String> {
+        match &self.0.scenario.archive_dir {
+            Some(dir) => archive::land(&self.0, dir),
+            None => Ok(0),
+        }
     }
 
     /// What the simulator has served so far.

@@ -105,6 +105,12 @@ pub struct Scenario {
     /// Chat, email and messaging conversations (in turn), each with one recording, besides
     /// the calls.
     pub digital: usize,
+    /// Land the org's recording archive at start (what the "AWS S3 recording bulk actions"
+    /// integration writes into the org's bucket) into this directory: a bucket's directory of an
+    /// S3-compatible server (s3s-fs: `ROOT/BUCKET`). Not set: no archive.
+    pub archive_dir: Option<std::path::PathBuf>,
+    /// Key prefix of the archive in its bucket (`""`, or ending in `/`).
+    pub archive_prefix: String,
     /// Faults to inject.
     pub faults: Faults,
 }
@@ -150,6 +156,8 @@ impl Default for Scenario {
             transcripts: 0.8,
             screen: 0.0,
             digital: 0,
+            archive_dir: None,
+            archive_prefix: String::new(),
             faults: Faults::default(),
         }
     }
@@ -198,6 +206,14 @@ impl Scenario {
         }
         if self.end <= self.start {
             return Err("end must be after start".into());
+        }
+        let p = &self.archive_prefix;
+        let climbs = p.starts_with('/') || p.split('/').any(|s| s == "..");
+        if !p.is_empty() && (climbs || !p.ends_with('/')) {
+            return Err(
+                "archive-prefix must be empty or end in '/', with no leading '/' and no '..'"
+                    .into(),
+            );
         }
         if self.min_recording_s == 0 || self.min_recording_s > self.max_recording_s {
             return Err("recording length: need 1 <= min-recording-s <= max-recording-s".into());
@@ -320,6 +336,15 @@ pub struct Faults {
     /// recordings whose ids are hostile as file names (`../../x`, `a/b`, `a\b`, NUL, control
     /// characters). They have no media; an exporter must refuse them without writing anything.
     pub hostile_ids: bool,
+    /// Fraction of the archive's recordings that never land in the bucket.
+    pub archive_missing: f64,
+    /// Fraction of the archive's recordings altered after landing (cut to half their bytes).
+    pub archive_altered: f64,
+    /// Fraction of the archive's recordings whose `_metadata.json` states a `durationMs` 30 s
+    /// longer than the API's record.
+    pub archive_metadata: f64,
+    /// Fraction of the archive's recordings that landed twice, under two extensions.
+    pub archive_duplicate: f64,
 }
 
 impl Default for Faults {
@@ -347,6 +372,10 @@ impl Default for Faults {
             truncated_eml: 0.0,
             short_screen: 0.0,
             hostile_ids: false,
+            archive_missing: 0.0,
+            archive_altered: 0.0,
+            archive_metadata: 0.0,
+            archive_duplicate: 0.0,
         }
     }
 }
@@ -389,6 +418,10 @@ pub const FAULT_NAMES: &[(&str, &str)] = &[
     ("truncated-eml", "0.2"),
     ("short-screen", "0.2"),
     ("hostile-ids", "true"),
+    ("archive-missing", "0.05"),
+    ("archive-altered", "0.03"),
+    ("archive-metadata", "0.03"),
+    ("archive-duplicate", "0.02"),
 ];
 
 impl Faults {
@@ -460,6 +493,10 @@ impl Faults {
                     .parse()
                     .map_err(|_| format!("fault hostile-ids: '{value}' is not true/false"))?
             }
+            "archive-missing" => self.archive_missing = frac(value)?,
+            "archive-altered" => self.archive_altered = frac(value)?,
+            "archive-metadata" => self.archive_metadata = frac(value)?,
+            "archive-duplicate" => self.archive_duplicate = frac(value)?,
             other => return Err(unknown_fault(other)),
         }
         Ok(())
@@ -485,6 +522,10 @@ impl Faults {
             ("damaged-zip", self.damaged_zip),
             ("truncated-eml", self.truncated_eml),
             ("short-screen", self.short_screen),
+            ("archive-missing", self.archive_missing),
+            ("archive-altered", self.archive_altered),
+            ("archive-metadata", self.archive_metadata),
+            ("archive-duplicate", self.archive_duplicate),
         ];
         for (name, f) in fractions {
             if !(0.0..=1.0).contains(&f) {

@@ -82,6 +82,9 @@ pub struct RecordingTruth {
     pub transcript: Option<Vec<crate::transcripts::PhraseTruth>>,
     /// Who spoke, when and why: the call's facts as the directory names them.
     pub call: CallTruth,
+    /// Its copy in the org's archive, when the scenario lands one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub archive: Option<crate::archive::ArchiveTruth>,
 }
 
 /// The facts of a recording's call, with every id named as the directory APIs name it.
@@ -266,6 +269,7 @@ pub fn build(inner: &Inner) -> Truth {
                 transcript: crate::transcripts::has_transcript(inner, i)
                     .then(|| crate::transcripts::phrases(inner, i)),
                 call: call_truth(inner, r.conversation),
+                archive: crate::archive::truth(inner, i),
             }
         })
         .collect();

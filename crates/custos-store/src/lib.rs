@@ -10,6 +10,7 @@
 //! assert!(custos_store::target::Target::parse("s3://evidence-bucket").is_err());
 //! ```
 
+pub mod archive;
 pub mod azure;
 mod connect;
 pub mod error;

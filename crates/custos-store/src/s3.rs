@@ -62,7 +62,7 @@ const MIN_PART: u64 = 64 * 1024 * 1024;
 /// Parts of one multipart upload sent at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
-fn describe<E: ProvideErrorMetadata + std::error::Error>(
+pub(crate) fn describe<E: ProvideErrorMetadata + std::error::Error>(
     e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> String {
     match e {
@@ -152,7 +152,7 @@ fn status_of<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Opti
     e.raw_response().map(|r| r.status().as_u16())
 }
 
-fn rfc3339(d: &DateTime) -> Option<String> {
+pub(crate) fn rfc3339(d: &DateTime) -> Option<String> {
     d.fmt(DateTimeFormat::DateTime).ok()
 }
 
@@ -169,6 +169,11 @@ fn b64_to_hex(b64: &str) -> Option<String> {
 crate::store::backend_by_inherent_methods!(S3Store);
 
 impl S3Store {
+    /// The SDK client (the archive reader lists and pre-signs with it).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// A client from the AWS default chain (env, profile, config files, SSO, instance role);
     /// `endpoint` (or `AWS_ENDPOINT_URL`) for S3-compatible stores, addressed path-style.
     pub async fn connect(bucket: &str, opts: &StoreOptions) -> Result<S3Store, StoreError> {

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod approve;
+pub mod archive;
 pub mod custody;
 pub mod digest;
 pub mod durable;

@@ -3,6 +3,7 @@
 //! hostile-package corpus for `verify`), the crash harness, the recording fake store, and real
 //! storage servers (s3s-fs, moto, Azurite).
 
+mod archive;
 mod backends;
 mod cli;
 mod common;

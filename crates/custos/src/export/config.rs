@@ -147,6 +147,9 @@ pub struct ExportConfig {
     /// this run lists, seals the manifest, opens the job to workers, waits for every item to
     /// end, and seals the bag.
     pub workers: bool,
+    /// Read each item from the organization's own recording archive instead of the media API
+    /// (`--archive`, docs/archive.md); the listing is the API's as always.
+    pub archive: Option<crate::archive::ArchiveSource>,
 }
 
 /// How `--restore-archived` restores and waits.

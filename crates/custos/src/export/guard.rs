@@ -36,6 +36,20 @@ pub(super) fn settings(
                 Retrieval::Transcode(f) => f.clone(),
             },
         ),
+        (
+            "--archive",
+            cfg.archive.as_ref().map_or_else(
+                || "(none)".into(),
+                |a| {
+                    format!(
+                        "{}, --archive-layout {}, --archive-missing {}",
+                        a.store.location(),
+                        a.layout.as_str(),
+                        a.missing.as_str()
+                    )
+                },
+            ),
+        ),
         ("--matter", or_none(&cfg.matter)),
         ("--operator", or_none(&cfg.operator)),
         ("--source-organization", or_none(&cfg.source_organization)),

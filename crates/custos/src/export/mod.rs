@@ -291,6 +291,24 @@ fn check_input(
             "--workers keeps the job where every worker reaches it: give --state postgres://… (docs/scale.md)".into(),
         ));
     }
+    if cfg.archive.is_some() {
+        let why = if cfg.source == SourceKind::Search {
+            Some("the search API has no organization archive")
+        } else if matches!(cfg.selection, Selection::Ids(_)) {
+            Some(
+                "the archive's folders are named by each conversation's start, which a query's analytics records give: select with --query",
+            )
+        } else if cfg.workers {
+            Some(
+                "--workers does not read an archive yet: run the archive collection without --workers (an archive read uses no API budget)",
+            )
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(Error::Config(format!("--archive: {why}")));
+        }
+    }
     if cfg.workers && cfg.restore.is_some() {
         return Err(Error::Config(
             "--workers does not restore archived recordings yet: export them with --restore-archived without --workers".into(),

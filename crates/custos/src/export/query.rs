@@ -39,7 +39,7 @@ pub(super) fn write_query(
             json!({"file": l.file, "fileSha256": l.file_sha256, "entries": l.entries.iter().map(|e| match &e.second { Some(r) => format!("{},{r}", e.first), None => e.first.clone() }).collect::<Vec<_>>()}),
         ),
     };
-    let doc = json!({
+    let mut doc = json!({
         "format": "custos-query/1",
         "exportId": export_id,
         "matter": cfg.matter,
@@ -60,6 +60,11 @@ pub(super) fn write_query(
         "exporter": Actor::here(cfg.operator.as_deref(), Some(ctx.api.client_id())),
         "startedAt": format_ms(OffsetDateTime::now_utc()),
     });
+    // `--archive`: where the bytes are read from instead of the media API (docs/archive.md).
+    if let Some(a) = &cfg.archive {
+        doc["retrieval"]["archive"] = json!({"location": a.store.location(),
+            "layout": a.layout.as_str(), "missing": a.missing.as_str()});
+    }
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("json");
     bytes.push(b'\n');
     let path = ctx.root.join(files::QUERY);

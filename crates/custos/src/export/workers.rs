@@ -383,6 +383,8 @@ fn job_config(cfg: &WorkerConfig, state: &State) -> Result<ExportConfig> {
         job_deadline: cfg.job_deadline,
         state: cfg.state.clone(),
         workers: true,
+        // The coordinator refuses --archive with --workers (docs/archive.md).
+        archive: None,
     })
 }
 

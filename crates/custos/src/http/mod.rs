@@ -10,7 +10,7 @@
 mod client;
 mod limit;
 pub mod media;
-mod response;
+pub(crate) mod response;
 mod retry;
 mod token;
 

@@ -264,8 +264,10 @@ fn asked(f: &Facts, d: &mut Vec<Block>) {
         "Retrieval".into(),
         Cell::text(
             [
-                f.query_str("/retrieval/mode"),
-                f.query_str("/retrieval/formatId"),
+                f.query_str("/retrieval/archive/location")
+                    .map(|l| format!("from the archive {l}")),
+                f.query_str("/retrieval/mode").map(str::to_owned),
+                f.query_str("/retrieval/formatId").map(str::to_owned),
             ]
             .into_iter()
             .flatten()
@@ -888,11 +890,30 @@ fn certification(f: &Facts, sealed: Option<&Seal>, d: &mut Vec<Block>) {
         f.query_str("/retrieval/formatId"),
     ) {
         (Some("transcode"), Some(fmt)) => format!(
-            "Call recordings were downloaded as Genesys converted them on request to {fmt}:              Genesys' renditions of the recordings, not their original encoding. Screen              recordings, emails, chats and messaging threads were downloaded as Genesys keeps them."
+            "Call recordings were downloaded as Genesys converted them on request to {fmt}: Genesys' renditions of the recordings, not their original encoding. Screen recordings, emails, chats and messaging threads were downloaded as Genesys keeps them."
         ),
-        (Some("batch"), _) => "Recordings were downloaded through Genesys' batch download, in              the format Genesys recorded them in (their original codec)."
+        (Some("batch"), _) => "Recordings were downloaded through Genesys' batch download, in the format Genesys recorded them in (their original codec)."
             .to_owned(),
         _ => "Recordings were downloaded as Genesys served them.".to_owned(),
+    };
+    // Read from the organization's own bucket: custody by this process began there.
+    let retrieval = match f.query_str("/retrieval/archive/location") {
+        Some(location) => format!(
+            "Recordings were read from the organization's own recording archive at {location}, \
+             where Genesys' recording bulk-actions integration had written them in their \
+             original encoding; custody by this process began when each was read. Before that, \
+             the store's LastModified time (recorded for each recording) says when it was \
+             written there, and nothing Genesys provides proves that the bytes were not changed \
+             in the bucket since: each was held to the API's record of the same recording \
+             (its duration, and the archive's metadata file beside it, kept as received). {}",
+            match f.query_str("/retrieval/archive/missing") {
+                Some("api") => format!(
+                    "Recordings the archive lacked were fetched through the API instead: {retrieval}"
+                ),
+                _ => "Recordings the archive lacked were not exported.".to_owned(),
+            }
+        ),
+        None => retrieval,
     };
     let tolerance = f.info("Duration-Tolerance-Seconds").unwrap_or("1");
     let paragraphs = [

@@ -61,6 +61,7 @@ pub fn config_at(
         job_deadline: custos::export::JOB_DEADLINE,
         state: Default::default(),
         workers: false,
+        archive: None,
         protect: false,
         restore: None,
         increment_of: None,

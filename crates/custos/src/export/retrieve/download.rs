@@ -54,6 +54,11 @@ pub(super) async fn download(
         let (r, media, media_json) = attempt_once(ctx, url, bearer, &part, &stated).await;
         log_attempt(ctx, it, url, bearer, attempt, &r, media_json, &stated)?;
         let e = match r {
+            Ok(_) if stated.refused.is_some() => {
+                let why = stated.refused.as_deref().unwrap_or_default();
+                return quarantine(ctx, it, &part, why, media, &stated)
+                    .map(|d| Got::Done(Box::new(d)));
+            }
             Ok(f) => {
                 return keep(ctx, it, &part, f, media, &stated).map(|d| Got::Done(Box::new(d)));
             }
@@ -178,6 +183,27 @@ async fn attempt_once(
         }
         r
     };
+    // The store that held the file stated its digest: the bytes read must be those.
+    if let Ok(f) = &r {
+        let differs = |what: &str, stated: &Option<String>, got: &str| {
+            stated
+                .as_deref()
+                .filter(|s| *s != got)
+                .map(|s| format!("{what} {got} of the bytes read is not the {s} the store states"))
+        };
+        if let Some(why) = differs("SHA-256", &stated.store_sha256, &f.sha256)
+            .or_else(|| differs("MD5", &stated.store_md5, &f.md5))
+        {
+            return (
+                Err(FetchError::NotEvidence {
+                    why,
+                    media_ms: None,
+                }),
+                None,
+                Value::Null,
+            );
+        }
+    }
     let (mut media, mut media_json) = (None, Value::Null);
     if r.is_ok() {
         let (info, verdict) = judge(ctx, part, stated).await;
@@ -240,11 +266,14 @@ fn keep(
     media: Option<u64>,
     stated: &Stated,
 ) -> Result<Done> {
-    let name = format!("{}.{}", it.recording_id, extension(&f.content_type));
+    let content_type = stated
+        .content_type
+        .map_or_else(|| f.content_type.clone(), str::to_owned);
+    let name = format!("{}.{}", it.recording_id, extension(&content_type));
     let file = format!("data/recordings/{}/{name}", it.conversation_id);
     ctx.place(part, &file, &f.sha256)?;
-    let reason = if extension(&f.content_type) == "bin" {
-        format!("unrecognised Content-Type '{}'", f.content_type)
+    let reason = if extension(&content_type) == "bin" {
+        format!("unrecognised Content-Type '{content_type}'")
     } else {
         String::new()
     };
@@ -256,7 +285,7 @@ fn keep(
         md5: Some(f.md5),
         sha1: Some(f.sha1),
         bytes: Some(f.bytes),
-        content_type: Some(f.content_type),
+        content_type: Some(content_type),
         downloaded_at: Some(format_ms(OffsetDateTime::now_utc())),
         media_ms: media,
         stated_ms: stated.duration_ms,

@@ -4,6 +4,7 @@
 //! transcodes, or the search API's `/media`, each download bounded in attempts and recorded in
 //! the custody log and the job state.
 
+mod archive;
 mod batch;
 mod download;
 mod search;
@@ -162,6 +163,22 @@ pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Res
                 None => Ok(Some(it)),
             }
         });
+    match &ctx.cfg.archive {
+        Some(a) => {
+            archive::retrieve(ctx, a, downloadable, in_flight(ctx), |missing| {
+                through_api(ctx, futures_util::stream::iter(missing.into_iter().map(Ok)))
+            })
+            .await
+        }
+        None => through_api(ctx, downloadable).await,
+    }
+}
+
+/// Fetches `downloadable` through the source's API, as `--retrieval` says.
+async fn through_api<'a>(
+    ctx: &'a Ctx<'a>,
+    downloadable: impl futures_util::Stream<Item = Result<Item>> + Send + 'a,
+) -> Result<()> {
     match (ctx.cfg.source, &ctx.cfg.retrieval) {
         (SourceKind::Genesys, Retrieval::Batch) => {
             // Two batch jobs at a time: the next is submitted and polled while the current one's

@@ -25,6 +25,17 @@ pub(crate) struct Stated {
     pub media: Option<Media>,
     /// An email recording's attachments (name, bytes), as `emailTranscript` states them.
     pub attachments: Vec<(String, u64)>,
+    /// The Content-Type the source's name for the file gives it (an archived object's
+    /// extension), preferred to the one served, which an object store may not know.
+    pub content_type: Option<&'static str>,
+    /// The SHA-256 the store holding the file states for it (lowercase hex): the bytes read
+    /// must be these.
+    pub store_sha256: Option<String>,
+    /// The MD5 the store states for it (a single-part ETag): the bytes read must be these.
+    pub store_md5: Option<String>,
+    /// Why the file cannot be evidence even when it reads whole (the archive's metadata
+    /// disagrees with the API): it is kept in quarantine, `Corrupted`, with this reason.
+    pub refused: Option<String>,
 }
 
 impl Stated {
@@ -51,11 +62,11 @@ impl Stated {
             .filter_map(|a| Some((a["name"].as_str()?.to_owned(), a["contentLength"].as_u64()?)))
             .collect();
         Stated {
-            size: None,
             duration_ms,
             source,
             media,
             attachments,
+            ..Stated::default()
         }
     }
 

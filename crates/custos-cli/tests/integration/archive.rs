@@ -1,0 +1,527 @@
+//! `custos export --archive`: collecting from the organization's own recording archive (the
+//! bucket Genesys' S3 bulk-actions integration writes into), served by a real S3-compatible
+//! server (s3s-fs) over the directory the simulator lands the archive in, with the archive's
+//! faults; every outcome compared with the simulator's truth.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use custos_sim::{Running, Scenario, Sim, Truth};
+use serde_json::Value;
+
+use crate::common::store::{custos, run, text};
+use crate::common::{QUERY, bagit_valid, tmp};
+use crate::storage::{Server, s3s_fs};
+
+/// The bucket the archive is in.
+const BUCKET: &str = "org-archive";
+
+/// A simulator that landed its archive, and the S3 server that serves it.
+struct Archive {
+    dir: PathBuf,
+    sim: Running,
+    s3: Server,
+    truth: Truth,
+}
+
+impl Archive {
+    /// A catalog of calls, screen recordings, chats, emails and messaging threads, its archive
+    /// landed with `faults` (the simulator's `--faults` list) under `prefix`.
+    async fn new(name: &str, faults: &str, prefix: &str) -> Archive {
+        let dir = tmp(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let s3 = s3s_fs(&dir, &[BUCKET]);
+        let mut scenario = Scenario {
+            conversations: 24,
+            min_recording_s: 2,
+            max_recording_s: 8,
+            screen: 0.3,
+            digital: 6,
+            archive_dir: Some(dir.join("s3s-fs").join(BUCKET)),
+            archive_prefix: prefix.to_owned(),
+            ..Default::default()
+        };
+        scenario.faults.apply_list(faults).unwrap();
+        let sim = Sim::new(scenario).unwrap();
+        let landed = sim.land_archive().unwrap();
+        assert!(landed > 0, "the archive landed");
+        let truth = sim.truth();
+        let sim = sim.spawn().await.unwrap();
+        Archive {
+            dir,
+            sim,
+            s3,
+            truth,
+        }
+    }
+
+    /// `custos export` of the whole catalog into `out`, with `extra` arguments.
+    async fn export(&self, out: &Path, extra: &[&str]) -> Output {
+        let mut c = custos(&[
+            "export",
+            "--query",
+            QUERY,
+            "--out",
+            out.to_str().unwrap(),
+            "--api-base",
+            &self.sim.base_url,
+            "--rate",
+            "6000",
+        ]);
+        c.args(extra)
+            .env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
+            .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret")
+            .env_remove("GENESYSCLOUD_REGION");
+        run(c).await
+    }
+
+    /// `export` from the archive at `s3://org-archive/PREFIX`.
+    async fn collect(&self, out: &Path, prefix: &str, extra: &[&str]) -> Output {
+        let url = format!("s3://{BUCKET}/{prefix}");
+        let mut args = vec!["--archive", &url, "--archive-endpoint", &self.s3.url];
+        args.extend_from_slice(extra);
+        self.export(out, &args).await
+    }
+
+    /// Every recording's outcome is the archive truth's (`api_for_missing`: a recording that
+    /// did not land ends as the API path's truth).
+    fn assert_truth(&self, out: &Path, api_for_missing: bool) {
+        let outcomes = custos::package::outcomes(out).unwrap();
+        let hashes = custos::package::exported_hashes(out).unwrap();
+        assert_eq!(outcomes.len(), self.truth.recordings.len());
+        for t in &self.truth.recordings {
+            let a = t.archive.as_ref().expect("an archive truth");
+            let want = if api_for_missing && !a.landed && a.expected_outcome == "Failed" {
+                &t.expected_outcome
+            } else {
+                &a.expected_outcome
+            };
+            assert_eq!(
+                outcomes.get(&t.id),
+                Some(want),
+                "{} {:?} {:?}: {}",
+                t.id,
+                a.faults,
+                t.faults,
+                reason(out, &t.id)
+            );
+            if want == "Exported" {
+                assert_eq!(hashes.get(&t.id), Some(&t.sha256), "{}", t.id);
+            }
+        }
+    }
+
+    /// Recordings hit by the archive fault `name`.
+    fn hit_by(&self, name: &str) -> usize {
+        self.truth
+            .recordings
+            .iter()
+            .filter(|t| t.archive.as_ref().unwrap().faults.iter().any(|f| f == name))
+            .count()
+    }
+}
+
+impl Drop for Archive {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The custody CSV's reason for `rid`.
+fn reason(out: &Path, rid: &str) -> String {
+    let mut r = csv::Reader::from_path(out.join("data/chain_of_custody.csv")).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let (id, why) = (
+        headers.iter().position(|h| h == "Recording_ID").unwrap(),
+        headers.iter().position(|h| h == "Reason").unwrap(),
+    );
+    r.records()
+        .map(|x| x.unwrap())
+        .find(|x| &x[id] == rid)
+        .map(|x| x[why].to_owned())
+        .unwrap_or_default()
+}
+
+fn events(out: &Path, kind: &str) -> Vec<Value> {
+    std::fs::read_to_string(out.join("data/custody_log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == kind)
+        .collect()
+}
+
+/// Exported file → SHA-256, as the custody record names them.
+fn exported_files(out: &Path) -> BTreeMap<String, String> {
+    custos::package::custody_rows(out)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.outcome == "Exported")
+        .map(|r| (r.file_name, r.sha256))
+        .collect()
+}
+
+/// An archive hit by one fault (`name` at 0.3), collected with `--archive-missing fail`: every
+/// outcome is the truth's. The archive and the package.
+async fn collected_with_fault(name: &str) -> (Archive, PathBuf) {
+    let a = Archive::new(name, &format!("{name}=0.3"), "").await;
+    assert!(a.hit_by(name) > 0, "the fault hits some recording");
+    let out = a.dir.join("out");
+    let o = a.collect(&out, "", &[]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    a.assert_truth(&out, false);
+    (a, out)
+}
+
+fn verified(out: &Path) {
+    let o = std::process::Command::new(crate::common::BIN)
+        .args(["verify", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.code().unwrap_or(9) <= 0, "verify: {}", text(&o));
+    assert!(bagit_valid(out), "bagit.py --validate");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_archive_gives_the_api_paths_files_byte_for_byte_without_a_media_request() {
+    let a = Archive::new("archive-same", "", "").await;
+    let api = a.dir.join("api");
+    let o = a.export(&api, &[]).await;
+    assert!(o.status.code().unwrap_or(9) <= 1, "{}", text(&o));
+    let before = a.sim.sim.stats();
+    let from_archive = a.dir.join("archive");
+    let o = a.collect(&from_archive, "", &[]).await;
+    assert!(o.status.code().unwrap_or(9) <= 1, "{}", text(&o));
+    let after = a.sim.sim.stats();
+
+    a.assert_truth(&from_archive, false);
+    let files = exported_files(&from_archive);
+    assert!(files.len() > 20, "{files:?}");
+    assert_eq!(
+        files,
+        exported_files(&api),
+        "the same files, named alike, with the same bytes"
+    );
+    // No media was asked of the API: no batch job, no transcode, no media URL.
+    assert_eq!(after.media_requests, before.media_requests);
+    let batch = |s: &custos_sim::Stats| {
+        s.requests
+            .iter()
+            .filter(|(k, _)| k.contains("batchrequests"))
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    assert_eq!(batch(&after), batch(&before));
+    // Each exported recording names the object it was read from, its version and when it
+    // was written there, and the archive's metadata is kept as received.
+    let objects = events(&from_archive, "archive-object");
+    assert_eq!(objects.len(), files.len());
+    for e in &objects {
+        assert!(
+            e["key"].as_str().unwrap().contains("/conversation_id="),
+            "{e}"
+        );
+        assert!(e["lastModified"].is_string(), "{e}");
+        assert_eq!(e["comparedWithTheBytesRead"]["md5FromEtag"], true, "{e}");
+        let kept = from_archive.join(e["metadata"]["file"].as_str().unwrap());
+        assert_eq!(
+            custos::durable::sha256_file(&kept).unwrap().0.hex(),
+            e["metadata"]["sha256"].as_str().unwrap()
+        );
+    }
+    let t = &a
+        .truth
+        .recordings
+        .iter()
+        .find(|t| t.expected_outcome == "Exported")
+        .unwrap();
+    assert!(
+        reason(&from_archive, &t.id).starts_with("read from the archive: s3://org-archive/ key "),
+        "{}",
+        reason(&from_archive, &t.id)
+    );
+    verified(&from_archive);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recording_the_archive_lacks_fails_naming_the_folder_looked_in() {
+    let (a, out) = collected_with_fault("archive-missing").await;
+    let t = a
+        .truth
+        .recordings
+        .iter()
+        .find(|t| !t.archive.as_ref().unwrap().landed && t.expected_outcome == "Exported")
+        .unwrap();
+    let why = reason(&out, &t.id);
+    let folder = t.archive.as_ref().unwrap().key.rsplit_once('/').unwrap().0;
+    assert!(
+        why.starts_with("not in the archive") && why.contains(folder),
+        "{why}"
+    );
+    verified(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_archive_missing_api_what_the_archive_lacks_comes_through_the_api() {
+    let a = Archive::new("archive-fallback", "archive-missing=0.3", "").await;
+    let out = a.dir.join("out");
+    let before = a.sim.sim.stats();
+    let o = a.collect(&out, "", &["--archive-missing", "api"]).await;
+    assert!(o.status.code().unwrap_or(9) <= 1, "{}", text(&o));
+    a.assert_truth(&out, true);
+    // Only what the archive lacked was asked of the media API, and the log says which.
+    let missing = events(&out, "archive-missing");
+    let lacked = a
+        .truth
+        .recordings
+        .iter()
+        .filter(|t| {
+            !t.archive.as_ref().unwrap().landed
+                && ["AVAILABLE", "RESTORED"].contains(&t.catalog_file_state.as_str())
+        })
+        .count();
+    assert_eq!(missing.len(), lacked);
+    assert!(
+        missing
+            .iter()
+            .all(|e| e["then"] == "fetched through the API")
+    );
+    let media = a.sim.sim.stats().media_requests - before.media_requests;
+    assert!(
+        media >= lacked as u64 && media < (lacked as u64) * 3,
+        "{media} for {lacked}"
+    );
+    verified(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_altered_after_landing_is_corrupted_and_quarantined() {
+    let (_archive, out) = collected_with_fault("archive-altered").await;
+    assert!(out.join("data/quarantine").is_dir());
+    verified(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_that_disagrees_with_the_api_keeps_the_recording_out_of_the_evidence() {
+    let (a, out) = collected_with_fault("archive-metadata").await;
+    let t = a
+        .truth
+        .recordings
+        .iter()
+        .find(|t| {
+            t.archive.as_ref().unwrap().faults == ["archive-metadata"]
+                && t.expected_outcome == "Exported"
+        })
+        .unwrap();
+    let why = reason(&out, &t.id);
+    assert!(
+        why.contains("the archive's metadata disagrees") && why.contains("durationMs"),
+        "{why}"
+    );
+    verified(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recording_that_landed_twice_is_not_chosen_between() {
+    let (_archive, out) = collected_with_fault("archive-duplicate").await;
+    assert!(!events(&out, "archive-ambiguous").is_empty());
+    verified(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_archive_under_a_prefix_is_read_there() {
+    let a = Archive::new("archive-prefix", "", "genesys/recordings/").await;
+    let out = a.dir.join("out");
+    let o = a.collect(&out, "genesys/recordings", &[]).await;
+    assert!(o.status.code().unwrap_or(9) <= 1, "{}", text(&o));
+    a.assert_truth(&out, false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metadata_file_of_megabytes_is_refused_unread_and_the_recording_kept_apart() {
+    let a = Archive::new("archive-huge-meta", "", "").await;
+    let t = a
+        .truth
+        .recordings
+        .iter()
+        .find(|t| t.archive.as_ref().unwrap().expected_outcome == "Exported")
+        .unwrap();
+    let key = &t.archive.as_ref().unwrap().key;
+    let meta = a
+        .dir
+        .join("s3s-fs")
+        .join(BUCKET)
+        .join(format!("{key}_metadata.json"));
+    std::fs::write(&meta, vec![b'{'; 5 * 1024 * 1024]).unwrap();
+    let out = a.dir.join("out");
+    let o = a.collect(&out, "", &[]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let outcomes = custos::package::outcomes(&out).unwrap();
+    assert_eq!(outcomes[&t.id], "Corrupted");
+    let why = reason(&out, &t.id);
+    assert!(why.contains("more than the 1048576"), "{why}");
+    verified(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_layout_that_is_not_the_archives_finds_nothing_and_says_where_it_looked() {
+    let a = Archive::new("archive-layout", "", "").await;
+    let out = a.dir.join("out");
+    let layout =
+        "{org}/year={year}/month={month}/day={day}/hour={hour}/conversation_id={conversation}/";
+    let o = a.collect(&out, "", &["--archive-layout", layout]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = a
+        .truth
+        .recordings
+        .iter()
+        .find(|t| t.expected_outcome == "Exported")
+        .unwrap();
+    let why = reason(&out, &t.id);
+    assert!(why.contains("/month=10/day="), "{why}");
+    assert!(
+        custos::package::outcomes(&out)
+            .unwrap()
+            .values()
+            .all(|o| o != "Exported")
+    );
+}
+
+/// `custos export ARGS` into a fresh directory that must still not exist afterwards: the
+/// refusal's text.
+async fn refused(name: &str, args: &[&str]) -> String {
+    let dir = tmp(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ids = dir.join("ids.txt");
+    std::fs::write(&ids, "c-1\n").unwrap();
+    let out = dir.join("out");
+    let mut all = vec![
+        "export",
+        "--out",
+        out.to_str().unwrap(),
+        "--api-base",
+        "http://127.0.0.1:9",
+    ];
+    let ids = ids.to_str().unwrap().to_owned();
+    all.extend(
+        args.iter()
+            .map(|a| if *a == "IDS" { ids.as_str() } else { a }),
+    );
+    let mut c = custos(&all);
+    c.env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret");
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!out.exists(), "nothing written");
+    std::fs::remove_dir_all(&dir).unwrap();
+    text(&o)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_archive_with_an_ids_file_is_refused() {
+    let t = refused(
+        "archive-ids",
+        &[
+            "--ids",
+            "IDS",
+            "--archive",
+            "s3://org-archive",
+            "--archive-endpoint",
+            "http://127.0.0.1:9",
+        ],
+    )
+    .await;
+    assert!(t.contains("select with --query"), "{t}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_archive_setting_without_an_archive_is_refused() {
+    let t = refused(
+        "archive-setting",
+        &["--query", QUERY, "--archive-missing", "api"],
+    )
+    .await;
+    assert!(t.contains("go with --archive"), "{t}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_layout_that_climbs_out_of_the_bucket_is_refused() {
+    let t = refused(
+        "archive-climb",
+        &[
+            "--query",
+            QUERY,
+            "--archive",
+            "s3://org-archive",
+            "--archive-layout",
+            "../{conversation}/",
+        ],
+    )
+    .await;
+    assert!(t.contains("'..'"), "{t}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_archive_collection_killed_while_reading_resumes_to_the_truth() {
+    let a = Archive::new(
+        "archive-crash",
+        "archive-metadata=0.1,archive-missing=0.1",
+        "",
+    )
+    .await;
+    let out = a.dir.join("out");
+    let url = format!("s3://{BUCKET}");
+    let command = || {
+        let mut c = custos(&[
+            "export",
+            "--query",
+            QUERY,
+            "--out",
+            out.to_str().unwrap(),
+            "--api-base",
+            &a.sim.base_url,
+            "--rate",
+            "6000",
+            "--concurrency",
+            "1",
+            "--archive",
+            &url,
+            "--archive-endpoint",
+            &a.s3.url,
+        ]);
+        c.env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
+            .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret");
+        c
+    };
+    let log = out.join("data/custody_log.jsonl");
+    // Killed once a few recordings have been read from the archive.
+    let killed = crate::common::kill_when(
+        command(),
+        move || {
+            std::fs::read_to_string(&log)
+                .map(|t| t.matches("\"archive-object\"").count() >= 3)
+                .unwrap_or(false)
+        },
+        "three archive reads".into(),
+    )
+    .await;
+    assert!(killed, "the export was killed while it read the archive");
+    let o = run(command()).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    a.assert_truth(&out, false);
+    // No recording ended twice, and nothing partial was left.
+    let ended: Vec<Value> = events(&out, "outcome");
+    let mut ids: Vec<&str> = ended
+        .iter()
+        .filter_map(|e| e["recordingId"].as_str())
+        .collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "one outcome line per recording");
+    assert_eq!(n, a.truth.recordings.len());
+    verified(&out);
+}
