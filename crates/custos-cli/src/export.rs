@@ -247,6 +247,17 @@ async fn archive_source(
         missing: args
             .archive_missing
             .unwrap_or(custos::archive::Missing::Fail),
+        bulk: args
+            .bulk_export
+            .as_ref()
+            .map(|id| custos::archive::BulkExport {
+                integration_id: id.clone(),
+                deadline: std::time::Duration::from_secs(
+                    args.bulk_export_wait.unwrap_or(48 * 3600),
+                ),
+                grace: std::time::Duration::from_secs(args.landing_grace.unwrap_or(600)),
+                poll_max: std::time::Duration::from_secs(30),
+            }),
     })
 }
 

@@ -214,6 +214,19 @@ pub struct ExportOptions {
     /// The archive bucket's AWS region [default: the AWS default chain].
     #[arg(long, value_name = "REGION")]
     pub archive_region: Option<String>,
+    /// Before reading the archive, have Genesys write the query's recordings into it: a
+    /// recording bulk job (action EXPORT, which sets each recording's export date) through the
+    /// org's "AWS S3 recording bulk actions" integration with this id; needs --archive.
+    #[arg(long, value_name = "INTEGRATION_ID")]
+    pub bulk_export: Option<String>,
+    /// How long the bulk job is waited for before the archive is read as it is [default: 172800
+    /// (48 h)].
+    #[arg(long, value_name = "SECONDS")]
+    pub bulk_export_wait: Option<u64>,
+    /// How long a recording the bulk job should have written (and did not list as failed) is
+    /// looked for again after the job ends [default: 600].
+    #[arg(long, value_name = "SECONDS")]
+    pub landing_grace: Option<u64>,
     /// TOML config file: every option of this command except --config and --json, by its
     /// long name (e.g. `rate = 300`, `api-base = "…"`, `lock-mode = "compliance"`).
     #[arg(long, value_name = "FILE")]
@@ -630,11 +643,20 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         && (o.archive_layout.is_some()
             || o.archive_missing.is_some()
             || o.archive_endpoint.is_some()
-            || o.archive_region.is_some())
+            || o.archive_region.is_some()
+            || o.bulk_export.is_some())
     {
         return Err(
-            "--archive-layout, --archive-missing, --archive-endpoint and --archive-region go with --archive s3://BUCKET[/PREFIX]".into(),
+            "--archive-layout, --archive-missing, --archive-endpoint, --archive-region and --bulk-export go with --archive s3://BUCKET[/PREFIX]".into(),
         );
+    }
+    if o.bulk_export.is_none() && (o.bulk_export_wait.is_some() || o.landing_grace.is_some()) {
+        return Err("--bulk-export-wait and --landing-grace go with --bulk-export".into());
+    }
+    if let Some(id) = &o.bulk_export
+        && !custos::model::safe_id(id)
+    {
+        return Err("--bulk-export: not an integration id".into());
     }
     if let Some(l) = &o.archive_layout {
         custos::archive::Layout::parse(l).map_err(|e| e.to_string())?;

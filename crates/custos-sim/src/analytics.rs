@@ -481,20 +481,34 @@ pub async fn submit_job(
         Ok(q) => q,
         Err(r) => return r,
     };
-    let (a, b) = match parse_interval(inner, q.interval.as_deref()) {
-        Ok(v) => v,
+    let matches = match async_matches(inner, &q) {
+        Ok(m) => m,
         Err(r) => return *r,
     };
-    if let Err(r) = check_predicates(
+    let id = inner.new_id();
+    let job = AsyncJob {
+        owner: caller.client_id,
+        submitted: inner.clock.now(),
+        submitted_utc: inner.clock.utc(),
+        matches,
+        cancelled: false,
+    };
+    inner.state().async_jobs.insert(id.clone(), job);
+    (StatusCode::ACCEPTED, axum::Json(json!({"jobId": id}))).into_response()
+}
+
+/// The conversations an asynchronous query selects (a details job's, or a recording bulk job's
+/// `conversationQuery`), in its order: a snapshot of the data lake, every conversation that
+/// overlaps the interval, reached the lake, and matches the filters.
+pub(crate) fn async_matches(inner: &Inner, q: &QueryBody) -> Result<Vec<usize>, Reject> {
+    let (a, b) = parse_interval(inner, q.interval.as_deref())?;
+    check_predicates(
         inner,
         &q.conversation_filters,
         CONVERSATION_DIMS,
         "conversation",
-    )
-    .and_then(|_| check_predicates(inner, &q.segment_filters, SEGMENT_DIMS, "segment"))
-    {
-        return *r;
-    }
+    )?;
+    check_predicates(inner, &q.segment_filters, SEGMENT_DIMS, "segment")?;
     let m = Matcher {
         conversation: &q.conversation_filters,
         segment: &q.segment_filters,
@@ -508,27 +522,16 @@ pub async fn submit_job(
             c.start < b && c.end > a && c.end <= lake && inner.arrived(i) && m.matches(c)
         })
         .collect();
-    if let Err(r) = sort(
+    sort(
         inner,
         &mut matches,
         q.order.as_deref(),
         q.order_by.as_deref(),
-    ) {
-        return *r;
-    }
+    )?;
     if let Some(limit) = q.limit {
         matches.truncate(limit as usize);
     }
-    let id = inner.new_id();
-    let job = AsyncJob {
-        owner: caller.client_id,
-        submitted: inner.clock.now(),
-        submitted_utc: inner.clock.utc(),
-        matches,
-        cancelled: false,
-    };
-    inner.state().async_jobs.insert(id.clone(), job);
-    (StatusCode::ACCEPTED, axum::Json(json!({"jobId": id}))).into_response()
+    Ok(matches)
 }
 
 fn job_state(inner: &Inner, job: &AsyncJob) -> &'static str {

@@ -48,8 +48,13 @@ fn faults(inner: &Inner, r: &Recording) -> Faults {
 pub struct ArchiveTruth {
     /// Its key in the bucket (landed or not).
     pub key: String,
-    /// Whether it landed.
+    /// Whether it lands: at start, or (`archive-by-jobs`) when an executed EXPORT job that
+    /// selects it ends (unless that job FAILs before it: `bulk-job-fails`).
     pub landed: bool,
+    /// A bulk job lists it in `failedrecordings` and never writes it (`bulk-failed`).
+    pub bulk_failed: bool,
+    /// A bulk job writes it after it is FULFILLED (`bulk-late`).
+    pub late: bool,
     /// The archive faults that hit it.
     pub faults: Vec<String>,
     /// What a correct export from the archive records with `--archive-missing fail`
@@ -106,39 +111,46 @@ fn exported(inner: &Inner, i: usize) -> bool {
 /// Lands every exported recording into `dir` (the bucket's directory): how many landed.
 pub fn land(inner: &Inner, dir: &Path) -> Result<usize, String> {
     let mut landed = 0;
-    for (i, r) in inner.catalog.recordings.iter().enumerate() {
-        let f = faults(inner, r);
-        if !exported(inner, i) || f.missing {
-            continue;
+    for i in 0..inner.catalog.recordings.len() {
+        if exported(inner, i) && land_one(inner, dir, i)? {
+            landed += 1;
         }
-        let key = key(inner, i);
-        let path = dir.join(&key);
-        let parent = path.parent().expect("a key has a folder");
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        let spec = r.media_as(r.codec);
-        let keep = if f.altered {
-            spec.size() / 2
-        } else {
-            spec.size()
-        };
-        write_media(&path, spec.generator(), keep)?;
-        if f.duplicate {
-            let other = if extension(r.codec) == "wav" {
-                "opus"
-            } else {
-                "wav"
-            };
-            let twin = path.with_extension(other);
-            write_media(&twin, spec.generator(), keep)?;
-        }
-        let meta = metadata(inner, r, f.metadata);
-        let meta_path = dir.join(format!("{key}_metadata.json"));
-        std::fs::write(&meta_path, meta)
-            .map_err(|e| format!("cannot write {}: {e}", meta_path.display()))?;
-        landed += 1;
     }
     Ok(landed)
+}
+
+/// Writes recording `i` and its metadata into `dir` with its archive faults: whether it
+/// landed (the `archive-missing` fault keeps it out).
+pub fn land_one(inner: &Inner, dir: &Path, i: usize) -> Result<bool, String> {
+    let r = &inner.catalog.recordings[i];
+    let f = faults(inner, r);
+    if f.missing {
+        return Ok(false);
+    }
+    let key = key(inner, i);
+    let path = dir.join(&key);
+    let parent = path.parent().expect("a key has a folder");
+    std::fs::create_dir_all(parent)
+        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let spec = r.media_as(r.codec);
+    let keep = if f.altered {
+        spec.size() / 2
+    } else {
+        spec.size()
+    };
+    write_media(&path, spec.generator(), keep)?;
+    if f.duplicate {
+        let other = if extension(r.codec) == "wav" {
+            "opus"
+        } else {
+            "wav"
+        };
+        write_media(&path.with_extension(other), spec.generator(), keep)?;
+    }
+    let meta_path = dir.join(format!("{key}_metadata.json"));
+    std::fs::write(&meta_path, metadata(inner, r, f.metadata))
+        .map_err(|e| format!("cannot write {}: {e}", meta_path.display()))?;
+    Ok(true)
 }
 
 fn write_media(path: &Path, mut media: crate::audio::MediaGen, keep: u64) -> Result<(), String> {
@@ -192,7 +204,10 @@ pub fn truth(inner: &Inner, i: usize) -> Option<ArchiveTruth> {
     inner.scenario.archive_dir.as_ref()?;
     let r = &inner.catalog.recordings[i];
     let f = faults(inner, r);
-    let landed = exported(inner, i) && !f.missing;
+    let by_jobs = inner.scenario.archive_by_jobs;
+    let bulk_failed = by_jobs && crate::bulk::failed(inner, i);
+    let late = by_jobs && crate::bulk::late(inner, i);
+    let landed = exported(inner, i) && !f.missing && !bulk_failed;
     let names: Vec<String> = [
         (f.missing, "archive-missing"),
         (f.altered, "archive-altered"),
@@ -226,6 +241,8 @@ pub fn truth(inner: &Inner, i: usize) -> Option<ArchiveTruth> {
     Some(ArchiveTruth {
         key: key(inner, i),
         landed,
+        bulk_failed,
+        late,
         faults: names,
         expected_outcome: outcome.to_owned(),
     })

@@ -131,7 +131,7 @@ pub struct SimArgs {
     /// length-over, length-under, fault-attempts, duration-lie, header-lie, pauses, 5xx, 429-storm,
     /// storm-retry-after, token-expiry, drift, duplicates, slow-transcode, expired-urls, damaged-zip,
     /// truncated-eml, short-screen, hostile-ids, archive-missing, archive-altered, archive-metadata,
-    /// archive-duplicate
+    /// archive-duplicate, bulk-failed, bulk-late, bulk-late-ms, bulk-job-fails
     /// (see docs/simulator.md).
     #[arg(long, value_name = "LIST|all")]
     pub faults: Option<String>,
@@ -143,6 +143,17 @@ pub struct SimArgs {
     /// Key prefix of the archive in its bucket, ending in '/' [default: none].
     #[arg(long, value_name = "PREFIX")]
     pub archive_prefix: Option<String>,
+    /// The archive fills only through recording bulk jobs (EXPORT): nothing lands at start.
+    #[arg(long)]
+    pub archive_by_jobs: bool,
+    /// The org's "AWS S3 recording bulk actions" integration id, which an EXPORT job must name
+    /// [default: 7a1c0de5-0000-4000-8000-0000000053b3].
+    #[arg(long)]
+    pub integration_id: Option<String>,
+    /// Time a recording bulk job takes (READY after half of it; FULFILLED this long after it is
+    /// executed), ms [default: 1000].
+    #[arg(long)]
+    pub recording_job_ms: Option<u64>,
     /// Write the ground truth (JSON) to FILE before printing the base URL.
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
@@ -193,6 +204,15 @@ impl SimArgs {
         }
         if let Some(p) = &self.archive_prefix {
             s.archive_prefix = p.clone();
+        }
+        if self.archive_by_jobs {
+            s.archive_by_jobs = true;
+        }
+        if let Some(id) = &self.integration_id {
+            s.integration_id = id.clone();
+        }
+        if let Some(ms) = self.recording_job_ms {
+            s.recording_job_ms = ms;
         }
         if self.no_search_api {
             s.search_api = false;

@@ -28,6 +28,7 @@ mod analytics;
 pub mod archive;
 pub mod audio;
 mod auth;
+mod bulk;
 pub mod catalog;
 pub mod cli;
 mod directory;
@@ -114,8 +115,8 @@ impl Sim {
     /// how many recordings landed; none without an `archive_dir`.
     pub fn land_archive(&self) -> Result<usize, String> {
         match &self.0.scenario.archive_dir {
-            Some(dir) => archive::land(&self.0, dir),
-            None => Ok(0),
+            Some(dir) if !self.0.scenario.archive_by_jobs => archive::land(&self.0, dir),
+            _ => Ok(0),
         }
     }
 
@@ -194,6 +195,15 @@ impl Sim {
                 get(recordings::batch_status),
             )
             .route("/api/v2/recording/settings", get(recordings::settings))
+            .route("/api/v2/recording/jobs", post(bulk::create).get(bulk::list))
+            .route(
+                "/api/v2/recording/jobs/{job_id}",
+                get(bulk::get_one).put(bulk::execute).delete(bulk::cancel),
+            )
+            .route(
+                "/api/v2/recording/jobs/{job_id}/failedrecordings",
+                get(bulk::failed_recordings),
+            )
             .route("/api/v2/orphanrecordings", get(orphans::list))
             .route(
                 "/api/v2/conversations/{cid}/recordings/{rid}/annotations",

@@ -111,6 +111,15 @@ pub struct Scenario {
     pub archive_dir: Option<std::path::PathBuf>,
     /// Key prefix of the archive in its bucket (`""`, or ending in `/`).
     pub archive_prefix: String,
+    /// The archive fills only through recording bulk jobs (`POST /api/v2/recording/jobs`,
+    /// EXPORT): nothing lands at start; each executed job lands its recordings when it ends.
+    pub archive_by_jobs: bool,
+    /// The id of the org's "AWS S3 recording bulk actions" integration, which an EXPORT job
+    /// must name.
+    pub integration_id: String,
+    /// Time a recording bulk job takes: READY after half of it, FULFILLED this long after it
+    /// is executed, milliseconds of the simulator's clock.
+    pub recording_job_ms: u64,
     /// Faults to inject.
     pub faults: Faults,
 }
@@ -158,6 +167,9 @@ impl Default for Scenario {
             digital: 0,
             archive_dir: None,
             archive_prefix: String::new(),
+            archive_by_jobs: false,
+            integration_id: "7a1c0de5-0000-4000-8000-0000000053b3".into(),
+            recording_job_ms: 1_000,
             faults: Faults::default(),
         }
     }
@@ -345,6 +357,16 @@ pub struct Faults {
     pub archive_metadata: f64,
     /// Fraction of the archive's recordings that landed twice, under two extensions.
     pub archive_duplicate: f64,
+    /// Fraction of a recording bulk job's recordings that fail to export: listed by
+    /// `failedrecordings` (no reason), never landed.
+    pub bulk_failed: f64,
+    /// Fraction of a recording bulk job's recordings that land `bulk-late-ms` after the job is
+    /// FULFILLED.
+    pub bulk_late: f64,
+    /// How late a late recording lands, milliseconds.
+    pub bulk_late_ms: u64,
+    /// A recording bulk job FAILs part-way: the first half of its recordings landed.
+    pub bulk_job_fails: bool,
 }
 
 impl Default for Faults {
@@ -376,6 +398,10 @@ impl Default for Faults {
             archive_altered: 0.0,
             archive_metadata: 0.0,
             archive_duplicate: 0.0,
+            bulk_failed: 0.0,
+            bulk_late: 0.0,
+            bulk_late_ms: 1_500,
+            bulk_job_fails: false,
         }
     }
 }
@@ -422,6 +448,10 @@ pub const FAULT_NAMES: &[(&str, &str)] = &[
     ("archive-altered", "0.03"),
     ("archive-metadata", "0.03"),
     ("archive-duplicate", "0.02"),
+    ("bulk-failed", "0.05"),
+    ("bulk-late", "0.05"),
+    ("bulk-late-ms", "1500"),
+    ("bulk-job-fails", "true"),
 ];
 
 impl Faults {
@@ -497,6 +527,14 @@ impl Faults {
             "archive-altered" => self.archive_altered = frac(value)?,
             "archive-metadata" => self.archive_metadata = frac(value)?,
             "archive-duplicate" => self.archive_duplicate = frac(value)?,
+            "bulk-failed" => self.bulk_failed = frac(value)?,
+            "bulk-late" => self.bulk_late = frac(value)?,
+            "bulk-late-ms" => self.bulk_late_ms = int(value)?,
+            "bulk-job-fails" => {
+                self.bulk_job_fails = value
+                    .parse()
+                    .map_err(|_| format!("fault bulk-job-fails: '{value}' is not true/false"))?
+            }
             other => return Err(unknown_fault(other)),
         }
         Ok(())
@@ -526,6 +564,8 @@ impl Faults {
             ("archive-altered", self.archive_altered),
             ("archive-metadata", self.archive_metadata),
             ("archive-duplicate", self.archive_duplicate),
+            ("bulk-failed", self.bulk_failed),
+            ("bulk-late", self.bulk_late),
         ];
         for (name, f) in fractions {
             if !(0.0..=1.0).contains(&f) {

@@ -163,6 +163,8 @@ pub struct State {
     pub transcodes: HashMap<(usize, Codec), Instant>,
     pub batch_jobs: HashMap<String, BatchJob>,
     pub async_jobs: HashMap<String, AsyncJob>,
+    /// Recording bulk jobs (crate::bulk).
+    pub recording_jobs: HashMap<String, crate::bulk::RecordingJob>,
     /// Query pages served (drift reveals one late conversation per page).
     pub pages_served: u64,
     /// Media download attempts per (recording, format).
@@ -231,6 +233,7 @@ impl Inner {
             restores: HashMap::new(),
             transcodes: HashMap::new(),
             batch_jobs: HashMap::new(),
+            recording_jobs: HashMap::new(),
             async_jobs: HashMap::new(),
             pages_served: 0,
             download_attempts: HashMap::new(),

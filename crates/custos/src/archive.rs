@@ -219,6 +219,24 @@ pub struct ArchiveSource {
     pub layout: Layout,
     /// Items it lacks.
     pub missing: Missing,
+    /// Have Genesys write the query's recordings into it first (`--bulk-export`).
+    pub bulk: Option<BulkExport>,
+}
+
+/// A recording bulk job (`POST /api/v2/recording/jobs`, action EXPORT) that has the org's S3
+/// integration write the query's recordings into the archive before they are read
+/// (docs/archive.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BulkExport {
+    /// The org's "AWS S3 recording bulk actions" integration.
+    pub integration_id: String,
+    /// How long the job is waited for before the archive is read as it is.
+    pub deadline: std::time::Duration,
+    /// How long a recording the job should have written, and did not list as failed, is
+    /// looked for again after the job ended (Genesys may write after FULFILLED).
+    pub grace: std::time::Duration,
+    /// The longest pause between two looks at the job (from 1 s, doubling).
+    pub poll_max: std::time::Duration,
 }
 
 /// The file extension an archived object's name gives it, mapped to the Content-Type the API

@@ -508,20 +508,9 @@ impl Query {
         crate::digest::Sha256::of(self.canonical().as_bytes()).hex()
     }
 
-    /// The analytics requests that find the query's conversations on the Genesys Platform API,
-    /// given the time the export starts (`now`, for the 35-day rule).
-    ///
-    /// Ranges starting within the last 35 days (less a day of margin) become synchronous
-    /// `details/query` bodies, one per window of at most 7 days; older ones become one async
-    /// `details/jobs` body, which has neither limit. Every field becomes one filter (values
-    /// OR-ed): conversationId, divisionId and direction (`originatingDirection`) at conversation
-    /// level; participantId and userId (`userId`), queueId, mediaType, ani and dnis at segment
-    /// level. The range must be bounded at both ends: an export needs a finite interval.
-    pub fn genesys_requests(
-        &self,
-        now: OffsetDateTime,
-        page_size: u32,
-    ) -> Result<Vec<DerivedRequest>, String> {
+    /// The query's range and the filters every analytics body it derives holds (ordered by
+    /// conversation start, no interval, no paging).
+    fn analytics_base(&self) -> Result<(OffsetDateTime, OffsetDateTime, Value), String> {
         let range = self
             .time_range()
             .ok_or("the genesys source needs a timestamp range: timestamp:[from TO to]")?;
@@ -557,6 +546,33 @@ impl Query {
         if !segment_filters.is_empty() {
             base["segmentFilters"] = Value::Array(segment_filters);
         }
+        Ok((from, to, base))
+    }
+
+    /// The whole query as one asynchronous analytics query (`interval` the whole range, no
+    /// paging): a recording bulk job's `conversationQuery`. It selects every conversation that
+    /// overlaps the range, a superset of the manifest's.
+    pub fn conversation_query(&self) -> Result<Value, String> {
+        let (from, to, mut base) = self.analytics_base()?;
+        base["interval"] = json!(format!("{}/{}", format_ms(from), format_ms(to)));
+        Ok(base)
+    }
+
+    /// The analytics requests that find the query's conversations on the Genesys Platform API,
+    /// given the time the export starts (`now`, for the 35-day rule).
+    ///
+    /// Ranges starting within the last 35 days (less a day of margin) become synchronous
+    /// `details/query` bodies, one per window of at most 7 days; older ones become one async
+    /// `details/jobs` body, which has neither limit. Every field becomes one filter (values
+    /// OR-ed): conversationId, divisionId and direction (`originatingDirection`) at conversation
+    /// level; participantId and userId (`userId`), queueId, mediaType, ani and dnis at segment
+    /// level. The range must be bounded at both ends: an export needs a finite interval.
+    pub fn genesys_requests(
+        &self,
+        now: OffsetDateTime,
+        page_size: u32,
+    ) -> Result<Vec<DerivedRequest>, String> {
+        let (from, to, base) = self.analytics_base()?;
         let interval =
             |a: OffsetDateTime, b: OffsetDateTime| format!("{}/{}", format_ms(a), format_ms(b));
         if from < now - Duration::days(SYNC_MAX_AGE_DAYS - 1) {

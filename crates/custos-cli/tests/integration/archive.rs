@@ -29,6 +29,17 @@ impl Archive {
     /// A catalog of calls, screen recordings, chats, emails and messaging threads, its archive
     /// landed with `faults` (the simulator's `--faults` list) under `prefix`.
     async fn new(name: &str, faults: &str, prefix: &str) -> Archive {
+        Archive::start(name, faults, prefix, None).await
+    }
+
+    /// An archive that fills only through recording bulk jobs (nothing lands at start).
+    async fn by_jobs(name: &str, faults: &str) -> Archive {
+        Archive::start(name, faults, "", Some(2_000)).await
+    }
+
+    /// `job_ms`: the archive fills through recording bulk jobs that take this long.
+    async fn start(name: &str, faults: &str, prefix: &str, job_ms: Option<u64>) -> Archive {
+        let by_jobs = job_ms.is_some();
         let dir = tmp(name);
         std::fs::create_dir_all(&dir).unwrap();
         let s3 = s3s_fs(&dir, &[BUCKET]);
@@ -40,12 +51,18 @@ impl Archive {
             digital: 6,
             archive_dir: Some(dir.join("s3s-fs").join(BUCKET)),
             archive_prefix: prefix.to_owned(),
+            archive_by_jobs: by_jobs,
+            recording_job_ms: job_ms.unwrap_or(1_000),
             ..Default::default()
         };
         scenario.faults.apply_list(faults).unwrap();
         let sim = Sim::new(scenario).unwrap();
         let landed = sim.land_archive().unwrap();
-        assert!(landed > 0, "the archive landed");
+        assert_eq!(
+            landed > 0,
+            !by_jobs,
+            "the archive landed at start, unless by jobs"
+        );
         let truth = sim.truth();
         let sim = sim.spawn().await.unwrap();
         Archive {
@@ -57,7 +74,7 @@ impl Archive {
     }
 
     /// `custos export` of the whole catalog into `out`, with `extra` arguments.
-    async fn export(&self, out: &Path, extra: &[&str]) -> Output {
+    fn command(&self, out: &Path, extra: &[&str]) -> std::process::Command {
         let mut c = custos(&[
             "export",
             "--query",
@@ -73,15 +90,23 @@ impl Archive {
             .env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
             .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret")
             .env_remove("GENESYSCLOUD_REGION");
-        run(c).await
+        c
+    }
+
+    async fn export(&self, out: &Path, extra: &[&str]) -> Output {
+        run(self.command(out, extra)).await
     }
 
     /// `export` from the archive at `s3://org-archive/PREFIX`.
-    async fn collect(&self, out: &Path, prefix: &str, extra: &[&str]) -> Output {
+    fn collect_command(&self, out: &Path, prefix: &str, extra: &[&str]) -> std::process::Command {
         let url = format!("s3://{BUCKET}/{prefix}");
         let mut args = vec!["--archive", &url, "--archive-endpoint", &self.s3.url];
         args.extend_from_slice(extra);
-        self.export(out, &args).await
+        self.command(out, &args)
+    }
+
+    async fn collect(&self, out: &Path, prefix: &str, extra: &[&str]) -> Output {
+        run(self.collect_command(out, prefix, extra)).await
     }
 
     /// Every recording's outcome is the archive truth's (`api_for_missing`: a recording that
@@ -473,29 +498,7 @@ async fn an_archive_collection_killed_while_reading_resumes_to_the_truth() {
     )
     .await;
     let out = a.dir.join("out");
-    let url = format!("s3://{BUCKET}");
-    let command = || {
-        let mut c = custos(&[
-            "export",
-            "--query",
-            QUERY,
-            "--out",
-            out.to_str().unwrap(),
-            "--api-base",
-            &a.sim.base_url,
-            "--rate",
-            "6000",
-            "--concurrency",
-            "1",
-            "--archive",
-            &url,
-            "--archive-endpoint",
-            &a.s3.url,
-        ]);
-        c.env("GENESYSCLOUD_OAUTHCLIENT_ID", "custos-sim-client")
-            .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "custos-sim-secret");
-        c
-    };
+    let command = || a.collect_command(&out, "", &["--concurrency", "1"]);
     let log = out.join("data/custody_log.jsonl");
     // Killed once a few recordings have been read from the archive.
     let killed = crate::common::kill_when(
@@ -524,4 +527,223 @@ async fn an_archive_collection_killed_while_reading_resumes_to_the_truth() {
     assert_eq!(ids.len(), n, "one outcome line per recording");
     assert_eq!(n, a.truth.recordings.len());
     verified(&out);
+}
+
+/// The simulator's integration id (an EXPORT job must name it).
+const INTEGRATION: &str = "7a1c0de5-0000-4000-8000-0000000053b3";
+
+/// `--bulk-export` arguments, with a short grace for late recordings.
+const BULK: &[&str] = &["--bulk-export", INTEGRATION, "--landing-grace", "8"];
+
+/// Requests the simulator answered on `route` (e.g. `POST /api/v2/recording/jobs`).
+fn served(a: &Archive, route: &str) -> u64 {
+    a.sim.sim.stats().requests.get(route).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_export_job_writes_the_querys_recordings_and_each_ends_as_the_truth_says() {
+    let a = Archive::by_jobs("bulk-truth", "bulk-failed=0.15,bulk-late=0.2").await;
+    let (failed, late) = (
+        a.truth
+            .recordings
+            .iter()
+            .filter(|t| t.archive.as_ref().unwrap().bulk_failed)
+            .count(),
+        a.truth
+            .recordings
+            .iter()
+            .filter(|t| t.archive.as_ref().unwrap().late)
+            .count(),
+    );
+    assert!(failed > 0 && late > 0, "{failed} failed, {late} late");
+    let out = a.dir.join("out");
+    let o = a.collect(&out, "", BULK).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    a.assert_truth(&out, false);
+    // One job, executed once, by this client; its failures named as the job's.
+    assert_eq!(served(&a, "POST /api/v2/recording/jobs"), 1);
+    assert_eq!(served(&a, "PUT /api/v2/recording/jobs/{job_id}"), 1);
+    let created = events(&out, "bulk-export-created");
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["request"]["action"], "EXPORT");
+    assert_eq!(events(&out, "bulk-export-ended")[0]["state"], "FULFILLED");
+    let t = a
+        .truth
+        .recordings
+        .iter()
+        .find(|t| t.archive.as_ref().unwrap().bulk_failed && t.expected_outcome == "Exported")
+        .unwrap();
+    assert!(
+        reason(&out, &t.id).contains("listed it as failed"),
+        "{}",
+        reason(&out, &t.id)
+    );
+    let query: Value =
+        serde_json::from_slice(&std::fs::read(out.join("data/query.json")).unwrap()).unwrap();
+    assert_eq!(
+        query["retrieval"]["archive"]["bulkExport"]["integrationId"],
+        INTEGRATION
+    );
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        report.contains("sets the export date of each recording"),
+        "the report says the job changed the source"
+    );
+    verified(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_job_that_fails_part_way_leaves_what_it_wrote_collected_and_the_rest_failed() {
+    let a = Archive::by_jobs("bulk-fails", "bulk-job-fails").await;
+    let out = a.dir.join("out");
+    let o = a.collect(&out, "", BULK).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(events(&out, "bulk-export-ended")[0]["state"], "FAILED");
+    // What the job wrote is exported; what it did not is Failed, naming the job.
+    let bucket = a.dir.join("s3s-fs").join(BUCKET);
+    let outcomes = custos::package::outcomes(&out).unwrap();
+    let (mut written, mut not) = (0, 0);
+    for t in &a.truth.recordings {
+        let at = t.archive.as_ref().unwrap();
+        if at.expected_outcome != "Exported" {
+            continue;
+        }
+        if bucket.join(&at.key).exists() {
+            written += 1;
+            assert_eq!(outcomes[&t.id], "Exported", "{}", t.id);
+        } else {
+            not += 1;
+            assert_eq!(outcomes[&t.id], "Failed", "{}", t.id);
+            assert!(
+                reason(&out, &t.id).contains("ended FAILED"),
+                "{}",
+                reason(&out, &t.id)
+            );
+        }
+    }
+    assert!(written > 0 && not > 0, "{written} written, {not} not");
+    verified(&out);
+}
+
+/// A bulk-export collection SIGKILLed once the custody log has `event`, then run again: every
+/// outcome is the truth's, and Genesys was asked for one job, executed once. `forget`: the
+/// job's id is erased from the job state before the run again, as if the kill had come between
+/// the job's creation and the recording of its id.
+async fn killed_at(name: &str, event: &'static str, forget: bool) {
+    let a = Archive::by_jobs(name, "bulk-late=0.2").await;
+    let out = a.dir.join("out");
+    let mut args = vec!["--concurrency", "1"];
+    args.extend_from_slice(BULK);
+    let command = || a.collect_command(&out, "", &args);
+    let log = out.join("data/custody_log.jsonl");
+    let needle = format!("\"event\":\"{event}\"");
+    let killed = crate::common::kill_when(
+        command(),
+        move || std::fs::read_to_string(&log).is_ok_and(|t| t.contains(&needle)),
+        event.into(),
+    )
+    .await;
+    assert!(killed, "killed at {event}");
+    if forget {
+        use custos::state::{Key, State};
+        // (The kill may itself have come before the id was recorded: either way, none is.)
+        let state = State::open(&out.join(".custos/state.sqlite")).unwrap();
+        state.set(Key::BulkJob, "").unwrap();
+    }
+    let o = run(command()).await;
+    assert!(o.status.code().unwrap_or(9) <= 1, "{}", text(&o));
+    a.assert_truth(&out, false);
+    assert_eq!(
+        served(&a, "POST /api/v2/recording/jobs"),
+        1,
+        "no second job"
+    );
+    assert_eq!(
+        served(&a, "PUT /api/v2/recording/jobs/{job_id}"),
+        1,
+        "executed once"
+    );
+    if forget {
+        assert!(
+            events(&out, "bulk-export-created")
+                .iter()
+                .any(|e| e["found"].is_string()),
+            "the job was found among the client's jobs"
+        );
+    }
+    verified(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_export_killed_while_its_job_is_pending_resumes_the_same_job() {
+    killed_at("bulk-kill-pending", "bulk-export-created", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_export_killed_before_it_recorded_its_jobs_id_finds_that_job() {
+    killed_at("bulk-kill-unrecorded", "bulk-export-created", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_export_killed_while_its_job_processes_resumes_the_same_job() {
+    killed_at("bulk-kill-processing", "bulk-export-executed", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_export_killed_while_it_reads_the_archive_resumes_without_a_second_job() {
+    killed_at("bulk-kill-collecting", "archive-object", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_export_past_the_orgs_two_job_limit_is_refused_with_genesys_words() {
+    // Jobs that stay PENDING for a minute.
+    let a = Archive::start("bulk-limit", "", "", Some(120_000)).await;
+    // The org's own two jobs, pending, made by another process with the same client.
+    let token = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "-d",
+            "grant_type=client_credentials",
+            "-u",
+        ])
+        .arg("custos-sim-client:custos-sim-secret")
+        .arg(format!("{}/oauth/token", a.sim.base_url))
+        .output()
+        .unwrap();
+    let token: Value = serde_json::from_slice(&token.stdout).unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    let body = serde_json::json!({"action": "EXPORT", "actionDate": "2024-01-01T00:00:00.000Z",
+        "integrationId": INTEGRATION,
+        "conversationQuery": {"interval": "2023-10-01T00:00:00.000Z/2023-10-02T00:00:00.000Z"}});
+    for _ in 0..2 {
+        let o = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-f",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+            ])
+            .arg(format!("Authorization: Bearer {token}"))
+            .args(["-d", &body.to_string()])
+            .arg(format!("{}/api/v2/recording/jobs", a.sim.base_url))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let out = a.dir.join("out");
+    let o = a.collect(&out, "", BULK).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("recording.jobs.limit.exceeded"),
+        "{}",
+        text(&o)
+    );
+    // The manifest and the custody log survive; the same command later resumes.
+    assert!(out.join("data/manifest.csv").is_file());
+    assert_eq!(events(&out, "bulk-export-created").len(), 0);
 }

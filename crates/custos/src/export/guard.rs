@@ -42,10 +42,14 @@ pub(super) fn settings(
                 || "(none)".into(),
                 |a| {
                     format!(
-                        "{}, --archive-layout {}, --archive-missing {}",
+                        "{}, --archive-layout {}, --archive-missing {}{}",
                         a.store.location(),
                         a.layout.as_str(),
-                        a.missing.as_str()
+                        a.missing.as_str(),
+                        a.bulk
+                            .as_ref()
+                            .map(|b| format!(", --bulk-export {}", b.integration_id))
+                            .unwrap_or_default()
                     )
                 },
             ),

@@ -5,6 +5,7 @@
 //! Dependencies run one way: this module drives the stages; every stage reads `config` and
 //! `context`; no stage calls another.
 
+mod bulk;
 mod chain;
 mod completeness;
 mod config;

@@ -63,7 +63,8 @@ pub(super) fn write_query(
     // `--archive`: where the bytes are read from instead of the media API (docs/archive.md).
     if let Some(a) = &cfg.archive {
         doc["retrieval"]["archive"] = json!({"location": a.store.location(),
-            "layout": a.layout.as_str(), "missing": a.missing.as_str()});
+            "layout": a.layout.as_str(), "missing": a.missing.as_str(),
+            "bulkExport": a.bulk.as_ref().map(|b| json!({"action": "EXPORT", "integrationId": b.integration_id}))});
     }
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("json");
     bytes.push(b'\n');

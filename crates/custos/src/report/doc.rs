@@ -905,7 +905,17 @@ fn certification(f: &Facts, sealed: Option<&Seal>, d: &mut Vec<Block>) {
              the store's LastModified time (recorded for each recording) says when it was \
              written there, and nothing Genesys provides proves that the bytes were not changed \
              in the bucket since: each was held to the API's record of the same recording \
-             (its duration, and the archive's metadata file beside it, kept as received). {}",
+             (its duration, and the archive's metadata file beside it, kept as received). {}{}",
+            match f.query_str("/retrieval/archive/bulkExport/integrationId") {
+                Some(id) => format!(
+                    "Before reading it, this collection had Genesys run a recording bulk job \
+                     (action EXPORT, through the integration {id}) for the query's \
+                     conversations: such a job sets the export date of each recording it \
+                     exports, a change at the source made by this collection; the job's id and \
+                     end are in the custody log (bulk-export-created, bulk-export-ended). "
+                ),
+                None => String::new(),
+            },
             match f.query_str("/retrieval/archive/missing") {
                 Some("api") => format!(
                     "Recordings the archive lacked were fetched through the API instead: {retrieval}"

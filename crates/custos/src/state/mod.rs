@@ -164,6 +164,11 @@ pub enum Key {
     /// `true` while workers may join and claim (the manifest is sealed and the coordinator
     /// waits); `closed` once the coordinator has seen every item end and every worker stop.
     WorkOpen,
+    /// The recording bulk job's request (`--bulk-export`), recorded before it is sent, so that
+    /// a run killed before the job's id was recorded finds that job, not a second one.
+    BulkRequest,
+    /// The recording bulk job's id, recorded before it is executed.
+    BulkJob,
     /// A setting that shapes the package, by its flag name (`--api-base`, …).
     Setting(&'static str),
 }
@@ -190,6 +195,8 @@ impl Key {
             Key::AnalyticsAvailability => "analytics_availability".into(),
             Key::Distributed => "distributed".into(),
             Key::WorkOpen => "work_open".into(),
+            Key::BulkRequest => "bulk_request".into(),
+            Key::BulkJob => "bulk_job".into(),
             Key::Setting(flag) => format!("setting {flag}").into(),
         }
     }

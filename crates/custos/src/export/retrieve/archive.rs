@@ -27,7 +27,9 @@ const MAX_OBJECTS: usize = 16;
 pub(crate) const ARCHIVE_METADATA_DIR: &str = "data/metadata/archive";
 
 /// Retrieves every item of `items` from the archive; those it lacks end `Failed`, or with
-/// `--archive-missing api` are fetched through the API afterwards, by `through_api`.
+/// `--archive-missing api` are fetched through the API afterwards, by `through_api`. With
+/// `--bulk-export`, the recording bulk job runs first (or is resumed), and what it should have
+/// written and did not list as failed is looked for again until the grace period ends.
 pub(super) async fn retrieve<'a, S, F, Fut>(
     ctx: &'a Ctx<'a>,
     archive: &'a ArchiveSource,
@@ -42,31 +44,116 @@ where
 {
     let org = organization(ctx)?;
     let org = org.as_str();
-    let results: Vec<Result<Option<Item>>> = items
+    let job = match &archive.bulk {
+        Some(b) => {
+            let canonical = ctx.state.get(Key::QueryCanonical)?.unwrap_or_default();
+            let query = crate::query::Query::parse(&canonical)?;
+            Some(super::super::bulk::run(ctx, b, &query).await?)
+        }
+        None => None,
+    };
+    let job = job.as_ref();
+    let looked: Vec<Result<Option<(Item, String)>>> = items
         .map(|it| async move {
             let it = it?;
             match item(ctx, archive, org, &it).await? {
-                Some(d) => ctx.finish(&it, &d).map(|()| None),
-                None => Ok(Some(it)),
+                Look::Ended(d) => ctx.finish(&it, &d).map(|()| None),
+                Look::Missing(folder) => Ok(Some((it, folder))),
             }
         })
         .buffer_unordered(in_flight)
         .collect()
         .await;
-    let missing: Vec<Item> = results
+    let mut missing: Vec<(Item, String)> = looked
         .into_iter()
         .collect::<Result<Vec<_>>>()?
         .into_iter()
         .flatten()
         .collect();
-    if missing.is_empty() {
+    // The bulk job may write after it says it is done: what it did not list as failed is
+    // looked for again, until the grace period ends.
+    if let (Some(b), Some(job)) = (&archive.bulk, job) {
+        let deadline = tokio::time::Instant::now() + b.grace;
+        let mut pause = std::time::Duration::from_secs(1);
+        loop {
+            let awaited = missing
+                .iter()
+                .filter(|(it, _)| !job.failed.contains(&it.recording_id))
+                .count();
+            if awaited == 0 || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(pause.min(deadline - tokio::time::Instant::now())).await;
+            pause = (pause * 2).min(b.poll_max);
+            let mut still = Vec::new();
+            for (it, folder) in missing {
+                if job.failed.contains(&it.recording_id) {
+                    still.push((it, folder));
+                    continue;
+                }
+                match item(ctx, archive, org, &it).await? {
+                    Look::Ended(d) => ctx.finish(&it, &d)?,
+                    Look::Missing(folder) => still.push((it, folder)),
+                }
+            }
+            missing = still;
+        }
+    }
+    let mut to_api = Vec::new();
+    let location = archive.store.location();
+    for (it, folder) in missing {
+        let by_job = job.filter(|j| j.failed.contains(&it.recording_id));
+        let why = match (job, by_job) {
+            (_, Some(j)) => format!(
+                "not in the archive: the recording bulk job {} listed it as failed (Genesys gives no reason)",
+                j.job_id
+            ),
+            (Some(j), None) => format!(
+                "not in the archive: no object {}.* in {location} under {folder}, {} s after the recording bulk job {} ended {}",
+                it.recording_id,
+                archive.bulk.as_ref().map_or(0, |b| b.grace.as_secs()),
+                j.job_id,
+                j.state
+            ),
+            (None, None) => format!(
+                "not in the archive: no object {}.* in {location} under {folder}",
+                it.recording_id
+            ),
+        };
+        ctx.log(
+            "archive-missing",
+            json!({"conversationId": it.conversation_id, "recordingId": it.recording_id,
+                   "archive": location, "folder": folder,
+                   "bulkJob": job.map(|j| json!({"jobId": j.job_id, "state": j.state, "listedAsFailed": by_job.is_some()})),
+                   "then": match archive.missing { Missing::Api => "fetched through the API", Missing::Fail => "Failed" }}),
+        )?;
+        match archive.missing {
+            Missing::Api => to_api.push(it),
+            Missing::Fail => ctx.finish(&it, &Done::no_file(Outcome::Failed, why))?,
+        }
+    }
+    if to_api.is_empty() {
         return Ok(());
     }
     tracing::warn!(
-        items = missing.len(),
+        items = to_api.len(),
         "not in the archive: fetching them through the API (--archive-missing api)"
     );
-    through_api(missing).await
+    through_api(to_api).await
+}
+
+impl Look {
+    fn ended(d: Done) -> Look {
+        Look::Ended(Box::new(d))
+    }
+}
+
+/// What looking for one item in the archive came to.
+enum Look {
+    /// It ended (read, refused, or in error).
+    Ended(Box<Done>),
+    /// The archive has no object for it in this folder.
+    Missing(String),
 }
 
 /// The organization id the layout's keys start with: the one the token belongs to, as
@@ -107,17 +194,11 @@ fn parse_time(s: &str) -> Option<OffsetDateTime> {
     })
 }
 
-/// One item from the archive: its outcome, or `None` when the archive lacks it and the API is
-/// to fetch it.
-async fn item(
-    ctx: &Ctx<'_>,
-    archive: &ArchiveSource,
-    org: &str,
-    it: &Item,
-) -> Result<Option<Done>> {
+/// One item from the archive: its outcome, or the folder it is missing from.
+async fn item(ctx: &Ctx<'_>, archive: &ArchiveSource, org: &str, it: &Item) -> Result<Look> {
     let store = &archive.store;
     let Some(start) = conversation_start(ctx, &it.conversation_id) else {
-        return Ok(Some(Done::no_file(
+        return Ok(Look::ended(Done::no_file(
             Outcome::Failed,
             "the conversation's start is not known (no analytics record), so its folder in the archive is not either",
         )));
@@ -133,7 +214,7 @@ async fn item(
     {
         Ok(l) => l,
         Err(e) => {
-            return Ok(Some(Done::no_file(
+            return Ok(Look::ended(Done::no_file(
                 Outcome::Failed,
                 format!("listing the archive failed: {e}"),
             )));
@@ -147,24 +228,7 @@ async fn item(
     let location = store.location();
     let media = match <[Object; 1]>::try_from(media) {
         Ok([m]) => m,
-        Err(media) if media.is_empty() => {
-            ctx.log(
-                "archive-missing",
-                json!({"conversationId": it.conversation_id, "recordingId": it.recording_id,
-                       "archive": location, "folder": folder,
-                       "then": match archive.missing { Missing::Api => "fetched through the API", Missing::Fail => "Failed" }}),
-            )?;
-            return Ok(match archive.missing {
-                Missing::Api => None,
-                Missing::Fail => Some(Done::no_file(
-                    Outcome::Failed,
-                    format!(
-                        "not in the archive: no object {}.* in {location} under {folder}",
-                        it.recording_id
-                    ),
-                )),
-            });
-        }
+        Err(media) if media.is_empty() => return Ok(Look::Missing(folder)),
         Err(media) => {
             let keys: Vec<&str> = media.iter().map(|o| o.key.as_str()).collect();
             ctx.log(
@@ -172,7 +236,7 @@ async fn item(
                 json!({"conversationId": it.conversation_id, "recordingId": it.recording_id,
                        "archive": location, "keys": keys}),
             )?;
-            return Ok(Some(Done::no_file(
+            return Ok(Look::ended(Done::no_file(
                 Outcome::Failed,
                 format!(
                     "the archive holds {} objects for this recording ({}); custos does not choose between them",
@@ -212,7 +276,7 @@ async fn item(
         let url = match store.url(&media).await {
             Ok(u) => u,
             Err(e) => {
-                return Ok(Some(Done::no_file(
+                return Ok(Look::ended(Done::no_file(
                     Outcome::Failed,
                     format!("no URL for the archived object {}: {e}", media.key),
                 )));
@@ -245,10 +309,10 @@ async fn item(
                     format!("{from}; {}", d.reason)
                 };
             }
-            return Ok(Some(d));
+            return Ok(Look::ended(d));
         }
     }
-    Ok(Some(Done::no_file(
+    Ok(Look::ended(Done::no_file(
         Outcome::Failed,
         format!(
             "the archive's URL for {} expired {URL_ROUNDS} times",
