@@ -3,8 +3,15 @@
 //! size); the duration from the segment's `Duration` minus the track's `CodecDelay` (Opus
 //! pre-skip), checked against the blocks themselves, which are all walked. Without a `Duration`
 //! (a live-written file), the end of the last block is the duration.
+//!
+//! The demuxer reads through a [`Bounded`] reader: some damaged files send it round a loop that
+//! re-reads one place forever (0.8.1's `search_seek_head` re-parses the same header when the
+//! Segment opens with a CRC-32 element), so reads and seeks past what a walk of the file could
+//! need end in an error, never a hung export.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::cell::Cell;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::rc::Rc;
 use std::time::Duration;
 
 use matroska_demuxer::{DemuxError, Frame, MatroskaFile, TrackType};
@@ -16,9 +23,17 @@ use super::read::Src;
 const SLACK: Duration = Duration::from_millis(150);
 
 pub(super) fn probe<R: Read + Seek>(src: Src<R>) -> Result<MediaInfo, MediaError> {
-    let mut r = src.inner;
-    r.seek(SeekFrom::Start(0))?;
-    let mut mkv = MatroskaFile::open(r).map_err(|e| MediaError::Invalid(describe(&e)))?;
+    let mut inner = src.inner;
+    inner.seek(SeekFrom::Start(0))?;
+    let looped = Rc::new(Cell::new(false));
+    let r = Bounded::new(inner, src.len, looped.clone());
+    let mut mkv = MatroskaFile::open(r).map_err(|e| {
+        if looped.get() {
+            MediaError::Invalid(LOOPED.into())
+        } else {
+            MediaError::Invalid(describe(&e))
+        }
+    })?;
     let container = if mkv.ebml_header().doc_type() == "webm" {
         "webm"
     } else {
@@ -89,6 +104,11 @@ pub(super) fn probe<R: Read + Seek>(src: Src<R>) -> Result<MediaInfo, MediaError
             }
         }
     }
+    // The demuxer takes any I/O error in a walk for the end of the file: a loop cut short
+    // must not pass for a short file.
+    if looped.get() {
+        return Err(MediaError::Invalid(LOOPED.into()));
+    }
     let end_units = last.saturating_add(step);
     let walked = Duration::from_nanos(end_units.saturating_mul(scale));
     let duration = match stated {
@@ -115,6 +135,83 @@ pub(super) fn probe<R: Read + Seek>(src: Src<R>) -> Result<MediaInfo, MediaError
         video,
         problems,
     })
+}
+
+const LOOPED: &str =
+    "WebM/Matroska: the demuxer kept re-reading the same bytes (a loop on damaged input)";
+
+/// The demuxer's reader, with a budget: at most 8 times the file's bytes (plus 1 MiB) read,
+/// one seek per byte (plus 4096), and no more than 256 seeks in a row to one place. An
+/// element is at least two bytes and a walk seeks about once per element, so a sound file
+/// stays far inside it; past it, every read and seek fails and `looped` is set.
+struct Bounded<R> {
+    inner: BufReader<R>,
+    bytes_left: u64,
+    seeks_left: u64,
+    last_seek: Option<u64>,
+    same_seeks: u32,
+    looped: Rc<Cell<bool>>,
+}
+
+impl<R: Read + Seek> Bounded<R> {
+    fn new(inner: BufReader<R>, len: u64, looped: Rc<Cell<bool>>) -> Self {
+        Bounded {
+            inner,
+            bytes_left: len.saturating_mul(8).saturating_add(1 << 20),
+            seeks_left: len.saturating_add(4096),
+            last_seek: None,
+            same_seeks: 0,
+            looped,
+        }
+    }
+
+    fn exhausted(&self) -> io::Error {
+        self.looped.set(true);
+        io::Error::other(LOOPED)
+    }
+}
+
+impl<R: Read + Seek> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.looped.get() {
+            return Err(self.exhausted());
+        }
+        let n = self.inner.read(buf)?;
+        match self.bytes_left.checked_sub(n as u64) {
+            Some(left) => {
+                self.bytes_left = left;
+                Ok(n)
+            }
+            None => Err(self.exhausted()),
+        }
+    }
+}
+
+impl<R: Read + Seek> Seek for Bounded<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        if pos == SeekFrom::Current(0) {
+            return self.inner.stream_position();
+        }
+        if self.looped.get() || self.seeks_left == 0 {
+            return Err(self.exhausted());
+        }
+        self.seeks_left -= 1;
+        let to = self.inner.seek(pos)?;
+        if self.last_seek == Some(to) {
+            self.same_seeks += 1;
+            if self.same_seeks > 256 {
+                return Err(self.exhausted());
+            }
+        } else {
+            self.last_seek = Some(to);
+            self.same_seeks = 0;
+        }
+        Ok(to)
+    }
+
+    fn stream_position(&mut self) -> io::Result<u64> {
+        self.inner.stream_position()
+    }
 }
 
 /// The demuxer's error in our words (its `Display` of I/O errors says nothing useful).

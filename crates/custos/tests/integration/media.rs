@@ -622,3 +622,41 @@ fn an_m4a_header_claiming_more_than_the_sample_table_holds_is_a_problem() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A WebM whose Segment opens with a CRC-32 element (one byte changed: the SeekHead's first ID
+/// byte made 0xBF) sent matroska-demuxer 0.8.1 round one header forever, and a CI run hung for
+/// 85 minutes on a mutation like it. Now it is refused as a loop on damaged input, in well
+/// under the time the test allows.
+#[test]
+fn a_webm_that_loops_the_demuxer_is_refused_not_hung() {
+    let file = corpus()
+        .iter()
+        .find(|f| {
+            let n = f.to_string_lossy();
+            n.contains("webm-opus-0.3s-")
+        })
+        .unwrap();
+    let mut b = std::fs::read(file).unwrap();
+    let seg = b
+        .windows(4)
+        .position(|w| w == [0x18, 0x53, 0x80, 0x67])
+        .unwrap();
+    // The Segment's size is an EBML variable-length integer: its first byte says how long.
+    let size_len = b[seg + 4].leading_zeros() as usize + 1;
+    let data = seg + 4 + size_len;
+    assert_eq!(
+        b[data..data + 4],
+        [0x11, 0x4D, 0x9B, 0x74],
+        "a SeekHead opens the Segment"
+    );
+    b[data] = 0xBF;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(probe(std::io::Cursor::new(b)).map_err(|e| e.to_string()));
+    });
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the probe hung on a WebM whose Segment opens with a CRC-32 element");
+    let e = got.unwrap_err();
+    assert!(e.contains("loop on damaged input"), "{e}");
+}
