@@ -606,6 +606,9 @@ async fn a_production_loads_checks_out_and_names_every_party() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not verify"));
     assert!(!none.exists());
+    // 355 MB a run: left behind, a day of runs filled the disk.
+    std::fs::remove_dir_all(&bad).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Agents whose names hold the characters the default DAT delimiters use (þ, ®; a DC4 from the
