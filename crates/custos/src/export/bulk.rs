@@ -10,7 +10,7 @@
 //! the archive is read for every manifest item afterwards, and what the job did not write is
 //! found missing there.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -76,7 +76,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, bulk: &BulkExport, query: &Query) -> Resu
             _ => {}
         }
         if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(job = %job_id, state = %state, "the recording bulk job did not end by the deadline: the archive is read as it is");
+            tracing::warn!(job = %job_id, state = %crate::shown::Shown(&state), "the recording bulk job did not end by the deadline: the archive is read as it is");
             break job;
         }
         tokio::time::sleep(pause).await;
@@ -178,12 +178,16 @@ async fn find_mine(ctx: &Ctx<'_>, request: &Value) -> Result<Option<String>> {
     Ok(None)
 }
 
-/// Refuses a job that is not an EXPORT (a recorded id that names another kind of job).
+/// Refuses a job that is not an EXPORT, or does not say what it is, before it is executed (a
+/// recorded id that names another kind of job would otherwise be run: DELETE is one).
 fn check_action(job: &Value, id: &str) -> Result<()> {
     match job["recordingJobsQuery"]["action"].as_str() {
-        Some(ACTION) | None => Ok(()),
+        Some(ACTION) => Ok(()),
         Some(other) => Err(Error::Config(format!(
             "recording job {id} is a {other} job, not an EXPORT: custos only ever runs EXPORT jobs, and collects nothing from another"
+        ))),
+        None => Err(Error::Config(format!(
+            "recording job {id} does not state its action (recordingJobsQuery.action): custos runs only a job it can see is an EXPORT"
         ))),
     }
 }
@@ -192,6 +196,8 @@ fn check_action(job: &Value, id: &str) -> Result<()> {
 async fn failed_recordings(ctx: &Ctx<'_>, job_id: &str) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
     let mut cursor: Option<String> = None;
+    // A server that hands back a cursor it gave before would page for ever.
+    let mut seen = HashSet::new();
     loop {
         let mut path = format!("{JOBS}/{}/failedrecordings?pageSize=100", url_path(job_id));
         if let Some(c) = &cursor {
@@ -205,7 +211,7 @@ async fn failed_recordings(ctx: &Ctx<'_>, job_id: &str) -> Result<BTreeSet<Strin
             }
         }
         match page["cursor"].as_str() {
-            Some(c) if !c.is_empty() && !entities.is_empty() && cursor.as_deref() != Some(c) => {
+            Some(c) if !c.is_empty() && !entities.is_empty() && seen.insert(c.to_owned()) => {
                 cursor = Some(c.to_owned());
             }
             _ => return Ok(out),
@@ -218,4 +224,34 @@ async fn get_json(ctx: &Ctx<'_>, path: &str) -> Result<Value> {
         .send_ok(Method::GET, path, None)
         .await?
         .json(&Method::GET, &ctx.api.url(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_job_is_run() {
+        let job = json!({"recordingJobsQuery": {"action": "EXPORT"}});
+        assert!(check_action(&job, "j1").is_ok());
+    }
+
+    #[test]
+    fn a_delete_job_is_refused() {
+        let job = json!({"recordingJobsQuery": {"action": "DELETE"}});
+        let e = check_action(&job, "j1").unwrap_err().to_string();
+        assert!(e.contains("is a DELETE job, not an EXPORT"), "{e}");
+    }
+
+    #[test]
+    fn a_job_that_does_not_state_its_action_is_refused() {
+        for job in [
+            json!({}),
+            json!({"recordingJobsQuery": {}}),
+            json!({"recordingJobsQuery": {"action": 7}}),
+        ] {
+            let e = check_action(&job, "j1").unwrap_err().to_string();
+            assert!(e.contains("does not state its action"), "{e}");
+        }
+    }
 }
