@@ -163,13 +163,11 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
             return 2;
         }
     };
-    if let Some(url) = &args.archive {
-        match archive_source(url, &args).await {
-            Ok(a) => cfg.archive = Some(a),
-            Err(e) => {
-                crate::error(&e);
-                return 2;
-            }
+    match args.from_archive.source(bulk_export(&args)).await {
+        Ok(a) => cfg.archive = a,
+        Err(e) => {
+            crate::error(&e);
+            return 2;
         }
     }
     if args.upload.is_none() && args.store.is_set() {
@@ -197,9 +195,26 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
     if cfg.workers
         && let Some(url) = &args.job_state.state
     {
-        // What to start where: the coordinator downloads nothing itself.
+        // What to start where: the coordinator downloads nothing itself. A job that reads the
+        // archive needs it named to each worker (the store's endpoint is each machine's own).
+        let archive = match &args.from_archive.archive {
+            Some(a) => format!(
+                " --archive '{}'{}{} --archive-endpoint …",
+                Shown(a),
+                args.from_archive
+                    .archive_layout
+                    .as_deref()
+                    .map(|l| format!(" --archive-layout '{}'", Shown(l)))
+                    .unwrap_or_default(),
+                args.from_archive
+                    .archive_missing
+                    .map(|m| format!(" --archive-missing {}", m.as_str()))
+                    .unwrap_or_default(),
+            ),
+            None => String::new(),
+        };
         eprintln!(
-            "custos: this run coordinates: it opens the job to workers and waits for them. On each machine that shares {dir}, with an OAuth client of its own, start:\n  custos worker {dir} --state '{url}' --api-base {api} --operator '…'\n(`custos job status {dir} --state '{url}'` says when the job is open and how far it is.)",
+            "custos: this run coordinates: it opens the job to workers and waits for them. On each machine that shares {dir}, with an OAuth client of its own, start:\n  custos worker {dir} --state '{url}' --api-base {api} --operator '…'{archive}\n(`custos job status {dir} --state '{url}'` says when the job is open and how far it is.)",
             dir = Shown(&cfg.out.display().to_string()),
             url = Shown(url),
             api = Shown(&cfg.api_base),
@@ -224,41 +239,16 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
     }
 }
 
-/// The organization's archive (`--archive`), its layout and what to do with what it lacks.
-async fn archive_source(
-    url: &str,
-    args: &ExportOptions,
-) -> Result<custos::archive::ArchiveSource, String> {
-    let layout = match &args.archive_layout {
-        Some(l) => custos::archive::Layout::parse(l).map_err(|e| e.to_string())?,
-        None => custos::archive::Layout::default(),
-    };
-    let opts = custos_store::store::StoreOptions {
-        endpoint: args.archive_endpoint.clone(),
-        region: args.archive_region.clone(),
-        ..Default::default()
-    };
-    let store = custos_store::archive::S3Archive::connect(url, &opts)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(custos::archive::ArchiveSource {
-        store: std::sync::Arc::new(store),
-        layout,
-        missing: args
-            .archive_missing
-            .unwrap_or(custos::archive::Missing::Fail),
-        bulk: args
-            .bulk_export
-            .as_ref()
-            .map(|id| custos::archive::BulkExport {
-                integration_id: id.clone(),
-                deadline: std::time::Duration::from_secs(
-                    args.bulk_export_wait.unwrap_or(48 * 3600),
-                ),
-                grace: std::time::Duration::from_secs(args.landing_grace.unwrap_or(600)),
-                poll_max: std::time::Duration::from_secs(30),
-            }),
-    })
+/// The export's `--bulk-export` job, as its flags set it.
+fn bulk_export(args: &ExportOptions) -> Option<custos::archive::BulkExport> {
+    args.bulk_export
+        .as_ref()
+        .map(|id| custos::archive::BulkExport {
+            integration_id: id.clone(),
+            deadline: std::time::Duration::from_secs(args.bulk_export_wait.unwrap_or(48 * 3600)),
+            grace: std::time::Duration::from_secs(args.landing_grace.unwrap_or(600)),
+            poll_max: std::time::Duration::from_secs(30),
+        })
 }
 
 async fn run(cfg: &ExportConfig, json: bool) -> i32 {

@@ -83,6 +83,84 @@ pub struct ApiArgs {
     pub login_base: Option<String>,
 }
 
+/// Where the organization's recording archive is and how it is read: the export's options,
+/// and each worker's (a worker is given the archive by its operator, never by the job).
+#[derive(Args, Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ArchiveArgs {
+    /// Read each recording from the organization's own archive, the bucket Genesys' "AWS S3
+    /// recording bulk actions" integration writes into (s3://BUCKET[/PREFIX]), instead of the
+    /// media API; the query and the listing use the API as always (docs/archive.md).
+    #[arg(long, value_name = "URL")]
+    pub archive: Option<String>,
+    /// The archive's key layout, a template of {org}, {conversation}, {year}, {month}, {day},
+    /// {hour} and two-digit {MM}, {DD}, {HH}, from the conversation's start in UTC
+    /// [default: {org}/year={year}/month={MM}/day={DD}/hour={HH}/conversation_id={conversation}/].
+    #[arg(long, value_name = "TEMPLATE")]
+    pub archive_layout: Option<String>,
+    /// A recording the archive lacks: `fail` (it ends Failed, naming the folder looked in) or
+    /// `api` (fetched through the API as --retrieval says; its custody says so) [default: fail].
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub archive_missing: Option<custos::archive::Missing>,
+    /// The archive's S3 endpoint, for S3-compatible stores [default: AWS_ENDPOINT_URL, else AWS].
+    #[arg(long, value_name = "URL")]
+    pub archive_endpoint: Option<String>,
+    /// The archive bucket's AWS region [default: the AWS default chain].
+    #[arg(long, value_name = "REGION")]
+    pub archive_region: Option<String>,
+}
+
+impl ArchiveArgs {
+    /// Refuses archive settings without `--archive`, and a layout that is not one.
+    pub fn check(&self) -> Result<(), OptionsError> {
+        if self.archive.is_none()
+            && (self.archive_layout.is_some()
+                || self.archive_missing.is_some()
+                || self.archive_endpoint.is_some()
+                || self.archive_region.is_some())
+        {
+            return Err(
+                "--archive-layout, --archive-missing, --archive-endpoint and --archive-region go with --archive s3://BUCKET[/PREFIX]".into(),
+            );
+        }
+        if let Some(l) = &self.archive_layout {
+            custos::archive::Layout::parse(l).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The archive these name (`None` without `--archive`), its store connected, with `bulk`
+    /// (the export's `--bulk-export`).
+    pub async fn source(
+        &self,
+        bulk: Option<custos::archive::BulkExport>,
+    ) -> Result<Option<custos::archive::ArchiveSource>, String> {
+        let Some(url) = &self.archive else {
+            return Ok(None);
+        };
+        let layout = match &self.archive_layout {
+            Some(l) => custos::archive::Layout::parse(l).map_err(|e| e.to_string())?,
+            None => custos::archive::Layout::default(),
+        };
+        let opts = custos_store::store::StoreOptions {
+            endpoint: self.archive_endpoint.clone(),
+            region: self.archive_region.clone(),
+            ..Default::default()
+        };
+        let store = custos_store::archive::S3Archive::connect(url, &opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(custos::archive::ArchiveSource {
+            store: std::sync::Arc::new(store),
+            layout,
+            missing: self
+                .archive_missing
+                .unwrap_or(custos::archive::Missing::Fail),
+            bulk,
+        }))
+    }
+}
+
 /// Options of `custos export` (each also a config-file key, except [`FLAG_ONLY`]).
 #[derive(Args, Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(default, rename_all = "kebab-case")]
@@ -194,26 +272,11 @@ pub struct ExportOptions {
     /// and seals the bag (needs --state postgres://…; docs/scale.md).
     #[arg(long)]
     pub workers: bool,
-    /// Read each recording from the organization's own archive, the bucket Genesys' "AWS S3
-    /// recording bulk actions" integration writes into (s3://BUCKET[/PREFIX]), instead of the
-    /// media API; the query and the listing use the API as always (docs/archive.md).
-    #[arg(long, value_name = "URL")]
-    pub archive: Option<String>,
-    /// The archive's key layout, a template of {org}, {conversation}, {year}, {month}, {day},
-    /// {hour} and two-digit {MM}, {DD}, {HH}, from the conversation's start in UTC
-    /// [default: {org}/year={year}/month={MM}/day={DD}/hour={HH}/conversation_id={conversation}/].
-    #[arg(long, value_name = "TEMPLATE")]
-    pub archive_layout: Option<String>,
-    /// A recording the archive lacks: `fail` (it ends Failed, naming the folder looked in) or
-    /// `api` (fetched through the API as --retrieval says; its custody says so) [default: fail].
-    #[arg(long, value_enum, value_name = "WHAT")]
-    pub archive_missing: Option<custos::archive::Missing>,
-    /// The archive's S3 endpoint, for S3-compatible stores [default: AWS_ENDPOINT_URL, else AWS].
-    #[arg(long, value_name = "URL")]
-    pub archive_endpoint: Option<String>,
-    /// The archive bucket's AWS region [default: the AWS default chain].
-    #[arg(long, value_name = "REGION")]
-    pub archive_region: Option<String>,
+    /// The organization's archive to read recordings from (--archive, --archive-layout,
+    /// --archive-missing, --archive-endpoint, --archive-region).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub from_archive: ArchiveArgs,
     /// Before reading the archive, have Genesys write the query's recordings into it: a
     /// recording bulk job (action EXPORT, which sets each recording's export date) through the
     /// org's "AWS S3 recording bulk actions" integration with this id; needs --archive.
@@ -639,16 +702,9 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
     if !o.restore_archived && (o.restore_days.is_some() || o.no_wait) {
         return Err("--restore-days and --no-wait go with --restore-archived".into());
     }
-    if o.archive.is_none()
-        && (o.archive_layout.is_some()
-            || o.archive_missing.is_some()
-            || o.archive_endpoint.is_some()
-            || o.archive_region.is_some()
-            || o.bulk_export.is_some())
-    {
-        return Err(
-            "--archive-layout, --archive-missing, --archive-endpoint, --archive-region and --bulk-export go with --archive s3://BUCKET[/PREFIX]".into(),
-        );
+    o.from_archive.check()?;
+    if o.from_archive.archive.is_none() && o.bulk_export.is_some() {
+        return Err("--bulk-export goes with --archive s3://BUCKET[/PREFIX]".into());
     }
     if o.bulk_export.is_none() && (o.bulk_export_wait.is_some() || o.landing_grace.is_some()) {
         return Err("--bulk-export-wait and --landing-grace go with --bulk-export".into());
@@ -657,9 +713,6 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         && !custos::model::safe_id(id)
     {
         return Err("--bulk-export: not an integration id".into());
-    }
-    if let Some(l) = &o.archive_layout {
-        custos::archive::Layout::parse(l).map_err(|e| e.to_string())?;
     }
     let search = source == SourceKind::Search;
     let mut custodians = o.custodian.clone();
@@ -695,7 +748,7 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         transcripts: o.transcripts,
         media: o.media.clone(),
         workers: o.workers,
-        // Connected by the command (`export::archive_source`): the store is reached over the
+        // Connected by the command (`ArchiveArgs::source`): the store is reached over the
         // network.
         archive: None,
         restore: o.restore_archived.then(|| RestoreArchived {

@@ -39,6 +39,11 @@ pub struct WorkerArgs {
     /// longer is fenced, and its items are claimed by others.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub lease: u64,
+    /// The organization's archive, when the job reads its recordings from there: the job's
+    /// --archive, --archive-layout and --archive-missing, and where this machine reaches the
+    /// store (--archive-endpoint, --archive-region; credentials from the AWS default chain).
+    #[command(flatten)]
+    pub from_archive: crate::options::ArchiveArgs,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -46,13 +51,20 @@ pub struct WorkerArgs {
 
 /// Runs `custos worker`.
 pub async fn run(a: WorkerArgs) -> i32 {
-    let cfg = match config(&a) {
+    let mut cfg = match config(&a) {
         Ok(c) => c,
         Err(e) => {
             crate::error(&e);
             return 2;
         }
     };
+    match a.from_archive.source(None).await {
+        Ok(archive) => cfg.archive = archive,
+        Err(e) => {
+            crate::error(&e);
+            return 2;
+        }
+    }
     let bars = crate::progress::Bars::new(a.json);
     let result = custos::export::work(&cfg, &bars, crate::export::stop_signal()).await;
     bars.finish();
@@ -117,6 +129,7 @@ fn config(a: &WorkerArgs) -> Result<WorkerConfig, crate::options::OptionsError> 
             "no credentials: set GENESYSCLOUD_OAUTHCLIENT_ID and GENESYSCLOUD_OAUTHCLIENT_SECRET, or pass --credentials FILE (chmod 600)",
         )?,
     };
+    a.from_archive.check()?;
     let state = a.state.location(&env)?;
     if state == custos::state::StateLocation::Local {
         return Err("--state postgres://… is required: a worker joins a job kept in PostgreSQL (the coordinator's --state)".into());
@@ -132,5 +145,7 @@ fn config(a: &WorkerArgs) -> Result<WorkerConfig, crate::options::OptionsError> 
         operator: a.operator.clone(),
         lease: std::time::Duration::from_secs(a.lease),
         job_deadline: JOB_DEADLINE,
+        // Connected by `run`: the store is reached over the network.
+        archive: None,
     })
 }

@@ -7,7 +7,9 @@
 //! conversation's start, UTC) with `{rid}.{ext}_metadata.json` beside it: the original codec's
 //! bytes, exactly what a batch download serves. Faults (seeded per recording): not landed,
 //! altered after landing (cut to half), metadata that disagrees with the API (a longer
-//! `durationMs`), and a second copy under another extension.
+//! `durationMs`), and a second copy under another extension. A conversation's folder may also
+//! hold an object that is no recording of the catalog (`archive-stray`: an earlier export's
+//! file, someone else's upload), with its metadata file: never to be read, always to be named.
 
 use std::io::Write;
 use std::path::Path;
@@ -81,24 +83,69 @@ fn offset_form(t: OffsetDateTime) -> String {
     crate::wire::ts(t).trim_end_matches('Z').to_owned() + "+0000"
 }
 
-/// Recording `i`'s key, under `prefix`.
-pub fn key(inner: &Inner, i: usize) -> String {
-    let r = &inner.catalog.recordings[i];
-    let t = inner.catalog.conversations[r.conversation]
-        .start
-        .to_offset(time::UtcOffset::UTC);
+/// Conversation `c`'s folder, under `prefix` (ends in `/`).
+fn folder(inner: &Inner, c: usize) -> String {
+    let conversation = &inner.catalog.conversations[c];
+    let t = conversation.start.to_offset(time::UtcOffset::UTC);
     format!(
-        "{}{}/year={}/month={:02}/day={:02}/hour={:02}/conversation_id={}/{}.{}",
+        "{}{}/year={}/month={:02}/day={:02}/hour={:02}/conversation_id={}/",
         inner.scenario.archive_prefix,
         inner.scenario.org_id,
         t.year(),
         u8::from(t.month()),
         t.day(),
         t.hour(),
-        r.conversation_id,
+        conversation.id,
+    )
+}
+
+/// Recording `i`'s key, under `prefix`.
+pub fn key(inner: &Inner, i: usize) -> String {
+    let r = &inner.catalog.recordings[i];
+    format!(
+        "{}{}.{}",
+        folder(inner, r.conversation),
         r.id,
         extension(r.codec)
     )
+}
+
+/// The key of the object that is no recording in conversation `c`'s folder, when the
+/// `archive-stray` fault hits the conversation (only conversations with a recording have a
+/// folder an export looks in).
+pub fn stray_key(inner: &Inner, c: usize) -> Option<String> {
+    let s = &inner.scenario;
+    let conversation = &inner.catalog.conversations[c];
+    let p = s.faults.archive_stray;
+    let hit = p > 0.0 && hash_unit(s.seed, "archive-stray", &conversation.id) < p;
+    (hit && !conversation.recordings.is_empty() && inner.arrived(c)).then(|| {
+        let id =
+            crate::rng::Rng::fork(s.seed, &format!("archive-stray {}", conversation.id)).uuid();
+        format!("{}{id}.wav", folder(inner, c))
+    })
+}
+
+/// Lands the objects that are no recording (`archive-stray`) into `dir`: how many.
+pub fn land_strays(inner: &Inner, dir: &Path) -> Result<usize, String> {
+    let mut n = 0;
+    for c in 0..inner.catalog.conversations.len() {
+        let Some(key) = stray_key(inner, c) else {
+            continue;
+        };
+        let path = dir.join(&key);
+        let parent = path.parent().expect("a key has a folder");
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let err = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+        std::fs::write(&path, b"not a recording of this organization\n").map_err(err)?;
+        std::fs::write(
+            dir.join(format!("{key}_metadata.json")),
+            br#"{"mediaType":"Call","provider":"someone else"}"#,
+        )
+        .map_err(err)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Whether recording `i` is one the integration exported: its media is there in the catalog
@@ -120,10 +167,13 @@ pub fn land(inner: &Inner, dir: &Path) -> Result<usize, String> {
 }
 
 /// Writes recording `i` and its metadata into `dir` with its archive faults: whether it
-/// landed (the `archive-missing` fault keeps it out).
+/// landed (the `archive-missing` fault keeps it out). Either way the recording is exported
+/// from then on (`exportedDate`).
 pub fn land_one(inner: &Inner, dir: &Path, i: usize) -> Result<bool, String> {
     let r = &inner.catalog.recordings[i];
     let f = faults(inner, r);
+    let now = inner.clock.utc();
+    inner.state().exported.entry(i).or_insert(now);
     if f.missing {
         return Ok(false);
     }

@@ -112,11 +112,16 @@ impl Sim {
     }
 
     /// Lands the org's recording archive into the scenario's `archive_dir` (crate::archive):
-    /// how many recordings landed; none without an `archive_dir`.
+    /// how many recordings landed; none without an `archive_dir`. The objects that are no
+    /// recording (`archive-stray`) land now even when recordings land by jobs.
     pub fn land_archive(&self) -> Result<usize, String> {
-        match &self.0.scenario.archive_dir {
-            Some(dir) if !self.0.scenario.archive_by_jobs => archive::land(&self.0, dir),
-            _ => Ok(0),
+        let Some(dir) = &self.0.scenario.archive_dir else {
+            return Ok(0);
+        };
+        archive::land_strays(&self.0, dir)?;
+        match self.0.scenario.archive_by_jobs {
+            false => archive::land(&self.0, dir),
+            true => Ok(0),
         }
     }
 

@@ -65,6 +65,7 @@ fn retention(inner: &Inner, st: &SimState, rec: usize) -> Value {
         "archiveDate": (state != FileState::Deleted).then(|| ts(archive)),
         "archiveMedium": matches!(state, FileState::Archived | FileState::Restoring).then_some("CLOUDARCHIVE"),
         "deleteDate": ts(r.end + Duration::days(365)),
+        "exportedDate": st.exported.get(&rec).map(|t| ts(*t)),
         "restoreExpirationTime": (state == FileState::Restored).then(|| ts(restore.map_or(inner.clock.utc() + Duration::days(2), |x| x.until))),
     })
 }

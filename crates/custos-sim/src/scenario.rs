@@ -357,6 +357,9 @@ pub struct Faults {
     pub archive_metadata: f64,
     /// Fraction of the archive's recordings that landed twice, under two extensions.
     pub archive_duplicate: f64,
+    /// Fraction of the conversations with recordings whose archive folder also holds an object
+    /// that is no recording of the org (and its `_metadata.json`), landed at start.
+    pub archive_stray: f64,
     /// Fraction of a recording bulk job's recordings that fail to export: listed by
     /// `failedrecordings` (no reason), never landed.
     pub bulk_failed: f64,
@@ -398,6 +401,7 @@ impl Default for Faults {
             archive_altered: 0.0,
             archive_metadata: 0.0,
             archive_duplicate: 0.0,
+            archive_stray: 0.0,
             bulk_failed: 0.0,
             bulk_late: 0.0,
             bulk_late_ms: 1_500,
@@ -448,6 +452,7 @@ pub const FAULT_NAMES: &[(&str, &str)] = &[
     ("archive-altered", "0.03"),
     ("archive-metadata", "0.03"),
     ("archive-duplicate", "0.02"),
+    ("archive-stray", "0.1"),
     ("bulk-failed", "0.05"),
     ("bulk-late", "0.05"),
     ("bulk-late-ms", "1500"),
@@ -527,6 +532,7 @@ impl Faults {
             "archive-altered" => self.archive_altered = frac(value)?,
             "archive-metadata" => self.archive_metadata = frac(value)?,
             "archive-duplicate" => self.archive_duplicate = frac(value)?,
+            "archive-stray" => self.archive_stray = frac(value)?,
             "bulk-failed" => self.bulk_failed = frac(value)?,
             "bulk-late" => self.bulk_late = frac(value)?,
             "bulk-late-ms" => self.bulk_late_ms = int(value)?,
@@ -564,6 +570,7 @@ impl Faults {
             ("archive-altered", self.archive_altered),
             ("archive-metadata", self.archive_metadata),
             ("archive-duplicate", self.archive_duplicate),
+            ("archive-stray", self.archive_stray),
             ("bulk-failed", self.bulk_failed),
             ("bulk-late", self.bulk_late),
         ];

@@ -165,6 +165,10 @@ pub struct State {
     pub async_jobs: HashMap<String, AsyncJob>,
     /// Recording bulk jobs (crate::bulk).
     pub recording_jobs: HashMap<String, crate::bulk::RecordingJob>,
+    /// When the org's S3 integration exported each recording (its `exportedDate`): at start, or
+    /// when a recording bulk job wrote it. The `archive-missing` fault removes the object, not
+    /// the date: Genesys still says it exported it.
+    pub exported: HashMap<usize, OffsetDateTime>,
     /// Query pages served (drift reveals one late conversation per page).
     pub pages_served: u64,
     /// Media download attempts per (recording, format).
@@ -234,6 +238,7 @@ impl Inner {
             transcodes: HashMap::new(),
             batch_jobs: HashMap::new(),
             recording_jobs: HashMap::new(),
+            exported: HashMap::new(),
             async_jobs: HashMap::new(),
             pages_served: 0,
             download_attempts: HashMap::new(),

@@ -154,6 +154,11 @@ pub struct Truth {
     pub conversations_without_recordings: Vec<String>,
     /// Orphan recordings (no known conversation) that exist by now: id and `createdTime`.
     pub orphans: Vec<(String, String)>,
+    /// The keys of the archive's objects that are no recording of the org (`archive-stray`),
+    /// each in a recorded conversation's folder, sorted: what an export from the archive must
+    /// name and never read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archive_strays: Vec<String>,
 }
 
 fn digest(inner: &Inner, rec: usize, codec: Codec) -> FormatTruth {
@@ -292,6 +297,16 @@ pub fn build(inner: &Inner) -> Truth {
             .filter(|o| !inner.scenario.live || o.created <= inner.clock.utc())
             .map(|o| (o.id.clone(), ts(o.created)))
             .collect(),
+        archive_strays: match inner.scenario.archive_dir {
+            Some(_) => {
+                let mut keys: Vec<String> = (0..inner.catalog.conversations.len())
+                    .filter_map(|c| crate::archive::stray_key(inner, c))
+                    .collect();
+                keys.sort();
+                keys
+            }
+            None => Vec::new(),
+        },
     }
 }
 

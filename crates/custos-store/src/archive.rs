@@ -134,6 +134,48 @@ impl Archive for S3Archive {
         })
     }
 
+    fn list_names<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Object>, String>> {
+        Box::pin(async move {
+            let client = self.store.client();
+            let mut out = Vec::new();
+            let mut token: Option<String> = None;
+            while out.len() < limit {
+                let page = client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .max_keys((limit - out.len()).min(1000) as i32)
+                    .set_continuation_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| crate::s3::describe(&e))?;
+                for o in page.contents() {
+                    let Some(key) = o.key() else { continue };
+                    out.push(Object {
+                        key: key.to_owned(),
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        version_id: None,
+                        etag: o.e_tag().map(|e| e.trim_matches('"').to_owned()),
+                        last_modified: o.last_modified().and_then(crate::s3::rfc3339),
+                        checksums: Vec::new(),
+                    });
+                }
+                match page.next_continuation_token() {
+                    Some(t) if page.is_truncated() == Some(true) && !t.is_empty() => {
+                        token = Some(t.to_owned())
+                    }
+                    _ => break,
+                }
+            }
+            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
     fn url<'a>(&'a self, object: &'a Object) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
             let conf = PresigningConfig::expires_in(URL_VALID).map_err(|e| e.to_string())?;

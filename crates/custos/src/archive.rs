@@ -78,6 +78,14 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> BoxFuture<'a, std::result::Result<Vec<Object>, String>>;
 
+    /// The keys under `prefix` as the store's listing gives them (key, size, ETag, time; no
+    /// version and no checksums, so no request per object), at most `limit`, paged.
+    fn list_names<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, std::result::Result<Vec<Object>, String>>;
+
     /// A URL that reads exactly `object` (its version, when it has one) with no other
     /// credential, valid long enough for one download.
     fn url<'a>(&'a self, object: &'a Object) -> BoxFuture<'a, std::result::Result<String, String>>;

@@ -137,6 +137,25 @@ impl Archive {
         }
     }
 
+    /// The outcome of every recording `selected` is the archive truth's; the package holds no
+    /// other.
+    fn assert_truth_of(&self, out: &Path, selected: impl Fn(&custos_sim::RecordingTruth) -> bool) {
+        let outcomes = custos::package::outcomes(out).unwrap();
+        let want: BTreeMap<String, String> = self
+            .truth
+            .recordings
+            .iter()
+            .filter(|t| selected(t))
+            .map(|t| {
+                (
+                    t.id.clone(),
+                    t.archive.as_ref().unwrap().expected_outcome.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(outcomes, want);
+    }
+
     /// Recordings hit by the archive fault `name`.
     fn hit_by(&self, name: &str) -> usize {
         self.truth
@@ -271,6 +290,113 @@ async fn the_archive_gives_the_api_paths_files_byte_for_byte_without_a_media_req
     verified(&from_archive);
 }
 
+/// The keys every `archive-unexpected` line names, with the kind of each.
+fn unexpected_keys(out: &Path) -> BTreeMap<String, String> {
+    events(out, "archive-unexpected")
+        .iter()
+        .flat_map(|e| e["objects"].as_array().unwrap().clone())
+        .map(|o| {
+            (
+                o["key"].as_str().unwrap().to_owned(),
+                o["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_in_a_collected_folder_that_no_item_is_are_named_and_never_read() {
+    let a = Archive::new("archive-stray", "archive-stray=0.5", "").await;
+    // Calls only: the screen recordings beside them are in the same folders, left out.
+    let out = a.dir.join("out");
+    let o = a.collect(&out, "", &["--media", "audio"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let with_calls: std::collections::BTreeSet<&str> = a
+        .truth
+        .recordings
+        .iter()
+        .filter(|t| t.media == "audio")
+        .map(|t| t.conversation_id.as_str())
+        .collect();
+    let in_folder = |key: &str| {
+        with_calls
+            .iter()
+            .any(|c| key.contains(&format!("/conversation_id={c}/")))
+    };
+    // Truth: the strays of the folders looked in, and the left-out recordings landed there.
+    let mut want: BTreeMap<String, String> = BTreeMap::new();
+    for key in a.truth.archive_strays.iter().filter(|k| in_folder(k)) {
+        want.insert(key.clone(), "unknown".into());
+        want.insert(format!("{key}_metadata.json"), "unknown".into());
+    }
+    let strays = want.len();
+    for t in &a.truth.recordings {
+        let archived = t.archive.as_ref().unwrap();
+        if t.media != "audio" && archived.landed && in_folder(&archived.key) {
+            want.insert(archived.key.clone(), "excluded".into());
+            want.insert(format!("{}_metadata.json", archived.key), "excluded".into());
+        }
+    }
+    assert!(strays > 0, "the fault hits a folder that is looked in");
+    assert!(
+        want.len() > strays,
+        "a left-out screen recording is in a folder looked in"
+    );
+    assert_eq!(unexpected_keys(&out), want);
+    let reconciled = events(&out, "archive-reconciled");
+    assert_eq!(reconciled.len(), 1, "{reconciled:?}");
+    assert_eq!(reconciled[0]["unexpected"], want.len(), "{}", reconciled[0]);
+    assert_eq!(
+        reconciled[0]["foldersListed"],
+        with_calls.len(),
+        "{}",
+        reconciled[0]
+    );
+    // Never read: no object line, no download names them.
+    let log = std::fs::read_to_string(out.join("data/custody_log.jsonl")).unwrap();
+    for key in want.keys() {
+        let named = log.lines().filter(|l| l.contains(key.as_str())).count();
+        assert_eq!(
+            named, 1,
+            "{key} is named once, in its archive-unexpected line"
+        );
+    }
+    a.assert_truth_of(&out, |t| t.media == "audio");
+    // The report names them and says why.
+    let page = a.dir.join("report.html");
+    let o = std::process::Command::new(crate::common::BIN)
+        .args([
+            "report",
+            out.to_str().unwrap(),
+            "--out",
+            page.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("The archive&#39;s folders, reconciled")
+            || html.contains("The archive's folders, reconciled")
+    );
+    assert!(
+        html.contains(
+            a.truth
+                .archive_strays
+                .iter()
+                .find(|k| in_folder(k))
+                .unwrap()
+                .as_str()
+        )
+    );
+    assert!(html.contains("recordings the operator left out by media type"));
+    // A resumed run does not reconcile again.
+    let o = a.collect(&out, "", &["--media", "audio"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(events(&out, "archive-reconciled").len(), 1);
+    verified(&out);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recording_the_archive_lacks_fails_naming_the_folder_looked_in() {
     let (a, out) = collected_with_fault("archive-missing").await;
@@ -285,6 +411,19 @@ async fn a_recording_the_archive_lacks_fails_naming_the_folder_looked_in() {
     assert!(
         why.starts_with("not in the archive") && why.contains(folder),
         "{why}"
+    );
+    // The integration exported it (Genesys says so), and the object is gone: both are said.
+    assert!(
+        why.contains("Genesys states it exported it at ")
+            && why.ends_with("(exportedDate), yet no object is there"),
+        "{why}"
+    );
+    let missing = events(&out, "archive-missing");
+    assert!(
+        missing
+            .iter()
+            .all(|e| e["source"]["exportedDate"].is_string()),
+        "{missing:?}"
     );
     verified(&out);
 }
@@ -574,7 +713,8 @@ async fn a_bulk_export_job_writes_the_querys_recordings_and_each_ends_as_the_tru
         .find(|t| t.archive.as_ref().unwrap().bulk_failed && t.expected_outcome == "Exported")
         .unwrap();
     assert!(
-        reason(&out, &t.id).contains("listed it as failed"),
+        reason(&out, &t.id).contains("listed it as failed")
+            && reason(&out, &t.id).ends_with("Genesys states no export of it (no exportedDate)"),
         "{}",
         reason(&out, &t.id)
     );
@@ -614,8 +754,10 @@ async fn a_bulk_job_that_fails_part_way_leaves_what_it_wrote_collected_and_the_r
         } else {
             not += 1;
             assert_eq!(outcomes[&t.id], "Failed", "{}", t.id);
+            // The job never wrote it: Genesys states no export of it.
             assert!(
-                reason(&out, &t.id).contains("ended FAILED"),
+                reason(&out, &t.id).contains("ended FAILED")
+                    && reason(&out, &t.id).contains("Genesys states no export of it"),
                 "{}",
                 reason(&out, &t.id)
             );

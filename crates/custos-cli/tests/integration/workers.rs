@@ -824,3 +824,139 @@ async fn a_link_in_place_of_a_staged_file_is_refused_never_placed() {
     refuses_to_seal(&j, victim, "not a regular file").await;
     let _ = std::fs::remove_file(&elsewhere);
 }
+
+/// `c` reading the archive at `s3://org-archive/PREFIX` of the S3 server at `endpoint`, with
+/// that server's test credentials.
+fn reading_archive(mut c: Command, prefix: &str, endpoint: &str) -> Command {
+    c.args([
+        "--archive",
+        &format!("s3://org-archive/{prefix}"),
+        "--archive-endpoint",
+        endpoint,
+    ])
+    .env("AWS_ACCESS_KEY_ID", "test")
+    .env("AWS_SECRET_ACCESS_KEY", "testtest")
+    .env("AWS_REGION", "us-east-1")
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .env_remove("AWS_PROFILE")
+    .env_remove("AWS_ENDPOINT_URL");
+    c
+}
+
+#[tokio::test]
+async fn workers_read_the_archive_the_job_reads_and_no_other() {
+    let dir = tmp("workers-archive");
+    std::fs::create_dir_all(&dir).unwrap();
+    let s3 = crate::storage::s3s_fs(&dir, &["org-archive"]);
+    let mut s = Scenario {
+        conversations: 40,
+        archive_dir: Some(dir.join("s3s-fs").join("org-archive")),
+        ..scenario()
+    };
+    s.faults = Default::default();
+    s.faults
+        .apply_list("archive-altered=0.1,archive-missing=0.1,archive-stray=0.2")
+        .unwrap();
+    let sim = Sim::new(with_clients(s, 2)).unwrap();
+    assert!(sim.land_archive().unwrap() > 0);
+    let truth = sim.truth();
+    let running = sim.spawn().await.unwrap();
+    let pg = Cluster::start("workers-archive");
+    let out = dir.join("out");
+    let base = running.base_url.clone();
+    let mut p = Reaper(Vec::new());
+    p.spawn(reading_archive(coordinator(&base, &out, &pg), "", &s3.url));
+    until_open(&pg).await;
+
+    // A worker given no archive, or another one, is refused before it sends a credential.
+    let tokens = running.sim.stats().tokens_issued;
+    let o = run(worker(&base, &out, &pg, 1, 30)).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the job reads its recordings from the archive s3://org-archive/"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(reading_archive(
+        worker(&base, &out, &pg, 1, 30),
+        "elsewhere",
+        &s3.url,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the job's is s3://org-archive/,"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        running.sim.stats().tokens_issued,
+        tokens,
+        "no token was asked for by a refused worker"
+    );
+
+    let w1 = p.spawn(reading_archive(
+        worker(&base, &out, &pg, 1, 30),
+        "",
+        &s3.url,
+    ));
+    let w2 = p.spawn(reading_archive(
+        worker(&base, &out, &pg, 2, 30),
+        "",
+        &s3.url,
+    ));
+    for w in [w1, w2] {
+        let o = p.output(w, Duration::from_secs(120)).await;
+        assert_eq!(o.status.code(), Some(0), "worker: {}", stderr(&o));
+    }
+    let o = p.output(0, Duration::from_secs(60)).await;
+    assert!(
+        o.status.code().unwrap_or(9) <= 1,
+        "coordinator: {}",
+        stderr(&o)
+    );
+
+    // Every outcome is the archive truth's, and no media was asked of the API.
+    let outcomes = custos::package::outcomes(&out).unwrap();
+    let want: std::collections::BTreeMap<String, String> = truth
+        .recordings
+        .iter()
+        .map(|t| {
+            (
+                t.id.clone(),
+                t.archive.as_ref().unwrap().expected_outcome.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(outcomes, want);
+    for o in ["Exported", "Corrupted", "Failed"] {
+        assert!(want.values().any(|v| v == o), "the truth holds a {o} item");
+    }
+    assert_eq!(running.sim.stats().media_requests, 0);
+    // Each object read names the worker that read it; the coordinator reconciled the folders.
+    let ev = events(&out);
+    let read: Vec<_> = ev
+        .iter()
+        .filter(|e| e["event"] == "archive-object")
+        .collect();
+    assert!(!read.is_empty());
+    for e in &read {
+        assert!(e["actor"]["worker"].is_i64(), "read by a worker: {e}");
+    }
+    let reconciled: Vec<_> = ev
+        .iter()
+        .filter(|e| e["event"] == "archive-reconciled")
+        .collect();
+    assert_eq!(reconciled.len(), 1);
+    assert_eq!(
+        reconciled[0]["byKind"]["unknown"],
+        2 * truth.archive_strays.len(),
+        "{}",
+        reconciled[0]
+    );
+    assert_verifies(&out);
+    assert!(bagit_valid(&out));
+    no_partials_nor_staging(&out);
+    one_outcome_line_each(&running, &out);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -36,24 +36,7 @@ pub(super) fn settings(
                 Retrieval::Transcode(f) => f.clone(),
             },
         ),
-        (
-            "--archive",
-            cfg.archive.as_ref().map_or_else(
-                || "(none)".into(),
-                |a| {
-                    format!(
-                        "{}, --archive-layout {}, --archive-missing {}{}",
-                        a.store.location(),
-                        a.layout.as_str(),
-                        a.missing.as_str(),
-                        a.bulk
-                            .as_ref()
-                            .map(|b| format!(", --bulk-export {}", b.integration_id))
-                            .unwrap_or_default()
-                    )
-                },
-            ),
-        ),
+        ("--archive", archive_setting(cfg.archive.as_ref())),
         ("--matter", or_none(&cfg.matter)),
         ("--operator", or_none(&cfg.operator)),
         ("--source-organization", or_none(&cfg.source_organization)),
@@ -331,4 +314,23 @@ fn media_setting(media: &[crate::model::Media]) -> String {
     m.sort();
     m.dedup();
     m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// The `--archive` setting as the job records it (a worker's archive must be the job's).
+pub(super) fn archive_setting(archive: Option<&crate::archive::ArchiveSource>) -> String {
+    archive.map_or_else(
+        || "(none)".into(),
+        |a| {
+            format!(
+                "{}, --archive-layout {}, --archive-missing {}{}",
+                a.store.location(),
+                a.layout.as_str(),
+                a.missing.as_str(),
+                a.bulk
+                    .as_ref()
+                    .map(|b| format!(", --bulk-export {}", b.integration_id))
+                    .unwrap_or_default()
+            )
+        },
+    )
 }

@@ -299,9 +299,9 @@ fn check_input(
             Some(
                 "the archive's folders are named by each conversation's start, which a query's analytics records give: select with --query",
             )
-        } else if cfg.workers {
+        } else if cfg.workers && cfg.archive.as_ref().is_some_and(|a| a.bulk.is_some()) {
             Some(
-                "--workers does not read an archive yet: run the archive collection without --workers (an archive read uses no API budget)",
+                "--bulk-export with --workers is not done yet: run the bulk export without --workers, or have the job written first and then collect with --workers",
             )
         } else {
             None
@@ -455,6 +455,10 @@ async fn retrieval(ctx: &Ctx<'_>) -> Result<()> {
         restore::wait(ctx, r).await?;
         progress.stage(Stage::Retrieval, "downloading the restored recordings");
         retrieve::retrieve(ctx, &restore::Ledger::read(ctx)?).await?;
+    }
+    if let Some(a) = &ctx.cfg.archive {
+        progress.stage(Stage::Retrieval, "reconciling the archive's folders");
+        retrieve::reconcile_archive(ctx, a).await?;
     }
     if ctx.cfg.transcripts {
         progress.stage(Stage::Retrieval, "collecting transcripts");

@@ -219,6 +219,10 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// As [`ExportConfig::job_deadline`].
     pub job_deadline: Duration,
+    /// The organization's archive, as this worker's operator named it (`--archive`, its
+    /// endpoint and region): it must be the job's, and the store's credentials go only where
+    /// the operator said.
+    pub archive: Option<crate::archive::ArchiveSource>,
 }
 
 /// What a worker did.
@@ -349,6 +353,22 @@ fn job_config(cfg: &WorkerConfig, state: &State) -> Result<ExportConfig> {
             )));
         }
     };
+    // The archive: what the job reads, and where this worker was told it is. The job's
+    // record decides nothing: a worker given none, or another, is refused.
+    let job_archive = state
+        .get(Key::Setting("--archive"))?
+        .unwrap_or_else(|| "(none)".into());
+    let given = super::guard::archive_setting(cfg.archive.as_ref());
+    if given != job_archive {
+        return Err(Error::Config(match &cfg.archive {
+            None => format!(
+                "the job reads its recordings from the archive {job_archive}: give this worker the same --archive, --archive-layout and --archive-missing (and the store's --archive-endpoint)"
+            ),
+            Some(_) => format!(
+                "this worker was given --archive {given}; the job's is {job_archive}. A worker reads the archive the job reads: give the job's settings"
+            ),
+        }));
+    }
     let tolerance: f64 = setting(state, "--duration-tolerance")?
         .parse()
         .map_err(|_| Error::Config("the job's --duration-tolerance is not a number".into()))?;
@@ -383,8 +403,8 @@ fn job_config(cfg: &WorkerConfig, state: &State) -> Result<ExportConfig> {
         job_deadline: cfg.job_deadline,
         state: cfg.state.clone(),
         workers: true,
-        // The coordinator refuses --archive with --workers (docs/archive.md).
-        archive: None,
+        // Checked above to be the job's.
+        archive: cfg.archive.clone(),
     })
 }
 

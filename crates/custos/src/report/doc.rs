@@ -90,6 +90,7 @@ pub fn compose(f: &Facts, sealed: Option<&Seal>) -> Vec<Block> {
     who(f, &mut d);
     timeline(f, &mut d);
     exceptions(f, &mut d);
+    archive_unread(f, &mut d);
     preservation(f, &mut d);
     durations(f, &mut d);
     fingerprints(f, sealed, &mut d);
@@ -643,6 +644,79 @@ fn exceptions(f: &Facts, d: &mut Vec<Block>) {
     }
 }
 
+/// With `--archive`: what the archive's folders of the manifest's conversations held besides
+/// the items' own objects, each named, none read.
+fn archive_unread(f: &Facts, d: &mut Vec<Block>) {
+    let Some(r) = &f.timeline.archive_reconciled else {
+        return;
+    };
+    d.push(Block::Heading("The archive's folders, reconciled".into()));
+    let n = |k: &str| r.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let kinds: Vec<String> = r
+        .get("byKind")
+        .and_then(serde_json::Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let words = match k.as_str() {
+                "unknown" => "naming no recording of the work list",
+                "settled" => "copies of recordings the source listed as deleted or archived",
+                "excluded" => "recordings the operator left out by media type",
+                "below" => "in folders below a conversation's",
+                _ => "of another kind",
+            };
+            format!("{} {words}", v.as_u64().unwrap_or(0))
+        })
+        .collect();
+    let unexpected = n("unexpected");
+    d.push(Block::Para(format!(
+        "Once every item had ended, the archive's folder of each conversation of the work list was listed ({} folders, {} objects) and held to the work list. {}{}{}",
+        n("foldersListed"),
+        n("objectsListed"),
+        if unexpected == 0 {
+            "Every object there belonged to an item of the work list.".to_owned()
+        } else {
+            format!(
+                "{unexpected} objects belonged to no item of the work list ({}): they were not read, and each is named in the custody log (archive-unexpected).",
+                kinds.join("; ")
+            )
+        },
+        match n("foldersNotListed") {
+            0 => String::new(),
+            k => format!(" WARNING: {k} folders could not be listed (custody log, archive-unexpected)."),
+        },
+        match n("foldersPastTheLimit") {
+            0 => String::new(),
+            k => format!(" WARNING: {k} folders held more objects than were listed."),
+        },
+    )));
+    let rows: Vec<Vec<Cell>> = f
+        .timeline
+        .archive_unexpected
+        .values()
+        .flatten()
+        .take(MAX_LISTED)
+        .map(|o| {
+            vec![
+                Cell::mono(&o.key),
+                Cell::text(format!("{}\n{} bytes", o.last_modified, o.bytes)),
+                Cell::text(&o.why),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        d.push(Block::Table {
+            head: vec![
+                "Key".into(),
+                "Written, size".into(),
+                "Why it was not read".into(),
+            ],
+            widths: vec![0.5, 0.18, 0.32],
+            rows,
+        });
+    }
+}
+
 /// Every Corrupted item, approved for production by counsel or not (`custos approve`).
 fn approvals(f: &Facts, s: &Seal, d: &mut Vec<Block>) {
     let corrupted = f.tally[Outcome::Corrupted];
@@ -659,7 +733,7 @@ fn approvals(f: &Facts, s: &Seal, d: &mut Vec<Block>) {
         .collect();
     let checked = s.approvals.iter().filter(|a| a.checked).count();
     d.push(Block::Para(format!(
-        "A Corrupted item stays out of the evidentiary set unless counsel approves it          (custos approve: a statement signed with counsel's key, bound to this package's tag          manifest and the item's SHA-256, beside the bag). {corrupted} item(s) are Corrupted;          {} approval(s) are beside the bag, {checked} of them verified with counsel's key          (--approver-key). custos produce includes exactly the approved items whose approval          verifies, marked as such.",
+        "A Corrupted item stays out of the evidentiary set unless counsel approves it (custos approve: a statement signed with counsel's key, bound to this package's tag manifest and the item's SHA-256, beside the bag). {corrupted} item(s) are Corrupted; {} approval(s) are beside the bag, {checked} of them verified with counsel's key (--approver-key). custos produce includes exactly the approved items whose approval verifies, marked as such.",
         s.approvals.len()
     )));
     let rows = f

@@ -184,6 +184,25 @@ pub struct Timeline {
     pub rate_limit_wait_ms: u64,
     /// The signing key's id, as the last run recorded it (`(unsigned)` when none).
     pub signing_key: Option<String>,
+    /// The archive's reconciliation with the manifest (`--archive`): the `archive-reconciled`
+    /// line's counts, as recorded.
+    pub archive_reconciled: Option<Value>,
+    /// The objects of the manifest conversations' archive folders that no item read, per
+    /// conversation (a resumed run's later line for a conversation replaces the earlier one).
+    pub archive_unexpected: std::collections::BTreeMap<String, Vec<UnreadObject>>,
+}
+
+/// An object of the archive that no item read (`archive-unexpected`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnreadObject {
+    /// Its key.
+    pub key: String,
+    /// Bytes, as listed.
+    pub bytes: u64,
+    /// When the store last wrote it.
+    pub last_modified: String,
+    /// Why it was not read.
+    pub why: String,
 }
 
 /// Everything the report states, read from one package.
@@ -615,6 +634,26 @@ fn event(t: &mut Timeline, e: &Value) {
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
         }
+        "archive-reconciled" => t.archive_reconciled = Some(e.clone()),
+        "archive-unexpected" => {
+            let objects: Vec<UnreadObject> = e
+                .get("objects")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|o| UnreadObject {
+                    key: str_of(o, "key"),
+                    bytes: o.get("bytes").and_then(Value::as_u64).unwrap_or(0),
+                    last_modified: str_of(o, "lastModified"),
+                    why: str_of(o, "why"),
+                })
+                .collect();
+            let cid = str_of(e, "conversationId");
+            let held: usize = t.archive_unexpected.values().map(Vec::len).sum();
+            if held < MAX_LISTED || t.archive_unexpected.contains_key(&cid) {
+                t.archive_unexpected.insert(cid, objects);
+            }
+        }
         "http" => {
             t.requests += 1;
             match e.get("status").and_then(Value::as_u64) {
@@ -682,5 +721,27 @@ mod tests {
         assert_eq!(t.runs.len(), 2);
         assert_eq!((t.runs[0].by.as_str(), t.runs[1].resumed), ("ann@h", true));
         assert_eq!(t.signing_key, None, "the last run's settings count");
+    }
+
+    #[test]
+    fn a_folder_reconciled_again_counts_once_with_its_last_line() {
+        let mut t = Timeline::default();
+        for e in [
+            r#"{"event":"archive-unexpected","conversationId":"c-1","objects":[{"key":"a/x.wav","bytes":3,"why":"w1"}]}"#,
+            r#"{"event":"archive-unexpected","conversationId":"c-2","objects":[{"key":"b/y.wav","bytes":4,"why":"w2"}]}"#,
+            r#"{"event":"archive-unexpected","conversationId":"c-1","objects":[{"key":"a/x.wav","bytes":3,"why":"w1"},{"key":"a/z.wav","bytes":5,"lastModified":"T","why":"w3"}]}"#,
+            r#"{"event":"archive-reconciled","unexpected":3}"#,
+        ] {
+            event(&mut t, &serde_json::from_str(e).unwrap());
+        }
+        let keys: Vec<&str> = t
+            .archive_unexpected
+            .values()
+            .flatten()
+            .map(|o| o.key.as_str())
+            .collect();
+        assert_eq!(keys, ["a/x.wav", "a/z.wav", "b/y.wav"]);
+        assert_eq!(t.archive_unexpected["c-1"][1].last_modified, "T");
+        assert_eq!(t.archive_reconciled.unwrap()["unexpected"], 3);
     }
 }

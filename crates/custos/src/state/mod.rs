@@ -169,6 +169,9 @@ pub enum Key {
     BulkRequest,
     /// The recording bulk job's id, recorded before it is executed.
     BulkJob,
+    /// `true` once every manifest conversation's folder of the archive has been reconciled
+    /// with the manifest (`--archive`): what no item read is named in the custody log.
+    ArchiveReconciled,
     /// A setting that shapes the package, by its flag name (`--api-base`, …).
     Setting(&'static str),
 }
@@ -197,6 +200,7 @@ impl Key {
             Key::WorkOpen => "work_open".into(),
             Key::BulkRequest => "bulk_request".into(),
             Key::BulkJob => "bulk_job".into(),
+            Key::ArchiveReconciled => "archive_reconciled".into(),
             Key::Setting(flag) => format!("setting {flag}").into(),
         }
     }

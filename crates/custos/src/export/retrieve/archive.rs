@@ -23,6 +23,13 @@ const MAX_METADATA: usize = 1024 * 1024;
 /// there).
 const MAX_OBJECTS: usize = 16;
 
+/// Objects of one conversation's folder listed at most when it is reconciled with the manifest
+/// (a conversation holds a handful of recordings; a folder past this is said to be so).
+const MAX_FOLDER: usize = 10_000;
+
+/// Objects named per conversation in its `archive-unexpected` line; the rest are counted.
+const MAX_NAMED: usize = 100;
+
 /// Where the archive's copies of the recording's metadata are kept, as received.
 pub(crate) const ARCHIVE_METADATA_DIR: &str = "data/metadata/archive";
 
@@ -101,22 +108,40 @@ where
     }
     let mut to_api = Vec::new();
     let location = archive.store.location();
+    let exported = exported_dates(ctx, &missing).await;
     for (it, folder) in missing {
+        let (said, stated) = match exported.get(&it.recording_id) {
+            Some(Ok(Some(date))) => (
+                format!(
+                    "; Genesys states it exported it at {date} (exportedDate), yet no object is there"
+                ),
+                json!({"exportedDate": date}),
+            ),
+            Some(Ok(None)) => (
+                "; Genesys states no export of it (no exportedDate)".to_owned(),
+                json!({"exportedDate": null}),
+            ),
+            Some(Err(e)) => (
+                format!("; its exportedDate could not be read ({e})"),
+                json!({"error": e}),
+            ),
+            None => (String::new(), Value::Null),
+        };
         let by_job = job.filter(|j| j.failed.contains(&it.recording_id));
         let why = match (job, by_job) {
             (_, Some(j)) => format!(
-                "not in the archive: the recording bulk job {} listed it as failed (Genesys gives no reason)",
+                "not in the archive: the recording bulk job {} listed it as failed (Genesys gives no reason){said}",
                 j.job_id
             ),
             (Some(j), None) => format!(
-                "not in the archive: no object {}.* in {location} under {folder}, {} s after the recording bulk job {} ended {}",
+                "not in the archive: no object {}.* in {location} under {folder}, {} s after the recording bulk job {} ended {}{said}",
                 it.recording_id,
                 archive.bulk.as_ref().map_or(0, |b| b.grace.as_secs()),
                 j.job_id,
                 j.state
             ),
             (None, None) => format!(
-                "not in the archive: no object {}.* in {location} under {folder}",
+                "not in the archive: no object {}.* in {location} under {folder}{said}",
                 it.recording_id
             ),
         };
@@ -125,6 +150,7 @@ where
             json!({"conversationId": it.conversation_id, "recordingId": it.recording_id,
                    "archive": location, "folder": folder,
                    "bulkJob": job.map(|j| json!({"jobId": j.job_id, "state": j.state, "listedAsFailed": by_job.is_some()})),
+                   "source": stated,
                    "then": match archive.missing { Missing::Api => "fetched through the API", Missing::Fail => "Failed" }}),
         )?;
         match archive.missing {
@@ -140,6 +166,224 @@ where
         "not in the archive: fetching them through the API (--archive-missing api)"
     );
     through_api(to_api).await
+}
+
+/// After every item has ended (`--archive`), each manifest conversation's folder is listed once
+/// and held to the manifest: every object there that no item looked for (one that names no
+/// recording of the manifest, a copy of a recording the listing settled as DELETED or ARCHIVED,
+/// one the operator left out with `--media`, one in a folder below) is named in the custody log
+/// (`archive-unexpected`, with its key, size, ETag and time) and never read; an
+/// `archive-reconciled` line counts them. Done once per export (a run killed part-way does it
+/// again, whole).
+///
+/// The manifest's ids are held for the pass, by conversation (a few dozen bytes a recording).
+pub(super) async fn reconcile(ctx: &Ctx<'_>, archive: &ArchiveSource) -> Result<()> {
+    if ctx.state.get(Key::ArchiveReconciled)?.as_deref() == Some("true") {
+        return Ok(());
+    }
+    let org = organization(ctx)?;
+    let excluded = media_excluded(ctx);
+    let mut conversations: std::collections::BTreeMap<String, Vec<Owner>> = Default::default();
+    ctx.state.for_each(|it, done| {
+        // Settled by the listing: the item's outcome is the one triage gives, so its copy in
+        // the archive (if any) was not looked for.
+        let settled = super::triage(&it).filter(|t| {
+            done.as_ref()
+                .is_some_and(|d| d.outcome == t.outcome && d.reason == t.reason)
+        });
+        let owner = Owner {
+            settled_as: settled.map(|_| it.listed_state.clone()),
+            recording_id: it.recording_id,
+        };
+        conversations
+            .entry(it.conversation_id)
+            .or_default()
+            .push(owner);
+        Ok(())
+    })?;
+    let store = &archive.store;
+    let location = store.location();
+    let (mut folders, mut objects, mut unexpected, mut unlisted, mut full) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut why_counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    for (cid, owners) in conversations {
+        if !crate::model::safe_id(&cid) {
+            continue;
+        }
+        let Some(start) = conversation_start(ctx, &cid) else {
+            continue;
+        };
+        let folder = format!(
+            "{}{}",
+            store.prefix(),
+            archive.layout.folder(&org, start, &cid)
+        );
+        let listed = match store.list_names(&folder, MAX_FOLDER + 1).await {
+            Ok(l) => l,
+            Err(e) => {
+                unlisted += 1;
+                ctx.log(
+                    "archive-unexpected",
+                    json!({"conversationId": cid, "archive": location, "folder": folder,
+                           "listed": false, "error": e}),
+                )?;
+                continue;
+            }
+        };
+        folders += 1;
+        let more = listed.len() > MAX_FOLDER;
+        full += u64::from(more);
+        let mut named = Vec::new();
+        let mut count = 0u64;
+        for o in listed.iter().take(MAX_FOLDER) {
+            objects += 1;
+            let Some(why) = unexpected_why(o, &folder, &owners, &excluded) else {
+                continue;
+            };
+            count += 1;
+            *why_counts.entry(why.0).or_default() += 1;
+            if named.len() < MAX_NAMED {
+                named.push(json!({"key": o.key, "bytes": o.size, "etag": o.etag,
+                           "lastModified": o.last_modified, "kind": why.0, "why": why.1}));
+            }
+        }
+        unexpected += count;
+        if count > 0 || more {
+            ctx.log(
+                "archive-unexpected",
+                json!({"conversationId": cid, "archive": location, "folder": folder,
+                       "listed": true, "unexpected": count, "objects": named,
+                       "moreThan": more.then_some(MAX_FOLDER)}),
+            )?;
+        }
+    }
+    if unexpected > 0 {
+        tracing::warn!(
+            objects = unexpected,
+            "the archive's folders of the manifest's conversations hold objects no recording of the manifest is: named in the custody log (archive-unexpected), not read"
+        );
+    }
+    ctx.log(
+        "archive-reconciled",
+        json!({"archive": location, "foldersListed": folders, "foldersNotListed": unlisted,
+               "foldersPastTheLimit": full, "objectsListed": objects,
+               "unexpected": unexpected, "byKind": why_counts}),
+    )?;
+    ctx.state.set(Key::ArchiveReconciled, "true")
+}
+
+/// A manifest recording of a conversation, as the reconciliation of its folder needs it.
+struct Owner {
+    recording_id: String,
+    /// Its listed state, when the listing settled it (its copy was not looked for).
+    settled_as: Option<String>,
+}
+
+/// The recordings `--media` left out (`data/media_excluded.csv`); none without `--media`.
+fn media_excluded(ctx: &Ctx<'_>) -> std::collections::BTreeSet<String> {
+    let Ok(file) = std::fs::File::open(ctx.root.join(super::super::manifest::MEDIA_EXCLUDED_FILE))
+    else {
+        return Default::default();
+    };
+    csv::Reader::from_reader(file)
+        .records()
+        .filter_map(|r| r.ok()?.get(1).map(str::to_owned))
+        .collect()
+}
+
+/// Why an object of a manifest conversation's folder was not read (its kind and the words
+/// the custody log gives), or `None` when it is an item's own (read, or found ambiguous).
+fn unexpected_why(
+    o: &Object,
+    folder: &str,
+    owners: &[Owner],
+    excluded: &std::collections::BTreeSet<String>,
+) -> Option<(&'static str, String)> {
+    let rest = o.key.strip_prefix(folder).unwrap_or(&o.key);
+    if rest.contains('/') {
+        return Some((
+            "below",
+            "in a folder below the conversation's, where no recording is kept: not read".into(),
+        ));
+    }
+    // The longest recording id the name starts with (`<id>.<ext>`, `<id>.<ext>_metadata.json`).
+    let owner = owners
+        .iter()
+        .filter(|w| {
+            rest.strip_prefix(w.recording_id.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+        })
+        .max_by_key(|w| w.recording_id.len());
+    match owner {
+        Some(Owner {
+            settled_as: None, ..
+        }) => None,
+        Some(Owner {
+            recording_id,
+            settled_as: Some(state),
+        }) => Some((
+            "settled",
+            format!(
+                "a copy of recording {recording_id}, which the source listed as {state}: the listing settled it, its copy was not read"
+            ),
+        )),
+        None => {
+            let id = rest.split('.').next().unwrap_or(rest);
+            if excluded.contains(id) {
+                Some((
+                    "excluded",
+                    format!("recording {id}, which the operator left out (--media): not read"),
+                ))
+            } else {
+                Some((
+                    "unknown",
+                    "names no recording of the manifest: not read".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// What Genesys states of each recording the archive lacks: its `exportedDate` (`None`: it
+/// states none), read from a fresh listing of its conversation (one request per conversation
+/// with a missing recording: the manifest's listing came before any export), or why it could
+/// not be read. Genesys sets `exportedDate` when its integration has exported the recording, so
+/// a date with no object says the object was written and is gone (or went elsewhere); no date
+/// says Genesys never exported it.
+async fn exported_dates(
+    ctx: &Ctx<'_>,
+    missing: &[(Item, String)],
+) -> std::collections::BTreeMap<String, std::result::Result<Option<String>, String>> {
+    let conversations: std::collections::BTreeSet<&str> = missing
+        .iter()
+        .map(|(it, _)| it.conversation_id.as_str())
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for cid in conversations {
+        let listed = crate::source::list_of(&ctx.api, cid).await;
+        let of = |rid: &str| -> std::result::Result<Option<String>, String> {
+            match &listed {
+                Err(e) => Err(e.to_string()),
+                Ok(None) => Err("its conversation answered 404: it is gone".into()),
+                Ok(Some(list)) => {
+                    let found = list.iter().find_map(|raw| {
+                        let v: Value = serde_json::from_str(raw.get()).ok()?;
+                        (v["id"].as_str() == Some(rid)).then_some(v)
+                    });
+                    match found {
+                        None => Err("its conversation no longer lists it".into()),
+                        Some(v) => Ok(v["exportedDate"]
+                            .as_str()
+                            .map(|d| crate::shown::Shown(d).to_string())),
+                    }
+                }
+            }
+        };
+        for (it, _) in missing.iter().filter(|(it, _)| it.conversation_id == cid) {
+            out.insert(it.recording_id.clone(), of(&it.recording_id));
+        }
+    }
+    out
 }
 
 impl Look {
@@ -518,6 +762,59 @@ mod tests {
         let found = disagreements(&a, &listed(), &item(), std::time::Duration::from_secs(1));
         assert_eq!(found.len(), 4, "{found:?}");
         assert!(found[0].starts_with("recordingId"), "{found:?}");
+    }
+
+    const FOLDER: &str = "o/year=2023/conversation_id=c-1/";
+
+    fn object(name: &str) -> Object {
+        Object {
+            key: format!("{FOLDER}{name}"),
+            ..Default::default()
+        }
+    }
+
+    fn owners() -> Vec<Owner> {
+        vec![
+            Owner {
+                recording_id: "r-1".into(),
+                settled_as: None,
+            },
+            Owner {
+                recording_id: "r-1.b".into(),
+                settled_as: Some("DELETED".into()),
+            },
+        ]
+    }
+
+    fn kind(name: &str, excluded: &[&str]) -> Option<&'static str> {
+        let excluded = excluded.iter().map(|s| s.to_string()).collect();
+        unexpected_why(&object(name), FOLDER, &owners(), &excluded).map(|w| w.0)
+    }
+
+    #[test]
+    fn an_items_own_object_and_its_metadata_are_expected() {
+        assert_eq!(kind("r-1.wav", &[]), None);
+        assert_eq!(kind("r-1.wav_metadata.json", &[]), None);
+    }
+
+    #[test]
+    fn a_copy_of_a_recording_the_listing_settled_is_named_with_its_state() {
+        assert_eq!(kind("r-1.b.opus", &[]), Some("settled"));
+        let excluded = Default::default();
+        let (_, why) = unexpected_why(&object("r-1.b.opus"), FOLDER, &owners(), &excluded).unwrap();
+        assert!(why.contains("r-1.b") && why.contains("DELETED"), "{why}");
+    }
+
+    #[test]
+    fn an_object_named_for_no_item_is_unknown_unless_the_operator_left_it_out() {
+        assert_eq!(kind("r-9.wav", &[]), Some("unknown"));
+        assert_eq!(kind("r-1wav", &[]), Some("unknown"));
+        assert_eq!(kind("r-9.wav", &["r-9"]), Some("excluded"));
+    }
+
+    #[test]
+    fn an_object_below_the_conversations_folder_is_named_even_with_an_items_name() {
+        assert_eq!(kind("sub/r-1.wav", &[]), Some("below"));
     }
 
     #[test]

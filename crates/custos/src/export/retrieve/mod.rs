@@ -174,6 +174,15 @@ pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Res
     }
 }
 
+/// Once every item has ended: names each object of the manifest conversations' archive folders
+/// that no item read (docs/archive.md), once per export.
+pub(in crate::export) async fn reconcile_archive(
+    ctx: &Ctx<'_>,
+    archive: &crate::archive::ArchiveSource,
+) -> Result<()> {
+    archive::reconcile(ctx, archive).await
+}
+
 /// Fetches `downloadable` through the source's API, as `--retrieval` says.
 async fn through_api<'a>(
     ctx: &'a Ctx<'a>,
