@@ -397,6 +397,155 @@ async fn objects_in_a_collected_folder_that_no_item_is_are_named_and_never_read(
     verified(&out);
 }
 
+/// A TCP proxy on loopback in front of `upstream` (`http://host:port`) that forwards every
+/// byte as it is, except that it cuts, once, the answer to the first request whose head holds
+/// `needle`, after `cut` bytes of that answer. Its URL, and the request heads it forwarded.
+async fn cutting_proxy(
+    upstream: &str,
+    needle: String,
+    cut: usize,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    let used = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = l.accept().await else {
+                return;
+            };
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            let armed = Arc::new(AtomicBool::new(false));
+            let (a1, a2, used, needle, heads) = (
+                armed.clone(),
+                armed,
+                used.clone(),
+                needle.clone(),
+                heads.clone(),
+            );
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = cr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                    if text.starts_with("get ") {
+                        if text.contains(&needle) && !used.swap(true, Ordering::SeqCst) {
+                            a1.store(true, Ordering::SeqCst);
+                        }
+                        heads.lock().unwrap().push(text);
+                    }
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = sw.shutdown().await;
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut sent = 0usize;
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut n = n;
+                    if a2.load(Ordering::SeqCst) {
+                        if sent + n >= cut {
+                            n = cut - sent;
+                            let _ = cw.write_all(&buf[..n]).await;
+                            break;
+                        }
+                        sent += n;
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = cw.shutdown().await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_that_breaks_goes_on_from_the_bytes_kept_of_the_same_object() {
+    let a = Archive::new("archive-resume", "", "").await;
+    let t = a
+        .truth
+        .recordings
+        .iter()
+        .filter(|t| t.archive.as_ref().unwrap().expected_outcome == "Exported")
+        .max_by_key(|t| t.size_bytes)
+        .unwrap();
+    let name = t.archive.as_ref().unwrap().key.rsplit('/').next().unwrap();
+    let (proxy, heads) = cutting_proxy(
+        &a.s3.url,
+        format!("{}?", name.to_ascii_lowercase()),
+        t.size_bytes as usize / 2,
+    )
+    .await;
+    let out = a.dir.join("out");
+    let o = run(a.command(
+        &out,
+        &[
+            "--archive",
+            &format!("s3://{BUCKET}/"),
+            "--archive-endpoint",
+            &proxy,
+        ],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    a.assert_truth(&out, false);
+    // Two reads: the first broke; the second asked for the rest of that object only, and the
+    // file is the whole object (its SHA-256 is the truth's: assert_truth).
+    let attempts: Vec<Value> = events(&out, "download-attempt")
+        .into_iter()
+        .filter(|e| e["recordingId"] == t.id.as_str())
+        .collect();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(
+        attempts[0]["result"].as_str().unwrap().contains("broke"),
+        "{}",
+        attempts[0]
+    );
+    let from = attempts[1]["rangeFrom"].as_u64().unwrap();
+    assert!(from > 0 && from < t.size_bytes, "{from}");
+    assert_eq!(attempts[1]["resumedFrom"], from, "{}", attempts[1]);
+    assert_eq!(attempts[1]["bytes"], t.size_bytes);
+    let etag = events(&out, "archive-object")
+        .into_iter()
+        .find(|e| e["recordingId"] == t.id.as_str())
+        .unwrap()["etag"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let heads = heads.lock().unwrap().clone();
+    let ranged: Vec<&String> = heads
+        .iter()
+        .filter(|h| h.contains("range: bytes="))
+        .collect();
+    assert_eq!(ranged.len(), 1, "one read asked for a range");
+    assert!(
+        ranged[0].contains(&format!("range: bytes={from}-"))
+            && ranged[0].contains(&format!("if-match: \"{}\"", etag.to_ascii_lowercase())),
+        "{}",
+        ranged[0]
+    );
+    verified(&out);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recording_the_archive_lacks_fails_naming_the_folder_looked_in() {
     let (a, out) = collected_with_fault("archive-missing").await;

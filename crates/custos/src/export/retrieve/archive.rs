@@ -495,6 +495,7 @@ async fn item(ctx: &Ctx<'_>, archive: &ArchiveSource, org: &str, it: &Item) -> R
     stated.content_type = content_type_of(media.name());
     stated.store_sha256 = media.sha256();
     stated.store_md5 = media.etag_md5();
+    stated.resume_etag = media.etag.clone().filter(|e| !e.is_empty());
     let meta_key = format!("{}_metadata.json", media.key);
     let meta = metadata.iter().find(|o| o.key == meta_key);
     let (meta_facts, findings) = match meta {

@@ -12,7 +12,7 @@ use super::stated::{Stated, judge};
 use crate::custody::redact_url;
 use crate::durable::sha256_file;
 use crate::error::Result;
-use crate::http::media::{FetchError, Fetched, extension, fetch};
+use crate::http::media::{FetchError, Fetched, Resume, extension, fetch};
 use crate::http::{Decision, MEDIA, jitter};
 use crate::model::{Item, Outcome};
 use crate::query::format_ms;
@@ -49,10 +49,18 @@ pub(super) async fn download(
     let mut throttled = 0;
     let mut attempt = 0;
     let mut backoff = Duration::ZERO;
+    // The bytes kept from a read that broke, when the rest can be read from the same object.
+    let mut from = 0u64;
     while attempt < MEDIA.max_attempts {
         attempt += 1;
-        let (r, media, media_json) = attempt_once(ctx, url, bearer, &part, &stated).await;
-        log_attempt(ctx, it, url, bearer, attempt, &r, media_json, &stated)?;
+        let resume = stated
+            .resume_etag
+            .as_deref()
+            .map(|etag| Resume { from, etag })
+            .filter(|r| r.from > 0);
+        let (r, media, media_json) = attempt_once(ctx, url, bearer, &part, &stated, resume).await;
+        log_attempt(ctx, it, url, bearer, attempt, from, &r, media_json, &stated)?;
+        from = 0;
         let e = match r {
             Ok(_) if stated.refused.is_some() => {
                 let why = stated.refused.as_deref().unwrap_or_default();
@@ -75,6 +83,20 @@ pub(super) async fn download(
                 match MEDIA.decide(what, attempt, backoff, jitter()) {
                     Decision::Retry(d) => {
                         backoff = d;
+                        // A transfer that broke, from a store's object: the next read goes on
+                        // from what arrived (never past the size stated, never a body that was
+                        // too long).
+                        if stated.resume_etag.is_some()
+                            && !matches!(
+                                what,
+                                crate::http::Attempt::Transport(crate::http::Transport::Long)
+                            )
+                        {
+                            let kept = std::fs::metadata(&part).map_or(0, |m| m.len());
+                            if kept < stated.size.unwrap_or(u64::MAX) {
+                                from = kept;
+                            }
+                        }
                         None
                     }
                     // Not worth another try (a TLS failure, a client error).
@@ -129,8 +151,11 @@ pub(super) async fn download(
             // Settled at the source: no retry.
             settled => Some(settled_outcome(settled)),
         };
-        let _ = std::fs::remove_file(&part);
+        if from == 0 {
+            let _ = std::fs::remove_file(&part);
+        }
         if let Some(d) = outcome {
+            let _ = std::fs::remove_file(&part);
             return Ok(Got::Done(Box::new(d)));
         }
         tokio::time::sleep(backoff.max(MEDIA.base)).await;
@@ -168,6 +193,7 @@ async fn attempt_once(
     bearer: Option<&str>,
     part: &Path,
     stated: &Stated,
+    resume: Option<Resume<'_>>,
 ) -> (Result<Fetched, FetchError>, Option<u64>, Value) {
     let mut r = {
         let _slot = ctx.downloads.acquire().await.expect("semaphore open");
@@ -175,7 +201,16 @@ async fn attempt_once(
             Some(_) => Some(ctx.api.limiter.acquire().await),
             None => None,
         };
-        let r = fetch(&ctx.api.http, url, bearer, part, stated.size, ticket).await;
+        let r = fetch(
+            &ctx.api.http,
+            url,
+            bearer,
+            part,
+            stated.size,
+            ticket,
+            resume,
+        )
+        .await;
         if ticket.is_some() {
             ctx.api
                 .limiter
@@ -233,17 +268,28 @@ fn log_attempt(
     url: &str,
     bearer: Option<&str>,
     attempt: u32,
+    asked_from: u64,
     r: &Result<Fetched, FetchError>,
     media_json: Value,
     stated: &Stated,
 ) -> Result<()> {
-    let (result, facts) = match r {
+    let (result, mut facts) = match r {
         Ok(f) => (
             "complete".to_owned(),
             json!({"bytes": f.bytes, "sha256": f.sha256, "md5": f.md5, "sha1": f.sha1, "contentType": f.content_type}),
         ),
         Err(e) => (e.describe(), json!({})),
     };
+    // The bytes kept from the read before, hashed again from disk as part of this one.
+    if let Ok(f) = r
+        && f.resumed_from > 0
+    {
+        facts["resumedFrom"] = json!(f.resumed_from);
+    }
+    // A read that asked for the rest of the object (`Range`), whatever the store answered.
+    if asked_from > 0 {
+        facts["rangeFrom"] = json!(asked_from);
+    }
     let mut fields = json!({
         "conversationId": it.conversation_id, "recordingId": it.recording_id, "url": redact_url(url),
         "attempt": attempt, "bearerSent": bearer.is_some(), "result": result,

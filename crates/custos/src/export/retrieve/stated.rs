@@ -33,6 +33,9 @@ pub(crate) struct Stated {
     pub store_sha256: Option<String>,
     /// The MD5 the store states for it (a single-part ETag): the bytes read must be these.
     pub store_md5: Option<String>,
+    /// The ETag of the store's object the URL reads (the archive): a read that breaks goes on
+    /// from the bytes kept, from that object only (`If-Match`).
+    pub resume_etag: Option<String>,
     /// Why the file cannot be evidence even when it reads whole (the archive's metadata
     /// disagrees with the API): it is kept in quarantine, `Corrupted`, with this reason.
     pub refused: Option<String>,
