@@ -174,8 +174,9 @@ def test_single_recording_and_errors_through_the_sdk(sim, client):
 
 
 def test_directory_names_every_id_analytics_records(sim, client):
-    """Users, queues, skills and wrap-up codes, fetched by id lists as custos does, through the
-    SDK's own methods: every id the analytics record holds is named, as the ground truth says."""
+    """Users, queues, skills, wrap-up codes and divisions, fetched by id lists as custos does,
+    through the SDK's own methods: every id the analytics record holds is named, as the ground
+    truth says."""
     analytics = gc.ConversationsApi(client)
     q = gc.ConversationQuery()
     q.interval = WEEK
@@ -183,8 +184,9 @@ def test_directory_names_every_id_analytics_records(sim, client):
     q.paging.page_size = 100
     q.paging.page_number = 1
     resp = analytics.post_analytics_conversations_details_query(q)
-    users, queues, skills, wrapups = set(), set(), set(), set()
+    users, queues, skills, wrapups, divisions = set(), set(), set(), set(), set()
     for c in resp.conversations:
+        divisions.update(c.division_ids or [])
         for p in c.participants:
             if p.user_id:
                 users.add(p.user_id)
@@ -195,7 +197,7 @@ def test_directory_names_every_id_analytics_records(sim, client):
                     skills.update(seg.requested_routing_skill_ids or [])
                     if seg.wrap_up_code:
                         wrapups.add(seg.wrap_up_code)
-    assert users and queues and skills and wrapups
+    assert users and queues and skills and wrapups and divisions
 
     truth = sim.truth()
     named = {}
@@ -203,6 +205,7 @@ def test_directory_names_every_id_analytics_records(sim, client):
         for k in ("agent", "queue", "skill", "wrapup"):
             i, n = r["call"][k]
             named[i] = n
+        named[r["call"]["divisionId"]] = r["call"]["divisionName"]
 
     routing = gc.RoutingApi(client)
     for ids, fetch, listing in [
@@ -210,6 +213,8 @@ def test_directory_names_every_id_analytics_records(sim, client):
         (queues, routing.get_routing_queues, gc.QueueEntityListing),
         (skills, routing.get_routing_skills, gc.SkillEntityListing),
         (wrapups, routing.get_routing_wrapupcodes, gc.WrapupCodeEntityListing),
+        (divisions, gc.AuthorizationApi(client).get_authorization_divisions,
+         gc.AuthzDivisionEntityListing),
     ]:
         got = fetch(id=sorted(ids), page_size=100)
         assert isinstance(got, listing)

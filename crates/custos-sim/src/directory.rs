@@ -1,5 +1,6 @@
 //! The directory APIs that name what analytics records only by id: `GET /api/v2/users`,
-//! `/api/v2/routing/queues`, `/api/v2/routing/skills` and `/api/v2/routing/wrapupcodes`, each
+//! `/api/v2/routing/queues`, `/api/v2/routing/skills`, `/api/v2/routing/wrapupcodes` and
+//! `/api/v2/authorization/divisions`, each
 //! an entity listing (`entities`, `pageSize`, `pageNumber`, `total`, `pageCount`, the URIs)
 //! filtered by a repeated `id` parameter, as the SDK sends it (`id=a&id=b`).
 
@@ -22,6 +23,7 @@ enum Kind {
     Queues,
     Skills,
     Wrapups,
+    Divisions,
 }
 
 impl Kind {
@@ -31,6 +33,7 @@ impl Kind {
             Kind::Queues => "/api/v2/routing/queues",
             Kind::Skills => "/api/v2/routing/skills",
             Kind::Wrapups => "/api/v2/routing/wrapupcodes",
+            Kind::Divisions => "/api/v2/authorization/divisions",
         }
     }
 }
@@ -55,6 +58,11 @@ pub async fn wrapups(state: State<Sim>, q: RawQuery) -> Response {
     listing(state, q, Kind::Wrapups)
 }
 
+/// `GET /api/v2/authorization/divisions`.
+pub async fn divisions(state: State<Sim>, q: RawQuery) -> Response {
+    listing(state, q, Kind::Divisions)
+}
+
 fn listing(State(sim): State<Sim>, RawQuery(q): RawQuery, kind: Kind) -> Response {
     let inner = &sim.0;
     let permission = match kind {
@@ -62,6 +70,7 @@ fn listing(State(sim): State<Sim>, RawQuery(q): RawQuery, kind: Kind) -> Respons
         Kind::Queues => "routing:queue:view",
         Kind::Skills => "routing:skill:view",
         Kind::Wrapups => "routing:wrapupCode:view",
+        Kind::Divisions => "authorization:division:view",
     };
     if let Some(r) = crate::preserve::denied(inner, permission) {
         return r;
@@ -104,6 +113,7 @@ fn listing(State(sim): State<Sim>, RawQuery(q): RawQuery, kind: Kind) -> Respons
         Kind::Queues => &dir.queues,
         Kind::Skills => &dir.skills,
         Kind::Wrapups => &dir.wrapups,
+        Kind::Divisions => &dir.divisions,
     };
     let matching: Vec<&(String, String)> = all
         .iter()
@@ -158,6 +168,11 @@ fn entity(kind: Kind, id: &str, name: &str, dir: &crate::catalog::Directory) -> 
         }),
         Kind::Wrapups => json!({
             "id": id, "name": name, "division": division, "selfUri": self_uri,
+        }),
+        // AuthzDivision.
+        Kind::Divisions => json!({
+            "id": id, "name": name, "description": "", "homeDivision": dir.divisions.first().is_some_and(|(d, _)| d == id),
+            "objectCounts": {}, "selfUri": self_uri,
         }),
     }
 }

@@ -227,6 +227,7 @@ impl Sim {
             .route("/api/v2/routing/queues", get(directory::queues))
             .route("/api/v2/routing/skills", get(directory::skills))
             .route("/api/v2/routing/wrapupcodes", get(directory::wrapups))
+            .route("/api/v2/authorization/divisions", get(directory::divisions))
             .route("/api/v2/search/recordings", get(search::search))
             .route("/api/v2/recordings/{id}", get(search::metadata))
             .route("/api/v2/recordings/{id}/media", get(search::media))

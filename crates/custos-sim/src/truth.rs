@@ -107,6 +107,9 @@ pub struct CallTruth {
     pub wrapup: (String, String),
     /// The division id.
     pub division_id: String,
+    /// Its name, as the divisions API names it.
+    #[serde(default)]
+    pub division_name: String,
 }
 
 fn call_truth(inner: &Inner, conv: usize) -> CallTruth {
@@ -136,6 +139,7 @@ fn call_truth(inner: &Inner, conv: usize) -> CallTruth {
         skill: named(&dir.skills, &c.skill_id),
         wrapup: named(&dir.wrapups, &c.wrapup_id),
         division_id: c.division_id.clone(),
+        division_name: named(&dir.divisions, &c.division_id).1,
     }
 }
 

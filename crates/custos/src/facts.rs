@@ -15,7 +15,8 @@ pub const DIRECTORY_DIR: &str = "data/metadata/directory";
 /// Where the conversations' analytics records are kept, relative to the export.
 pub const CONVERSATIONS_DIR: &str = "data/metadata/conversations";
 
-/// Names of ids, from the directory's answers (users, queues, skills, wrap-up codes).
+/// Names of ids, from the directory's answers (users, queues, skills, wrap-up codes,
+/// divisions).
 #[derive(Clone, Debug, Default)]
 pub struct Names(HashMap<String, String>);
 
@@ -60,8 +61,8 @@ pub struct CallFacts {
     pub recording_end: String,
     /// `originatingDirection`.
     pub direction: String,
-    /// `divisionIds`.
-    pub divisions: Vec<String>,
+    /// `divisionIds`, each with its name (empty when the directory gave none).
+    pub divisions: Vec<(String, String)>,
     /// The sessions' `mediaType`s.
     pub media_types: Vec<String>,
     /// Agents: (userId, name).
@@ -118,15 +119,15 @@ impl CallFacts {
         f.conversation_start = s(&c["conversationStart"]);
         f.conversation_end = s(&c["conversationEnd"]);
         f.direction = s(&c["originatingDirection"]);
+        let named = |id: &str, fallback: &str| {
+            (id.to_owned(), names.get(id).unwrap_or(fallback).to_owned())
+        };
         f.divisions = c["divisionIds"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(s)
+            .map(|d| named(&s(d), ""))
             .collect();
-        let named = |id: &str, fallback: &str| {
-            (id.to_owned(), names.get(id).unwrap_or(fallback).to_owned())
-        };
         let parts: &[Value] = c["participants"].as_array().map_or(&[], Vec::as_slice);
         for p in parts {
             let purpose = s(&p["purpose"]);
@@ -185,7 +186,7 @@ impl CallFacts {
     }
 
     /// The CSV's columns.
-    pub const HEADER: [&'static str; 21] = [
+    pub const HEADER: [&'static str; 22] = [
         "Recording_ID",
         "Conversation_ID",
         "Conversation_Start",
@@ -194,6 +195,7 @@ impl CallFacts {
         "Recording_End",
         "Direction",
         "Division_IDs",
+        "Division_Names",
         "Media_Types",
         "Agent_IDs",
         "Agent_Names",
@@ -224,7 +226,8 @@ impl CallFacts {
             self.recording_start.clone(),
             self.recording_end.clone(),
             self.direction.clone(),
-            j(&self.divisions),
+            ids(&self.divisions),
+            names(&self.divisions),
             j(&self.media_types),
             ids(&self.agents),
             names(&self.agents),
@@ -266,6 +269,7 @@ mod tests {
                 ("q1", "Sales"),
                 ("s1", "Spanish"),
                 ("w1", "Resolved"),
+                ("d1", "Retail Banking"),
             ]
             .into_iter()
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
@@ -278,6 +282,7 @@ mod tests {
         assert_eq!(f.queues, vec![("q1".into(), "Sales".into())]);
         assert_eq!(f.skills, vec![("s1".into(), "Spanish".into())]);
         assert_eq!(f.wrapups, vec![("w1".into(), "Resolved".into())]);
+        assert_eq!(f.divisions, vec![("d1".into(), "Retail Banking".into())]);
         assert_eq!(
             (f.ani.as_str(), f.dnis.as_str()),
             ("tel:+15550001", "tel:+18005550000")

@@ -1,6 +1,7 @@
-//! Stage 2b, after the manifest: the names of the people, queues, skills and wrap-up codes the
-//! conversations' analytics records name only by id, asked once per distinct id from the
-//! Users and Routing APIs (100 ids a request, as Genesys allows), under the run's one rate
+//! Stage 2b, after the manifest: the names of the people, queues, skills, wrap-up codes and
+//! divisions the conversations' analytics records name only by id, asked once per distinct id
+//! from the Users, Routing and Authorization APIs (100 ids a request, as Genesys allows), under
+//! the run's one rate
 //! budget, every answer recorded in the custody log and kept byte for byte in
 //! `data/metadata/directory/` (crate::facts reads them). A lookup the API refuses (a missing
 //! permission) leaves those names blank and says so in the log; the export goes on.
@@ -21,16 +22,18 @@ use crate::state::Key;
 const IDS_PER_REQUEST: usize = 100;
 
 /// The directory listings, by the file-name prefix their answers are kept under.
-pub const KINDS: [(&str, &str); 4] = [
+pub const KINDS: [(&str, &str); 5] = [
     ("users", "/api/v2/users"),
     ("queues", "/api/v2/routing/queues"),
     ("skills", "/api/v2/routing/skills"),
     ("wrapupcodes", "/api/v2/routing/wrapupcodes"),
+    ("divisions", "/api/v2/authorization/divisions"),
 ];
 
-/// Every id of each kind the conversation records name: (users, queues, skills, wrap-up codes).
-fn ids_named(conv_dir: &Path) -> Result<[BTreeSet<String>; 4]> {
-    let mut ids: [BTreeSet<String>; 4] = Default::default();
+/// Every id of each kind the conversation records name: (users, queues, skills, wrap-up codes,
+/// divisions).
+fn ids_named(conv_dir: &Path) -> Result<[BTreeSet<String>; 5]> {
+    let mut ids: [BTreeSet<String>; 5] = Default::default();
     let Ok(rd) = std::fs::read_dir(conv_dir) else {
         return Ok(ids);
     };
@@ -43,6 +46,9 @@ fn ids_named(conv_dir: &Path) -> Result<[BTreeSet<String>; 4]> {
                 ids[k].insert(s.to_owned());
             }
         };
+        for division in c["divisionIds"].as_array().into_iter().flatten() {
+            add(4, division);
+        }
         for part in c["participants"].as_array().into_iter().flatten() {
             add(0, &part["userId"]);
             for sess in part["sessions"].as_array().into_iter().flatten() {

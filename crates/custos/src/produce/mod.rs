@@ -117,7 +117,7 @@ pub enum ProduceError {
 }
 
 /// The fields of the load files, in order.
-pub const FIELDS: [&str; 50] = [
+pub const FIELDS: [&str; 51] = [
     "BEGDOC",
     "ENDDOC",
     "NATIVELINK",
@@ -139,6 +139,7 @@ pub const FIELDS: [&str; 50] = [
     "QUEUE",
     "SKILL",
     "WRAPUP",
+    "DIVISION",
     "CONVERSATIONID",
     "RECORDINGID",
     "MEDIATYPE",
@@ -1035,8 +1036,22 @@ fn transmittal(
     };
     let at = |name: &str| FIELDS.iter().position(|x| *x == name).expect("a field");
     let mut by_media: BTreeMap<&str, u64> = BTreeMap::new();
+    // Each agent a document names (`; `-separated) counts it once; a document naming none is
+    // counted as such, so the counts account for every document.
+    let mut by_custodian: BTreeMap<&str, u64> = BTreeMap::new();
     for r in rows {
         *by_media.entry(r[at("MEDIATYPE")].as_str()).or_default() += 1;
+        let named: BTreeSet<&str> = r[at("CUSTODIAN")]
+            .split("; ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        if named.is_empty() {
+            *by_custodian.entry("(no agent named)").or_default() += 1;
+        }
+        for c in named {
+            *by_custodian.entry(c).or_default() += 1;
+        }
     }
     let count = |field: &str, pred: &dyn Fn(&str) -> bool| {
         rows.iter().filter(|r| pred(&r[at(field)])).count()
@@ -1051,6 +1066,7 @@ fn transmittal(
          Volume: {volume}\r\n\
          Numbering: {begdoc} through {enddoc} ({n} documents, {families} families; prefix {prefix})\r\n\r\n\
          Documents by type: {by_media}\r\n\
+         Documents by custodian (CUSTODIAN; a document naming two agents counts for each): {by_custodian}\r\n\
          Natives: {n} files, {bytes} bytes (data/NATIVES): {copied} the source export's files, copied unchanged; {derived} derived from them (email attachments decoded, later thread messages rendered)\r\n\
          Extracted text: {texts} documents (data/TEXT, UTF-8 with a byte-order mark); machine transcriptions are marked in TRANSCRIPT_SOURCE\r\n\
          Playable near-natives: {near} (data/NEAR_NATIVES; derived copies, made by {decoder})\r\n\
@@ -1081,6 +1097,11 @@ fn transmittal(
         n = rows.len(),
         prefix = o.prefix,
         by_media = by_media
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        by_custodian = by_custodian
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect::<Vec<_>>()
@@ -1433,6 +1454,7 @@ fn fields(
         g("Queue_Names"),
         g("Skill_Names"),
         g("Wrapup_Codes"),
+        g("Division_Names"),
         g("Conversation_ID"),
         g("Recording_ID"),
         // What the document is (a screen recording of a call is `screen`), else the sessions'.

@@ -65,7 +65,12 @@ async fn call_facts_name_every_party_as_the_simulated_org_does() {
                 "{rid} {names}"
             );
         }
-        assert_eq!(col(&row, "Division_IDs"), c.division_id);
+        assert_eq!(
+            (col(&row, "Division_IDs"), col(&row, "Division_Names")),
+            (c.division_id.clone(), c.division_name.clone()),
+            "{rid}"
+        );
+        assert!(!c.division_name.is_empty());
         assert!(col(&row, "Participants").contains(&format!("agent: {}", c.agent.1)));
         agents.insert(c.agent.0.clone());
         queues.insert(c.queue.0.clone());
@@ -79,17 +84,19 @@ async fn call_facts_name_every_party_as_the_simulated_org_does() {
         .filter(|e| {
             let url = e["url"].as_str().unwrap_or("");
             e["event"] == "http"
-                && (url.ends_with("/api/v2/users") || url.contains("/api/v2/routing/"))
+                && (url.ends_with("/api/v2/users")
+                    || url.contains("/api/v2/routing/")
+                    || url.ends_with("/api/v2/authorization/divisions"))
         })
         .collect();
-    assert_eq!(directory.len(), 4, "{directory:?}");
+    assert_eq!(directory.len(), 5, "{directory:?}");
     let recorded = events
         .iter()
         .find(|e| e["event"] == "directory-recorded")
         .unwrap();
     assert_eq!(recorded["lookups"]["users"]["ids"], agents.len());
     assert_eq!(recorded["lookups"]["queues"]["ids"], queues.len());
-    for kind in ["users", "queues", "skills", "wrapupcodes"] {
+    for kind in ["users", "queues", "skills", "wrapupcodes", "divisions"] {
         let kept =
             std::fs::read(out.join(format!("data/metadata/directory/{kind}-0001.json"))).unwrap();
         let logged = directory

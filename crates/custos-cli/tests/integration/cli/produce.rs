@@ -388,6 +388,7 @@ async fn a_production_loads_checks_out_and_names_every_party() {
                 &d["QUEUE"],
                 &d["SKILL"],
                 &d["WRAPUP"],
+                &d["DIVISION"],
                 &d["DIRECTION"]
             ],
             [
@@ -397,12 +398,18 @@ async fn a_production_loads_checks_out_and_names_every_party() {
                 &c.queue.1,
                 &c.skill.1,
                 &c.wrapup.1,
+                &c.division_name,
                 &c.direction
             ],
             "{}",
             d["RECORDINGID"]
         );
-        assert!(!d["CUSTODIAN"].is_empty() && !d["FROM"].is_empty() && !d["TO"].is_empty());
+        assert!(
+            !d["CUSTODIAN"].is_empty()
+                && !d["FROM"].is_empty()
+                && !d["TO"].is_empty()
+                && !d["DIVISION"].is_empty()
+        );
         assert_eq!(d["CONVERSATIONID"], t.conversation_id);
         // The reviewer fields: the agent's id, the customer's number whichever way the call
         // went (without `tel:`), whether there is text, and the time zone of every date.
@@ -924,9 +931,30 @@ async fn every_email_attachment_and_message_is_a_document() {
         emails > 0 && attachments > 0 && messages > 0,
         "{emails} {attachments} {messages}"
     );
-    // The transmittal says what the volume holds, for whom, and its numbering range.
+    // The transmittal says what the volume holds, for whom, and its numbering range, and
+    // counts the documents of each custodian as the load file names them.
+    let mut by_custodian: BTreeMap<String, usize> = BTreeMap::new();
+    for d in &docs {
+        let named: BTreeSet<&str> = d["CUSTODIAN"]
+            .split("; ")
+            .filter(|c| !c.is_empty())
+            .collect();
+        if named.is_empty() {
+            *by_custodian.entry("(no agent named)".into()).or_default() += 1;
+        }
+        for c in named {
+            *by_custodian.entry(c.to_owned()).or_default() += 1;
+        }
+    }
+    assert!(by_custodian.len() > 1, "{by_custodian:?}");
+    let custodians = by_custodian
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let t = std::fs::read_to_string(vol.join("data/TRANSMITTAL.txt")).unwrap();
     for needle in [
+        format!("counts for each): {custodians}\r\n"),
         "Produced to: Opposing Counsel LLP".to_owned(),
         format!(
             "Numbering: ACME0000001 through ACME{:07} ({} documents",
