@@ -91,18 +91,11 @@ impl Archive for S3Archive {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Object>, String>> {
         Box::pin(async move {
+            // The listing names them; each is then asked for its version and checksums.
             let client = self.store.client();
-            let page = client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .max_keys(limit.min(1000) as i32)
-                .send()
-                .await
-                .map_err(|e| crate::s3::describe(&e))?;
-            let mut out = Vec::new();
-            for o in page.contents() {
-                let Some(key) = o.key() else { continue };
+            let mut out = self.list_names(prefix, limit).await?;
+            for o in &mut out {
+                let key = o.key.as_str();
                 let head = client
                     .head_object()
                     .bucket(&self.bucket)
@@ -111,7 +104,7 @@ impl Archive for S3Archive {
                     .send()
                     .await
                     .map_err(|e| format!("HeadObject {key}: {}", crate::s3::describe(&e)))?;
-                let checksums = [
+                o.checksums = [
                     ("SHA256", head.checksum_sha256()),
                     ("SHA1", head.checksum_sha1()),
                     ("CRC64NVME", head.checksum_crc64_nvme()),
@@ -121,14 +114,10 @@ impl Archive for S3Archive {
                 .into_iter()
                 .filter_map(|(a, v)| Some((a.to_owned(), v?.to_owned())))
                 .collect();
-                out.push(Object {
-                    key: key.to_owned(),
-                    size: head.content_length().unwrap_or(0).max(0) as u64,
-                    version_id: head.version_id().map(str::to_owned),
-                    etag: head.e_tag().map(|e| e.trim_matches('"').to_owned()),
-                    last_modified: head.last_modified().and_then(crate::s3::rfc3339),
-                    checksums,
-                });
+                o.size = head.content_length().unwrap_or(0).max(0) as u64;
+                o.version_id = head.version_id().map(str::to_owned);
+                o.etag = head.e_tag().map(|e| e.trim_matches('"').to_owned());
+                o.last_modified = head.last_modified().and_then(crate::s3::rfc3339);
             }
             Ok(out)
         })
