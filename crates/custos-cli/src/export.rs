@@ -198,19 +198,24 @@ pub async fn run_export(flags: ExportOptions) -> i32 {
         // What to start where: the coordinator downloads nothing itself. A job that reads the
         // archive needs it named to each worker (the store's endpoint is each machine's own).
         let archive = match &args.from_archive.archive {
-            Some(a) => format!(
-                " --archive '{}'{}{} --archive-endpoint …",
-                Shown(a),
-                args.from_archive
-                    .archive_layout
-                    .as_deref()
-                    .map(|l| format!(" --archive-layout '{}'", Shown(l)))
-                    .unwrap_or_default(),
-                args.from_archive
-                    .archive_missing
-                    .map(|m| format!(" --archive-missing {}", m.as_str()))
-                    .unwrap_or_default(),
-            ),
+            Some(a) => {
+                format!(
+                    " --archive '{}'{}{} --archive-endpoint …",
+                    Shown(a),
+                    args.from_archive
+                        .archive_layout
+                        .as_deref()
+                        .map(|l| format!(" --archive-layout '{}'", Shown(l)))
+                        .unwrap_or_default(),
+                    args.from_archive
+                        .archive_missing
+                        .map(|m| format!(" --archive-missing {}", m.as_str()))
+                        .unwrap_or_default(),
+                ) + match args.from_archive.archive_settled {
+                    Some(crate::options::SettledCopies::Read) => " --archive-settled read",
+                    _ => "",
+                }
+            }
             None => String::new(),
         };
         eprintln!(

@@ -102,6 +102,12 @@ pub struct ArchiveArgs {
     /// `api` (fetched through the API as --retrieval says; its custody says so) [default: fail].
     #[arg(long, value_enum, value_name = "WHAT")]
     pub archive_missing: Option<custos::archive::Missing>,
+    /// A recording the source listed as DELETED or ARCHIVED whose copy the archive still holds:
+    /// `name` (its outcome is the listing's; the copy is named in the custody log, not read) or
+    /// `read` (the copy is read and judged like any, its reason saying what the source listed)
+    /// [default: name].
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub archive_settled: Option<SettledCopies>,
     /// The archive's S3 endpoint, for S3-compatible stores [default: AWS_ENDPOINT_URL, else AWS].
     #[arg(long, value_name = "URL")]
     pub archive_endpoint: Option<String>,
@@ -116,11 +122,12 @@ impl ArchiveArgs {
         if self.archive.is_none()
             && (self.archive_layout.is_some()
                 || self.archive_missing.is_some()
+                || self.archive_settled.is_some()
                 || self.archive_endpoint.is_some()
                 || self.archive_region.is_some())
         {
             return Err(
-                "--archive-layout, --archive-missing, --archive-endpoint and --archive-region go with --archive s3://BUCKET[/PREFIX]".into(),
+                "--archive-layout, --archive-missing, --archive-settled, --archive-endpoint and --archive-region go with --archive s3://BUCKET[/PREFIX]".into(),
             );
         }
         if let Some(l) = &self.archive_layout {
@@ -156,9 +163,20 @@ impl ArchiveArgs {
             missing: self
                 .archive_missing
                 .unwrap_or(custos::archive::Missing::Fail),
+            read_settled: self.archive_settled == Some(SettledCopies::Read),
             bulk,
         }))
     }
+}
+
+/// What `--archive-settled` does with the archive's copy of a recording the source settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SettledCopies {
+    /// Named in the custody log, not read; the listing's outcome stands.
+    Name,
+    /// Read and judged like any recording of the archive.
+    Read,
 }
 
 /// Options of `custos export` (each also a config-file key, except [`FLAG_ONLY`]).

@@ -63,6 +63,13 @@ pub struct ArchiveTruth {
     /// (a recording that did not land: `Failed`; with `--archive-missing api` it ends as the
     /// API path's `expectedOutcome`).
     pub expected_outcome: String,
+    /// DELETED or ARCHIVED at the source, with its copy in the archive (`archive-keeps-settled`).
+    #[serde(default)]
+    pub settled_copy: bool,
+    /// What a correct export records with `--archive-settled read` (the copy of a recording the
+    /// source settled is read; without a copy, the listing's outcome stands).
+    #[serde(default)]
+    pub expected_reading_settled: String,
 }
 
 /// The file extension Genesys gives a recording in the bucket ("the name of the file is the
@@ -149,10 +156,22 @@ pub fn land_strays(inner: &Inner, dir: &Path) -> Result<usize, String> {
 }
 
 /// Whether recording `i` is one the integration exported: its media is there in the catalog
-/// (AVAILABLE or RESTORED), and (live) its conversation has happened.
+/// (AVAILABLE or RESTORED), or it is DELETED or ARCHIVED now and the archive kept the copy
+/// exported before (`archive-keeps-settled`); and (live) its conversation has happened.
 fn exported(inner: &Inner, i: usize) -> bool {
     let r = &inner.catalog.recordings[i];
-    r.file_state.downloadable() && inner.arrived(r.conversation)
+    (r.file_state.downloadable() || kept_settled(inner, i)) && inner.arrived(r.conversation)
+}
+
+/// Whether recording `i`, DELETED or ARCHIVED at the source, still has its copy in the archive.
+fn kept_settled(inner: &Inner, i: usize) -> bool {
+    let r = &inner.catalog.recordings[i];
+    let (s, p) = (&inner.scenario, inner.scenario.faults.archive_keeps_settled);
+    // Copies of the past land at start: an archive filled by jobs holds what the jobs wrote.
+    !s.archive_by_jobs
+        && matches!(r.file_state, FileState::Deleted | FileState::Archived)
+        && p > 0.0
+        && hash_unit(s.seed, "archive-keeps-settled", &r.id) < p
 }
 
 /// Lands every exported recording into `dir` (the bucket's directory): how many landed.
@@ -269,24 +288,35 @@ pub fn truth(inner: &Inner, i: usize) -> Option<ArchiveTruth> {
     .map(|(_, n)| n.to_owned())
     .collect();
     let rf = &r.faults;
-    let outcome = match r.file_state {
-        // Settled by the listing, before the archive is looked in.
-        FileState::Deleted => "Purged",
-        FileState::Archived => "Archived",
-        _ if !landed => "Failed",
-        _ if f.duplicate => "Failed",
-        _ if f.altered || f.metadata => "Corrupted",
+    // What reading the copy gives (the archive's faults, then the file's own).
+    let read = if !landed || f.duplicate {
+        "Failed"
+    } else if f.altered || f.metadata {
+        "Corrupted"
+    } else if rf.duration_lie
+        || rf.header_lie
+        || rf.damaged_zip
+        || rf.truncated_eml
+        || rf.short_screen
+    {
         // The file itself is not what the API states (the transport faults of the media API
         // do not touch the archive).
-        _ if rf.duration_lie
-            || rf.header_lie
-            || rf.damaged_zip
-            || rf.truncated_eml
-            || rf.short_screen =>
-        {
-            "Corrupted"
-        }
-        _ => "Exported",
+        "Corrupted"
+    } else {
+        "Exported"
+    };
+    let settled = match r.file_state {
+        FileState::Deleted => Some("Purged"),
+        FileState::Archived => Some("Archived"),
+        _ => None,
+    };
+    // Settled by the listing, before the archive is looked in.
+    let outcome = settled.unwrap_or(read);
+    let settled_copy = settled.is_some() && landed;
+    let reading_settled = match settled {
+        Some(_) if settled_copy => read,
+        Some(s) => s,
+        None => read,
     };
     Some(ArchiveTruth {
         key: key(inner, i),
@@ -295,5 +325,7 @@ pub fn truth(inner: &Inner, i: usize) -> Option<ArchiveTruth> {
         late,
         faults: names,
         expected_outcome: outcome.to_owned(),
+        settled_copy,
+        expected_reading_settled: reading_settled.to_owned(),
     })
 }

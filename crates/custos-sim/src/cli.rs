@@ -131,7 +131,7 @@ pub struct SimArgs {
     /// length-over, length-under, fault-attempts, duration-lie, header-lie, pauses, 5xx, 429-storm,
     /// storm-retry-after, token-expiry, drift, duplicates, slow-transcode, expired-urls, damaged-zip,
     /// truncated-eml, short-screen, hostile-ids, archive-missing, archive-altered, archive-metadata,
-    /// archive-duplicate, archive-stray, bulk-failed, bulk-late, bulk-late-ms, bulk-job-fails
+    /// archive-duplicate, archive-stray, archive-keeps-settled, bulk-failed, bulk-late, bulk-late-ms, bulk-job-fails
     /// (see docs/simulator.md).
     #[arg(long, value_name = "LIST|all")]
     pub faults: Option<String>,

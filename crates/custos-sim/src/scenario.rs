@@ -360,6 +360,9 @@ pub struct Faults {
     /// Fraction of the conversations with recordings whose archive folder also holds an object
     /// that is no recording of the org (and its `_metadata.json`), landed at start.
     pub archive_stray: f64,
+    /// Fraction of the recordings DELETED or ARCHIVED at the source whose copy the archive still
+    /// holds (the integration exported them before they were deleted or archived).
+    pub archive_keeps_settled: f64,
     /// Fraction of a recording bulk job's recordings that fail to export: listed by
     /// `failedrecordings` (no reason), never landed.
     pub bulk_failed: f64,
@@ -402,6 +405,7 @@ impl Default for Faults {
             archive_metadata: 0.0,
             archive_duplicate: 0.0,
             archive_stray: 0.0,
+            archive_keeps_settled: 0.0,
             bulk_failed: 0.0,
             bulk_late: 0.0,
             bulk_late_ms: 1_500,
@@ -453,6 +457,7 @@ pub const FAULT_NAMES: &[(&str, &str)] = &[
     ("archive-metadata", "0.03"),
     ("archive-duplicate", "0.02"),
     ("archive-stray", "0.1"),
+    ("archive-keeps-settled", "0.5"),
     ("bulk-failed", "0.05"),
     ("bulk-late", "0.05"),
     ("bulk-late-ms", "1500"),
@@ -533,6 +538,7 @@ impl Faults {
             "archive-metadata" => self.archive_metadata = frac(value)?,
             "archive-duplicate" => self.archive_duplicate = frac(value)?,
             "archive-stray" => self.archive_stray = frac(value)?,
+            "archive-keeps-settled" => self.archive_keeps_settled = frac(value)?,
             "bulk-failed" => self.bulk_failed = frac(value)?,
             "bulk-late" => self.bulk_late = frac(value)?,
             "bulk-late-ms" => self.bulk_late_ms = int(value)?,
@@ -571,6 +577,7 @@ impl Faults {
             ("archive-metadata", self.archive_metadata),
             ("archive-duplicate", self.archive_duplicate),
             ("archive-stray", self.archive_stray),
+            ("archive-keeps-settled", self.archive_keeps_settled),
             ("bulk-failed", self.bulk_failed),
             ("bulk-late", self.bulk_late),
         ];

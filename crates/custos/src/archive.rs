@@ -227,6 +227,10 @@ pub struct ArchiveSource {
     pub layout: Layout,
     /// Items it lacks.
     pub missing: Missing,
+    /// Read the copy the archive holds of a recording the listing settled (DELETED or
+    /// ARCHIVED at the source) instead of ending it as the listing says (`--archive-settled
+    /// read`); without a copy, the listing's outcome stands.
+    pub read_settled: bool,
     /// Have Genesys write the query's recordings into it first (`--bulk-export`).
     pub bulk: Option<BulkExport>,
 }

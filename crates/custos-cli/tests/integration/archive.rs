@@ -29,16 +29,23 @@ impl Archive {
     /// A catalog of calls, screen recordings, chats, emails and messaging threads, its archive
     /// landed with `faults` (the simulator's `--faults` list) under `prefix`.
     async fn new(name: &str, faults: &str, prefix: &str) -> Archive {
-        Archive::start(name, faults, prefix, None).await
+        Archive::start(name, faults, prefix, None, |_| {}).await
     }
 
     /// An archive that fills only through recording bulk jobs (nothing lands at start).
     async fn by_jobs(name: &str, faults: &str) -> Archive {
-        Archive::start(name, faults, "", Some(2_000)).await
+        Archive::start(name, faults, "", Some(2_000), |_| {}).await
     }
 
     /// `job_ms`: the archive fills through recording bulk jobs that take this long.
-    async fn start(name: &str, faults: &str, prefix: &str, job_ms: Option<u64>) -> Archive {
+    /// `tweak`: anything else of the scenario.
+    async fn start(
+        name: &str,
+        faults: &str,
+        prefix: &str,
+        job_ms: Option<u64>,
+        tweak: impl FnOnce(&mut Scenario),
+    ) -> Archive {
         let by_jobs = job_ms.is_some();
         let dir = tmp(name);
         std::fs::create_dir_all(&dir).unwrap();
@@ -56,6 +63,7 @@ impl Archive {
             ..Default::default()
         };
         scenario.faults.apply_list(faults).unwrap();
+        tweak(&mut scenario);
         let sim = Sim::new(scenario).unwrap();
         let landed = sim.land_archive().unwrap();
         assert_eq!(
@@ -547,6 +555,89 @@ async fn a_read_that_breaks_goes_on_from_the_bytes_kept_of_the_same_object() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_archives_copy_of_what_the_source_deleted_is_named_by_default_and_read_when_asked() {
+    // More recordings deleted and archived at the source than the default catalog's few.
+    let a = Archive::start(
+        "archive-settled",
+        "archive-keeps-settled=1",
+        "",
+        None,
+        |s| {
+            s.deleted_fraction = 0.2;
+            s.archived_fraction = 0.2;
+        },
+    )
+    .await;
+    let copies: Vec<&custos_sim::RecordingTruth> = a
+        .truth
+        .recordings
+        .iter()
+        .filter(|t| t.archive.as_ref().unwrap().settled_copy)
+        .collect();
+    for state in ["DELETED", "ARCHIVED"] {
+        assert!(
+            copies.iter().any(|t| t.catalog_file_state == state),
+            "the archive keeps a copy of a recording {state} at the source"
+        );
+    }
+    // By default the listing settles them; their copies are named, never read.
+    let named = a.dir.join("named");
+    let o = a.collect(&named, "", &[]).await;
+    assert!(o.status.code().unwrap_or(9) <= 1, "{}", text(&o));
+    a.assert_truth(&named, false);
+    let kinds = unexpected_keys(&named);
+    for t in &copies {
+        let key = &t.archive.as_ref().unwrap().key;
+        assert_eq!(kinds.get(key).map(String::as_str), Some("settled"), "{key}");
+    }
+    // A resume that would read them is another export: refused.
+    let o = a.collect(&named, "", &["--archive-settled", "read"]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // Asked for, they are read and judged like any recording of the archive.
+    let read = a.dir.join("read");
+    let o = a.collect(&read, "", &["--archive-settled", "read"]).await;
+    assert!(o.status.code().unwrap_or(9) <= 1, "{}", text(&o));
+    let outcomes = custos::package::outcomes(&read).unwrap();
+    let hashes = custos::package::exported_hashes(&read).unwrap();
+    for t in &a.truth.recordings {
+        let want = &t.archive.as_ref().unwrap().expected_reading_settled;
+        assert_eq!(
+            outcomes.get(&t.id),
+            Some(want),
+            "{}: {}",
+            t.id,
+            reason(&read, &t.id)
+        );
+        if want == "Exported" {
+            assert_eq!(hashes.get(&t.id), Some(&t.sha256), "{}", t.id);
+        }
+    }
+    let exported_copy = copies
+        .iter()
+        .find(|t| t.archive.as_ref().unwrap().expected_reading_settled == "Exported")
+        .expect("a copy reads whole");
+    let why = reason(&read, &exported_copy.id);
+    assert!(
+        why.starts_with(&format!(
+            "the source listed it {} (--archive-settled read): read from the archive: ",
+            exported_copy.catalog_file_state
+        )),
+        "{why}"
+    );
+    assert!(
+        !unexpected_keys(&read).values().any(|k| k == "settled"),
+        "nothing left unread"
+    );
+    let query: Value =
+        serde_json::from_slice(&std::fs::read(read.join("data/query.json")).unwrap()).unwrap();
+    assert_eq!(query["retrieval"]["archive"]["settledCopies"], "read");
+    let report = std::fs::read_to_string(read.join("report.html")).unwrap();
+    assert!(report.contains("were read from their copies in the archive"));
+    verified(&read);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_recording_the_archive_lacks_fails_naming_the_folder_looked_in() {
     let (a, out) = collected_with_fault("archive-missing").await;
     let t = a
@@ -988,7 +1079,7 @@ async fn a_bulk_export_killed_while_it_reads_the_archive_resumes_without_a_secon
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bulk_export_past_the_orgs_two_job_limit_is_refused_with_genesys_words() {
     // Jobs that stay PENDING for a minute.
-    let a = Archive::start("bulk-limit", "", "", Some(120_000)).await;
+    let a = Archive::start("bulk-limit", "", "", Some(120_000), |_| {}).await;
     // The org's own two jobs, pending, made by another process with the same client.
     let token = std::process::Command::new("curl")
         .args([

@@ -322,10 +322,16 @@ pub(super) fn archive_setting(archive: Option<&crate::archive::ArchiveSource>) -
         || "(none)".into(),
         |a| {
             format!(
-                "{}, --archive-layout {}, --archive-missing {}{}",
+                "{}, --archive-layout {}, --archive-missing {}{}{}",
                 a.store.location(),
                 a.layout.as_str(),
                 a.missing.as_str(),
+                // Said only when asked for, so that a job recorded before it resumes.
+                if a.read_settled {
+                    ", --archive-settled read"
+                } else {
+                    ""
+                },
                 a.bulk
                     .as_ref()
                     .map(|b| format!(", --bulk-export {}", b.integration_id))

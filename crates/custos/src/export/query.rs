@@ -64,6 +64,7 @@ pub(super) fn write_query(
     if let Some(a) = &cfg.archive {
         doc["retrieval"]["archive"] = json!({"location": a.store.location(),
             "layout": a.layout.as_str(), "missing": a.missing.as_str(),
+            "settledCopies": if a.read_settled { "read" } else { "name" },
             "bulkExport": a.bulk.as_ref().map(|b| json!({"action": "EXPORT", "integrationId": b.integration_id}))});
     }
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("json");

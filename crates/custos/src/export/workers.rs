@@ -362,7 +362,7 @@ fn job_config(cfg: &WorkerConfig, state: &State) -> Result<ExportConfig> {
     if given != job_archive {
         return Err(Error::Config(match &cfg.archive {
             None => format!(
-                "the job reads its recordings from the archive {job_archive}: give this worker the same --archive, --archive-layout and --archive-missing (and the store's --archive-endpoint)"
+                "the job reads its recordings from the archive {job_archive}: give this worker the same --archive, --archive-layout, --archive-missing and --archive-settled (and the store's --archive-endpoint)"
             ),
             Some(_) => format!(
                 "this worker was given --archive {given}; the job's is {job_archive}. A worker reads the archive the job reads: give the job's settings"

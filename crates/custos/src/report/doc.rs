@@ -669,6 +669,15 @@ fn archive_unread(f: &Facts, d: &mut Vec<Block>) {
         })
         .collect();
     let unexpected = n("unexpected");
+    let settled = f.timeline.archive_settled_read.len();
+    if settled > 0 {
+        d.push(Block::Para(format!(
+            "{settled} recording(s) the source listed as deleted or archived were read from their \
+             copies in the archive (--archive-settled read) and judged like any other; each one's \
+             reason in data/chain_of_custody.csv names the state the source listed and the copy \
+             read."
+        )));
+    }
     d.push(Block::Para(format!(
         "Once every item had ended, the archive's folder of each conversation of the work list was listed ({} folders, {} objects) and held to the work list. {}{}{}",
         n("foldersListed"),

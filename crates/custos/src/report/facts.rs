@@ -190,6 +190,9 @@ pub struct Timeline {
     /// The objects of the manifest conversations' archive folders that no item read, per
     /// conversation (a resumed run's later line for a conversation replaces the earlier one).
     pub archive_unexpected: std::collections::BTreeMap<String, Vec<UnreadObject>>,
+    /// Recordings the source listed as DELETED or ARCHIVED whose copy in the archive was read
+    /// (`--archive-settled read`; `archive-object` lines with `settledAtSource`), by id.
+    pub archive_settled_read: std::collections::BTreeSet<String>,
 }
 
 /// An object of the archive that no item read (`archive-unexpected`).
@@ -635,6 +638,12 @@ fn event(t: &mut Timeline, e: &Value) {
                 .unwrap_or(0);
         }
         "archive-reconciled" => t.archive_reconciled = Some(e.clone()),
+        "archive-object"
+            if e.get("settledAtSource").and_then(Value::as_str).is_some()
+                && t.archive_settled_read.len() < MAX_LISTED =>
+        {
+            t.archive_settled_read.insert(str_of(e, "recordingId"));
+        }
         "archive-unexpected" => {
             let objects: Vec<UnreadObject> = e
                 .get("objects")

@@ -63,9 +63,17 @@ where
     let looked: Vec<Result<Option<(Item, String)>>> = items
         .map(|it| async move {
             let it = it?;
-            match item(ctx, archive, org, &it).await? {
-                Look::Ended(d) => ctx.finish(&it, &d).map(|()| None),
-                Look::Missing(folder) => Ok(Some((it, folder))),
+            match (item(ctx, archive, org, &it).await?, super::triage(&it)) {
+                (Look::Ended(d), _) => ctx.finish(&it, &d).map(|()| None),
+                // A recording the listing settled, without a copy: the listing's outcome.
+                (Look::Missing(folder), Some(mut settled)) => {
+                    settled.reason = format!(
+                        "{}; the archive holds no copy of it either (no object {}.* under {folder})",
+                        settled.reason, it.recording_id
+                    );
+                    ctx.finish(&it, &settled).map(|()| None)
+                }
+                (Look::Missing(folder), None) => Ok(Some((it, folder))),
             }
         })
         .buffer_unordered(in_flight)
@@ -438,6 +446,12 @@ fn parse_time(s: &str) -> Option<OffsetDateTime> {
     })
 }
 
+/// The state the source listed `it` in when the listing settles it (DELETED, ARCHIVED,
+/// RESTORING): its copy is read only with `--archive-settled read`.
+fn settled_at_source(it: &Item) -> Option<&str> {
+    super::triage(it).map(|_| it.listed_state.as_str())
+}
+
 /// One item from the archive: its outcome, or the folder it is missing from.
 async fn item(ctx: &Ctx<'_>, archive: &ArchiveSource, org: &str, it: &Item) -> Result<Look> {
     let store = &archive.store;
@@ -515,7 +529,8 @@ async fn item(ctx: &Ctx<'_>, archive: &ArchiveSource, org: &str, it: &Item) -> R
                "bytes": media.size, "etag": media.etag, "lastModified": media.last_modified,
                "storeChecksums": media.checksums.iter().map(|(a, v)| json!({"algorithm": a, "value": v})).collect::<Vec<_>>(),
                "comparedWithTheBytesRead": {"sha256": stated.store_sha256.is_some(), "md5FromEtag": stated.store_md5.is_some()},
-               "metadata": meta_facts, "disagreements": findings}),
+               "metadata": meta_facts, "disagreements": findings,
+               "settledAtSource": settled_at_source(it)}),
     )?;
     for _ in 0..URL_ROUNDS {
         let url = match store.url(&media).await {
@@ -548,6 +563,12 @@ async fn item(ctx: &Ctx<'_>, archive: &ArchiveSource, org: &str, it: &Item) -> R
                         ""
                     }
                 );
+                let from = match settled_at_source(it) {
+                    Some(state) => {
+                        format!("the source listed it {state} (--archive-settled read): {from}")
+                    }
+                    None => from,
+                };
                 d.reason = if d.reason.is_empty() {
                     from
                 } else {

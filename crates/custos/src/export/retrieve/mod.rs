@@ -58,6 +58,19 @@ fn triage(it: &Item) -> Option<Done> {
     }
 }
 
+/// Whether `it`, which the listing settles, is to be looked for in the archive first: with
+/// `--archive-settled read`, a recording listed DELETED, ARCHIVED or RESTORING (never an unsafe
+/// id, nor one the source does not know).
+fn settled_copy_wanted(ctx: &Ctx<'_>, it: &Item) -> bool {
+    ctx.cfg.archive.as_ref().is_some_and(|a| a.read_settled)
+        && matches!(
+            it.listed_state.as_str(),
+            "DELETED" | "ARCHIVED" | "RESTORING"
+        )
+        && safe_id(&it.conversation_id)
+        && safe_id(&it.recording_id)
+}
+
 /// Items worked on at a time in transcode and search retrieval. Most of an item's life is spent
 /// waiting for the API (latency, transcoding), not downloading, so many more are in flight than
 /// download slots: the API budget, not the task count, should be what limits the rate. Sized from
@@ -156,6 +169,9 @@ pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Res
                 return Ok(Some(it));
             }
             match triage(&it) {
+                // `--archive-settled read`: the archive's copy of what the source deleted or
+                // archived is looked for first (the listing's outcome stands without one).
+                Some(_) if settled_copy_wanted(ctx, &it) => Ok(Some(it)),
                 Some(d) => {
                     ctx.finish(&it, &d)?;
                     Ok(None)
