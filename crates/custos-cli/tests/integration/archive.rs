@@ -825,6 +825,26 @@ async fn refused(name: &str, args: &[&str]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn reading_settled_copies_and_restoring_archived_recordings_at_once_is_refused() {
+    let t = refused(
+        "archive-settled-restore",
+        &[
+            "--query",
+            QUERY,
+            "--restore-archived",
+            "--archive",
+            "s3://org-archive",
+            "--archive-endpoint",
+            "http://127.0.0.1:9",
+            "--archive-settled",
+            "read",
+        ],
+    )
+    .await;
+    assert!(t.contains("choose one"), "{t}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_archive_with_an_ids_file_is_refused() {
     let t = refused(
         "archive-ids",

@@ -310,6 +310,11 @@ fn check_input(
             return Err(Error::Config(format!("--archive: {why}")));
         }
     }
+    if cfg.restore.is_some() && cfg.archive.as_ref().is_some_and(|a| a.read_settled) {
+        return Err(Error::Config(
+            "--archive-settled read with --restore-archived: an archived recording is either restored at the source or read from the archive's copy; choose one (docs/archive.md)".into(),
+        ));
+    }
     if cfg.workers && cfg.restore.is_some() {
         return Err(Error::Config(
             "--workers does not restore archived recordings yet: export them with --restore-archived without --workers".into(),

@@ -63,7 +63,7 @@ where
     let looked: Vec<Result<Option<(Item, String)>>> = items
         .map(|it| async move {
             let it = it?;
-            match (item(ctx, archive, org, &it).await?, super::triage(&it)) {
+            match (item(ctx, archive, org, &it).await?, settled(archive, &it)) {
                 (Look::Ended(d), _) => ctx.finish(&it, &d).map(|()| None),
                 // A recording the listing settled, without a copy: the listing's outcome.
                 (Look::Missing(folder), Some(mut settled)) => {
@@ -446,10 +446,16 @@ fn parse_time(s: &str) -> Option<OffsetDateTime> {
     })
 }
 
-/// The state the source listed `it` in when the listing settles it (DELETED, ARCHIVED,
-/// RESTORING): its copy is read only with `--archive-settled read`.
-fn settled_at_source(it: &Item) -> Option<&str> {
-    super::triage(it).map(|_| it.listed_state.as_str())
+/// With `--archive-settled read`, the outcome the listing gives `it` when it settles it
+/// (DELETED, ARCHIVED, RESTORING): what it ends as without a copy in the archive. `None`
+/// otherwise (without the setting, no settled item is looked for in the archive).
+fn settled(archive: &ArchiveSource, it: &Item) -> Option<Done> {
+    archive.read_settled.then(|| super::triage(it)).flatten()
+}
+
+/// The state the source listed `it` in, when [`settled`]: its copy's reason says so.
+fn settled_at_source<'a>(archive: &ArchiveSource, it: &'a Item) -> Option<&'a str> {
+    settled(archive, it).map(|_| it.listed_state.as_str())
 }
 
 /// One item from the archive: its outcome, or the folder it is missing from.
@@ -530,7 +536,7 @@ async fn item(ctx: &Ctx<'_>, archive: &ArchiveSource, org: &str, it: &Item) -> R
                "storeChecksums": media.checksums.iter().map(|(a, v)| json!({"algorithm": a, "value": v})).collect::<Vec<_>>(),
                "comparedWithTheBytesRead": {"sha256": stated.store_sha256.is_some(), "md5FromEtag": stated.store_md5.is_some()},
                "metadata": meta_facts, "disagreements": findings,
-               "settledAtSource": settled_at_source(it)}),
+               "settledAtSource": settled_at_source(archive, it)}),
     )?;
     for _ in 0..URL_ROUNDS {
         let url = match store.url(&media).await {
@@ -563,7 +569,7 @@ async fn item(ctx: &Ctx<'_>, archive: &ArchiveSource, org: &str, it: &Item) -> R
                         ""
                     }
                 );
-                let from = match settled_at_source(it) {
+                let from = match settled_at_source(archive, it) {
                     Some(state) => {
                         format!("the source listed it {state} (--archive-settled read): {from}")
                     }
