@@ -132,6 +132,7 @@ impl Archive for S3Archive {
             let client = self.store.client();
             let mut out = Vec::new();
             let mut token: Option<String> = None;
+            let mut tokens = std::collections::HashSet::new();
             while out.len() < limit {
                 let page = client
                     .list_objects_v2()
@@ -144,6 +145,15 @@ impl Archive for S3Archive {
                     .map_err(|e| crate::s3::describe(&e))?;
                 for o in page.contents() {
                     let Some(key) = o.key() else { continue };
+                    // What a store lists must be what was asked for: another key is refused,
+                    // never read in its place.
+                    if !key.starts_with(prefix) {
+                        return Err(format!(
+                            "the store listed {} for the prefix {}: not under it",
+                            custos::shown::Shown(key),
+                            custos::shown::Shown(prefix)
+                        ));
+                    }
                     out.push(Object {
                         key: key.to_owned(),
                         size: o.size().unwrap_or(0).max(0) as u64,
@@ -153,8 +163,15 @@ impl Archive for S3Archive {
                         checksums: Vec::new(),
                     });
                 }
+                // A page that lists nothing, or a token given before, ends the listing: a store
+                // that says "more" for ever is not followed round a loop.
                 match page.next_continuation_token() {
-                    Some(t) if page.is_truncated() == Some(true) && !t.is_empty() => {
+                    Some(t)
+                        if page.is_truncated() == Some(true)
+                            && !t.is_empty()
+                            && !page.contents().is_empty()
+                            && tokens.insert(t.to_owned()) =>
+                    {
                         token = Some(t.to_owned())
                     }
                     _ => break,

@@ -637,6 +637,194 @@ async fn the_archives_copy_of_what_the_source_deleted_is_named_by_default_and_re
     verified(&read);
 }
 
+/// An S3 endpoint on loopback that answers every ListObjectsV2 with `page` (an XML body) and
+/// anything else 404; the requests it answered.
+async fn listing_server(
+    page: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let served = std::sync::Arc::new(AtomicU64::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head = String::from_utf8_lossy(&req[..end]).into_owned();
+                    req.drain(..end);
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let (status, body) = if head.contains("list-type=2") {
+                        ("200 OK", page)
+                    } else {
+                        ("404 Not Found", "<Error><Code>NoSuchKey</Code></Error>")
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if s.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, served)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_says_more_for_ever_is_not_followed_round_a_loop() {
+    let a = Archive::new("archive-endless", "", "").await;
+    // Empty pages, each saying there is more, with the same token every time.
+    let (endpoint, served) = listing_server(
+        r#"<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>org-archive</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><NextContinuationToken>again</NextContinuationToken></ListBucketResult>"#,
+    )
+    .await;
+    let out = a.dir.join("out");
+    let o = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        run(a.command(
+            &out,
+            &[
+                "--archive",
+                "s3://org-archive",
+                "--archive-endpoint",
+                &endpoint,
+            ],
+        )),
+    )
+    .await
+    .expect("the export ends");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // Every recording the listing did not settle is missing from that archive: Failed.
+    let outcomes = custos::package::outcomes(&out).unwrap();
+    let looked = a
+        .truth
+        .recordings
+        .iter()
+        .filter(|t| !matches!(t.catalog_file_state.as_str(), "DELETED" | "ARCHIVED"))
+        .count();
+    assert_eq!(outcomes.values().filter(|o| *o == "Failed").count(), looked);
+    // One listing request per recording looked for and per folder reconciled, no more.
+    let conversations: std::collections::BTreeSet<&str> = a
+        .truth
+        .recordings
+        .iter()
+        .map(|t| t.conversation_id.as_str())
+        .collect();
+    let n = served.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(n as usize, looked + conversations.len(), "{n} requests");
+    verified(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_lists_keys_outside_the_folder_asked_for_is_refused() {
+    let a = Archive::new("archive-elsewhere", "", "").await;
+    let (endpoint, _) = listing_server(
+        r#"<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>org-archive</Name><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated><Contents><Key>other-org/secret.wav</Key><Size>10</Size><ETag>"0123456789abcdef0123456789abcdef"</ETag></Contents></ListBucketResult>"#,
+    )
+    .await;
+    let out = a.dir.join("out");
+    let o = run(a.command(
+        &out,
+        &[
+            "--archive",
+            "s3://org-archive",
+            "--archive-endpoint",
+            &endpoint,
+        ],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = a
+        .truth
+        .recordings
+        .iter()
+        .find(|t| t.expected_outcome == "Exported")
+        .unwrap();
+    let why = reason(&out, &t.id);
+    assert!(
+        why.contains("listing the archive failed")
+            && why.contains("other-org/secret.wav")
+            && why.contains("not under it"),
+        "{why}"
+    );
+    assert!(events(&out, "archive-object").is_empty(), "nothing read");
+    verified(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_name_with_markup_and_control_characters_reaches_no_page_or_terminal_raw() {
+    let a = Archive::new("archive-hostile-name", "", "").await;
+    let t = a
+        .truth
+        .recordings
+        .iter()
+        .find(|t| t.media == "audio" && t.expected_outcome == "Exported")
+        .unwrap();
+    let folder = t
+        .archive
+        .as_ref()
+        .unwrap()
+        .key
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_owned();
+    let name = "<script>alert(1)\u{1b}[31mred\u{7}.wav";
+    std::fs::write(
+        a.dir.join("s3s-fs").join(BUCKET).join(&folder).join(name),
+        b"planted",
+    )
+    .unwrap();
+    let out = a.dir.join("out");
+    let o = a.collect(&out, "", &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The server's listing of that folder is not XML 1.0 (a control character in a key): the
+    // folder is said not listed, with the store's words, and nothing is read from it but the
+    // recording (looked for by its own name).
+    let lines = events(&out, "archive-unexpected");
+    let unlisted: Vec<&Value> = lines.iter().filter(|e| e["listed"] == false).collect();
+    assert_eq!(unlisted.len(), 1, "{lines:?}");
+    assert_eq!(unlisted[0]["conversationId"], t.conversation_id.as_str());
+    assert_eq!(events(&out, "archive-reconciled")[0]["foldersNotListed"], 1);
+    assert_eq!(custos::package::outcomes(&out).unwrap()[&t.id], "Exported");
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        page.contains("1 folders could not be listed"),
+        "the report warns"
+    );
+    for (what, bytes) in [
+        ("stderr", o.stderr.clone()),
+        ("stdout", o.stdout.clone()),
+        ("report.html", page.into_bytes()),
+        (
+            "chain_of_custody.csv",
+            std::fs::read(out.join("data/chain_of_custody.csv")).unwrap(),
+        ),
+    ] {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{what}: a raw control character"
+        );
+        assert!(!text.contains("<script>"), "{what}: raw markup");
+    }
+    verified(&out);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recording_the_archive_lacks_fails_naming_the_folder_looked_in() {
     let (a, out) = collected_with_fault("archive-missing").await;

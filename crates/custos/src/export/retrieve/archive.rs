@@ -265,6 +265,12 @@ pub(super) async fn reconcile(ctx: &Ctx<'_>, archive: &ArchiveSource) -> Result<
             )?;
         }
     }
+    if unlisted > 0 {
+        tracing::warn!(
+            folders = unlisted,
+            "some of the archive's folders could not be listed: their objects are not reconciled (custody log, archive-unexpected)"
+        );
+    }
     if unexpected > 0 {
         tracing::warn!(
             objects = unexpected,
