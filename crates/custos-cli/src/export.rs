@@ -102,10 +102,15 @@ fn print_completeness(c: &custos::export::Completeness) {
             c.recordings_listed
         ),
     }
-    if let Some(n) = c.orphans_in_interval {
-        out!(
+    match c.orphans_in_interval {
+        Some(n) if c.orphans_added > 0 => out!(
+            "  orphan recordings made in the query's interval (no conversation, so no query finds them): {n}, {} collected (data/orphans/)",
+            c.orphans_added
+        ),
+        Some(n) => out!(
             "  orphan recordings made in the query's interval (no conversation, so no query finds them): {n}"
-        );
+        ),
+        None => {}
     }
     if c.conversations_matched == Some(0) {
         out!(
@@ -407,6 +412,7 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
         // What a reviewer reads beside the calls, and what the query cannot find.
         transcripts: true,
         orphans: true,
+        collect_orphans: true,
         ..Default::default()
     };
     let credentials = Credentials {
@@ -451,13 +457,23 @@ pub async fn run_demo(args: DemoArgs) -> i32 {
     code
 }
 
-/// Every exported file is the WAV rendition the simulator serves, and every item ended as the
-/// simulator's ground truth says a correct export must: (payload files re-hashed, recordings
+/// Every exported file is the WAV rendition the simulator serves, and every item (each orphan
+/// recording too) ended as the simulator's ground truth says a correct export must: (payload files re-hashed, recordings
 /// exported), or what differs.
 fn check_against_truth(out: &Path, truth: &custos_sim::Truth) -> Result<(u64, usize), String> {
     let files = custos::package::validate_bag(out).map_err(|e| e.to_string())?;
     let exported = custos::package::exported_hashes(out).map_err(|e| e.to_string())?;
     for (rid, sha) in &exported {
+        // An orphan recording (collected by the interval) is served as WAV.
+        if let Some(o) = truth.orphan_media.iter().find(|o| &o.id == rid) {
+            if &o.wav_sha256 != sha {
+                return Err(format!(
+                    "orphan {rid}: exported SHA-256 {sha} differs from the ground truth {}",
+                    o.wav_sha256
+                ));
+            }
+            continue;
+        }
         let t = truth
             .recordings
             .iter()
@@ -482,6 +498,18 @@ fn check_against_truth(out: &Path, truth: &custos_sim::Truth) -> Result<(u64, us
                 return Err(format!(
                     "{}: outcome {other:?}, the ground truth expects {}",
                     t.id, t.expected_outcome
+                ));
+            }
+        }
+    }
+    // Every orphan made in the interval was collected (the demo's query spans the catalog's).
+    for o in &truth.orphan_media {
+        match outcomes.get(&o.id).map(String::as_str) {
+            Some("Exported") => {}
+            other => {
+                return Err(format!(
+                    "orphan {}: outcome {other:?}, the ground truth expects Exported",
+                    o.id
                 ));
             }
         }

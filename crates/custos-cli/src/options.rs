@@ -242,6 +242,12 @@ pub struct ExportOptions {
     /// report those made in the query's interval (data/completeness.json).
     #[arg(long)]
     pub orphans: bool,
+    /// Collect the orphan recordings made in the query's interval too (implies --orphans):
+    /// each is a manifest item with no conversation id, asked for in --format (WAV by
+    /// default, whatever --retrieval) through GET /api/v2/orphanrecordings/{id}/media, kept
+    /// in data/orphans/.
+    #[arg(long)]
+    pub collect_orphans: bool,
     /// A custodian, the person whose conversations to export: a Genesys user id, name, email
     /// or username (repeat it for several). Each is resolved to one user through the Users API
     /// before anything is written (one that matches nobody, or several people, is refused),
@@ -762,7 +768,8 @@ pub fn config(o: &ExportOptions, credentials: Credentials) -> Result<ExportConfi
         protect: o.protect,
         increment_of: o.increment_of.clone(),
         pubkey: o.pubkey.clone(),
-        orphans: o.orphans,
+        orphans: o.orphans || o.collect_orphans,
+        collect_orphans: o.collect_orphans,
         transcripts: o.transcripts,
         media: o.media.clone(),
         workers: o.workers,

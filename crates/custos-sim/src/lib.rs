@@ -54,9 +54,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post, put};
 
+pub use orphans::hostile_orphan_id;
 pub use scenario::{Client, Faults, Scenario, ScenarioError};
 pub use state::Stats;
-pub use truth::{RecordingTruth, Truth};
+pub use truth::{OrphanTruth, RecordingTruth, Truth};
 
 use state::Inner;
 
@@ -210,6 +211,10 @@ impl Sim {
                 get(bulk::failed_recordings),
             )
             .route("/api/v2/orphanrecordings", get(orphans::list))
+            .route(
+                "/api/v2/orphanrecordings/{orphan_id}/media",
+                get(orphans::media),
+            )
             .route(
                 "/api/v2/conversations/{cid}/recordings/{rid}/annotations",
                 get(transcripts::annotations),

@@ -65,6 +65,21 @@ pub fn issue_transcript_url(inner: &Inner, _st: &mut crate::state::State, rec: u
     )
 }
 
+/// The folder of orphan recordings' media URLs (no conversation names them; catalog
+/// conversations have UUIDs, so none is named this).
+pub const ORPHANS: &str = "orphans";
+
+/// Issues a pre-signed URL for orphan recording `id` in `codec`.
+pub fn issue_orphan_url(inner: &Inner, id: &str, codec: Codec) -> String {
+    let expires = inner.clock.unix() + inner.scenario.url_ttl_s as i64;
+    let f = codec.format_id();
+    let sig = signature(inner, ORPHANS, id, f, expires);
+    format!(
+        "{}/media/{ORPHANS}/{id}/{f}?expires={expires}&signature={sig}",
+        inner.base_url()
+    )
+}
+
 /// The "format" of a transcript URL.
 const TRANSCRIPT: &str = "TRANSCRIPT";
 
@@ -108,6 +123,22 @@ pub async fn presigned(
     if expires.is_some_and(|e| e < inner.clock.unix()) {
         inner.stats().expired_url_hits += 1;
         return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
+    }
+    if cid == ORPHANS {
+        let body = Codec::from_url_id(&format)
+            .filter(|c| !c.is_native())
+            .and_then(|codec| Some((codec, crate::orphans::bytes(inner, &rid, codec)?)));
+        return match body {
+            Some((codec, bytes)) => {
+                inner.stats().media_bytes += bytes.len() as u64;
+                ([(header::CONTENT_TYPE, codec.content_type())], bytes).into_response()
+            }
+            None => s3_error(
+                StatusCode::NOT_FOUND,
+                "NoSuchKey",
+                "The specified key does not exist.",
+            ),
+        };
     }
     if let (TRANSCRIPT, Some(rec)) = (format.as_str(), inner.catalog.recording(&rid))
         && inner.catalog.recordings[rec].conversation_id == cid

@@ -347,6 +347,8 @@ pub struct Faults {
     /// The first conversation's `recordingmetadata` and `recordings` lists also hold
     /// recordings whose ids are hostile as file names (`../../x`, `a/b`, `a\b`, NUL, control
     /// characters). They have no media; an exporter must refuse them without writing anything.
+    /// The orphan listing holds orphans with such ids too (`orphans::hostile_orphan_id`: each
+    /// of those with `/orphan` added; made a second after `start`).
     pub hostile_ids: bool,
     /// Fraction of the archive's recordings that never land in the bucket.
     pub archive_missing: f64,

@@ -161,6 +161,8 @@ pub struct State {
     pub restores: HashMap<usize, Restore>,
     /// Transcodes started: (recording, format) → ready at.
     pub transcodes: HashMap<(usize, Codec), Instant>,
+    /// Orphan transcodes started: (orphan id, format) → ready at.
+    pub orphan_transcodes: HashMap<(String, Codec), Instant>,
     pub batch_jobs: HashMap<String, BatchJob>,
     pub async_jobs: HashMap<String, AsyncJob>,
     /// Recording bulk jobs (crate::bulk).
@@ -236,6 +238,7 @@ impl Inner {
             protected: BTreeMap::new(),
             restores: HashMap::new(),
             transcodes: HashMap::new(),
+            orphan_transcodes: HashMap::new(),
             batch_jobs: HashMap::new(),
             recording_jobs: HashMap::new(),
             exported: HashMap::new(),

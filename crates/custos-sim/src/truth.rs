@@ -143,6 +143,22 @@ fn call_truth(inner: &Inner, conv: usize) -> CallTruth {
     }
 }
 
+/// One orphan recording's audio, as `formatId=WAV` serves it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanTruth {
+    /// Its id.
+    pub id: String,
+    /// `createdTime`.
+    pub created: String,
+    /// What its audio lasts (the `outputDurationMs` stated).
+    pub duration_ms: u64,
+    /// SHA-256 of the WAV served (lowercase hex).
+    pub wav_sha256: String,
+    /// Its bytes.
+    pub wav_bytes: u64,
+}
+
 /// The truth about the whole catalog.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -158,6 +174,9 @@ pub struct Truth {
     pub conversations_without_recordings: Vec<String>,
     /// Orphan recordings (no known conversation) that exist by now: id and `createdTime`.
     pub orphans: Vec<(String, String)>,
+    /// The same orphans' audio: what collecting them (`custos export --collect-orphans`)
+    /// must yield.
+    pub orphan_media: Vec<OrphanTruth>,
     /// The keys of the archive's objects that are no recording of the org (`archive-stray`),
     /// each in a recorded conversation's folder, sorted: what an export from the archive must
     /// name and never read.
@@ -300,6 +319,21 @@ pub fn build(inner: &Inner) -> Truth {
             .iter()
             .filter(|o| !inner.scenario.live || o.created <= inner.clock.utc())
             .map(|o| (o.id.clone(), ts(o.created)))
+            .collect(),
+        orphan_media: inner
+            .orphans
+            .iter()
+            .filter(|o| !inner.scenario.live || o.created <= inner.clock.utc())
+            .map(|o| {
+                let (wav_sha256, wav_bytes) = o.media_as(crate::audio::Codec::Wav).digest();
+                OrphanTruth {
+                    id: o.id.clone(),
+                    created: ts(o.created),
+                    duration_ms: o.media.duration_ms,
+                    wav_sha256,
+                    wav_bytes,
+                }
+            })
             .collect(),
         archive_strays: match inner.scenario.archive_dir {
             Some(_) => {

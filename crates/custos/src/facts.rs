@@ -112,6 +112,18 @@ impl CallFacts {
             f.recording_start = s(&r["startTime"]);
             f.recording_end = s(&r["endTime"]);
             f.recording_media = s(&r["media"]);
+            // An orphan recording's listing entry (`--collect-orphans`) states `createdTime`
+            // and `mediaType` (CALL or SCREEN) instead.
+            if f.recording_start.is_empty() {
+                f.recording_start = s(&r["createdTime"]);
+            }
+            if f.recording_media.is_empty() {
+                f.recording_media = match r["mediaType"].as_str() {
+                    Some(m) if m.eq_ignore_ascii_case("CALL") => "audio".into(),
+                    Some(m) if m.eq_ignore_ascii_case("SCREEN") => "screen".into(),
+                    _ => String::new(),
+                };
+            }
         }
         let Some(c) = conversation else {
             return f;

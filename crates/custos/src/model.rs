@@ -196,6 +196,41 @@ pub struct Item {
     pub listed_state: String,
 }
 
+/// Where an orphan recording's file goes (`--collect-orphans`): its own folder, beside (not
+/// inside) `data/recordings/`, so no conversation's folder can be named like it.
+pub const ORPHANS_DIR: &str = "data/orphans";
+
+impl Item {
+    /// An orphan recording of `--collect-orphans`: Genesys knows no conversation for it, and
+    /// its conversation id is empty, in the manifest as everywhere. (Elsewhere an empty
+    /// conversation id is no orphan but an id the source did not give: such an item is
+    /// settled without a request, and never gets a file.)
+    pub fn is_orphan(&self) -> bool {
+        self.conversation_id.is_empty()
+    }
+
+    /// The payload folder its file goes in: `data/recordings/<conversation>`, or
+    /// [`ORPHANS_DIR`] for an orphan.
+    pub fn folder(&self) -> String {
+        if self.is_orphan() {
+            ORPHANS_DIR.to_owned()
+        } else {
+            format!("data/recordings/{}", self.conversation_id)
+        }
+    }
+
+    /// The folder its file goes in when it is kept out of the evidence (`Corrupted`):
+    /// `data/quarantine/<conversation>`, or `data/quarantine/orphans` (no recording id of the
+    /// manifest is an orphan's, so no file of a conversation named so can be one of them).
+    pub fn quarantine_folder(&self) -> String {
+        if self.is_orphan() {
+            "data/quarantine/orphans".to_owned()
+        } else {
+            format!("data/quarantine/{}", self.conversation_id)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

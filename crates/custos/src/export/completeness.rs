@@ -35,6 +35,9 @@ pub struct Completeness {
     /// Orphan recordings (no known conversation) created within the query's interval
     /// (`--orphans`; `None` without it).
     pub orphans_in_interval: Option<u64>,
+    /// Of those, the ones `--collect-orphans` added to what the query found (manifest items,
+    /// or left out by `--media`).
+    pub orphans_added: u64,
     /// Recordings of media types `--media` left out, per type (data/media_excluded.csv).
     pub media_not_taken: BTreeMap<String, u64>,
     /// What the analytics data lake said of each job's interval (empty: no job was needed).
@@ -52,12 +55,14 @@ impl Completeness {
 }
 
 /// The recordings `--media` left out ([`super::manifest::MEDIA_EXCLUDED_FILE`]): their count
-/// per media type, and their conversations.
-fn media_excluded(root: &std::path::Path) -> Result<(BTreeMap<String, u64>, BTreeSet<String>)> {
+/// per media type, their conversations, and how many of them are orphans (no conversation).
+fn media_excluded(
+    root: &std::path::Path,
+) -> Result<(BTreeMap<String, u64>, BTreeSet<String>, u64)> {
     let path = root.join(super::manifest::MEDIA_EXCLUDED_FILE);
-    let (mut counts, mut convs) = (BTreeMap::new(), BTreeSet::new());
+    let (mut counts, mut convs, mut orphans) = (BTreeMap::new(), BTreeSet::new(), 0u64);
     if !path.exists() {
-        return Ok((counts, convs));
+        return Ok((counts, convs, orphans));
     }
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     // Written by this export's manifest step: every row is well formed.
@@ -65,55 +70,39 @@ fn media_excluded(root: &std::path::Path) -> Result<(BTreeMap<String, u64>, BTre
         .records()
         .flatten()
     {
-        convs.insert(row.get(0).unwrap_or("").to_owned());
+        match row.get(0).unwrap_or("") {
+            "" => orphans += 1,
+            c => {
+                convs.insert(c.to_owned());
+            }
+        }
         *counts
             .entry(row.get(2).unwrap_or("").to_owned())
             .or_default() += 1;
     }
-    Ok((counts, convs))
+    Ok((counts, convs, orphans))
 }
 
-/// The orphan recordings listed (`--orphans`), those created within the query's interval.
+/// The orphan recordings listed (`--orphans`), those created within the query's interval,
+/// and whether they were collected (`--collect-orphans`: each is a manifest item then).
 fn orphans(ctx: &Ctx<'_>) -> Result<Option<Value>> {
-    let dir = ctx.root.join(super::orphans::ORPHANS_DIR);
-    if !dir.is_dir() {
+    let Some(listed) = super::orphans::listed(ctx)? else {
         return Ok(None);
-    }
-    let mut names: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| Error::io(&dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
+    };
+    let inside: Vec<Value> = listed
+        .in_interval
+        .iter()
+        .map(|o| {
+            json!({"id": o["id"], "createdTime": o["createdTime"], "mediaType": o["mediaType"],
+                   "orphanStatus": o["orphanStatus"], "mediaSizeBytes": o["mediaSizeBytes"], "fileState": o["fileState"]})
+        })
         .collect();
-    names.sort();
-    let query = ctx
-        .state
-        .get(crate::state::Key::QueryUsed)?
-        .unwrap_or_default();
-    let range = crate::query::Query::parse(&query)
-        .ok()
-        .and_then(|q| q.time_range());
-    let (mut total, mut inside) = (0u64, Vec::new());
-    for p in names {
-        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        total = v["total"].as_u64().unwrap_or(total);
-        for o in v["entities"].as_array().into_iter().flatten() {
-            let created = o["createdTime"].as_str().and_then(|t| {
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-            });
-            if range
-                .as_ref()
-                .is_none_or(|r| created.is_some_and(|c| r.contains(c)))
-            {
-                inside.push(json!({"id": o["id"], "createdTime": o["createdTime"], "mediaType": o["mediaType"],
-                                   "orphanStatus": o["orphanStatus"], "mediaSizeBytes": o["mediaSizeBytes"], "fileState": o["fileState"]}));
-            }
-        }
-    }
     Ok(Some(json!({
         "source": "GET /api/v2/orphanrecordings?hasConversation=false, pages as received in data/metadata/orphans/",
-        "listed": total,
-        "cappedByGenesys": total >= 500,
+        "listed": listed.total,
+        "cappedByGenesys": listed.total >= 500,
         "inIntervalCount": inside.len(),
+        "collected": ctx.cfg.collect_orphans,
         "inInterval": inside,
     })))
 }
@@ -135,9 +124,10 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
     let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_media: BTreeMap<String, u64> = BTreeMap::new();
     let mut with_items: BTreeSet<String> = BTreeSet::new();
-    let mut listed = 0u64;
+    let (mut listed, mut orphan_items) = (0u64, 0u64);
     ctx.state.for_each(|it, _| {
         listed += 1;
+        orphan_items += u64::from(ctx.cfg.collect_orphans && it.is_orphan());
         *by_state.entry(it.listed_state.clone()).or_default() += 1;
         let meta = root.join(format!("data/metadata/{}.json", it.recording_id));
         let media = crate::model::safe_id(&it.recording_id)
@@ -147,10 +137,12 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
             .and_then(|v| v["media"].as_str().map(str::to_owned))
             .unwrap_or_else(|| "(not stated)".into());
         *by_media.entry(media).or_default() += 1;
-        with_items.insert(it.conversation_id);
+        if !it.is_orphan() {
+            with_items.insert(it.conversation_id);
+        }
         Ok(())
     })?;
-    let (not_taken, excluded_convs) = media_excluded(root)?;
+    let (not_taken, excluded_convs, excluded_orphans) = media_excluded(root)?;
     with_items.extend(excluded_convs);
     // The analytics record of every conversation the query matched (genesys --query only):
     // counted by name; only those without a recording are read, one at a time (an export of
@@ -192,6 +184,12 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
         recordings_listed: listed,
         by_file_state: by_state,
         orphans_in_interval: None,
+        orphans_added: orphan_items
+            + if ctx.cfg.collect_orphans {
+                excluded_orphans
+            } else {
+                0
+            },
         media_not_taken: not_taken.clone(),
         analytics_data_availability: ctx
             .state

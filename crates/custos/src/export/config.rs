@@ -132,6 +132,10 @@ pub struct ExportConfig {
     /// List the org's orphan recordings (no known conversation) and report those made in the
     /// query's interval in data/completeness.json (`--orphans`).
     pub orphans: bool,
+    /// Also collect the orphan recordings made in the query's interval: each is a manifest
+    /// item (no conversation id), fetched through `GET /api/v2/orphanrecordings/{id}/media`
+    /// (`--collect-orphans`; implies `orphans`).
+    pub collect_orphans: bool,
     /// The previous bag of an ongoing hold's chain: this export holds only what no bag of the
     /// chain exported yet, and names that bag (`--increment-of`).
     pub increment_of: Option<PathBuf>,

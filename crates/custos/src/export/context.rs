@@ -120,7 +120,7 @@ impl Ctx<'_> {
                 format!("{}.w{}.part", it.recording_id, lease.epoch),
             ),
             None => (
-                self.root.join("data/recordings").join(&it.conversation_id),
+                self.root.join(it.folder()),
                 format!("{}.part", it.recording_id),
             ),
         };

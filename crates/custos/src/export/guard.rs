@@ -53,7 +53,15 @@ pub(super) fn settings(
                 |r| format!("yes, --restore-days {}", r.days),
             ),
         ),
-        ("--orphans", if cfg.orphans { "yes" } else { "no" }.into()),
+        (
+            "--orphans",
+            match (cfg.orphans, cfg.collect_orphans) {
+                (_, true) => "yes, collected (--collect-orphans)",
+                (true, false) => "yes",
+                (false, false) => "no",
+            }
+            .into(),
+        ),
         ("--workers", if cfg.workers { "yes" } else { "no" }.into()),
         (
             "--transcripts",

@@ -70,6 +70,9 @@ pub(super) async fn build_manifest(
             workers,
         )
         .await?;
+    if cfg.collect_orphans {
+        super::orphans::add_to_manifest(ctx, &mut found).await?;
+    }
     if let Some(p) = &ctx.previous {
         super::chain::exclude(ctx, p, &mut found.items)?;
     }

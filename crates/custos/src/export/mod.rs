@@ -315,6 +315,21 @@ fn check_input(
             "--archive-settled read with --restore-archived: an archived recording is either restored at the source or read from the archive's copy; choose one (docs/archive.md)".into(),
         ));
     }
+    if cfg.collect_orphans && !cfg.orphans {
+        return Err(Error::Config(
+            "collecting orphan recordings lists them first: set orphans with collect_orphans (the CLI's --collect-orphans does)".into(),
+        ));
+    }
+    if cfg.workers && cfg.collect_orphans {
+        return Err(Error::Config(
+            "--workers does not collect orphan recordings yet: collect them with --collect-orphans without --workers".into(),
+        ));
+    }
+    if cfg.collect_orphans && matches!(cfg.selection, Selection::Ids(_)) {
+        return Err(Error::Config(
+            "--collect-orphans collects the orphans made in a query's interval: select with --query".into(),
+        ));
+    }
     if cfg.workers && cfg.restore.is_some() {
         return Err(Error::Config(
             "--workers does not restore archived recordings yet: export them with --restore-archived without --workers".into(),

@@ -2,14 +2,16 @@
 //! query finds them), listed once after the manifest (`GET /api/v2/orphanrecordings`,
 //! `hasConversation=false`: "all orphans for the organization, capped at 500 results"), every
 //! page kept as received in `data/metadata/orphans/`. data/completeness.json lists those
-//! created within the query's interval.
+//! created within the query's interval; with `--collect-orphans` each of them is a manifest
+//! item too (its conversation id empty), listed before the manifest is sealed.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::context::Ctx;
 use crate::durable::{make_dirs, write_sealed};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::model::Item;
 use crate::state::Key;
 
 /// Where the pages are kept.
@@ -46,4 +48,99 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> Result<()> {
         json!({"dir": ORPHANS_DIR, "pages": pages, "total": total}),
     )?;
     ctx.state.set(Key::OrphansListed, "true")
+}
+
+/// What the kept pages list.
+pub(super) struct Listed {
+    /// The listing's `total` (Genesys caps it at 500).
+    pub total: u64,
+    /// The orphans created within the query's interval (every one, for a query without
+    /// one), as listed.
+    pub in_interval: Vec<Value>,
+}
+
+/// Reads the kept pages (`None` when the orphans were not listed).
+pub(super) fn listed(ctx: &Ctx<'_>) -> Result<Option<Listed>> {
+    let dir = ctx.root.join(ORPHANS_DIR);
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let mut names: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    names.sort();
+    let query = ctx.state.get(Key::QueryUsed)?.unwrap_or_default();
+    let range = crate::query::Query::parse(&query)
+        .ok()
+        .and_then(|q| q.time_range());
+    let mut out = Listed {
+        total: 0,
+        in_interval: Vec::new(),
+    };
+    for p in names {
+        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        out.total = v["total"].as_u64().unwrap_or(out.total);
+        for o in v["entities"].as_array().into_iter().flatten() {
+            let created = o["createdTime"].as_str().and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            });
+            if range
+                .as_ref()
+                .is_none_or(|r| created.is_some_and(|c| r.contains(c)))
+            {
+                out.in_interval.push(o.clone());
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `--collect-orphans`: the orphans made in the query's interval as manifest items (no
+/// conversation id; listed state their `fileState`), each with its listing entry (kept as
+/// its metadata) and media type, added to what the query found. An orphan whose id a
+/// recording of the query already has is left out (that recording is collected, and one id
+/// names one file), and so is a repeat; both are counted in the custody log.
+pub(super) async fn add_to_manifest(
+    ctx: &Ctx<'_>,
+    found: &mut crate::source::Discovery,
+) -> Result<()> {
+    list(ctx).await?;
+    let listed = listed(ctx)?.map_or_else(Vec::new, |l| l.in_interval);
+    let mut have: std::collections::BTreeSet<String> =
+        found.items.iter().map(|i| i.recording_id.clone()).collect();
+    let (mut added, mut skipped) = (0u64, Vec::new());
+    for o in &listed {
+        let id = o["id"].as_str().unwrap_or("").to_owned();
+        if id.is_empty() || !have.insert(id.clone()) {
+            skipped.push(json!(id));
+            continue;
+        }
+        // The listing says CALL or SCREEN; the manifest's media names audio or screen.
+        let media = match o["mediaType"].as_str() {
+            Some(m) if m.eq_ignore_ascii_case("SCREEN") => "screen",
+            _ => "audio",
+        };
+        if media != "audio" {
+            found.media.insert(id.clone(), media.to_owned());
+        }
+        // Its metadata: its entry of the listing (the pages as received are kept beside).
+        found
+            .metadata
+            .insert(id.clone(), serde_json::to_string(o).expect("json"));
+        found.items.push(Item {
+            conversation_id: String::new(),
+            recording_id: id,
+            listed_state: o["fileState"].as_str().unwrap_or("").to_owned(),
+        });
+        added += 1;
+    }
+    found.items.sort();
+    ctx.log(
+        "orphans-added",
+        json!({"inInterval": listed.len(), "added": added, "leftOut": skipped,
+               "note": "orphan recordings are chosen by the query's interval alone: Genesys knows no conversation for them, so the query's other terms (people, queues, directions) cannot select them; --media applies to them"}),
+    )?;
+    Ok(())
 }

@@ -77,6 +77,7 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
     // A distributed job's log is in the database: written out before anything reads it.
     ctx.write_log_out()?;
     remove_empty_dirs(&ctx.root.join("data/recordings"))?;
+    remove_empty_dirs(&ctx.root.join(crate::model::ORPHANS_DIR))?;
     remove_empty_dirs(&ctx.root.join("data/quarantine"))?;
     write_call_facts(ctx)?;
     let tally = write_custody_record(ctx)?;

@@ -218,15 +218,19 @@ impl Place<'_> {
 /// is the parent (`GROUPID` = its control number, `ATTACHIDS` = the others'), every other
 /// document its attachment (`PARENT_ID` = the parent's control number); `BEGATTACH` and
 /// `ENDATTACH` span the family, on every document of it (Concordance/Relativity conventions).
+/// An orphan recording (`--collect-orphans`: Genesys knows no conversation for it) is a
+/// family of one.
 fn families(rows: &mut [Vec<String>]) {
     let at = |name: &str| FIELDS.iter().position(|f| *f == name).expect("a field");
     let (conv, control) = (at("CONVERSATIONID"), at("BEGDOC"));
     let mut start = 0;
     while start < rows.len() {
+        // An orphan recording (no conversation id) is a family of its own.
         let end = start
-            + rows[start..]
+            + 1
+            + rows[start + 1..]
                 .iter()
-                .take_while(|r| r[conv] == rows[start][conv])
+                .take_while(|r| !r[conv].is_empty() && r[conv] == rows[start][conv])
                 .count();
         let parent = rows[start][control].clone();
         let last = rows[end - 1][control].clone();
@@ -331,7 +335,8 @@ fn documents(pkg: &Package, ids: Option<&Path>) -> Result<Vec<Source>, ProduceEr
         let wanted: BTreeSet<String> = wanted.into_iter().map(str::to_owned).collect();
         docs.retain(|d| wanted.contains(d.get("Recording_ID")));
     }
-    // A conversation's documents together, its call recordings first (the family's parent).
+    // A conversation's documents together, its call recordings first (the family's parent);
+    // an orphan recording (no conversation) by when it was made, among the conversations.
     docs.sort_by(|a, b| {
         let key = |d: &Source| {
             let media = d.get("Recording_Media");
@@ -340,8 +345,12 @@ fn documents(pkg: &Package, ids: Option<&Path>) -> Result<Vec<Source>, ProduceEr
             } else {
                 "1"
             };
+            let start = match d.get("Conversation_ID") {
+                "" => d.get("Recording_Start"),
+                _ => d.get("Conversation_Start"),
+            };
             [
-                d.get("Conversation_Start"),
+                start,
                 d.get("Conversation_ID"),
                 rank,
                 d.get("Recording_Start"),

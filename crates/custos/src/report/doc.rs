@@ -134,6 +134,12 @@ fn reconciliation(f: &Facts, d: &mut Vec<Block>) {
         "Recordings of those conversations, as the source listed them".into(),
         r.found.to_string(),
     ));
+    if r.orphans_added > 0 {
+        rows.push((
+            "+ orphan recordings made in the interval, collected (--collect-orphans; Genesys knows no conversation for them, so they are chosen by the interval alone)".into(),
+            r.orphans_added.to_string(),
+        ));
+    }
     let excluded: u64 = r.excluded.values().sum();
     if excluded > 0 {
         let by: Vec<String> = r.excluded.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -174,7 +180,7 @@ fn reconciliation(f: &Facts, d: &mut Vec<Block>) {
         "= exported, hashed and sealed: Exported".into(),
         r.exported.to_string(),
     ));
-    if let Some(n) = r.orphans_in_interval {
+    if let Some(n) = r.orphans_in_interval.filter(|_| r.orphans_added == 0) {
         rows.push((
             "Not found by any query: orphan recordings made in the interval (Genesys knows no conversation for them; data/completeness.json)".into(),
             n.to_string(),

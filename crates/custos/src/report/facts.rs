@@ -73,6 +73,9 @@ pub struct Reconciliation {
     pub exported: u64,
     /// Orphan recordings created in the query's interval (`--orphans`), which no query finds.
     pub orphans_in_interval: Option<u64>,
+    /// Of those, the ones collected (`--collect-orphans`): in `found`'s place, added to what
+    /// the query found before `--media`.
+    pub orphans_added: u64,
 }
 
 impl Reconciliation {
@@ -80,7 +83,7 @@ impl Reconciliation {
     /// loudly when not).
     pub fn adds_up(&self) -> bool {
         let excluded: u64 = self.excluded.values().sum();
-        self.found == self.items + excluded
+        self.found + self.orphans_added == self.items + excluded
             && self.items
                 == self.deleted_before_listing
                     + self.deleted_during_collection
@@ -368,7 +371,11 @@ fn reconcile(
     Ok(Reconciliation {
         conversations_matched: c["conversationsMatched"].as_u64(),
         conversations_without_recordings: c["conversationsWithoutRecordings"].as_u64(),
-        found: t.items + excluded.values().sum::<u64>(),
+        // What the query found: the work list and what --media left out, less the orphans
+        // added to it (a count that does not fit shows as a reconciliation that does not add
+        // up, never as a wrapped number).
+        found: (t.items + excluded.values().sum::<u64>())
+            .saturating_sub(c["orphansAdded"].as_u64().unwrap_or(0)),
         excluded,
         items: t.items,
         deleted_before_listing: before,
@@ -378,6 +385,7 @@ fn reconcile(
         failed: t[Outcome::Failed],
         exported: t[Outcome::Exported],
         orphans_in_interval: c["orphansInInterval"].as_u64(),
+        orphans_added: c["orphansAdded"].as_u64().unwrap_or(0),
     })
 }
 

@@ -138,7 +138,9 @@ pub(super) fn check_rows(
         }
     }
     for rel in disk {
-        let evidence = rel.starts_with("data/recordings/") || rel.starts_with("data/quarantine/");
+        let evidence = rel.starts_with("data/recordings/")
+            || rel.starts_with("data/orphans/")
+            || rel.starts_with("data/quarantine/");
         if evidence && !rel.ends_with(".sha256") && !referenced.contains(*rel) {
             f.push(K::FileWithoutRow, *rel, "no custody row names this file");
         }

@@ -67,7 +67,28 @@ pub fn config_at(
         increment_of: None,
         pubkey: None,
         orphans: false,
+        collect_orphans: false,
         media: Vec::new(),
         transcripts: false,
     }
+}
+
+/// ffprobe's reading of a file's duration, seconds.
+pub fn ffprobe_seconds(f: &std::path::Path) -> f64 {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(f)
+        .output()
+        .expect("ffprobe must be installed (.ci/run installs it)");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe gave no duration for {}", f.display()))
 }

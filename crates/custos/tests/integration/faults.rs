@@ -380,3 +380,58 @@ async fn a_wav_data_size_that_agrees_with_the_metadata_is_caught_by_its_bytes() 
     )
     .await;
 }
+
+/// Orphan recordings whose ids are hostile as file names (`--collect-orphans`) end `Failed`
+/// with the reason, write nothing, and the real orphans are still collected.
+#[tokio::test]
+async fn hostile_orphan_ids_are_failed_and_write_nothing() {
+    let mut s = Scenario {
+        conversations: 10,
+        max_recording_s: 6,
+        api_rate: 6_000,
+        batch_ms_per_item: 1,
+        async_job_ms: 50,
+        ..Scenario::default()
+    };
+    s.faults.apply_list("hostile-ids").unwrap();
+    let running = Sim::new(s).unwrap().spawn().await.unwrap();
+    let out = out_dir("hostile-orphans").join("export");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let mut cfg = config(&running, out.clone(), SourceKind::Genesys, Retrieval::Batch);
+    cfg.orphans = true;
+    cfg.collect_orphans = true;
+    custos::export(&cfg, &NoProgress).await.unwrap();
+    let rows = custos::package::custody_rows(&out).unwrap();
+    for id in custos_sim::scenario::HOSTILE_IDS {
+        let id = custos_sim::hostile_orphan_id(id);
+        let cell = custos::custody::csv_cell(&id);
+        let row = rows
+            .iter()
+            .find(|r| r.conversation_id.is_empty() && r.recording_id == cell.as_ref())
+            .unwrap_or_else(|| panic!("no orphan row for {id:?}"));
+        assert_eq!(row.outcome, "Failed", "{id:?}");
+        assert!(row.file_name.is_empty(), "{id:?}");
+    }
+    let truth = running.sim.truth();
+    for o in &truth.orphan_media {
+        let row = rows.iter().find(|r| r.recording_id == o.id).unwrap();
+        assert_eq!(
+            (row.outcome.as_str(), row.sha256.as_str()),
+            ("Exported", o.wav_sha256.as_str())
+        );
+    }
+    // Nothing escaped the package, nor was named after a hostile id inside it.
+    let siblings: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(siblings, vec![std::ffi::OsString::from("export")]);
+    let orphans: Vec<_> = std::fs::read_dir(out.join("data/orphans"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(orphans.len(), 2 * truth.orphan_media.len(), "{orphans:?}");
+    let v = custos::verify::verify(&out, &Default::default()).unwrap();
+    assert!(v.findings.is_empty(), "{:?}", v.findings);
+    std::fs::remove_dir_all(out.parent().unwrap()).unwrap();
+}

@@ -8,6 +8,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use custos::media::{MediaError, probe, probe_file};
+
+use crate::common::ffprobe_seconds;
 use proptest::prelude::*;
 
 fn ffmpeg(args: &[&str]) {
@@ -45,25 +47,6 @@ fn decoded_seconds(f: &Path) -> f64 {
     }
     child.wait().unwrap();
     n as f64 / 2.0 / 48_000.0
-}
-
-fn ffprobe_seconds(f: &Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(f)
-        .output()
-        .expect("ffprobe must be installed (.ci/run installs it)");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("ffprobe gave no duration for {}", f.display()))
 }
 
 /// Every format Genesys delivers, as (name, extension, ffmpeg output options).

@@ -11,7 +11,7 @@ use custos::export::{NoProgress, RestoreArchived, Retrieval, SourceKind};
 use custos_sim::{Scenario, Sim};
 use serde_json::Value;
 
-use crate::common::{config, out_dir};
+use crate::common::{config, ffprobe_seconds, out_dir};
 
 fn scenario() -> Scenario {
     Scenario {
@@ -442,4 +442,117 @@ async fn orphans_in_the_interval_are_reported_and_those_outside_are_not() {
     assert!(manifest.contains("  data/metadata/orphans/page-0001.json\n"));
     assert!(events(&out).iter().any(|e| e["event"] == "orphans-listed"));
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[tokio::test]
+async fn orphans_in_the_interval_are_collected_hashed_and_checked_and_those_outside_are_not() {
+    // Orphans over two weeks; the query takes the first, and collects its orphans.
+    let s = Scenario {
+        end: time::macros::datetime!(2023-10-15 00:00 UTC),
+        orphans: 12,
+        ..scenario()
+    };
+    let running = Sim::new(s).unwrap().spawn().await.unwrap();
+    let out = out_dir("orphans-collected");
+    let mut cfg = config(&running, out.clone(), SourceKind::Genesys, Retrieval::Batch);
+    cfg.orphans = true;
+    cfg.collect_orphans = true;
+    let report = custos::export(&cfg, &NoProgress).await.unwrap();
+    let truth = running.sim.truth();
+    let week_end = "2023-10-08T00:00:00";
+    let want: Vec<&custos_sim::OrphanTruth> = truth
+        .orphan_media
+        .iter()
+        .filter(|o| o.created.as_str() < week_end)
+        .collect();
+    assert!(!want.is_empty() && want.len() < truth.orphan_media.len());
+    // Each orphan of the interval is a manifest item with no conversation id, and ends
+    // Exported: its WAV, hashed as the simulator made it, playing as long as it states.
+    let mut rows = csv::Reader::from_path(out.join("data/chain_of_custody.csv")).unwrap();
+    let head = rows.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let orphan_rows: Vec<csv::StringRecord> = rows
+        .records()
+        .map(Result::unwrap)
+        .filter(|r| r[col("Conversation_ID")].is_empty())
+        .collect();
+    assert_eq!(orphan_rows.len(), want.len());
+    for o in &want {
+        let r = orphan_rows
+            .iter()
+            .find(|r| r[col("Recording_ID")] == o.id)
+            .unwrap_or_else(|| panic!("no custody row for orphan {}", o.id));
+        assert_eq!(&r[col("Outcome")], "Exported", "{r:?}");
+        let file = format!("data/orphans/{}.wav", o.id);
+        assert_eq!(&r[col("File_Name")], file);
+        assert_eq!(&r[col("SHA256_Hash")], o.wav_sha256);
+        let secs = ffprobe_seconds(&out.join(&file));
+        assert!(
+            (secs * 1000.0 - o.duration_ms as f64).abs() < 1000.0,
+            "{file}: ffprobe {secs} s, stated {} ms",
+            o.duration_ms
+        );
+    }
+    // The sidecars are what `sha256sum -c` checks, in the folder.
+    let check = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("sha256sum -c --strict *.sha256")
+        .current_dir(out.join("data/orphans"))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout)
+            .matches(": OK")
+            .count(),
+        want.len()
+    );
+    // The custody log says how they were chosen; the counts reconcile.
+    let added = events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "orphans-added")
+        .expect("an orphans-added event");
+    assert_eq!(added["added"], want.len() as u64);
+    assert_eq!(report.completeness.orphans_added, want.len() as u64);
+    assert_eq!(
+        report.completeness.orphans_in_interval,
+        Some(want.len() as u64)
+    );
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(out.join("data/completeness.json")).unwrap())
+            .unwrap();
+    assert_eq!(doc["orphanRecordings"]["collected"], true);
+    // No orphan counts as a conversation: those with recordings and those without are the
+    // conversations matched.
+    assert_eq!(
+        doc["conversationsWithRecordings"].as_u64().unwrap()
+            + doc["conversationsWithoutRecordings"]
+                .as_array()
+                .unwrap()
+                .len() as u64,
+        doc["conversationsMatched"].as_u64().unwrap()
+    );
+    custos::package::validate_bag(&out).unwrap();
+    let v = custos::verify::verify(&out, &Default::default()).unwrap();
+    assert!(v.findings.is_empty(), "{:?}", v.findings);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[tokio::test]
+async fn collecting_orphans_from_an_id_list_is_refused_before_anything_is_written() {
+    let running = Sim::new(scenario()).unwrap().spawn().await.unwrap();
+    let out = out_dir("orphans-ids");
+    let ids = out.with_extension("ids");
+    std::fs::write(&ids, "5f4d0c1e-aaaa-4bbb-8ccc-123456789abc\n").unwrap();
+    let mut cfg = config(&running, out.clone(), SourceKind::Genesys, Retrieval::Batch);
+    cfg.selection = custos::export::Selection::Ids(ids.clone());
+    cfg.orphans = true;
+    cfg.collect_orphans = true;
+    let e = custos::export(&cfg, &NoProgress).await.unwrap_err();
+    assert!(
+        e.to_string().contains("--collect-orphans") && e.to_string().contains("--query"),
+        "{e}"
+    );
+    assert!(!out.exists(), "nothing is written");
+    std::fs::remove_file(&ids).unwrap();
 }

@@ -150,6 +150,7 @@ async fn every_changed_setting_on_resume_is_refused_naming_it() {
         (vec!["--protect"], "--protect"),
         (vec!["--restore-archived"], "--restore-archived"),
         (vec!["--media", "audio,email"], "--media"),
+        (vec!["--collect-orphans"], "--orphans"),
     ];
     for (change, name) in cases {
         // The base settings, with one changed (a later flag wins in clap only for the same

@@ -463,8 +463,28 @@ fn demo_runs_and_validates() {
                 .join(d["NATIVELINK"].replace('\\', "/"))
                 .is_file()
         );
-        assert!(!d["CUSTODIAN"].is_empty() && !d["FROM"].is_empty() && !d["TO"].is_empty());
+        // An orphan recording has no conversation: no agent, no numbers; a family of one.
+        if d["CONVERSATIONID"].is_empty() {
+            assert!(d["SOURCE_PATH"].starts_with("data/orphans/"), "{d:?}");
+            assert_eq!(d["GROUPID"], d["BEGDOC"]);
+            assert!(d["PARENT_ID"].is_empty() && d["ATTACHIDS"].is_empty());
+        } else {
+            assert!(!d["CUSTODIAN"].is_empty() && !d["FROM"].is_empty() && !d["TO"].is_empty());
+        }
     }
+    // The demo collects its orphans (--collect-orphans): each one exported is a document.
+    let orphans_exported = custos::package::custody_rows(&out)
+        .unwrap()
+        .iter()
+        .filter(|r| r.conversation_id.is_empty() && r.outcome == "Exported")
+        .count();
+    assert!(orphans_exported > 0);
+    assert_eq!(
+        docs.iter()
+            .filter(|d| d["CONVERSATIONID"].is_empty())
+            .count(),
+        orphans_exported
+    );
     let o = Command::new("bagit.py")
         .arg("--validate")
         .arg(&vol)

@@ -316,7 +316,7 @@ fn keep(
         .content_type
         .map_or_else(|| f.content_type.clone(), str::to_owned);
     let name = format!("{}.{}", it.recording_id, extension(&content_type));
-    let file = format!("data/recordings/{}/{name}", it.conversation_id);
+    let file = format!("{}/{name}", it.folder());
     ctx.place(part, &file, &f.sha256)?;
     let reason = if extension(&content_type) == "bin" {
         format!("unrecognised Content-Type '{content_type}'")
@@ -347,10 +347,7 @@ fn quarantine(
     media_ms: Option<u64>,
     stated: &Stated,
 ) -> Result<Done> {
-    let file = format!(
-        "data/quarantine/{}/{}.bin",
-        it.conversation_id, it.recording_id
-    );
+    let file = format!("{}/{}.bin", it.quarantine_folder(), it.recording_id);
     let (sha, bytes) = sha256_file(part)?;
     ctx.place(part, &file, &sha.hex())?;
     Ok(Done {

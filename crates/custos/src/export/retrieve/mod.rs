@@ -32,11 +32,29 @@ fn triage(it: &Item) -> Option<Done> {
         ));
     }
     if !safe_id(&it.conversation_id) || !safe_id(&it.recording_id) {
-        return Some(Done::no_file(
-            Outcome::Failed,
-            "unsafe id (only letters, digits, '-', '_' and '.' are allowed); nothing was written for it",
-        ));
+        return Some(unsafe_id());
     }
+    by_listed_state(it)
+}
+
+/// What to do with an orphan item (`--collect-orphans`: no conversation id) before any media
+/// request.
+fn triage_orphan(it: &Item) -> Option<Done> {
+    if !safe_id(&it.recording_id) {
+        return Some(unsafe_id());
+    }
+    by_listed_state(it)
+}
+
+fn unsafe_id() -> Done {
+    Done::no_file(
+        Outcome::Failed,
+        "unsafe id (only letters, digits, '-', '_' and '.' are allowed); nothing was written for it",
+    )
+}
+
+/// What the listed fileState settles without a request (`None`: download it).
+fn by_listed_state(it: &Item) -> Option<Done> {
     match it.listed_state.as_str() {
         "AVAILABLE" | "RESTORED" => None,
         "DELETED" => Some(Done::no_file(
@@ -162,6 +180,10 @@ pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Res
         .map_ok(|page| futures_util::stream::iter(page.into_iter().map(Ok::<_, crate::Error>)))
         .try_flatten()
         .try_filter_map(|it| async move {
+            // Orphans have their own pass, after (`orphans`).
+            if it.is_orphan() && ctx.cfg.collect_orphans {
+                return Ok(None);
+            }
             if restores.pending(&it) {
                 return Ok(None);
             }
@@ -184,9 +206,49 @@ pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Res
             archive::retrieve(ctx, a, downloadable, in_flight(ctx), |missing| {
                 through_api(ctx, futures_util::stream::iter(missing.into_iter().map(Ok)))
             })
-            .await
+            .await?;
         }
-        None => through_api(ctx, downloadable).await,
+        None => through_api(ctx, downloadable).await?,
+    }
+    if ctx.cfg.collect_orphans && ctx.worker().is_none() {
+        orphans(ctx).await?;
+    }
+    Ok(())
+}
+
+/// `--collect-orphans`: every orphan item without an outcome, fetched through
+/// `GET /api/v2/orphanrecordings/{id}/media` in `--format` (WAV with `--retrieval batch`,
+/// which takes only a conversation's recordings), waited on and judged as a transcode is.
+/// The listing settles the others (DELETED, ARCHIVED, an unsafe id) as it does any item's.
+async fn orphans(ctx: &Ctx<'_>) -> Result<()> {
+    let format = match &ctx.cfg.retrieval {
+        Retrieval::Transcode(f) => f.clone(),
+        Retrieval::Batch => "WAV".to_owned(),
+    };
+    let mut after = 0u64;
+    loop {
+        let page = ctx.state.unfinished(after, WORK_PAGE)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = *last;
+        let mut todo = Vec::new();
+        for (_, it) in page.into_iter().filter(|(_, it)| it.is_orphan()) {
+            match triage_orphan(&it) {
+                Some(d) => ctx.finish(&it, &d)?,
+                None => todo.push(it),
+            }
+        }
+        let format = &format;
+        let results: Vec<Result<()>> = futures_util::stream::iter(todo)
+            .map(|it| async move {
+                let d = transcode::transcode_item(ctx, &it, format).await?;
+                ctx.finish(&it, &d)
+            })
+            .buffer_unordered(in_flight(ctx))
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<()>>()?;
     }
 }
 

@@ -17,17 +17,27 @@ use crate::model::{Item, Media, Outcome};
 use crate::source::url_path;
 use crate::state::Done;
 
-/// Retrieves one item by transcoding it to `format`.
+/// Retrieves one item by transcoding it to `format`: a conversation's recording through
+/// `GET /api/v2/conversations/{c}/recordings/{r}`, an orphan (`--collect-orphans`) through
+/// `GET /api/v2/orphanrecordings/{id}/media`, which answers with the same `Recording`.
 pub(super) async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Result<Done> {
-    let format = match Stated::of_listed(ctx, it).media {
-        Some(Media::Screen) => "WEBM",
-        _ => format,
+    let listed = Stated::of_listed(ctx, it).media;
+    // An orphan's listing states `mediaType` (CALL or SCREEN), not `media`.
+    let screen = listed == Some(Media::Screen)
+        || (it.is_orphan() && listed_orphan_media(ctx, it).as_deref() == Some("SCREEN"));
+    let format = if screen { "WEBM" } else { format };
+    let path = if it.is_orphan() {
+        format!(
+            "/api/v2/orphanrecordings/{}/media?formatId={format}&emailFormatId=EML&chatFormatId=ZIP&messageFormatId=ZIP&download=true",
+            url_path(&it.recording_id)
+        )
+    } else {
+        format!(
+            "/api/v2/conversations/{}/recordings/{}?formatId={format}&emailFormatId=EML&chatFormatId=ZIP&messageFormatId=ZIP&download=true",
+            url_path(&it.conversation_id),
+            url_path(&it.recording_id)
+        )
     };
-    let path = format!(
-        "/api/v2/conversations/{}/recordings/{}?formatId={format}&emailFormatId=EML&chatFormatId=ZIP&messageFormatId=ZIP&download=true",
-        url_path(&it.conversation_id),
-        url_path(&it.recording_id)
-    );
     let deadline = tokio::time::Instant::now() + ctx.cfg.job_deadline;
     let mut rounds = 0;
     loop {
@@ -100,4 +110,14 @@ pub(super) async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Re
             }
         }
     }
+}
+
+/// An orphan's `mediaType` as its listing entry (kept as its metadata) states it, upper case.
+fn listed_orphan_media(ctx: &Ctx<'_>, it: &Item) -> Option<String> {
+    let path = ctx
+        .root
+        .join("data/metadata")
+        .join(format!("{}.json", it.recording_id));
+    let v: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some(v["mediaType"].as_str()?.to_ascii_uppercase())
 }
