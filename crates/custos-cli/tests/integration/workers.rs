@@ -140,11 +140,18 @@ struct Job {
 
 impl Job {
     async fn open(name: &str, s: Scenario) -> Job {
+        Job::open_with(name, s, &[]).await
+    }
+
+    /// [`Job::open`], the coordinator given `args` too.
+    async fn open_with(name: &str, s: Scenario, args: &[&str]) -> Job {
         let pg = Cluster::start(name);
         let running = Sim::new(with_clients(s, 2)).unwrap().spawn().await.unwrap();
         let out = tmp(name);
         let mut p = Reaper(Vec::new());
-        p.spawn(coordinator(&running.base_url, &out, &pg));
+        let mut c = coordinator(&running.base_url, &out, &pg);
+        c.args(args);
+        p.spawn(c);
         until_open(&pg).await;
         Job {
             pg,
@@ -959,4 +966,53 @@ async fn workers_read_the_archive_the_job_reads_and_no_other() {
     no_partials_nor_staging(&out);
     one_outcome_line_each(&running, &out);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn archived_recordings_are_restored_and_fetched_by_the_coordinator_while_workers_take_the_rest()
+ {
+    let s = Scenario {
+        archived_fraction: 0.3,
+        restore_ms: 1_500,
+        ..scenario()
+    };
+    let mut j = Job::open_with("workers-restore", s, &["--restore-archived"]).await;
+    let w = j.worker(1, 30);
+    // The worker ends once it has done all but what the coordinator restores.
+    let o = j.p.output(w, Duration::from_secs(120)).await;
+    assert_eq!(o.status.code(), Some(0), "worker: {}", stderr(&o));
+    let o = j.p.output(0, Duration::from_secs(120)).await;
+    assert_eq!(o.status.code(), Some(0), "coordinator: {}", stderr(&o));
+    let truth = j.running.sim.truth();
+    let archived: Vec<_> = truth
+        .recordings
+        .iter()
+        .filter(|t| t.catalog_file_state == "ARCHIVED")
+        .collect();
+    assert!(archived.len() >= 3, "{} archived", archived.len());
+    let outcomes = custos::package::outcomes(&j.out).unwrap();
+    let hashes = custos::package::exported_hashes(&j.out).unwrap();
+    assert_eq!(outcomes.len(), truth.recordings.len());
+    for t in &truth.recordings {
+        if t.catalog_file_state == "ARCHIVED" {
+            // Restored once at the source, then exported with its true bytes.
+            assert_eq!(outcomes[&t.id], "Exported", "{}", t.id);
+            assert_eq!(hashes.get(&t.id), Some(&t.sha256), "{}", t.id);
+            assert_eq!(t.restore_requests, 1, "{}", t.id);
+        } else {
+            assert_eq!(outcomes[&t.id], t.expected_outcome, "{}", t.id);
+        }
+    }
+    // The worker ended the rest; the coordinator (no worker) the restored ones.
+    let restored: std::collections::BTreeSet<&str> =
+        archived.iter().map(|t| t.id.as_str()).collect();
+    for e in events(&j.out).iter().filter(|e| e["event"] == "outcome") {
+        let by_worker = e["actor"]["worker"].is_i64();
+        let id = e["recordingId"].as_str().unwrap();
+        assert_eq!(by_worker, !restored.contains(id), "{e}");
+    }
+    assert_verifies(&j.out);
+    assert!(bagit_valid(&j.out));
+    no_partials_nor_staging(&j.out);
+    one_outcome_line_each(&j.running, &j.out);
 }

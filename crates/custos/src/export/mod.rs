@@ -330,11 +330,6 @@ fn check_input(
             "--collect-orphans collects the orphans made in a query's interval: select with --query".into(),
         ));
     }
-    if cfg.workers && cfg.restore.is_some() {
-        return Err(Error::Config(
-            "--workers does not restore archived recordings yet: export them with --restore-archived without --workers".into(),
-        ));
-    }
     if cfg.source == SourceKind::Search
         && (cfg.protect || cfg.restore.is_some() || cfg.orphans || cfg.transcripts)
     {

@@ -52,7 +52,8 @@ pub(super) fn open_listing(ctx: &Ctx<'_>) -> Result<()> {
 }
 
 /// Opens the job to workers and waits until every item has an outcome, reporting them to the
-/// progress as they end. The coordinator downloads nothing.
+/// progress as they end. The coordinator downloads nothing here; the items it restores
+/// (`--restore-archived`) are its own, and it downloads them once restored (`retrieval`).
 pub(super) async fn await_workers(ctx: &Ctx<'_>) -> Result<()> {
     let shared = ctx
         .state
@@ -81,9 +82,12 @@ pub(super) async fn await_workers(ctx: &Ctx<'_>) -> Result<()> {
             }
             *before = *n;
         }
-        // Every item ended, and every worker gone (ended, or its lease lapsed): what a
-        // worker logs as it ends is in the log the bag seals.
-        if p.outcomes.values().sum::<u64>() >= p.items && shared.live_workers()? == 0 {
+        // Every item ended (but those the coordinator restores), and every worker gone
+        // (ended, or its lease lapsed): what a worker logs as it ends is in the log the bag
+        // seals.
+        if p.outcomes.values().sum::<u64>() + shared.held_for_restore()? >= p.items
+            && shared.live_workers()? == 0
+        {
             break;
         }
         tokio::time::sleep(POLL).await;
@@ -398,6 +402,7 @@ fn job_config(cfg: &WorkerConfig, state: &State) -> Result<ExportConfig> {
         transcripts: false,
         media: Vec::new(),
         orphans: false,
+        collect_orphans: false,
         increment_of: None,
         pubkey: None,
         job_deadline: cfg.job_deadline,

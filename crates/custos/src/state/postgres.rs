@@ -797,6 +797,12 @@ fn claim_free(alias: &str) -> String {
     )
 }
 
+/// SQL: item `i` is not one the coordinator restores (`--restore-archived`): it has no restore
+/// row. (`$1` is the job.)
+const NOT_RESTORED: &str = "NOT EXISTS (
+    SELECT 1 FROM custos.restores r
+    WHERE r.job_id = $1 AND r.conversation_id = i.conversation_id AND r.recording_id = i.recording_id)";
+
 /// Whether workers may still work the job (the coordinator has not closed it); the row is
 /// locked against the close until the caller commits.
 fn work_open(tx: &mut postgres::Transaction<'_>, job: &str) -> Result<bool, postgres::Error> {
@@ -923,8 +929,11 @@ impl Shared {
     }
 
     /// Takes up to `limit` items without an outcome that no live worker holds (claimed by none,
-    /// or by a worker whose lease lapsed), under this worker's epoch. [`Error::Fenced`] once
-    /// this worker's own lease has lapsed.
+    /// or by a worker whose lease lapsed), under this worker's epoch, once the coordinator has
+    /// opened the job for retrieval (none before: the hold at the source and the restore
+    /// requests come first). An item the coordinator restores (`--restore-archived`: it has a
+    /// restore row) is the coordinator's, never claimed nor counted as left. [`Error::Fenced`]
+    /// once this worker's own lease has lapsed.
     pub fn claim(&self, limit: u64) -> Result<Claimed> {
         let w = self.worker()?;
         let (held, claimed) = self.conn.run(move |c, job| {
@@ -932,19 +941,26 @@ impl Shared {
             if !lease_held(&mut tx, job, w.epoch)? {
                 return Ok((false, Claimed::default()));
             }
+            let retrieving = tx
+                .query_opt(
+                    "SELECT value FROM custos.meta WHERE job_id = $1 AND key = 'work_open'",
+                    &[&job],
+                )?
+                .is_some_and(|r| r.get::<_, String>(0) == "true");
+            let limit = if retrieving { limit as i64 } else { 0 };
             let mut items: Vec<(i64, Item)> = tx
                 .query(
                     &format!(
                         "WITH free AS (
                              SELECT i.seq FROM custos.items i
-                             WHERE i.job_id = $1 AND i.outcome IS NULL AND {}
+                             WHERE i.job_id = $1 AND i.outcome IS NULL AND {} AND {NOT_RESTORED}
                              ORDER BY i.seq LIMIT $3 FOR UPDATE OF i SKIP LOCKED)
                          UPDATE custos.items i SET claim_epoch = $2 FROM free
                          WHERE i.job_id = $1 AND i.seq = free.seq
                          RETURNING i.seq, i.conversation_id, i.recording_id, i.listed_state",
                         claim_free("i")
                     ),
-                    &[&job, &w.epoch, &(limit as i64)],
+                    &[&job, &w.epoch, &limit],
                 )?
                 .iter()
                 .map(|r| {
@@ -960,8 +976,11 @@ impl Shared {
                 .collect();
             let unfinished: i64 = tx
                 .query_one(
-                    "SELECT COUNT(*) FROM custos.items
-                     WHERE job_id = $1 AND outcome IS NULL AND claim_epoch IS DISTINCT FROM $2",
+                    &format!(
+                        "SELECT COUNT(*) FROM custos.items i
+                         WHERE i.job_id = $1 AND i.outcome IS NULL AND i.claim_epoch IS DISTINCT FROM $2
+                           AND {NOT_RESTORED}"
+                    ),
                     &[&job, &w.epoch],
                 )?
                 .get(0);
@@ -1216,6 +1235,20 @@ impl Shared {
         } else {
             Err(self.fenced(w.epoch))
         }
+    }
+
+    /// Items without an outcome that the coordinator restores (`--restore-archived`): no
+    /// worker takes them; the coordinator downloads them once they are restored.
+    pub fn held_for_restore(&self) -> Result<u64> {
+        self.conn.run(|c, job| {
+            Ok(c.query_one(
+                "SELECT COUNT(*) FROM custos.restores r
+                 JOIN custos.items i USING (job_id, conversation_id, recording_id)
+                 WHERE r.job_id = $1 AND i.outcome IS NULL",
+                &[&job],
+            )?
+            .get::<_, i64>(0) as u64)
+        })
     }
 
     /// Workers whose lease still runs (none ended, none lapsed).
