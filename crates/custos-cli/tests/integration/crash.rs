@@ -295,3 +295,105 @@ async fn sigkill_while_waiting_for_restores_resumes_without_a_second_request() {
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// `--collect-orphans` under SIGKILL: killed at 8 points spread over the export (the orphan
+/// listing, the manifest that holds them, their conversion waits and downloads, the seal),
+/// then resumed: every recording ends as the truth says, each orphan `Exported` with its true
+/// hash and exactly one outcome line, no `.part` survives, and `custos verify` finds nothing.
+#[tokio::test]
+async fn sigkill_while_collecting_orphans_then_resume_collects_each_once() {
+    let scenario = Scenario {
+        conversations: 10,
+        orphans: 6,
+        api_rate: 6_000,
+        transcode_ms: 400,
+        bandwidth: 1_000_000,
+        batch_ms_per_item: 2,
+        async_job_ms: 100,
+        ..Scenario::default()
+    };
+    let running = Sim::new(scenario).unwrap().spawn().await.unwrap();
+    let base = running.base_url.clone();
+    let export = |base: &str, out: &Path| {
+        let mut c = crate::common::export_cmd(
+            base,
+            QUERY,
+            out,
+            &["--concurrency", "3", "--json", "--collect-orphans"],
+        );
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        c
+    };
+    let reference = tmp("orphans-reference");
+    let (b, r2) = (base.clone(), reference.clone());
+    let mut c = export(&b, &r2);
+    let status = tokio::task::spawn_blocking(move || c.status().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let total = log_lines(&reference);
+    std::fs::remove_dir_all(&reference).unwrap();
+    let truth = running.sim.truth();
+    assert!(!truth.orphan_media.is_empty());
+    let mut killed = 0;
+    for k in 1..=8usize {
+        let out = tmp(&format!("orphans-k{k}"));
+        let threshold = k * total / 9;
+        let o2 = out.clone();
+        let at = move || log_lines(&o2) >= threshold;
+        killed += usize::from(kill_when(export(&base, &out), at, format!("kill point {k}")).await);
+        let mut c = export(&base, &out);
+        let status = tokio::task::spawn_blocking(move || c.status().unwrap())
+            .await
+            .unwrap();
+        assert!(status.success(), "resume after kill point {k} failed");
+        assert_eq!(parts(&out), 0, "a .part survived kill point {k}");
+        let v = Command::new(BIN)
+            .args(["verify", out.to_str().unwrap(), "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            v.status.success(),
+            "kill point {k}: {}",
+            String::from_utf8_lossy(&v.stdout)
+        );
+        let outcomes = custos::package::outcomes(&out).unwrap();
+        let hashes = custos::package::exported_hashes(&out).unwrap();
+        assert_eq!(
+            outcomes.len(),
+            truth.recordings.len() + truth.orphan_media.len(),
+            "kill point {k}"
+        );
+        for t in &truth.recordings {
+            assert_eq!(
+                outcomes[&t.id], t.expected_outcome,
+                "kill point {k}: {}",
+                t.id
+            );
+        }
+        let log = custos::custody::read_events(&out.join("data/custody_log.jsonl")).unwrap();
+        for o in &truth.orphan_media {
+            assert_eq!(
+                outcomes[&o.id], "Exported",
+                "kill point {k}: orphan {}",
+                o.id
+            );
+            assert_eq!(
+                hashes[&o.id], o.wav_sha256,
+                "kill point {k}: orphan {}",
+                o.id
+            );
+            let lines = log
+                .iter()
+                .filter(|e| e["event"] == "outcome" && e["recordingId"] == o.id.as_str())
+                .count();
+            assert_eq!(
+                lines, 1,
+                "kill point {k}: orphan {} ended {lines} times",
+                o.id
+            );
+        }
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    assert!(killed >= 7, "only {killed} of 8 runs were killed mid-way");
+}
