@@ -1014,6 +1014,22 @@ fn certification(f: &Facts, sealed: Option<&Seal>, d: &mut Vec<Block>) {
         ),
         None => retrieval,
     };
+    // Collected orphans (--collect-orphans) came another way, whatever the mode above says.
+    let retrieval = match f.reconciliation.orphans_added {
+        0 => retrieval,
+        n => {
+            let fmt = match f.query_str("/retrieval/mode") {
+                Some("transcode") => f.query_str("/retrieval/formatId").unwrap_or("WAV"),
+                _ => "WAV",
+            };
+            format!(
+                "{retrieval} The {n} orphan recording(s) collected with them (recordings Genesys \
+                 knows no conversation for, chosen by the query's interval alone) were downloaded \
+                 through its orphan media endpoint, as Genesys converted them on request to \
+                 {fmt}."
+            )
+        }
+    };
     let tolerance = f.info("Duration-Tolerance-Seconds").unwrap_or("1");
     let paragraphs = [
         "I, ______________________, declare:".to_owned(),

@@ -522,6 +522,15 @@ async fn orphans_in_the_interval_are_collected_hashed_and_checked_and_those_outs
         serde_json::from_slice(&std::fs::read(out.join("data/completeness.json")).unwrap())
             .unwrap();
     assert_eq!(doc["orphanRecordings"]["collected"], true);
+    // The draft certification says they came another way than the batch download.
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        report.contains(&format!(
+            "The {} orphan recording(s) collected with them",
+            want.len()
+        )) && report.contains("converted them on request to WAV"),
+        "the certification does not say how the orphans were fetched"
+    );
     // No orphan counts as a conversation: those with recordings and those without are the
     // conversations matched.
     assert_eq!(
