@@ -1016,3 +1016,47 @@ async fn archived_recordings_are_restored_and_fetched_by_the_coordinator_while_w
     no_partials_nor_staging(&j.out);
     one_outcome_line_each(&j.running, &j.out);
 }
+
+#[tokio::test]
+async fn workers_fetch_the_orphan_recordings_the_coordinator_collects() {
+    let s = Scenario {
+        orphans: 4,
+        ..scenario()
+    };
+    let mut j = Job::open_with("workers-orphans", s, &["--collect-orphans"]).await;
+    let w1 = j.worker(1, 30);
+    let w2 = j.worker(2, 30);
+    let o = j.p.output(w1, Duration::from_secs(120)).await;
+    assert_eq!(o.status.code(), Some(0), "worker 1: {}", stderr(&o));
+    let o = j.p.output(w2, Duration::from_secs(120)).await;
+    assert_eq!(o.status.code(), Some(0), "worker 2: {}", stderr(&o));
+    let o = j.p.output(0, Duration::from_secs(60)).await;
+    assert_eq!(o.status.code(), Some(0), "coordinator: {}", stderr(&o));
+    let truth = j.running.sim.truth();
+    assert!(!truth.orphan_media.is_empty());
+    let outcomes = custos::package::outcomes(&j.out).unwrap();
+    let hashes = custos::package::exported_hashes(&j.out).unwrap();
+    assert_eq!(
+        outcomes.len(),
+        truth.recordings.len() + truth.orphan_media.len()
+    );
+    for t in &truth.recordings {
+        assert_eq!(outcomes[&t.id], t.expected_outcome, "{}", t.id);
+    }
+    // Each orphan exported with its true bytes, by a worker, in data/orphans/.
+    let log = events(&j.out);
+    for o in &truth.orphan_media {
+        assert_eq!(outcomes[&o.id], "Exported", "orphan {}", o.id);
+        assert_eq!(hashes[&o.id], o.wav_sha256, "orphan {}", o.id);
+        let ended: Vec<_> = log
+            .iter()
+            .filter(|e| e["event"] == "outcome" && e["recordingId"] == o.id.as_str())
+            .collect();
+        assert_eq!(ended.len(), 1, "orphan {}", o.id);
+        assert!(ended[0]["actor"]["worker"].is_i64(), "{}", ended[0]);
+        assert!(j.out.join(format!("data/orphans/{}.wav", o.id)).is_file());
+    }
+    assert_verifies(&j.out);
+    assert!(bagit_valid(&j.out));
+    no_partials_nor_staging(&j.out);
+}

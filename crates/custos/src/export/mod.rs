@@ -320,11 +320,6 @@ fn check_input(
             "collecting orphan recordings lists them first: set orphans with collect_orphans (the CLI's --collect-orphans does)".into(),
         ));
     }
-    if cfg.workers && cfg.collect_orphans {
-        return Err(Error::Config(
-            "--workers does not collect orphan recordings yet: collect them with --collect-orphans without --workers".into(),
-        ));
-    }
     if cfg.collect_orphans && matches!(cfg.selection, Selection::Ids(_)) {
         return Err(Error::Config(
             "--collect-orphans collects the orphans made in a query's interval: select with --query".into(),

@@ -373,6 +373,11 @@ fn job_config(cfg: &WorkerConfig, state: &State) -> Result<ExportConfig> {
             ),
         }));
     }
+    // Whether the job collects orphan recordings (`--collect-orphans`): its items without a
+    // conversation id are fetched through the orphan media endpoint.
+    let collect_orphans = state
+        .get(Key::Setting("--orphans"))?
+        .is_some_and(|v| v.contains("--collect-orphans"));
     let tolerance: f64 = setting(state, "--duration-tolerance")?
         .parse()
         .map_err(|_| Error::Config("the job's --duration-tolerance is not a number".into()))?;
@@ -401,8 +406,9 @@ fn job_config(cfg: &WorkerConfig, state: &State) -> Result<ExportConfig> {
         restore: None,
         transcripts: false,
         media: Vec::new(),
-        orphans: false,
-        collect_orphans: false,
+        // The coordinator lists the orphans; a worker fetches the ones it claims.
+        orphans: collect_orphans,
+        collect_orphans,
         increment_of: None,
         pubkey: None,
         job_deadline: cfg.job_deadline,

@@ -175,13 +175,20 @@ pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Res
             }))
         }
     };
+    // Orphans (`--collect-orphans`) are set aside as they come (a few hundred at most: Genesys
+    // lists 500) and fetched once the rest is done, through their own endpoint.
+    let orphans = std::sync::Mutex::new(Vec::new());
+    let set_aside = &orphans;
     // Settled without a request (triage) or left for a later pass (restoring), else downloaded.
     let downloadable = pages
         .map_ok(|page| futures_util::stream::iter(page.into_iter().map(Ok::<_, crate::Error>)))
         .try_flatten()
         .try_filter_map(|it| async move {
-            // Orphans have their own pass, after (`orphans`).
             if it.is_orphan() && ctx.cfg.collect_orphans {
+                match triage_orphan(&it) {
+                    Some(d) => ctx.finish(&it, &d)?,
+                    None => set_aside.lock().expect("not poisoned").push(it),
+                }
                 return Ok(None);
             }
             if restores.pending(&it) {
@@ -210,46 +217,29 @@ pub(in crate::export) async fn retrieve(ctx: &Ctx<'_>, restores: &Ledger) -> Res
         }
         None => through_api(ctx, downloadable).await?,
     }
-    if ctx.cfg.collect_orphans && ctx.worker().is_none() {
-        orphans(ctx).await?;
-    }
-    Ok(())
+    fetch_orphans(ctx, orphans.into_inner().expect("not poisoned")).await
 }
 
-/// `--collect-orphans`: every orphan item without an outcome, fetched through
+/// `--collect-orphans`: the orphan items set aside, fetched through
 /// `GET /api/v2/orphanrecordings/{id}/media` in `--format` (WAV with `--retrieval batch`,
 /// which takes only a conversation's recordings), waited on and judged as a transcode is.
-/// The listing settles the others (DELETED, ARCHIVED, an unsafe id) as it does any item's.
-async fn orphans(ctx: &Ctx<'_>) -> Result<()> {
+/// (The listing settled the others — DELETED, ARCHIVED, an unsafe id — as it does any item's.)
+/// A worker of a distributed job fetches the ones it claimed.
+async fn fetch_orphans(ctx: &Ctx<'_>, orphans: Vec<Item>) -> Result<()> {
     let format = match &ctx.cfg.retrieval {
         Retrieval::Transcode(f) => f.clone(),
         Retrieval::Batch => "WAV".to_owned(),
     };
-    let mut after = 0u64;
-    loop {
-        let page = ctx.state.unfinished(after, WORK_PAGE)?;
-        let Some((last, _)) = page.last() else {
-            return Ok(());
-        };
-        after = *last;
-        let mut todo = Vec::new();
-        for (_, it) in page.into_iter().filter(|(_, it)| it.is_orphan()) {
-            match triage_orphan(&it) {
-                Some(d) => ctx.finish(&it, &d)?,
-                None => todo.push(it),
-            }
-        }
-        let format = &format;
-        let results: Vec<Result<()>> = futures_util::stream::iter(todo)
-            .map(|it| async move {
-                let d = transcode::transcode_item(ctx, &it, format).await?;
-                ctx.finish(&it, &d)
-            })
-            .buffer_unordered(in_flight(ctx))
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<()>>()?;
-    }
+    let format = &format;
+    let results: Vec<Result<()>> = futures_util::stream::iter(orphans)
+        .map(|it| async move {
+            let d = transcode::transcode_item(ctx, &it, format).await?;
+            ctx.finish(&it, &d)
+        })
+        .buffer_unordered(in_flight(ctx))
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 /// Once every item has ended: names each object of the manifest conversations' archive folders
