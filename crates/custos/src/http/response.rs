@@ -26,6 +26,12 @@ pub struct ApiResponse {
 impl ApiResponse {
     /// The body as JSON.
     pub fn json(&self, method: &Method, url: &str) -> Result<Value> {
+        self.json_as(method, url)
+    }
+
+    /// The body as a `T` (a struct naming only the fields wanted: the rest of a large answer
+    /// is read past, never built), or the same error as [`Response::json`].
+    pub fn json_as<T: serde::de::DeserializeOwned>(&self, method: &Method, url: &str) -> Result<T> {
         serde_json::from_slice(&self.body).map_err(|e| {
             let message = if self.is_html() {
                 format!("{} ({e})", self.html_hint())

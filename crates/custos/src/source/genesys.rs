@@ -24,34 +24,73 @@ const SYNC_RECORD_CAP: u64 = 10_000;
 /// Analytics pages requested at a time once page 1 has told how many there are.
 const PAGES_AT_ONCE: usize = 8;
 
+/// What the query reads of one conversation of an analytics page to decide on it (the rest of
+/// its record is kept as received, never parsed here).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head {
+    conversation_id: Option<String>,
+    conversation_start: Option<String>,
+}
+
+impl Head {
+    fn of(raw: &RawValue) -> Head {
+        serde_json::from_str(raw.get()).unwrap_or(Head {
+            conversation_id: None,
+            conversation_start: None,
+        })
+    }
+}
+
+/// What an analytics page says besides its conversations (read past them). Each as whatever
+/// JSON value it is: one of another type is not there, as before.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageMeta {
+    total_hits: Option<Value>,
+    cursor: Option<Value>,
+    data_availability_date: Option<Value>,
+}
+
+impl PageMeta {
+    fn total_hits(body: &[u8]) -> u64 {
+        serde_json::from_slice::<PageMeta>(body)
+            .ok()
+            .and_then(|m| m.total_hits?.as_u64())
+            .unwrap_or(0)
+    }
+}
+
 /// Keeps a conversation that started in `range`: its id, and its record (byte for byte) in
 /// `staging`.
 fn keep_in_range(
     range: &crate::query::TimeRange,
     staging: &std::path::Path,
-    c: &Value,
     raw: &RawValue,
     found: &mut BTreeSet<String>,
 ) -> Result<()> {
-    let start = c["conversationStart"]
-        .as_str()
+    let c = Head::of(raw);
+    let start = c
+        .conversation_start
+        .as_deref()
         .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
-    if let (Some(id), Some(start)) = (c["conversationId"].as_str(), start)
+    if let (Some(id), Some(start)) = (c.conversation_id, start)
         && range.contains(start)
     {
-        if crate::model::safe_id(id) {
+        if crate::model::safe_id(&id) {
             crate::durable::write_sealed(
                 &staging.join(format!("{id}.json")),
                 raw.get().as_bytes(),
             )?;
         }
-        found.insert(id.to_owned());
+        found.insert(id);
     }
     Ok(())
 }
 
-/// The conversations of one analytics page: each parsed, with its JSON text exactly as received.
-fn page_conversations(body: &[u8]) -> Vec<(Value, &RawValue)> {
+/// The conversations of one analytics page, each its JSON text exactly as received (parsed one
+/// at a time by whoever reads it: a page of 1,000 records is never held parsed).
+fn page_conversations(body: &[u8]) -> Vec<&RawValue> {
     #[derive(serde::Deserialize)]
     struct Page<'a> {
         #[serde(borrow, default)]
@@ -60,9 +99,6 @@ fn page_conversations(body: &[u8]) -> Vec<(Value, &RawValue)> {
     serde_json::from_slice::<Page<'_>>(body)
         .map(|p| p.conversations)
         .unwrap_or_default()
-        .into_iter()
-        .map(|raw| (serde_json::from_str(raw.get()).unwrap_or(Value::Null), raw))
-        .collect()
 }
 
 /// The path that says up to when the analytics data lake is complete.
@@ -113,9 +149,8 @@ pub async fn genesys_conversations(
     crate::durable::make_dirs(staging)?;
     let mut found = BTreeSet::new();
     let mut availability = Vec::new();
-    let keep = |c: &Value, raw: &RawValue, found: &mut BTreeSet<String>| {
-        keep_in_range(&range, staging, c, raw, found)
-    };
+    let keep =
+        |raw: &RawValue, found: &mut BTreeSet<String>| keep_in_range(&range, staging, raw, found);
     let requests = query
         .genesys_requests(now, page_size)
         .map_err(Error::Config)?;
@@ -133,7 +168,8 @@ pub async fn genesys_conversations(
                     let r = api
                         .send_ok(Method::POST, DETAILS_QUERY, Some(&body))
                         .await?;
-                    r.json(&Method::POST, &api.url(DETAILS_QUERY))?;
+                    // JSON, or refused here (read past, not built).
+                    r.json_as::<serde::de::IgnoredAny>(&Method::POST, &api.url(DETAILS_QUERY))?;
                     Ok::<_, Error>(r.body)
                 }
             };
@@ -143,11 +179,7 @@ pub async fn genesys_conversations(
                 // window grew) are fetched several at a time, in order; then, only if the extra
                 // page was not empty, one by one until an empty page.
                 let first = fetch_page(1).await?;
-                let known =
-                    serde_json::from_slice::<Value>(&first).unwrap_or(Value::Null)["totalHits"]
-                        .as_u64()
-                        .unwrap_or(0)
-                        .div_ceil(u64::from(page_size.max(1)));
+                let known = PageMeta::total_hits(&first).div_ceil(u64::from(page_size.max(1)));
                 let rest: Vec<Result<bytes::Bytes>> = futures_util::stream::iter(2..=known + 1)
                     .map(fetch_page)
                     .buffered(PAGES_AT_ONCE)
@@ -163,8 +195,7 @@ pub async fn genesys_conversations(
                             fetch_page(next - 1).await?
                         }
                     };
-                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let total = v["totalHits"].as_u64().unwrap_or(0);
+                    let total = PageMeta::total_hits(&body);
                     if total > SYNC_RECORD_CAP {
                         // The synchronous query cannot reach past 10,000 records: use a job for this window.
                         let mut b = req.body.clone();
@@ -177,11 +208,11 @@ pub async fn genesys_conversations(
                     if convs.is_empty() {
                         break;
                     }
-                    for (c, raw) in &convs {
-                        if let Some(id) = c["conversationId"].as_str() {
-                            seen.insert(id.to_owned());
+                    for raw in convs {
+                        if let Some(id) = Head::of(raw).conversation_id {
+                            seen.insert(id);
                         }
-                        keep(c, raw, &mut found)?;
+                        keep(raw, &mut found)?;
                     }
                 }
                 let steady = totals.windows(2).all(|w| w[0] == w[1]);
@@ -193,7 +224,7 @@ pub async fn genesys_conversations(
             job_body = Some(req.body.clone());
         }
         if let Some(body) = job_body {
-            let stated = run_job(api, &body, &mut |c, raw| keep(c, raw, &mut found)).await?;
+            let stated = run_job(api, &body, &mut |raw| keep(raw, &mut found)).await?;
             availability.push(data_availability(api, &body, stated).await?);
         }
     }
@@ -247,7 +278,7 @@ async fn data_availability(
 async fn run_job(
     api: &Api,
     body: &Value,
-    each: &mut dyn FnMut(&Value, &RawValue) -> Result<()>,
+    each: &mut dyn FnMut(&RawValue) -> Result<()>,
 ) -> Result<Option<String>> {
     let url = api.url(DETAILS_JOBS);
     let v = api
@@ -295,14 +326,14 @@ async fn run_job(
             path.push_str(&format!("&{}", url_encode("cursor", c)));
         }
         let r = api.send_ok(Method::GET, &path, None).await?;
-        let v = r.json(&Method::GET, &api.url(&path))?;
-        for (c, raw) in page_conversations(&r.body) {
-            each(&c, raw)?;
+        let meta: PageMeta = r.json_as(&Method::GET, &api.url(&path))?;
+        for raw in page_conversations(&r.body) {
+            each(raw)?;
         }
-        if let Some(d) = v["dataAvailabilityDate"].as_str() {
+        if let Some(d) = meta.data_availability_date.as_ref().and_then(Value::as_str) {
             available.get_or_insert_with(|| d.to_owned());
         }
-        match v["cursor"].as_str() {
+        match meta.cursor.as_ref().and_then(Value::as_str) {
             Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
             _ => return Ok(available),
         }
