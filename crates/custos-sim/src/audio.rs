@@ -160,6 +160,20 @@ const MP3_FRAME_BYTES: u64 = 144;
 const WEBM_CLUSTER_PACKETS: u64 = 50;
 
 impl MediaSpec {
+    /// This audio transcoded to `codec`: the same duration and tone; Opus and MP3 at their
+    /// fixed rate and layout here (their audio comes from one encode).
+    pub fn transcoded(self, codec: Codec) -> MediaSpec {
+        match codec.fixed_format() {
+            Some((sample_rate, channels)) => MediaSpec {
+                codec,
+                sample_rate,
+                channels,
+                ..self
+            },
+            None => MediaSpec { codec, ..self },
+        }
+    }
+
     fn frames(&self) -> u64 {
         self.duration_ms * u64::from(self.sample_rate) / 1000
     }

@@ -182,19 +182,7 @@ impl Recording {
         if self.kind != Kind::Audio {
             return self.media;
         }
-        // Opus and MP3 have a fixed rate and layout here (their audio comes from one encode).
-        match codec.fixed_format() {
-            Some((sample_rate, channels)) => MediaSpec {
-                codec,
-                sample_rate,
-                channels,
-                ..self.media
-            },
-            None => MediaSpec {
-                codec,
-                ..self.media
-            },
-        }
+        self.media.transcoded(codec)
     }
 }
 

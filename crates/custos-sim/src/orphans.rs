@@ -34,18 +34,7 @@ pub struct Orphan {
 impl Orphan {
     /// Its audio in `codec` (a transcode keeps duration and tone).
     pub fn media_as(&self, codec: Codec) -> MediaSpec {
-        match codec.fixed_format() {
-            Some((sample_rate, channels)) => MediaSpec {
-                codec,
-                sample_rate,
-                channels,
-                ..self.media
-            },
-            None => MediaSpec {
-                codec,
-                ..self.media
-            },
-        }
+        self.media.transcoded(codec)
     }
 }
 

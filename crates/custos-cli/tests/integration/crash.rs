@@ -37,6 +37,25 @@ fn parts(dir: &Path) -> usize {
         .sum()
 }
 
+/// Runs `resume` (the export killed at point `k`, again) to its end: it succeeds, leaves no
+/// `.part`, and `custos verify` finds nothing in `out`.
+async fn resume_clean(mut resume: Command, out: &Path, k: usize) {
+    let status = tokio::task::spawn_blocking(move || resume.status().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "resume after kill point {k} failed");
+    assert_eq!(parts(out), 0, "a .part survived kill point {k}");
+    let v = Command::new(BIN)
+        .args(["verify", out.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "kill point {k}: custos verify found: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+}
+
 #[tokio::test]
 async fn sigkill_at_21_points_then_resume_verifies_clean() {
     let mut scenario = Scenario {
@@ -77,23 +96,7 @@ async fn sigkill_at_21_points_then_resume_verifies_clean() {
         let was_killed = kill_when(export(&base, &out), at, format!("kill point {k}")).await;
         killed += usize::from(was_killed);
 
-        let b = base.clone();
-        let o2 = out.clone();
-        let status = tokio::task::spawn_blocking(move || export(&b, &o2).status().unwrap())
-            .await
-            .unwrap();
-        assert!(status.success(), "resume after kill point {k} failed");
-        assert_eq!(parts(&out), 0, "a .part survived kill point {k}");
-
-        let v = Command::new(BIN)
-            .args(["verify", out.to_str().unwrap(), "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            v.status.success(),
-            "kill point {k}: custos verify found: {}",
-            String::from_utf8_lossy(&v.stdout)
-        );
+        resume_clean(export(&base, &out), &out, k).await;
         crate::common::assert_truth(&truth, &out, &format!("kill point {k}"));
         std::fs::remove_dir_all(&out).unwrap();
     }
@@ -342,21 +345,7 @@ async fn sigkill_while_collecting_orphans_then_resume_collects_each_once() {
         let o2 = out.clone();
         let at = move || log_lines(&o2) >= threshold;
         killed += usize::from(kill_when(export(&base, &out), at, format!("kill point {k}")).await);
-        let mut c = export(&base, &out);
-        let status = tokio::task::spawn_blocking(move || c.status().unwrap())
-            .await
-            .unwrap();
-        assert!(status.success(), "resume after kill point {k} failed");
-        assert_eq!(parts(&out), 0, "a .part survived kill point {k}");
-        let v = Command::new(BIN)
-            .args(["verify", out.to_str().unwrap(), "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            v.status.success(),
-            "kill point {k}: {}",
-            String::from_utf8_lossy(&v.stdout)
-        );
+        resume_clean(export(&base, &out), &out, k).await;
         let outcomes = custos::package::outcomes(&out).unwrap();
         let hashes = custos::package::exported_hashes(&out).unwrap();
         assert_eq!(
