@@ -117,12 +117,10 @@ impl CallFacts {
             if f.recording_start.is_empty() {
                 f.recording_start = s(&r["createdTime"]);
             }
-            if f.recording_media.is_empty() {
-                f.recording_media = match r["mediaType"].as_str() {
-                    Some(m) if m.eq_ignore_ascii_case("CALL") => "audio".into(),
-                    Some(m) if m.eq_ignore_ascii_case("SCREEN") => "screen".into(),
-                    _ => String::new(),
-                };
+            if f.recording_media.is_empty() && r["mediaType"].is_string() {
+                f.recording_media = crate::model::Media::of_listed(r)
+                    .map(|m| m.as_str().to_owned())
+                    .unwrap_or_default();
             }
         }
         let Some(c) = conversation else {

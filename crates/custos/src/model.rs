@@ -160,6 +160,19 @@ impl Media {
         }
     }
 
+    /// What a listed recording's JSON states it holds: its `media`, or, for an orphan
+    /// recording's listing entry (`OrphanRecording`, which has none), its `mediaType` (CALL is
+    /// audio, SCREEN is screen). `None`: a type we do not know.
+    pub fn of_listed(v: &serde_json::Value) -> Option<Media> {
+        match (v["media"].as_str(), v["mediaType"].as_str()) {
+            (None, Some(t)) if t.eq_ignore_ascii_case("CALL") => Some(Media::Audio),
+            (None, Some(t)) if t.eq_ignore_ascii_case("SCREEN") => Some(Media::Screen),
+            // Another type of orphan is one we do not know: judged by what its file holds.
+            (None, Some(_)) => None,
+            (media, None) | (media @ Some(_), _) => Media::parse(media),
+        }
+    }
+
     /// Whether its file has a playing time to check against the stated one.
     pub fn timed(self) -> bool {
         matches!(self, Media::Audio | Media::Screen)
@@ -252,6 +265,30 @@ mod tests {
         ] {
             assert!(!safe_id(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_orphan_listing_s_call_is_audio() {
+        let v = serde_json::json!({"id": "o", "mediaType": "CALL"});
+        assert_eq!(Media::of_listed(&v), Some(Media::Audio));
+    }
+
+    #[test]
+    fn an_orphan_listing_s_screen_is_screen() {
+        let v = serde_json::json!({"id": "o", "mediaType": "Screen"});
+        assert_eq!(Media::of_listed(&v), Some(Media::Screen));
+    }
+
+    #[test]
+    fn a_recording_s_media_wins_over_any_media_type() {
+        let v = serde_json::json!({"media": "email", "mediaType": "SCREEN"});
+        assert_eq!(Media::of_listed(&v), Some(Media::Email));
+    }
+
+    #[test]
+    fn an_unknown_media_type_is_not_taken_for_audio() {
+        let v = serde_json::json!({"mediaType": "HOLOGRAM"});
+        assert_eq!(Media::of_listed(&v), None);
     }
 
     #[test]

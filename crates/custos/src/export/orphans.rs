@@ -118,12 +118,10 @@ pub(super) async fn add_to_manifest(
             continue;
         }
         // The listing says CALL or SCREEN; the manifest's media names audio or screen.
-        let media = match o["mediaType"].as_str() {
-            Some(m) if m.eq_ignore_ascii_case("SCREEN") => "screen",
-            _ => "audio",
-        };
-        if media != "audio" {
-            found.media.insert(id.clone(), media.to_owned());
+        if let Some(m) =
+            crate::model::Media::of_listed(o).filter(|m| *m != crate::model::Media::Audio)
+        {
+            found.media.insert(id.clone(), m.as_str().to_owned());
         }
         // Its metadata: its entry of the listing (the pages as received are kept beside).
         found

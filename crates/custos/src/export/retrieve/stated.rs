@@ -46,7 +46,7 @@ impl Stated {
     /// less pauses; none for chat, email and messaging, which have no playing time), its media
     /// type, and an email's attachments.
     pub(super) fn of_recording(v: &Value, ms_key: &str) -> Stated {
-        let media = Media::parse(v["media"].as_str());
+        let media = Media::of_listed(v);
         let (duration_ms, source) = match media {
             Some(m) if !m.timed() => (
                 None,

@@ -21,11 +21,10 @@ use crate::state::Done;
 /// `GET /api/v2/conversations/{c}/recordings/{r}`, an orphan (`--collect-orphans`) through
 /// `GET /api/v2/orphanrecordings/{id}/media`, which answers with the same `Recording`.
 pub(super) async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Result<Done> {
-    let listed = Stated::of_listed(ctx, it).media;
-    // An orphan's listing states `mediaType` (CALL or SCREEN), not `media`.
-    let screen = listed == Some(Media::Screen)
-        || (it.is_orphan() && listed_orphan_media(ctx, it).as_deref() == Some("SCREEN"));
-    let format = if screen { "WEBM" } else { format };
+    let format = match Stated::of_listed(ctx, it).media {
+        Some(Media::Screen) => "WEBM",
+        _ => format,
+    };
     let path = if it.is_orphan() {
         format!(
             "/api/v2/orphanrecordings/{}/media?formatId={format}&emailFormatId=EML&chatFormatId=ZIP&messageFormatId=ZIP&download=true",
@@ -110,14 +109,4 @@ pub(super) async fn transcode_item(ctx: &Ctx<'_>, it: &Item, format: &str) -> Re
             }
         }
     }
-}
-
-/// An orphan's `mediaType` as its listing entry (kept as its metadata) states it, upper case.
-fn listed_orphan_media(ctx: &Ctx<'_>, it: &Item) -> Option<String> {
-    let path = ctx
-        .root
-        .join("data/metadata")
-        .join(format!("{}.json", it.recording_id));
-    let v: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    Some(v["mediaType"].as_str()?.to_ascii_uppercase())
 }
