@@ -32,10 +32,15 @@ pub struct ProduceArgs {
     /// key, or another --approver-key, signed its approval (`custos approve`); never otherwise.
     #[arg(long, value_name = "FILE")]
     pub approver_key: Vec<PathBuf>,
-    /// Make no playable near-natives (by default, every native a review platform cannot play,
-    /// Opus, WebM or μ-law, gets a PCM WAV or H.264 MP4 copy beside it, made by ffmpeg).
+    /// Make no near-natives (by default, every native a review platform cannot play, Opus,
+    /// WebM or μ-law, gets a PCM WAV or H.264 MP4 copy beside it, made by ffmpeg, and every
+    /// chat and messaging thread an RSMF rendering).
     #[arg(long)]
     pub no_near_natives: bool,
+    /// Write no RSMF (Relativity Short Message Format) rendering of chat and messaging threads
+    /// (playable copies are still made).
+    #[arg(long)]
+    pub no_rsmf: bool,
     /// The ffmpeg that makes near-natives (a path, or a name on PATH).
     #[arg(
         long,
@@ -89,6 +94,7 @@ pub async fn run_produce(a: ProduceArgs) -> i32 {
         operator: a.operator,
         approver_keys: a.approver_key,
         near_natives: (!a.no_near_natives).then_some(a.ffmpeg),
+        rsmf: !a.no_near_natives && !a.no_rsmf,
         produced_to: a.produced_to,
         confidentiality: a.confidentiality,
         pdf_text: (!a.no_pdf_text).then_some(a.pdftotext),
@@ -112,7 +118,7 @@ pub async fn run_produce(a: ProduceArgs) -> i32 {
         }
         Ok(r) => {
             out!(
-                "Production: {}\n  {} documents {}..{}, {} bytes of natives\n  from the export whose tag manifest has SHA-256 {}{}{}{}\nCheck it: bagit.py --quiet --validate {}  ·  custos verify {}",
+                "Production: {}\n  {} documents {}..{}, {} bytes of natives\n  from the export whose tag manifest has SHA-256 {}{}{}{}{}\nCheck it: bagit.py --quiet --validate {}  ·  custos verify {}",
                 r.out.display(),
                 r.documents,
                 r.begdoc,
@@ -122,6 +128,10 @@ pub async fn run_produce(a: ProduceArgs) -> i32 {
                 match &r.decoder {
                     Some(d) => format!("\n  {} playable near-native(s) (derived copies, in NEAR_NATIVE_LINK) made by {d}", r.near_natives),
                     None => "\n  no near-natives (--no-near-natives): Opus and WebM natives may not play in review".to_owned(),
+                },
+                match r.rsmf {
+                    Some(n) => format!("\n  {n} chat and messaging thread(s) as RSMF {} (derived, in NEAR_NATIVE_LINK)", custos::produce::rsmf::VERSION),
+                    None => "\n  no RSMF: chat and messaging threads are in their natives and TEXT only".to_owned(),
                 },
                 match (r.approved, r.approvals_unchecked) {
                     (0, 0) => String::new(),

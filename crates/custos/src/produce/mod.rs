@@ -7,7 +7,7 @@
 //! VOLUME/data/PFX_xref.csv                    control number → the export's bag path and SHA-256
 //! VOLUME/data/NATIVES/0001/PFX0000001.wav …   the natives, named by control number
 //! VOLUME/data/TEXT/0001/PFX0000001.txt …      extracted text (UTF-8 with a byte-order mark)
-//! VOLUME/data/NEAR_NATIVES/0001/…             playable copies (near.rs)
+//! VOLUME/data/NEAR_NATIVES/0001/…             playable copies (near.rs), RSMF of chats (rsmf.rs)
 //! VOLUME/data/APPROVALS/0001/…                counsel's approvals of produced Corrupted items
 //! VOLUME/data/production_log.jsonl       hash-chained, naming the export's tag manifest and log head
 //! ```
@@ -25,6 +25,7 @@ pub mod dat;
 mod email;
 pub mod near;
 mod pdf;
+pub mod rsmf;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -63,6 +64,8 @@ pub struct ProduceOptions {
     pub approver_keys: Vec<PathBuf>,
     /// The decoder (ffmpeg) that makes playable near-natives; `None`: none are made.
     pub near_natives: Option<PathBuf>,
+    /// Whether each chat and messaging thread gets an RSMF near-native (rsmf.rs).
+    pub rsmf: bool,
     /// Whom the volume is produced to (the transmittal names them).
     pub produced_to: Option<String>,
     /// The `pdftotext` that extracts the text of PDF attachments; `None`: none is extracted.
@@ -100,6 +103,8 @@ pub struct ProduceReport {
     pub near_natives: u64,
     /// The decoder that made them (its `-version` line), or `None` when none were asked for.
     pub decoder: Option<String>,
+    /// RSMF near-natives written (chat and messaging threads), when asked for (`None`: not).
+    pub rsmf: Option<u64>,
 }
 
 /// Why no volume was produced.
@@ -537,6 +542,7 @@ fn write_volume(
             "approverKeys": o.approver_keys.len(),
             "approvalsUnchecked": pkg.report().approvals.iter().filter(|a| !a.checked).count(),
             "nearNatives": decoder.map_or_else(|| json!("none (--no-near-natives)"), |d| json!({"decoder": d.version, "audio": "PCM WAV", "video": "H.264 MP4", "toleranceSeconds": near::TOLERANCE_S})),
+            "rsmf": if o.rsmf { json!({"version": rsmf::VERSION, "of": "chat and messaging threads"}) } else { json!("none") },
             "pdfText": extractor.as_ref().map_or_else(|| json!("none (--no-pdf-text)"), |x| json!({"extractor": x.version})),
         }),
     )?;
@@ -613,15 +619,28 @@ fn write_volume(
         ("Load-File-Delimiters", delimiters.describe()),
         (
             "Near-Natives",
-            decoder.map_or_else(
-                || "none".to_owned(),
-                |d| {
+            match (decoder, o.rsmf) {
+                (None, false) => "none".to_owned(),
+                (dec, rsmf) => {
+                    let mut made = Vec::new();
+                    if let Some(d) = dec {
+                        made.push(format!(
+                            "audio as PCM WAV, video as H.264 MP4, by {}",
+                            d.version
+                        ));
+                    }
+                    if rsmf {
+                        made.push(format!(
+                            "chat and messaging threads as RSMF {}",
+                            rsmf::VERSION
+                        ));
+                    }
                     format!(
-                        "derived playable copies, not evidence of record: audio as PCM WAV, video as H.264 MP4, by {}",
-                        d.version
+                        "derived copies, not evidence of record: {}",
+                        made.join("; ")
                     )
-                },
-            ),
+                }
+            },
         ),
     ];
     let today = time::OffsetDateTime::now_utc().date().to_string();
@@ -658,8 +677,14 @@ fn write_volume(
         timestamps: Vec::new(),
         approved: docs.iter().filter(|d| d.approval.is_some()).count() as u64,
         approvals_unchecked: pkg.report().approvals.iter().filter(|a| !a.checked).count() as u64,
-        near_natives: rows.iter().filter(|r| !r[near_at()].is_empty()).count() as u64,
+        near_natives: rows
+            .iter()
+            .filter(|r| !r[near_at()].is_empty() && !is_rsmf(&r[near_at()]))
+            .count() as u64,
         decoder: decoder.map(|d| d.version.clone()),
+        rsmf: o
+            .rsmf
+            .then(|| rows.iter().filter(|r| is_rsmf(&r[near_at()])).count() as u64),
     })
 }
 
@@ -793,7 +818,9 @@ fn copy_natives(
             // Every date and time of the load file is UTC (`YYYY-MM-DD HH:MM:SS`).
             "UTC".to_owned(),
         ]);
+        let thread = matches!(d.get("Recording_Media"), "chat" | "messaging");
         row.extend(match decoder {
+            _ if thread && o.rsmf => rsmf_near_native(pkg, &place, &name, &control, d, log, known)?,
             Some(dec) => near_native(dec, &place, &name, &control, d, log, known)?,
             None => Default::default(),
         });
@@ -1079,6 +1106,7 @@ fn transmittal(
          Natives: {n} files, {bytes} bytes (data/NATIVES): {copied} the source export's files, copied unchanged; {derived} derived from them (email attachments decoded, later thread messages rendered)\r\n\
          Extracted text: {texts} documents (data/TEXT, UTF-8 with a byte-order mark); machine transcriptions are marked in TRANSCRIPT_SOURCE\r\n\
          Playable near-natives: {near} (data/NEAR_NATIVES; derived copies, made by {decoder})\r\n\
+         Chat and messaging threads in RSMF {rsmf_version}: {rsmf} (data/NEAR_NATIVES, NEAR_NATIVE_LINK; derived from each thread's metadata as received and its native's media)\r\n\
          Corrupted items produced on counsel's approval: {approved} (EVIDENCE_STATUS; statements in data/APPROVALS)\r\n\
          Confidentiality: {confidentiality}\r\n\
          Email attachments and later thread messages as their own documents: {attachments} and {messages}\r\n\r\n\
@@ -1116,7 +1144,9 @@ fn transmittal(
             .collect::<Vec<_>>()
             .join(", "),
         texts = count("HAS_TEXT", &|v| v == "Y"),
-        near = count("NEAR_NATIVE_LINK", &|v| !v.is_empty()),
+        near = count("NEAR_NATIVE_LINK", &|v| !v.is_empty() && !is_rsmf(v)),
+        rsmf = count("NEAR_NATIVE_LINK", &is_rsmf),
+        rsmf_version = rsmf::VERSION,
         decoder = get("decoder"),
         approved = count("APPROVED_BY", &|v| !v.is_empty()),
         confidentiality = match &o.confidentiality {
@@ -1207,6 +1237,62 @@ fn near_native(
                "bytes": bytes, "sha256": h.sha256.hex(), "md5": h.md5,
                "decoder": dec.version, "arguments": args,
                "nativeSeconds": info.seconds(), "nearNativeSeconds": copy.seconds()}),
+    )?;
+    known.insert(place.sealed("NEAR_NATIVES", &file), (h.sha256, bytes));
+    Ok([place.link("NEAR_NATIVES", &file), h.md5, h.sha256.hex()])
+}
+
+/// Whether a NEAR_NATIVE_LINK names an RSMF rendering.
+fn is_rsmf(link: &str) -> bool {
+    link.ends_with(".rsmf")
+}
+
+/// The RSMF rendering of a chat or messaging document (its native at `place`/`name`), from its
+/// sealed metadata as received and the media of the volume's copy of the native: its
+/// NEAR_NATIVE_LINK, MD5 and SHA-256, or three empty fields when its metadata holds no thread.
+fn rsmf_near_native(
+    pkg: &Package,
+    place: &Place,
+    name: &str,
+    control: &str,
+    d: &Source,
+    log: &CustodyLog,
+    known: &mut BTreeMap<String, (Sha256, u64)>,
+) -> Result<[String; 3], ProduceError> {
+    let rid = d.get("Recording_ID");
+    if !crate::model::safe_id(rid) {
+        return Ok(Default::default());
+    }
+    let meta_rel = format!("data/metadata/{rid}.json");
+    let meta = sealed_json(pkg, &meta_rel)?;
+    let generator = format!(
+        "custos {} ({})",
+        crate::custody::VERSION,
+        crate::custody::COMMIT
+    );
+    let made = match rsmf::build(&meta, &place.path("NATIVES", name)?, &generator) {
+        None => return Ok(Default::default()),
+        Some(Ok(r)) => r,
+        Some(Err(why)) => {
+            return Err(crate::Error::Config(format!(
+                "{control}: no RSMF could be written: {why}"
+            ))
+            .into());
+        }
+    };
+    let file = format!("{control}.rsmf");
+    write_sealed(&place.path("NEAR_NATIVES", &file)?, &made.bytes)?;
+    let mut hashes = crate::digest::Hashes::new();
+    hashes.update(&made.bytes);
+    let h = hashes.finish();
+    let bytes = made.bytes.len() as u64;
+    log.append(
+        "rsmf-made",
+        json!({"control": control, "native": place.rel("NATIVES", name), "metadata": meta_rel,
+               "rsmf": place.rel("NEAR_NATIVES", &file), "version": rsmf::VERSION,
+               "events": made.events, "media": made.attachments,
+               "mediaNotInNative": made.media_missing,
+               "bytes": bytes, "sha256": h.sha256.hex(), "md5": h.md5}),
     )?;
     known.insert(place.sealed("NEAR_NATIVES", &file), (h.sha256, bytes));
     Ok([place.link("NEAR_NATIVES", &file), h.md5, h.sha256.hex()])

@@ -13,4 +13,5 @@ mod natives;
 mod package;
 mod preserve;
 mod query_against_sim;
+mod rsmf;
 mod transcripts;

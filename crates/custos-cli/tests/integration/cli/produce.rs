@@ -1153,3 +1153,111 @@ async fn a_missing_pdf_extractor_is_refused_before_anything_is_written() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What tests/rsmf/check_rsmf.py (Relativity's published schema, and the references and
+/// header fields its validator checks) says of `rsmf`, compared with the metadata and the
+/// native it was made from: its exit status and JSON summary.
+fn rsmf_check(rsmf: &Path, meta: &Path, native: &Path) -> (i32, serde_json::Value) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/rsmf/check_rsmf.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(rsmf)
+        .arg("--metadata")
+        .arg(meta)
+        .arg("--native")
+        .arg(native)
+        .output()
+        .expect("python3");
+    let out = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&o.stderr));
+    });
+    (o.status.code().unwrap_or(-1), out)
+}
+
+/// Every chat and messaging thread gets an RSMF near-native that Relativity's schema accepts,
+/// holds every message Genesys returned (same id, same body) and the media of its native byte
+/// for byte, and is hashed in the load file; emails get none.
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_and_messaging_threads_are_rsmf_that_relativity_s_schema_accepts() {
+    let env = start(custos_sim::Scenario {
+        conversations: 4,
+        digital: 9,
+        ..scenario()
+    })
+    .await;
+    let (dir, export, vol, o) = produced(&env, "produce-rsmf", &[]).await;
+    let docs = read_dat(&vol.join("data/ACME.dat"));
+    let at = |rel: &str| vol.join("data").join(rel.replace('\\', "/"));
+    let (mut threads, mut media) = (BTreeMap::<String, usize>::new(), 0);
+    for d in &docs {
+        let kind = d["MEDIATYPE"].as_str();
+        if !matches!(kind, "chat" | "messaging") {
+            assert!(
+                !d["NEAR_NATIVE_LINK"].ends_with(".rsmf"),
+                "{}: {kind} has an RSMF",
+                d["BEGDOC"]
+            );
+            continue;
+        }
+        *threads.entry(kind.to_owned()).or_default() += 1;
+        let rsmf = at(&d["NEAR_NATIVE_LINK"]);
+        assert_eq!(rsmf.extension().unwrap(), "rsmf", "{}", d["BEGDOC"]);
+        let meta = export.join(format!("data/metadata/{}.json", d["RECORDINGID"]));
+        let (code, out) = rsmf_check(&rsmf, &meta, &at(&d["NATIVELINK"]));
+        assert_eq!(code, 0, "{}: {out:#}", d["BEGDOC"]);
+        media += out["attachments"].as_u64().unwrap();
+        // Hashed in the load file, as sha256sum and md5sum read it.
+        let one = std::slice::from_ref(&rsmf);
+        assert_eq!(
+            sums("sha256sum", one)[rsmf.to_str().unwrap()],
+            d["NEAR_NATIVE_SHA256"]
+        );
+        assert_eq!(
+            sums("md5sum", one)[rsmf.to_str().unwrap()],
+            d["NEAR_NATIVE_MD5"]
+        );
+    }
+    assert!(
+        threads.get("chat") > Some(&0) && threads.get("messaging") > Some(&0),
+        "{threads:?}"
+    );
+    assert!(media > 0, "a messaging thread's media are in its RSMF");
+    let n: usize = threads.values().sum();
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains(&format!("{n} chat and messaging thread(s) as RSMF 2.0.0")),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let transmittal = std::fs::read_to_string(vol.join("data/TRANSMITTAL.txt")).unwrap();
+    assert!(
+        transmittal.contains(&format!("Chat and messaging threads in RSMF 2.0.0: {n} ")),
+        "{transmittal}"
+    );
+    assert_checks_out(&vol);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--no-rsmf`: no RSMF is written, and the summary says where the threads are instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_rsmf_writes_none_and_says_so() {
+    let env = start(custos_sim::Scenario {
+        conversations: 2,
+        digital: 3,
+        ..scenario()
+    })
+    .await;
+    let (dir, _, vol, o) = produced(&env, "produce-no-rsmf", &["--no-rsmf"]).await;
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("no RSMF"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let docs = read_dat(&vol.join("data/ACME.dat"));
+    assert!(docs.iter().any(|d| d["MEDIATYPE"] == "chat"));
+    assert!(
+        docs.iter()
+            .all(|d| !d["NEAR_NATIVE_LINK"].ends_with(".rsmf"))
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
