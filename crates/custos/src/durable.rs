@@ -92,25 +92,71 @@ pub fn write_sealed(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    write_streamed(path, mode, &mut |w| w.write_all(data)).map(|_| ())
+}
+
+/// [`write_sealed`] of what `fill` writes, streamed through a buffer and hashed as it goes,
+/// never held whole: its SHA-256.
+pub fn write_sealed_streamed(
+    path: &Path,
+    fill: &mut dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<Sha256> {
+    write_streamed(path, EVIDENCE_MODE, fill)
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    sha: sha2::Sha256,
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.sha, &buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn write_streamed(
+    path: &Path,
+    mode: u32,
+    fill: &mut dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<Sha256> {
     use std::io::Write;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     // A read-only leftover of a crashed run cannot be truncated by its owner: start afresh.
     let _ = std::fs::remove_file(&tmp);
-    {
-        let mut f = create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+    let sha = {
+        let f = create_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut w = Hashing {
+            inner: std::io::BufWriter::new(f),
+            sha: <sha2::Sha256 as sha2::Digest>::new(),
+        };
+        fill(&mut w).map_err(|e| Error::io(&tmp, e))?;
+        w.flush().map_err(|e| Error::io(&tmp, e))?;
+        let f = w
+            .inner
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    }
+        Sha256::finish(w.sha)
+    };
     if mode != WORKING_MODE {
         set_mode(&tmp, mode)?;
     }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
-        _ => sync_dir(Path::new(".")),
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir)?,
+        _ => sync_dir(Path::new("."))?,
     }
+    Ok(sha)
 }
 
 /// fsyncs a directory so a rename in it is durable.

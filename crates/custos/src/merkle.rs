@@ -65,6 +65,48 @@ pub fn root_of_leaves(leaves: &[Sha256]) -> Sha256 {
     subtree(leaves)
 }
 
+/// The tree head of leaves given one at a time, in order, holding only the roots of the
+/// perfect subtrees so far (at most one per bit of the count): the same head as
+/// [`root_of_leaves`] over all of them, in memory that does not grow with the payload.
+#[derive(Default)]
+pub struct Head {
+    /// (leaves under it, its root), largest first; each a power of two.
+    stack: Vec<(u64, Sha256)>,
+}
+
+impl Head {
+    /// Adds the next leaf (already hashed with [`leaf_hash`]).
+    pub fn push(&mut self, leaf: Sha256) {
+        let mut top = (1u64, leaf);
+        while let Some(&(n, left)) = self.stack.last() {
+            if n != top.0 {
+                break;
+            }
+            self.stack.pop();
+            top = (2 * n, node_hash(left, top.1));
+        }
+        self.stack.push(top);
+    }
+
+    /// Leaves added.
+    pub fn size(&self) -> u64 {
+        self.stack.iter().map(|(n, _)| n).sum()
+    }
+
+    /// The tree head: the perfect subtrees joined from the right (RFC 9162 splits a tree at the
+    /// largest power of two below its size, which is the leftmost subtree here).
+    pub fn root(&self) -> Sha256 {
+        let mut it = self.stack.iter().rev();
+        let Some(&(_, mut r)) = it.next() else {
+            return Sha256::of(b"");
+        };
+        for &(_, left) in it {
+            r = node_hash(left, r);
+        }
+        r
+    }
+}
+
 /// The audit path of leaf `index` (RFC 6962 §2.1.1 `PATH(m, D[n])`), nearest sibling first.
 pub fn audit_path(entries: &[String], index: usize) -> Vec<Sha256> {
     let leaves: Vec<Sha256> = entries.iter().map(|e| leaf_hash(e)).collect();
@@ -123,6 +165,19 @@ mod tests {
 
     fn entries(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("{i:064x}  data/f{i:03}")).collect()
+    }
+
+    #[test]
+    fn the_streamed_head_is_the_tree_head_at_every_size() {
+        for n in 0..=70 {
+            let leaves: Vec<Sha256> = entries(n).iter().map(|e| leaf_hash(e)).collect();
+            let mut h = Head::default();
+            for l in &leaves {
+                h.push(*l);
+            }
+            assert_eq!(h.size(), n as u64);
+            assert_eq!(h.root(), root_of_leaves(&leaves), "{n} leaves");
+        }
     }
 
     #[test]

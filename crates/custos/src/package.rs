@@ -50,8 +50,10 @@ pub fn payload_files(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-/// Walks the payload (`data/`) in a fixed order — each directory's entries sorted by name —
-/// calling `f(path under the root, path)` for every file, without listing the whole tree first.
+/// Walks the payload (`data/`) in the byte order of the files' paths, calling `f(path under
+/// the root, path)` for every file, without listing the whole tree first: each directory's
+/// entries are sorted by name, a directory's name compared as if it ended in `/`, so that
+/// `data/a.csv` comes before `data/a/x`, as their paths do.
 pub fn walk_payload(root: &Path, f: &mut dyn FnMut(&str, &Path) -> Result<()>) -> Result<()> {
     fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(&str, &Path) -> Result<()>) -> Result<()> {
         let mut entries = Vec::new();
@@ -60,7 +62,14 @@ pub fn walk_payload(root: &Path, f: &mut dyn FnMut(&str, &Path) -> Result<()>) -
             let ft = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
             entries.push((entry.file_name(), ft));
         }
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        // Compared in place: a second copy of a large directory's names would double what
+        // the walk holds.
+        let slash =
+            |ft: &std::fs::FileType| -> &'static [u8] { if ft.is_dir() { b"/" } else { b"" } };
+        entries.sort_by(|(a, at), (b, bt)| {
+            (a.as_encoded_bytes().iter().chain(slash(at)))
+                .cmp(b.as_encoded_bytes().iter().chain(slash(bt)))
+        });
         for (name, ft) in entries {
             let path = dir.join(&name);
             if ft.is_dir() {
@@ -91,7 +100,8 @@ pub const MERKLE_SIZE_LABEL: &str = "Payload-Manifest-Merkle-Leaves";
 /// Writes the bag's tag files. `known` gives hashes already computed (the recordings, hashed
 /// as they were downloaded) by relative path; every other payload file is hashed here.
 /// `info` is the bag-info labels after Payload-Oxum and Bagging-Date, in order. The manifests
-/// are written as the payload is walked (each directory sorted by name), never held whole.
+/// are written as the payload is walked (in path order), never held whole, and the Merkle
+/// root is computed as it goes.
 /// `more_tags` runs once bag-info is written and before the tag manifest: it writes further
 /// tag files (the report) and names them, for the tag manifest to list.
 pub fn write_bag(
@@ -124,9 +134,19 @@ pub fn write_bag(
     .map_err(io(&hashdeep_tmp))?;
     let mut bytes = 0u64;
     let mut files = 0u64;
-    // Leaf hashes of the Merkle tree over the manifest (crate::merkle), by path.
-    let mut leaves: Vec<(String, Sha256)> = Vec::new();
+    // The Merkle tree over the manifest (crate::merkle), its leaves in path order: the walk's.
+    let mut head = crate::merkle::Head::default();
+    let mut last = String::new();
     walk_payload(root, &mut |rel, abs| {
+        // A name whose lossy or `\`-converted form breaks the order would give a tree that
+        // verification (which sorts the manifest's paths) does not rebuild: refused.
+        if files > 0 && last.as_bytes() >= rel.as_bytes() {
+            return Err(Error::Config(format!(
+                "{rel}: a payload file name out of path order after {last} (not UTF-8, or holding a backslash); the bag is not sealed"
+            )));
+        }
+        last.clear();
+        last.push_str(rel);
         let (sha, n) = match known(rel)? {
             Some(k) => k,
             None => sha256_file(abs)?,
@@ -134,7 +154,7 @@ pub fn write_bag(
         bytes += n;
         files += 1;
         let entry = format!("{sha}  {rel}");
-        leaves.push((rel.to_owned(), crate::merkle::leaf_hash(&entry)));
+        head.push(crate::merkle::leaf_hash(&entry));
         writeln!(manifest, "{entry}").map_err(io(&manifest_tmp))?;
         writeln!(hashdeep, "{n},{sha},{rel}").map_err(io(&hashdeep_tmp))?;
         Ok(())
@@ -151,12 +171,10 @@ pub fn write_bag(
         &root.join(files::BAGIT),
         b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n",
     )?;
-    leaves.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let leaves: Vec<Sha256> = leaves.into_iter().map(|(_, h)| h).collect();
     let mut bag_info = format!(
         "Bagging-Date: {bagging_date}\nPayload-Oxum: {bytes}.{files}\n{MERKLE_ROOT_LABEL}: {}\n{MERKLE_SIZE_LABEL}: {}\n",
-        crate::merkle::root_of_leaves(&leaves),
-        leaves.len()
+        head.root(),
+        head.size()
     );
     for (k, v) in info {
         // Values are single lines: a newline would forge another label.
@@ -412,6 +430,43 @@ pub fn outcomes(root: &Path) -> std::result::Result<BTreeMap<String, String>, Ba
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_payload_is_walked_in_the_byte_order_of_its_paths() {
+        let root = std::env::temp_dir().join(format!("custos-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for f in [
+            "data/a.csv",
+            "data/a/x",
+            "data/a-b/y",
+            "data/a0",
+            "data/b/c/d",
+            "data/b.txt",
+        ] {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, f).unwrap();
+        }
+        let mut seen = Vec::new();
+        walk_payload(&root, &mut |rel, _| {
+            seen.push(rel.to_owned());
+            Ok(())
+        })
+        .unwrap();
+        let mut sorted = seen.clone();
+        sorted.sort();
+        assert_eq!(seen, sorted);
+        assert_eq!(seen.len(), 6);
+        // The tree head written is the one verification rebuilds from the sorted manifest.
+        write_bag(&root, &|_| Ok(None), &[], "2026-01-01", &|| Ok(Vec::new())).unwrap();
+        let info = std::fs::read_to_string(root.join(files::BAG_INFO)).unwrap();
+        let manifest = std::fs::read_to_string(root.join(files::MANIFEST)).unwrap();
+        let mut lines: Vec<String> = manifest.lines().map(str::to_owned).collect();
+        lines.sort_by(|a, b| a[66..].as_bytes().cmp(b[66..].as_bytes()));
+        let want = format!("{MERKLE_ROOT_LABEL}: {}", crate::merkle::root(&lines));
+        assert!(info.contains(&want), "{info}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn tag_files_keep_order_and_join_continuations() {

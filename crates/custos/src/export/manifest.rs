@@ -78,27 +78,27 @@ pub(super) async fn build_manifest(
     }
     select_media(ctx, &mut found)?;
     keep_metadata(ctx, &found, &staging)?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "Sequence",
-        "Conversation_ID",
-        "Recording_ID",
-        "Listed_File_State",
-    ])
-    .expect("csv");
-    for (i, it) in found.items.iter().enumerate() {
-        w.write_record([
-            (i + 1).to_string().as_str(),
-            &csv_cell(&it.conversation_id),
-            &csv_cell(&it.recording_id),
-            &csv_cell(&it.listed_state),
-        ])
-        .expect("csv");
-    }
-    let bytes = w.into_inner().expect("csv");
+    // Streamed to disk and hashed as it is written: never held whole.
     let path = ctx.root.join(files::MANIFEST_CSV);
-    write_sealed(&path, &bytes)?;
-    let sha = Sha256::of(&bytes).hex();
+    let sha = crate::durable::write_sealed_streamed(&path, &mut |out| {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record([
+            "Sequence",
+            "Conversation_ID",
+            "Recording_ID",
+            "Listed_File_State",
+        ])?;
+        for (i, it) in found.items.iter().enumerate() {
+            w.write_record([
+                (i + 1).to_string().as_str(),
+                &csv_cell(&it.conversation_id),
+                &csv_cell(&it.recording_id),
+                &csv_cell(&it.listed_state),
+            ])?;
+        }
+        w.flush()
+    })?
+    .hex();
     write_sealed(
         &ctx.root.join("data/manifest.csv.sha256"),
         format!("{sha}  manifest.csv\n").as_bytes(),
@@ -114,13 +114,19 @@ pub(super) async fn build_manifest(
 /// Keeps the listed metadata of the items kept (and every matched conversation's record) in
 /// `data/metadata/`, and removes the staging area.
 fn keep_metadata(ctx: &Ctx<'_>, found: &Discovery, staging: &Path) -> Result<()> {
-    let kept: std::collections::BTreeSet<&str> = found
-        .items
-        .iter()
-        .map(|i| i.recording_id.as_str())
-        .collect();
     let meta_dir = ctx.root.join("data/metadata");
     crate::durable::make_dirs(&meta_dir)?;
+    // Only a source that returns metadata with its listing (search) needs the set of items
+    // kept; the genesys source's metadata is staged on disk.
+    let kept: std::collections::BTreeSet<&str> = if found.metadata.is_empty() {
+        Default::default()
+    } else {
+        found
+            .items
+            .iter()
+            .map(|i| i.recording_id.as_str())
+            .collect()
+    };
     for (rid, raw) in &found.metadata {
         if safe_id(rid) && kept.contains(rid.as_str()) {
             write_sealed(&meta_dir.join(format!("{rid}.json")), raw.as_bytes())?;
