@@ -462,7 +462,7 @@ mod tests {
         let info = std::fs::read_to_string(root.join(files::BAG_INFO)).unwrap();
         let manifest = std::fs::read_to_string(root.join(files::MANIFEST)).unwrap();
         let mut lines: Vec<String> = manifest.lines().map(str::to_owned).collect();
-        lines.sort_by(|a, b| a[66..].as_bytes().cmp(b[66..].as_bytes()));
+        lines.sort_by(|a, b| a.as_bytes()[66..].cmp(&b.as_bytes()[66..]));
         let want = format!("{MERKLE_ROOT_LABEL}: {}", crate::merkle::root(&lines));
         assert!(info.contains(&want), "{info}");
         std::fs::remove_dir_all(&root).unwrap();

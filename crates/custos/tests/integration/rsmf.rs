@@ -121,46 +121,44 @@ fn what_custos_writes_passes_the_checker_and_keeps_every_message_and_medium() {
     assert_eq!(out["participants"], 2);
 }
 
+/// The checker refuses `name`'s RSMF once `edit` changed its manifest (compared with the
+/// metadata and native it was made from when `sources`), its first problem containing `needle`.
+fn assert_refused(name: &str, edit: impl Fn(&mut Value), sources: bool, needle: &str) {
+    let (rsmf, meta, native) = written(name);
+    let bad = edited(&rsmf, edit);
+    let extra: &[&Path] = if sources { &[&meta, &native] } else { &[] };
+    let (code, out) = check(&bad, extra);
+    assert_eq!(code, 1, "{out:#}");
+    let first = out["problems"][0].as_str().unwrap_or_default();
+    assert!(first.contains(needle), "{out:#}");
+}
+
 #[test]
 fn the_checker_refuses_an_event_whose_participant_is_not_defined() {
-    let (rsmf, _, _) = written("dangling");
-    let bad = edited(&rsmf, |m| m["events"][0]["participant"] = json!("P99"));
-    let (code, out) = check(&bad, &[]);
-    assert_eq!(code, 1, "{out:#}");
-    assert!(
-        out["problems"][0]
-            .as_str()
-            .unwrap()
-            .contains("participant P99 is not defined"),
-        "{out:#}"
+    assert_refused(
+        "dangling",
+        |m| m["events"][0]["participant"] = json!("P99"),
+        false,
+        "participant P99 is not defined",
     );
 }
 
 #[test]
 fn the_checker_refuses_what_relativity_s_schema_forbids() {
-    let (rsmf, _, _) = written("schema");
-    let bad = edited(&rsmf, |m| m["events"][1]["type"] = json!("chat"));
-    let (code, out) = check(&bad, &[]);
-    assert_eq!(code, 1, "{out:#}");
-    assert!(
-        out["problems"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("schema: events/1/type"),
-        "{out:#}"
+    assert_refused(
+        "schema",
+        |m| m["events"][1]["type"] = json!("chat"),
+        false,
+        "schema: events/1/type",
     );
 }
 
 #[test]
 fn the_checker_refuses_a_body_that_is_not_the_message_genesys_returned() {
-    let (rsmf, meta, native) = written("body");
-    let bad = edited(&rsmf, |m| {
-        m["events"][1]["body"] = json!("Thank you, Zoe");
-    });
-    let (code, out) = check(&bad, &[&meta, &native]);
-    assert_eq!(code, 1, "{out:#}");
-    assert!(
-        out["problems"][0].as_str().unwrap().contains("message m2"),
-        "{out:#}"
+    assert_refused(
+        "body",
+        |m| m["events"][1]["body"] = json!("Thank you, Zoe"),
+        true,
+        "message m2",
     );
 }
