@@ -30,7 +30,7 @@ impl ApiResponse {
     }
 
     /// The body as a `T` (a struct naming only the fields wanted: the rest of a large answer
-    /// is read past, never built), or the same error as [`Response::json`].
+    /// is read past, never built), or the same error as [`ApiResponse::json`].
     pub fn json_as<T: serde::de::DeserializeOwned>(&self, method: &Method, url: &str) -> Result<T> {
         serde_json::from_slice(&self.body).map_err(|e| {
             let message = if self.is_html() {

@@ -1106,7 +1106,7 @@ fn transmittal(
          Natives: {n} files, {bytes} bytes (data/NATIVES): {copied} the source export's files, copied unchanged; {derived} derived from them (email attachments decoded, later thread messages rendered)\r\n\
          Extracted text: {texts} documents (data/TEXT, UTF-8 with a byte-order mark); machine transcriptions are marked in TRANSCRIPT_SOURCE\r\n\
          Playable near-natives: {near} (data/NEAR_NATIVES; derived copies, made by {decoder})\r\n\
-         Chat and messaging threads in RSMF {rsmf_version}: {rsmf} (data/NEAR_NATIVES, NEAR_NATIVE_LINK; derived from each thread's metadata as received and its native's media)\r\n\
+         Chat and messaging threads in RSMF {rsmf_version}: {rsmf} of {threads} (data/NEAR_NATIVES, NEAR_NATIVE_LINK; derived from each thread's metadata as received and its native's media; the production log's rsmf-not-made says why a thread has none)\r\n\
          Corrupted items produced on counsel's approval: {approved} (EVIDENCE_STATUS; statements in data/APPROVALS)\r\n\
          Confidentiality: {confidentiality}\r\n\
          Email attachments and later thread messages as their own documents: {attachments} and {messages}\r\n\r\n\
@@ -1146,6 +1146,7 @@ fn transmittal(
         texts = count("HAS_TEXT", &|v| v == "Y"),
         near = count("NEAR_NATIVE_LINK", &|v| !v.is_empty() && !is_rsmf(v)),
         rsmf = count("NEAR_NATIVE_LINK", &is_rsmf),
+        threads = count("MEDIATYPE", &|v| matches!(v, "chat" | "messaging")),
         rsmf_version = rsmf::VERSION,
         decoder = get("decoder"),
         approved = count("APPROVED_BY", &|v| !v.is_empty()),
@@ -1259,9 +1260,16 @@ fn rsmf_near_native(
     log: &CustodyLog,
     known: &mut BTreeMap<String, (Sha256, u64)>,
 ) -> Result<[String; 3], ProduceError> {
+    // A thread left without one is logged with why: the transmittal counts it as such.
+    let not_made = |why: &str| -> Result<[String; 3], ProduceError> {
+        log.append("rsmf-not-made", json!({"control": control, "why": why}))?;
+        Ok(Default::default())
+    };
     let rid = d.get("Recording_ID");
     if !crate::model::safe_id(rid) {
-        return Ok(Default::default());
+        return not_made(
+            "its recording id is not safe as a file name, so no metadata is read for it",
+        );
     }
     let meta_rel = format!("data/metadata/{rid}.json");
     let meta = sealed_json(pkg, &meta_rel)?;
@@ -1271,7 +1279,11 @@ fn rsmf_near_native(
         crate::custody::COMMIT
     );
     let made = match rsmf::build(&meta, &place.path("NATIVES", name)?, &generator) {
-        None => return Ok(Default::default()),
+        None => {
+            return not_made(&format!(
+                "{meta_rel} is not JSON holding a `transcript` or `messagingTranscript` list"
+            ));
+        }
         Some(Ok(r)) => r,
         Some(Err(why)) => {
             return Err(crate::Error::Config(format!(

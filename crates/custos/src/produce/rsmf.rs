@@ -338,7 +338,7 @@ fn write(
 
 /// An instant as RSMF's times are written: RFC 3339 in UTC, to the millisecond.
 fn utc(t: OffsetDateTime) -> String {
-    crate::query::format_ms(t.to_offset(time::UtcOffset::UTC))
+    crate::query::format_ms(t)
 }
 
 /// `[{name, value}]`, leaving out empty values (the schema wants at least one character).
@@ -652,6 +652,46 @@ mod tests {
         let v = header_value("X-RSMF-Participants", &"Zoë Åström, ".repeat(20));
         assert!(v.lines().all(|l| l.len() <= 76), "{v}");
         assert!(v.starts_with("=?utf-8?b?"), "{v}");
+    }
+
+    #[test]
+    fn a_sender_s_name_cannot_add_a_header_field_to_the_file() {
+        let meta = json!({"id": "r5", "conversationId": "c5", "transcript": [
+            {"id": "m1", "body": "Hi", "utc": "2023-10-01T10:00:00Z", "participantPurpose": "agent",
+             "user": {"id": "u1", "displayName": "Ann\r\nX-RSMF-Version: 9.9.9\r\nBcc: x@example.net"}},
+        ]});
+        let native = native_with("forge", &[]);
+        let r = build(&meta, &native, "t").unwrap().unwrap();
+        // Read back by a MIME parser custos does not use to write it.
+        let m = mailparse::parse_mail(&r.bytes).unwrap();
+        let versions: Vec<String> = m
+            .headers
+            .iter()
+            .filter(|h| h.get_key().eq_ignore_ascii_case("X-RSMF-Version"))
+            .map(|h| h.get_value())
+            .collect();
+        assert_eq!(versions, ["2.0.0"]);
+        assert!(
+            !m.headers
+                .iter()
+                .any(|h| h.get_key().eq_ignore_ascii_case("Bcc"))
+        );
+        let custodian = m
+            .headers
+            .iter()
+            .find(|h| h.get_key() == "X-RSMF-Custodian")
+            .unwrap()
+            .get_value();
+        assert!(
+            custodian.starts_with("Ann  X-RSMF-Version: 9.9.9"),
+            "{custodian:?}"
+        );
+        // The manifest keeps the name as Genesys gave it.
+        let p = &manifest_of(&r)["participants"][0];
+        assert_eq!(
+            p["display"],
+            "Ann\r\nX-RSMF-Version: 9.9.9\r\nBcc: x@example.net"
+        );
     }
 
     #[test]

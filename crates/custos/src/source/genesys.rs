@@ -29,22 +29,40 @@ const PAGES_AT_ONCE: usize = 8;
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Head {
+    #[serde(default, deserialize_with = "string_or_none")]
     conversation_id: Option<String>,
+    #[serde(default, deserialize_with = "string_or_none")]
     conversation_start: Option<String>,
+}
+
+/// A field's string, or `None` when it holds another JSON type: one odd field leaves the rest
+/// of the record readable, as reading the record as a `Value` did.
+fn string_or_none<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    Ok(match <Value as serde::Deserialize>::deserialize(d)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
 }
 
 impl Head {
     fn of(raw: &RawValue) -> Head {
-        serde_json::from_str(raw.get()).unwrap_or(Head {
+        let none = Head {
             conversation_id: None,
             conversation_start: None,
-        })
+        };
+        // Only an object is a record: serde would read an array's elements as the fields.
+        if !raw.get().trim_start().starts_with('{') {
+            return none;
+        }
+        serde_json::from_str(raw.get()).unwrap_or(none)
     }
 }
 
 /// What an analytics page says besides its conversations (read past them). Each as whatever
 /// JSON value it is: one of another type is not there, as before.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct PageMeta {
     total_hits: Option<Value>,
@@ -53,10 +71,20 @@ struct PageMeta {
 }
 
 impl PageMeta {
+    /// What the page `body` says, read past its conversations; nothing when it is not a JSON
+    /// object (serde would read an array's elements as the fields).
+    fn read(body: &[u8]) -> PageMeta {
+        let object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        object
+            .then(|| serde_json::from_slice::<PageMeta>(body).ok())
+            .flatten()
+            .unwrap_or_default()
+    }
+
     fn total_hits(body: &[u8]) -> u64 {
-        serde_json::from_slice::<PageMeta>(body)
-            .ok()
-            .and_then(|m| m.total_hits?.as_u64())
+        PageMeta::read(body)
+            .total_hits
+            .and_then(|t| t.as_u64())
             .unwrap_or(0)
     }
 }
@@ -326,7 +354,9 @@ async fn run_job(
             path.push_str(&format!("&{}", url_encode("cursor", c)));
         }
         let r = api.send_ok(Method::GET, &path, None).await?;
-        let meta: PageMeta = r.json_as(&Method::GET, &api.url(&path))?;
+        // JSON, or refused here (read past, not built).
+        r.json_as::<serde::de::IgnoredAny>(&Method::GET, &api.url(&path))?;
+        let meta = PageMeta::read(&r.body);
         for raw in page_conversations(&r.body) {
             each(raw)?;
         }
@@ -613,5 +643,37 @@ fn keep_listed(found: &mut Discovery, list: &IdList) {
                 listed_state: NOT_FOUND.into(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(json: &str) -> Head {
+        let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
+        Head::of(&raw)
+    }
+
+    #[test]
+    fn a_record_s_id_is_read_when_its_start_is_not_a_string() {
+        let h = head(r#"{"conversationId": "c1", "conversationStart": 17, "participants": []}"#);
+        assert_eq!(h.conversation_id.as_deref(), Some("c1"));
+        assert_eq!(h.conversation_start, None);
+    }
+
+    #[test]
+    fn a_results_page_that_is_not_an_object_has_no_cursor_or_total() {
+        let m = PageMeta::read(br#" [7, "next-page", "2023-10-01T00:00:00Z"]"#);
+        assert!(m.total_hits.is_none() && m.cursor.is_none() && m.data_availability_date.is_none());
+        let m = PageMeta::read(br#"{"totalHits": 7, "cursor": "c", "conversations": [{"x": 1}]}"#);
+        assert_eq!(m.cursor.as_ref().and_then(Value::as_str), Some("c"));
+        assert_eq!(PageMeta::total_hits(br#"{"totalHits": 7}"#), 7);
+    }
+
+    #[test]
+    fn a_record_that_is_not_an_object_has_no_id() {
+        let h = head(r#"["c1"]"#);
+        assert_eq!((h.conversation_id, h.conversation_start), (None, None));
     }
 }
