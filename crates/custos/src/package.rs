@@ -50,31 +50,117 @@ pub fn payload_files(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
+/// Entries of one directory the walk holds at most: a larger directory (`data/metadata/` has a
+/// file per recording) is read in passes, each taking the next this many names in order.
+const WALK_HELD: usize = 32_768;
+
+/// A directory entry as the walk orders it: by name, a directory's compared as if it ended
+/// in `/`.
+#[derive(Clone)]
+struct Entry {
+    name: std::ffi::OsString,
+    dir: bool,
+    file: bool,
+}
+
+impl Entry {
+    fn key(&self) -> impl Iterator<Item = &u8> {
+        let slash: &'static [u8] = if self.dir { b"/" } else { b"" };
+        self.name.as_encoded_bytes().iter().chain(slash)
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(other.key())
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Entry {}
+
 /// Walks the payload (`data/`) in the byte order of the files' paths, calling `f(path under
 /// the root, path)` for every file, without listing the whole tree first: each directory's
-/// entries are sorted by name, a directory's name compared as if it ended in `/`, so that
-/// `data/a.csv` comes before `data/a/x`, as their paths do.
+/// entries are taken in order of name, a directory's name compared as if it ended in `/`, so
+/// that `data/a.csv` comes before `data/a/x`, as their paths do. At most [`WALK_HELD`] names of
+/// a directory are held at once: a larger one is read again for each next batch, so the walk's
+/// memory does not grow with the export.
 pub fn walk_payload(root: &Path, f: &mut dyn FnMut(&str, &Path) -> Result<()>) -> Result<()> {
-    fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(&str, &Path) -> Result<()>) -> Result<()> {
-        let mut entries = Vec::new();
+    walk_held(root, WALK_HELD, f)
+}
+
+/// Calls `f` with the key of every entry of `dir` that `key` gives one for, in the keys' order,
+/// holding at most `held` keys at once: a larger directory is read again for each next batch
+/// (each pass takes the least keys above the last one taken), so memory does not grow with the
+/// directory. Keys must be unique within the directory.
+pub fn in_key_order<K: Ord + Clone>(
+    dir: &Path,
+    held: usize,
+    key: &mut dyn FnMut(&std::fs::DirEntry) -> Result<Option<K>>,
+    f: &mut dyn FnMut(K) -> Result<()>,
+) -> Result<()> {
+    let held = held.max(1);
+    let mut after: Option<K> = None;
+    loop {
+        // The greatest of those kept so far is on top, to make room for a smaller one.
+        let mut kept = std::collections::BinaryHeap::with_capacity(held.min(1024) + 1);
         for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
             let entry = entry.map_err(|e| Error::io(dir, e))?;
-            let ft = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
-            entries.push((entry.file_name(), ft));
+            let Some(k) = key(&entry)? else { continue };
+            if after.as_ref().is_some_and(|a| k <= *a) {
+                continue;
+            }
+            if kept.len() < held {
+                kept.push(k);
+            } else if kept.peek().is_some_and(|top| k < *top) {
+                kept.pop();
+                kept.push(k);
+            }
         }
-        // Compared in place: a second copy of a large directory's names would double what
-        // the walk holds.
-        let slash =
-            |ft: &std::fs::FileType| -> &'static [u8] { if ft.is_dir() { b"/" } else { b"" } };
-        entries.sort_by(|(a, at), (b, bt)| {
-            (a.as_encoded_bytes().iter().chain(slash(at)))
-                .cmp(b.as_encoded_bytes().iter().chain(slash(bt)))
-        });
-        for (name, ft) in entries {
-            let path = dir.join(&name);
-            if ft.is_dir() {
-                walk(root, &path, f)?;
-            } else if ft.is_file() {
+        let batch = kept.into_sorted_vec();
+        let whole = batch.len() < held;
+        after = batch.last().cloned();
+        for k in batch {
+            f(k)?;
+        }
+        if whole {
+            return Ok(());
+        }
+    }
+}
+
+/// [`walk_payload`], holding at most `held` names of a directory at once.
+fn walk_held(root: &Path, held: usize, f: &mut dyn FnMut(&str, &Path) -> Result<()>) -> Result<()> {
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        held: usize,
+        f: &mut dyn FnMut(&str, &Path) -> Result<()>,
+    ) -> Result<()> {
+        let mut entry = |entry: &std::fs::DirEntry| {
+            let ft = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
+            Ok(Some(Entry {
+                name: entry.file_name(),
+                dir: ft.is_dir(),
+                file: ft.is_file(),
+            }))
+        };
+        in_key_order(dir, held, &mut entry, &mut |e: Entry| {
+            let path = dir.join(&e.name);
+            if e.dir {
+                walk(root, &path, held, f)?;
+            } else if e.file {
                 let rel = path
                     .strip_prefix(root)
                     .expect("under root")
@@ -82,10 +168,10 @@ pub fn walk_payload(root: &Path, f: &mut dyn FnMut(&str, &Path) -> Result<()>) -
                     .replace('\\', "/");
                 f(&rel, &path)?;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
-    walk(root, &root.join("data"), f)
+    walk(root, &root.join("data"), held, f)
 }
 
 /// The SHA-256 and size already known for a payload file (path under the bag root), if any.
@@ -457,6 +543,17 @@ mod tests {
         sorted.sort();
         assert_eq!(seen, sorted);
         assert_eq!(seen.len(), 6);
+        // Holding one, two or three names at a time (each directory read in passes), the walk
+        // is the same.
+        for held in [1, 2, 3] {
+            let mut again = Vec::new();
+            walk_held(&root, held, &mut |rel, _| {
+                again.push(rel.to_owned());
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(again, seen, "held {held}");
+        }
         // The tree head written is the one verification rebuilds from the sorted manifest.
         write_bag(&root, &|_| Ok(None), &[], "2026-01-01", &|| Ok(Vec::new())).unwrap();
         let info = std::fs::read_to_string(root.join(files::BAG_INFO)).unwrap();

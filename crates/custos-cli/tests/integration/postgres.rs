@@ -788,6 +788,74 @@ fn the_postgres_store_keeps_what_the_sqlite_store_keeps() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+/// Sealing a manifest read a row at a time, whichever store keeps it: more rows than one
+/// chunk of writes land in order; a read that fails part-way stores nothing and leaves the
+/// sealed manifest as it was; and the store says which conversations have items.
+fn sealing_contract(root: &Path, location: &custos::state::StateLocation) {
+    use custos::model::Item;
+    use custos::state::{Existing, Key, State};
+    std::fs::create_dir_all(root.join(".custos")).unwrap();
+    let item = |n: u32| Item {
+        conversation_id: format!("c{:05}", n / 2),
+        recording_id: format!("r{n:05}"),
+        listed_state: "AVAILABLE".into(),
+    };
+    let s = State::open_export(root, location, &Existing::of(root).unwrap()).unwrap();
+    s.seal_manifest(
+        (0..12_345).map(|n| Ok::<_, custos::Error>(item(n))),
+        "first",
+    )
+    .unwrap();
+    let failing = (0..12_345).map(|n| {
+        if n == 11_000 {
+            Err(custos::Error::Config(
+                "the listing could not be read".into(),
+            ))
+        } else {
+            Ok(item(n + 7))
+        }
+    });
+    let e = s.seal_manifest(failing, "second").unwrap_err();
+    assert!(e.to_string().contains("could not be read"), "{e}");
+    assert_eq!(
+        s.get(Key::ManifestSha256).unwrap().as_deref(),
+        Some("first")
+    );
+    let mut n = 0;
+    s.for_each(|it, _| {
+        assert_eq!(it, item(n), "row {n}");
+        n += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(n, 12_345);
+    let asked: Vec<String> = ["c00000", "c06172", "c06173", "zz", ""]
+        .map(String::from)
+        .to_vec();
+    let with = s.conversations_with_items(&asked).unwrap();
+    assert_eq!(
+        with.into_iter().collect::<Vec<_>>(),
+        ["c00000", "c06172"].map(String::from)
+    );
+}
+
+#[test]
+fn the_sqlite_store_seals_a_manifest_read_a_row_at_a_time() {
+    let root = tmp("seal-sqlite");
+    sealing_contract(&root, &custos::state::StateLocation::Local);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn the_postgres_store_seals_a_manifest_read_a_row_at_a_time() {
+    let pg = Cluster::start("seal");
+    let root = tmp("seal-postgres");
+    let target = custos::state::PgTarget::new(&pg.url(), Some(PASSWORD.into()), None).unwrap();
+    sealing_contract(&root, &custos::state::StateLocation::Postgres(target));
+    assert_eq!(pg.psql("SELECT count(*) FROM custos.items"), "12345");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
 #[tokio::test]
 async fn a_tls_database_is_used_with_its_certificate_checked() {
     let pg = Cluster::start_tls("tls");

@@ -164,16 +164,15 @@ fn prior_bytes(ids: &BTreeSet<String>) -> Vec<u8> {
 pub(super) fn exclude(
     ctx: &Ctx<'_>,
     p: &Previous,
-    items: &mut Vec<crate::model::Item>,
+    listing: &mut crate::source::Listing,
 ) -> Result<()> {
-    let before = items.len();
-    items.retain(|it| !p.exported.contains(&it.recording_id));
-    let excluded = before - items.len();
+    let before = listing.len()?;
+    let excluded = listing.retain(|it, _| Ok(!p.exported.contains(&it.recording_id)))?;
     ctx.state
         .set(crate::state::Key::ChainExcluded, &excluded.to_string())?;
     ctx.log(
         "chain-excluded",
-        json!({"listed": before, "exportedEarlier": excluded, "new": items.len()}),
+        json!({"listed": before, "exportedEarlier": excluded, "new": before - excluded}),
     )?;
     Ok(())
 }

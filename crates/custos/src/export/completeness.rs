@@ -64,9 +64,9 @@ fn media_excluded(
     if !path.exists() {
         return Ok((counts, convs, orphans));
     }
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    // Written by this export's manifest step: every row is well formed.
-    for row in csv::Reader::from_reader(bytes.as_slice())
+    // Written by this export's manifest step: every row is well formed. Read a row at a time.
+    let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+    for row in csv::Reader::from_reader(std::io::BufReader::new(file))
         .records()
         .flatten()
     {
@@ -118,12 +118,20 @@ fn flagged_recorded(c: &Value) -> u64 {
         .count() as u64
 }
 
+/// Conversations asked of the job state at a time.
+const CONVERSATIONS_AT_ONCE: usize = 1000;
+
+/// Names of the conversations' records held at once while they are read in order.
+const HELD_NAMES: usize = 32_768;
+
 /// Writes the file and returns its counts.
 pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
     let root = &ctx.root;
     let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_media: BTreeMap<String, u64> = BTreeMap::new();
-    let mut with_items: BTreeSet<String> = BTreeSet::new();
+    // Conversations with a manifest item, counted as the items pass in manifest order (sorted
+    // by conversation): a job's conversations are never held in memory.
+    let (mut with_items, mut last_conversation) = (0u64, None::<String>);
     let (mut listed, mut orphan_items) = (0u64, 0u64);
     ctx.state.for_each(|it, _| {
         listed += 1;
@@ -137,39 +145,64 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
             .and_then(|v| v["media"].as_str().map(str::to_owned))
             .unwrap_or_else(|| "(not stated)".into());
         *by_media.entry(media).or_default() += 1;
-        if !it.is_orphan() {
-            with_items.insert(it.conversation_id);
+        if !it.is_orphan() && last_conversation.as_ref() != Some(&it.conversation_id) {
+            with_items += 1;
+            last_conversation = Some(it.conversation_id);
         }
         Ok(())
     })?;
     let (not_taken, excluded_convs, excluded_orphans) = media_excluded(root)?;
-    with_items.extend(excluded_convs);
+    // A conversation whose every recording --media left out had recordings too.
+    let excluded_convs: Vec<String> = excluded_convs.into_iter().collect();
+    for batch in excluded_convs.chunks(CONVERSATIONS_AT_ONCE) {
+        with_items += (batch.len() - ctx.state.conversations_with_items(batch)?.len()) as u64;
+    }
     // The analytics record of every conversation the query matched (genesys --query only):
-    // counted by name; only those without a recording are read, one at a time (an export of
-    // 100,000 conversations never holds their records in memory).
+    // counted by name, a batch of names at a time in order; only those without a recording
+    // are read, one at a time (an export of a million conversations never holds their names or
+    // records in memory).
     let conv_dir = root.join("data/metadata/conversations");
     let mut matched: Option<u64> = None;
     let mut without: Option<Vec<Value>> = None;
     if conv_dir.is_dir() {
-        let mut names = Vec::new();
-        for e in std::fs::read_dir(&conv_dir).map_err(|e| Error::io(&conv_dir, e))? {
-            let p = e.map_err(|e| Error::io(&conv_dir, e))?.path();
-            if let Some(cid) = p.file_stem().and_then(|s| s.to_str()) {
-                names.push((cid.to_owned(), p));
-            }
-        }
-        names.sort();
-        matched = Some(names.len() as u64);
+        let mut count = 0u64;
         let mut w = Vec::new();
-        for (cid, p) in names.iter().filter(|(cid, _)| !with_items.contains(cid)) {
-            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
-            let c: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            w.push(
-                json!({"conversationId": cid, "conversationStart": c["conversationStart"],
-                          "originatingDirection": c["originatingDirection"],
-                          "sessionsFlaggedRecording": flagged_recorded(&c)}),
-            );
-        }
+        let mut batch: Vec<(String, std::ffi::OsString)> = Vec::new();
+        let mut flush = |batch: &mut Vec<(String, std::ffi::OsString)>| -> Result<()> {
+            let ids: Vec<String> = batch.iter().map(|(cid, _)| cid.clone()).collect();
+            let with = ctx.state.conversations_with_items(&ids)?;
+            for (cid, name) in batch.drain(..) {
+                if with.contains(&cid) || excluded_convs.binary_search(&cid).is_ok() {
+                    continue;
+                }
+                let p = conv_dir.join(name);
+                let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+                let c: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                w.push(
+                    json!({"conversationId": cid, "conversationStart": c["conversationStart"],
+                              "originatingDirection": c["originatingDirection"],
+                              "sessionsFlaggedRecording": flagged_recorded(&c)}),
+                );
+            }
+            Ok(())
+        };
+        let mut name = |e: &std::fs::DirEntry| {
+            let n = e.file_name();
+            Ok(std::path::Path::new(&n)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(|cid| (cid.to_owned(), n.clone())))
+        };
+        crate::package::in_key_order(&conv_dir, HELD_NAMES, &mut name, &mut |k| {
+            count += 1;
+            batch.push(k);
+            if batch.len() >= CONVERSATIONS_AT_ONCE {
+                flush(&mut batch)?;
+            }
+            Ok(())
+        })?;
+        flush(&mut batch)?;
+        matched = Some(count);
         without = Some(w);
     }
     let flagged = without.as_ref().map(|w| {
@@ -203,7 +236,7 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
     let doc = json!({
         "conversationsMatched": counts.conversations_matched,
         "conversationsMatchedSource": if matched.is_some() { "the analytics conversation records kept in data/metadata/conversations/ (every conversation the query matched)" } else { "not known: the selection names recordings, not conversations" },
-        "conversationsWithRecordings": matched.map(|_| with_items.len()),
+        "conversationsWithRecordings": matched.map(|_| with_items),
         "conversationsWithoutRecordings": without,
         "flaggedRecordedButUnlisted": flagged,
         "recordingsListed": listed,

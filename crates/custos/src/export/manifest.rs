@@ -10,11 +10,50 @@ use serde_json::json;
 
 use super::context::Ctx;
 use crate::custody::csv_cell;
-use crate::digest::Sha256;
 use crate::durable::{sync_dir, write_sealed};
 use crate::error::{Error, Result};
 use crate::model::safe_id;
-use crate::source::{Discovery, Source};
+use crate::source::{Listing, Source};
+
+/// The listing's scratch file ([`Listing`]), beside the job state.
+const LISTING_FILE: &str = ".custos/listing.sqlite";
+
+/// A CSV file being written to `path` ([`csv_rows`]).
+struct CsvRows<'a> {
+    w: csv::Writer<&'a mut dyn std::io::Write>,
+    path: &'a Path,
+}
+
+impl CsvRows<'_> {
+    /// Writes a record.
+    fn put<const N: usize>(&mut self, record: [&str; N]) -> Result<()> {
+        self.w
+            .write_record(record)
+            .map_err(|e| Error::io(self.path, e.into()))
+    }
+}
+
+/// Runs `write` over a CSV writer of `out` (the file at `path`), keeping an error of ours
+/// (`failed`) apart from the writer's, so that the one that stopped it is the one answered.
+fn csv_rows(
+    out: &mut dyn std::io::Write,
+    path: &Path,
+    failed: &mut Option<Error>,
+    write: &mut dyn FnMut(&mut CsvRows<'_>) -> Result<()>,
+) -> std::io::Result<()> {
+    let mut w = CsvRows {
+        w: csv::Writer::from_writer(out),
+        path,
+    };
+    match write(&mut w) {
+        Ok(()) => w.w.flush(),
+        Err(e) => {
+            let shown = e.to_string();
+            *failed = Some(e);
+            Err(std::io::Error::other(shown))
+        }
+    }
+}
 
 /// Records what the analytics data lake said of each job's interval: a custody event per job
 /// (`analytics-data-availability`), kept in the job state for the completeness file, which the
@@ -60,80 +99,74 @@ pub(super) async fn build_manifest(
             shared,
             opened: &opened,
         });
-    let mut found = source
+    // The listing goes to disk as it is found (a million rows are never held in memory).
+    let listing = Listing::create(&ctx.root.join(LISTING_FILE))?;
+    let mut listing = source
         .discover(
             &ctx.api,
             now,
             cfg.page_size,
             &staging,
+            listing,
             &|a| record_availability(ctx, a),
             workers,
         )
         .await?;
     if cfg.collect_orphans {
-        super::orphans::add_to_manifest(ctx, &mut found).await?;
+        super::orphans::add_to_manifest(ctx, &mut listing, &staging).await?;
     }
     if let Some(p) = &ctx.previous {
-        super::chain::exclude(ctx, p, &mut found.items)?;
+        super::chain::exclude(ctx, p, &mut listing)?;
     }
-    select_media(ctx, &mut found)?;
-    keep_metadata(ctx, &found, &staging)?;
+    select_media(ctx, &mut listing)?;
+    keep_metadata(ctx, &mut listing, &staging)?;
     // Streamed to disk and hashed as it is written: never held whole.
     let path = ctx.root.join(files::MANIFEST_CSV);
-    let sha = crate::durable::write_sealed_streamed(&path, &mut |out| {
-        let mut w = csv::Writer::from_writer(out);
-        w.write_record([
-            "Sequence",
-            "Conversation_ID",
-            "Recording_ID",
-            "Listed_File_State",
-        ])?;
-        for (i, it) in found.items.iter().enumerate() {
-            w.write_record([
-                (i + 1).to_string().as_str(),
-                &csv_cell(&it.conversation_id),
-                &csv_cell(&it.recording_id),
-                &csv_cell(&it.listed_state),
+    let mut failed = None;
+    let written = crate::durable::write_sealed_streamed(&path, &mut |out| {
+        csv_rows(out, &path, &mut failed, &mut |w| {
+            w.put([
+                "Sequence",
+                "Conversation_ID",
+                "Recording_ID",
+                "Listed_File_State",
             ])?;
-        }
-        w.flush()
-    })?
-    .hex();
+            for (i, it) in listing.items().enumerate() {
+                let it = it?;
+                w.put([
+                    (i + 1).to_string().as_str(),
+                    &csv_cell(&it.conversation_id),
+                    &csv_cell(&it.recording_id),
+                    &csv_cell(&it.listed_state),
+                ])?;
+            }
+            Ok(())
+        })
+    });
+    let sha = match (written, failed) {
+        (_, Some(e)) | (Err(e), None) => return Err(e),
+        (Ok(sha), None) => sha.hex(),
+    };
     write_sealed(
         &ctx.root.join("data/manifest.csv.sha256"),
         format!("{sha}  manifest.csv\n").as_bytes(),
     )?;
-    ctx.state.seal_manifest(&found.items, &sha)?;
+    ctx.state.seal_manifest(listing.items(), &sha)?;
     ctx.log(
         "manifest-sealed",
-        json!({"file": files::MANIFEST_CSV, "sha256": sha, "items": found.items.len()}),
+        json!({"file": files::MANIFEST_CSV, "sha256": sha, "items": listing.len()?}),
     )?;
     Ok(())
 }
 
 /// Keeps the listed metadata of the items kept (and every matched conversation's record) in
 /// `data/metadata/`, and removes the staging area.
-fn keep_metadata(ctx: &Ctx<'_>, found: &Discovery, staging: &Path) -> Result<()> {
+fn keep_metadata(ctx: &Ctx<'_>, listing: &mut Listing, staging: &Path) -> Result<()> {
     let meta_dir = ctx.root.join("data/metadata");
     crate::durable::make_dirs(&meta_dir)?;
-    // Only a source that returns metadata with its listing (search) needs the set of items
-    // kept; the genesys source's metadata is staged on disk.
-    let kept: std::collections::BTreeSet<&str> = if found.metadata.is_empty() {
-        Default::default()
-    } else {
-        found
-            .items
-            .iter()
-            .map(|i| i.recording_id.as_str())
-            .collect()
-    };
-    for (rid, raw) in &found.metadata {
-        if safe_id(rid) && kept.contains(rid.as_str()) {
-            write_sealed(&meta_dir.join(format!("{rid}.json")), raw.as_bytes())?;
-        }
-    }
     if staging.exists() {
-        for it in &found.items {
+        for it in listing.items() {
+            let it = it?;
             let from = staging.join(format!("{}.json", it.recording_id));
             if safe_id(&it.recording_id) && from.exists() {
                 let to = meta_dir.join(format!("{}.json", it.recording_id));
@@ -154,48 +187,48 @@ pub const MEDIA_EXCLUDED_FILE: &str = "data/media_excluded.csv";
 /// With `--media`, keeps the items of the types asked for; the others are written to
 /// [`MEDIA_EXCLUDED_FILE`] and counted in the custody log. A recording whose type is not stated,
 /// or not one we know, is kept (it is judged by what its file holds).
-fn select_media(ctx: &Ctx<'_>, found: &mut Discovery) -> Result<()> {
+fn select_media(ctx: &Ctx<'_>, listing: &mut Listing) -> Result<()> {
     let wanted = &ctx.cfg.media;
     if wanted.is_empty() {
         return Ok(());
     }
-    let mut excluded = Vec::new();
-    found.items.retain(|it| {
-        let listed = found.media.get(&it.recording_id);
-        match crate::model::Media::parse(listed.map(String::as_str)) {
-            Some(m) if !wanted.contains(&m) => {
-                excluded.push((it.clone(), m));
-                false
-            }
-            _ => true,
-        }
-    });
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "Conversation_ID",
-        "Recording_ID",
-        "Media",
-        "Listed_File_State",
-    ])
-    .expect("csv");
     let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
-    for (it, m) in &excluded {
-        w.write_record([
-            csv_cell(&it.conversation_id).as_ref(),
-            &csv_cell(&it.recording_id),
-            m.as_str(),
-            &csv_cell(&it.listed_state),
-        ])
-        .expect("csv");
-        *counts.entry(m.as_str()).or_default() += 1;
-    }
-    let bytes = w.into_inner().expect("csv");
-    write_sealed(&ctx.root.join(MEDIA_EXCLUDED_FILE), &bytes)?;
+    let mut failed = None;
+    // Each row left out is written as it is removed (streamed: never held whole).
+    let path = ctx.root.join(MEDIA_EXCLUDED_FILE);
+    let written = crate::durable::write_sealed_streamed(&path, &mut |out| {
+        csv_rows(out, &path, &mut failed, &mut |w| {
+            w.put([
+                "Conversation_ID",
+                "Recording_ID",
+                "Media",
+                "Listed_File_State",
+            ])?;
+            listing.retain(|it, listed| match crate::model::Media::parse(listed) {
+                Some(m) if !wanted.contains(&m) => {
+                    w.put([
+                        csv_cell(&it.conversation_id).as_ref(),
+                        &csv_cell(&it.recording_id),
+                        m.as_str(),
+                        &csv_cell(&it.listed_state),
+                    ])?;
+                    *counts.entry(m.as_str()).or_default() += 1;
+                    Ok(false)
+                }
+                _ => Ok(true),
+            })?;
+            Ok(())
+        })
+    });
+    let sha = match (written, failed) {
+        (_, Some(e)) | (Err(e), None) => return Err(e),
+        (Ok(sha), None) => sha,
+    };
     let selected: Vec<&str> = wanted.iter().map(|m| m.as_str()).collect();
     ctx.log(
         "media-excluded",
         json!({"selected": selected, "excluded": counts, "file": MEDIA_EXCLUDED_FILE,
-               "sha256": Sha256::of(&bytes).hex()}),
+               "sha256": sha.hex()}),
     )?;
     Ok(())
 }

@@ -99,42 +99,42 @@ pub(super) fn listed(ctx: &Ctx<'_>) -> Result<Option<Listed>> {
 
 /// `--collect-orphans`: the orphans made in the query's interval as manifest items (no
 /// conversation id; listed state their `fileState`), each with its listing entry (kept as
-/// its metadata) and media type, added to what the query found. An orphan whose id a
+/// its metadata, in `staging` as the listing's are) and media type, added to what the query
+/// found (`listing`). An orphan whose id a
 /// recording of the query already has is left out (that recording is collected, and one id
 /// names one file), and so is a repeat; both are counted in the custody log.
 pub(super) async fn add_to_manifest(
     ctx: &Ctx<'_>,
-    found: &mut crate::source::Discovery,
+    listing: &mut crate::source::Listing,
+    staging: &std::path::Path,
 ) -> Result<()> {
     list(ctx).await?;
     let listed = listed(ctx)?.map_or_else(Vec::new, |l| l.in_interval);
-    let mut have: std::collections::BTreeSet<String> =
-        found.items.iter().map(|i| i.recording_id.clone()).collect();
     let (mut added, mut skipped) = (0u64, Vec::new());
     for o in &listed {
         let id = o["id"].as_str().unwrap_or("").to_owned();
-        if id.is_empty() || !have.insert(id.clone()) {
+        if id.is_empty() || listing.has_recording(&id)? {
             skipped.push(json!(id));
             continue;
         }
         // The listing says CALL or SCREEN; the manifest's media names audio or screen.
-        if let Some(m) =
-            crate::model::Media::of_listed(o).filter(|m| *m != crate::model::Media::Audio)
-        {
-            found.media.insert(id.clone(), m.as_str().to_owned());
-        }
+        let media = crate::model::Media::of_listed(o).filter(|m| *m != crate::model::Media::Audio);
         // Its metadata: its entry of the listing (the pages as received are kept beside).
-        found
-            .metadata
-            .insert(id.clone(), serde_json::to_string(o).expect("json"));
-        found.items.push(Item {
+        if crate::model::safe_id(&id) {
+            crate::durable::make_dirs(staging)?;
+            crate::durable::write_sealed(
+                &staging.join(format!("{id}.json")),
+                serde_json::to_string(o).expect("json").as_bytes(),
+            )?;
+        }
+        let item = Item {
             conversation_id: String::new(),
             recording_id: id,
             listed_state: o["fileState"].as_str().unwrap_or("").to_owned(),
-        });
+        };
+        listing.push(&item, media.map(|m| m.as_str()))?;
         added += 1;
     }
-    found.items.sort();
     ctx.log(
         "orphans-added",
         json!({"inInterval": listed.len(), "added": added, "leftOut": skipped,

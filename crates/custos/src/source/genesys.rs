@@ -1,7 +1,7 @@
 //! The real Genesys Cloud Platform API: analytics details queries or jobs, then the recordings
 //! list (`GET …/conversations/{id}/recordings?formatId=NONE`) per conversation.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -17,7 +17,7 @@ use crate::model::Item;
 use crate::query::{DETAILS_JOBS, DETAILS_QUERY, Query};
 use crate::state::ListedRow;
 
-use super::{Discovery, MAX_PASSES, NOT_FOUND, Selector, url_encode, url_path};
+use super::{Listing, MAX_PASSES, NOT_FOUND, Selector, url_encode, url_path};
 use crate::ids::IdList;
 
 const SYNC_RECORD_CAP: u64 = 10_000;
@@ -89,13 +89,13 @@ impl PageMeta {
     }
 }
 
-/// Keeps a conversation that started in `range`: its id, and its record (byte for byte) in
-/// `staging`.
+/// Keeps a conversation that started in `range`: its id, in `found`, and its record (byte for
+/// byte) in `staging`.
 fn keep_in_range(
     range: &crate::query::TimeRange,
     staging: &std::path::Path,
     raw: &RawValue,
-    found: &mut BTreeSet<String>,
+    found: &mut Listing,
 ) -> Result<()> {
     let c = Head::of(raw);
     let start = c
@@ -111,7 +111,7 @@ fn keep_in_range(
                 raw.get().as_bytes(),
             )?;
         }
-        found.insert(id);
+        found.add_conversation(&id)?;
     }
     Ok(())
 }
@@ -150,35 +150,26 @@ pub struct DataAvailability {
     pub covers_interval: bool,
 }
 
-/// The conversations a query matched, and what the data lake said of each analytics job's
-/// interval (empty when every window was read through the synchronous query).
-#[derive(Debug, Default)]
-pub struct Conversations {
-    /// The conversation ids.
-    pub ids: BTreeSet<String>,
-    /// One per analytics job.
-    pub availability: Vec<DataAvailability>,
-}
-
 /// Finds the conversations of `query` (those that started in its range) through the analytics
-/// API. Each one's analytics record (participants, sessions, segments: who spoke, when, why) is
-/// written to `staging/<conversationId>.json`, byte for byte as it arrived. Each analytics job's
-/// interval is checked against the data lake's `dataAvailabilityDate` ([`DataAvailability`]).
+/// API, and adds them to `found`. Each one's analytics record (participants, sessions, segments:
+/// who spoke, when, why) is written to `staging/<conversationId>.json`, byte for byte as it
+/// arrived. Each analytics job's interval is checked against the data lake's
+/// `dataAvailabilityDate`: the answer is one [`DataAvailability`] per analytics job (none when
+/// every window was read through the synchronous query).
 pub async fn genesys_conversations(
     api: &Api,
     query: &Query,
     now: OffsetDateTime,
     page_size: u32,
     staging: &std::path::Path,
-) -> Result<Conversations> {
+    found: &mut Listing,
+) -> Result<Vec<DataAvailability>> {
     let range = query
         .time_range()
         .ok_or_else(|| Error::Config("the genesys source needs a timestamp range".into()))?;
     crate::durable::make_dirs(staging)?;
-    let mut found = BTreeSet::new();
     let mut availability = Vec::new();
-    let keep =
-        |raw: &RawValue, found: &mut BTreeSet<String>| keep_in_range(&range, staging, raw, found);
+    let keep = |raw: &RawValue, found: &mut Listing| keep_in_range(&range, staging, raw, found);
     let requests = query
         .genesys_requests(now, page_size)
         .map_err(Error::Config)?;
@@ -240,7 +231,7 @@ pub async fn genesys_conversations(
                         if let Some(id) = Head::of(raw).conversation_id {
                             seen.insert(id);
                         }
-                        keep(raw, &mut found)?;
+                        keep(raw, found)?;
                     }
                 }
                 let steady = totals.windows(2).all(|w| w[0] == w[1]);
@@ -252,14 +243,11 @@ pub async fn genesys_conversations(
             job_body = Some(req.body.clone());
         }
         if let Some(body) = job_body {
-            let stated = run_job(api, &body, &mut |raw| keep(raw, &mut found)).await?;
+            let stated = run_job(api, &body, &mut |raw| keep(raw, found)).await?;
             availability.push(data_availability(api, &body, stated).await?);
         }
     }
-    Ok(Conversations {
-        ids: found,
-        availability,
-    })
+    Ok(availability)
 }
 
 /// The data lake's `dataAvailabilityDate` (the job's results' `stated`, else the availability
@@ -380,54 +368,49 @@ pub fn recordings_list_path(conversation_id: &str) -> String {
     )
 }
 
-/// Lists the recordings of each conversation ([`recordings_list_path`]), `concurrency` at a time.
-/// Each recording's JSON is written to `staging/<recordingId>.json` as its listing arrives
-/// (ids unsafe as file names are skipped), so a listing of 100,000 recordings is never held in
-/// memory; the manifest step moves the ones it keeps into the bag.
+/// Conversations read from the listing at a time.
+const CONVERSATIONS_AT_ONCE: usize = 1000;
+
+/// Lists the recordings of each conversation of `listing` ([`recordings_list_path`]),
+/// `concurrency` at a time, each a row of `listing`; the answer is the conversations that
+/// answered 404. Each recording's JSON is written to `staging/<recordingId>.json` as its listing
+/// arrives (ids unsafe as file names are skipped), so a listing of 100,000 recordings is never
+/// held in memory; the manifest step moves the ones it keeps into the bag.
 pub async fn genesys_recordings(
     api: &Api,
-    conversations: &BTreeSet<String>,
+    listing: &mut Listing,
     concurrency: usize,
     staging: &std::path::Path,
-) -> Result<Discovery> {
+) -> Result<BTreeSet<String>> {
     crate::durable::make_dirs(staging)?;
-    let mut lists = futures_util::stream::iter(conversations.iter().cloned())
-        .map(|cid| async move { Ok::<_, Error>((list_of(api, &cid).await?, cid)) })
-        .buffer_unordered(concurrency.max(1));
-    let mut items = Vec::new();
-    let mut media = BTreeMap::new();
     let mut missing_conversations = BTreeSet::new();
-    while let Some(listed) = lists.next().await {
-        let (list, cid) = listed?;
-        let Some(list) = list else {
-            missing_conversations.insert(cid);
-            continue;
-        };
-        for (row, raw) in rows_of(&cid, &list) {
-            if crate::model::safe_id(&row.item.recording_id) {
-                crate::durable::write_sealed(
-                    &staging.join(format!("{}.json", row.item.recording_id)),
-                    raw.get().as_bytes(),
-                )?;
+    let mut after = None;
+    loop {
+        let convs = listing.conversations_after(after.as_deref(), CONVERSATIONS_AT_ONCE)?;
+        let Some(last) = convs.last() else { break };
+        after = Some(last.clone());
+        let mut lists = futures_util::stream::iter(convs)
+            .map(|cid| async move { Ok::<_, Error>((list_of(api, &cid).await?, cid)) })
+            .buffer_unordered(concurrency.max(1));
+        while let Some(listed) = lists.next().await {
+            let (list, cid) = listed?;
+            let Some(list) = list else {
+                missing_conversations.insert(cid);
+                continue;
+            };
+            for (row, raw) in rows_of(&cid, &list) {
+                if crate::model::safe_id(&row.item.recording_id) {
+                    crate::durable::write_sealed(
+                        &staging.join(format!("{}.json", row.item.recording_id)),
+                        raw.get().as_bytes(),
+                    )?;
+                }
+                // Only what is not a call has a media: a row without one is audio.
+                listing.push(&row.item, row.media.as_deref())?;
             }
-            // Only what is not a call is remembered: a recording without an entry is audio
-            // (an org of calls holds nothing here).
-            if let Some(m) = row.media {
-                media.insert(row.item.recording_id.clone(), m);
-            }
-            items.push(row.item);
         }
     }
-    items.sort();
-    items.dedup_by(|a, b| {
-        a.conversation_id == b.conversation_id && a.recording_id == b.recording_id
-    });
-    Ok(Discovery {
-        items,
-        metadata: BTreeMap::new(),
-        missing_conversations,
-        media,
-    })
+    Ok(missing_conversations)
 }
 
 /// One conversation's recordings list as the API answered it, element by element (`None`: the
@@ -486,52 +469,47 @@ pub fn rows_of<'a>(cid: &str, list: &'a [Box<RawValue>]) -> Vec<(ListedRow, &'a 
 /// [`genesys_recordings`] does.
 pub async fn recordings_by_workers(
     shared: &crate::state::Shared,
-    conversations: &BTreeSet<String>,
+    listing: &mut Listing,
     staging: &std::path::Path,
     opened: &dyn Fn() -> Result<()>,
-) -> Result<Discovery> {
+) -> Result<BTreeSet<String>> {
     crate::durable::make_dirs(staging)?;
-    shared.list_conversations(conversations)?;
+    shared.list_conversations(listing)?;
     opened()?;
     while shared.unlisted()? > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    let listed = shared.listed()?;
-    let mut items = Vec::with_capacity(listed.rows.len());
-    let mut media = BTreeMap::new();
-    for (row, epoch) in listed.rows {
-        let rid = &row.item.recording_id;
-        if crate::model::safe_id(rid) {
-            let by = staging.join(format!("{rid}.w{epoch}.json"));
-            let named = staging.join(format!("{rid}.json"));
-            let kind = std::fs::symlink_metadata(&by).map(|m| m.file_type());
-            if kind.as_ref().is_ok_and(|k| !k.is_file()) {
-                return Err(Error::Tampered {
-                    path: by,
-                    message: "a worker's listed element is not a regular file (a link, a FIFO, a device): refused".into(),
-                });
+    let mut after = None;
+    loop {
+        let page = shared.listed_page(after.as_ref())?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.item.clone());
+        for (row, epoch) in &page {
+            let rid = &row.item.recording_id;
+            if crate::model::safe_id(rid) {
+                let by = staging.join(format!("{rid}.w{epoch}.json"));
+                let named = staging.join(format!("{rid}.json"));
+                let kind = std::fs::symlink_metadata(&by).map(|m| m.file_type());
+                if kind.as_ref().is_ok_and(|k| !k.is_file()) {
+                    return Err(Error::Tampered {
+                        path: by,
+                        message: "a worker's listed element is not a regular file (a link, a FIFO, a device): refused".into(),
+                    });
+                }
+                if kind.is_ok() {
+                    std::fs::rename(&by, &named).map_err(|e| Error::io(&named, e))?;
+                } else if !named.exists() {
+                    return Err(Error::Tampered {
+                        path: by,
+                        message: "a worker listed this recording, but its element is not in the staging area: the shared directory lost a file".into(),
+                    });
+                }
             }
-            if kind.is_ok() {
-                std::fs::rename(&by, &named).map_err(|e| Error::io(&named, e))?;
-            } else if !named.exists() {
-                return Err(Error::Tampered {
-                    path: by,
-                    message: "a worker listed this recording, but its element is not in the staging area: the shared directory lost a file".into(),
-                });
-            }
+            listing.push(&row.item, row.media.as_deref())?;
         }
-        if let Some(m) = row.media {
-            media.insert(rid.clone(), m);
-        }
-        items.push(row.item);
     }
     crate::durable::sync_dir(staging)?;
-    Ok(Discovery {
-        items,
-        metadata: BTreeMap::new(),
-        missing_conversations: listed.missing,
-        media,
-    })
+    shared.missing_conversations()
 }
 
 /// The requests that list `selector` (for `data/query.json`), and what it selects, in words.
@@ -564,47 +542,53 @@ pub(super) fn requests(
     })
 }
 
-/// Lists what `selector` names: a query's conversations through the analytics API (each one's
-/// record in `staging/conversations/`; what the data lake said of each job's interval goes to
-/// `availability`), or an ids file's conversations; then each conversation's recordings (their
-/// JSON in `staging`).
+/// Lists what `selector` names into `listing`: a query's conversations through the analytics
+/// API (each one's record in `staging/conversations/`; what the data lake said of each job's
+/// interval goes to `availability`), or an ids file's conversations; then each conversation's
+/// recordings (their JSON in `staging`).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn discover(
     selector: &Selector,
     api: &Api,
     now: OffsetDateTime,
     page_size: u32,
     staging: &std::path::Path,
+    listing: &mut Listing,
     availability: &dyn Fn(&[DataAvailability]) -> Result<()>,
     workers: Option<super::Workers<'_>>,
-) -> Result<Discovery> {
-    let recordings = |convs: BTreeSet<String>| async move {
-        match workers {
-            Some(w) => recordings_by_workers(w.shared, &convs, staging, w.opened).await,
-            None => genesys_recordings(api, &convs, api.requests_in_flight(), staging).await,
-        }
-    };
+) -> Result<()> {
     match selector {
         Selector::Query(query) => {
-            let convs =
-                genesys_conversations(api, query, now, page_size, &staging.join("conversations"))
-                    .await?;
-            availability(&convs.availability)?;
-            recordings(convs.ids).await
+            let found = genesys_conversations(
+                api,
+                query,
+                now,
+                page_size,
+                &staging.join("conversations"),
+                listing,
+            )
+            .await?;
+            availability(&found)?;
         }
         Selector::Ids(list) => {
-            let convs = list.entries.iter().map(|e| e.first.clone()).collect();
-            let mut found = recordings(convs).await?;
-            keep_listed(&mut found, list);
-            found.items.sort();
-            found.items.dedup();
-            Ok(found)
+            for e in &list.entries {
+                listing.add_conversation(&e.first)?;
+            }
         }
     }
+    let missing = match workers {
+        Some(w) => recordings_by_workers(w.shared, listing, staging, w.opened).await?,
+        None => genesys_recordings(api, listing, api.requests_in_flight(), staging).await?,
+    };
+    if let Selector::Ids(list) = selector {
+        keep_listed(listing, &missing, list)?;
+    }
+    Ok(())
 }
 
 /// Keeps what an ids file asked for (a whole conversation, or one recording of it), and
 /// accounts for every id the source does not know as an item of its own.
-fn keep_listed(found: &mut Discovery, list: &IdList) {
+fn keep_listed(listing: &mut Listing, missing: &BTreeSet<String>, list: &IdList) -> Result<()> {
     // Keep what was asked for; account for every id the source does not know.
     let whole: BTreeSet<&str> = list
         .entries
@@ -617,33 +601,31 @@ fn keep_listed(found: &mut Discovery, list: &IdList) {
         .iter()
         .filter_map(|e| e.second.as_deref().map(|r| (e.first.as_str(), r)))
         .collect();
-    found.items.retain(|it| {
-        whole.contains(it.conversation_id.as_str())
-            || named.contains(&(it.conversation_id.as_str(), it.recording_id.as_str()))
-    });
-    let listed: BTreeSet<(String, String)> = found
-        .items
-        .iter()
-        .map(|i| (i.conversation_id.clone(), i.recording_id.clone()))
-        .collect();
+    listing.retain(|it, _| {
+        Ok(whole.contains(it.conversation_id.as_str())
+            || named.contains(&(it.conversation_id.as_str(), it.recording_id.as_str())))
+    })?;
     for (c, r) in &named {
-        if !listed.contains(&(c.to_string(), r.to_string())) {
-            found.items.push(Item {
+        if !listing.has(c, r)? {
+            let item = Item {
                 conversation_id: c.to_string(),
                 recording_id: r.to_string(),
                 listed_state: NOT_FOUND.into(),
-            });
+            };
+            listing.push(&item, None)?;
         }
     }
-    for c in &found.missing_conversations {
+    for c in missing {
         if whole.contains(c.as_str()) {
-            found.items.push(Item {
+            let item = Item {
                 conversation_id: c.clone(),
                 recording_id: String::new(),
                 listed_state: NOT_FOUND.into(),
-            });
+            };
+            listing.push(&item, None)?;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@
 //! what selects its recordings, the one place that chooses between them.
 
 mod genesys;
+mod listing;
 mod search;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value;
@@ -22,30 +22,14 @@ use crate::error::Result;
 use crate::export::SourceKind;
 use crate::http::Api;
 use crate::ids::IdList;
-use crate::model::Item;
 use crate::query::Query;
 
 pub use genesys::{
-    Conversations, DETAILS_JOBS_AVAILABILITY, DataAvailability, genesys_conversations,
-    genesys_recordings, list_of, recordings_by_workers, recordings_list_path, rows_of,
+    DETAILS_JOBS_AVAILABILITY, DataAvailability, genesys_conversations, genesys_recordings,
+    list_of, recordings_by_workers, recordings_list_path, rows_of,
 };
+pub use listing::{Listing, Rows};
 pub use search::{search_by_ids, search_recordings};
-
-/// What discovery found: the manifest rows, and each recording's metadata bytes as received.
-pub struct Discovery {
-    /// Rows, sorted and unique.
-    pub items: Vec<Item>,
-    /// Recording id → its JSON exactly as the API returned it (genesys: the element of the
-    /// recordings list, byte for byte).
-    pub metadata: BTreeMap<String, String>,
-
-    /// Conversations that answered 404 to the recordings list.
-    pub missing_conversations: BTreeSet<String>,
-
-    /// Recording id → its `media` as listed, where it is stated and not `audio` (screen, chat,
-    /// email, messaging, or a type we do not know); a recording without an entry is audio.
-    pub media: BTreeMap<String, String>,
-}
 
 /// A distributed job's workers, who fetch the conversations' recordings lists (the genesys
 /// source's per-conversation listing calls, most of its API budget): the job state they claim
@@ -152,25 +136,43 @@ impl Source {
         }
     }
 
-    /// Lists what the selection names: the manifest's rows, sorted and unique, with each
-    /// recording's JSON (and, for a genesys query, each conversation's analytics record) in
-    /// `staging`. A genesys query tells `availability` what the analytics data lake said of
+    /// Lists what the selection names into `listing`, and answers it: the manifest's rows,
+    /// sorted and unique, each with its `media` as listed where it is stated and not `audio`
+    /// (screen, chat, email, messaging, or a type we do not know), on disk and never held in
+    /// memory whole; each recording's JSON as received (and, for a genesys query, each
+    /// conversation's analytics record) is in `staging`. A genesys query tells `availability` what the analytics data lake said of
     /// each job's interval as soon as its conversations are known, before their recordings
     /// are listed.
+    #[allow(clippy::too_many_arguments)]
     pub async fn discover(
         &self,
         api: &Api,
         now: OffsetDateTime,
         page_size: u32,
         staging: &Path,
+        mut listing: Listing,
         availability: &dyn Fn(&[DataAvailability]) -> Result<()>,
         workers: Option<Workers<'_>>,
-    ) -> Result<Discovery> {
+    ) -> Result<Listing> {
+        crate::durable::make_dirs(staging)?;
         match self {
             Source::Genesys(s) => {
-                genesys::discover(s, api, now, page_size, staging, availability, workers).await
+                genesys::discover(
+                    s,
+                    api,
+                    now,
+                    page_size,
+                    staging,
+                    &mut listing,
+                    availability,
+                    workers,
+                )
+                .await?
             }
-            Source::Search(s) => search::discover(s, api, page_size).await,
+            Source::Search(s) => {
+                search::discover(s, api, page_size, staging, &mut listing).await?;
+            }
         }
+        Ok(listing)
     }
 }

@@ -16,7 +16,7 @@ use crate::model::{Item, Outcome};
 mod postgres;
 mod sqlite;
 
-pub use postgres::{Claimed, Listed, ListedRow, Shared, WorkerLease, WorkerRow};
+pub use postgres::{Claimed, ListedRow, Shared, WorkerLease, WorkerRow};
 
 /// What is known about one finished item.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,8 +213,15 @@ pub trait JobStore: Send + Sync {
     fn get(&self, key: Key) -> Result<Option<String>>;
     /// Records a value.
     fn set(&self, key: Key, value: &str) -> Result<()>;
-    /// Stores the sealed manifest and marks it sealed, in one transaction.
-    fn seal_manifest(&self, items: &[Item], manifest_sha256: &str) -> Result<()>;
+    /// Stores the sealed manifest (its items in order, read one at a time: a manifest of a
+    /// million items is never held in memory whole) and marks it sealed, in one transaction.
+    /// An item that cannot be read stops it, and nothing is stored. [`State::seal_manifest`]
+    /// takes a slice too.
+    fn seal_manifest(
+        &self,
+        items: &mut dyn Iterator<Item = Result<Item>>,
+        manifest_sha256: &str,
+    ) -> Result<()>;
     /// Records an item's outcome.
     fn finish(&self, item: &Item, done: &Done) -> Result<()>;
     /// Every manifest item in order with its outcome, if it has one, one at a time (an export
@@ -237,6 +244,12 @@ pub trait JobStore: Send + Sync {
     fn restores_pending(&self) -> Result<Vec<RestoreRow>>;
     /// The restore recorded for `item`, if any.
     fn restore_of(&self, item: &Item) -> Result<Option<RestoreRow>>;
+    /// Which of `conversation_ids` have a manifest item (asked a batch at a time, so that no
+    /// caller holds every conversation of a job).
+    fn conversations_with_items(
+        &self,
+        conversation_ids: &[String],
+    ) -> Result<std::collections::BTreeSet<String>>;
     /// The SHA-256 and size recorded for a kept file (path under the bag root).
     /// (A value that is not a SHA-256 is no known hash: the file is hashed again.)
     fn file_hash(&self, file: &str) -> Result<Option<(crate::digest::Sha256, u64)>>;
@@ -655,6 +668,35 @@ impl State {
     /// Every manifest item in order with its outcome, if it has one, one at a time.
     pub fn for_each(&self, mut f: impl FnMut(Item, Option<Done>) -> Result<()>) -> Result<()> {
         self.store.for_each(&mut f)
+    }
+
+    /// [`JobStore::seal_manifest`] of the items in order: a listing's rows as they are read
+    /// (`Result<Item>`), or a slice's.
+    pub fn seal_manifest<I>(&self, items: I, manifest_sha256: &str) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: ManifestRow,
+    {
+        let mut items = items.into_iter().map(ManifestRow::row);
+        self.store.seal_manifest(&mut items, manifest_sha256)
+    }
+}
+
+/// An item of a manifest being sealed ([`State::seal_manifest`]).
+pub trait ManifestRow {
+    /// The item, or why it could not be read.
+    fn row(self) -> Result<Item>;
+}
+
+impl ManifestRow for Result<Item> {
+    fn row(self) -> Result<Item> {
+        self
+    }
+}
+
+impl ManifestRow for &Item {
+    fn row(self) -> Result<Item> {
+        Ok(self.clone())
     }
 }
 #[cfg(test)]

@@ -389,7 +389,58 @@ impl Pg {
     }
 }
 
+/// What [`Conn::run_fed`] feeds its call: a chunk, or the end (`None`). A feed that stops
+/// without its end (reading failed) leaves the call to roll back.
+type Feed<C> = mpsc::Receiver<Option<C>>;
+
 impl Conn {
+    /// Runs `f` on the connection's thread, feeding it what `read` reads here, a chunk at a
+    /// time (two may wait: what is read is never held whole). `f` answers `None` when the feed
+    /// stopped without its end; it has then rolled back, and the answer is `read`'s error.
+    fn run_fed<C: Send + 'static, T: Send + 'static>(
+        &self,
+        read: &mut dyn FnMut() -> Result<Option<C>>,
+        f: impl FnOnce(&mut Client, &str, &Feed<C>) -> Result<Option<T>, postgres::Error>
+        + Send
+        + 'static,
+    ) -> Result<T> {
+        let (feed, fed) = mpsc::sync_channel::<Option<C>>(2);
+        std::thread::scope(|scope| {
+            let call = scope.spawn(move || self.run(move |c, job| f(c, job, &fed)));
+            let mut failed = None;
+            loop {
+                match read() {
+                    Ok(Some(chunk)) => {
+                        // The call ended early (its database error is its answer).
+                        if feed.send(Some(chunk)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = feed.send(None);
+                        break;
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            drop(feed);
+            let answer = call
+                .join()
+                .expect("the PostgreSQL feed's thread panicked")?;
+            match (answer, failed) {
+                (Some(t), None) => Ok(t),
+                (_, Some(e)) => Err(e),
+                (None, None) => Err(Error::JobState(format!(
+                    "{}: a write was cut short",
+                    self.shown
+                ))),
+            }
+        })
+    }
+
     /// Runs `f` on the connection's thread and waits for its answer.
     fn call<T: Send + 'static>(
         &self,
@@ -505,18 +556,28 @@ impl JobStore for Pg {
         })
     }
 
-    fn seal_manifest(&self, items: &[Item], manifest_sha256: &str) -> Result<()> {
-        let items = items.to_vec();
+    fn seal_manifest(
+        &self,
+        items: &mut dyn Iterator<Item = Result<Item>>,
+        manifest_sha256: &str,
+    ) -> Result<()> {
         let (key, sha) = (
             Key::ManifestSha256.name().into_owned(),
             manifest_sha256.to_owned(),
         );
-        self.run(move |c, job| {
+        let mut read = || chunk_of(items);
+        self.conn.run_fed(&mut read, move |c, job, feed| {
             let mut tx = c.transaction()?;
             tx.execute("DELETE FROM custos.items WHERE job_id = $1", &[&job])?;
-            for (n, chunk) in items.chunks(CHUNK).enumerate() {
-                let first = (n * CHUNK) as i64 + 1;
+            let mut first = 1i64;
+            loop {
+                let chunk: Vec<Item> = match feed.recv() {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(_) => return Ok(None),
+                };
                 let seq: Vec<i64> = (first..first + chunk.len() as i64).collect();
+                first += chunk.len() as i64;
                 let conv: Vec<&str> = chunk.iter().map(|i| i.conversation_id.as_str()).collect();
                 let rec: Vec<&str> = chunk.iter().map(|i| i.recording_id.as_str()).collect();
                 let st: Vec<&str> = chunk.iter().map(|i| i.listed_state.as_str()).collect();
@@ -531,7 +592,7 @@ impl JobStore for Pg {
                  ON CONFLICT (job_id, key) DO UPDATE SET value = EXCLUDED.value",
                 &[&job, &key, &sha],
             )?;
-            tx.commit()
+            tx.commit().map(Some)
         })
     }
 
@@ -641,6 +702,24 @@ impl JobStore for Pg {
             )?
             .as_ref()
             .map(restore_of_row))
+        })
+    }
+
+    fn conversations_with_items(
+        &self,
+        conversation_ids: &[String],
+    ) -> Result<std::collections::BTreeSet<String>> {
+        let ids = conversation_ids.to_vec();
+        self.run(move |c, job| {
+            // The (job_id, conversation_id, recording_id) unique index answers it.
+            Ok(c.query(
+                "SELECT DISTINCT conversation_id FROM custos.items
+                 WHERE job_id = $1 AND conversation_id = ANY($2)",
+                &[&job, &ids],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
         })
     }
 
@@ -868,14 +947,10 @@ pub struct ListedRow {
     pub media: Option<String>,
 }
 
-/// What the workers listed, read back by the coordinator.
-#[derive(Debug, Default)]
-pub struct Listed {
-    /// Every recording listed, with its media (if not audio) and the epoch of the worker whose
-    /// answer landed (its metadata file is `<recordingId>.w<epoch>.json` in the staging area).
-    pub rows: Vec<(ListedRow, i64)>,
-    /// Conversations whose recordings list answered 404.
-    pub missing: std::collections::BTreeSet<String>,
+/// Up to [`CHUNK`] items of `items` (`None`: there are no more).
+fn chunk_of<T>(items: &mut dyn Iterator<Item = Result<T>>) -> Result<Option<Vec<T>>> {
+    let chunk = items.take(CHUNK).collect::<Result<Vec<T>>>()?;
+    Ok((!chunk.is_empty()).then_some(chunk))
 }
 
 /// One worker of a job, as `custos job status` shows it.
@@ -1082,40 +1157,69 @@ impl Shared {
         Ok(tally)
     }
 
-    /// Puts the conversations whose recordings lists the workers are to fetch in the job (the
-    /// set replaces an earlier run's if it differs; an unchanged set keeps what was listed).
-    pub fn list_conversations(&self, ids: &std::collections::BTreeSet<String>) -> Result<()> {
-        let ids: Vec<String> = ids.iter().cloned().collect();
-        let set = crate::digest::Sha256::of(ids.join("\n").as_bytes()).hex();
-        self.conn.run(move |c, job| {
-            let mut tx = c.transaction()?;
-            let before = tx
-                .query_opt(
-                    "SELECT value FROM custos.meta WHERE job_id = $1 AND key = 'listing_set'",
-                    &[&job],
-                )?
-                .map(|r| r.get::<_, String>(0));
-            if before.as_deref() != Some(set.as_str()) {
-                tx.execute("DELETE FROM custos.listed WHERE job_id = $1", &[&job])?;
-                tx.execute("DELETE FROM custos.listing WHERE job_id = $1", &[&job])?;
-                for chunk in ids.chunks(CHUNK) {
-                    tx.execute(
-                        "INSERT INTO custos.listing (job_id, conversation_id)
-                         SELECT $1, id FROM unnest($2::text[]) AS id",
-                        &[&job, &chunk],
-                    )?;
+    /// Puts the conversations of `listing` in the job state for the workers to list. Run again
+    /// with the same conversations (the coordinator was restarted), it keeps what was listed;
+    /// with others, it starts the listing anew. The conversations are read a page at a time.
+    pub fn list_conversations(&self, listing: &mut crate::source::Listing) -> Result<()> {
+        // The set's digest: its ids joined by line feeds, read in order.
+        let mut digest = <sha2::Sha256 as sha2::Digest>::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = listing.conversations_after(after.as_deref(), CHUNK)?;
+            let Some(last) = page.last() else { break };
+            for (n, id) in page.iter().enumerate() {
+                if after.is_some() || n > 0 {
+                    sha2::Digest::update(&mut digest, b"\n");
                 }
+                sha2::Digest::update(&mut digest, id.as_bytes());
+            }
+            after = Some(last.clone());
+        }
+        let set = crate::digest::Sha256::finish(digest).hex();
+        let mut after: Option<String> = None;
+        let mut read = || {
+            let page = listing.conversations_after(after.as_deref(), CHUNK)?;
+            Ok(page.last().cloned().map(|last| {
+                after = Some(last);
+                page
+            }))
+        };
+        let before = self.conn.run(|c, job| {
+            Ok(c.query_opt(
+                "SELECT value FROM custos.meta WHERE job_id = $1 AND key = 'listing_set'",
+                &[&job],
+            )?
+            .map(|r| r.get::<_, String>(0)))
+        })?;
+        if before.as_deref() == Some(set.as_str()) {
+            return Ok(());
+        }
+        self.conn.run_fed(&mut read, move |c, job, feed| {
+            let mut tx = c.transaction()?;
+            tx.execute("DELETE FROM custos.listed WHERE job_id = $1", &[&job])?;
+            tx.execute("DELETE FROM custos.listing WHERE job_id = $1", &[&job])?;
+            loop {
+                let chunk: Vec<String> = match feed.recv() {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(_) => return Ok(None),
+                };
                 tx.execute(
-                    "INSERT INTO custos.meta (job_id, key, value) VALUES ($1, 'listing_set', $2)
-                     ON CONFLICT (job_id, key) DO UPDATE SET value = EXCLUDED.value",
-                    &[&job, &set],
+                    "INSERT INTO custos.listing (job_id, conversation_id)
+                     SELECT $1, id FROM unnest($2::text[]) AS id",
+                    &[&job, &chunk],
                 )?;
             }
-            tx.commit()
+            tx.execute(
+                "INSERT INTO custos.meta (job_id, key, value) VALUES ($1, 'listing_set', $2)
+                 ON CONFLICT (job_id, key) DO UPDATE SET value = EXCLUDED.value",
+                &[&job, &set],
+            )?;
+            tx.commit().map(Some)
         })
     }
 
-    /// Conversations whose recordings list has not landed yet.
+    /// Conversations not yet listed.
     pub fn unlisted(&self) -> Result<u64> {
         self.conn.run(|c, job| {
             Ok(c.query_one(
@@ -1126,34 +1230,53 @@ impl Shared {
         })
     }
 
-    /// Everything the workers listed, sorted (conversation, recording; bytewise).
-    pub fn listed(&self) -> Result<Listed> {
-        self.conn.run(|c, job| {
-            let mut out = Listed::default();
-            for r in c.query(
-                "SELECT conversation_id, recording_id, listed_state, media, epoch FROM custos.listed
-                 WHERE job_id = $1 ORDER BY conversation_id COLLATE \"C\", recording_id COLLATE \"C\"",
-                &[&job],
-            )? {
-                out.rows.push((
-                    ListedRow {
-                        item: Item {
-                            conversation_id: r.get(0),
-                            recording_id: r.get(1),
-                            listed_state: r.get(2),
+    /// Up to [`CHUNK`] of the recordings the workers listed, after `after` (`None`: from the
+    /// first), sorted (conversation, recording; bytewise); each with its media (if not audio)
+    /// and the epoch of the worker whose answer landed (its metadata file is
+    /// `<recordingId>.w<epoch>.json` in the staging area).
+    pub fn listed_page(&self, after: Option<&Item>) -> Result<Vec<(ListedRow, i64)>> {
+        let (c0, r0, first) = match after {
+            Some(a) => (a.conversation_id.clone(), a.recording_id.clone(), false),
+            None => (String::new(), String::new(), true),
+        };
+        self.conn.run(move |c, job| {
+            let rows = c.query(
+                &format!(
+                    "SELECT conversation_id, recording_id, listed_state, media, epoch FROM custos.listed
+                     WHERE job_id = $1 AND ($4 OR (conversation_id COLLATE \"C\", recording_id COLLATE \"C\") > ($2 COLLATE \"C\", $3 COLLATE \"C\"))
+                     ORDER BY conversation_id COLLATE \"C\", recording_id COLLATE \"C\" LIMIT {CHUNK}"
+                ),
+                &[&job, &c0, &r0, &first],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        ListedRow {
+                            item: Item {
+                                conversation_id: r.get(0),
+                                recording_id: r.get(1),
+                                listed_state: r.get(2),
+                            },
+                            media: r.get(3),
                         },
-                        media: r.get(3),
-                    },
-                    r.get(4),
-                ));
-            }
-            for r in c.query(
+                        r.get(4),
+                    )
+                })
+                .collect())
+        })
+    }
+
+    /// The conversations whose recordings list answered 404.
+    pub fn missing_conversations(&self) -> Result<std::collections::BTreeSet<String>> {
+        self.conn.run(|c, job| {
+            Ok(c.query(
                 "SELECT conversation_id FROM custos.listing WHERE job_id = $1 AND missing",
                 &[&job],
-            )? {
-                out.missing.insert(r.get(0));
-            }
-            Ok(out)
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
         })
     }
 

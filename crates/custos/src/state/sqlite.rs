@@ -122,13 +122,19 @@ impl JobStore for Sqlite {
         Ok(())
     }
 
-    fn seal_manifest(&self, items: &[Item], manifest_sha256: &str) -> Result<()> {
+    fn seal_manifest(
+        &self,
+        items: &mut dyn Iterator<Item = Result<Item>>,
+        manifest_sha256: &str,
+    ) -> Result<()> {
         let mut db = self.db();
+        // Dropped without a commit (an item that cannot be read), it rolls back.
         let tx = db.transaction()?;
         tx.execute("DELETE FROM items", [])?;
         {
             let mut ins = tx.prepare("INSERT INTO items (seq, conversation_id, recording_id, listed_state) VALUES (?1, ?2, ?3, ?4)")?;
-            for (i, it) in items.iter().enumerate() {
+            for (i, it) in items.enumerate() {
+                let it = it?;
                 ins.execute(params![
                     i as i64 + 1,
                     it.conversation_id,
@@ -264,6 +270,22 @@ impl JobStore for Sqlite {
                 [item.conversation_id.as_str(), item.recording_id.as_str()],
             )?
             .pop())
+    }
+
+    fn conversations_with_items(
+        &self,
+        conversation_ids: &[String],
+    ) -> Result<std::collections::BTreeSet<String>> {
+        let db = self.db();
+        // The (conversation_id, recording_id) index answers each.
+        let mut st = db.prepare_cached("SELECT 1 FROM items WHERE conversation_id = ?1 LIMIT 1")?;
+        let mut with = std::collections::BTreeSet::new();
+        for id in conversation_ids {
+            if st.exists([id])? {
+                with.insert(id.clone());
+            }
+        }
+        Ok(with)
     }
 
     fn file_hash(&self, file: &str) -> Result<Option<(crate::digest::Sha256, u64)>> {
