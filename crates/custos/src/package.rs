@@ -566,6 +566,28 @@ mod tests {
     }
 
     #[test]
+    fn a_payload_name_that_breaks_the_path_order_is_refused_and_nothing_sealed() {
+        let root = std::env::temp_dir().join(format!("custos-walk-bad-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        // `data/a\b` is walked after `data/a/c` (a directory sorts as `a/`, and `/` < `\`),
+        // but written with `/` it is `data/a/b`, before it: no tree verification rebuilds.
+        for f in ["data/a/c", "data/a\\b"] {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, f).unwrap();
+        }
+        let e = write_bag(&root, &|_| Ok(None), &[], "2026-01-01", &|| Ok(Vec::new())).unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("data/a/b: a payload file name out of path order after data/a/c")),
+            "{e}"
+        );
+        for tag in [files::MANIFEST, files::BAG_INFO, files::BAGIT] {
+            assert!(!root.join(tag).exists(), "{tag} written");
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn tag_files_keep_order_and_join_continuations() {
         let i = parse_tags("A: 1\nB: two\n  words\nA: again\nnot a label\n");
         assert_eq!(

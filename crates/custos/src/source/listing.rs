@@ -64,7 +64,7 @@ impl Listing {
         })
     }
 
-    /// Opens a transaction if none is open, and commits every [`BATCH`] writes.
+    /// Counts a write, and commits every [`BATCH`] writes.
     fn wrote(&mut self) -> Result<()> {
         self.pending += 1;
         if self.pending >= BATCH {
@@ -73,6 +73,7 @@ impl Listing {
         Ok(())
     }
 
+    /// Opens a transaction if none is open (writes are committed in batches).
     fn begin(&mut self) -> Result<()> {
         if self.pending == 0 && self.db.is_autocommit() {
             self.db.execute_batch("BEGIN")?;
@@ -99,23 +100,24 @@ impl Listing {
         self.wrote()
     }
 
-    /// How many conversations were added.
-    pub fn conversation_count(&self) -> Result<u64> {
-        Ok(self
-            .db
-            .query_row("SELECT count(*) FROM conversations", [], |r| {
-                r.get::<_, i64>(0)
-            })? as u64)
-    }
-
     /// Up to `limit` conversations after `after` (`None`: from the first), in byte order: the
     /// conversations read a page at a time.
     pub fn conversations_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
-        let mut st = self.db.prepare_cached(
-            "SELECT id FROM conversations WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![after, limit as i64], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        // Two statements, each a search of the key (with `?1 IS NULL OR`, SQLite scans from
+        // the first row for every page).
+        let rows = match after {
+            None => self
+                .db
+                .prepare_cached("SELECT id FROM conversations ORDER BY id LIMIT ?1")?
+                .query_map([limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?,
+            Some(a) => self
+                .db
+                .prepare_cached("SELECT id FROM conversations WHERE id > ?1 ORDER BY id LIMIT ?2")?
+                .query_map(params![a, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?,
+        };
+        Ok(rows)
     }
 
     /// Adds a row with its listed media (`None`: audio, or not stated). A row listed twice (the
@@ -389,7 +391,6 @@ mod tests {
         for n in 0..5_000u32 {
             l.add_conversation(&format!("c{:04}", n % 2_500)).unwrap();
         }
-        assert_eq!(l.conversation_count().unwrap(), 2_500);
         l.add_conversation("").unwrap();
         let (mut all, mut after) = (Vec::new(), None);
         loop {

@@ -111,6 +111,10 @@ CREATE TABLE IF NOT EXISTS custos.listed (
     media TEXT,
     epoch BIGINT NOT NULL,
     PRIMARY KEY (job_id, conversation_id, recording_id));
+-- The coordinator reads the lists back a page at a time in byte order, whatever the database's
+-- collation: this index serves those pages.
+CREATE INDEX IF NOT EXISTS listed_bytewise
+    ON custos.listed (job_id, conversation_id COLLATE \"C\", recording_id COLLATE \"C\");
 CREATE TABLE IF NOT EXISTS custos.custody (
     job_id TEXT NOT NULL REFERENCES custos.jobs,
     seq BIGINT NOT NULL,
@@ -1235,19 +1239,25 @@ impl Shared {
     /// and the epoch of the worker whose answer landed (its metadata file is
     /// `<recordingId>.w<epoch>.json` in the staging area).
     pub fn listed_page(&self, after: Option<&Item>) -> Result<Vec<(ListedRow, i64)>> {
-        let (c0, r0, first) = match after {
-            Some(a) => (a.conversation_id.clone(), a.recording_id.clone(), false),
-            None => (String::new(), String::new(), true),
-        };
+        let after = after.map(|a| (a.conversation_id.clone(), a.recording_id.clone()));
         self.conn.run(move |c, job| {
-            let rows = c.query(
-                &format!(
-                    "SELECT conversation_id, recording_id, listed_state, media, epoch FROM custos.listed
-                     WHERE job_id = $1 AND ($4 OR (conversation_id COLLATE \"C\", recording_id COLLATE \"C\") > ($2 COLLATE \"C\", $3 COLLATE \"C\"))
-                     ORDER BY conversation_id COLLATE \"C\", recording_id COLLATE \"C\" LIMIT {CHUNK}"
-                ),
-                &[&job, &c0, &r0, &first],
-            )?;
+            const COLUMNS: &str =
+                "SELECT conversation_id, recording_id, listed_state, media, epoch FROM custos.listed";
+            const ORDER: &str = "ORDER BY conversation_id COLLATE \"C\", recording_id COLLATE \"C\"";
+            let rows = match &after {
+                None => c.query(
+                    &format!("{COLUMNS} WHERE job_id = $1 {ORDER} LIMIT {CHUNK}"),
+                    &[&job],
+                )?,
+                Some((c0, r0)) => c.query(
+                    &format!(
+                        "{COLUMNS} WHERE job_id = $1
+                         AND (conversation_id COLLATE \"C\", recording_id COLLATE \"C\") > ($2 COLLATE \"C\", $3 COLLATE \"C\")
+                         {ORDER} LIMIT {CHUNK}"
+                    ),
+                    &[&job, c0, r0],
+                )?,
+            };
             Ok(rows
                 .iter()
                 .map(|r| {
