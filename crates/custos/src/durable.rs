@@ -104,6 +104,14 @@ pub fn write_sealed_streamed(
     write_streamed(path, EVIDENCE_MODE, fill)
 }
 
+/// [`write_durably`] of what `fill` writes, streamed through a buffer, never held whole.
+pub fn write_durably_streamed(
+    path: &Path,
+    fill: &mut dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<()> {
+    write_streamed(path, WORKING_MODE, fill).map(|_| ())
+}
+
 /// A writer that hashes what passes through it.
 struct Hashing<W> {
     inner: W,

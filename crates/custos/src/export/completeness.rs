@@ -163,10 +163,16 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
     // records in memory).
     let conv_dir = root.join("data/metadata/conversations");
     let mut matched: Option<u64> = None;
-    let mut without: Option<Vec<Value>> = None;
+    // Those without a recording, counted (and how many of them flagged as recorded); each one's
+    // entry goes to a scratch file as it is read, and is copied into the file at the end.
+    let mut without: Option<(u64, u64)> = None;
+    let scratch = root.join(WITHOUT_SCRATCH);
     if conv_dir.is_dir() {
         let mut count = 0u64;
-        let mut w = Vec::new();
+        let (mut n_without, mut n_flagged) = (0u64, 0u64);
+        let mut w = std::io::BufWriter::new(
+            crate::durable::create_file(&scratch).map_err(|e| Error::io(&scratch, e))?,
+        );
         let mut batch: Vec<(String, std::ffi::OsString)> = Vec::new();
         let mut flush = |batch: &mut Vec<(String, std::ffi::OsString)>| -> Result<()> {
             let ids: Vec<String> = batch.iter().map(|(cid, _)| cid.clone()).collect();
@@ -178,11 +184,14 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
                 let p = conv_dir.join(name);
                 let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
                 let c: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                w.push(
-                    json!({"conversationId": cid, "conversationStart": c["conversationStart"],
-                              "originatingDirection": c["originatingDirection"],
-                              "sessionsFlaggedRecording": flagged_recorded(&c)}),
-                );
+                let flagged = flagged_recorded(&c);
+                let entry = json!({"conversationId": cid, "conversationStart": c["conversationStart"],
+                          "originatingDirection": c["originatingDirection"],
+                          "sessionsFlaggedRecording": flagged});
+                write_element(&mut w, n_without == 0, &entry)
+                    .map_err(|e| Error::io(&scratch, e))?;
+                n_without += 1;
+                n_flagged += u64::from(flagged > 0);
             }
             Ok(())
         };
@@ -202,17 +211,14 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
             Ok(())
         })?;
         flush(&mut batch)?;
+        std::io::Write::flush(&mut w).map_err(|e| Error::io(&scratch, e))?;
         matched = Some(count);
-        without = Some(w);
+        without = Some((n_without, n_flagged));
     }
-    let flagged = without.as_ref().map(|w| {
-        w.iter()
-            .filter(|c| c["sessionsFlaggedRecording"].as_u64() > Some(0))
-            .count() as u64
-    });
+    let flagged = without.map(|(_, f)| f);
     let counts = Completeness {
         conversations_matched: matched,
-        conversations_without_recordings: without.as_ref().map(|w| w.len() as u64),
+        conversations_without_recordings: without.map(|(n, _)| n),
         flagged_recorded_but_unlisted: flagged,
         recordings_listed: listed,
         by_file_state: by_state,
@@ -237,7 +243,8 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
         "conversationsMatched": counts.conversations_matched,
         "conversationsMatchedSource": if matched.is_some() { "the analytics conversation records kept in data/metadata/conversations/ (every conversation the query matched)" } else { "not known: the selection names recordings, not conversations" },
         "conversationsWithRecordings": matched.map(|_| with_items),
-        "conversationsWithoutRecordings": without,
+        // Streamed in below, from the scratch file.
+        "conversationsWithoutRecordings": without.map(|_| WITHOUT_MARK),
         "flaggedRecordedButUnlisted": flagged,
         "recordingsListed": listed,
         "recordingsByListedFileState": counts.by_file_state,
@@ -259,10 +266,69 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
             "the analytics data lake was complete up to the end of every job's interval"
         },
     });
-    let mut bytes = serde_json::to_vec_pretty(&doc).expect("json");
-    bytes.push(b'\n');
-    write_durably(&root.join(COMPLETENESS_FILE), &bytes)?;
+    let text = serde_json::to_string_pretty(&doc).expect("json");
+    let path = root.join(COMPLETENESS_FILE);
+    match without {
+        None => write_durably(&path, format!("{text}\n").as_bytes())?,
+        Some((n, _)) => crate::durable::write_durably_streamed(&path, &mut |out| {
+            with_elements(&text, n, &mut std::fs::File::open(&scratch)?, out)
+        })?,
+    }
+    if without.is_some() {
+        std::fs::remove_file(&scratch).map_err(|e| Error::io(&scratch, e))?;
+    }
     Ok(counts)
+}
+
+/// Where the entries of the conversations without a recording wait while the completeness file
+/// is written (not payload: removed once the file is).
+const WITHOUT_SCRATCH: &str = ".custos/completeness-without.tmp";
+
+/// Stands for the list of conversations without a recording in the document until it is
+/// written (a string no value of the document holds: it begins with a NUL).
+const WITHOUT_MARK: &str = "\u{0}conversations without recordings";
+
+/// Writes `text` (a pretty-printed document holding [`WITHOUT_MARK`] as the value of a top-level
+/// key) to `out` with that value replaced by the array of the `n` elements `elements` holds (as
+/// [`write_element`] wrote them), and a final line feed: what `serde_json` would print for the
+/// whole document, never held whole.
+fn with_elements(
+    text: &str,
+    n: u64,
+    elements: &mut dyn std::io::Read,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let mark = serde_json::to_string(WITHOUT_MARK).expect("json");
+    let (before, after) = text
+        .split_once(&mark)
+        .ok_or_else(|| std::io::Error::other("the list's mark is not in the document"))?;
+    out.write_all(before.as_bytes())?;
+    if n == 0 {
+        out.write_all(b"[]")?;
+    } else {
+        out.write_all(b"[\n")?;
+        std::io::copy(elements, out)?;
+        out.write_all(b"\n  ]")?;
+    }
+    out.write_all(after.as_bytes())?;
+    out.write_all(b"\n")
+}
+
+/// Writes `entry` as an element of a pretty-printed array that is the value of a top-level key
+/// (`serde_json`'s layout: four spaces before each line), after a separator unless `first`.
+fn write_element(out: &mut dyn std::io::Write, first: bool, entry: &Value) -> std::io::Result<()> {
+    if !first {
+        out.write_all(b",\n")?;
+    }
+    let text = serde_json::to_string_pretty(entry).expect("json");
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.write_all(b"\n")?;
+        }
+        out.write_all(b"    ")?;
+        out.write_all(line.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// The counts a sealed export recorded in `data/summary.json` (default if it has none: an
@@ -273,4 +339,47 @@ pub(super) fn recorded(root: &std::path::Path) -> Completeness {
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .and_then(|v| serde_json::from_value(v["completeness"].clone()).ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod streamed_tests {
+    use super::*;
+
+    /// The document as streamed, for `entries`.
+    fn streamed(entries: &[Value]) -> String {
+        let mut elements = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            write_element(&mut elements, i == 0, e).unwrap();
+        }
+        let doc =
+            json!({"a": 1, "conversationsWithoutRecordings": WITHOUT_MARK, "z": {"b": [1, 2]}});
+        let text = serde_json::to_string_pretty(&doc).unwrap();
+        let mut out = Vec::new();
+        with_elements(
+            &text,
+            entries.len() as u64,
+            &mut elements.as_slice(),
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The document as `serde_json` prints it whole.
+    fn whole(entries: &[Value]) -> String {
+        let doc = json!({"a": 1, "conversationsWithoutRecordings": entries, "z": {"b": [1, 2]}});
+        format!("{}\n", serde_json::to_string_pretty(&doc).unwrap())
+    }
+
+    #[test]
+    fn the_streamed_list_is_what_serde_json_prints_whole() {
+        let entry = |n: u64| {
+            json!({"conversationId": format!("c{n}"), "conversationStart": if n.is_multiple_of(2) { json!("2023-01-01T00:00:00Z") } else { json!(null) },
+                   "originatingDirection": {"nested": ["x\ny", n]}, "sessionsFlaggedRecording": n})
+        };
+        for n in [0, 1, 3] {
+            let entries: Vec<Value> = (0..n).map(entry).collect();
+            assert_eq!(streamed(&entries), whole(&entries), "{n} entries");
+        }
+    }
 }
