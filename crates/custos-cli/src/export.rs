@@ -20,7 +20,9 @@ fn print_report(r: &Report, json: bool) {
             "out": r.out, "items": r.tally.items, "outcomes": counts, "purged": r.tally[Outcome::Purged], "bytes": r.tally.exported_bytes,
             "querySha256": r.query_sha256, "manifestSha256": r.manifest_sha256, "resumed": r.resumed,
             "alreadyComplete": r.already_complete, "custodyLogHead": r.custody_log_head, "rateLimitWaitSeconds": r.rate_limit_wait.as_secs_f64(), "signature": r.signature, "timestamps": r.timestamps, "apiCalls": r.api_calls, "seconds": r.elapsed.as_secs_f64(),
-            "durationChecked": {"checked": r.duration.checked, "of": r.duration.files, "notChecked": r.duration.not_checked},
+            // The files not compared are listed whole in data/summary.json; the first few here.
+            "durationChecked": {"checked": r.duration.checked, "of": r.duration.files, "notCheckedCount": r.duration.not_checked,
+                                "notCheckedFirst": r.duration.first_not_checked, "notCheckedListedIn": "data/summary.json"},
             "completeness": r.completeness,
         });
         out!("{}", serde_json::to_string_pretty(&v).expect("json"));
@@ -46,17 +48,18 @@ fn print_report(r: &Report, json: bool) {
         r.duration.checked,
         r.duration.files
     );
-    for n in r.duration.not_checked.iter().take(10) {
+    for n in &r.duration.first_not_checked {
         out!(
             "    not checked: {} ({})",
             Shown(n["recordingId"].as_str().unwrap_or("")),
             Shown(n["why"].as_str().unwrap_or(""))
         );
     }
-    if r.duration.not_checked.len() > 10 {
+    let shown = r.duration.first_not_checked.len() as u64;
+    if r.duration.not_checked > shown {
         out!(
             "    … {} more in data/summary.json",
-            r.duration.not_checked.len() - 10
+            r.duration.not_checked - shown
         );
     }
     print_completeness(&r.completeness);

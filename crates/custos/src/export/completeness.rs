@@ -4,12 +4,13 @@
 //! from the package's own files and the job state when the export is sealed, so a reviewer can
 //! recount every number from the bag.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::context::Ctx;
+use super::json_list::{self, ScratchList};
 use crate::durable::write_durably;
 use crate::error::{Error, Result};
 
@@ -55,32 +56,99 @@ impl Completeness {
 }
 
 /// The recordings `--media` left out ([`super::manifest::MEDIA_EXCLUDED_FILE`]): their count
-/// per media type, their conversations, and how many of them are orphans (no conversation).
-fn media_excluded(
-    root: &std::path::Path,
-) -> Result<(BTreeMap<String, u64>, BTreeSet<String>, u64)> {
-    let path = root.join(super::manifest::MEDIA_EXCLUDED_FILE);
-    let (mut counts, mut convs, mut orphans) = (BTreeMap::new(), BTreeSet::new(), 0u64);
-    if !path.exists() {
-        return Ok((counts, convs, orphans));
-    }
-    // Written by this export's manifest step: every row is well formed. Read a row at a time.
-    let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-    for row in csv::Reader::from_reader(std::io::BufReader::new(file))
-        .records()
-        .flatten()
-    {
-        match row.get(0).unwrap_or("") {
-            "" => orphans += 1,
-            c => {
-                convs.insert(c.to_owned());
-            }
-        }
+/// per media type, and how many of them are orphans (no conversation).
+fn media_excluded(root: &std::path::Path) -> Result<(BTreeMap<String, u64>, u64)> {
+    let (mut counts, mut orphans) = (BTreeMap::new(), 0u64);
+    let Some(rows) = media_excluded_rows(root)? else {
+        return Ok((counts, orphans));
+    };
+    for row in rows {
+        let row = row?;
+        orphans += u64::from(row.get(0).unwrap_or("").is_empty());
         *counts
             .entry(row.get(2).unwrap_or("").to_owned())
             .or_default() += 1;
     }
-    Ok((counts, convs, orphans))
+    Ok((counts, orphans))
+}
+
+/// The rows of [`super::manifest::MEDIA_EXCLUDED_FILE`] (`None`: `--media` was not given), read
+/// a row at a time. Written by this export's manifest step in manifest order: sorted by
+/// conversation, every row well formed.
+fn media_excluded_rows(
+    root: &std::path::Path,
+) -> Result<Option<impl Iterator<Item = Result<csv::StringRecord>>>> {
+    let path = root.join(super::manifest::MEDIA_EXCLUDED_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+    Ok(Some(
+        csv::Reader::from_reader(std::io::BufReader::new(file))
+            .into_records()
+            .map(move |r| r.map_err(|e| Error::io(&path, std::io::Error::other(e)))),
+    ))
+}
+
+/// The conversations of the recordings `--media` left out, read from
+/// [`super::manifest::MEDIA_EXCLUDED_FILE`] as they are asked for (never held: with `--media
+/// audio`, every conversation with a screen recording is one). The file is in manifest order, so
+/// a conversation's rows are together and the conversations sorted.
+struct ExcludedConversations<I> {
+    rows: Option<I>,
+    /// The cell last answered by [`ExcludedConversations::next`].
+    last: Option<String>,
+    /// The conversation [`ExcludedConversations::contains`] read up to.
+    ahead: Option<String>,
+}
+
+impl<I: Iterator<Item = Result<csv::StringRecord>>> ExcludedConversations<I> {
+    fn new(rows: Option<I>) -> ExcludedConversations<I> {
+        ExcludedConversations {
+            rows,
+            last: None,
+            ahead: None,
+        }
+    }
+
+    /// The next conversation's cell as written, each once (orphans, with none, are skipped).
+    fn next(&mut self) -> Result<Option<String>> {
+        let Some(rows) = self.rows.as_mut() else {
+            return Ok(None);
+        };
+        for row in rows {
+            let row = row?;
+            let c = row.get(0).unwrap_or("");
+            if c.is_empty() || self.last.as_deref() == Some(c) {
+                continue;
+            }
+            self.last = Some(c.to_owned());
+            return Ok(self.last.clone());
+        }
+        Ok(None)
+    }
+
+    /// Whether `cid` (a safe id: one a conversation's record is named by) is one of them;
+    /// asked in ascending order of `cid`. A cell that is no safe id is passed over (its
+    /// conversation has no record), as is one out of order: the file is sorted by the ids as
+    /// listed, and [`crate::custody::csv_cell`] prefixes a quote to one that begins like a
+    /// formula (undone here for a safe id), or escapes a control character.
+    fn contains(&mut self, cid: &str) -> Result<bool> {
+        while self.ahead.as_deref().is_none_or(|a| a < cid) {
+            let Some(cell) = self.next()? else {
+                return Ok(false);
+            };
+            let id = match cell.strip_prefix('\'') {
+                Some(rest) if rest.starts_with('-') => rest,
+                _ => cell.as_str(),
+            };
+            if !crate::model::safe_id(id) || self.ahead.as_deref().is_some_and(|a| id <= a) {
+                continue;
+            }
+            self.ahead = Some(id.to_owned());
+        }
+        Ok(self.ahead.as_deref() == Some(cid))
+    }
 }
 
 /// The orphan recordings listed (`--orphans`), those created within the query's interval,
@@ -151,12 +219,25 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
         }
         Ok(())
     })?;
-    let (not_taken, excluded_convs, excluded_orphans) = media_excluded(root)?;
-    // A conversation whose every recording --media left out had recordings too.
-    let excluded_convs: Vec<String> = excluded_convs.into_iter().collect();
-    for batch in excluded_convs.chunks(CONVERSATIONS_AT_ONCE) {
-        with_items += (batch.len() - ctx.state.conversations_with_items(batch)?.len()) as u64;
+    let (not_taken, excluded_orphans) = media_excluded(root)?;
+    // A conversation whose every recording --media left out had recordings too: asked of the
+    // job state a batch at a time.
+    let mut excluded = ExcludedConversations::new(media_excluded_rows(root)?);
+    let mut batch = Vec::with_capacity(CONVERSATIONS_AT_ONCE);
+    loop {
+        let next = excluded.next()?;
+        let end = next.is_none();
+        batch.extend(next);
+        if batch.len() >= CONVERSATIONS_AT_ONCE || (end && !batch.is_empty()) {
+            with_items += (batch.len() - ctx.state.conversations_with_items(&batch)?.len()) as u64;
+            batch.clear();
+        }
+        if end {
+            break;
+        }
     }
+    // Read again, alongside the conversations' records (both in order).
+    let mut excluded = ExcludedConversations::new(media_excluded_rows(root)?);
     // The analytics record of every conversation the query matched (genesys --query only):
     // counted by name, a batch of names at a time in order; only those without a recording
     // are read, one at a time (an export of a million conversations never holds their names or
@@ -165,20 +246,17 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
     let mut matched: Option<u64> = None;
     // Those without a recording, counted (and how many of them flagged as recorded); each one's
     // entry goes to a scratch file as it is read, and is copied into the file at the end.
-    let mut without: Option<(u64, u64)> = None;
-    let scratch = root.join(WITHOUT_SCRATCH);
+    let mut without: Option<(ScratchList, u64)> = None;
     if conv_dir.is_dir() {
         let mut count = 0u64;
-        let (mut n_without, mut n_flagged) = (0u64, 0u64);
-        let mut w = std::io::BufWriter::new(
-            crate::durable::create_file(&scratch).map_err(|e| Error::io(&scratch, e))?,
-        );
+        let mut n_flagged = 0u64;
+        let mut list = ScratchList::create(&root.join(WITHOUT_SCRATCH), 1)?;
         let mut batch: Vec<(String, std::ffi::OsString)> = Vec::new();
         let mut flush = |batch: &mut Vec<(String, std::ffi::OsString)>| -> Result<()> {
             let ids: Vec<String> = batch.iter().map(|(cid, _)| cid.clone()).collect();
             let with = ctx.state.conversations_with_items(&ids)?;
             for (cid, name) in batch.drain(..) {
-                if with.contains(&cid) || excluded_convs.binary_search(&cid).is_ok() {
+                if with.contains(&cid) || excluded.contains(&cid)? {
                     continue;
                 }
                 let p = conv_dir.join(name);
@@ -188,9 +266,7 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
                 let entry = json!({"conversationId": cid, "conversationStart": c["conversationStart"],
                           "originatingDirection": c["originatingDirection"],
                           "sessionsFlaggedRecording": flagged});
-                write_element(&mut w, n_without == 0, &entry)
-                    .map_err(|e| Error::io(&scratch, e))?;
-                n_without += 1;
+                list.push(&entry)?;
                 n_flagged += u64::from(flagged > 0);
             }
             Ok(())
@@ -211,14 +287,13 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
             Ok(())
         })?;
         flush(&mut batch)?;
-        std::io::Write::flush(&mut w).map_err(|e| Error::io(&scratch, e))?;
         matched = Some(count);
-        without = Some((n_without, n_flagged));
+        without = Some((list, n_flagged));
     }
-    let flagged = without.map(|(_, f)| f);
+    let flagged = without.as_ref().map(|(_, f)| *f);
     let counts = Completeness {
         conversations_matched: matched,
-        conversations_without_recordings: without.map(|(n, _)| n),
+        conversations_without_recordings: without.as_ref().map(|(l, _)| l.len()),
         flagged_recorded_but_unlisted: flagged,
         recordings_listed: listed,
         by_file_state: by_state,
@@ -243,8 +318,8 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
         "conversationsMatched": counts.conversations_matched,
         "conversationsMatchedSource": if matched.is_some() { "the analytics conversation records kept in data/metadata/conversations/ (every conversation the query matched)" } else { "not known: the selection names recordings, not conversations" },
         "conversationsWithRecordings": matched.map(|_| with_items),
-        // Streamed in below, from the scratch file.
-        "conversationsWithoutRecordings": without.map(|_| WITHOUT_MARK),
+        // Written in below, from the scratch file.
+        "conversationsWithoutRecordings": without.as_ref().map(|_| json_list::MARK),
         "flaggedRecordedButUnlisted": flagged,
         "recordingsListed": listed,
         "recordingsByListedFileState": counts.by_file_state,
@@ -266,16 +341,13 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
             "the analytics data lake was complete up to the end of every job's interval"
         },
     });
-    let text = serde_json::to_string_pretty(&doc).expect("json");
     let path = root.join(COMPLETENESS_FILE);
     match without {
-        None => write_durably(&path, format!("{text}\n").as_bytes())?,
-        Some((n, _)) => crate::durable::write_durably_streamed(&path, &mut |out| {
-            with_elements(&text, n, &mut std::fs::File::open(&scratch)?, out)
-        })?,
-    }
-    if without.is_some() {
-        std::fs::remove_file(&scratch).map_err(|e| Error::io(&scratch, e))?;
+        None => {
+            let text = serde_json::to_string_pretty(&doc).expect("json");
+            write_durably(&path, format!("{text}\n").as_bytes())?;
+        }
+        Some((list, _)) => json_list::write_document(&path, &doc, list)?,
     }
     Ok(counts)
 }
@@ -284,102 +356,94 @@ pub(super) fn write(ctx: &Ctx<'_>) -> Result<Completeness> {
 /// is written (not payload: removed once the file is).
 const WITHOUT_SCRATCH: &str = ".custos/completeness-without.tmp";
 
-/// Stands for the list of conversations without a recording in the document until it is
-/// written (a string no value of the document holds: it begins with a NUL).
-const WITHOUT_MARK: &str = "\u{0}conversations without recordings";
-
-/// Writes `text` (a pretty-printed document holding [`WITHOUT_MARK`] as the value of a top-level
-/// key) to `out` with that value replaced by the array of the `n` elements `elements` holds (as
-/// [`write_element`] wrote them), and a final line feed: what `serde_json` would print for the
-/// whole document, never held whole.
-fn with_elements(
-    text: &str,
-    n: u64,
-    elements: &mut dyn std::io::Read,
-    out: &mut dyn std::io::Write,
-) -> std::io::Result<()> {
-    let mark = serde_json::to_string(WITHOUT_MARK).expect("json");
-    let (before, after) = text
-        .split_once(&mark)
-        .ok_or_else(|| std::io::Error::other("the list's mark is not in the document"))?;
-    out.write_all(before.as_bytes())?;
-    if n == 0 {
-        out.write_all(b"[]")?;
-    } else {
-        out.write_all(b"[\n")?;
-        std::io::copy(elements, out)?;
-        out.write_all(b"\n  ]")?;
-    }
-    out.write_all(after.as_bytes())?;
-    out.write_all(b"\n")
-}
-
-/// Writes `entry` as an element of a pretty-printed array that is the value of a top-level key
-/// (`serde_json`'s layout: four spaces before each line), after a separator unless `first`.
-fn write_element(out: &mut dyn std::io::Write, first: bool, entry: &Value) -> std::io::Result<()> {
-    if !first {
-        out.write_all(b",\n")?;
-    }
-    let text = serde_json::to_string_pretty(entry).expect("json");
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.write_all(b"\n")?;
-        }
-        out.write_all(b"    ")?;
-        out.write_all(line.as_bytes())?;
-    }
-    Ok(())
-}
-
 /// The counts a sealed export recorded in `data/summary.json` (default if it has none: an
 /// export sealed before they were).
 pub(super) fn recorded(root: &std::path::Path) -> Completeness {
-    std::fs::read(root.join("data/summary.json"))
+    /// The summary's one key read here: the others (a list of a million files, perhaps) are
+    /// parsed past, never held.
+    #[derive(Deserialize)]
+    struct Summary {
+        #[serde(default)]
+        completeness: Completeness,
+    }
+    std::fs::File::open(root.join("data/summary.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|v| serde_json::from_value(v["completeness"].clone()).ok())
+        .and_then(|f| serde_json::from_reader::<_, Summary>(std::io::BufReader::new(f)).ok())
+        .map(|s| s.completeness)
         .unwrap_or_default()
 }
 
 #[cfg(test)]
-mod streamed_tests {
+mod excluded_tests {
     use super::*;
 
-    /// The document as streamed, for `entries`.
-    fn streamed(entries: &[Value]) -> String {
-        let mut elements = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            write_element(&mut elements, i == 0, e).unwrap();
-        }
-        let doc =
-            json!({"a": 1, "conversationsWithoutRecordings": WITHOUT_MARK, "z": {"b": [1, 2]}});
-        let text = serde_json::to_string_pretty(&doc).unwrap();
-        let mut out = Vec::new();
-        with_elements(
-            &text,
-            entries.len() as u64,
-            &mut elements.as_slice(),
-            &mut out,
-        )
-        .unwrap();
-        String::from_utf8(out).unwrap()
+    type Rows = std::vec::IntoIter<Result<csv::StringRecord>>;
+
+    /// Rows of media_excluded.csv naming `conversations` (one recording each).
+    fn rows(conversations: &[&str]) -> Option<Rows> {
+        let v: Vec<Result<csv::StringRecord>> = conversations
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                Ok(csv::StringRecord::from(vec![
+                    (*c).to_owned(),
+                    format!("r{i}"),
+                    "screen".to_owned(),
+                    "AVAILABLE".to_owned(),
+                ]))
+            })
+            .collect();
+        Some(v.into_iter())
     }
 
-    /// The document as `serde_json` prints it whole.
-    fn whole(entries: &[Value]) -> String {
-        let doc = json!({"a": 1, "conversationsWithoutRecordings": entries, "z": {"b": [1, 2]}});
-        format!("{}\n", serde_json::to_string_pretty(&doc).unwrap())
+    fn all(mut c: ExcludedConversations<Rows>) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Some(id) = c.next().unwrap() {
+            seen.push(id);
+        }
+        seen
     }
 
     #[test]
-    fn the_streamed_list_is_what_serde_json_prints_whole() {
-        let entry = |n: u64| {
-            json!({"conversationId": format!("c{n}"), "conversationStart": if n.is_multiple_of(2) { json!("2023-01-01T00:00:00Z") } else { json!(null) },
-                   "originatingDirection": {"nested": ["x\ny", n]}, "sessionsFlaggedRecording": n})
-        };
-        for n in [0, 1, 3] {
-            let entries: Vec<Value> = (0..n).map(entry).collect();
-            assert_eq!(streamed(&entries), whole(&entries), "{n} entries");
-        }
+    fn each_excluded_conversation_comes_once_and_orphans_are_skipped() {
+        let c = ExcludedConversations::new(rows(&["", "", "a", "a", "b", "é", "é"]));
+        assert_eq!(all(c), ["a", "b", "é"]);
+    }
+
+    #[test]
+    fn membership_is_answered_walking_forward() {
+        let mut c = ExcludedConversations::new(rows(&["b", "b", "d", "f"]));
+        let asked: Vec<bool> = ["a", "b", "c", "d", "e", "g"]
+            .iter()
+            .map(|id| c.contains(id).unwrap())
+            .collect();
+        assert_eq!(asked, [false, true, false, true, false, false]);
+    }
+
+    #[test]
+    fn a_quoted_formula_cell_is_read_as_its_safe_id() {
+        // Listed as "-x" and "a": sorted, then written through csv_cell.
+        let mut c = ExcludedConversations::new(rows(&["'-x", "a"]));
+        assert!(c.contains("-x").unwrap());
+        assert!(c.contains("a").unwrap());
+    }
+
+    #[test]
+    fn cells_csv_cell_changed_out_of_order_are_counted_and_not_mistaken() {
+        // Listed "'z" (no safe id) then "-a", written as "'z" and "'-a", which sorts before
+        // it: the count still sees each once, and membership neither errs nor misses "-a".
+        let cells = ["'z", "'-a", "b\\u{7}"];
+        let c = ExcludedConversations::new(rows(&cells));
+        assert_eq!(all(c), cells);
+        let mut c = ExcludedConversations::new(rows(&cells));
+        assert!(c.contains("-a").unwrap());
+        assert!(!c.contains("b").unwrap());
+    }
+
+    #[test]
+    fn no_file_names_no_conversation() {
+        let mut c = ExcludedConversations::<Rows>::new(None);
+        assert_eq!(c.next().unwrap(), None);
+        assert!(!c.contains("a").unwrap());
     }
 }

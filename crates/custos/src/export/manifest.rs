@@ -18,7 +18,7 @@ use crate::source::{Listing, Source};
 /// The listing's scratch file ([`Listing`]), beside the job state.
 const LISTING_FILE: &str = ".custos/listing.sqlite";
 
-/// A CSV file being written to `path` ([`csv_rows`]).
+/// A CSV file being written to `path` ([`write_csv_sealed`]).
 struct CsvRows<'a> {
     w: csv::Writer<&'a mut dyn std::io::Write>,
     path: &'a Path,
@@ -33,25 +33,31 @@ impl CsvRows<'_> {
     }
 }
 
-/// Runs `write` over a CSV writer of `out` (the file at `path`), keeping an error of ours
-/// (`failed`) apart from the writer's, so that the one that stopped it is the one answered.
-fn csv_rows(
-    out: &mut dyn std::io::Write,
+/// Writes the CSV file `write` fills to `path` as evidence (streamed and hashed as it is written,
+/// never held whole), and answers its SHA-256. An error of `write`'s own (a listing that cannot
+/// be read) is answered as it is, rather than as the writer's error it caused.
+fn write_csv_sealed(
     path: &Path,
-    failed: &mut Option<Error>,
     write: &mut dyn FnMut(&mut CsvRows<'_>) -> Result<()>,
-) -> std::io::Result<()> {
-    let mut w = CsvRows {
-        w: csv::Writer::from_writer(out),
-        path,
-    };
-    match write(&mut w) {
-        Ok(()) => w.w.flush(),
-        Err(e) => {
-            let shown = e.to_string();
-            *failed = Some(e);
-            Err(std::io::Error::other(shown))
+) -> Result<crate::digest::Sha256> {
+    let mut failed = None;
+    let written = crate::durable::write_sealed_streamed(path, &mut |out| {
+        let mut w = CsvRows {
+            w: csv::Writer::from_writer(out),
+            path,
+        };
+        match write(&mut w) {
+            Ok(()) => w.w.flush(),
+            Err(e) => {
+                let shown = e.to_string();
+                failed = Some(e);
+                Err(std::io::Error::other(shown))
+            }
         }
+    });
+    match (written, failed) {
+        (_, Some(e)) | (Err(e), None) => Err(e),
+        (Ok(sha), None) => Ok(sha),
     }
 }
 
@@ -120,33 +126,25 @@ pub(super) async fn build_manifest(
     }
     select_media(ctx, &mut listing)?;
     keep_metadata(ctx, &mut listing, &staging)?;
-    // Streamed to disk and hashed as it is written: never held whole.
-    let path = ctx.root.join(files::MANIFEST_CSV);
-    let mut failed = None;
-    let written = crate::durable::write_sealed_streamed(&path, &mut |out| {
-        csv_rows(out, &path, &mut failed, &mut |w| {
+    let sha = write_csv_sealed(&ctx.root.join(files::MANIFEST_CSV), &mut |w| {
+        w.put([
+            "Sequence",
+            "Conversation_ID",
+            "Recording_ID",
+            "Listed_File_State",
+        ])?;
+        for (i, it) in listing.items().enumerate() {
+            let it = it?;
             w.put([
-                "Sequence",
-                "Conversation_ID",
-                "Recording_ID",
-                "Listed_File_State",
+                (i + 1).to_string().as_str(),
+                &csv_cell(&it.conversation_id),
+                &csv_cell(&it.recording_id),
+                &csv_cell(&it.listed_state),
             ])?;
-            for (i, it) in listing.items().enumerate() {
-                let it = it?;
-                w.put([
-                    (i + 1).to_string().as_str(),
-                    &csv_cell(&it.conversation_id),
-                    &csv_cell(&it.recording_id),
-                    &csv_cell(&it.listed_state),
-                ])?;
-            }
-            Ok(())
-        })
-    });
-    let sha = match (written, failed) {
-        (_, Some(e)) | (Err(e), None) => return Err(e),
-        (Ok(sha), None) => sha.hex(),
-    };
+        }
+        Ok(())
+    })?
+    .hex();
     write_sealed(
         &ctx.root.join("data/manifest.csv.sha256"),
         format!("{sha}  manifest.csv\n").as_bytes(),
@@ -193,37 +191,29 @@ fn select_media(ctx: &Ctx<'_>, listing: &mut Listing) -> Result<()> {
         return Ok(());
     }
     let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
-    let mut failed = None;
-    // Each row left out is written as it is removed (streamed: never held whole).
-    let path = ctx.root.join(MEDIA_EXCLUDED_FILE);
-    let written = crate::durable::write_sealed_streamed(&path, &mut |out| {
-        csv_rows(out, &path, &mut failed, &mut |w| {
-            w.put([
-                "Conversation_ID",
-                "Recording_ID",
-                "Media",
-                "Listed_File_State",
-            ])?;
-            listing.retain(|it, listed| match crate::model::Media::parse(listed) {
-                Some(m) if !wanted.contains(&m) => {
-                    w.put([
-                        csv_cell(&it.conversation_id).as_ref(),
-                        &csv_cell(&it.recording_id),
-                        m.as_str(),
-                        &csv_cell(&it.listed_state),
-                    ])?;
-                    *counts.entry(m.as_str()).or_default() += 1;
-                    Ok(false)
-                }
-                _ => Ok(true),
-            })?;
-            Ok(())
-        })
-    });
-    let sha = match (written, failed) {
-        (_, Some(e)) | (Err(e), None) => return Err(e),
-        (Ok(sha), None) => sha,
-    };
+    // Each row left out is written as it is removed.
+    let sha = write_csv_sealed(&ctx.root.join(MEDIA_EXCLUDED_FILE), &mut |w| {
+        w.put([
+            "Conversation_ID",
+            "Recording_ID",
+            "Media",
+            "Listed_File_State",
+        ])?;
+        listing.retain(|it, listed| match crate::model::Media::parse(listed) {
+            Some(m) if !wanted.contains(&m) => {
+                w.put([
+                    csv_cell(&it.conversation_id).as_ref(),
+                    &csv_cell(&it.recording_id),
+                    m.as_str(),
+                    &csv_cell(&it.listed_state),
+                ])?;
+                *counts.entry(m.as_str()).or_default() += 1;
+                Ok(false)
+            }
+            _ => Ok(true),
+        })?;
+        Ok(())
+    })?;
     let selected: Vec<&str> = wanted.iter().map(|m| m.as_str()).collect();
     ctx.log(
         "media-excluded",

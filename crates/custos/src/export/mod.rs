@@ -12,6 +12,7 @@ mod config;
 mod context;
 mod directory;
 mod guard;
+mod json_list;
 mod manifest;
 mod orphans;
 mod people;

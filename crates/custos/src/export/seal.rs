@@ -8,9 +8,10 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::context::Ctx;
+use super::json_list::{self, ScratchList};
 use crate::custody::csv_cell;
 use crate::custody::{COMMIT, TOOL, VERSION};
-use crate::durable::{sha256_file, sync_dir, write_durably};
+use crate::durable::{sha256_file, sync_dir};
 use crate::error::{Error, Result};
 use crate::model::{Item, Outcome, Tally};
 use crate::package::write_bag;
@@ -45,31 +46,51 @@ pub struct DurationCoverage {
     pub files: u64,
     /// Of them, compared with a stated duration.
     pub checked: u64,
-    /// The others: `{recordingId, conversationId, why}`.
-    pub not_checked: Vec<Value>,
+    /// The others: how many (each is listed, with why, in `data/summary.json`).
+    pub not_checked: u64,
+    /// The first of the others, at most [`DurationCoverage::SHOWN`]:
+    /// `{recordingId, conversationId, why}`.
+    pub first_not_checked: Vec<Value>,
 }
 
 impl DurationCoverage {
-    pub(super) fn add(&mut self, it: &Item, d: &Done) {
+    /// How many of the files not compared a run keeps to show (all are in the summary file).
+    pub const SHOWN: usize = 10;
+
+    /// Counts `it`'s file, and answers its entry (`{recordingId, conversationId, why}`) when
+    /// its duration was not compared.
+    pub(super) fn add(&mut self, it: &Item, d: &Done) -> Option<Value> {
         match d.duration_check() {
-            None => {}
+            None => None,
             Some(DurationCheck::Checked) => {
                 self.files += 1;
                 self.checked += 1;
+                None
             }
             Some(DurationCheck::NotChecked(why)) => {
                 self.files += 1;
-                self.not_checked.push(json!({"recordingId": it.recording_id, "conversationId": it.conversation_id, "why": why}));
+                self.not_checked += 1;
+                let entry = json!({"recordingId": it.recording_id, "conversationId": it.conversation_id, "why": why});
+                if self.first_not_checked.len() < Self::SHOWN {
+                    self.first_not_checked.push(entry.clone());
+                }
+                Some(entry)
             }
         }
     }
 }
 
-/// What the custody record counted: the tally and the duration coverage.
+/// What the custody record counted: the tally and the duration coverage, and the files whose
+/// duration was not compared, listed as they passed.
 struct Counted {
     tally: Tally,
     duration: DurationCoverage,
+    not_checked: ScratchList,
 }
+
+/// Where the files whose duration was not compared wait while `data/summary.json` is written
+/// (not payload: removed once it is).
+const NOT_CHECKED_SCRATCH: &str = ".custos/summary-not-checked.tmp";
 
 /// Seals the package: the custody record and summary, the log's last event, the bag, the
 /// signature.
@@ -80,10 +101,14 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
     remove_empty_dirs(&ctx.root.join(crate::model::ORPHANS_DIR))?;
     remove_empty_dirs(&ctx.root.join("data/quarantine"))?;
     write_call_facts(ctx)?;
-    let tally = write_custody_record(ctx)?;
+    let Counted {
+        tally,
+        duration,
+        not_checked,
+    } = write_custody_record(ctx)?;
     let completeness = super::completeness::write(ctx)?;
-    write_summary(ctx, &tally, &completeness)?;
-    let mut info = bag_info(ctx, &tally)?;
+    write_summary(ctx, &tally, &duration, not_checked, &completeness)?;
+    let mut info = bag_info(ctx, &duration)?;
     if let Some(p) = &ctx.previous {
         let excluded = ctx
             .state
@@ -96,7 +121,7 @@ pub(super) fn seal(ctx: &Ctx<'_>, sign_key: Option<&minisign::SecretKey>) -> Res
     let coc = sha256_file(&ctx.root.join(files::CUSTODY_CSV))?.0;
     let head = ctx.log(
         "package-sealing",
-        json!({"items": tally.tally.items, "outcomes": tally.tally.outcomes_json(), "chainOfCustodySha256": coc}),
+        json!({"items": tally.items, "outcomes": tally.outcomes_json(), "chainOfCustodySha256": coc}),
     )?;
     ctx.state.set(Key::CustodyLogHead, &head)?;
     ctx.write_log_out()?;
@@ -234,6 +259,8 @@ fn write_custody_record(ctx: &Ctx<'_>) -> Result<Counted> {
         "SHA1_Hash",
     ])?;
     let mut duration = DurationCoverage::default();
+    // Each file not compared is listed in data/summary.json: written aside as it passes.
+    let mut not_checked = ScratchList::create(&ctx.root.join(NOT_CHECKED_SCRATCH), 2)?;
     let mut tally = Tally::default();
     ctx.state.for_each(|it, d| {
         let d = d.unwrap_or_else(|| Done::no_file(Outcome::Failed, "no outcome recorded"));
@@ -249,7 +276,9 @@ fn write_custody_record(ctx: &Ctx<'_>) -> Result<Counted> {
             Some(DurationCheck::Checked) => "yes",
             Some(DurationCheck::NotChecked(_)) => "no",
         };
-        duration.add(&it, &d);
+        if let Some(entry) = duration.add(&it, &d) {
+            not_checked.push(&entry)?;
+        }
         // Every text cell through csv_cell: values from the API or the user are never a
         // spreadsheet formula or a control character (docs/formats.md).
         let c = |v: &str| csv_cell(v).into_owned();
@@ -274,35 +303,39 @@ fn write_custody_record(ctx: &Ctx<'_>) -> Result<Counted> {
         ])
     })?;
     w.finish()?;
-    Ok(Counted { tally, duration })
+    Ok(Counted {
+        tally,
+        duration,
+        not_checked,
+    })
 }
 
-/// `data/summary.json`: counts per outcome, bytes, the seals' hashes, the duration coverage.
+/// `data/summary.json`: counts per outcome, bytes, the seals' hashes, the duration coverage
+/// (its list of the files not compared written in from the scratch file: never held whole).
 fn write_summary(
     ctx: &Ctx<'_>,
-    t: &Counted,
+    tally: &Tally,
+    duration: &DurationCoverage,
+    not_checked: ScratchList,
     completeness: &super::completeness::Completeness,
 ) -> Result<()> {
-    let duration = &t.duration;
+    // Every value before the list is custos's own (json_list::MARK).
     let summary = json!({
-        "items": t.tally.items,
-        "outcomes": t.tally.outcomes_json(),
-        "purged": t.tally[Outcome::Purged],
-        "exportedBytes": t.tally.exported_bytes,
+        "items": tally.items,
+        "outcomes": tally.outcomes_json(),
+        "purged": tally[Outcome::Purged],
+        "exportedBytes": tally.exported_bytes,
         "querySha256": ctx.state.get(Key::QuerySha256)?,
         "manifestSha256": ctx.state.get(Key::ManifestSha256)?,
-        "durationChecked": {"checked": duration.checked, "of": duration.files, "notChecked": duration.not_checked},
+        "durationChecked": {"checked": duration.checked, "of": duration.files, "notChecked": json_list::MARK},
         "completeness": completeness,
     });
-    let mut s = serde_json::to_vec_pretty(&summary).expect("json");
-    s.push(b'\n');
-    write_durably(&ctx.root.join("data/summary.json"), &s)
+    json_list::write_document(&ctx.root.join("data/summary.json"), &summary, not_checked)
 }
 
 /// bag-info.txt's labels (the custody log's head is added once the log is sealed).
-fn bag_info(ctx: &Ctx<'_>, t: &Counted) -> Result<Vec<(&'static str, String)>> {
+fn bag_info(ctx: &Ctx<'_>, duration: &DurationCoverage) -> Result<Vec<(&'static str, String)>> {
     let cfg = ctx.cfg;
-    let duration = &t.duration;
     let mut info: Vec<(&'static str, String)> = Vec::new();
     if let Some(org) = &cfg.source_organization {
         info.push(("Source-Organization", org.clone()));

@@ -36,8 +36,12 @@ struct Count {
     failed: u64,
 }
 
-/// A recording of a voice communication: the item, its start (epoch ms), its annotations.
-type Rec = (Item, Option<i64>, Value);
+/// A recording of a voice communication: its id, its start (epoch ms), its annotations.
+type Rec = (String, Option<i64>, Value);
+
+/// Where the voice recordings wait, in manifest order, while their transcripts are collected
+/// (not payload: removed once they are).
+const TO_COLLECT: &str = ".custos/transcripts-to-collect.jsonl";
 
 /// Collects the transcript of every voice communication the items were recorded in, unless an
 /// earlier run of this export did.
@@ -45,8 +49,13 @@ pub(super) async fn collect(ctx: &Ctx<'_>) -> Result<()> {
     if ctx.state.get(Key::TranscriptsCollected)?.is_some() {
         return Ok(());
     }
-    // One transcript per communication (the recorded session), which recordings can share.
-    let mut comms: BTreeMap<(String, String), Vec<Rec>> = BTreeMap::new();
+    // The voice recordings, a line each, in manifest order (sorted by conversation): written
+    // aside as the job state passes, so that a conversation's are read back together and a
+    // million are never held.
+    let scratch = ctx.root.join(TO_COLLECT);
+    let mut w = std::io::BufWriter::new(
+        crate::durable::create_file(&scratch).map_err(|e| Error::io(&scratch, e))?,
+    );
     let mut items = 0u64;
     ctx.state.for_each(|it, d| {
         if d.is_some_and(|d| d.outcome != Outcome::Purged)
@@ -57,21 +66,55 @@ pub(super) async fn collect(ctx: &Ctx<'_>) -> Result<()> {
             && safe_id(&session)
         {
             items += 1;
-            comms
-                .entry((it.conversation_id.clone(), session))
-                .or_default()
-                .push((it, start, ann));
+            let line = json!([it.conversation_id, session, it.recording_id, start, ann]);
+            serde_json::to_writer(&mut w, &line)
+                .map_err(std::io::Error::other)
+                .and_then(|()| std::io::Write::write_all(&mut w, b"\n"))
+                .map_err(|e| Error::io(&scratch, e))?;
         }
         Ok(())
     })?;
+    std::io::Write::flush(&mut w).map_err(|e| Error::io(&scratch, e))?;
+    drop(w);
     let names = crate::facts::Names::read(&ctx.root.join(crate::facts::DIRECTORY_DIR));
     let mut n = Count::default();
-    for ((cid, session), recs) in &comms {
-        transcript(ctx, cid, session, recs, &names, &mut n).await?;
+    // One transcript per communication (the recorded session), which recordings can share:
+    // the communications of one conversation at a time, in order.
+    let mut communications = 0u64;
+    let mut conversation: Option<String> = None;
+    let mut sessions: BTreeMap<String, Vec<Rec>> = BTreeMap::new();
+    let file = std::fs::File::open(&scratch).map_err(|e| Error::io(&scratch, e))?;
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(file));
+    loop {
+        let line = lines
+            .next()
+            .transpose()
+            .map_err(|e| Error::io(&scratch, e))?;
+        let row = match &line {
+            Some(l) => Some(
+                serde_json::from_str::<(String, String, String, Option<i64>, Value)>(l)
+                    .map_err(|e| Error::io(&scratch, std::io::Error::other(e)))?,
+            ),
+            None => None,
+        };
+        // A conversation ends where the next begins, or at the end.
+        if conversation.is_some() && row.as_ref().map(|r| &r.0) != conversation.as_ref() {
+            let cid = conversation.take().unwrap_or_default();
+            for (session, recs) in std::mem::take(&mut sessions) {
+                communications += 1;
+                transcript(ctx, &cid, &session, &recs, &names, &mut n).await?;
+            }
+        }
+        let Some((cid, session, rid, start, ann)) = row else {
+            break;
+        };
+        conversation = Some(cid);
+        sessions.entry(session).or_default().push((rid, start, ann));
     }
+    std::fs::remove_file(&scratch).map_err(|e| Error::io(&scratch, e))?;
     ctx.log(
         "transcripts-collected",
-        json!({"recordings": items, "communications": comms.len(), "transcripts": n.transcripts, "withoutTranscript": n.without,
+        json!({"recordings": items, "communications": communications, "transcripts": n.transcripts, "withoutTranscript": n.without,
                "transcriptFetchFailed": n.failed, "dir": TRANSCRIPTS_DIR}),
     )?;
     ctx.state.set(Key::TranscriptsCollected, "true")
@@ -183,8 +226,8 @@ async fn transcript(
     }
     let recorded: Vec<crate::transcript::Recorded<'_>> = recs
         .iter()
-        .map(|(it, start, ann)| crate::transcript::Recorded {
-            id: &it.recording_id,
+        .map(|(id, start, ann)| crate::transcript::Recorded {
+            id,
             start_ms: start.unwrap_or(0),
             annotations: ann,
         })

@@ -218,7 +218,8 @@ pub struct Facts {
     pub bag_info: Vec<(String, String)>,
     /// `data/query.json`, as recorded.
     pub query: Value,
-    /// `data/summary.json`.
+    /// What the report uses of `data/summary.json`: its `completeness`, and `durationChecked`'s
+    /// `checked` and `of` (its list is read into [`Facts::unchecked`]).
     pub summary: Value,
     /// The custody record's rows per outcome (every outcome, zeros included; bytes exported
     /// from its Bytes column).
@@ -263,10 +264,12 @@ impl Facts {
             serde_json::from_str(&text(rel)?)
                 .map_err(|e| ReportError::Unreadable(rel.into(), e.to_string()))
         };
+        let (summary, unchecked) = read_summary(bag)?;
         let mut facts = Facts {
             bag_info: crate::package::parse_tags(&text(files::BAG_INFO)?),
             query: json(files::QUERY)?,
-            summary: json("data/summary.json")?,
+            summary,
+            unchecked,
             ..Facts::default()
         };
         let (exported, purged) = read_record(bag, &mut facts)?;
@@ -274,20 +277,98 @@ impl Facts {
         facts.custodians = custodians(bag, &facts.query, &exported)?;
         facts.reconciliation = reconcile(bag, &facts, &purged)?;
         exception_details(bag, &mut facts)?;
-        facts.unchecked = facts
-            .summary
-            .pointer("/durationChecked/notChecked")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .take(MAX_LISTED)
-            .map(|v| Unchecked {
-                recording_id: str_of(v, "recordingId"),
-                why: str_of(v, "why"),
-            })
-            .collect();
         Ok(facts)
     }
+}
+
+/// The summary file, at most this large (a million files not compared take ~200 MB).
+const SUMMARY_CAP: u64 = 1 << 30;
+
+/// What the report uses of `data/summary.json` (its completeness and durationChecked's
+/// counts) and the first [`MAX_LISTED`] files whose duration was not compared, read as the file
+/// streams past: the list of those can hold one entry per file, and is never held whole.
+fn read_summary(bag: &Bag) -> Result<(Value, Vec<Unchecked>), ReportError> {
+    use serde::Deserialize;
+
+    /// The first [`MAX_LISTED`] elements of a list; the rest are parsed past.
+    #[derive(Default)]
+    struct First(Vec<Value>);
+
+    impl<'de> Deserialize<'de> for First {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<First, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = First;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a list")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<First, A::Error> {
+                    let mut kept = Vec::new();
+                    while kept.len() < MAX_LISTED {
+                        match seq.next_element::<Value>()? {
+                            Some(v) => kept.push(v),
+                            None => return Ok(First(kept)),
+                        }
+                    }
+                    while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                    Ok(First(kept))
+                }
+            }
+            d.deserialize_seq(Visit)
+        }
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Duration {
+        checked: Option<Value>,
+        of: Option<Value>,
+        not_checked: First,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Summary {
+        #[serde(default)]
+        completeness: Value,
+        #[serde(default)]
+        duration_checked: Duration,
+    }
+
+    let rel = "data/summary.json";
+    let unreadable = |why: String| ReportError::Unreadable(rel.into(), why);
+    let (file, len) = bag.open(rel).map_err(|e| unreadable(e.to_string()))?;
+    if len > SUMMARY_CAP {
+        return Err(unreadable(format!(
+            "is {len} bytes, more than the {SUMMARY_CAP} read"
+        )));
+    }
+    let s: Summary =
+        serde_json::from_reader(BufReader::new(std::io::Read::take(file, SUMMARY_CAP)))
+            .map_err(|e| unreadable(e.to_string()))?;
+    let unchecked = s
+        .duration_checked
+        .not_checked
+        .0
+        .iter()
+        .map(|v| Unchecked {
+            recording_id: str_of(v, "recordingId"),
+            why: str_of(v, "why"),
+        })
+        .collect();
+    // A count the file does not state stays absent (the report shows "?").
+    let counts: serde_json::Map<String, Value> = [
+        ("checked", s.duration_checked.checked),
+        ("of", s.duration_checked.of),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+    .collect();
+    let summary = serde_json::json!({"completeness": s.completeness, "durationChecked": counts});
+    Ok((summary, unchecked))
 }
 
 fn str_of(v: &Value, k: &str) -> String {
@@ -760,5 +841,77 @@ mod tests {
         assert_eq!(keys, ["a/x.wav", "a/z.wav", "b/y.wav"]);
         assert_eq!(t.archive_unexpected["c-1"][1].last_modified, "T");
         assert_eq!(t.archive_reconciled.unwrap()["unexpected"], 3);
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+
+    /// A bag directory holding only `summary` as data/summary.json, removed when dropped.
+    struct Dir(std::path::PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn bag_with(name: &str, summary: &Value) -> (Dir, Bag) {
+        let d = std::env::temp_dir().join(format!("custos-summary-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("data")).unwrap();
+        std::fs::write(
+            d.join("data/summary.json"),
+            serde_json::to_vec_pretty(summary).unwrap(),
+        )
+        .unwrap();
+        let bag = Bag::new(&d);
+        (Dir(d), bag)
+    }
+
+    #[test]
+    fn the_summary_keeps_the_first_listed_files_not_compared_and_its_counts() {
+        let n = MAX_LISTED + 5;
+        let listed: Vec<Value> = (0..n)
+            .map(|i| serde_json::json!({"recordingId": format!("r{i}"), "conversationId": "c", "why": format!("why {i}")}))
+            .collect();
+        let (_d, bag) = bag_with(
+            "first",
+            &serde_json::json!({"items": n + 3, "durationChecked": {"checked": 3, "of": n + 3, "notChecked": listed},
+                                "completeness": {"recordingsListed": n + 3}}),
+        );
+        let (summary, unchecked) = read_summary(&bag).unwrap();
+        assert_eq!(unchecked.len(), MAX_LISTED);
+        assert_eq!(unchecked[0].recording_id, "r0");
+        assert_eq!(
+            unchecked[MAX_LISTED - 1].why,
+            format!("why {}", MAX_LISTED - 1)
+        );
+        assert_eq!(
+            summary,
+            serde_json::json!({"completeness": {"recordingsListed": n + 3},
+                               "durationChecked": {"checked": 3, "of": n + 3}})
+        );
+    }
+
+    #[test]
+    fn a_summary_without_duration_counts_leaves_them_absent() {
+        let (_d, bag) = bag_with("absent", &serde_json::json!({"items": 1}));
+        let (summary, unchecked) = read_summary(&bag).unwrap();
+        assert!(unchecked.is_empty());
+        assert_eq!(summary.pointer("/durationChecked/checked"), None);
+    }
+
+    #[test]
+    fn a_summary_whose_list_is_not_a_list_is_refused() {
+        let (_d, bag) = bag_with(
+            "not-a-list",
+            &serde_json::json!({"durationChecked": {"checked": 1, "of": 2, "notChecked": "x"}}),
+        );
+        assert!(matches!(
+            read_summary(&bag),
+            Err(ReportError::Unreadable(rel, _)) if rel == "data/summary.json"
+        ));
     }
 }

@@ -84,6 +84,41 @@ async fn transcripts_are_kept_as_received_and_rendered_with_speakers_and_times()
         with > 3 && without > 0 && paused > 0,
         "{with} with, {without} without, {paused} paused"
     );
+    // The run's counts: one communication per voice session that exists at the source, read
+    // back a conversation at a time from a scratch file that is gone once they are collected.
+    let voice: std::collections::BTreeSet<(&str, &str)> = truth
+        .recordings
+        .iter()
+        .filter(|t| t.media == "audio" && t.expected_outcome != "Purged")
+        .map(|t| (t.conversation_id.as_str(), t.communication_id.as_str()))
+        .collect();
+    let with_transcript: std::collections::BTreeSet<(&str, &str)> = truth
+        .recordings
+        .iter()
+        .filter(|t| t.media == "audio" && t.expected_outcome != "Purged" && t.transcript.is_some())
+        .map(|t| (t.conversation_id.as_str(), t.communication_id.as_str()))
+        .collect();
+    let events = custos::custody::read_events(&out.join("data/custody_log.jsonl")).unwrap();
+    let collected = events
+        .iter()
+        .find(|e| e["event"] == "transcripts-collected")
+        .expect("a transcripts-collected event");
+    assert_eq!(
+        collected["communications"],
+        voice.len() as u64,
+        "{collected}"
+    );
+    assert_eq!(
+        collected["transcripts"],
+        with_transcript.len() as u64,
+        "{collected}"
+    );
+    assert_eq!(
+        collected["withoutTranscript"],
+        (voice.len() - with_transcript.len()) as u64,
+        "{collected}"
+    );
+    assert!(!out.join(".custos/transcripts-to-collect.jsonl").exists());
     let manifest = std::fs::read_to_string(out.join("manifest-sha256.txt")).unwrap();
     assert!(manifest.contains("  data/transcripts/"));
     let v = custos::verify::verify(&out, &Default::default()).unwrap();
