@@ -2,7 +2,6 @@
 //! sealed package and to a `Corrupted` item of it, and, when approver keys are given, signed by
 //! one of them.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -30,7 +29,7 @@ pub(super) fn check_approvals(
     bag: &Bag,
     keys: &[PathBuf],
     tag_sha256: &str,
-    rows: &[BTreeMap<String, String>],
+    rows: &[super::record::Row],
     f: &mut Findings,
 ) -> Vec<ApprovalReport> {
     let dir = match bag.lstat(approve::DIR) {
@@ -90,10 +89,8 @@ pub(super) fn check_approvals(
             );
             continue;
         }
-        let row = rows
-            .iter()
-            .find(|r| r.get("Recording_ID").map(String::as_str) == Some(id));
-        let get = |k: &str| row.and_then(|r| r.get(k)).map_or("", String::as_str);
+        let row = rows.iter().find(|r| r.get("Recording_ID") == Some(id));
+        let get = |k: &str| row.and_then(|r| r.get(k)).unwrap_or("");
         if get("Outcome") != "Corrupted"
             || get("File_Name") != a.file
             || get("SHA256_Hash") != a.sha256

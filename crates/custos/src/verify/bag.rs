@@ -31,13 +31,24 @@ pub(super) struct Manifests {
 }
 
 impl Manifests {
-    /// The SHA-256 payload manifest's entries (custos always writes it).
-    pub fn sha256(&self) -> BTreeMap<String, String> {
+    /// The SHA-256 payload manifest's entries (custos always writes it; none if it is missing).
+    pub fn sha256(&self) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
         self.payload
             .iter()
             .find(|m| m.alg == Alg::Sha256)
-            .map(|m| m.entries.clone())
-            .unwrap_or_default()
+            .map_or(&NONE, |m| &m.entries)
+    }
+
+    /// Every SHA-256 the manifests seal, payload and tag files, taken from them.
+    pub fn into_sha256(self) -> BTreeMap<String, String> {
+        let mut sealed = BTreeMap::new();
+        for m in self.payload.into_iter().chain(self.tag) {
+            if m.alg == Alg::Sha256 {
+                sealed.extend(m.entries);
+            }
+        }
+        sealed
     }
 
     /// Every (alg, checksum) the manifests state for `rel`.
@@ -347,20 +358,20 @@ pub(super) fn check_merkle(info: &BTreeMap<String, String>, m: &Manifests, f: &m
     else {
         return;
     };
-    // Sorted by path: a BTreeMap of Strings orders by bytes.
-    let entries: Vec<String> = m
-        .sha256()
-        .iter()
-        .map(|(path, sum)| format!("{sum}  {path}"))
-        .collect();
-    let root = crate::merkle::root(&entries).hex();
-    if *want_root != root || want_size != Some(&entries.len().to_string()) {
+    // Sorted by path: a BTreeMap of Strings orders by bytes. The leaves are hashed as they
+    // pass (crate::merkle::Head), never held as lines.
+    let mut head = crate::merkle::Head::default();
+    for (path, sum) in m.sha256() {
+        head.push(crate::merkle::leaf_hash(&format!("{sum}  {path}")));
+    }
+    let root = head.root().hex();
+    if *want_root != root || want_size != Some(&head.size().to_string()) {
         f.push(
             K::MerkleRootMismatch,
             files::BAG_INFO,
             format!(
                 "{MERKLE_ROOT_LABEL} {want_root:.80} over {want_size:?} leaves; the payload manifest's {} lines give {root}",
-                entries.len()
+                head.size()
             ),
         );
     }

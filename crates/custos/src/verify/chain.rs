@@ -34,7 +34,7 @@ fn prior(bag: &Bag) -> BTreeSet<String> {
 pub(super) fn check_links(
     root: &std::path::Path,
     info: &BTreeMap<String, String>,
-    rows: &[BTreeMap<String, String>],
+    rows: &[super::record::Row],
     previous: &[PathBuf],
     opts: &VerifyOptions,
     f: &mut Findings,
@@ -140,15 +140,15 @@ fn check_labels(info: &BTreeMap<String, String>, prev: &Bag, f: &mut Findings) {
 
 /// The list of what came before is the earlier bag's list plus what it exported, and nothing
 /// exported here was exported before.
-fn check_prior(root: &Bag, rows: &[BTreeMap<String, String>], prev: &Bag, f: &mut Findings) {
+fn check_prior(root: &Bag, rows: &[super::record::Row], prev: &Bag, f: &mut Findings) {
     // What came before: the earlier bag's list plus what it exported.
     let mut want = prior(prev);
     let prev_rows = super::record::read_csv(prev, files::CUSTODY_CSV, &mut Findings::default());
     want.extend(
         prev_rows
             .iter()
-            .filter(|r| r.get("Outcome").map(String::as_str) == Some("Exported"))
-            .filter_map(|r| r.get("Recording_ID").cloned()),
+            .filter(|r| r.get("Outcome") == Some("Exported"))
+            .filter_map(|r| r.get("Recording_ID").map(str::to_owned)),
     );
     let prior = prior(root);
     if prior != want {
@@ -162,8 +162,8 @@ fn check_prior(root: &Bag, rows: &[BTreeMap<String, String>], prev: &Bag, f: &mu
     }
     let twice: BTreeSet<&str> = rows
         .iter()
-        .filter(|r| r.get("Outcome").map(String::as_str) == Some("Exported"))
-        .filter_map(|r| r.get("Recording_ID").map(String::as_str))
+        .filter(|r| r.get("Outcome") == Some("Exported"))
+        .filter_map(|r| r.get("Recording_ID"))
         .filter(|id| prior.contains(*id))
         .collect();
     if let Some(id) = twice.first() {

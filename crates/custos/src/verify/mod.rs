@@ -279,7 +279,7 @@ fn verify_sealed(
 
     // The custody record and log (a production volume: its log and cross-reference).
     let (n_items, log) = if production {
-        let n = production::check_xref(&bag, &info, &manifests.sha256(), &mut f);
+        let n = production::check_xref(&bag, &info, manifests.sha256(), &mut f);
         let head = production::check_log(&bag, &info, &mut f);
         (
             n,
@@ -292,7 +292,7 @@ fn verify_sealed(
         record::check_seals(&info, &hashed.sha256, &mut f);
         let items = record::read_csv(&bag, files::MANIFEST_CSV, &mut f);
         let disk: BTreeSet<&str> = sizes.keys().copied().collect();
-        let n = record::check_rows(&bag, &rows, &items, &manifests.sha256(), &disk, &mut f);
+        let n = record::check_rows(&bag, &rows, &items, manifests.sha256(), &disk, &mut f);
         (n, record::check_log(&bag, &info, &rows, &mut f))
     };
 
@@ -316,10 +316,7 @@ fn verify_sealed(
         chain::check_links(root, &info, &rows, &opts.previous, opts, &mut f);
     }
     let findings = f.into_vec();
-    let mut sealed = manifests.sha256();
-    for m in manifests.tag.iter().filter(|m| m.alg == fsys::Alg::Sha256) {
-        sealed.extend(m.entries.clone());
-    }
+    let mut sealed = manifests.into_sha256();
     if !tag_sha.is_empty() {
         sealed.insert(files::TAG_MANIFEST.to_owned(), tag_sha);
     }
@@ -349,15 +346,20 @@ fn hash_payload(
     bag: &Bag,
     manifests: &bag::Manifests,
     walk: &Walk,
-    rows: &[BTreeMap<String, String>],
+    rows: &[record::Row],
     seed: Option<Seed>,
     opts: &VerifyOptions,
     f: &mut Findings,
 ) -> (bag::Hashed, Option<SampleReport>) {
     let recordings: BTreeMap<String, u64> = rows
         .iter()
-        .filter(|r| r.get("Outcome").map(String::as_str) == Some("Exported"))
-        .filter_map(|r| Some((r.get("File_Name")?.clone(), r.get("Bytes")?.parse().ok()?)))
+        .filter(|r| r.get("Outcome") == Some("Exported"))
+        .filter_map(|r| {
+            Some((
+                r.get("File_Name")?.to_owned(),
+                r.get("Bytes")?.parse().ok()?,
+            ))
+        })
         .collect();
     let listed: BTreeSet<&String> = manifests
         .payload

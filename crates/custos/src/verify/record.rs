@@ -14,8 +14,27 @@ use crate::custody::{ChainCheck, check_chain_lines, csv_cell};
 const CSV_CAP: u64 = 1 << 30;
 const LOG_LINE: usize = 4 << 20;
 
-/// A CSV row by header name.
-pub(super) type Row = BTreeMap<String, String>;
+/// A CSV row, its cells read by header name: one buffer a row, the header shared by every row
+/// of the file (a million-row custody record is held as its bytes and offsets, not as a map of
+/// seventeen names and values a row).
+#[derive(Clone, Debug)]
+pub(super) struct Row {
+    headers: std::sync::Arc<csv::StringRecord>,
+    cells: csv::StringRecord,
+}
+
+impl Row {
+    /// The cell under `header` (the last, if the header names it twice, as a map of the row
+    /// would keep it); `None` when the row is too short to have one.
+    pub(super) fn get(&self, header: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .zip(self.cells.iter())
+            .filter(|(h, _)| *h == header)
+            .map(|(_, v)| v)
+            .last()
+    }
+}
 
 /// An item's key in every record: (conversation id, recording id), as the CSVs write them.
 fn key(conv: &str, rec: &str) -> (String, String) {
@@ -24,8 +43,8 @@ fn key(conv: &str, rec: &str) -> (String, String) {
 
 fn row_key(r: &Row) -> (String, String) {
     key(
-        r.get("Conversation_ID").map(String::as_str).unwrap_or(""),
-        r.get("Recording_ID").map(String::as_str).unwrap_or(""),
+        r.get("Conversation_ID").unwrap_or(""),
+        r.get("Recording_ID").unwrap_or(""),
     )
 }
 
@@ -47,15 +66,12 @@ pub(super) fn read_csv(bag: &Bag, rel: &str, f: &mut Findings) -> Vec<Row> {
         }
     };
     let mut r = csv::Reader::from_reader(bytes.as_slice());
-    let headers = r.headers().cloned().unwrap_or_default();
+    let headers = std::sync::Arc::new(r.headers().cloned().unwrap_or_default());
     r.records()
         .filter_map(|x| x.ok())
-        .map(|rec| {
-            headers
-                .iter()
-                .zip(rec.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect()
+        .map(|cells| Row {
+            headers: headers.clone(),
+            cells,
         })
         .collect()
 }
@@ -158,7 +174,7 @@ fn check_row_file(
     f: &mut Findings,
 ) -> Option<String> {
     let id = shown_key(&row_key(r));
-    let get = |h: &str| r.get(h).cloned().unwrap_or_default();
+    let get = |h: &str| r.get(h).unwrap_or_default().to_owned();
     let outcome = get("Outcome");
     if crate::model::Outcome::parse(&outcome).is_none() {
         f.push(
@@ -282,7 +298,7 @@ pub(super) fn check_log(
     })?;
     for r in rows {
         let k = row_key(r);
-        let outcome = r.get("Outcome").cloned().unwrap_or_default();
+        let outcome = r.get("Outcome").unwrap_or_default().to_owned();
         if logged.get(&k) != Some(&outcome) {
             f.push(
                 K::OutcomeDisagreesWithLog,
@@ -294,7 +310,7 @@ pub(super) fn check_log(
             );
         }
         if outcome == "Exported" {
-            let sha = r.get("SHA256_Hash").cloned().unwrap_or_default();
+            let sha = r.get("SHA256_Hash").unwrap_or_default().to_owned();
             if acquired.get(&k) != Some(&sha) {
                 f.push(
                     K::AcquisitionHashMismatch,
