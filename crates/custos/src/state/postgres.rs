@@ -103,6 +103,12 @@ CREATE TABLE IF NOT EXISTS custos.listing (
     listed_by BIGINT,
     missing BOOLEAN,
     PRIMARY KEY (job_id, conversation_id));
+-- Workers claim the conversations not yet listed, and the items without an outcome, in key
+-- order: these indexes hold only those, so a claim does not step over every row already done
+-- (at a million, the listing's claim took 147 ms with 437,350 rows done ahead of it).
+CREATE INDEX IF NOT EXISTS listing_open ON custos.listing (job_id, conversation_id)
+    WHERE missing IS NULL;
+CREATE INDEX IF NOT EXISTS items_open ON custos.items (job_id, seq) WHERE outcome IS NULL;
 CREATE TABLE IF NOT EXISTS custos.listed (
     job_id TEXT NOT NULL REFERENCES custos.jobs,
     conversation_id TEXT NOT NULL,
