@@ -518,7 +518,7 @@ pub async fn work(
             super::retrieve::retrieve(&ctx, &no_restores).await?;
             // What is left is held by other workers: wait while they work it, and take it if
             // their leases lapse.
-            if shared.claim(0)?.unfinished == 0 {
+            if !shared.claim(0)?.others_unfinished {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
