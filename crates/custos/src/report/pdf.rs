@@ -1,9 +1,16 @@
 //! The report as PDF, laid out here on A4: the standard Helvetica and Courier faces (every PDF
 //! reader has them, so nothing is embedded), text in WinAnsiEncoding (a character outside it,
 //! rare in a report of ids and hashes, is shown as `?`; the HTML report has it), lines broken
-//! by the faces' own widths.
+//! by the faces' own widths. Each page's content is deflated (FlateDecode) as soon as the page
+//! is full, so the report of a large export holds its pages compressed, not as drawn (the pages
+//! drawn were the seal's peak: docs/benchmarks.md). The footer, which needs the page count, is
+//! each page's second, small stream.
 
-use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::write::ZlibEncoder;
+use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 
 use super::doc::{Block, Cell, colour};
 use super::facts::Facts;
@@ -143,9 +150,17 @@ fn wrap_line(face: Face, size: f32, text: &str, max: f32) -> Vec<Vec<u8>> {
     lines
 }
 
-/// Pages being filled, top to bottom.
+/// A page's content stream, deflated (zlib, as FlateDecode is).
+fn deflate(content: Content) -> Vec<u8> {
+    let raw = content.finish();
+    let mut z = ZlibEncoder::new(Vec::with_capacity(raw.len() / 4), Compression::default());
+    z.write_all(&raw).expect("writing to a Vec does not fail");
+    z.finish().expect("writing to a Vec does not fail")
+}
+
+/// Pages being filled, top to bottom: those full, deflated, and the one being drawn.
 struct Layout {
-    pages: Vec<Content>,
+    pages: Vec<Vec<u8>>,
     page: Content,
     y: f32,
 }
@@ -163,7 +178,7 @@ impl Layout {
     fn ensure(&mut self, h: f32) -> bool {
         if self.y - h < BOTTOM && self.y < TOP {
             let full = std::mem::replace(&mut self.page, Content::new());
-            self.pages.push(full);
+            self.pages.push(deflate(full));
             self.y = TOP;
             return true;
         }
@@ -203,8 +218,8 @@ impl Layout {
         }
     }
 
-    fn finish(mut self) -> Vec<Content> {
-        self.pages.push(self.page);
+    fn finish(mut self) -> Vec<Vec<u8>> {
+        self.pages.push(deflate(self.page));
         self.pages
     }
 }
@@ -377,21 +392,9 @@ pub(super) fn render(blocks: &[Block], f: &Facts) -> Vec<u8> {
     for b in blocks {
         block(&mut l, b);
     }
-    let mut pages = l.finish();
+    let pages = l.finish();
     let n = pages.len();
     let footer = format!("Export {}", f.info("Export-Id").unwrap_or(""));
-    for (i, p) in pages.iter_mut().enumerate() {
-        let mut tail = Layout {
-            pages: Vec::new(),
-            page: std::mem::replace(p, Content::new()),
-            y: 0.0,
-        };
-        tail.text(LEFT, 32.0, Face::Regular, 8.0, &encode(&footer));
-        let num = encode(&format!("page {} of {n}", i + 1));
-        let w = Face::Regular.width(8.0, &num);
-        tail.text(RIGHT - w, 32.0, Face::Regular, 8.0, &num);
-        *p = tail.page;
-    }
 
     let mut pdf = Pdf::new();
     let catalog = Ref::new(1);
@@ -402,7 +405,8 @@ pub(super) fn render(blocks: &[Block], f: &Facts) -> Vec<u8> {
         (Ref::new(5), Face::Bold, b"Helvetica-Bold"),
         (Ref::new(6), Face::Mono, b"Courier"),
     ];
-    let page_ids: Vec<Ref> = (0..n).map(|i| Ref::new(7 + 2 * i as i32)).collect();
+    // Each page: its object, its body's stream, its footer's stream.
+    let page_ids: Vec<Ref> = (0..n).map(|i| Ref::new(7 + 3 * i as i32)).collect();
     pdf.catalog(catalog).pages(tree);
     pdf.pages(tree)
         .kids(page_ids.iter().copied())
@@ -419,13 +423,13 @@ pub(super) fn render(blocks: &[Block], f: &Facts) -> Vec<u8> {
             .base_font(Name(base))
             .encoding_predefined(Name(b"WinAnsiEncoding"));
     }
-    for (i, content) in pages.into_iter().enumerate() {
+    for (i, body) in pages.into_iter().enumerate() {
         let id = page_ids[i];
-        let content_id = Ref::new(id.get() + 1);
+        let (body_id, footer_id) = (Ref::new(id.get() + 1), Ref::new(id.get() + 2));
         let mut page = pdf.page(id);
         page.media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H));
         page.parent(tree);
-        page.contents(content_id);
+        page.contents_array([body_id, footer_id]);
         let mut res = page.resources();
         let mut fs = res.fonts();
         for (fid, face, _) in fonts {
@@ -434,7 +438,13 @@ pub(super) fn render(blocks: &[Block], f: &Facts) -> Vec<u8> {
         fs.finish();
         res.finish();
         page.finish();
-        pdf.stream(content_id, &content.finish());
+        pdf.stream(body_id, &body).filter(Filter::FlateDecode);
+        let mut tail = Layout::new();
+        tail.text(LEFT, 32.0, Face::Regular, 8.0, &encode(&footer));
+        let num = encode(&format!("page {} of {n}", i + 1));
+        let w = Face::Regular.width(8.0, &num);
+        tail.text(RIGHT - w, 32.0, Face::Regular, 8.0, &num);
+        pdf.stream(footer_id, &tail.page.finish());
     }
     pdf.finish()
 }
@@ -460,6 +470,85 @@ mod tests {
                 "nothing lost"
             );
         }
+    }
+
+    /// The streams of `pdf` that follow `/Filter /FlateDecode`, inflated, and those that do not.
+    fn streams(pdf: &[u8]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        use std::io::Read;
+        let (mut deflated, mut plain) = (Vec::new(), Vec::new());
+        let mut rest = pdf;
+        while let Some(at) = rest.windows(7).position(|w| w == b"stream\n") {
+            let dict_start = rest[..at].windows(2).rposition(|w| w == b"<<").unwrap();
+            let flate = rest[dict_start..at]
+                .windows(12)
+                .any(|w| w == b"/FlateDecode");
+            let body = &rest[at + 7..];
+            let end = body.windows(10).position(|w| w == b"\nendstream").unwrap();
+            if flate {
+                let mut out = Vec::new();
+                flate2::read::ZlibDecoder::new(&body[..end])
+                    .read_to_end(&mut out)
+                    .expect("a FlateDecode stream inflates");
+                deflated.push(out);
+            } else {
+                plain.push(body[..end].to_vec());
+            }
+            rest = &body[end + 10..];
+        }
+        (deflated, plain)
+    }
+
+    #[test]
+    fn page_bodies_are_deflated_and_each_footer_counts_the_pages() {
+        let rows: Vec<Vec<Cell>> = (0..10_000)
+            .map(|i| {
+                vec![
+                    Cell {
+                        text: format!("recording-{i:08}"),
+                        mono: true,
+                    },
+                    Cell {
+                        text: "Corrupted: the audio is 4.2 s shorter than its metadata states"
+                            .into(),
+                        mono: false,
+                    },
+                ]
+            })
+            .collect();
+        let blocks = [
+            Block::Title("Export report: M-1".into()),
+            Block::Table {
+                head: vec!["Recording".into(), "Why".into()],
+                widths: vec![0.4, 0.6],
+                rows,
+            },
+        ];
+        let pdf = render(&blocks, &Facts::default());
+        let (bodies, footers) = streams(&pdf);
+        let n = bodies.len();
+        assert!(n > 100, "10,000 rows on {n} pages");
+        assert_eq!(footers.len(), n, "one footer stream a page");
+        let drawn: usize = bodies.iter().map(Vec::len).sum();
+        assert!(
+            bodies
+                .iter()
+                .all(|b| b.windows(15).any(|w| w == b"(recording-0000")),
+            "every page body holds rows"
+        );
+        for (i, f) in footers.iter().enumerate() {
+            let want = format!("(page {} of {n})", i + 1);
+            assert!(
+                f.windows(want.len()).any(|w| w == want.as_bytes()),
+                "page {}'s footer: {}",
+                i + 1,
+                String::from_utf8_lossy(f)
+            );
+        }
+        assert!(
+            pdf.len() * 4 < drawn,
+            "{} bytes written for {drawn} drawn",
+            pdf.len()
+        );
     }
 
     #[test]
