@@ -95,7 +95,8 @@ fn encode(s: &str) -> Vec<u8> {
             '“' => 0x93,
             '”' => 0x94,
             '•' => 0x95,
-            '–' => 0x96,
+            // The report's own minus sign (U+2212) has no WinAnsi code: the en dash stands in.
+            '–' | '−' => 0x96,
             '—' => 0x97,
             '™' => 0x99,
             _ => b'?',
@@ -554,5 +555,10 @@ mod tests {
     #[test]
     fn text_outside_winansi_is_a_question_mark() {
         assert_eq!(encode("Zoë – 李"), b"Zo\xeb \x96 ?");
+    }
+
+    #[test]
+    fn the_reports_minus_sign_is_an_en_dash_not_a_question_mark() {
+        assert_eq!(encode("− failed"), b"\x96 failed");
     }
 }
