@@ -39,8 +39,8 @@ use crate::state::{Done, Key, State, StateLocation};
 const POLL: Duration = Duration::from_secs(1);
 
 /// The coordinator waits this many times as long as its last look took before the next: each
-/// look counts the job's items (at a million, about half a second of the database's time), so
-/// that the workers' own database work keeps at least 90 % of it.
+/// look counts the job's items (at a million, about a third of a second of the database's
+/// time), so that the workers' own database work keeps at least 90 % of it.
 const POLL_SHARE: u32 = 10;
 
 /// Opens the job to workers for listing: the conversations to list are in the job state.
