@@ -754,8 +754,8 @@ impl JobStore for Pg {
         let since = since.to_owned();
         self.run(move |c, job| {
             let mut p = super::JobProgress::default();
-            // One pass over the job's items (a million rows took about a third of a second), grouped
-            // by outcome; the group without one is the items still open.
+            // One pass over the job's items (a million rows took about a third of a second),
+            // grouped by outcome; the group without one is the items still open.
             for r in c.query(
                 "SELECT outcome, COUNT(*), MAX(downloaded_at), COUNT(*) FILTER (WHERE downloaded_at >= $2)
                  FROM custos.items WHERE job_id = $1 GROUP BY outcome",
